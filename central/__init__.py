@@ -1,0 +1,1 @@
+"""central: the aggregator (ingest, store, API, dashboard, ledger, cases)."""

@@ -1,0 +1,1 @@
+"""edge: the box that runs in a car park or stall zone."""

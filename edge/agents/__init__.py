@@ -1,0 +1,1 @@
+"""edge.agents: occupancy and guidance, stall zones, uplink, health."""

@@ -1,0 +1,3 @@
+"""parkgrid: the ``parkgrid`` command that ties the packages together."""
+
+__version__ = "0.1.0"

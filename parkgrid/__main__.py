@@ -1,0 +1,3 @@
+from parkgrid.cli import main
+
+raise SystemExit(main())
