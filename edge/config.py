@@ -1,0 +1,457 @@
+"""The edge box configuration: one TOML file, validated by pydantic, errors with their path.
+
+A box's file names its site and box id, how it reaches the broker, its serial lines (where
+the sensors are heard), its lots and bays, its stall zones, its sign buses and what each
+sign shows, and the limits of its outbox. ``load_config(path)`` returns an ``EdgeConfig`` or
+raises ``ConfigError`` carrying every problem found, each as a ``ConfigProblem`` with a
+dotted path (``lots.P1.bays.B017.sensor``) and a plain sentence; the CLI prints them and
+exits 2. Cross-references (a sign naming a lot that does not exist, a sensor mapped to two
+bays) are checked after the field-by-field validation, with the same kind of path.
+
+Sensor ids are strings: radio sensors heard through a concentrator are their 32-bit id as
+8 upper-case hex digits (``00A1B2C3``); detectors behind an M77 receiver are
+``M77-<host>-<detector>`` with three digits each (``M77-001-007``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from firmware_protocols.sensors import FORMATS as SENSOR_FORMATS
+from firmware_protocols.signs import PROFILES as SIGN_PROFILES
+
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+Ident = Annotated[str, Field(pattern=ID_PATTERN)]
+M77_FORMAT = "m77-ascii"
+RADIO_SENSOR_ID = re.compile(r"^[0-9A-F]{8}$")
+M77_SENSOR_ID = re.compile(r"^M77-(\d{3})-(\d{3})$")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong in a config file: where, and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def normalise_sensor_id(value: object) -> str:
+    """Accept ``0x00a1b2c3``, ``a1b2c3``, an int, or ``M77-1-7``; give the canonical form."""
+    if isinstance(value, bool):
+        raise ValueError("a sensor id is a hex string such as '00A1B2C3' or 'M77-001-007'")
+    if isinstance(value, int):
+        if not 0 <= value <= 0xFFFFFFFF:
+            raise ValueError("a radio sensor id is a 32-bit number")
+        return f"{value:08X}"
+    if not isinstance(value, str):
+        raise ValueError("a sensor id is a hex string such as '00A1B2C3' or 'M77-001-007'")
+    text = value.strip()
+    m77 = re.fullmatch(r"(?i)m77-(\d{1,3})-(\d{1,3})", text)
+    if m77:
+        return f"M77-{int(m77[1]):03d}-{int(m77[2]):03d}"
+    digits = text[2:] if text.lower().startswith("0x") else text
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,8}", digits):
+        raise ValueError(
+            f"{value!r} is not a sensor id: use up to 8 hex digits ('00A1B2C3') "
+            "or 'M77-<host>-<detector>'"
+        )
+    return digits.upper().zfill(8)
+
+
+SensorId = Annotated[str, Field(min_length=1)]
+
+
+class Credentials(_Model):
+    """Where the MQTT password comes from: a file (preferred) or an environment variable."""
+
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Credentials:
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("give password_file or password_env, not both")
+        return self
+
+    def password(self) -> str | None:
+        """Read the secret now (never stored in the model, never logged)."""
+        if self.password_file is not None:
+            return self.password_file.read_text().strip()
+        if self.password_env is not None:
+            return os.environ.get(self.password_env)
+        return None
+
+
+class MqttConfig(Credentials):
+    url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt:// or mqtts://host:port")
+    client_id: str | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    max_inflight: int = Field(default=200, ge=1, le=10_000)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.fullmatch(r"mqtts?://[^/:\s]+(:\d{1,5})?/?", value):
+            raise ValueError(f"{value!r} is not an MQTT URL such as mqtt://broker:1883")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> MqttConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("a client certificate needs both cert_file and key_file")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1].split(":")[0]
+
+    @property
+    def port(self) -> int:
+        rest = self.url.split("://", 1)[1]
+        if ":" in rest:
+            return int(rest.split(":")[1])
+        return 8883 if self.tls else 1883
+
+    @property
+    def tls(self) -> bool:
+        return self.url.startswith("mqtts://") or self.ca_file is not None
+
+
+class SerialLineConfig(_Model):
+    """A serial line where sensors are heard: a concentrator, or M77 receivers polled."""
+
+    device: str = Field(description="device path; prefer /dev/serial/by-id/...")
+    protocol: Literal["concentrator", "m77-ascii"]
+    baud: int = Field(default=115200, ge=300, le=4_000_000)
+    parity: Literal["N", "E", "O"] = "N"
+    receiver_hosts: list[Annotated[int, Field(ge=0, le=999)]] = Field(default_factory=list)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    answer_timeout_s: float = Field(default=0.5, gt=0, le=60)
+    inter_frame_gap_ms: float = Field(default=5.0, ge=0, le=10_000)
+    reopen_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _hosts_match_protocol(self) -> SerialLineConfig:
+        if self.protocol == "m77-ascii" and not self.receiver_hosts:
+            raise ValueError("an m77-ascii line needs receiver_hosts, the receivers to poll")
+        if self.protocol == "concentrator" and self.receiver_hosts:
+            raise ValueError("receiver_hosts only applies to m77-ascii lines")
+        return self
+
+
+class BayConfig(_Model):
+    sensor: SensorId
+    format: str
+    heartbeat_timeout_s: float | None = Field(default=None, gt=0)
+    label: str | None = None
+
+    @field_validator("sensor", mode="before")
+    @classmethod
+    def _sensor(cls, value: object) -> str:
+        return normalise_sensor_id(value)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        known = sorted([*SENSOR_FORMATS, M77_FORMAT])
+        if value not in known:
+            raise ValueError(f"unknown sensor format {value!r}; known: {', '.join(known)}")
+        return value
+
+    @model_validator(mode="after")
+    def _id_matches_format(self) -> BayConfig:
+        is_m77 = bool(M77_SENSOR_ID.match(self.sensor))
+        if is_m77 != (self.format == M77_FORMAT):
+            raise ValueError(
+                "M77 detectors use format 'm77-ascii' and ids 'M77-<host>-<detector>'; "
+                "radio sensors use 8 hex digits"
+            )
+        return self
+
+
+class LotThresholds(_Model):
+    """DATEX II style occupancy thresholds, in percent of the bays in service."""
+
+    almost_full_increasing: float = Field(default=90, gt=0, le=100)
+    almost_full_decreasing: float = Field(default=85, gt=0, le=100)
+    full_increasing: float = Field(default=100, gt=0, le=100)
+    full_decreasing: float = Field(default=97, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LotThresholds:
+        if self.almost_full_decreasing > self.almost_full_increasing:
+            raise ValueError("almost_full_decreasing must not exceed almost_full_increasing")
+        if self.full_decreasing > self.full_increasing:
+            raise ValueError("full_decreasing must not exceed full_increasing")
+        if self.almost_full_increasing > self.full_increasing:
+            raise ValueError("almost_full_increasing must not exceed full_increasing")
+        return self
+
+
+class LotConfig(_Model):
+    name: str | None = None
+    thresholds: LotThresholds = LotThresholds()
+    bays: dict[Ident, BayConfig] = Field(default_factory=dict)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.bays)
+
+
+class SignConfig(_Model):
+    """One sign on a bus: its unit id, profile, and what it shows."""
+
+    unit: int = Field(ge=1, le=247)
+    profile: str
+    lot: Ident | None = Field(default=None, description="guidance: the lot whose count it shows")
+    arrow: Literal["none", "left", "right", "ahead"] = "none"
+    fallback: list[Ident] = Field(
+        default_factory=list, description="lots to point to when full, nearest first"
+    )
+    zone: Ident | None = Field(default=None, description="warning: the zone it warns for")
+    message: str | None = Field(default=None, description="warning: a fixed message")
+    brightness: int = Field(default=80, ge=0, le=100)
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: str) -> str:
+        if value not in SIGN_PROFILES:
+            raise ValueError(f"unknown sign profile {value!r}; known: {', '.join(SIGN_PROFILES)}")
+        return value
+
+
+class SignBusConfig(_Model):
+    """A Modbus bus: RTU on a serial line, or TCP to host:port."""
+
+    transport: Literal["rtu", "tcp"]
+    device: str | None = None
+    baud: int = Field(default=9600, ge=1200, le=115200)
+    parity: Literal["N", "E", "O"] = "N"
+    host: str | None = None
+    port: int = Field(default=502, ge=1, le=65535)
+    timeout_s: float = Field(default=0.5, gt=0, le=30)
+    retries: int = Field(default=1, ge=0, le=10)
+    inter_frame_gap_ms: float = Field(default=5.0, ge=0, le=1000)
+    down_after_failures: int = Field(default=3, ge=1, le=100)
+    retry_down_after_s: float = Field(default=10.0, gt=0, le=3600)
+    refresh_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    watchdog_timeout_s: int = Field(default=60, ge=5, le=3600)
+    signs: dict[Ident, SignConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> SignBusConfig:
+        if self.transport == "rtu" and not self.device:
+            raise ValueError("an rtu bus needs device, the serial line of the RS-485 adapter")
+        if self.transport == "tcp" and not self.host:
+            raise ValueError("a tcp bus needs host (and port, 502 by default)")
+        if self.refresh_interval_s * 2 > self.watchdog_timeout_s:
+            raise ValueError(
+                "refresh_interval_s must be at most half of watchdog_timeout_s, or the signs "
+                "blank between refreshes"
+            )
+        units = [s.unit for s in self.signs.values()]
+        dupes = sorted({u for u in units if units.count(u) > 1})
+        if dupes:
+            raise ValueError(f"unit id(s) {dupes} used by more than one sign on this bus")
+        return self
+
+
+class SensorDefaults(_Model):
+    heartbeat_timeout_s: float = Field(default=1800, gt=0, description="silent longer: unknown")
+    min_dwell_s: float = Field(default=0, ge=0, description="flap filter; 0 switches at once")
+    battery_low_mv: int = Field(default=3000, ge=0)
+    temperature_range_c: tuple[float, float] = (-40.0, 85.0)
+
+
+class OutboxConfig(_Model):
+    events_max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
+    state_max_bytes: int = Field(default=8 * 1024 * 1024, ge=16 * 1024)
+    resend_after_s: float = Field(default=30, gt=0, le=3600)
+
+
+class HealthConfig(_Model):
+    listen: str = Field(default="127.0.0.1:9108", description="host:port of /healthz, /metrics")
+    status_interval_s: float = Field(default=60, gt=0)
+
+
+class EdgeConfig(_Model):
+    site: Ident
+    box_id: Ident
+    timezone: str = "Asia/Shanghai"
+    data_dir: Path = Path("/var/lib/parkgrid")
+    mqtt: MqttConfig = MqttConfig()
+    serial: dict[Ident, SerialLineConfig] = Field(default_factory=dict)
+    lots: dict[Ident, LotConfig] = Field(default_factory=dict)
+    sign_buses: dict[Ident, SignBusConfig] = Field(default_factory=dict)
+    sensors: SensorDefaults = SensorDefaults()
+    outbox: OutboxConfig = OutboxConfig()
+    health: HealthConfig = HealthConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def bays(self) -> Iterable[tuple[str, str, BayConfig]]:
+        """Every (lot_id, bay_id, bay) of the box."""
+        for lot_id, lot in self.lots.items():
+            for bay_id, bay in lot.bays.items():
+                yield lot_id, bay_id, bay
+
+
+def cross_check(config: EdgeConfig) -> list[ConfigProblem]:
+    """Problems that span sections: references, duplicates, lines the bays need."""
+    problems: list[ConfigProblem] = []
+    seen: dict[str, str] = {}
+    for lot_id, bay_id, bay in config.bays():
+        path = f"lots.{lot_id}.bays.{bay_id}.sensor"
+        if bay.sensor in seen:
+            problems.append(
+                ConfigProblem(path, f"sensor {bay.sensor} is already mapped to {seen[bay.sensor]}")
+            )
+        else:
+            seen[bay.sensor] = f"lots.{lot_id}.bays.{bay_id}"
+    protocols = {line.protocol for line in config.serial.values()}
+    hosts = {h for line in config.serial.values() for h in line.receiver_hosts}
+    for lot_id, bay_id, bay in config.bays():
+        path = f"lots.{lot_id}.bays.{bay_id}"
+        if bay.format == M77_FORMAT:
+            match = M77_SENSOR_ID.match(bay.sensor)
+            if match and int(match[1]) not in hosts:
+                problems.append(
+                    ConfigProblem(
+                        f"{path}.sensor",
+                        f"receiver host {int(match[1])} is not polled by any m77-ascii line",
+                    )
+                )
+        elif "concentrator" not in protocols:
+            problems.append(
+                ConfigProblem(f"{path}.format", "radio sensors need a concentrator serial line")
+            )
+    devices: dict[str, str] = {}
+    for name, line in config.serial.items():
+        if line.device in devices:
+            problems.append(
+                ConfigProblem(
+                    f"serial.{name}.device", f"device already used by {devices[line.device]}"
+                )
+            )
+        devices[line.device] = f"serial.{name}"
+    for bus_id, bus in config.sign_buses.items():
+        if bus.transport == "rtu" and bus.device in devices:
+            problems.append(
+                ConfigProblem(
+                    f"sign_buses.{bus_id}.device",
+                    f"device already used by {devices[bus.device or '']}",
+                )
+            )
+        for sign_id, sign in bus.signs.items():
+            path = f"sign_buses.{bus_id}.signs.{sign_id}"
+            guidance = sign.profile != "parkgrid-warning"
+            if guidance and sign.lot is None:
+                problems.append(ConfigProblem(f"{path}.lot", "a guidance sign needs the lot it shows"))
+            if sign.lot is not None and sign.lot not in config.lots:
+                problems.append(ConfigProblem(f"{path}.lot", f"no lot {sign.lot!r} in this box"))
+            for index, target in enumerate(sign.fallback):
+                if target == sign.lot:
+                    problems.append(
+                        ConfigProblem(f"{path}.fallback.{index}", "a lot cannot be its own fallback")
+                    )
+            if not guidance and sign.zone is None and sign.message is None:
+                problems.append(
+                    ConfigProblem(path, "a warning sign needs a zone or a fixed message")
+                )
+    return problems
+
+
+def _pydantic_problems(exc: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting (misspelt, or in the wrong section?)"
+        elif error["type"] == "missing":
+            message = "required setting is missing"
+        message = message.removeprefix("Value error, ")
+        problems.append(ConfigProblem(path, message))
+    return problems
+
+
+def parse_config(data: dict[str, object], *, source: str = "<config>") -> EdgeConfig:
+    """Validate already-parsed TOML data; raise ConfigError with every problem."""
+    try:
+        config = EdgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _pydantic_problems(exc)) from None
+    problems = cross_check(config)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def load_config(path: Path | str) -> EdgeConfig:
+    """Read and validate a box config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigProblem("", f"cannot read the file: {exc.strerror}")])
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), [ConfigProblem("", "the file is not UTF-8 text")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+    return parse_config(data, source=str(path))
+
+
+def config_hash(path: Path | str) -> str:
+    """SHA-256 of the file's bytes, short form: what the box reports in its birth."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
