@@ -137,8 +137,8 @@ def parse_answer(line: bytes) -> M77Answer:
         host_id=int(m[1]),
         channel=int(m[2]),
         detector_id=int(m[3]),
-        state=_STATE_BY_DIGIT[line[15]],
-        battery=line[17] - 0x30,
+        state=_STATE_BY_DIGIT[line[11]],
+        battery=line[13] - 0x30,
         threshold=int(m[6]),
         delay_ms=int(m[7]) * 10,
     )
