@@ -30,7 +30,9 @@ def read_bays_csv(path: Path) -> dict[str, dict[str, BayConfig]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ConfigError(source, [ConfigProblem("", f"cannot read the file: {exc.strerror}")])
+        raise ConfigError(
+            source, [ConfigProblem("", f"cannot read the file: {exc.strerror}")]
+        ) from None
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in REQUIRED if c not in header]

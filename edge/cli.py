@@ -84,7 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _print_config_error(exc)
     from edge.runtime import run_box
 
-    return run_box(config, config_path=Path(args.config), log_level=args.log_level)
+    exit_code: int = run_box(config, config_path=Path(args.config), log_level=args.log_level)
+    return exit_code
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

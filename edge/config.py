@@ -36,6 +36,7 @@ from pydantic import (
 
 from firmware_protocols.sensors import FORMATS as SENSOR_FORMATS
 from firmware_protocols.signs import PROFILES as SIGN_PROFILES
+from firmware_protocols.signs import Message
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -236,6 +237,13 @@ class LotConfig(_Model):
         return len(self.bays)
 
 
+class FallbackTarget(_Model):
+    """Where a guidance sign sends drivers when its own lot is full."""
+
+    lot: Ident
+    arrow: Literal["none", "left", "right", "ahead"] = "ahead"
+
+
 class SignConfig(_Model):
     """One sign on a bus: its unit id, profile, and what it shows."""
 
@@ -243,12 +251,22 @@ class SignConfig(_Model):
     profile: str
     lot: Ident | None = Field(default=None, description="guidance: the lot whose count it shows")
     arrow: Literal["none", "left", "right", "ahead"] = "none"
-    fallback: list[Ident] = Field(
+    fallback: list[FallbackTarget] = Field(
         default_factory=list, description="lots to point to when full, nearest first"
     )
     zone: Ident | None = Field(default=None, description="warning: the zone it warns for")
     message: str | None = Field(default=None, description="warning: a fixed message")
     brightness: int = Field(default=80, ge=0, le=100)
+
+    @field_validator("message")
+    @classmethod
+    def _message(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        known = [name.lower() for name in Message.__members__]
+        if value.lower().replace("-", "_") not in known:
+            raise ValueError(f"unknown message {value!r}; known: {', '.join(known)}")
+        return value
 
     @field_validator("profile")
     @classmethod
@@ -395,13 +413,17 @@ def cross_check(config: EdgeConfig) -> list[ConfigProblem]:
             path = f"sign_buses.{bus_id}.signs.{sign_id}"
             guidance = sign.profile != "parkgrid-warning"
             if guidance and sign.lot is None:
-                problems.append(ConfigProblem(f"{path}.lot", "a guidance sign needs the lot it shows"))
+                problems.append(
+                    ConfigProblem(f"{path}.lot", "a guidance sign needs the lot it shows")
+                )
             if sign.lot is not None and sign.lot not in config.lots:
                 problems.append(ConfigProblem(f"{path}.lot", f"no lot {sign.lot!r} in this box"))
             for index, target in enumerate(sign.fallback):
-                if target == sign.lot:
+                if target.lot == sign.lot:
                     problems.append(
-                        ConfigProblem(f"{path}.fallback.{index}", "a lot cannot be its own fallback")
+                        ConfigProblem(
+                            f"{path}.fallback.{index}", "a lot cannot be its own fallback"
+                        )
                     )
             if not guidance and sign.zone is None and sign.message is None:
                 problems.append(
@@ -442,7 +464,8 @@ def load_config(path: Path | str) -> EdgeConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(path), [ConfigProblem("", f"cannot read the file: {exc.strerror}")])
+        problem = ConfigProblem("", f"cannot read the file: {exc.strerror}")
+        raise ConfigError(str(path), [problem]) from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), [ConfigProblem("", "the file is not UTF-8 text")]) from None
     try:

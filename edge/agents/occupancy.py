@@ -20,8 +20,8 @@ decreasing thresholds, so a lot hovering near a threshold does not make its sign
     spacesAvailable --(>= almost_full_increasing)--> almostFull --(>= full_increasing)--> full
     spacesAvailable <--(<  almost_full_decreasing)-- almostFull <--(<  full_decreasing)--- full
 
-A lot with no bay in service is ``closed``. The trend compares the free count with what it
-was ``TREND_WINDOW_S`` ago.
+A lot with no bay in service is ``closed``. The trend compares the occupied count with what it
+was ``TREND_WINDOW_S`` ago (occupied, not free, so bays leaving "unknown" are no trend).
 
 Nothing here reads a clock: every method takes ``now`` (wall seconds), so tests move time by
 hand and the box can compute when it next needs to look (``next_deadline``).
@@ -220,10 +220,7 @@ class Occupancy:
                     self._set(bay, "occupied" if occupied else "free", began, "sensor", changes)
             last = bay.health.last_seen
             silent_since = last if last is not None else bay.since
-            if (
-                bay.state in ("free", "occupied")
-                and now - silent_since >= bay.heartbeat_timeout_s
-            ):
+            if bay.state in ("free", "occupied") and now - silent_since >= bay.heartbeat_timeout_s:
                 bay.pending = None
                 self._set(bay, "unknown", now, "heartbeat_timeout", changes)
                 notices.append(
@@ -270,7 +267,7 @@ class Occupancy:
             unknown=counts["unknown"],
             closed=counts["closed"],
             status=track.status,
-            trend=self._trend(lot_id, counts["free"], capacity, now),
+            trend=self._trend(lot_id, counts["occupied"], capacity, now),
             updated_at=now,
         )
 
@@ -383,10 +380,9 @@ class Occupancy:
             )
         if reading.frame_counter is not None:
             previous = health.frame_counter
-            if previous is not None and reading.frame_counter not in (previous, previous + 1):
-                # A restart sets the counter back; anything else skipped frames we never heard.
-                if reading.frame_counter > previous + 1:
-                    health.frame_counter_gaps += reading.frame_counter - previous - 1
+            # A restart sets the counter back; a jump forward skipped frames we never heard.
+            if previous is not None and reading.frame_counter > previous + 1:
+                health.frame_counter_gaps += reading.frame_counter - previous - 1
             health.frame_counter = reading.frame_counter
         return notices
 
@@ -418,23 +414,24 @@ class Occupancy:
         return "spacesAvailable"
 
     def _record_trend(self, lot_id: str, at: float) -> None:
-        free = sum(1 for bay in self._lot_bays[lot_id] if bay.state == "free")
+        occupied = sum(1 for bay in self._lot_bays[lot_id] if bay.state == "occupied")
         history = self._lots[lot_id].history
-        history.append((at, free))
+        history.append((at, occupied))
         while len(history) > 2 and history[1][0] <= at - TREND_WINDOW_S:
             history.popleft()
 
-    def _trend(self, lot_id: str, free: int, capacity: int, now: float) -> Trend:
+    def _trend(self, lot_id: str, occupied: int, capacity: int, now: float) -> Trend:
         history = self._lots[lot_id].history
-        # The free count as it stood at the start of the window (or as far back as we know).
-        past = history[0][1] if history else free
+        # The occupied count as it stood when the window began (or as far back as we know).
+        # Occupied, not free: bays coming out of "unknown" at start-up are not a trend.
+        past = history[0][1] if history else occupied
         for at, value in history:
             if at > now - TREND_WINDOW_S:
                 break
             past = value
         step = max(1, capacity // 50)
-        if free <= past - step:
+        if occupied >= past + step:
             return "filling"
-        if free >= past + step:
+        if occupied <= past - step:
             return "emptying"
         return "steady"

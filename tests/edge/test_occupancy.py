@@ -1,0 +1,234 @@
+"""Occupancy: bays follow sensors, silence makes them unknown, lots follow DATEX II."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.agents.guidance import RemoteLot, guidance_display, numeric_display
+from edge.agents.occupancy import Occupancy
+from edge.config import EdgeConfig, parse_config
+from edge.observations import SensorObservation
+from firmware_protocols.sensors import decode
+from firmware_protocols.signs import Arrow, Colour, GuidanceMode
+
+T0 = 1_700_000_000.0
+
+
+def make_config(bays: int = 10, **sensors: object) -> EdgeConfig:
+    data: dict[str, object] = {
+        "site": "xigang",
+        "box_id": "box-p1",
+        "serial": {"c": {"device": "/dev/x", "protocol": "concentrator"}},
+        "lots": {
+            "P1": {
+                "bays": {
+                    f"B{i:03d}": {"sensor": f"{i:08X}", "format": "nwave-nps"}
+                    for i in range(1, bays + 1)
+                }
+            }
+        },
+        "sensors": {"heartbeat_timeout_s": 600, **sensors},
+    }
+    return parse_config(data)
+
+
+def obs(sensor: int, occupied: bool, at: float) -> SensorObservation:
+    reading = decode("nwave-nps", bytes([0x01 if occupied else 0x00]), port=1)
+    return SensorObservation(line="c", sensor_id=f"{sensor:08X}", reading=reading, received_at=at)
+
+
+def heartbeat(sensor: int, at: float) -> SensorObservation:
+    reading = decode("nwave-nps", bytes([0x01, 0x80, 0x14]), port=2)
+    return SensorObservation(line="c", sensor_id=f"{sensor:08X}", reading=reading, received_at=at)
+
+
+def test_occupancy_bays_start_unknown_and_never_count_free() -> None:
+    """Before any sensor speaks, every bay is unknown and the lot shows no free space."""
+    occ = Occupancy(make_config(), now=T0)
+    snap = occ.lot_snapshot("P1", T0)
+    assert (snap.capacity, snap.free, snap.unknown) == (10, 0, 10)
+    assert snap.status == "full"
+
+
+def test_occupancy_car_arrives_and_leaves() -> None:
+    """A status frame moves the bay, with the change dated by the reading."""
+    occ = Occupancy(make_config(), now=T0)
+    changes, _ = occ.observe(obs(1, False, T0 + 1))
+    assert [(c.previous, c.current) for c in changes] == [("unknown", "free")]
+    changes, _ = occ.observe(obs(1, True, T0 + 5))
+    assert [(c.bay_id, c.current, c.at) for c in changes] == [("B001", "occupied", T0 + 5)]
+    changes, _ = occ.observe(obs(1, True, T0 + 6))
+    assert changes == []
+
+
+def test_occupancy_silent_sensor_becomes_unknown_then_recovers() -> None:
+    """No frame within the heartbeat timeout: unknown; a heartbeat brings it back."""
+    occ = Occupancy(make_config(), now=T0)
+    occ.observe(obs(1, False, T0))
+    assert occ.next_deadline() == T0 + 600
+    changes, notices = occ.tick(T0 + 599)
+    assert changes == [] and notices == []
+    changes, notices = occ.tick(T0 + 600)
+    assert [(c.current, c.reason) for c in changes] == [("unknown", "heartbeat_timeout")]
+    assert [n.kind for n in notices] == ["silent"]
+    changes, notices = occ.observe(heartbeat(1, T0 + 700))
+    assert [c.current for c in changes] == ["occupied"]
+    assert [n.kind for n in notices] == ["recovered"]
+
+
+def test_occupancy_unknown_sensor_reported_once() -> None:
+    """A sensor not in the config is counted every time and reported once."""
+    occ = Occupancy(make_config(), now=T0)
+    _, first = occ.observe(obs(0xDEAD, True, T0))
+    _, second = occ.observe(obs(0xDEAD, False, T0 + 1))
+    assert [n.kind for n in first] == ["unknown_sensor"] and second == []
+    assert occ.unknown_sensors["0000DEAD"] == 2
+
+
+def test_occupancy_flap_filter_holds_short_changes() -> None:
+    """With a minimum dwell, a blip shorter than it changes nothing; a lasting one is dated back."""
+    occ = Occupancy(make_config(min_dwell_s=30), now=T0)
+    occ.observe(obs(1, False, T0))
+    assert occ.observe(obs(1, True, T0 + 10))[0] == []
+    assert occ.observe(obs(1, False, T0 + 20))[0] == []
+    assert occ.tick(T0 + 60)[0] == []
+    occ.observe(obs(1, True, T0 + 100))
+    changes, _ = occ.tick(T0 + 131)
+    assert [(c.current, c.at) for c in changes] == [("occupied", T0 + 100)]
+
+
+def test_occupancy_closed_bay_keeps_following_sensor() -> None:
+    """A closed bay counts as closed; reopening returns it to what its sensor says."""
+    occ = Occupancy(make_config(), now=T0)
+    occ.observe(obs(1, False, T0))
+    assert [c.current for c in occ.close_bay("B001", T0 + 1)] == ["closed"]
+    assert occ.observe(obs(1, True, T0 + 2))[0] == []
+    assert occ.lot_snapshot("P1", T0 + 2).closed == 1
+    assert [c.current for c in occ.open_bay("B001", T0 + 3)] == ["occupied"]
+
+
+def test_occupancy_implausible_temperature_flagged() -> None:
+    """The Dingtek vendor example's -117 °C decodes, and the edge flags it."""
+    occ = Occupancy(make_config(), now=T0)
+    reading = decode("nwave-nps", bytes([0x00, 0x80, 0x14]), port=2)
+    cold = SensorObservation(
+        line="c",
+        sensor_id="00000001",
+        reading=type(reading)(**{**_fields(reading), "temperature_c": -117.0}),
+        received_at=T0,
+    )
+    _, notices = occ.observe(cold)
+    assert "temperature_c" in occ.bays["B001"].health.implausible
+    assert any(n.kind == "implausible" for n in notices)
+
+
+def _fields(reading: object) -> dict[str, object]:
+    return {name: getattr(reading, name) for name in reading.__slots__}  # type: ignore[attr-defined]
+
+
+def fill(occ: Occupancy, occupied: int, total: int, at: float) -> None:
+    for i in range(1, total + 1):
+        occ.observe(obs(i, i <= occupied, at))
+
+
+@pytest.mark.parametrize(
+    ("sequence", "expected"),
+    [
+        pytest.param([5, 9], "almostFull", id="up-to-90pct"),
+        pytest.param([9, 8], "spacesAvailable", id="below-almost-full-decreasing-85pct"),
+        pytest.param([10, 9, 10], "full", id="full-again"),
+        pytest.param([10], "full", id="no-free-space"),
+        pytest.param([10, 9], "almostFull", id="full-to-almost-below-97pct"),
+        pytest.param([0], "spacesAvailable", id="empty"),
+    ],
+)
+def test_occupancy_lot_status_hysteresis(sequence: list[int], expected: str) -> None:
+    """Status follows the increasing and decreasing thresholds (90/85, 100/97)."""
+    occ = Occupancy(make_config(), now=T0)
+    for step, occupied in enumerate(sequence):
+        fill(occ, occupied, 10, T0 + step)
+        snap = occ.lot_snapshot("P1", T0 + step)
+    assert snap.status == expected
+
+
+def test_occupancy_hysteresis_with_thresholds_80_70() -> None:
+    """At 75 % a lot that was almost full stays so; one that was not does not become so."""
+    data = make_config(bays=20).model_dump()
+    data["lots"]["P1"]["thresholds"] = {"almost_full_increasing": 80, "almost_full_decreasing": 70}
+    config = parse_config(data)
+    rising = Occupancy(config, now=T0)
+    fill(rising, 15, 20, T0)
+    assert rising.lot_snapshot("P1", T0).status == "spacesAvailable"
+    falling = Occupancy(config, now=T0)
+    fill(falling, 16, 20, T0)
+    assert falling.lot_snapshot("P1", T0).status == "almostFull"
+    fill(falling, 15, 20, T0 + 1)
+    assert falling.lot_snapshot("P1", T0 + 1).status == "almostFull"
+    fill(falling, 13, 20, T0 + 2)
+    assert falling.lot_snapshot("P1", T0 + 2).status == "spacesAvailable"
+
+
+def test_occupancy_trend() -> None:
+    """Cars arriving over the window is filling; leaving is emptying."""
+    occ = Occupancy(make_config(), now=T0)
+    fill(occ, 0, 10, T0)
+    assert occ.lot_snapshot("P1", T0 + 1).trend == "steady"
+    fill(occ, 5, 10, T0 + 300)
+    assert occ.lot_snapshot("P1", T0 + 301).trend == "filling"
+    fill(occ, 1, 10, T0 + 2000)
+    assert occ.lot_snapshot("P1", T0 + 2001).trend == "emptying"
+    assert occ.lot_snapshot("P1", T0 + 5000).trend == "steady"
+
+
+def guidance_config() -> EdgeConfig:
+    data = make_config().model_dump()
+    data["sign_buses"] = {
+        "bus": {
+            "transport": "tcp",
+            "host": "127.0.0.1",
+            "signs": {
+                "S1": {
+                    "unit": 1,
+                    "profile": "parkgrid-guidance",
+                    "lot": "P1",
+                    "arrow": "left",
+                    "fallback": [{"lot": "P2", "arrow": "right"}, {"lot": "P3"}],
+                }
+            },
+        }
+    }
+    return parse_config(data)
+
+
+def test_guidance_projection_follows_status() -> None:
+    """Green with the count while there is space, amber almost full, full points elsewhere."""
+    config = guidance_config()
+    sign = config.sign_buses["bus"].signs["S1"]
+    occ = Occupancy(config, now=T0)
+    fill(occ, 3, 10, T0)
+    shown = guidance_display(sign, occ.lot_snapshot("P1", T0), {}, network_up=True)
+    assert (shown.free, shown.colour, shown.arrow) == (7, Colour.GREEN, Arrow.LEFT)
+    fill(occ, 9, 10, T0 + 1)
+    shown = guidance_display(sign, occ.lot_snapshot("P1", T0 + 1), {}, network_up=True)
+    assert (shown.free, shown.colour) == (1, Colour.AMBER)
+    fill(occ, 10, 10, T0 + 2)
+    full = occ.lot_snapshot("P1", T0 + 2)
+    remote = {
+        "P2": RemoteLot(lot_id="P2", free=0, status="full", box_online=True),
+        "P3": RemoteLot(lot_id="P3", free=37, status="spacesAvailable", box_online=True),
+    }
+    shown = guidance_display(sign, full, remote, network_up=True)
+    assert (shown.mode, shown.label, shown.free, shown.arrow) == (
+        GuidanceMode.FULL,
+        "P3",
+        37,
+        Arrow.AHEAD,
+    )
+    offline = guidance_display(sign, full, remote, network_up=False)
+    assert (offline.mode, offline.label, offline.free) == (GuidanceMode.FULL, "P1", 0)
+    p3_box_down = {
+        **remote,
+        "P3": RemoteLot(lot_id="P3", free=37, status="spacesAvailable", box_online=False),
+    }
+    assert guidance_display(sign, full, p3_box_down, network_up=True).label == "P1"
+    assert numeric_display(sign, full, remote, network_up=True).text == "FULL"
