@@ -37,3 +37,63 @@ class SerialLineError(DriverError):
 
 class SerialDeviceGone(SerialLineError):
     """The device cannot be opened, or failed or reached end of file while open."""
+
+
+# --- sign buses (edge/drivers/sign_bus.py, edge/drivers/modbus_client.py) -------------------
+#
+#     DriverError
+#      └── SignBusError                 a Modbus sign bus (``.bus``) cannot do it
+#           ├── SignUnitTimeout         a unit (``.unit``) did not answer in time
+#           ├── SignUnitException       a unit answered with exception ``.code`` (1..255)
+#           └── SignBusConnectionError  the TCP connection or the serial port is gone
+#
+# ``.register`` is the first register address of the request (None when not about one).
+
+__all__ += ["SignBusConnectionError", "SignBusError", "SignUnitException", "SignUnitTimeout"]
+
+
+class SignBusError(DriverError):
+    """Something a Modbus sign bus, or one unit on it, cannot do."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        bus: str,
+        unit: int | None = None,
+        register: int | None = None,
+    ) -> None:
+        self.bus = bus
+        self.unit = unit
+        self.register = register
+        where = f"sign bus {bus}"
+        if unit is not None:
+            where += f" unit {unit}"
+        if register is not None:
+            where += f" register 0x{register:04X}"
+        super().__init__(reason)
+        self.args = (f"{where}: {reason}",)
+
+
+class SignUnitTimeout(SignBusError):
+    """The unit sent no (valid) answer within the bus timeout."""
+
+
+class SignUnitException(SignBusError):
+    """The unit answered with a Modbus exception response; ``code`` is its exception code."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        bus: str,
+        code: int,
+        unit: int | None = None,
+        register: int | None = None,
+    ) -> None:
+        self.code = code
+        super().__init__(reason, bus=bus, unit=unit, register=register)
+
+
+class SignBusConnectionError(SignBusError):
+    """The TCP connection or the serial port cannot be opened, or was lost."""
