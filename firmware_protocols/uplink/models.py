@@ -514,15 +514,7 @@ class ZoneTransition(_Model):
     schedule_version: Count = Field(description="Schedule version that decided it.")
 
 
-class _AlertWhere(_Model):
-    lot_id: Id | None = Field(default=None, description="Lot concerned, if any.")
-    zone_id: Id | None = Field(default=None, description="Zone concerned, if any.")
-    bay_id: Id | None = Field(default=None, description="Bay concerned, if any.")
-    sign_id: Id | None = Field(default=None, description="Sign concerned, if any.")
-    sensor_id: Id | None = Field(default=None, description="Sensor concerned, if any.")
-
-
-class AlertRaised(_AlertWhere):
+class AlertRaised(_Model):
     """An alert, or a further step of it: same ``alert_id``, higher ``step``."""
 
     kind: Literal["alert_raised"] = Field(default="alert_raised", description=_KIND)
@@ -532,14 +524,26 @@ class AlertRaised(_AlertWhere):
     step: Count = Field(default=0, description="Escalation ladder step, 0 for the first.")
     since: AwareDatetime = Field(description="When the condition began.")
     message: Text = Field(description="Human-readable message.")
+    lot_id: Id | None = Field(default=None, description="Lot concerned, if any.")
+    zone_id: Id | None = Field(default=None, description="Zone concerned, if any.")
+    bay_id: Id | None = Field(default=None, description="Bay concerned, if any.")
+    sign_id: Id | None = Field(default=None, description="Sign concerned, if any.")
+    sensor_id: Id | None = Field(default=None, description="Sensor concerned, if any.")
 
 
-class AlertResolved(_AlertWhere):
+class AlertResolved(_Model):
+    """The end of an alert; ``alert_id`` names the alert raised earlier."""
+
     kind: Literal["alert_resolved"] = Field(default="alert_resolved", description=_KIND)
     alert_id: Id = Field(description="The alert that ended.")
     alert_type: AlertType = Field(description="Its type.")
     since: AwareDatetime = Field(description="When the condition began.")
     message: Text | None = Field(default=None, description="How it ended, if known.")
+    lot_id: Id | None = Field(default=None, description="Lot concerned, if any.")
+    zone_id: Id | None = Field(default=None, description="Zone concerned, if any.")
+    bay_id: Id | None = Field(default=None, description="Bay concerned, if any.")
+    sign_id: Id | None = Field(default=None, description="Sign concerned, if any.")
+    sensor_id: Id | None = Field(default=None, description="Sensor concerned, if any.")
 
 
 class EventsDropped(_Model):

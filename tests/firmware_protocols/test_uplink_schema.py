@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from firmware_protocols.uplink import PAYLOAD_MODELS, SCHEMA_FILES, TOPIC_SPECS
+from firmware_protocols.errors import DecodeError
+from firmware_protocols.uplink import (
+    PAYLOAD_MODELS,
+    SCHEMA_FILES,
+    TOPIC_SPECS,
+    TopicKind,
+    decode_payload,
+)
 from parkgrid.schema import render_schemas, write_schemas
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,3 +82,20 @@ def test_parkgrid_schema_cli_writes_files(tmp_path: Path) -> None:
     assert written == sorted(render_schemas())
     assert (out / "event.json").read_bytes() == (COMMITTED / "event.json").read_bytes()
     assert "wrote 11 files" in result.stderr
+
+
+def test_uplink_doc_examples_are_valid_payloads() -> None:
+    """Every JSON example in docs/protocols/uplink-v1.md decodes as one of the v1 payloads."""
+    text = (REPO / "docs" / "protocols" / "uplink-v1.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) >= len(SCHEMA_FILES)
+    seen = set()
+    for block in blocks:
+        data = block.encode()
+        matches = []
+        for kind in TopicKind:
+            with contextlib.suppress(DecodeError):
+                matches.append(type(decode_payload(kind, data)))
+        assert len(set(matches)) == 1, block[:200]
+        seen.add(matches[0])
+    assert seen == set(SCHEMA_FILES)
