@@ -461,6 +461,15 @@ def identify(model_code: int) -> SignProfile:
     )
 
 
+def looks_like_generic_led(unit_id: int, holding: Mapping[int, int]) -> bool:
+    """Whether a unit without a model register is plausibly the generic LED module.
+
+    The generic module cannot say what it is; ``scan-signs`` uses this after input register
+    0 was refused: the module stores its own unit id at 0x0002 and a valid baud code at 0x0003.
+    """
+    return holding.get(0x0002) == unit_id and holding.get(0x0003) in BAUD_CODES
+
+
 # --- what a sign shows, in words -----------------------------------------------------------
 
 

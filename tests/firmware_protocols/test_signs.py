@@ -36,6 +36,7 @@ from firmware_protocols.signs import (
     encode_display,
     encode_fault_bits,
     identify,
+    looks_like_generic_led,
     merge_writes,
     power_on_registers,
     profile,
@@ -359,3 +360,12 @@ def test_registry_profiles_are_consistent() -> None:
             assert prof.register(field_name).table is Table.HOLDING
     with pytest.raises(EncodeError, match="known"):
         profile("no-such-sign")
+
+
+def test_looks_like_generic_led() -> None:
+    """A unit holding its own id at 0x0002 and a valid baud code passes; others do not."""
+    holding = power_on_registers(GENERIC_LED)[Table.HOLDING]
+    assert looks_like_generic_led(1, holding)
+    assert not looks_like_generic_led(2, holding)
+    assert not looks_like_generic_led(1, holding | {0x0003: 9})
+    assert not looks_like_generic_led(1, {})
