@@ -7,20 +7,34 @@ codec ignores them too) but stay in ``raw``.
 
 ::
 
-    port 1  status      +--------+
-                        | b0.0 occ|
-                        +--------+
-    port 2  heartbeat   +--------+------------------+
-                        | b0.0 occ| b1 °C int8 (opt.)|
-                        +--------+------------------+
-    port 3  startup     +----------+----------+----------+-----+-----+-----+-------+--------+
-                        | dbg 0..3 | dbg 4..7 | dbg 8..11| fw.a| fw.b| fw.c| reset | b16.0  |
-                        | code=((b[i+1]&0x0F)<<8)|b[i]   | b12 | b13 | b14 | b15   | occ    |
-                        +----------+----------+----------+-----+-----+-----+-------+--------+
-    port 4  device information   raw bytes      port 5  device usage   raw bytes
-    port 6  debug       +------------------+-----------+--------+---------------+
-                        | b0..3 time u32 LE| b4..5 code | b6..7 ?| b8..9 seq u16 LE|
-                        +------------------+-----------+--------+---------------+
+    port 1  status
+      byte 0
+    +-----------------+
+    | bit 0: occupied |
+    +-----------------+
+
+    port 2  heartbeat
+      0                 1 (optional)
+    +-----------------+----------------------+
+    | bit 0: occupied | temperature °C, int8 |
+    +-----------------+----------------------+
+
+    port 3  startup, 17 bytes
+      0..3     4..7     8..11    12     13     14     15      16
+    +--------+--------+--------+------+------+------+-------+----------+
+    | debug  | debug  | debug  | fw a | fw b | fw c | reset | bit 0:   |
+    | code 1 | code 2 | code 3 |      |      |      | cause | occupied |
+    +--------+--------+--------+------+------+------+-------+----------+
+    debug code = ((b[i+1] & 0x0F) << 8) | b[i] for i = 0, 4, 8; zero means none
+    reset cause: 1 watchdog, 2 power on, 3 system request, 4 other
+
+    ports 4, 5  device information, device usage: raw bytes, not interpreted
+
+    port 6  debug, 10 bytes
+      0..3               4..5         6..7   8..9
+    +------------------+------------+------+-----------------+
+    | timestamp u32 LE | debug code | ?    | sequence u16 LE |
+    +------------------+------------+------+-----------------+
 """
 
 from __future__ import annotations

@@ -9,29 +9,55 @@ All multi-byte fields are big-endian.
 ::
 
     DO201/DO202 telemetry, type 0x02, 23 bytes
-    +----+-------+----+----+-------+-------+-------+-------+-------+----+----+-------+----+----+
-    | 80 | dev   | 02 | 17 | dist  | b7    | b8    | volts | mag X | Y  | Z  | b17 °C| b18| ...|
-    |  0 | 1..2  | 3  | 4  | 5..6  | hi:park lo:level | hi:mag lo:batt | 9..10 x100 | 11..16 int16 |
-    +----+-------+----+----+-------+-------+-------+-------+-------+----+----+-------+----+----+
-      ... | b18 humidity % | 19..20 frame counter | 21 reserved | 22: 81 |
+      0    1..2   3    4    5..6       7           8          9..10
+    +----+------+----+----+----------+-----------+----------+-------+
+    | 80 | dev  | 02 | 17 | distance | hi: park  | hi: mag  | volts |
+    |    | code |    |    | mm       | lo: level | lo: batt | x 100 |
+    +----+------+----+----+----------+-----------+----------+-------+
+      11..12   13..14   15..16   17        18         19..20    21     22
+    +--------+--------+--------+---------+----------+---------+------+----+
+    | mag X  | mag Y  | mag Z  | °C int8 | humid. % | frame   | res. | 81 |
+    |        |        |        |         |          | counter |      |    |
+    +--------+--------+--------+---------+----------+---------+------+----+
 
-    DO200 telemetry, type 0x01, 21 bytes: as above up to byte 16 (no temperature, no
-    humidity); 17..18 frame counter; 19 reserved; 20: 81.
+    DO200 telemetry, type 0x01, 21 bytes (no temperature, no humidity)
+      0    1..2   3    4    5..16      17..18    19     20
+    +----+------+----+----+----------+---------+------+----+
+    | 80 | dev  | 01 | 15 | as DO201 | frame   | res. | 81 |
+    |    | code |    |    |          | counter |      |    |
+    +----+------+----+----+----------+---------+------+----+
 
     DO201/DO202 parameters, type 0x03, 16 bytes
-    +----+-----+----+----+------+------+--------+--------+---------+----------+---------+----+
-    | 80 | dev | 03 | 10 | fw.a | fw.b | upload | detect | level   | magnetic | battery | 81 |
-    |  0 | 1..2| 3  | 4  | 5    | 6    | 7 (h)  | 8 (min)| 9 (cm)  | 10..11   | 12 (%)  | 15 |
-    +----+-----+----+----+------+------+--------+--------+---------+----------+---------+----+
-      (13..14 reserved)
+      0    1..2   3    4    5      6      7
+    +----+------+----+----+------+------+----------+
+    | 80 | dev  | 03 | 10 | fw a | fw b | upload h |
+    |    | code |    |    |      |      |          |
+    +----+------+----+----+------+------+----------+
+      8            9          10..11      12          13..14   15
+    +------------+----------+-----------+-----------+--------+----+
+    | detect min | level cm | magnetic  | battery % | res.   | 81 |
+    |            |          | threshold |           |        |    |
+    +------------+----------+-----------+-----------+--------+----+
 
-    DO200 parameters, type 0x03, 17 bytes (read from the vendor's example only):
-    5..6 firmware, 7 upload interval (h), 8 ultrasonic detection interval, 9 magnetic
-    detection interval (s), 10..11 unknown, 12..13 magnetic threshold, 14..15 reserved.
+    DO200 parameters, type 0x03, 17 bytes (read from the vendor's example only)
+      0    1..2   3    4    5      6      7          8
+    +----+------+----+----+------+------+----------+------------+
+    | 80 | dev  | 03 | 11 | fw a | fw b | upload h | ultrasonic |
+    |    | code |    |    |      |      |          | interval   |
+    +----+------+----+----+------+------+----------+------------+
+      9            10..11    12..13      14..15   16
+    +------------+---------+-----------+--------+----+
+    | magnetic   | unknown | magnetic  | res.   | 81 |
+    | interval s |         | threshold |        |    |
+    +------------+---------+-----------+--------+----+
 
-Configuration downlinks are ASCII hex text, see ``encode_downlink``::
+Configuration downlinks (``encode_downlink``) are ASCII hex text, upper-case::
 
-    "8002" + "9999" (DO201/DO202) | "8888" (DO200) + option (2 hex) + value (2 or 4 hex) + "81"
+      0..3     4..7                 8..9     10..           last 2
+    +--------+--------------------+--------+--------------+--------+
+    | "8002" | "9999" DO201/DO202 | option | value, 2 hex | "81"   |
+    |        | "8888" DO200       | 2 hex  | (4 for 0F)   |        |
+    +--------+--------------------+--------+--------------+--------+
 
 The vendor's own telemetry example carries -117 °C; we decode what the layout says and
 leave plausibility to the edge.

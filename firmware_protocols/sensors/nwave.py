@@ -13,22 +13,38 @@ so that short stays are exact and long ones coarse::
 
 Frames::
 
-    port 1  status        +------------------------------+
-                          | b0: bits 7..1 prev. v | bit 0 occ |
-                          +------------------------------+
-    port 2  heartbeat     +---------------------------+---------------+-----------------+
-                          | b0: bit 0 occ, 6..0 health | b1 mV=2500+4b1 | b2 °C=int8/2+10 |
-                          +---------------------------+---------------+-----------------+
-    port 3  startup       +-----+-----+-----+-------------+----------+
-                          | fw.a| fw.b| fw.c| b3 reset    | b4.0 occ |
-                          +-----+-----+-----+-------------+----------+
-    port 6  debug         raw bytes
-    port 10 registration  +---------------+--------------------------+       (5 bytes)
-                          | b0 as port 1  | b1..4 tag id BE          |
-                          +---------------+--------------------------+
-                          +---------------+----------------+-----------------+  (6+ bytes)
-                          | b0 as port 1  | b1 tag V x 10  | b2..5 tag id BE |
-                          +---------------+----------------+-----------------+
+    port 1  status, byte 0
+      bits 7..1               bit 0
+    +-----------------------+----------+
+    | previous-state code v | occupied |
+    +-----------------------+----------+
+
+    port 2  heartbeat
+      0                   1                  2                    3..
+    +-------------------+------------------+--------------------+---------+
+    | bit 0: occupied   | battery          | temperature        | ignored |
+    | bits 6..0: health | mV = 2500 + 4 b1 | °C = int8 / 2 + 10 |         |
+    +-------------------+------------------+--------------------+---------+
+
+    port 3  startup
+      0      1      2      3             4
+    +------+------+------+-------------+-----------------+
+    | fw a | fw b | fw c | reset cause | bit 0: occupied |
+    +------+------+------+-------------+-----------------+
+    reset cause: 0 rejoin, 1 watchdog, 2 power on, 3 user request, 6 brownout, 7 other
+
+    port 6  debug: raw bytes
+
+    port 10  tag registration, 5 bytes (SENSOR_FORMATS.md)
+      0           1..4
+    +-----------+------------+
+    | as port 1 | tag id, BE |
+    +-----------+------------+
+    port 10  tag registration, 6 bytes (the vendor's newer example)
+      0           1            2..5
+    +-----------+------------+------------+
+    | as port 1 | tag V x 10 | tag id, BE |
+    +-----------+------------+------------+
 
 Trailing bytes beyond a layout are ignored (newer firmware appends to the heartbeat) and
 stay in ``raw``. Battery health follows the vendor's temperature rule.
