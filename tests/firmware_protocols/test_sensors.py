@@ -180,4 +180,4 @@ def test_decode_is_fast_enough_for_a_saturated_line() -> None:
     per_second = count / (time.perf_counter() - start)
     # 115200 baud = 11.5 kB/s; even 10-byte frames are ~1.2k/s, so 100x is ~120k/s.
     # The bound here is loose for slow CI machines; the benchmark measures the real rate.
-    assert per_second > 50_000, f"{per_second:.0f} decodes/s"
+    assert per_second > 30_000, f"{per_second:.0f} decodes/s"
