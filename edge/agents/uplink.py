@@ -1,0 +1,767 @@
+"""The uplink agent: the box's one MQTT connection to the broker, and the outbox behind it.
+
+Theory of operation
+-------------------
+``run()`` is a reconnect loop around one MQTT session (a fresh ``aiomqtt.Client`` per
+attempt, so the Last Will's ``ts`` is the connect time, as the contract says). Back-off
+doubles from 0.5 s up to 30 s; the loss is logged once and the return once.
+
+Each session, in this order::
+
+    CONNECT (Will: status offline/connection_lost, retained)
+      |-> SUBSCRIBE own ack, own cmd/+, +/lot/+, +/status, _central/status
+      |-> PUBLISH status online (birth, retained)      -- awaited
+      |-> PUBLISH every state (retained)               -- states() + the outbox state lane
+      |-> wait <= ack_wait_s for the retained AckWatermark
+      |-> events acked_seq+1 .. (historical=true: they predate this session)
+      `-> live events (historical=false) as they are committed
+
+Events go: ``emit()`` -> ``Outbox.append`` (numbered, queued in memory) -> a flush a few
+milliseconds later commits the burst in one transaction -> the sender reads committed rows
+after its cursor and publishes them at QoS 1. The broker's PUBACK only frees the in-flight
+window (``mqtt.max_inflight`` messages, far below paho's 65,535 message ids). An event is
+deleted only when central's retained ``AckWatermark`` covers its seq. When the watermark
+has not moved for ``outbox.resend_after_s`` while events are outstanding, or when
+``_central/status`` turns from offline to online, the cursor goes back to
+``acked_seq + 1`` and everything above is published again with ``historical=true``;
+central's store is unique on (box, seq), so repeats cost bandwidth, never a double count.
+
+The event publish path hands messages straight to aiomqtt's paho client (``_paho``): an
+awaited ``aiomqtt.Client.publish`` per event costs a task and a future per message, and
+caps the drain at about a third of paho's rate (see DESIGN.md). The socket is still driven
+by aiomqtt's reader and writer on this event loop; only the per-message await is skipped.
+
+Commands run one at a time in their own task, so a slow ``on_command`` never stalls acks.
+``rebirth`` is handled here (birth + states again); the others go to ``on_command``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import sqlite3
+import ssl
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiomqtt
+import paho.mqtt.client as paho_mqtt
+from pydantic import BaseModel
+
+from edge.config import EdgeConfig
+from edge.outbox import Outbox
+from firmware_protocols.errors import DecodeError
+from firmware_protocols.uplink import (
+    AckWatermark,
+    AlertRaised,
+    AlertResolved,
+    BoxStatus,
+    CentralStatus,
+    Command,
+    CommandName,
+    CommandReply,
+    EventsDropped,
+    LotState,
+    TopicKind,
+    Topics,
+    decode_message,
+    encode_payload,
+    parse_topic,
+)
+from firmware_protocols.uplink.models import AlertType, OfflineReason, Online, Severity
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MIN_S: Final = 0.5
+BACKOFF_MAX_S: Final = 30.0
+SEEN_COMMANDS: Final = 1024
+COMMAND_QUEUE: Final = 64
+PAHO_MAX_MIDS: Final = 65_535
+GOODBYE_TIMEOUT_S: Final = 1.5
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UplinkStats:
+    connected: bool
+    connects: int
+    disconnects: int
+    events_published: int
+    states_published: int
+    resends: int
+    acked_seq: int
+    last_seq: int
+    outbox_depth: int
+    outbox_bytes: int
+    oldest_event_age_s: float | None
+    dropped_events_total: int
+    commands_handled: int
+    commands_refused: int
+    commands_repeated: int
+    bad_messages: int
+
+
+class Uplink:
+    """The MQTT uplink of one box. Construct, then ``await run()``; ``await stop()`` ends it."""
+
+    def __init__(
+        self,
+        *,
+        config: EdgeConfig,
+        outbox: Outbox,
+        boot_id: uuid.UUID,
+        birth: Callable[[], BoxStatus],
+        states: Callable[[], Iterable[tuple[str, BaseModel]]],
+        on_command: Callable[[Command], Awaitable[CommandReply]],
+        on_remote_lot: Callable[[str, LotState], None],
+        on_remote_box: Callable[[str, bool], None],
+        on_connection: Callable[[bool], None],
+        clock: Callable[[], dt.datetime] = _utc_now,
+        ack_wait_s: float = 1.0,
+        flush_delay_s: float = 0.002,
+        backoff_max_s: float = BACKOFF_MAX_S,
+    ) -> None:
+        self._config = config
+        self._outbox = outbox
+        self._boot_id = boot_id
+        self._birth = birth
+        self._states = states
+        self._on_command = on_command
+        self._on_remote_lot = on_remote_lot
+        self._on_remote_box = on_remote_box
+        self._on_connection = on_connection
+        self._clock = clock
+        self._ack_wait_s = ack_wait_s
+        self._flush_delay_s = flush_delay_s
+        self._backoff_max_s = backoff_max_s
+        self.topics = Topics(config.site, config.box_id)
+        self._box_id = config.box_id
+        self._window = min(config.mqtt.max_inflight, PAHO_MAX_MIDS - 1000)
+
+        self._client: aiomqtt.Client | None = None
+        self._acked = 0
+        self._cursor = 1
+        self._historical_below = 1
+        self._progress_at = time.monotonic()
+        self._central_online: bool | None = None
+        self._our_mids: set[int] = set()
+        self._wake = asyncio.Event()
+        self._window_free = asyncio.Event()
+        self._ack_seen = asyncio.Event()
+        self._stop_requested = False
+        self._done = asyncio.Event()
+        self._running = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._overflow_was_active = outbox.overflow_active
+        self._seen_commands: OrderedDict[uuid.UUID, None] = OrderedDict()
+        self._commands: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(COMMAND_QUEUE)
+        self._bad_logged: set[str] = set()
+
+        self._connected = False
+        self._live = False
+        self._connects = 0
+        self._disconnects = 0
+        self._events_published = 0
+        self._states_published = 0
+        self._resends = 0
+        self._commands_handled = 0
+        self._commands_refused = 0
+        self._commands_repeated = 0
+        self._bad_messages = 0
+
+    # --- producer side ------------------------------------------------------------------
+
+    def emit(self, body: BaseModel, ts: dt.datetime | None = None) -> int:
+        """Put an event body into the outbox and return its seq; it is published once
+        committed (a few milliseconds later, in one transaction with the rest of its burst)."""
+        seq = self._outbox.append(body, self._clock() if ts is None else ts)
+        self._schedule_flush()
+        return seq
+
+    def publish_state(self, topic: str, model: BaseModel) -> None:
+        """Latest value wins: publish ``model`` retained at once if connected, and keep it
+        (conflated by topic) for the next connection."""
+        payload = encode_payload(model)
+        client = self._client if self._connected else None
+        self._outbox.put_state(topic, payload, dirty=client is None)
+        self._schedule_flush()
+        if client is not None:
+            try:
+                self._fast_publish(client, topic, payload, retain=True)
+                self._states_published += 1
+            except aiomqtt.MqttError as exc:
+                log.debug("state %s kept for the next connection: %s", topic, exc)
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush_now()
+            return
+        self._flush_handle = loop.call_later(self._flush_delay_s, self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_handle = None
+        try:
+            committed = self._outbox.flush()
+        except sqlite3.Error:
+            log.exception("outbox flush failed; retrying in 1 s")
+            with contextlib.suppress(RuntimeError):
+                self._flush_handle = asyncio.get_running_loop().call_later(1.0, self._flush_now)
+            return
+        self._report_overflow()
+        if committed:
+            self._wake.set()
+
+    def _report_overflow(self) -> None:
+        outbox = self._outbox
+        now = self._clock()
+        alert_id = f"outbox-overflow-{outbox.overflow_episodes}"
+        if outbox.take_episode_start():
+            self.emit(
+                AlertRaised(
+                    alert_id=alert_id,
+                    alert_type=AlertType.OUTBOX_OVERFLOW,
+                    severity=Severity.CRITICAL,
+                    since=now,
+                    message=(
+                        f"outbox events lane passed its cap of {outbox.events_max_bytes} bytes; "
+                        "oldest unacked events are being dropped"
+                    ),
+                ),
+                now,
+            )
+        for drop in outbox.unreported_drops():
+            self.emit(
+                EventsDropped(
+                    first_seq=drop.first_seq,
+                    last_seq=drop.last_seq,
+                    count=drop.count,
+                    total=outbox.dropped_events_total,
+                ),
+                now,
+            )
+            outbox.mark_reported(drop)
+        if self._overflow_was_active and not outbox.overflow_active:
+            self.emit(
+                AlertResolved(
+                    alert_id=alert_id,
+                    alert_type=AlertType.OUTBOX_OVERFLOW,
+                    since=now,
+                    message="outbox events lane back under half its cap",
+                ),
+                now,
+            )
+        self._overflow_was_active = outbox.overflow_active
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep a session up until ``stop()`` or cancellation."""
+        self._running = True
+        self._stop_requested = False
+        self._done.clear()
+        attempt = 0
+        down_since: float | None = None
+        try:
+            while not self._stop_requested:
+                client = self._make_client()
+                try:
+                    async with client:
+                        attempt = 0
+                        if down_since is not None:
+                            log.info(
+                                "uplink: connection to %s is back after %.1f s",
+                                self._config.mqtt.url,
+                                time.monotonic() - down_since,
+                            )
+                        down_since = None
+                        await self._guarded_session(client)
+                        return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if self._stop_requested:
+                        return
+                    if down_since is None:
+                        down_since = time.monotonic()
+                        log.warning(
+                            "uplink: connection to %s lost or refused (%s); retrying",
+                            self._config.mqtt.url,
+                            _describe(exc),
+                        )
+                    if not isinstance(exc, aiomqtt.MqttError) and not _only_mqtt_errors(exc):
+                        log.exception("uplink: unexpected error in the session")
+                finally:
+                    self._session_ended()
+                attempt += 1
+                delay = min(self._backoff_max_s, BACKOFF_MIN_S * 2 ** min(attempt - 1, 10))
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        while not self._stop_requested:
+                            await self._wake.wait()
+                            self._wake.clear()
+        finally:
+            self._running = False
+            self._done.set()
+
+    async def stop(self) -> None:
+        """Say ``offline shutdown``, disconnect, and let ``run()`` return (within ~2 s)."""
+        self._stop_requested = True
+        self._wake.set()
+        self._window_free.set()
+        if self._running:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3.0):
+                    await self._done.wait()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+        self._flush_now()
+
+    def _make_client(self) -> aiomqtt.Client:
+        mqtt = self._config.mqtt
+        will = BoxStatus(
+            box_id=self._box_id,
+            state=Online.OFFLINE,
+            boot_id=self._boot_id,
+            ts=self._clock(),
+            reason=OfflineReason.CONNECTION_LOST,
+        )
+        tls_context: ssl.SSLContext | None = None
+        if mqtt.tls:
+            tls_context = ssl.create_default_context(
+                cafile=str(mqtt.ca_file) if mqtt.ca_file else None
+            )
+            if mqtt.cert_file is not None and mqtt.key_file is not None:
+                tls_context.load_cert_chain(str(mqtt.cert_file), str(mqtt.key_file))
+        client = aiomqtt.Client(
+            mqtt.host,
+            mqtt.port,
+            identifier=mqtt.client_id or f"parkgrid-{self._box_id}",
+            username=mqtt.username,
+            password=mqtt.password(),
+            will=aiomqtt.Will(self.topics.status, encode_payload(will), qos=1, retain=True),
+            keepalive=mqtt.keepalive_s,
+            clean_session=True,
+            tls_context=tls_context,
+            max_inflight_messages=self._window,
+            timeout=10,
+        )
+        # A publish above the threshold is normal here (the window is bounded by us).
+        client.pending_calls_threshold = self._window + 100
+        paho = _paho(client)
+        aiomqtt_on_publish = paho.on_publish
+
+        def on_publish(*args: Any) -> None:
+            if aiomqtt_on_publish is not None:
+                aiomqtt_on_publish(*args)
+            self._our_mids.discard(args[2])
+            if len(self._our_mids) <= self._window // 2:
+                self._window_free.set()
+
+        paho.on_publish = on_publish
+        return client
+
+    async def _guarded_session(self, client: aiomqtt.Client) -> None:
+        try:
+            await self._session(client)
+        except asyncio.CancelledError:
+            await self._goodbye(client)
+            raise
+        await self._goodbye(client)
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        status = BoxStatus(
+            box_id=self._box_id,
+            state=Online.OFFLINE,
+            boot_id=self._boot_id,
+            ts=self._clock(),
+            reason=OfflineReason.SHUTDOWN,
+        )
+        try:
+            async with asyncio.timeout(GOODBYE_TIMEOUT_S):
+                await client.publish(self.topics.status, encode_payload(status), qos=1, retain=True)
+        except (TimeoutError, aiomqtt.MqttError) as exc:
+            log.warning("uplink: could not publish the shutdown status: %s", _describe(exc))
+
+    def _session_ended(self) -> None:
+        was_connected = self._connected
+        self._connected = False
+        self._live = False
+        self._client = None
+        self._our_mids.clear()
+        if was_connected:
+            self._disconnects += 1
+            self._safe_call("on_connection", self._on_connection, False)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        topics = self.topics
+        site_status = f"parkgrid/v1/{self._config.site}/+/status"
+        await client.subscribe(
+            [
+                (topics.ack, 1),
+                (topics.cmd_filter, 1),
+                (topics.other_lots_filter, 1),
+                (site_status, 1),
+                (topics.central_status, 1),
+            ]
+        )
+        self._client = client
+        self._connected = True
+        self._connects += 1
+        self._ack_seen.clear()
+        self._central_online = None
+        self._safe_call("on_connection", self._on_connection, True)
+        async with asyncio.TaskGroup() as tg:
+            receiver = tg.create_task(self._receive(client), name="uplink-receive")
+            commands = tg.create_task(self._run_commands(client), name="uplink-commands")
+            await self._publish_birth_and_states(client)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._ack_wait_s):
+                    await self._ack_seen.wait()
+            # Everything committed before this point is backlog; emitted from now on is live.
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush_now()
+            self._historical_below = self._outbox.last_seq + 1
+            self._cursor = self._acked + 1
+            self._progress_at = time.monotonic()
+            self._live = True
+            await self._send_events(client)
+            receiver.cancel()
+            commands.cancel()
+
+    # --- publishing ---------------------------------------------------------------------
+
+    def _fast_publish(
+        self, client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool
+    ) -> None:
+        info = _paho(client).publish(topic, payload, qos=1, retain=retain)
+        if info.rc != paho_mqtt.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, f"could not publish to {topic}")
+        if not info.is_published():
+            self._our_mids.add(info.mid)
+
+    async def _wait_for_room(self) -> None:
+        while len(self._our_mids) >= self._window and not self._stop_requested:
+            self._window_free.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._window_free.wait()
+
+    async def _publish_birth_and_states(self, client: aiomqtt.Client) -> None:
+        await client.publish(self.topics.status, encode_payload(self._birth()), qos=1, retain=True)
+        published: set[str] = set()
+        for topic, model in self._states():
+            payload = encode_payload(model)
+            self._outbox.put_state(topic, payload, dirty=False)
+            await self._wait_for_room()
+            self._fast_publish(client, topic, payload, retain=True)
+            published.add(topic)
+            self._states_published += 1
+        for topic, payload in self._outbox.states():
+            if topic not in published:
+                await self._wait_for_room()
+                self._fast_publish(client, topic, payload, retain=True)
+                self._states_published += 1
+        self._outbox.mark_state_clean()
+
+    async def _send_events(self, client: aiomqtt.Client) -> None:
+        outbox = self._outbox
+        event_topic = self.topics.event
+        box_id = self._box_id
+        refill_at = max(1, self._window // 2)
+        resend_after = self._config.outbox.resend_after_s
+        while not self._stop_requested:
+            room = self._window - len(self._our_mids)
+            if room < refill_at:
+                await self._wait_for_room_below(refill_at)
+                continue
+            self._wake.clear()
+            self._cursor = max(self._cursor, self._acked + 1)
+            rows = outbox.pending(self._cursor - 1, room)
+            if rows:
+                if self._cursor == self._acked + 1:
+                    self._progress_at = time.monotonic()
+                below = self._historical_below
+                for ev in rows:
+                    self._fast_publish(
+                        client,
+                        event_topic,
+                        ev.envelope(box_id, historical=ev.seq < below),
+                        retain=False,
+                    )
+                self._events_published += len(rows)
+                self._cursor = rows[-1].seq + 1
+                # Let the reader take PUBACKs and acks between batches.
+                await asyncio.sleep(0)
+                continue
+            outstanding = self._cursor > self._acked + 1
+            wait = 1.0
+            if outstanding:
+                due = self._progress_at + resend_after - time.monotonic()
+                if due <= 0:
+                    self._resend(f"no ack for {resend_after:g} s")
+                    continue
+                wait = min(wait, due)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def _wait_for_room_below(self, limit: int) -> None:
+        while self._window - len(self._our_mids) < limit and not self._stop_requested:
+            self._window_free.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._window_free.wait()
+
+    def _resend(self, reason: str) -> None:
+        if self._cursor <= self._acked + 1:
+            return
+        log.info(
+            "uplink: publishing events %d..%d again (%s)",
+            self._acked + 1,
+            self._cursor - 1,
+            reason,
+        )
+        self._historical_below = max(self._historical_below, self._cursor)
+        self._cursor = self._acked + 1
+        self._progress_at = time.monotonic()
+        self._resends += 1
+        self._wake.set()
+
+    # --- receiving ----------------------------------------------------------------------
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if isinstance(payload, bytes | bytearray):
+                data = bytes(payload)
+            elif isinstance(payload, str):
+                data = payload.encode()
+            else:
+                data = b"" if payload is None else str(payload).encode()
+            topic = message.topic.value
+            try:
+                self._dispatch(topic, data)
+            except Exception:
+                self._bad_messages += 1
+                log.exception("uplink: error while handling a message on %s", topic)
+
+    def _dispatch(self, topic: str, data: bytes) -> None:
+        if topic.startswith(self.topics.prefix + "/cmd/"):
+            try:
+                self._commands.put_nowait((topic, data))
+            except asyncio.QueueFull:
+                self._bad("command-queue", topic, "command queue full, command dropped")
+            return
+        if not data and topic != self.topics.ack:
+            # A cleared retained message (another box removed): nothing to learn.
+            return
+        try:
+            message = decode_message(topic, data)
+        except DecodeError as exc:
+            self._bad(topic.rsplit("/", 2)[-2] if "/" in topic else topic, topic, str(exc))
+            return
+        payload = message.payload
+        owner = message.topic.box_id
+        match payload:
+            case AckWatermark() if owner == self._box_id:
+                self._on_ack(payload.acked_seq)
+            case CentralStatus():
+                self._on_central(payload.state is Online.ONLINE)
+            case LotState() if owner != self._box_id:
+                self._safe_call("on_remote_lot", self._on_remote_lot, owner, payload)
+            case BoxStatus() if owner != self._box_id:
+                self._safe_call(
+                    "on_remote_box", self._on_remote_box, owner, payload.state is Online.ONLINE
+                )
+            case _:
+                pass
+
+    def _on_ack(self, acked: int) -> None:
+        self._ack_seen.set()
+        if acked < self._acked:
+            self._bad(
+                "ack-regressed",
+                self.topics.ack,
+                f"central's watermark went back from {self._acked} to {acked}; keeping ours",
+            )
+            return
+        if acked > self._outbox.last_seq + self._outbox.queued:
+            self._bad(
+                "ack-ahead",
+                self.topics.ack,
+                f"central acks seq {acked} but this box has only reached "
+                f"{self._outbox.last_seq} (outbox recreated?)",
+            )
+        if acked == self._acked:
+            return
+        self._outbox.ack(acked)
+        self._acked = acked
+        self._progress_at = time.monotonic()
+        self._wake.set()
+
+    def _on_central(self, online: bool) -> None:
+        previous, self._central_online = self._central_online, online
+        if previous is False and online:
+            self._resend("central is back online")
+
+    def _bad(self, kind: str, topic: str, reason: str) -> None:
+        self._bad_messages += 1
+        if kind not in self._bad_logged:
+            self._bad_logged.add(kind)
+            log.warning(
+                "uplink: ignoring a bad message on %s: %s (further ones of this kind are "
+                "only counted)",
+                topic,
+                reason,
+            )
+
+    def _safe_call(self, name: str, fn: Callable[..., object], *args: object) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("uplink: %s callback failed", name)
+
+    # --- commands -----------------------------------------------------------------------
+
+    async def _run_commands(self, client: aiomqtt.Client) -> None:
+        while True:
+            topic, data = await self._commands.get()
+            try:
+                await self._handle_command(client, topic, data)
+            except aiomqtt.MqttError:
+                raise
+            except Exception:
+                self._bad_messages += 1
+                log.exception("uplink: command on %s failed", topic)
+
+    async def _handle_command(self, client: aiomqtt.Client, topic: str, data: bytes) -> None:
+        try:
+            message = decode_message(topic, data)
+        except DecodeError as exc:
+            await self._answer_malformed(client, topic, data, str(exc))
+            return
+        command = message.payload
+        if not isinstance(command, Command):
+            return
+        if command.command_id in self._seen_commands:
+            self._commands_repeated += 1
+            log.info("uplink: command %s repeated; ignored", command.command_id)
+            return
+        self._seen_commands[command.command_id] = None
+        while len(self._seen_commands) > SEEN_COMMANDS:
+            self._seen_commands.popitem(last=False)
+        now = self._clock()
+        if command.expires_at is not None and command.expires_at <= now:
+            self._commands_refused += 1
+            reply = self._reply(command.command_id, command.name, error="expired")
+        elif command.name is CommandName.REBIRTH:
+            await self._publish_birth_and_states(client)
+            reply = self._reply(command.command_id, command.name)
+        else:
+            try:
+                reply = await self._on_command(command)
+            except Exception as exc:
+                log.exception("uplink: command %s failed", command.name.value)
+                reply = self._reply(command.command_id, command.name, error=f"failed: {exc}"[:500])
+        self._commands_handled += 1
+        await client.publish(
+            self.topics.reply(command.name), encode_payload(reply), qos=1, retain=False
+        )
+
+    def _reply(
+        self, command_id: uuid.UUID, name: CommandName, *, error: str | None = None
+    ) -> CommandReply:
+        return CommandReply(
+            command_id=command_id,
+            command=name,
+            ok=error is None,
+            error=error,
+            ts=self._clock(),
+        )
+
+    async def _answer_malformed(
+        self, client: aiomqtt.Client, topic: str, data: bytes, reason: str
+    ) -> None:
+        self._bad("command", topic, reason)
+        self._commands_refused += 1
+        try:
+            parsed = parse_topic(topic)
+            name = parsed.command
+            raw = json.loads(data)
+            command_id = uuid.UUID(str(raw["command_id"]))
+        except (DecodeError, ValueError, KeyError, TypeError):
+            return  # nothing to answer to: no known command name or no command id
+        if name is None or parsed.kind is not TopicKind.CMD:
+            return
+        reply = self._reply(command_id, name, error=f"malformed command: {reason}"[:500])
+        await client.publish(self.topics.reply(name), encode_payload(reply), qos=1)
+
+    # --- figures ------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def live(self) -> bool:
+        """Connected, and birth, states and the wait for the ack are done."""
+        return self._live
+
+    @property
+    def acked_seq(self) -> int:
+        return self._acked
+
+    def stats(self) -> UplinkStats:
+        outbox = self._outbox
+        return UplinkStats(
+            connected=self._connected,
+            connects=self._connects,
+            disconnects=self._disconnects,
+            events_published=self._events_published,
+            states_published=self._states_published,
+            resends=self._resends,
+            acked_seq=self._acked,
+            last_seq=outbox.last_seq,
+            outbox_depth=outbox.depth(),
+            outbox_bytes=outbox.bytes(),
+            oldest_event_age_s=outbox.oldest_age(self._clock()),
+            dropped_events_total=outbox.dropped_events_total,
+            commands_handled=self._commands_handled,
+            commands_refused=self._commands_refused,
+            commands_repeated=self._commands_repeated,
+            bad_messages=self._bad_messages,
+        )
+
+
+def _paho(client: aiomqtt.Client) -> paho_mqtt.Client:
+    # aiomqtt exposes no public handle on its paho client; the fast event path needs it.
+    paho: paho_mqtt.Client = client._client
+    return paho
+
+
+def _only_mqtt_errors(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_mqtt_errors(e) for e in exc.exceptions)
+    return isinstance(exc, aiomqtt.MqttError | OSError)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,578 @@
+"""The box's outbox: what must reach central, kept in SQLite until it has.
+
+Theory of operation
+-------------------
+Two lanes live in one SQLite file (WAL, ``synchronous=FULL``):
+
+* **events** keep every event until central's ack watermark covers it. Each row carries the
+  persistent per-box ``seq``, an ``event_id`` (uuid4), the event time, the ``boot_id`` of
+  the boot that created it and the JSON of the body. ``meta.last_seq`` is the highest seq
+  ever committed and is written in the same transaction as the events, so a seq is never
+  handed out twice, also after every event was acked and deleted.
+* **state** keeps the latest payload per retained topic (conflated), with a dirty flag for
+  "changed since last handed to the broker".
+
+Group commit. ``append()`` does not touch the disk: it numbers the event in memory and
+queues it. ``flush()`` writes every queued event, every queued state upsert and the seq
+counter in ONE transaction (one fsync). The uplink calls ``flush()`` a couple of
+milliseconds after the first ``append()`` of a burst, and ``append()`` flushes by itself
+once ``flush_at`` events are queued. Only committed events are ever returned by
+``pending()``, so nothing is published before it is durable::
+
+    append() --seq n, n+1, ...--> [memory queue] --flush(): BEGIN; INSERT..; meta; COMMIT-->
+                                                                                |
+    uplink <--pending(after_seq)-- [events: seq > acked, committed] <-----------+
+    ack(upto) --DELETE seq <= upto--> gone
+
+A seq handed out by ``append()`` but lost in a crash before ``flush()`` is handed out again
+after the restart; it was never published, so no peer can have seen it, and the seq line
+stays without gaps (a gap would hold central's watermark back for ever).
+
+Overflow. When the events lane grows past ``events_max_bytes`` the oldest events are
+deleted until it is under 90 % of the cap (so one overflow is one drop, not one per new
+event). The deleted seq range goes to the ``drops`` table and ``dropped_events_total``
+grows, both persistently; the uplink turns each unreported range into an ``EventsDropped``
+event and raises one ``outbox_overflow`` alert per episode (an episode ends when the lane
+is back under half the cap). The scan that picks the rows to drop reads seq and size in
+pages, so memory stays bounded whatever the lane holds. The state lane is conflated by
+topic; a new topic that would pass ``state_max_bytes`` is refused and counted.
+
+Recovery. A database left by a killed process is opened as is (SQLite replays its WAL).
+A file that SQLite cannot read, or that fails ``PRAGMA quick_check``, is moved aside as
+``<name>.corrupt-<unix time>`` with an error log line, and a fresh one is created; the
+fresh file counts the recovery in ``meta.corrupt_recoveries``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from pydantic import AwareDatetime, BaseModel, TypeAdapter
+
+from firmware_protocols.uplink import encode_payload
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FLUSH_AT: Final = 1000
+DROP_TO_FRACTION: Final = 0.9
+EPISODE_ENDS_BELOW_FRACTION: Final = 0.5
+_SCAN_PAGE: Final = 1000
+_TS: Final = TypeAdapter(AwareDatetime)
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        created REAL NOT NULL,
+        boot_id TEXT NOT NULL,
+        body BLOB NOT NULL,
+        size INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS state (
+        topic TEXT PRIMARY KEY,
+        payload BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        dirty INTEGER NOT NULL,
+        updated REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS drops (
+        first_seq INTEGER PRIMARY KEY,
+        last_seq INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        reported INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEvent:
+    """One committed event as the outbox holds it."""
+
+    seq: int
+    event_id: str
+    ts: str
+    """The event time as the JSON string the envelope carries (quotes included)."""
+    boot_id: str
+    body: bytes
+
+    def envelope(self, box_id: str, *, historical: bool) -> bytes:
+        """The ``Event`` JSON for the wire, built without re-validating the stored body.
+
+        Field order and spelling are those of ``encode_payload(Event(...))``; the tests
+        check the bytes with ``decode_message``.
+        """
+        return b"".join(
+            (
+                b'{"v":1,"box_id":"',
+                box_id.encode(),
+                b'","boot_id":"',
+                self.boot_id.encode(),
+                b'","seq":',
+                str(self.seq).encode(),
+                b',"event_id":"',
+                self.event_id.encode(),
+                b'","ts":',
+                self.ts.encode(),
+                b',"historical":',
+                b"true" if historical else b"false",
+                b',"body":',
+                self.body,
+                b"}",
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DropRange:
+    """Events ``first_seq..last_seq`` deleted unsent because the lane was full."""
+
+    first_seq: int
+    last_seq: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxStats:
+    depth: int
+    bytes: int
+    queued: int
+    last_seq: int
+    state_depth: int
+    state_bytes: int
+    state_dirty: int
+    state_refused_total: int
+    dropped_events_total: int
+    overflow_active: bool
+    corrupt_recoveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    seq: int
+    event_id: str
+    ts: str
+    created: float
+    body: bytes
+
+
+class Outbox:
+    """The two-lane SQLite outbox of one box. Not thread-safe: one owner (the uplink)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        boot_id: uuid.UUID,
+        events_max_bytes: int,
+        state_max_bytes: int,
+        flush_at: int = DEFAULT_FLUSH_AT,
+    ) -> None:
+        self.path = Path(path)
+        self.boot_id = boot_id
+        self.events_max_bytes = events_max_bytes
+        self.state_max_bytes = state_max_bytes
+        self.flush_at = flush_at
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = self._open_or_recover()
+        self._queue: list[_Queued] = []
+        self._state_queue: dict[str, tuple[bytes, bool]] = {}
+        self._report_queue: list[int] = []
+        self._meta_dirty: set[str] = set()
+        self._meta = self._load_meta()
+        self._next_seq = self._meta["last_seq"] + 1
+        row = self._conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM events").fetchone()
+        self._depth, self._bytes = int(row[0]), int(row[1])
+        srow = self._conn.execute(
+            "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(dirty), 0) FROM state"
+        ).fetchone()
+        self._state_sizes: dict[str, int] = dict(
+            self._conn.execute("SELECT topic, size FROM state").fetchall()
+        )
+        self._state_bytes = int(srow[1])
+        self._state_dirty = int(srow[2])
+        self._state_refused_total = 0
+        self._episode_started = False
+
+    @classmethod
+    def for_box(cls, *, data_dir: Path, boot_id: uuid.UUID, events_max_bytes: int,
+                state_max_bytes: int) -> Outbox:  # fmt: skip
+        """The outbox at ``{data_dir}/outbox.sqlite``."""
+        return cls(
+            data_dir / "outbox.sqlite",
+            boot_id=boot_id,
+            events_max_bytes=events_max_bytes,
+            state_max_bytes=state_max_bytes,
+        )
+
+    # --- opening ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        return conn
+
+    def _open_or_recover(self) -> sqlite3.Connection:
+        try:
+            conn = self._connect()
+            problems = integrity_problems(conn, quick=True)
+            if not problems:
+                return conn
+            conn.close()
+            reason = "; ".join(problems[:3])
+        except sqlite3.DatabaseError as exc:
+            reason = str(exc)
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        log.error(
+            "outbox %s is corrupt (%s): moved aside to %s, starting a fresh outbox; "
+            "events it held are lost and its seq counter restarts",
+            self.path,
+            reason,
+            aside,
+        )
+        self.path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                side.rename(aside.with_name(aside.name + suffix))
+        conn = self._connect()
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('corrupt_recoveries', 1) "
+            "ON CONFLICT(key) DO UPDATE SET value = value + 1"
+        )
+        return conn
+
+    def _load_meta(self) -> dict[str, int]:
+        meta = {
+            "last_seq": 0,
+            "dropped_events_total": 0,
+            "overflow_active": 0,
+            "overflow_episodes": 0,
+            "corrupt_recoveries": 0,
+        }
+        meta.update(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        return meta
+
+    def close(self) -> None:
+        """Flush what is queued and close the file."""
+        self.flush()
+        self._conn.close()
+
+    # --- events lane --------------------------------------------------------------------
+
+    def append(self, body: BaseModel, ts: dt.datetime) -> int:
+        """Queue an event body for the next group commit and return its seq."""
+        seq = self._next_seq
+        self._next_seq += 1
+        self._queue.append(
+            _Queued(
+                seq=seq,
+                event_id=str(uuid.uuid4()),
+                ts=_TS.dump_json(ts).decode(),
+                created=ts.timestamp(),
+                body=encode_payload(body),
+            )
+        )
+        if len(self._queue) >= self.flush_at:
+            self.flush()
+        return seq
+
+    @property
+    def queued(self) -> int:
+        """Events appended but not yet committed."""
+        return len(self._queue)
+
+    @property
+    def last_seq(self) -> int:
+        """The highest committed seq (0 before the first)."""
+        return self._meta["last_seq"]
+
+    def flush(self) -> int:
+        """Commit every queued event and state upsert in one transaction; return the events.
+
+        Then enforce the events lane's byte cap (in a second transaction).
+        """
+        if not (self._queue or self._state_queue or self._report_queue or self._meta_dirty):
+            return 0
+        queue, self._queue = self._queue, []
+        states, self._state_queue = self._state_queue, {}
+        reports, self._report_queue = self._report_queue, []
+        boot = str(self.boot_id)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if queue:
+                conn.executemany(
+                    "INSERT INTO events (seq, event_id, ts, created, boot_id, body, size) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (q.seq, q.event_id, q.ts, q.created, boot, q.body, len(q.body))
+                        for q in queue
+                    ],
+                )
+                self._meta["last_seq"] = queue[-1].seq
+                self._meta_dirty.add("last_seq")
+            if states:
+                now = time.time()
+                conn.executemany(
+                    "INSERT INTO state (topic, payload, size, dirty, updated) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(topic) DO UPDATE SET "
+                    "payload = excluded.payload, size = excluded.size, "
+                    "dirty = excluded.dirty, updated = excluded.updated",
+                    [(t, p, len(p), int(d), now) for t, (p, d) in states.items()],
+                )
+            if reports:
+                conn.executemany(
+                    "UPDATE drops SET reported = 1 WHERE first_seq = ?", [(r,) for r in reports]
+                )
+            self._write_meta()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            # Put the work back so a later flush retries it in order.
+            self._queue = queue + self._queue
+            for topic, value in states.items():
+                self._state_queue.setdefault(topic, value)
+            self._report_queue = reports + self._report_queue
+            raise
+        self._depth += len(queue)
+        self._bytes += sum(len(q.body) for q in queue)
+        if self._bytes > self.events_max_bytes:
+            self._drop_oldest()
+        elif (
+            self._meta["overflow_active"]
+            and self._bytes < self.events_max_bytes * EPISODE_ENDS_BELOW_FRACTION
+        ):
+            self._set_meta_now("overflow_active", 0)
+        return len(queue)
+
+    def _write_meta(self) -> None:
+        if self._meta_dirty:
+            self._conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(k, self._meta[k]) for k in sorted(self._meta_dirty)],
+            )
+            self._meta_dirty.clear()
+
+    def _set_meta_now(self, key: str, value: int) -> None:
+        self._meta[key] = value
+        self._meta_dirty.add(key)
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._write_meta()
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _drop_oldest(self) -> None:
+        target = int(self.events_max_bytes * DROP_TO_FRACTION)
+        excess = self._bytes - target
+        freed = 0
+        count = 0
+        first_seq: int | None = None
+        last_seq = 0
+        after = -1
+        # Page through (seq, size) only: the bodies never enter memory.
+        while freed < excess:
+            rows = self._conn.execute(
+                "SELECT seq, size FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, _SCAN_PAGE),
+            ).fetchall()
+            if not rows:
+                break
+            for seq, size in rows:
+                if first_seq is None:
+                    first_seq = seq
+                last_seq = seq
+                freed += size
+                count += 1
+                if freed >= excess:
+                    break
+            after = last_seq
+        if first_seq is None:
+            return
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DELETE FROM events WHERE seq <= ?", (last_seq,))
+            conn.execute(
+                "INSERT INTO drops (first_seq, last_seq, count) VALUES (?, ?, ?)",
+                (first_seq, last_seq, count),
+            )
+            self._meta["dropped_events_total"] += count
+            self._meta_dirty.add("dropped_events_total")
+            if not self._meta["overflow_active"]:
+                self._meta["overflow_active"] = 1
+                self._meta["overflow_episodes"] += 1
+                self._meta_dirty.update(("overflow_active", "overflow_episodes"))
+                self._episode_started = True
+            self._write_meta()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._depth -= count
+        self._bytes -= freed
+        log.warning(
+            "outbox events lane over its cap of %d bytes: dropped %d oldest events "
+            "(seq %d..%d), %d dropped in all",
+            self.events_max_bytes,
+            count,
+            first_seq,
+            last_seq,
+            self._meta["dropped_events_total"],
+        )
+
+    def ack(self, upto_seq: int) -> int:
+        """Delete the committed events with ``seq <= upto_seq``; return how many went."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM events WHERE seq <= ?", (upto_seq,)
+            ).fetchone()
+            conn.execute("DELETE FROM events WHERE seq <= ?", (upto_seq,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._depth -= int(row[0])
+        self._bytes -= int(row[1])
+        return int(row[0])
+
+    def pending(self, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        """Committed events with ``seq > after_seq``, oldest first, at most ``limit``."""
+        rows = self._conn.execute(
+            "SELECT seq, event_id, ts, boot_id, body FROM events WHERE seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [
+            StoredEvent(seq=r[0], event_id=r[1], ts=r[2], boot_id=r[3], body=bytes(r[4]))
+            for r in rows
+        ]
+
+    def depth(self) -> int:
+        """Committed events not yet acked."""
+        return self._depth
+
+    def bytes(self) -> int:
+        """Bytes of event bodies committed and not yet acked."""
+        return self._bytes
+
+    def oldest_age(self, now: dt.datetime) -> float | None:
+        """Seconds since the oldest unacked event happened; ``None`` when there is none."""
+        row = self._conn.execute("SELECT created FROM events ORDER BY seq LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return max(0.0, now.timestamp() - float(row[0]))
+
+    # --- overflow bookkeeping -----------------------------------------------------------
+
+    @property
+    def dropped_events_total(self) -> int:
+        return self._meta["dropped_events_total"]
+
+    @property
+    def overflow_active(self) -> bool:
+        return bool(self._meta["overflow_active"])
+
+    @property
+    def overflow_episodes(self) -> int:
+        return self._meta["overflow_episodes"]
+
+    def take_episode_start(self) -> bool:
+        """True once after a new overflow episode began (so its alert is raised once)."""
+        started, self._episode_started = self._episode_started, False
+        return started
+
+    def unreported_drops(self) -> list[DropRange]:
+        """Drop ranges not yet turned into an ``EventsDropped`` event (bounded: newest 100)."""
+        rows = self._conn.execute(
+            "SELECT first_seq, last_seq, count FROM drops WHERE reported = 0 "
+            "ORDER BY first_seq LIMIT 100"
+        ).fetchall()
+        return [DropRange(first_seq=r[0], last_seq=r[1], count=r[2]) for r in rows]
+
+    def mark_reported(self, drop: DropRange) -> None:
+        """Mark ``drop`` reported in the next flush, with the event that reports it."""
+        self._report_queue.append(drop.first_seq)
+
+    # --- state lane ---------------------------------------------------------------------
+
+    def put_state(self, topic: str, payload: builtins.bytes, *, dirty: bool = True) -> bool:
+        """Keep ``payload`` as the latest for ``topic``; False if a new topic was refused."""
+        old = self._state_sizes.get(topic)
+        if old is None and self._state_bytes + len(payload) > self.state_max_bytes:
+            self._state_refused_total += 1
+            if self._state_refused_total == 1 or self._state_refused_total % 1000 == 0:
+                log.warning(
+                    "outbox state lane full (%d bytes): refused new topic %s (%d refused)",
+                    self.state_max_bytes,
+                    topic,
+                    self._state_refused_total,
+                )
+            return False
+        self._state_bytes += len(payload) - (old or 0)
+        self._state_sizes[topic] = len(payload)
+        self._state_queue[topic] = (payload, dirty)
+        return True
+
+    def mark_state_clean(self) -> None:
+        """Every state has been handed to the broker."""
+        self.flush()
+        self._conn.execute("UPDATE state SET dirty = 0 WHERE dirty = 1")
+
+    def states(self) -> Iterator[tuple[str, builtins.bytes]]:
+        """Every kept state (topic, payload), committed ones included."""
+        self.flush()
+        for topic, payload in self._conn.execute("SELECT topic, payload FROM state ORDER BY topic"):
+            yield topic, bytes(payload)
+
+    def state_dirty(self) -> int:
+        self.flush()
+        row = self._conn.execute("SELECT count(*) FROM state WHERE dirty = 1").fetchone()
+        return int(row[0])
+
+    # --- health -------------------------------------------------------------------------
+
+    def integrity_check(self) -> list[str]:
+        """``PRAGMA integrity_check``: an empty list when the file is sound."""
+        return integrity_problems(self._conn, quick=False)
+
+    def stats(self) -> OutboxStats:
+        return OutboxStats(
+            depth=self._depth,
+            bytes=self._bytes,
+            queued=len(self._queue),
+            last_seq=self.last_seq,
+            state_depth=len(self._state_sizes),
+            state_bytes=self._state_bytes,
+            state_dirty=self.state_dirty(),
+            state_refused_total=self._state_refused_total,
+            dropped_events_total=self.dropped_events_total,
+            overflow_active=self.overflow_active,
+            corrupt_recoveries=self._meta["corrupt_recoveries"],
+        )
+
+
+def integrity_problems(conn: sqlite3.Connection, *, quick: bool) -> list[str]:
+    """The rows of ``PRAGMA quick_check`` / ``integrity_check`` other than ``ok``."""
+    pragma = "quick_check" if quick else "integrity_check"
+    rows = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}").fetchall()]
+    return [] if rows == ["ok"] else rows
