@@ -58,6 +58,7 @@ from typing import Final
 
 from pydantic import AwareDatetime, BaseModel, TypeAdapter
 
+from edge.config import OutboxConfig
 from firmware_protocols.uplink import encode_payload
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class _Queued:
     ts: str
     created: float
     body: bytes
+    boot_id: str
 
 
 class Outbox:
@@ -173,15 +175,25 @@ class Outbox:
         self,
         path: Path,
         *,
-        boot_id: uuid.UUID,
-        events_max_bytes: int,
-        state_max_bytes: int,
+        config: OutboxConfig | None = None,
+        events_max_bytes: int | None = None,
+        state_max_bytes: int | None = None,
+        boot_id: uuid.UUID | None = None,
         flush_at: int = DEFAULT_FLUSH_AT,
     ) -> None:
+        """Open (or create, or recover) the outbox at ``path``.
+
+        Args:
+            config: the box's outbox limits; ``events_max_bytes`` / ``state_max_bytes``
+                override it.
+            boot_id: the boot stamped on appended events unless ``append`` names one
+                (a fresh one if not given).
+        """
+        limits = config or OutboxConfig()
         self.path = Path(path)
-        self.boot_id = boot_id
-        self.events_max_bytes = events_max_bytes
-        self.state_max_bytes = state_max_bytes
+        self.boot_id = boot_id or uuid.uuid4()
+        self.events_max_bytes = events_max_bytes or limits.events_max_bytes
+        self.state_max_bytes = state_max_bytes or limits.state_max_bytes
         self.flush_at = flush_at
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = self._open_or_recover()
@@ -273,7 +285,7 @@ class Outbox:
 
     # --- events lane --------------------------------------------------------------------
 
-    def append(self, body: BaseModel, ts: dt.datetime) -> int:
+    def append(self, body: BaseModel, ts: dt.datetime, *, boot_id: uuid.UUID | None = None) -> int:
         """Queue an event body for the next group commit and return its seq."""
         seq = self._next_seq
         self._next_seq += 1
@@ -284,6 +296,7 @@ class Outbox:
                 ts=_TS.dump_json(ts).decode(),
                 created=ts.timestamp(),
                 body=encode_payload(body),
+                boot_id=str(boot_id or self.boot_id),
             )
         )
         if len(self._queue) >= self.flush_at:
@@ -310,7 +323,6 @@ class Outbox:
         queue, self._queue = self._queue, []
         states, self._state_queue = self._state_queue, {}
         reports, self._report_queue = self._report_queue, []
-        boot = str(self.boot_id)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -319,7 +331,7 @@ class Outbox:
                     "INSERT INTO events (seq, event_id, ts, created, boot_id, body, size) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (q.seq, q.event_id, q.ts, q.created, boot, q.body, len(q.body))
+                        (q.seq, q.event_id, q.ts, q.created, q.boot_id, q.body, len(q.body))
                         for q in queue
                     ],
                 )

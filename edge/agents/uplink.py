@@ -75,7 +75,14 @@ from firmware_protocols.uplink import (
     encode_payload,
     parse_topic,
 )
-from firmware_protocols.uplink.models import AlertType, OfflineReason, Online, Severity
+from firmware_protocols.uplink.models import (
+    AlertType,
+    LaneHealth,
+    OfflineReason,
+    Online,
+    OutboxHealth,
+    Severity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +133,7 @@ class Uplink:
         on_remote_lot: Callable[[str, LotState], None],
         on_remote_box: Callable[[str, bool], None],
         on_connection: Callable[[bool], None],
-        clock: Callable[[], dt.datetime] = _utc_now,
+        clock: Callable[[], dt.datetime] | Callable[[], float] = _utc_now,
         ack_wait_s: float = 1.0,
         flush_delay_s: float = 0.002,
         backoff_max_s: float = BACKOFF_MAX_S,
@@ -140,7 +147,7 @@ class Uplink:
         self._on_remote_lot = on_remote_lot
         self._on_remote_box = on_remote_box
         self._on_connection = on_connection
-        self._clock = clock
+        self._wall = clock
         self._ack_wait_s = ack_wait_s
         self._flush_delay_s = flush_delay_s
         self._backoff_max_s = backoff_max_s
@@ -179,12 +186,18 @@ class Uplink:
         self._commands_repeated = 0
         self._bad_messages = 0
 
+    def _clock(self) -> dt.datetime:
+        value = self._wall()
+        if isinstance(value, dt.datetime):
+            return value
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+
     # --- producer side ------------------------------------------------------------------
 
     def emit(self, body: BaseModel, ts: dt.datetime | None = None) -> int:
         """Put an event body into the outbox and return its seq; it is published once
         committed (a few milliseconds later, in one transaction with the rest of its burst)."""
-        seq = self._outbox.append(body, self._clock() if ts is None else ts)
+        seq = self._outbox.append(body, self._clock() if ts is None else ts, boot_id=self._boot_id)
         self._schedule_flush()
         return seq
 
@@ -726,6 +739,23 @@ class Uplink:
     @property
     def acked_seq(self) -> int:
         return self._acked
+
+    def outbox_health(self) -> OutboxHealth:
+        """The outbox part of the box's health summary (for the birth and /healthz)."""
+        outbox = self._outbox
+        stats = outbox.stats()
+        return OutboxHealth(
+            state=LaneHealth(
+                depth=stats.state_depth, bytes=stats.state_bytes, cap_bytes=outbox.state_max_bytes
+            ),
+            event=LaneHealth(
+                depth=stats.depth + stats.queued,
+                bytes=stats.bytes,
+                cap_bytes=outbox.events_max_bytes,
+            ),
+            oldest_event_age_s=outbox.oldest_age(self._clock()),
+            dropped_events_total=stats.dropped_events_total,
+        )
 
     def stats(self) -> UplinkStats:
         outbox = self._outbox
