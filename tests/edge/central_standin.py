@@ -15,6 +15,7 @@ and ``send_command()``.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import threading
 import time
 import uuid
@@ -66,6 +67,7 @@ class CentralStandin:
     bad: list[str] = field(default_factory=list)
     _settled: dict[str, set[int]] = field(default_factory=dict)
     _watermark: dict[str, int] = field(default_factory=dict)
+    _counts: dict[str, int] = field(default_factory=dict)
     _published: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -110,6 +112,11 @@ class CentralStandin:
     def seqs(self, box_id: str) -> list[int]:
         with self._lock:
             return sorted(seq for (box, seq) in self.events if box == box_id)
+
+    def count(self, box_id: str) -> int:
+        """Distinct events stored for ``box_id`` (cheap: for polling)."""
+        with self._lock:
+            return self._counts.get(box_id, 0)
 
     def watermark(self, box_id: str) -> int:
         with self._lock:
@@ -192,6 +199,7 @@ class CentralStandin:
                 self.duplicates += 1
                 return
             self.events[key] = payload
+            self._counts[payload.box_id] = self._counts.get(payload.box_id, 0) + 1
             settled = self._settled.setdefault(payload.box_id, set())
             settled.add(payload.seq)
             if isinstance(payload.body, EventsDropped):
@@ -228,3 +236,53 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02) ->
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def summary(standin: CentralStandin) -> dict[str, dict[str, Any]]:
+    """Per box: events stored, duplicates seen, watermark, and whether its first state
+    arrived before its first historical event."""
+    result: dict[str, dict[str, Any]] = {}
+    first_state: dict[str, int] = {}
+    first_historical: dict[str, int] = {}
+    for i, message in enumerate(standin.messages()):
+        payload = message.payload
+        box = message.topic.split("/")[3]
+        if message.kind in ("bay", "lot", "zone", "sign"):
+            first_state.setdefault(box, i)
+        if isinstance(payload, Event) and payload.historical:
+            first_historical.setdefault(box, i)
+    for box in {b for b, _ in standin.events}:
+        result[box] = {
+            "count": standin.count(box),
+            "watermark": standin.watermark(box),
+            "state_before_historical": box in first_state
+            and box in first_historical
+            and first_state[box] < first_historical[box],
+        }
+    result["_"] = {"duplicates": standin.duplicates, "bad": len(standin.bad)}
+    return result
+
+
+def main() -> int:
+    """Run the stand-in as its own process until stdin closes; then print a JSON summary."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="central stand-in for uplink tests/benches")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--site", required=True)
+    args = parser.parse_args()
+    standin = CentralStandin(host=args.host, port=args.port, site=args.site).start()
+    assert standin._client is not None
+    client = standin._client
+    wait_until(client.is_connected, timeout=10)
+    print("ready", flush=True)
+    sys.stdin.read()
+    print(json.dumps(summary(standin)), flush=True)
+    standin.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
