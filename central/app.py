@@ -1,0 +1,215 @@
+"""The FastAPI application: ``create_app(settings)``; the lifespan builds everything.
+
+The lifespan loads the site file, opens the store (migrating it if asked), loads the site
+into it, and starts the MQTT ingest. Nothing is built at import, so tests create apps on
+SQLite and PostgreSQL side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from central.alerts.router import router as alerts_router
+from central.auth.router import router as auth_router
+from central.boxes.router import router as boxes_router
+from central.commands.router import router as commands_router
+from central.context import Central
+from central.db.engine import make_engine
+from central.db.migrate import upgrade
+from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
+from central.ingest.service import IngestWriter
+from central.lots.router import public as lots_public
+from central.lots.router import router as lots_router
+from central.lots.service import LotsCache
+from central.ops.router import router as ops_router
+from central.quarantine.router import router as quarantine_router
+from central.settings import CentralSettings
+from central.site import SiteIndex, load_site
+from central.sites.router import router as site_router
+from central.sites.service import sync_site
+from central.stream.hub import Hub
+from central.stream.router import router as stream_router
+from central.zones.router import router as zones_router
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+parkgrid central: live state and history of a town's car parks and stall zones.
+
+The lot figures (`/api/v1/lots`, `/api/v1/ngsi/lots`) are open data and need no login.
+Everything else needs a bearer token from `POST /api/v1/auth/login`.
+"""
+
+
+def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Central:
+    site = load_site(settings.site_file)
+    engine = make_engine(settings.database_url)
+    if settings.migrate_on_start:
+        upgrade(engine)
+    sync_site(engine, site)
+    index = SiteIndex.of(site)
+    hub = Hub(loop, queue_size=settings.stream_queue)
+    central = Central(
+        settings=settings,
+        engine=engine,
+        site=site,
+        index=index,
+        hub=hub,
+        lots=LotsCache(engine, max_age_s=settings.lots_cache_s),
+        started_at=time.time(),
+    )
+    central.throttle.max_failures = settings.login_max_failures
+    if settings.ingest:
+        from central.ingest.mqtt import CentralMqtt
+
+        def notify(notices: list[dict[str, Any]]) -> None:
+            if any(n["type"] in ("lot", "box") for n in notices):
+                central.lots.invalidate()
+            hub.publish(notices)
+
+        writer = IngestWriter(
+            engine=engine,
+            site=index,
+            notify=notify,
+            stats=central.stats,
+            wants_notices=lambda: hub.active,
+        )
+        central.mqtt = CentralMqtt(settings=settings, site_id=site.id, writer=writer)
+        central.mqtt.start()
+    return central
+
+
+def _stop(central: Central) -> None:
+    if central.mqtt is not None:
+        central.mqtt.stop()
+    central.engine.dispose()
+
+
+def create_app(settings: CentralSettings | None = None) -> FastAPI:
+    """The central app; ``settings`` None means: read them from the environment at start."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings if settings is not None else CentralSettings()  # type: ignore[call-arg]
+        loop = asyncio.get_running_loop()
+        central = await run_in_threadpool(_start, resolved, loop)
+        app.state.central = central
+        try:
+            yield
+        finally:
+            await run_in_threadpool(_stop, central)
+
+    app = FastAPI(
+        title="parkgrid central",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    for router in (
+        lots_public,
+        lots_router,
+        zones_router,
+        alerts_router,
+        boxes_router,
+        commands_router,
+        quarantine_router,
+        site_router,
+        auth_router,
+        stream_router,
+        ops_router,
+    ):
+        app.include_router(router)
+
+    @app.exception_handler(CentralError)
+    async def central_error(_: Request, exc: CentralError) -> JSONResponse:
+        body: dict[str, Any] = {"detail": exc.detail}
+        headers: dict[str, str] = {}
+        if isinstance(exc, Invalid):
+            body["field"] = exc.field
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+        if isinstance(exc, Unauthenticated):
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(body, status_code=exc.status, headers=headers)
+
+    limit = settings.max_body_bytes if settings is not None else None
+    app.add_middleware(BodyLimit, max_bytes=limit)
+    return app
+
+
+class BodyLimit:
+    """413 for a request body over the limit, by Content-Length or while it streams in."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int | None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        if limit is None:
+            central = getattr(scope["app"].state, "central", None)
+            limit = central.settings.max_body_bytes if central is not None else 1024 * 1024
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await _too_large(send, limit)
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(send, limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = f'{{"detail":"request body over {limit} bytes"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+
+from central.auth import service
+from central.auth.models import MACHINE_ROLES, MachineTokenIn, Me, Role, TokenOut, UserIn, UserOut
+from central.deps import Admin, AnyActor, CentralDep
+from central.errors import Invalid
+
+router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+
+@router.post(
+    "/auth/login",
+    response_model=TokenOut,
+    responses={
+        401: {"description": "Wrong user name or password"},
+        429: {"description": "Too many failed attempts"},
+    },
+    summary="Exchange a user name and password for a bearer token (OAuth2 password form)",
+)
+def login(
+    request: Request,
+    central: CentralDep,
+    username: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=200)],
+) -> TokenOut:
+    client = request.client.host if request.client else "unknown"
+    token, expires, role = service.login(
+        central.engine,
+        username=username,
+        password=password,
+        client=client,
+        throttle=central.throttle,
+        ttl_s=central.settings.token_ttl_s,
+    )
+    return TokenOut(access_token=token, expires_at=service.iso(expires), role=role)
+
+
+@router.post("/auth/logout", status_code=204, summary="Revoke the token used for this call")
+def logout(central: CentralDep, actor: AnyActor) -> None:
+    service.revoke(central.engine, digest=actor.token_hash, actor=actor.label)
+    central.tokens.forget(actor.token_hash)
+
+
+@router.get("/auth/me", response_model=Me, summary="Who the token belongs to")
+def me(actor: AnyActor) -> Me:
+    return Me(name=actor.name, role=actor.role, kind="user" if actor.user_id else "token")
+
+
+@router.post(
+    "/auth/tokens",
+    response_model=TokenOut,
+    status_code=201,
+    summary="Issue a machine token (camera, box)",
+)
+def machine_token(body: MachineTokenIn, central: CentralDep, actor: Admin) -> TokenOut:
+    if body.role not in MACHINE_ROLES:
+        raise Invalid("a machine token's role is camera or box", field="role")
+    token, expires = service.issue_token(
+        central.engine,
+        name=body.name,
+        role=body.role,
+        ttl_s=body.ttl_days * 86400,
+        actor=actor.label,
+    )
+    return TokenOut(access_token=token, expires_at=service.iso(expires), role=body.role)
+
+
+@router.get("/users", response_model=list[UserOut], summary="Users")
+def users(central: CentralDep, _: Admin) -> list[UserOut]:
+    return [
+        UserOut(**{**row, "created_at": service.iso(row["created_at"]), "role": Role(row["role"])})
+        for row in service.list_users(central.engine)
+    ]
+
+
+@router.post("/users", response_model=UserOut, status_code=201, summary="Add a user")
+def add_user(body: UserIn, central: CentralDep, actor: Admin) -> UserOut:
+    service.add_user(
+        central.engine,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        actor=actor.label,
+    )
+    row = next(u for u in service.list_users(central.engine) if u["username"] == body.username)
+    return UserOut(
+        **{**row, "created_at": service.iso(row["created_at"]), "role": Role(row["role"])}
+    )

@@ -1,0 +1,280 @@
+"""Passwords (argon2), opaque bearer tokens (stored as sha256), and login throttling.
+
+A token is 32 random bytes, URL-safe; the store keeps only its sha256, its role and its
+expiry, so a leaked database does not leak working tokens. Tokens are checked on every
+request through a small cache (a few seconds), so a revoked token stops working quickly.
+Failed logins are counted per user name and per client address; after
+``max_failures`` the next attempt is refused until a back-off (doubling from 1 s to 5 min)
+has passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine, delete, select
+
+from central import audit
+from central.auth.models import USER_ROLES, Actor, Role
+from central.db import schema as t
+from central.db.engine import writer
+from central.errors import Conflict, Invalid, NotFound, TooManyAttempts, Unauthenticated
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password anyone has")
+CACHE_S = 5.0
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_user(
+    engine: Engine, *, username: str, password: str, role: Role, actor: str, replace: bool = False
+) -> int:
+    """Create a user (or, with ``replace``, set an existing user's password and role)."""
+    if role not in USER_ROLES:
+        raise Invalid(f"a user's role is one of {', '.join(USER_ROLES)}", field="role")
+    if len(password) < 8:
+        raise Invalid("a password has at least 8 characters", field="password")
+    hashed = hash_password(password)
+    with writer(engine).begin() as conn:
+        existing = conn.execute(select(t.users.c.id).where(t.users.c.username == username)).scalar()
+        if existing is not None:
+            if not replace:
+                raise Conflict(f"user {username!r} exists")
+            conn.execute(
+                t.users.update()
+                .where(t.users.c.id == existing)
+                .values(password_hash=hashed, role=role.value, disabled=False)
+            )
+            conn.execute(delete(t.tokens).where(t.tokens.c.user_id == existing))
+            audit.record(
+                conn,
+                actor=actor,
+                action="user.update",
+                target=username,
+                detail={"role": role.value},
+            )
+            return int(existing)
+        result = conn.execute(
+            t.users.insert().values(
+                username=username,
+                password_hash=hashed,
+                role=role.value,
+                disabled=False,
+                created_at=time.time(),
+            )
+        )
+        audit.record(
+            conn, actor=actor, action="user.add", target=username, detail={"role": role.value}
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def list_users(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                t.users.c.id,
+                t.users.c.username,
+                t.users.c.role,
+                t.users.c.disabled,
+                t.users.c.created_at,
+            ).order_by(t.users.c.username)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def issue_token(
+    engine: Engine,
+    *,
+    name: str,
+    role: Role,
+    ttl_s: float,
+    actor: str,
+    user_id: int | None = None,
+) -> tuple[str, float]:
+    """A new bearer token; returns the token (shown once) and its expiry (epoch seconds)."""
+    token = secrets.token_urlsafe(32)
+    now = time.time()
+    expires = now + ttl_s
+    with writer(engine).begin() as conn:
+        conn.execute(
+            t.tokens.insert().values(
+                token_hash=token_hash(token),
+                user_id=user_id,
+                name=name,
+                role=role.value,
+                created_at=now,
+                expires_at=expires,
+            )
+        )
+        # Expired tokens are removed as new ones are issued: the table stays small.
+        conn.execute(delete(t.tokens).where(t.tokens.c.expires_at < now))
+        if user_id is None:
+            audit.record(
+                conn,
+                actor=actor,
+                action="token.issue",
+                target=name,
+                detail={"role": role.value, "expires_at": expires},
+            )
+    return token, expires
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+class LoginThrottle:
+    """Counts failed logins per key (user name, client address) and imposes a back-off."""
+
+    def __init__(self, *, max_failures: int = 5, window_s: float = 900.0) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._failures: dict[str, _Failures] = {}
+        self._lock = threading.Lock()
+
+    def _wait(self, entry: _Failures, now: float) -> float:
+        over = entry.count - self.max_failures
+        if over < 0:
+            return 0.0
+        backoff = min(2.0**over, 300.0)
+        return max(0.0, entry.last + backoff - now)
+
+    def check(self, keys: list[str], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            wait = 0.0
+            for key in keys:
+                entry = self._failures.get(key)
+                if entry is None:
+                    continue
+                if now - entry.last > self.window_s:
+                    del self._failures[key]
+                    continue
+                wait = max(wait, self._wait(entry, now))
+        if wait > 0:
+            raise TooManyAttempts(wait)
+
+    def failed(self, keys: list[str], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            for key in keys:
+                entry = self._failures.setdefault(key, _Failures())
+                entry.count += 1
+                entry.last = now
+
+    def succeeded(self, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
+
+
+def login(
+    engine: Engine,
+    *,
+    username: str,
+    password: str,
+    client: str,
+    throttle: LoginThrottle,
+    ttl_s: float,
+) -> tuple[str, float, Role]:
+    keys = [f"user:{username.lower()}", f"ip:{client}"]
+    throttle.check(keys)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(t.users.c.id, t.users.c.password_hash, t.users.c.role, t.users.c.disabled).where(
+                t.users.c.username == username
+            )
+        ).first()
+    try:
+        # An unknown user costs the same time as a wrong password.
+        _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
+        ok = row is not None and not row.disabled
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or row is None:
+        throttle.failed(keys)
+        raise Unauthenticated("wrong user name or password")
+    throttle.succeeded(keys)
+    role = Role(row.role)
+    token, expires = issue_token(
+        engine, name=username, role=role, ttl_s=ttl_s, actor=f"user:{username}", user_id=row.id
+    )
+    return token, expires, role
+
+
+class TokenCache:
+    """Token hash -> (actor, expires_at, cached_at): one store read per token per few s."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Actor | None, float, float]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, engine: Engine, token: str) -> Actor:
+        digest = token_hash(token)
+        now = time.time()
+        with self._lock:
+            hit = self._entries.get(digest)
+        if hit is None or now - hit[2] > CACHE_S:
+            with engine.connect() as conn:
+                row = conn.execute(
+                    select(
+                        t.tokens.c.name,
+                        t.tokens.c.role,
+                        t.tokens.c.user_id,
+                        t.tokens.c.expires_at,
+                        t.users.c.disabled,
+                    )
+                    .select_from(t.tokens.outerjoin(t.users, t.users.c.id == t.tokens.c.user_id))
+                    .where(t.tokens.c.token_hash == digest)
+                ).first()
+            if row is None or row.disabled:
+                hit = (None, 0.0, now)
+            else:
+                actor = Actor(
+                    name=row.name, role=Role(row.role), user_id=row.user_id, token_hash=digest
+                )
+                hit = (actor, row.expires_at, now)
+            with self._lock:
+                if len(self._entries) > 10_000:
+                    self._entries.clear()
+                self._entries[digest] = hit
+        actor, expires, _ = hit
+        if actor is None:
+            raise Unauthenticated("unknown or revoked token")
+        if expires <= now:
+            raise Unauthenticated("token expired; log in again")
+        return actor
+
+    def forget(self, digest: str) -> None:
+        with self._lock:
+            self._entries.pop(digest, None)
+
+
+def revoke(engine: Engine, *, digest: str, actor: str) -> None:
+    with writer(engine).begin() as conn:
+        result = conn.execute(delete(t.tokens).where(t.tokens.c.token_hash == digest))
+        if not result.rowcount:
+            raise NotFound("token", digest[:8])
+        audit.record(conn, actor=actor, action="token.revoke", target=digest[:8])
+
+
+def iso(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)

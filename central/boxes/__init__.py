@@ -1,0 +1,1 @@
+"""Boxes: liveness, health, watermark, and what they disagree with the site file about."""

@@ -1,0 +1,186 @@
+"""``parkgrid central``: serve, migrate, add-user, add-token, check-site.
+
+Exit codes: 0 done, 1 failed at run time, 2 bad input (site file, arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="central_command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the aggregator (API + MQTT ingest)")
+    _db(serve)
+    serve.add_argument("--site", type=Path, help="site TOML file (env PARKGRID_SITE_FILE)")
+    serve.add_argument("--mqtt-url", help="mqtt://host:port (env PARKGRID_MQTT_URL)")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP listen address")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port")
+    serve.add_argument(
+        "--ingest-group", help="share the MQTT ingest with other processes ($share/NAME/...)"
+    )
+    serve.add_argument("--no-ingest", action="store_true", help="API only, no MQTT ingest")
+    serve.add_argument("--instance", help="this instance's name (default: host name)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate at start")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
+    _db(migrate)
+    migrate.set_defaults(handler=_migrate)
+
+    add_user = commands.add_parser("add-user", help="add a user (or --replace one)")
+    _db(add_user)
+    add_user.add_argument("username")
+    add_user.add_argument("--role", choices=["viewer", "operator", "admin"], default="viewer")
+    add_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    add_user.add_argument("--replace", action="store_true", help="update an existing user")
+    add_user.set_defaults(handler=_add_user)
+
+    add_token = commands.add_parser("add-token", help="issue a machine token (camera, box)")
+    _db(add_token)
+    add_token.add_argument("name")
+    add_token.add_argument("--role", choices=["camera", "box"], required=True)
+    add_token.add_argument("--days", type=int, default=365)
+    add_token.set_defaults(handler=_add_token)
+
+    check = commands.add_parser("check-site", help="validate a site file")
+    check.add_argument("site", type=Path)
+    check.set_defaults(handler=_check_site)
+
+    parser.set_defaults(handler=lambda _args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("PARKGRID_DATABASE_URL", "sqlite:///parkgrid-central.db"),
+        help="sqlite:///path.db or postgresql+psycopg://user@host/db (env PARKGRID_DATABASE_URL)",
+    )
+
+
+def _engine(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from central.db.engine import make_engine
+    from central.db.migrate import upgrade
+
+    engine = make_engine(args.database_url)
+    upgrade(engine)
+    return engine
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from pydantic import ValidationError
+
+    from central.app import create_app
+    from central.settings import CentralSettings
+    from central.site import SiteError, load_site
+
+    overrides: dict[str, object] = {"database_url": args.database_url}
+    for name, value in (
+        ("site_file", args.site),
+        ("mqtt_url", args.mqtt_url),
+        ("ingest_group", args.ingest_group),
+        ("instance", args.instance),
+    ):
+        if value is not None:
+            overrides[name] = value
+    if args.no_ingest:
+        overrides["ingest"] = False
+    if args.no_migrate:
+        overrides["migrate_on_start"] = False
+    try:
+        settings = CentralSettings(**overrides)  # type: ignore[arg-type]
+        load_site(settings.site_file)
+    except ValidationError as exc:
+        for err in exc.errors():
+            print(f"central: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    except SiteError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from central.db.engine import make_engine
+    from central.db.migrate import current, upgrade
+
+    engine = make_engine(args.database_url)
+    upgrade(engine)
+    print(f"database at revision {current(engine)}")
+    return EXIT_OK
+
+
+def _add_user(args: argparse.Namespace) -> int:
+    from central.auth.models import Role
+    from central.auth.service import add_user
+    from central.errors import CentralError
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.username}: ")
+        if getpass.getpass("again: ") != password:
+            print("central: the passwords differ", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        add_user(
+            _engine(args),
+            username=args.username,
+            password=password,
+            role=Role(args.role),
+            actor=f"cli:{getpass.getuser()}",
+            replace=args.replace,
+        )
+    except CentralError as exc:
+        print(f"central: {exc.detail}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"user {args.username} ({args.role}) saved")
+    return EXIT_OK
+
+
+def _add_token(args: argparse.Namespace) -> int:
+    from central.auth.models import Role
+    from central.auth.service import issue_token
+
+    token, _ = issue_token(
+        _engine(args),
+        name=args.name,
+        role=Role(args.role),
+        ttl_s=args.days * 86400,
+        actor=f"cli:{getpass.getuser()}",
+    )
+    print(token)
+    return EXIT_OK
+
+
+def _check_site(args: argparse.Namespace) -> int:
+    from central.site import SiteError, load_site
+
+    try:
+        site = load_site(args.site)
+    except SiteError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    bays = sum(1 for _ in site.lot_bays()) + sum(1 for _ in site.zone_bays())
+    print(
+        f"{args.site}: site {site.id}: {len(site.boxes)} boxes, {len(site.lots)} lots, "
+        f"{len(site.zones)} zones, {bays} bays, {len(site.grids)} grids"
+    )
+    return EXIT_OK

@@ -1,0 +1,276 @@
+"""The central schema, SQLAlchemy Core: one ``metadata`` for SQLite and PostgreSQL.
+
+Times are UTC epoch seconds in ``Float`` columns (``*_at``, ``ts``, ``since``): the same type
+and the same arithmetic on both engines, which keeps the history queries (bucketing by a
+step) free of engine-specific date functions. Live state (boxes, lots, bays, zones, signs)
+is one row per thing, overwritten; history is the append-only ``events`` table, unique on
+``(box_id, seq)``, which is what makes at-least-once delivery exactly-once.
+
+Changing the schema: edit this module, then add an Alembic revision under
+``central/db/migrations/versions/`` (``tests/central/test_store.py`` fails while the two
+disagree).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+ID = 64  # the uplink id length
+
+boxes = Table(
+    "boxes",
+    metadata,
+    Column("box_id", String(ID), primary_key=True),
+    Column("name", String(200)),
+    Column("in_site", Boolean, nullable=False, default=True),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("seen", Boolean, nullable=False, default=False),
+    Column("boot_id", String(36)),
+    Column("offline_reason", String(32)),
+    Column("status_ts", Float),
+    Column("status_changed_at", Float),
+    Column("last_seen_at", Float),
+    Column("software_version", String(500)),
+    Column("config_hash", String(500)),
+    Column("sensor_count", Integer),
+    Column("status_json", Text),
+)
+
+lots = Table(
+    "lots",
+    metadata,
+    Column("lot_id", String(ID), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("box_id", String(ID), nullable=False, index=True),
+    Column("capacity", Integer, nullable=False),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("address", String(500)),
+    # The box's last LotState; null until one arrives.
+    Column("free", Integer),
+    Column("occupied", Integer),
+    Column("unknown", Integer),
+    Column("closed", Integer),
+    Column("reported_capacity", Integer),
+    Column("status", String(32)),
+    Column("trend", String(16)),
+    Column("state_ts", Float),
+    Column("updated_at", Float),
+)
+
+bays = Table(
+    "bays",
+    metadata,
+    Column("bay_id", String(ID), primary_key=True),
+    Column("lot_id", String(ID), index=True),
+    Column("zone_id", String(ID), index=True),
+    Column("box_id", String(ID), nullable=False),
+    Column("state", String(16)),
+    Column("since", Float),
+    Column("sensor_id", String(ID)),
+    Column("sensor_json", Text),
+    Column("sensor_flags", String(200)),
+    Column("state_ts", Float),
+    Column("updated_at", Float),
+)
+
+zones = Table(
+    "zones",
+    metadata,
+    Column("zone_id", String(ID), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("zone_class", String(16), nullable=False),
+    Column("box_id", String(ID), nullable=False, index=True),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("state", String(16)),
+    Column("occupied", Integer),
+    Column("schedule_version", Integer),
+    Column("window_start", Float),
+    Column("window_end", Float),
+    Column("next_transition", Float),
+    Column("state_ts", Float),
+    Column("updated_at", Float),
+)
+
+signs = Table(
+    "signs",
+    metadata,
+    Column("sign_id", String(ID), primary_key=True),
+    Column("box_id", String(ID), nullable=False, index=True),
+    Column("up", Boolean),
+    Column("state_json", Text, nullable=False),
+    Column("state_ts", Float),
+    Column("updated_at", Float),
+)
+
+# History: every event of every box, once.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("box_id", String(ID), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("boot_id", String(36), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("kind", String(32), nullable=False),
+    # When it happened: the sensor time of a bay change, else the envelope's ts.
+    Column("ts", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("historical", Boolean, nullable=False),
+    Column("lot_id", String(ID)),
+    Column("zone_id", String(ID)),
+    Column("bay_id", String(ID)),
+    Column("to_state", String(16)),
+    Column("payload", Text, nullable=False),
+    UniqueConstraint("box_id", "seq", name="uq_events_box_seq"),
+)
+# Lot history (a lot's changes in a time range) and a bay's state at a time.
+Index("ix_events_lot_ts", events.c.lot_id, events.c.ts)
+Index("ix_events_bay_ts", events.c.bay_id, events.c.ts)
+Index("ix_events_kind_ts", events.c.kind, events.c.ts)
+
+# Seq ranges a box reported dropped (events_dropped): settled for the watermark.
+dropped_ranges = Table(
+    "dropped_ranges",
+    metadata,
+    Column("box_id", String(ID), primary_key=True),
+    Column("first_seq", BigInteger, primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("reported_at", Float, nullable=False),
+)
+
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("box_id", String(ID), primary_key=True),
+    Column("acked_seq", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("box_id", String(ID), nullable=False),
+    Column("alert_id", String(ID), nullable=False),
+    Column("alert_type", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("since", Float, nullable=False),
+    Column("message", Text),
+    Column("lot_id", String(ID)),
+    Column("zone_id", String(ID)),
+    Column("bay_id", String(ID)),
+    Column("sign_id", String(ID)),
+    Column("sensor_id", String(ID)),
+    # raised -> acknowledged -> resolved; the box may resolve at any point.
+    Column("state", String(16), nullable=False),
+    Column("raised_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("acknowledged_by", String(200)),
+    Column("acknowledged_at", Float),
+    Column("resolved_by", String(200)),
+    Column("resolved_at", Float),
+    UniqueConstraint("box_id", "alert_id", name="uq_alerts_box_alert"),
+)
+Index("ix_alerts_state_raised", alerts.c.state, alerts.c.raised_at)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("topic", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("payload_size", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("box_id", String(ID)),
+    Column("received_at", Float, nullable=False, index=True),
+)
+
+# Disagreements between what boxes publish and the site file; one row per subject.
+site_problems = Table(
+    "site_problems",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("box_id", String(ID), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("first_seen_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("count", Integer, nullable=False),
+    UniqueConstraint("box_id", "subject", name="uq_site_problems_box_subject"),
+)
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("command_id", String(36), primary_key=True),
+    Column("box_id", String(ID), nullable=False, index=True),
+    Column("name", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("issued_by", String(200), nullable=False),
+    Column("issued_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("reply_ok", Boolean),
+    Column("reply_error", Text),
+    Column("reply_at", Float),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+)
+
+# Who did what: every write through the API or the CLI.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200)),
+    Column("detail", Text),
+)

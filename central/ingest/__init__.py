@@ -1,0 +1,1 @@
+"""Ingest: MQTT in (``mqtt``), batches into the store (``service``), acks out (``watermark``)."""

@@ -1,0 +1,1 @@
+"""Lots and their bays: live figures, history, the open-data views."""

@@ -1,0 +1,375 @@
+"""Lots: live figures (with the stale rule), bays, occupancy history and dwell times.
+
+History is answered from ``events``: the state of every bay at ``start`` is its last
+``bay_changed`` before ``start`` (one indexed look-up per bay via ``ix_events_bay_ts``), then
+the changes inside the range (``ix_events_lot_ts``) are replayed in time order and the
+counts sampled at each step.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import json
+import statistics
+import threading
+import time
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import Engine, select
+
+from central.db import schema as t
+from central.errors import Invalid, NotFound
+from central.lots.models import (
+    BayOut,
+    DwellStats,
+    Location,
+    LotOut,
+    LotsOut,
+    OccupancyHistory,
+    OccupancyPoint,
+    SensorOut,
+)
+
+MAX_POINTS = 5000
+
+
+def _dt(ts: float | None) -> dt.datetime | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def _lot_out(row: Any) -> LotOut:
+    online = bool(row.online)
+    reported = row.state_ts is not None
+    capacity = row.capacity
+    closed = row.closed or 0
+    if online and reported:
+        free, occupied, unknown = row.free, row.occupied, row.unknown
+        status = row.status
+    else:
+        # Stale: what was free may be taken by now; it is unknown, never free.
+        occupied = row.occupied or 0
+        free = 0
+        unknown = max(0, capacity - occupied - closed)
+        status = "closed" if reported and row.status == "closed" else "unknown"
+    location = Location(lat=row.lat, lon=row.lon) if row.lat is not None else None
+    return LotOut(
+        id=row.lot_id,
+        name=row.name,
+        capacity=capacity,
+        free=free,
+        occupied=occupied,
+        unknown=unknown,
+        closed=closed,
+        status=status,
+        trend=row.trend if online else None,
+        stale=not (online and reported),
+        last_known_free=row.free,
+        updated=_dt(row.state_ts),
+        location=location,
+        address=row.address,
+    )
+
+
+def _lots_query() -> Any:
+    return (
+        select(t.lots, t.boxes.c.online)
+        .select_from(t.lots.outerjoin(t.boxes, t.boxes.c.box_id == t.lots.c.box_id))
+        .order_by(t.lots.c.lot_id)
+    )
+
+
+def list_lots(engine: Engine) -> list[LotOut]:
+    with engine.connect() as conn:
+        return [_lot_out(row) for row in conn.execute(_lots_query())]
+
+
+def get_lot(engine: Engine, lot_id: str) -> LotOut:
+    with engine.connect() as conn:
+        row = conn.execute(_lots_query().where(t.lots.c.lot_id == lot_id)).first()
+    if row is None:
+        raise NotFound("lot", lot_id)
+    return _lot_out(row)
+
+
+_LOTS = TypeAdapter(LotsOut)
+_LOT = TypeAdapter(LotOut)
+
+
+class LotsCache:
+    """The public lot list, pre-encoded: rebuilt when a lot or box changes, or after
+    ``max_age_s`` (changes made by other processes). The open-data endpoint serves bytes."""
+
+    def __init__(self, engine: Engine, *, max_age_s: float = 1.0) -> None:
+        self.engine = engine
+        self.max_age_s = max_age_s
+        self._built_at = 0.0
+        self._version = 0
+        self._built_version = -1
+        self._list = b""
+        self._one: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        self._version += 1
+
+    def _fresh(self) -> bool:
+        return (
+            self._built_version == self._version
+            and time.monotonic() - self._built_at < self.max_age_s
+        )
+
+    def _build(self) -> None:
+        with self._lock:
+            if self._fresh():
+                return
+            version = self._version
+            lots = list_lots(self.engine)
+            self._list = _LOTS.dump_json(LotsOut(lots=lots))
+            self._one = {lot.id: _LOT.dump_json(lot) for lot in lots}
+            self._built_at = time.monotonic()
+            self._built_version = version
+
+    def fresh(self) -> bool:
+        return self._fresh()
+
+    def all(self) -> bytes:
+        if not self._fresh():
+            self._build()
+        return self._list
+
+    def one(self, lot_id: str) -> bytes:
+        if not self._fresh():
+            self._build()
+        found = self._one.get(lot_id)
+        if found is None:
+            raise NotFound("lot", lot_id)
+        return found
+
+
+def _bay_out(row: Any) -> BayOut:
+    online = bool(row.online)
+    reported = row.state
+    state = "unknown" if reported is None or (not online and reported == "free") else reported
+    sensor = None
+    if row.sensor_id is not None:
+        sensor = SensorOut(
+            sensor_id=row.sensor_id,
+            flags=[f for f in (row.sensor_flags or "").split(",") if f],
+            detail=json.loads(row.sensor_json) if row.sensor_json else None,
+        )
+    return BayOut(
+        id=row.bay_id,
+        lot_id=row.lot_id,
+        zone_id=row.zone_id,
+        state=state,
+        reported_state=reported,
+        stale=not online or reported is None,
+        since=_dt(row.since),
+        updated=_dt(row.state_ts),
+        sensor=sensor,
+    )
+
+
+def list_bays(
+    engine: Engine, *, lot_id: str | None = None, zone_id: str | None = None
+) -> list[BayOut]:
+    query = (
+        select(t.bays, t.boxes.c.online)
+        .select_from(t.bays.outerjoin(t.boxes, t.boxes.c.box_id == t.bays.c.box_id))
+        .order_by(t.bays.c.bay_id)
+    )
+    with engine.connect() as conn:
+        if lot_id is not None:
+            if (
+                conn.execute(select(t.lots.c.lot_id).where(t.lots.c.lot_id == lot_id)).first()
+                is None
+            ):
+                raise NotFound("lot", lot_id)
+            query = query.where(t.bays.c.lot_id == lot_id)
+        if zone_id is not None:
+            query = query.where(t.bays.c.zone_id == zone_id)
+        return [_bay_out(row) for row in conn.execute(query)]
+
+
+def _range(
+    start: dt.datetime | None, end: dt.datetime | None, default_s: float
+) -> tuple[float, float]:
+    end_ts = end.timestamp() if end else time.time()
+    start_ts = start.timestamp() if start else end_ts - default_s
+    if end_ts <= start_ts:
+        raise Invalid("end must be after start", field="end")
+    if end_ts - start_ts > 92 * 86400:
+        raise Invalid("a range is at most 92 days", field="start")
+    return start_ts, end_ts
+
+
+def _lot_capacity(conn: Any, lot_id: str) -> int:
+    capacity = conn.execute(select(t.lots.c.capacity).where(t.lots.c.lot_id == lot_id)).scalar()
+    if capacity is None:
+        raise NotFound("lot", lot_id)
+    return int(capacity)
+
+
+def occupancy_history(
+    engine: Engine,
+    *,
+    lot_id: str,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    step_s: int,
+) -> OccupancyHistory:
+    """The lot's counts at ``start``, ``start + step``, ... up to ``end``."""
+    start_ts, end_ts = _range(start, end, 86400)
+    if (end_ts - start_ts) / step_s > MAX_POINTS:
+        raise Invalid(f"at most {MAX_POINTS} points: choose a larger step", field="step")
+    e = t.events
+    with engine.connect() as conn:
+        capacity = _lot_capacity(conn, lot_id)
+        bay_ids = list(
+            conn.execute(select(t.bays.c.bay_id).where(t.bays.c.lot_id == lot_id)).scalars()
+        )
+        state: dict[str, str] = {}
+        for bay_id in bay_ids:
+            last = conn.execute(
+                select(e.c.to_state)
+                .where(e.c.bay_id == bay_id, e.c.kind == "bay_changed", e.c.ts < start_ts)
+                .order_by(e.c.ts.desc(), e.c.seq.desc())
+                .limit(1)
+            ).scalar()
+            state[bay_id] = last or "unknown"
+        changes = conn.execute(
+            select(e.c.ts, e.c.bay_id, e.c.to_state)
+            .where(
+                e.c.lot_id == lot_id,
+                e.c.kind == "bay_changed",
+                e.c.ts >= start_ts,
+                e.c.ts <= end_ts,
+            )
+            .order_by(e.c.ts, e.c.seq)
+        ).all()
+    counts = {"free": 0, "occupied": 0, "unknown": 0, "closed": 0}
+    for value in state.values():
+        counts[value] = counts.get(value, 0) + 1
+    points: list[OccupancyPoint] = []
+    index = 0
+    sample = start_ts
+    while sample <= end_ts + 1e-9:
+        while index < len(changes) and changes[index].ts <= sample:
+            _, bay_id, to_state = changes[index]
+            index += 1
+            before = state.get(bay_id)
+            if before is None:  # a bay the site file does not have
+                continue
+            counts[before] -= 1
+            counts[to_state] = counts.get(to_state, 0) + 1
+            state[bay_id] = to_state
+        in_service = capacity - counts["closed"]
+        points.append(
+            OccupancyPoint(
+                at=dt.datetime.fromtimestamp(sample, dt.UTC),
+                occupied=counts["occupied"],
+                free=counts["free"],
+                unknown=counts["unknown"],
+                closed=counts["closed"],
+                occupancy=counts["occupied"] / in_service if in_service > 0 else 0.0,
+            )
+        )
+        sample += step_s
+    return OccupancyHistory(
+        lot_id=lot_id,
+        capacity=capacity,
+        start=dt.datetime.fromtimestamp(start_ts, dt.UTC),
+        end=dt.datetime.fromtimestamp(end_ts, dt.UTC),
+        step_s=step_s,
+        points=points,
+    )
+
+
+DWELL_BUCKETS = ((900, "<15m"), (3600, "15m-1h"), (4 * 3600, "1h-4h"), (86400, "4h-24h"))
+
+
+def dwell_stats(
+    engine: Engine, *, lot_id: str, start: dt.datetime | None, end: dt.datetime | None
+) -> DwellStats:
+    """How long bays stayed occupied: stays that ended inside the range."""
+    start_ts, end_ts = _range(start, end, 7 * 86400)
+    e = t.events
+    with engine.connect() as conn:
+        _lot_capacity(conn, lot_id)
+        # Look back a day before start so a stay that began earlier is measured whole.
+        rows = conn.execute(
+            select(e.c.bay_id, e.c.ts, e.c.to_state)
+            .where(
+                e.c.lot_id == lot_id,
+                e.c.kind == "bay_changed",
+                e.c.ts >= start_ts - 86400,
+                e.c.ts <= end_ts,
+            )
+            .order_by(e.c.bay_id, e.c.ts, e.c.seq)
+        ).all()
+    stays: list[float] = []
+    began: dict[str, float] = {}
+    for bay_id, ts_, to_state in rows:
+        if to_state == "occupied":
+            began.setdefault(bay_id, ts_)
+        elif bay_id in began:
+            since = began.pop(bay_id)
+            if ts_ >= start_ts:
+                stays.append(ts_ - since)
+    stays.sort()
+    histogram = {label: 0 for _, label in DWELL_BUCKETS} | {">24h": 0}
+    limits = [limit for limit, _ in DWELL_BUCKETS]
+    for stay in stays:
+        i = bisect.bisect_right(limits, stay)
+        histogram[DWELL_BUCKETS[i][1] if i < len(DWELL_BUCKETS) else ">24h"] += 1
+    return DwellStats(
+        lot_id=lot_id,
+        start=dt.datetime.fromtimestamp(start_ts, dt.UTC),
+        end=dt.datetime.fromtimestamp(end_ts, dt.UTC),
+        stays=len(stays),
+        mean_s=statistics.fmean(stays) if stays else None,
+        median_s=statistics.median(stays) if stays else None,
+        p90_s=stays[min(len(stays) - 1, int(0.9 * len(stays)))] if stays else None,
+        max_s=stays[-1] if stays else None,
+        histogram=histogram,
+    )
+
+
+def ngsi_lots(lots: list[LotOut], *, site_id: str) -> list[dict[str, Any]]:
+    """The lots as FIWARE ``OffStreetParking`` entities (NGSI v2, key-values)."""
+    entities = []
+    for lot in lots:
+        status = ["unknown"] if lot.stale else [_NGSI_STATUS.get(lot.status, "unknown")]
+        if lot.status != "closed" and not lot.stale:
+            status.insert(0, "open")
+        entity: dict[str, Any] = {
+            "id": f"urn:ngsi-ld:OffStreetParking:{site_id}:{lot.id}",
+            "type": "OffStreetParking",
+            "name": lot.name,
+            "category": ["public"],
+            "totalSpotNumber": lot.capacity,
+            "availableSpotNumber": None if lot.stale else lot.free,
+            "occupiedSpotNumber": None if lot.stale else lot.occupied,
+            "status": status,
+            "dateModified": lot.updated.isoformat().replace("+00:00", "Z") if lot.updated else None,
+        }
+        if lot.location is not None:
+            entity["location"] = {
+                "type": "Point",
+                "coordinates": [lot.location.lon, lot.location.lat],
+            }
+        if lot.address:
+            entity["address"] = {"streetAddress": lot.address}
+        entities.append(entity)
+    return entities
+
+
+_NGSI_STATUS = {
+    "spacesAvailable": "spacesAvailable",
+    "almostFull": "almostFull",
+    "full": "full",
+    "closed": "closed",
+    "unknown": "unknown",
+}

@@ -1,0 +1,1 @@
+"""Messages central refused, kept with their reason."""

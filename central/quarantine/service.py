@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine, func, select
+
+from central.db import schema as t
+from central.quarantine.models import QuarantinedOut, QuarantineOut
+
+
+def list_quarantine(
+    engine: Engine, *, limit: int = 100, box_id: str | None = None
+) -> QuarantineOut:
+    q = t.quarantine
+    query = select(q).order_by(q.c.id.desc()).limit(limit)
+    count = select(func.count()).select_from(q)
+    if box_id is not None:
+        query = query.where(q.c.box_id == box_id)
+        count = count.where(q.c.box_id == box_id)
+    with engine.connect() as conn:
+        total = int(conn.execute(count).scalar() or 0)
+        items = [
+            QuarantinedOut(
+                id=row.id,
+                topic=row.topic,
+                box_id=row.box_id,
+                reason=row.reason,
+                received_at=dt.datetime.fromtimestamp(row.received_at, dt.UTC),
+                payload_size=row.payload_size,
+                payload=bytes(row.payload).decode("utf-8", "replace"),
+            )
+            for row in conn.execute(query)
+        ]
+    return QuarantineOut(total=total, items=items)

@@ -1,0 +1,67 @@
+"""Central's settings: one pydantic-settings class, ``PARKGRID_`` environment prefix.
+
+Built in the lifespan (or by the CLI from its arguments), never at import, so tests create
+apps with SQLite or PostgreSQL side by side.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CentralSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARKGRID_", extra="ignore")
+
+    site_file: Path = Field(description="The site TOML file (lots, bays, zones, boxes, ...).")
+    database_url: str = Field(
+        default="sqlite:///parkgrid-central.db",
+        description="sqlite:///path.db (WAL) or postgresql+psycopg://user@host/db",
+    )
+    migrate_on_start: bool = Field(default=True, description="Run migrations at start-up.")
+
+    mqtt_url: str = Field(default="mqtt://127.0.0.1:1883")
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_client_id: str | None = None
+    mqtt_keepalive_s: int = Field(default=30, ge=5, le=3600)
+    mqtt_max_inflight: int = Field(default=1000, ge=1, le=65535)
+    ingest: bool = Field(default=True, description="Run the MQTT ingest in this process.")
+    ingest_group: str | None = Field(
+        default=None, description="Share the ingest with other processes ($share/NAME/...)."
+    )
+    instance: str | None = Field(default=None, description="This instance's name (host name).")
+
+    batch_max: int = Field(default=1000, ge=1, le=100_000)
+    batch_delay_s: float = Field(default=0.05, gt=0, le=10)
+    queue_max: int = Field(default=20_000, ge=10)
+    ack_sweep_interval_s: float = Field(default=0.5, gt=0, le=60)
+
+    token_ttl_s: int = Field(default=12 * 3600, ge=60)
+    login_max_failures: int = Field(default=5, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    command_ttl_s: int = Field(default=300, ge=5)
+    lots_cache_s: float = Field(default=1.0, ge=0, description="Public lot list cache, seconds.")
+    stream_queue: int = Field(default=1000, ge=10)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.fullmatch(r"mqtts?://[^/:\s]+(:\d{1,5})?/?", value):
+            raise ValueError(f"{value!r} is not an MQTT URL such as mqtt://broker:1883")
+        return value.rstrip("/")
+
+    @field_validator("ingest_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+            raise ValueError("a share group name is letters, digits, '_', '.', '-'")
+        return value
+
+    def mqtt_host_port(self) -> tuple[str, int]:
+        rest = self.mqtt_url.split("://", 1)[1]
+        host, _, port = rest.partition(":")
+        return host, int(port) if port else (8883 if self.mqtt_url.startswith("mqtts") else 1883)

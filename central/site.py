@@ -1,0 +1,369 @@
+"""The site file: what the town has (lots, bays, zones, grids, segments, cameras, boxes).
+
+One TOML file describes a site. ``load_site(path)`` returns a :class:`Site` or raises
+:class:`SiteError` carrying every problem found, each a :class:`SiteProblem` with a dotted
+path (``lots.P1.box_id``) and a plain sentence, the same way the edge box reports its own
+configuration (``edge/config.py``). Cross-references (a lot naming a box that is not
+declared, a bay in two lots, a grid naming a zone that does not exist) are checked after the
+field-by-field validation, with the same kind of path.
+
+::
+
+    [site]                      id, name, timezone
+    [boxes.<box_id>]            name; optional lots/zones lists (must agree with the lots')
+    [lots.<lot_id>]             name, box_id, bays = 150 | ["P1-001", ...] | {count, pattern}
+    [zones.<zone_id>]           name, class, box_id, bays
+    [segments.<segment_id>]     name, road: a no-parking road stretch
+    [cameras.<camera_id>]       kind, segment | lots | zones
+    [grids.<grid_id>]           name, kind, duty_role, lots, zones, segments
+
+Other domains add their own sections (ledger rules, fines) as new fields of ``Site`` with a
+default, so an older file stays valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+BOX_ID_PATTERN = r"^[A-Za-z0-9.-][A-Za-z0-9_.-]{0,63}$"
+Ident = Annotated[str, Field(pattern=ID_PATTERN)]
+BoxIdent = Annotated[str, Field(pattern=BOX_ID_PATTERN)]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteProblem:
+    """One thing wrong in a site file: where, and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class SiteError(ValueError):
+    """A site file that cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, source: str, problems: list[SiteProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ZoneClass(StrEnum):
+    PROHIBITED = "prohibited"
+    CONTROLLED = "controlled"
+    REGULATED = "regulated"
+
+
+class GridKind(StrEnum):
+    ROAD = "road"
+    VILLAGE = "village"
+    COMMUNITY = "community"
+
+
+class CameraKind(StrEnum):
+    HIKVISION = "hikvision"
+    DAHUA = "dahua"
+    PARKGRID = "parkgrid"
+
+
+class Location(_Model):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class BayRange(_Model):
+    """``count`` bays named by ``pattern`` (``{n}`` is 1-based from ``start``)."""
+
+    count: int = Field(ge=0, le=100_000)
+    pattern: str = Field(description="e.g. 'P1-{n:03d}'")
+    start: int = Field(default=1, ge=0)
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            sample = value.format(n=1)
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"{value!r} is not a bay id pattern such as 'P1-{{n:03d}}'") from None
+        if sample == value:
+            raise ValueError(f"{value!r} has no {{n}}: every bay would get the same id")
+        return value
+
+    def ids(self) -> list[str]:
+        return [self.pattern.format(n=n) for n in range(self.start, self.start + self.count)]
+
+
+Bays = int | list[Ident] | BayRange
+
+
+def _expand_bays(owner: str, bays: Bays) -> list[str]:
+    if isinstance(bays, int):
+        return [f"{owner}-{n:03d}" for n in range(1, bays + 1)]
+    if isinstance(bays, BayRange):
+        return bays.ids()
+    return list(bays)
+
+
+class SiteInfo(_Model):
+    id: Ident
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+
+class BoxEntry(_Model):
+    name: str | None = None
+    lots: list[Ident] | None = None
+    zones: list[Ident] | None = None
+
+
+class LotEntry(_Model):
+    name: str = Field(min_length=1, max_length=200)
+    box_id: BoxIdent
+    bays: Bays = Field(description="a count, a list of bay ids, or {count, pattern}")
+    location: Location | None = None
+    address: str | None = None
+
+    def bay_ids(self, lot_id: str) -> list[str]:
+        return _expand_bays(lot_id, self.bays)
+
+
+class ZoneEntry(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    zone_class: ZoneClass = Field(alias="class")
+    box_id: BoxIdent
+    bays: Bays = Field(default_factory=list)
+    location: Location | None = None
+
+    def bay_ids(self, zone_id: str) -> list[str]:
+        return _expand_bays(zone_id, self.bays)
+
+
+class SegmentEntry(_Model):
+    name: str = Field(min_length=1, max_length=200)
+    road: str | None = None
+    capture: bool = Field(default=True, description="electronic capture of illegal parking")
+
+
+class CameraEntry(_Model):
+    kind: CameraKind
+    segment: Ident | None = None
+    lots: list[Ident] = Field(default_factory=list)
+    zones: list[Ident] = Field(default_factory=list)
+
+
+class GridEntry(_Model):
+    name: str = Field(min_length=1, max_length=200)
+    kind: GridKind
+    duty_role: str = Field(min_length=1, max_length=200, description="a role, never a person")
+    lots: list[Ident] = Field(default_factory=list)
+    zones: list[Ident] = Field(default_factory=list)
+    segments: list[Ident] = Field(default_factory=list)
+
+
+class Site(_Model):
+    site: SiteInfo
+    boxes: dict[BoxIdent, BoxEntry] = Field(default_factory=dict)
+    lots: dict[Ident, LotEntry] = Field(default_factory=dict)
+    zones: dict[Ident, ZoneEntry] = Field(default_factory=dict)
+    segments: dict[Ident, SegmentEntry] = Field(default_factory=dict)
+    cameras: dict[Ident, CameraEntry] = Field(default_factory=dict)
+    grids: dict[Ident, GridEntry] = Field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.site.id
+
+    def lot_bays(self) -> Iterator[tuple[str, str]]:
+        """Every (lot_id, bay_id)."""
+        for lot_id, lot in self.lots.items():
+            for bay_id in lot.bay_ids(lot_id):
+                yield lot_id, bay_id
+
+    def zone_bays(self) -> Iterator[tuple[str, str]]:
+        """Every (zone_id, bay_id)."""
+        for zone_id, zone in self.zones.items():
+            for bay_id in zone.bay_ids(zone_id):
+                yield zone_id, bay_id
+
+    def lots_of_box(self, box_id: str) -> list[str]:
+        return [lot_id for lot_id, lot in self.lots.items() if lot.box_id == box_id]
+
+    def zones_of_box(self, box_id: str) -> list[str]:
+        return [zone_id for zone_id, zone in self.zones.items() if zone.box_id == box_id]
+
+
+def cross_check(site: Site) -> list[SiteProblem]:
+    """Problems that span sections: references, duplicates, disagreeing lists."""
+    problems: list[SiteProblem] = []
+    owner: dict[str, str] = {}
+    for section, items in (("lots", site.lots), ("zones", site.zones)):
+        for item_id, item in items.items():
+            path = f"{section}.{item_id}"
+            if item.box_id not in site.boxes:
+                problems.append(
+                    SiteProblem(f"{path}.box_id", f"box {item.box_id!r} is not in [boxes]")
+                )
+            for bay_id in item.bay_ids(item_id):
+                if bay_id in owner:
+                    problems.append(
+                        SiteProblem(f"{path}.bays", f"bay {bay_id!r} is already in {owner[bay_id]}")
+                    )
+                else:
+                    owner[bay_id] = path
+    if set(site.lots) & set(site.zones):
+        for both in sorted(set(site.lots) & set(site.zones)):
+            problems.append(SiteProblem(f"zones.{both}", "a lot already has this id"))
+    for box_id, box in site.boxes.items():
+        for section, listed, actual in (
+            ("lots", box.lots, site.lots_of_box(box_id)),
+            ("zones", box.zones, site.zones_of_box(box_id)),
+        ):
+            if listed is not None and sorted(listed) != sorted(actual):
+                problems.append(
+                    SiteProblem(
+                        f"boxes.{box_id}.{section}",
+                        f"lists {sorted(listed)} but the {section} naming this box are "
+                        f"{sorted(actual)}",
+                    )
+                )
+    refs = {"lots": site.lots, "zones": site.zones, "segments": site.segments}
+    for camera_id, camera in site.cameras.items():
+        path = f"cameras.{camera_id}"
+        if camera.segment is not None and camera.segment not in site.segments:
+            problems.append(SiteProblem(f"{path}.segment", f"no segment {camera.segment!r}"))
+        if camera.segment is None and not camera.lots and not camera.zones:
+            problems.append(SiteProblem(path, "a camera needs a segment, lots or zones"))
+        for section in ("lots", "zones"):
+            for index, ref in enumerate(getattr(camera, section)):
+                if ref not in refs[section]:
+                    problems.append(
+                        SiteProblem(f"{path}.{section}.{index}", f"no {section[:-1]} {ref!r}")
+                    )
+    for grid_id, grid in site.grids.items():
+        for section in ("lots", "zones", "segments"):
+            for index, ref in enumerate(getattr(grid, section)):
+                if ref not in refs[section]:
+                    problems.append(
+                        SiteProblem(
+                            f"grids.{grid_id}.{section}.{index}", f"no {section[:-1]} {ref!r}"
+                        )
+                    )
+    return problems
+
+
+def _pydantic_problems(exc: ValidationError) -> list[SiteProblem]:
+    problems = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting (misspelt, or in the wrong section?)"
+        elif error["type"] == "missing":
+            message = "required setting is missing"
+        problems.append(SiteProblem(path, message.removeprefix("Value error, ")))
+    # A union (bays = int | list | range) reports one error per branch; keep them all, once.
+    return list(dict.fromkeys(problems))
+
+
+def parse_site(data: dict[str, Any], *, source: str = "<site>") -> Site:
+    """Validate already-parsed TOML data; raise SiteError with every problem."""
+    try:
+        site = Site.model_validate(data)
+    except ValidationError as exc:
+        raise SiteError(source, _pydantic_problems(exc)) from None
+    problems = cross_check(site)
+    if problems:
+        raise SiteError(source, problems)
+    return site
+
+
+def load_site(path: Path | str) -> Site:
+    """Read and validate a site file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = SiteProblem("", f"cannot read the file: {exc.strerror}")
+        raise SiteError(str(path), [problem]) from None
+    except UnicodeDecodeError:
+        raise SiteError(str(path), [SiteProblem("", "the file is not UTF-8 text")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SiteError(str(path), [SiteProblem("", f"not valid TOML: {exc}")]) from None
+    return parse_site(data, source=str(path))
+
+
+def site_hash(path: Path | str) -> str:
+    """SHA-256 of the file's bytes, short form."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BayPlace:
+    """Where the site file puts a bay."""
+
+    box_id: str
+    lot_id: str | None = None
+    zone_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteIndex:
+    """Look-ups the ingest needs per message, built once from a :class:`Site`."""
+
+    site_id: str
+    boxes: frozenset[str]
+    lots: dict[str, LotEntry]
+    zones: dict[str, ZoneEntry]
+    bays: dict[str, BayPlace]
+    capacity: dict[str, int]
+
+    @classmethod
+    def of(cls, site: Site) -> SiteIndex:
+        bays = {
+            bay_id: BayPlace(box_id=site.lots[lot_id].box_id, lot_id=lot_id)
+            for lot_id, bay_id in site.lot_bays()
+        }
+        bays.update(
+            {
+                bay_id: BayPlace(box_id=site.zones[zone_id].box_id, zone_id=zone_id)
+                for zone_id, bay_id in site.zone_bays()
+            }
+        )
+        return cls(
+            site_id=site.id,
+            boxes=frozenset(site.boxes),
+            lots=dict(site.lots),
+            zones=dict(site.zones),
+            bays=bays,
+            capacity={lot_id: len(lot.bay_ids(lot_id)) for lot_id, lot in site.lots.items()},
+        )

@@ -1,0 +1,1 @@
+"""The live stream: change notices after each ingest commit, as Server-Sent Events."""

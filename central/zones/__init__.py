@@ -1,0 +1,1 @@
+"""Stall zones: their live schedule state and their bays."""

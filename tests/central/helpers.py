@@ -1,0 +1,146 @@
+"""Payload builders and waiting helpers shared by central's tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from firmware_protocols.uplink import (
+    BayChanged,
+    BayState,
+    BoxStatus,
+    Event,
+    LotState,
+    Topics,
+    encode_payload,
+)
+from firmware_protocols.uplink.models import (
+    BayOccupancy,
+    ClockStatus,
+    HealthSummary,
+    LaneHealth,
+    LotStatus,
+    Online,
+    OutboxHealth,
+    SensorsHealth,
+    Trend,
+)
+
+SITE_FILE = Path(__file__).with_name("site_small.toml")
+SITE = "testtown"
+BOOT = uuid.UUID("0b7e1f0c-5d2a-4c3e-9a51-3f6c2d8e4b17")
+T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def bay_event(
+    box_id: str,
+    seq: int,
+    bay_id: str,
+    to: str = "occupied",
+    *,
+    lot_id: str | None = "P1",
+    when: dt.datetime | None = None,
+    historical: bool = False,
+) -> Event:
+    frm = "free" if to == "occupied" else "occupied"
+    when = when or at(seq)
+    return Event(
+        box_id=box_id,
+        boot_id=BOOT,
+        seq=seq,
+        event_id=uuid.uuid5(uuid.NAMESPACE_OID, f"{box_id}/{seq}"),
+        ts=when,
+        historical=historical,
+        body=BayChanged(
+            bay_id=bay_id,
+            lot_id=lot_id,
+            zone_id=None if lot_id else "S1",
+            from_state=BayOccupancy(frm),
+            to_state=BayOccupancy(to),
+            sensor_ts=when,
+        ),
+    )
+
+
+def raw(topic: str, payload: Any, received_at: float | None = None) -> tuple[str, bytes, float]:
+    data = payload if isinstance(payload, bytes) else encode_payload(payload)
+    return topic, data, received_at if received_at is not None else time.time()
+
+
+def event_msg(event: Event) -> tuple[str, bytes, float]:
+    return raw(Topics(SITE, event.box_id).event, event)
+
+
+def birth(box_id: str, sensor_count: int = 10) -> BoxStatus:
+    lane = LaneHealth(depth=0, bytes=0, cap_bytes=1_000_000)
+    return BoxStatus(
+        box_id=box_id,
+        state=Online.ONLINE,
+        boot_id=BOOT,
+        ts=dt.datetime.now(dt.UTC),
+        software_version="0.1.0",
+        config_hash="sha256:test",
+        sensor_count=sensor_count,
+        clock=ClockStatus(synchronised=True),
+        health=HealthSummary(
+            outbox=OutboxHealth(state=lane, event=lane), sensors=SensorsHealth(total=sensor_count)
+        ),
+    )
+
+
+def death(box_id: str) -> BoxStatus:
+    from firmware_protocols.uplink.models import OfflineReason
+
+    return BoxStatus(
+        box_id=box_id,
+        state=Online.OFFLINE,
+        boot_id=BOOT,
+        ts=dt.datetime.now(dt.UTC),
+        reason=OfflineReason.CONNECTION_LOST,
+    )
+
+
+def lot_state(
+    lot_id: str = "P1", *, free: int = 7, occupied: int = 3, capacity: int = 10, ts: float = 0
+) -> LotState:
+    return LotState(
+        lot_id=lot_id,
+        capacity=capacity,
+        free=free,
+        occupied=occupied,
+        unknown=capacity - free - occupied,
+        closed=0,
+        status=LotStatus.SPACES_AVAILABLE if free else LotStatus.FULL,
+        trend=Trend.STEADY,
+        ts=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ts),
+    )
+
+
+def bay_state(bay_id: str, state: str = "occupied", *, lot_id: str | None = "P1") -> BayState:
+    return BayState(
+        bay_id=bay_id,
+        lot_id=lot_id,
+        zone_id=None if lot_id else "S1",
+        state=BayOccupancy(state),
+        since=T0,
+        ts=dt.datetime.now(dt.UTC),
+    )
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
