@@ -1,0 +1,801 @@
+"""The edge box: every driver and agent of one box, wired together and supervised.
+
+Theory of operation
+-------------------
+One asyncio event loop, one task per resource (each serial line, each sign bus, the MQTT
+uplink, the health page) plus the box's own clock loop, all in one TaskGroup and each
+wrapped by ``supervised`` so a crash restarts that loop, never the box.
+
+Data moves by plain method calls on the loop, never across threads:
+
+    SerialLine --observation--> EdgeBox._on_observation --> Occupancy.observe
+        --> bay changes: Uplink.emit(BayChanged) + Uplink.publish_state(BayState)
+        --> lot figures:  Uplink.publish_state(LotState) when they changed
+        --> sign projections: SignBus.set_display (coalesced by the bus owner)
+    SignBus --event--> EdgeBox._on_sign_event --> SignFault / alert events, SignState
+    Uplink --commands, other lots' state, connection--> EdgeBox callbacks
+
+Events are committed to the outbox before they are published (the uplink's job), so a
+power cut never loses one the box has accepted. State is recomputed from the sensors and
+the schedule at start-up, never trusted from before a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from edge.agents.guidance import LOT_PROJECTIONS, RemoteLot, fixed_warning_display
+from edge.agents.occupancy import BayChange, LotSnapshot, Occupancy, SensorNotice
+from edge.agents.sign_display import UnsupportedDisplay, from_override, to_uplink
+from edge.agents.uplink import Uplink
+from edge.clock import read_clock
+from edge.config import EdgeConfig, SignConfig, config_hash
+from edge.drivers.serial_line import SerialLine
+from edge.drivers.sign_bus import SignBus, SignBusEvent, SignBusEventKind
+from edge.health_http import HealthReport, HealthServer, Metric
+from edge.observations import SensorObservation
+from edge.outbox import Outbox
+from edge.supervise import Restarts, supervised
+from firmware_protocols.errors import EncodeError
+from firmware_protocols.signs import Display
+from firmware_protocols.uplink.models import (
+    AlertRaised,
+    AlertResolved,
+    AlertType,
+    BayChanged,
+    BayOccupancy,
+    BayState,
+    BoxStatus,
+    ClockStatus,
+    Command,
+    CommandReply,
+    HealthSummary,
+    LotState,
+    LotStatus,
+    Online,
+    SensorFault,
+    SensorFaultType,
+    SensorFlag,
+    SensorInfo,
+    SensorRecovered,
+    SensorsHealth,
+    SerialLineHealth,
+    Severity,
+    SignBusHealth,
+    SignFault,
+    SignRecovered,
+    SignState,
+    SignUnitHealth,
+    Trend,
+)
+from firmware_protocols.uplink.topics import Topics
+
+log = logging.getLogger(__name__)
+
+SOFTWARE_VERSION = "parkgrid-edge 0.1.0"
+SHUTDOWN_GRACE_S = 4.0
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class EdgeBox:
+    """Everything one box runs. ``await box.run()`` until cancelled."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        config_digest: str = "unknown",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.boot_id = uuid.uuid4()
+        self.started_at = clock()
+        self.topics = Topics(config.site, config.box_id)
+        self.config_digest = config_digest
+        self.occupancy = Occupancy(config, now=self.started_at)
+        self.restarts = Restarts()
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(config.data_dir / "outbox.sqlite3", config=config.outbox)
+        self.uplink = Uplink(
+            config=config,
+            outbox=self.outbox,
+            boot_id=self.boot_id,
+            birth=self.birth,
+            states=self.states,
+            on_command=self.on_command,
+            on_remote_lot=self._on_remote_lot,
+            on_remote_box=self._on_remote_box,
+            on_connection=self._on_connection,
+            clock=clock,
+        )
+        self.lines = {
+            name: SerialLine(name=name, config=line, sink=self._on_observation, clock=clock)
+            for name, line in config.serial.items()
+        }
+        self.buses = {
+            bus_id: SignBus(bus_id=bus_id, config=bus, on_event=self._on_sign_event)
+            for bus_id, bus in config.sign_buses.items()
+        }
+        self.signs: dict[str, tuple[str, SignConfig]] = {
+            sign_id: (bus_id, sign)
+            for bus_id, bus in config.sign_buses.items()
+            for sign_id, sign in bus.signs.items()
+        }
+        self.network_up = False
+        self.remote_lots: dict[str, tuple[str, LotState]] = {}  # lot -> (box, state)
+        self.remote_boxes: dict[str, bool] = {}
+        self.overrides: dict[str, tuple[Display, float]] = {}
+        self.shown: dict[str, Display] = {}
+        self._lot_snapshots: dict[str, LotSnapshot] = {}
+        self._open_alerts: dict[str, AlertRaised] = {}
+        self._wake = asyncio.Event()
+        self.health = HealthServer(
+            listen=config.health.listen, health=self.health_report, metrics=self.metrics
+        )
+
+    # --- lifetime ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        now = self.clock()
+        for lot_id in self.config.lots:
+            self._refresh_lot(lot_id, now)
+        self._project_all_signs()
+        try:
+            await self.health.start()
+        except OSError as exc:
+            log.warning("health page not served on %s: %s", self.config.health.listen, exc)
+        async with asyncio.TaskGroup() as group:
+
+            def run_supervised(name: str, run: Callable[[], object]) -> None:
+                group.create_task(
+                    supervised(name, run, restarts=self.restarts),  # type: ignore[arg-type]
+                    name=name,
+                )
+
+            run_supervised("uplink", self.uplink.run)
+            for name, line in self.lines.items():
+                run_supervised(f"serial:{name}", line.run)
+            for bus_id, bus in self.buses.items():
+                run_supervised(f"signs:{bus_id}", bus.run)
+            run_supervised("clock", self._clock_loop)
+            run_supervised("status", self._status_loop)
+            if self.health._server is not None:
+                run_supervised("health", self.health.run)
+
+    async def _clock_loop(self) -> None:
+        """Wake at the next deadline: a sensor's heartbeat expiry, an override's end."""
+        while True:
+            now = self.clock()
+            deadlines = [d for d in (self.occupancy.next_deadline(),) if d is not None]
+            deadlines += [until for _, until in self.overrides.values()]
+            delay = max(0.0, min(deadlines) - now) if deadlines else 60.0
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(delay, 60.0) + 0.001)
+            now = self.clock()
+            changes, notices = self.occupancy.tick(now)
+            self._apply(changes, notices, now)
+            expired = [s for s, (_, until) in self.overrides.items() if until <= now]
+            for sign_id in expired:
+                log.info("override of sign %s ended", sign_id)
+                del self.overrides[sign_id]
+                self._project_sign(sign_id)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.health.status_interval_s)
+            self.uplink.publish_state(self.topics.status, self.birth())
+
+    # --- inputs --------------------------------------------------------------------------
+
+    def _on_observation(self, obs: SensorObservation) -> None:
+        changes, notices = self.occupancy.observe(obs)
+        self._apply(changes, notices, obs.received_at)
+        self._wake.set()
+
+    def _apply(self, changes: list[BayChange], notices: list[SensorNotice], now: float) -> None:
+        lots: set[str] = set()
+        for change in changes:
+            self.uplink.emit(
+                BayChanged(
+                    bay_id=change.bay_id,
+                    lot_id=change.lot_id,
+                    from_state=BayOccupancy(change.previous),
+                    to_state=BayOccupancy(change.current),
+                    sensor_id=change.sensor_id,
+                    sensor_ts=utc(change.at),
+                ),
+                ts=utc(now),
+            )
+            self.uplink.publish_state(self.topics.bay(change.bay_id), self.bay_state(change.bay_id))
+            lots.add(change.lot_id)
+        for notice in notices:
+            self._on_sensor_notice(notice)
+        for lot_id in lots:
+            self._refresh_lot(lot_id, now)
+
+    def _on_sensor_notice(self, notice: SensorNotice) -> None:
+        at = utc(notice.at)
+        alert_id = f"sensor-silent-{notice.sensor_id}"
+        if notice.kind == "unknown_sensor":
+            log.warning("%s", notice.detail)
+        elif notice.kind == "silent":
+            self.uplink.emit(
+                SensorFault(
+                    sensor_id=notice.sensor_id,
+                    bay_id=notice.bay_id,
+                    fault=SensorFaultType.SILENT,
+                    detail=notice.detail,
+                ),
+                ts=at,
+            )
+            self._raise_alert(
+                AlertRaised(
+                    alert_id=alert_id,
+                    alert_type=AlertType.SENSOR_SILENT,
+                    severity=Severity.WARNING,
+                    since=at,
+                    bay_id=notice.bay_id,
+                    sensor_id=notice.sensor_id,
+                    message=f"sensor {notice.sensor_id} of bay {notice.bay_id}: {notice.detail}",
+                )
+            )
+        elif notice.kind == "recovered":
+            self.uplink.emit(
+                SensorRecovered(
+                    sensor_id=notice.sensor_id, bay_id=notice.bay_id, fault=SensorFaultType.SILENT
+                ),
+                ts=at,
+            )
+            self._resolve_alert(alert_id, "sensor heard again", at)
+        elif notice.kind == "implausible":
+            self.uplink.emit(
+                SensorFault(
+                    sensor_id=notice.sensor_id,
+                    bay_id=notice.bay_id,
+                    fault=SensorFaultType.IMPLAUSIBLE,
+                    detail=notice.detail,
+                ),
+                ts=at,
+            )
+
+    def _raise_alert(self, alert: AlertRaised) -> None:
+        if alert.alert_id in self._open_alerts:
+            return
+        self._open_alerts[alert.alert_id] = alert
+        self.uplink.emit(alert, ts=alert.since)
+
+    def _resolve_alert(self, alert_id: str, message: str, at: datetime) -> None:
+        alert = self._open_alerts.pop(alert_id, None)
+        if alert is None:
+            return
+        self.uplink.emit(
+            AlertResolved(
+                alert_id=alert_id,
+                alert_type=alert.alert_type,
+                since=alert.since,
+                message=message,
+                lot_id=alert.lot_id,
+                zone_id=alert.zone_id,
+                bay_id=alert.bay_id,
+                sign_id=alert.sign_id,
+                sensor_id=alert.sensor_id,
+            ),
+            ts=at,
+        )
+
+    def _on_sign_event(self, event: SignBusEvent) -> None:
+        if event.sign_id is None:
+            log.info("sign bus %s: %s %s", event.bus_id, event.kind, event.reason)
+            return
+        _, sign = self.signs[event.sign_id]
+        at = utc(self.clock())
+        alert_id = f"sign-down-{event.sign_id}"
+        if event.kind is SignBusEventKind.UNIT_DOWN:
+            self.uplink.emit(
+                SignFault(
+                    sign_id=event.sign_id, bus=event.bus_id, unit=sign.unit, reason=event.reason
+                ),
+                ts=at,
+            )
+            self._raise_alert(
+                AlertRaised(
+                    alert_id=alert_id,
+                    alert_type=AlertType.SIGN_DOWN,
+                    severity=Severity.WARNING,
+                    since=at,
+                    sign_id=event.sign_id,
+                    lot_id=sign.lot,
+                    message=f"sign {event.sign_id} (bus {event.bus_id}, unit {sign.unit}) "
+                    f"does not answer: {event.reason}",
+                )
+            )
+        elif event.kind is SignBusEventKind.UNIT_UP:
+            self.uplink.emit(
+                SignRecovered(sign_id=event.sign_id, bus=event.bus_id, unit=sign.unit), ts=at
+            )
+            self._resolve_alert(alert_id, "sign answers again", at)
+        self._publish_sign(event.sign_id)
+
+    def _on_connection(self, up: bool) -> None:
+        if up != self.network_up:
+            self.network_up = up
+            self._project_all_signs()
+
+    def _on_remote_lot(self, box_id: str, state: LotState) -> None:
+        if box_id == self.config.box_id or state.lot_id in self.config.lots:
+            return
+        self.remote_lots[state.lot_id] = (box_id, state)
+        self._project_all_signs()
+
+    def _on_remote_box(self, box_id: str, online: bool) -> None:
+        if box_id == self.config.box_id:
+            return
+        self.remote_boxes[box_id] = online
+        self._project_all_signs()
+
+    async def on_command(self, command: Command) -> CommandReply:
+        body = command.body
+        error: str | None = None
+        now = self.clock()
+        if body.command == "rebirth":
+            pass  # the uplink publishes birth and every state again after this reply
+        elif body.command in ("close-bay", "open-bay"):
+            bay_id = body.bay_id
+            if bay_id not in self.occupancy.bays:
+                error = f"no bay {bay_id} on this box"
+            else:
+                action = (
+                    self.occupancy.close_bay
+                    if body.command == "close-bay"
+                    else (self.occupancy.open_bay)
+                )
+                log.info("%s %s by command %s", body.command, bay_id, command.command_id)
+                self._apply(action(bay_id, now), [], now)
+        elif body.command == "sign-override":
+            error = self._override(body.sign_id, body.display, body.until)
+        else:
+            error = f"this box does not run {body.command}"
+        return CommandReply(
+            command_id=command.command_id,
+            command=command.name,
+            ok=error is None,
+            error=error,
+            ts=utc(self.clock()),
+        )
+
+    def _override(self, sign_id: str, wanted: object, until: datetime | None) -> str | None:
+        if sign_id not in self.signs:
+            return f"no sign {sign_id} on this box"
+        if wanted is None:
+            self.overrides.pop(sign_id, None)
+            self._project_sign(sign_id)
+            return None
+        _, sign = self.signs[sign_id]
+        try:
+            display = from_override(sign.profile, wanted, brightness=sign.brightness)  # type: ignore[arg-type]
+        except UnsupportedDisplay as exc:
+            return str(exc)
+        assert until is not None  # the model refuses an override without an end
+        self.overrides[sign_id] = (display, until.timestamp())
+        self._project_sign(sign_id)
+        self._wake.set()
+        return None
+
+    # --- outputs -------------------------------------------------------------------------
+
+    def _refresh_lot(self, lot_id: str, now: float) -> None:
+        snapshot = self.occupancy.lot_snapshot(lot_id, now)
+        previous = self._lot_snapshots.get(lot_id)
+        self._lot_snapshots[lot_id] = snapshot
+        if previous is not None and _same_figures(previous, snapshot):
+            return
+        self.uplink.publish_state(self.topics.lot(lot_id), self.lot_state(snapshot))
+        self._project_all_signs()
+
+    def _remote_view(self) -> dict[str, RemoteLot]:
+        """Every lot a sign may point to: the other boxes' (as MQTT says) and this box's."""
+        view = {
+            lot_id: RemoteLot(
+                lot_id=lot_id,
+                free=state.free,
+                status=state.status.value,
+                box_online=self.remote_boxes.get(box_id, True),
+            )
+            for lot_id, (box_id, state) in self.remote_lots.items()
+        }
+        for lot_id, snap in self._lot_snapshots.items():
+            view[lot_id] = RemoteLot(
+                lot_id=lot_id, free=snap.free, status=snap.status, box_online=True
+            )
+        return view
+
+    def _project_all_signs(self) -> None:
+        for sign_id in self.signs:
+            self._project_sign(sign_id)
+
+    def _project_sign(self, sign_id: str) -> None:
+        bus_id, _ = self.signs[sign_id]
+        display = self.projection(sign_id)
+        if display is None or self.shown.get(sign_id) == display:
+            return
+        try:
+            self.buses[bus_id].set_display(sign_id, display)
+        except EncodeError as exc:
+            log.error("sign %s cannot show %s: %s", sign_id, display, exc)
+            return
+        self.shown[sign_id] = display
+        self._publish_sign(sign_id)
+
+    def projection(self, sign_id: str) -> Display | None:
+        """What ``sign_id`` should show now."""
+        _, sign = self.signs[sign_id]
+        override = self.overrides.get(sign_id)
+        if override is not None:
+            return override[0]
+        project = LOT_PROJECTIONS.get(sign.profile)
+        if project is not None and sign.lot is not None:
+            snapshot = self._lot_snapshots.get(sign.lot)
+            if snapshot is None:
+                return None
+            remote = self._remote_view()
+            remote.pop(sign.lot, None)
+            # Offline, remote figures may be stale: only this box's own lots stay eligible.
+            network_up = self.network_up or any(t.lot in self.config.lots for t in sign.fallback)
+            if not self.network_up:
+                remote = {k: v for k, v in remote.items() if k in self.config.lots}
+            return project(sign, snapshot, remote, network_up=network_up)
+        if sign.message is not None:
+            return fixed_warning_display(sign)
+        return None
+
+    def _publish_sign(self, sign_id: str) -> None:
+        bus_id, sign = self.signs[sign_id]
+        display = self.shown.get(sign_id)
+        if display is None:
+            return
+        status = self.buses[bus_id].status(sign_id)
+        override = self.overrides.get(sign_id)
+        self.uplink.publish_state(
+            self.topics.sign(sign_id),
+            SignState(
+                sign_id=sign_id,
+                bus=bus_id,
+                unit=sign.unit,
+                profile=sign.profile,
+                display=to_uplink(display),
+                up=status.up,
+                last_verified=None,
+                override_until=utc(override[1]) if override else None,
+                ts=utc(self.clock()),
+            ),
+        )
+
+    def bay_state(self, bay_id: str) -> BayState:
+        bay = self.occupancy.bays[bay_id]
+        health = bay.health
+        flags = [SensorFlag.IMPLAUSIBLE] if health.implausible else []
+        if health.battery_health in ("low", "critical"):
+            flags.append(SensorFlag.LOW_BATTERY)
+        if bay.state == "unknown" and health.fault:
+            flags.append(SensorFlag.FAULT)
+        elif bay.state == "unknown" and health.last_seen is not None:
+            flags.append(SensorFlag.SILENT)
+        return BayState(
+            bay_id=bay_id,
+            lot_id=bay.lot_id,
+            state=BayOccupancy(bay.state),
+            since=utc(bay.since),
+            sensor=SensorInfo(
+                sensor_id=bay.sensor_id,
+                battery_mv=health.battery_mv,
+                temperature_c=health.temperature_c,
+                rssi_dbm=health.rssi_dbm,
+                snr_db=health.snr_db,
+                last_seen=utc(health.last_seen) if health.last_seen is not None else None,
+                flags=tuple(flags),
+            ),
+            ts=utc(self.clock()),
+        )
+
+    def lot_state(self, snapshot: LotSnapshot) -> LotState:
+        return LotState(
+            lot_id=snapshot.lot_id,
+            capacity=snapshot.capacity,
+            free=snapshot.free,
+            occupied=snapshot.occupied,
+            unknown=snapshot.unknown,
+            closed=snapshot.closed,
+            status=LotStatus(snapshot.status),
+            trend=Trend(snapshot.trend),
+            ts=utc(snapshot.updated_at),
+        )
+
+    def states(self) -> Iterable[tuple[str, BaseModel]]:
+        """Every retained state of the box, for birth and rebirth."""
+        for lot_id, snapshot in self._lot_snapshots.items():
+            yield self.topics.lot(lot_id), self.lot_state(snapshot)
+        for bay_id in self.occupancy.bays:
+            yield self.topics.bay(bay_id), self.bay_state(bay_id)
+        for sign_id in self.signs:
+            display = self.shown.get(sign_id)
+            if display is not None:
+                bus_id, sign = self.signs[sign_id]
+                yield (
+                    self.topics.sign(sign_id),
+                    SignState(
+                        sign_id=sign_id,
+                        bus=bus_id,
+                        unit=sign.unit,
+                        profile=sign.profile,
+                        display=to_uplink(display),
+                        up=self.buses[bus_id].status(sign_id).up,
+                        ts=utc(self.clock()),
+                    ),
+                )
+
+    def birth(self) -> BoxStatus:
+        clock = read_clock()
+        return BoxStatus(
+            box_id=self.config.box_id,
+            state=Online.ONLINE,
+            boot_id=self.boot_id,
+            ts=utc(self.clock()),
+            software_version=SOFTWARE_VERSION,
+            config_hash=self.config_digest,
+            sensor_count=len(self.occupancy.bays),
+            clock=ClockStatus(
+                synchronised=clock.synchronised,
+                offset_s=None,
+                source=clock.source,
+            ),
+            zone_schedule_version=None,
+            health=self.health_summary(),
+        )
+
+    def health_summary(self) -> HealthSummary:
+        outbox = self.uplink.outbox_health()
+        lines = []
+        for name, line in self.lines.items():
+            stats = line.stats()
+            lines.append(
+                SerialLineHealth(
+                    line=name,
+                    up=stats.up,
+                    frames=stats.frames,
+                    crc_errors=stats.crc_failures + stats.checksum_failures,
+                    garbage_bytes=stats.dropped_bytes,
+                    timeouts=sum(stats.timeouts.values()),
+                )
+            )
+        buses = []
+        for bus_id, bus in self.buses.items():
+            units = []
+            for sign_id in bus.sign_ids:
+                status = bus.status(sign_id)
+                counters = status.counters
+                units.append(
+                    SignUnitHealth(
+                        unit=status.unit,
+                        up=status.up,
+                        requests=counters.requests,
+                        timeouts=counters.timeouts,
+                        exceptions=sum(counters.exceptions.values()),
+                    )
+                )
+            buses.append(SignBusHealth(bus=bus_id, units=tuple(units)))
+        bays = self.occupancy.bays.values()
+        return HealthSummary(
+            outbox=outbox,
+            serial_lines=tuple(lines),
+            sign_buses=tuple(buses),
+            sensors=SensorsHealth(
+                total=len(self.occupancy.bays),
+                silent=sum(1 for b in bays if b.state == "unknown" and not b.health.fault),
+                low_battery=sum(1 for b in bays if b.health.battery_health in ("low", "critical")),
+                faulty=sum(1 for b in bays if b.health.fault),
+            ),
+        )
+
+    def health_report(self) -> HealthReport:
+        lines_down = [name for name, line in self.lines.items() if not line.up]
+        signs_down = [
+            sign_id
+            for bus in self.buses.values()
+            for sign_id in bus.sign_ids
+            if not bus.status(sign_id).up
+        ]
+        outbox = self.uplink.outbox_health()
+        detail: dict[str, object] = {
+            "box_id": self.config.box_id,
+            "boot_id": str(self.boot_id),
+            "uptime_s": round(self.clock() - self.started_at, 1),
+            "mqtt_connected": self.network_up,
+            "serial_lines_down": lines_down,
+            "signs_down": signs_down,
+            "outbox_events": outbox.event.depth,
+            "oldest_event_age_s": outbox.oldest_event_age_s,
+            "unknown_sensors": dict(self.occupancy.unknown_sensors),
+            "restarts": dict(self.restarts.counts),
+            "lots": {
+                lot_id: {"free": s.free, "capacity": s.capacity, "status": s.status}
+                for lot_id, s in self._lot_snapshots.items()
+            },
+        }
+        ok = self.network_up and not lines_down and not signs_down
+        return HealthReport(ok=ok, detail=detail)
+
+    def metrics(self) -> list[Metric]:
+        box = {"box": self.config.box_id}
+        metrics = [
+            Metric(
+                name="parkgrid_edge_mqtt_connected",
+                kind="gauge",
+                help="1 while the box is connected to the broker",
+                samples=[(box, 1.0 if self.network_up else 0.0)],
+            ),
+        ]
+        outbox = self.uplink.outbox_health()
+        metrics.append(
+            Metric(
+                name="parkgrid_edge_outbox_depth",
+                kind="gauge",
+                help="messages waiting in the outbox, per lane",
+                samples=[
+                    ({**box, "lane": "event"}, outbox.event.depth),
+                    ({**box, "lane": "state"}, outbox.state.depth),
+                ],
+            )
+        )
+        metrics.append(
+            Metric(
+                name="parkgrid_edge_outbox_oldest_event_age_seconds",
+                kind="gauge",
+                help="age of the oldest event not yet acknowledged by central",
+                samples=[(box, outbox.oldest_event_age_s or 0.0)],
+            )
+        )
+        line_samples: dict[str, list[tuple[dict[str, str], float]]] = {
+            "bytes": [],
+            "frames": [],
+            "crc_failures": [],
+            "dropped_bytes": [],
+            "up": [],
+        }
+        for name, line in self.lines.items():
+            stats = line.stats()
+            labels = {**box, "line": name}
+            line_samples["bytes"].append((labels, stats.bytes_in))
+            line_samples["frames"].append((labels, stats.frames))
+            line_samples["crc_failures"].append((labels, stats.crc_failures))
+            line_samples["dropped_bytes"].append((labels, stats.dropped_bytes))
+            line_samples["up"].append((labels, 1.0 if stats.up else 0.0))
+        for key, samples in line_samples.items():
+            kind = "gauge" if key == "up" else "counter"
+            suffix = "" if key == "up" else "_total"
+            metrics.append(
+                Metric(
+                    name=f"parkgrid_edge_serial_{key}{suffix}",
+                    kind=kind,
+                    help=f"serial line {key.replace('_', ' ')}",
+                    samples=samples,
+                )
+            )
+        unit_up, unit_requests, unit_timeouts = [], [], []
+        for bus_id, bus in self.buses.items():
+            for sign_id in bus.sign_ids:
+                status = bus.status(sign_id)
+                labels = {**box, "bus": bus_id, "sign": sign_id, "unit": str(status.unit)}
+                unit_up.append((labels, 1.0 if status.up else 0.0))
+                unit_requests.append((labels, float(status.counters.requests)))
+                unit_timeouts.append((labels, float(status.counters.timeouts)))
+        metrics += [
+            Metric(
+                name="parkgrid_edge_sign_up",
+                kind="gauge",
+                help="1 while a sign answers",
+                samples=unit_up,
+            ),
+            Metric(
+                name="parkgrid_edge_sign_requests_total",
+                kind="counter",
+                help="Modbus requests sent to a sign",
+                samples=unit_requests,
+            ),
+            Metric(
+                name="parkgrid_edge_sign_timeouts_total",
+                kind="counter",
+                help="Modbus requests a sign did not answer",
+                samples=unit_timeouts,
+            ),
+        ]
+        lot_samples = [
+            ({**box, "lot": lot_id, "state": state}, float(getattr(snap, state)))
+            for lot_id, snap in self._lot_snapshots.items()
+            for state in ("free", "occupied", "unknown", "closed")
+        ]
+        metrics.append(
+            Metric(
+                name="parkgrid_edge_lot_bays",
+                kind="gauge",
+                help="bays of a lot by state",
+                samples=lot_samples,
+            )
+        )
+        metrics.append(
+            Metric(
+                name="parkgrid_edge_unknown_sensor_frames_total",
+                kind="counter",
+                help="frames from sensors not mapped to any bay",
+                samples=[(box, float(sum(self.occupancy.unknown_sensors.values())))],
+            )
+        )
+        metrics.append(
+            Metric(
+                name="parkgrid_edge_loop_restarts_total",
+                kind="counter",
+                help="supervised loops restarted after a crash",
+                samples=[({**box, "loop": k}, float(v)) for k, v in self.restarts.counts.items()],
+            )
+        )
+        return metrics
+
+
+def _same_figures(a: LotSnapshot, b: LotSnapshot) -> bool:
+    return (a.free, a.occupied, a.unknown, a.closed, a.status, a.trend) == (
+        b.free,
+        b.occupied,
+        b.unknown,
+        b.closed,
+        b.status,
+        b.trend,
+    )
+
+
+def run_box(config: EdgeConfig, *, config_path: Path, log_level: str = "INFO") -> int:
+    """The ``parkgrid edge run`` process: run until SIGTERM or SIGINT, then drain and exit."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    box = EdgeBox(config, config_digest=f"sha256:{config_hash(config_path)}")
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        log.info(
+            "box %s of site %s starting: %d bay(s), %d line(s), %d sign(s)",
+            config.box_id,
+            config.site,
+            len(box.occupancy.bays),
+            len(box.lines),
+            len(box.signs),
+        )
+        try:
+            await box.run()
+        except asyncio.CancelledError:
+            log.info("stopping")
+
+    started = time.monotonic()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    box.outbox.close()
+    log.info("stopped after %.1f s", time.monotonic() - started)
+    return 0

@@ -1,0 +1,225 @@
+"""End to end: concentrator simulator -> box -> mosquitto -> subscriber, and box -> signs.
+
+Every peer is real: the concentrator writes envelope frames on a pty, the box reads them
+with pyserial, publishes through a Mosquitto started for the test, and drives a pymodbus
+sign simulator over TCP. Central is played by the test stand-in, which also acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.publish as publish
+
+from edge.config import EdgeConfig, parse_config
+from edge.runtime import EdgeBox
+from firmware_protocols.signs import GuidanceMode
+from firmware_protocols.uplink import BoxStatus, LotState, Topics, encode_payload
+from firmware_protocols.uplink.models import LotStatus, Online, Trend
+from simulators.broker import MosquittoBroker
+from simulators.concentrator import ConcentratorSimulator
+from simulators.signs import SignSimulator
+from tests.edge.central_standin import CentralStandin
+
+SITE = "xigang"
+SENSORS = {f"00A1000{i}": "nwave-nps" for i in range(1, 5)}  # B001..B004
+
+
+def box_config(
+    tmp_path: Path, broker: MosquittoBroker, device: Path, sign_port: int, **sensors: Any
+) -> EdgeConfig:
+    return parse_config(
+        {
+            "site": SITE,
+            "box_id": "box-p1",
+            "data_dir": str(tmp_path / "box"),
+            "mqtt": {"url": broker.url, "keepalive_s": 5},
+            "serial": {"conc": {"device": str(device), "protocol": "concentrator"}},
+            "lots": {
+                "P1": {
+                    "bays": {
+                        f"B00{i}": {"sensor": sensor, "format": fmt}
+                        for i, (sensor, fmt) in enumerate(SENSORS.items(), start=1)
+                    }
+                }
+            },
+            "sign_buses": {
+                "bus1": {
+                    "transport": "tcp",
+                    "host": "127.0.0.1",
+                    "port": sign_port,
+                    "timeout_s": 0.3,
+                    "refresh_interval_s": 1.0,
+                    "watchdog_timeout_s": 10,
+                    "signs": {
+                        "S1": {
+                            "unit": 1,
+                            "profile": "parkgrid-guidance",
+                            "lot": "P1",
+                            "arrow": "left",
+                            "fallback": [{"lot": "P2", "arrow": "right"}],
+                        }
+                    },
+                }
+            },
+            "sensors": {"heartbeat_timeout_s": 600, **sensors},
+            "outbox": {"resend_after_s": 2},
+            "health": {"listen": "127.0.0.1:0"},
+        }
+    )
+
+
+@dataclass
+class Rig:
+    box: EdgeBox
+    sim: ConcentratorSimulator
+    signs: SignSimulator
+    central: CentralStandin
+    broker: MosquittoBroker
+
+
+async def eventually(predicate: Callable[[], object], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def rig(tmp_path: Path, mosquitto: MosquittoBroker, **sensors: Any) -> AsyncIterator[Rig]:
+    central = CentralStandin(host=mosquitto.host, port=mosquitto.port, site=SITE).start()
+    try:
+        async with (
+            ConcentratorSimulator(sensors=SENSORS, link=tmp_path / "ttyCONC") as sim,
+            SignSimulator(units={1: "parkgrid-guidance"}, tcp=("127.0.0.1", 0)) as signs,
+        ):
+            assert signs.port is not None
+            config = box_config(tmp_path, mosquitto, sim.path, signs.port, **sensors)
+            box = EdgeBox(config)
+            task = asyncio.create_task(box.run())
+            try:
+                await eventually(lambda: box.uplink.live)
+                yield Rig(box=box, sim=sim, signs=signs, central=central, broker=mosquitto)
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                box.outbox.close()
+    finally:
+        central.stop()
+
+
+def lot_states(central: CentralStandin) -> list[LotState]:
+    return [m.payload for m in central.log if isinstance(m.payload, LotState)]
+
+
+def bay_events(central: CentralStandin) -> list[Any]:
+    with central._lock:
+        events = sorted(central.events.values(), key=lambda e: e.seq)
+    return [e.body for e in events if e.body.kind == "bay_changed"]
+
+
+async def test_box_car_arrival_lowers_sign_and_reaches_subscriber(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """A car arriving lowers the sign's count; the subscriber sees the event and lot state."""
+    async with rig(tmp_path, mosquitto) as r:
+        for sensor in SENSORS:
+            await r.sim.send_status(sensor, occupied=False)
+        await eventually(lambda: r.signs.display(1).free == 4)
+        assert r.signs.shown(1).startswith("P1 4")
+
+        await r.sim.send_status("00A10001", occupied=True)
+        await eventually(lambda: r.signs.display(1).free == 3)
+        await eventually(
+            lambda: any(s.free == 3 and s.occupied == 1 for s in lot_states(r.central))
+        )
+        await eventually(
+            lambda: any(
+                b.bay_id == "B001" and b.to_state == "occupied" for b in bay_events(r.central)
+            )
+        )
+        arrival = next(b for b in bay_events(r.central) if b.to_state == "occupied")
+        assert (arrival.lot_id, arrival.from_state, arrival.sensor_id) == ("P1", "free", "00A10001")
+        # Central stored the events, so the box's outbox empties.
+        await eventually(lambda: r.box.outbox.depth() == 0)
+
+
+async def test_box_silent_sensor_makes_bay_unknown(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """A sensor silent past its heartbeat timeout makes its bay unknown, never free."""
+    async with rig(tmp_path, mosquitto, heartbeat_timeout_s=1.5) as r:
+        for sensor in SENSORS:
+            await r.sim.send_status(sensor, occupied=False)
+        await eventually(lambda: r.signs.display(1).free == 4)
+        # Three sensors keep talking; B004's sensor falls silent.
+        for _ in range(4):
+            await asyncio.sleep(0.5)
+            for sensor in list(SENSORS)[:3]:
+                await r.sim.send_heartbeat(sensor)
+        await eventually(lambda: r.box.occupancy.bays["B004"].state == "unknown")
+        await eventually(lambda: r.signs.display(1).free == 3)
+        await eventually(lambda: any(s.unknown == 1 and s.free == 3 for s in lot_states(r.central)))
+        assert r.box.occupancy.bays["B001"].state == "free"
+
+
+async def test_box_full_lot_points_to_another_lot(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """When P1 fills, its sign points to P2, whose free count the box learned over MQTT."""
+    async with rig(tmp_path, mosquitto) as r:
+        other = Topics(SITE, "box-p2")
+        now = datetime.now(UTC)
+        status = BoxStatus(box_id="box-p2", state=Online.OFFLINE, boot_id=uuid.uuid4(), ts=now)
+        p2 = LotState(
+            lot_id="P2",
+            capacity=50,
+            free=37,
+            occupied=13,
+            unknown=0,
+            closed=0,
+            status=LotStatus.SPACES_AVAILABLE,
+            trend=Trend.STEADY,
+            ts=now,
+        )
+        await asyncio.to_thread(
+            publish.single,
+            other.lot("P2"),
+            encode_payload(p2),
+            qos=1,
+            retain=True,
+            hostname=mosquitto.host,
+            port=mosquitto.port,
+        )
+        for sensor in SENSORS:
+            await r.sim.send_status(sensor, occupied=True)
+        await eventually(lambda: r.box.occupancy.lot_snapshot("P1", 0).free == 0)
+        await eventually(lambda: r.signs.display(1).mode == GuidanceMode.FULL)
+        await eventually(lambda: r.signs.display(1).label == "P2")
+        shown = r.signs.display(1)
+        assert shown.free == 37
+        # P2's box goes offline: its figures can no longer be trusted, so P1's sign says FULL.
+        await asyncio.to_thread(
+            publish.single,
+            other.status,
+            encode_payload(status),
+            qos=1,
+            retain=True,
+            hostname=mosquitto.host,
+            port=mosquitto.port,
+        )
+        await eventually(lambda: r.signs.display(1).label == "P1")
+        assert r.signs.display(1).free == 0
+        # A car leaves P1: the sign shows P1's own count again.
+        await r.sim.send_status("00A10002", occupied=False)
+        await eventually(lambda: r.signs.display(1).mode == GuidanceMode.NORMAL)
+        assert r.signs.display(1).free == 1
