@@ -1,0 +1,240 @@
+"""Central's MQTT side against a real Mosquitto: acks after commit, status, shared ingest."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from fastapi.testclient import TestClient
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func, select
+
+from central.app import create_app
+from central.db import schema as t
+from central.db.engine import make_engine
+from central.db.migrate import upgrade
+from central.ingest.mqtt import CentralMqtt
+from central.ingest.service import IngestWriter
+from central.settings import CentralSettings
+from central.site import SiteIndex, load_site
+from central.sites.service import sync_site
+from firmware_protocols.uplink import CommandReply, Topics, central_status_topic, encode_payload
+from firmware_protocols.uplink.models import CommandName
+from simulators.broker import MosquittoBroker
+from tests.central.helpers import SITE, SITE_FILE, bay_event, birth, death, lot_state, wait_for
+
+P1 = Topics(SITE, "box-p1")
+
+
+class Box:
+    """A bare paho client playing a box: publishes, and records what central sends it."""
+
+    def __init__(self, broker: MosquittoBroker, box_id: str = "box-p1") -> None:
+        self.topics = Topics(SITE, box_id)
+        self.received: list[tuple[str, dict[str, object]]] = []
+        self.lock = threading.Lock()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        for topic in (self.topics.ack, self.topics.cmd_filter, central_status_topic(SITE)):
+            self.client.subscribe(topic, qos=1)
+
+    def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
+        with self.lock:
+            self.received.append((msg.topic, json.loads(msg.payload)))
+
+    def publish(self, topic: str, payload: object, retain: bool = False) -> None:
+        data = payload if isinstance(payload, bytes) else encode_payload(payload)  # type: ignore[arg-type]
+        self.client.publish(topic, data, qos=1, retain=retain).wait_for_publish(5)
+
+    def last(self, topic: str) -> dict[str, object] | None:
+        with self.lock:
+            found = [p for tp, p in self.received if tp == topic]
+        return found[-1] if found else None
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def app_client(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[TestClient]:
+    settings = CentralSettings(
+        site_file=SITE_FILE,
+        database_url=f"sqlite:///{tmp_path / 'central.db'}",
+        mqtt_url=f"mqtt://{mosquitto.host}:{mosquitto.port}",
+        instance="central-a",
+        lots_cache_s=0,
+    )
+    with TestClient(create_app(settings)) as client:
+        wait_for(lambda: client.get("/healthz").json()["mqtt"], what="central to connect")
+        yield client
+
+
+def test_ingest_acks_after_commit_and_quarantines(
+    app_client: TestClient, mosquitto: MosquittoBroker
+) -> None:
+    """Events come back as a retained ack equal to what the store holds; garbage is kept."""
+    box = Box(mosquitto)
+    try:
+        wait_for(lambda: box.last(central_status_topic(SITE)), what="central status")
+        assert box.last(central_status_topic(SITE))["state"] == "online"  # type: ignore[index]
+        box.publish(P1.status, birth("box-p1"), retain=True)
+        box.publish(P1.lot("P1"), lot_state(free=6, occupied=4), retain=True)
+        for seq in (1, 2, 3, 5):
+            box.publish(P1.event, bay_event("box-p1", seq, "P1-001"))
+        box.publish(P1.event, b"{not json")
+        ack = wait_for(lambda: box.last(P1.ack), what="an ack")
+        assert ack["acked_seq"] in (2, 3)
+        wait_for(lambda: (box.last(P1.ack) or {}).get("acked_seq") == 3, what="ack 3")
+        box.publish(P1.event, bay_event("box-p1", 4, "P1-001", historical=True))
+        wait_for(lambda: (box.last(P1.ack) or {}).get("acked_seq") == 5, what="ack 5")
+        central = app_client.app.state.central  # type: ignore[attr-defined]
+        with central.engine.connect() as conn:
+            held = conn.execute(select(func.count()).select_from(t.events)).scalar()
+            quarantined = conn.execute(select(t.quarantine.c.reason)).scalars().all()
+        assert held == 5
+        assert len(quarantined) == 1 and "invalid" in quarantined[0]
+        lot = app_client.get("/api/v1/lots/P1").json()
+        assert (lot["free"], lot["stale"]) == (6, False)
+        # The box dies (its Last Will): its lot turns stale and shows no free space.
+        box.publish(P1.status, death("box-p1"), retain=True)
+        wait_for(lambda: app_client.get("/api/v1/lots/P1").json()["stale"], what="stale lot")
+        assert app_client.get("/api/v1/lots/P1").json()["free"] == 0
+    finally:
+        box.close()
+
+
+def test_ingest_central_status_last_will(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    """Central's retained status is online while it runs and offline after it stops."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    site = load_site(SITE_FILE)
+    sync_site(engine, site)
+    settings = CentralSettings(
+        site_file=SITE_FILE, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}", instance="c1"
+    )
+    link = CentralMqtt(
+        settings=settings, site_id=SITE, writer=IngestWriter(engine=engine, site=SiteIndex.of(site))
+    )
+    box = Box(mosquitto)
+    try:
+        link.start()
+        assert link.wait_connected(10)
+        wait_for(
+            lambda: (box.last(central_status_topic(SITE)) or {}).get("state") == "online",
+            what="online",
+        )
+        link.stop()
+        wait_for(
+            lambda: (box.last(central_status_topic(SITE)) or {}).get("state") == "offline",
+            what="offline",
+        )
+    finally:
+        box.close()
+        engine.dispose()
+
+
+def test_ingest_command_round_trip(app_client: TestClient, mosquitto: MosquittoBroker) -> None:
+    """POST a command: the box gets it on cmd/, its reply is shown with the command."""
+    from central.auth.models import Role
+    from central.auth.service import add_user
+
+    central = app_client.app.state.central  # type: ignore[attr-defined]
+    add_user(
+        central.engine, username="olga", password="olga-password", role=Role.OPERATOR, actor="test"
+    )
+    token = app_client.post(
+        "/api/v1/auth/login", data={"username": "olga", "password": "olga-password"}
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    box = Box(mosquitto)
+    try:
+        sent = app_client.post(
+            "/api/v1/boxes/box-p1/commands",
+            json={"body": {"command": "close-bay", "bay_id": "P1-003", "reason": "works"}},
+            headers=headers,
+        )
+        assert sent.status_code == 202, sent.text
+        command = sent.json()
+        assert command["state"] == "sent" and command["issued_by"] == "user:olga"
+        got = wait_for(lambda: box.last(P1.cmd("close-bay")), what="the command")
+        assert got["command_id"] == command["id"]
+        import datetime as dt
+        import uuid
+
+        box.publish(
+            P1.reply("close-bay"),
+            CommandReply(
+                command_id=uuid.UUID(command["id"]),
+                command=CommandName.CLOSE_BAY,
+                ok=True,
+                ts=dt.datetime.now(dt.UTC),
+            ),
+        )
+        answered = wait_for(
+            lambda: (
+                (r := app_client.get(f"/api/v1/commands/{command['id']}", headers=headers).json())[
+                    "state"
+                ]
+                == "ok"
+                and r
+            ),
+            what="the reply",
+        )
+        assert answered["reply"]["ok"] is True
+    finally:
+        box.close()
+
+
+def test_ingest_shared_group_keeps_the_watermark(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """Two processes on one $share group store every event once and ack the last seq."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    site = load_site(SITE_FILE)
+    sync_site(engine, site)
+    links = []
+    for name in ("a", "b"):
+        settings = CentralSettings(
+            site_file=SITE_FILE,
+            database_url=url,
+            ingest_group="ingest",
+            mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}",
+            instance=name,
+            batch_max=50,
+            batch_delay_s=0.01,
+            ack_sweep_interval_s=0.2,
+        )
+        writer = IngestWriter(engine=make_engine(url), site=SiteIndex.of(site))
+        links.append(CentralMqtt(settings=settings, site_id=SITE, writer=writer))
+    box = Box(mosquitto)
+    try:
+        for link in links:
+            link.start()
+            assert link.wait_connected(10)
+        total = 2000
+        for seq in range(1, total + 1):
+            box.client.publish(P1.event, encode_payload(bay_event("box-p1", seq, "P1-001")), qos=1)
+        wait_for(
+            lambda: (box.last(P1.ack) or {}).get("acked_seq") == total,
+            timeout=30,
+            what=f"ack {total}",
+        )
+        with engine.connect() as conn:
+            count = conn.execute(select(func.count()).select_from(t.events)).scalar()
+        assert count == total
+        split = [link.writer.stats.events_stored for link in links]
+        assert sum(split) == total and min(split) > 0, split
+    finally:
+        box.close()
+        for link in links:
+            link.stop()
+        engine.dispose()
