@@ -772,9 +772,11 @@ def run_box(config: EdgeConfig, *, config_path: Path, log_level: str = "INFO") -
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    box = EdgeBox(config, config_digest=f"sha256:{config_hash(config_path)}")
+    digest = f"sha256:{config_hash(config_path)}"
 
     async def main() -> None:
+        # Built inside the loop: the Modbus clients bind to the running loop.
+        box = EdgeBox(config, config_digest=digest)
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
@@ -792,10 +794,11 @@ def run_box(config: EdgeConfig, *, config_path: Path, log_level: str = "INFO") -
             await box.run()
         except asyncio.CancelledError:
             log.info("stopping")
+        finally:
+            box.outbox.close()
 
     started = time.monotonic()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    box.outbox.close()
     log.info("stopped after %.1f s", time.monotonic() - started)
     return 0

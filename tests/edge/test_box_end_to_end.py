@@ -9,20 +9,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
+import socket
+import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.publish as publish
+import tomli_w
 
 from edge.config import EdgeConfig, parse_config
 from edge.runtime import EdgeBox
 from firmware_protocols.signs import GuidanceMode
-from firmware_protocols.uplink import BoxStatus, LotState, Topics, encode_payload
-from firmware_protocols.uplink.models import LotStatus, Online, Trend
+from firmware_protocols.uplink import (
+    BoxStatus,
+    CloseBay,
+    Command,
+    CommandReply,
+    LotState,
+    OpenBay,
+    SignOverride,
+    Topics,
+    encode_payload,
+)
+from firmware_protocols.uplink.models import (
+    LotStatus,
+    Online,
+    SignColour,
+    SignDisplay,
+    SignMode,
+    Trend,
+)
 from simulators.broker import MosquittoBroker
 from simulators.concentrator import ConcentratorSimulator
 from simulators.signs import SignSimulator
@@ -223,3 +247,142 @@ async def test_box_full_lot_points_to_another_lot(
         await r.sim.send_status("00A10002", occupied=False)
         await eventually(lambda: r.signs.display(1).mode == GuidanceMode.NORMAL)
         assert r.signs.display(1).free == 1
+
+
+def command(body: Any, *, expires_in_s: float | None = None) -> Command:
+    now = datetime.now(UTC)
+    return Command(
+        command_id=uuid.uuid4(),
+        issued_at=now,
+        expires_at=now + timedelta(seconds=expires_in_s) if expires_in_s is not None else None,
+        body=body,
+    )
+
+
+def replies(central: CentralStandin) -> dict[uuid.UUID, CommandReply]:
+    with central._lock:
+        return {r.command_id: r for r in central.replies}
+
+
+async def test_box_commands_close_bay_and_override_sign(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """close-bay takes a bay out of the count; sign-override shows the office's display
+    until it expires; an unknown bay is refused with a reason."""
+    async with rig(tmp_path, mosquitto) as r:
+        for sensor in SENSORS:
+            await r.sim.send_status(sensor, occupied=False)
+        await eventually(lambda: r.signs.display(1).free == 4)
+
+        close = command(CloseBay(bay_id="B003", reason="resurfacing"))
+        r.central.send_command("box-p1", close)
+        await eventually(lambda: close.command_id in replies(r.central))
+        assert replies(r.central)[close.command_id].ok
+        await eventually(lambda: r.signs.display(1).free == 3)
+        assert r.box.occupancy.lot_snapshot("P1", 0).closed == 1
+
+        unknown = command(CloseBay(bay_id="B999", reason="typo"))
+        r.central.send_command("box-p1", unknown)
+        await eventually(lambda: unknown.command_id in replies(r.central))
+        reply = replies(r.central)[unknown.command_id]
+        assert not reply.ok and reply.error is not None and "B999" in reply.error
+
+        until = datetime.now(UTC) + timedelta(seconds=1.5)
+        override = command(
+            SignOverride(
+                sign_id="S1",
+                display=SignDisplay(mode=SignMode.COUNT, count=88, colour=SignColour.RED),
+                until=until,
+            )
+        )
+        r.central.send_command("box-p1", override)
+        await eventually(lambda: r.signs.display(1).free == 88)
+        assert replies(r.central)[override.command_id].ok
+        # When the override ends, the sign follows the lot again.
+        await eventually(lambda: r.signs.display(1).free == 3, within=5)
+
+        reopen = command(OpenBay(bay_id="B003"))
+        r.central.send_command("box-p1", reopen)
+        await eventually(lambda: r.signs.display(1).free == 4)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+async def test_box_process_health_page_and_sigterm(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """`parkgrid edge run` serves /healthz and /metrics locally, publishes its birth, and
+    on SIGTERM says offline (shutdown) and exits 0 within 5 s."""
+    central = CentralStandin(host=mosquitto.host, port=mosquitto.port, site=SITE).start()
+    health_port = free_port()
+    try:
+        async with (
+            ConcentratorSimulator(sensors=SENSORS, link=tmp_path / "ttyCONC") as sim,
+            SignSimulator(units={1: "parkgrid-guidance"}, tcp=("127.0.0.1", 0)) as signs,
+        ):
+            assert signs.port is not None
+            config = box_config(tmp_path, mosquitto, sim.path, signs.port)
+            data = config.model_dump(mode="json", exclude_none=True)
+            data["health"]["listen"] = f"127.0.0.1:{health_port}"
+            path = tmp_path / "edge.toml"
+            path.write_text(tomli_w.dumps(data))
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "parkgrid",
+                "edge",
+                "run",
+                "--config",
+                str(path),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            try:
+                await eventually(
+                    lambda: any(s.state == Online.ONLINE for s in central.statuses("box-p1")),
+                    within=20,
+                )
+                for sensor in SENSORS:
+                    await sim.send_status(sensor, occupied=False)
+                await eventually(lambda: signs.display(1).free == 4)
+                status, body = await asyncio.to_thread(http_get, health_port, "/healthz")
+                health = json.loads(body)
+                assert status == 200, body
+                assert health["mqtt_connected"] is True
+                assert health["lots"]["P1"]["free"] == 4
+                status, text = await asyncio.to_thread(http_get, health_port, "/metrics")
+                assert status == 200
+                assert 'parkgrid_edge_lot_bays{box="box-p1",lot="P1",state="free"} 4' in text
+                assert 'parkgrid_edge_serial_frames_total{box="box-p1",line="conc"}' in text
+                assert (await asyncio.to_thread(http_get, health_port, "/nope"))[0] == 404
+
+                started = asyncio.get_running_loop().time()
+                proc.send_signal(signal.SIGTERM)
+                output, _ = await asyncio.wait_for(proc.communicate(), timeout=10)
+                elapsed = asyncio.get_running_loop().time() - started
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            assert proc.returncode == 0, output.decode()
+            assert elapsed < 5, f"took {elapsed:.1f} s to stop"
+            await eventually(
+                lambda: central.statuses("box-p1")[-1].state == Online.OFFLINE, within=5
+            )
+            assert central.statuses("box-p1")[-1].reason == "shutdown"
+            assert b"Traceback" not in output
+    finally:
+        central.stop()
