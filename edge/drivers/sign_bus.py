@@ -1,0 +1,707 @@
+"""The sign bus owner: one task drives every sign on one Modbus bus (RS-485 RTU or TCP).
+
+Theory of operation
+-------------------
+:class:`SignBus` is the only user of its bus. Agents call :meth:`SignBus.set_display`, which
+encodes the display at once (a bad display fails in the caller) and queues its registers per
+unit; a newer value for a register replaces the queued one, so a burst of updates costs one
+request. An :class:`asyncio.Event` wakes the owner, which picks one job at a time, in this
+order:
+
+1. **write**: queued registers of a unit that is up (plus the watchdog kick when it shares
+   the request);
+2. **init**: on start, after a reconnect, on a unit's recovery and when a refresh finds the
+   sign wrong: watchdog timeout + display + kick (one request for the parkgrid profiles);
+3. **refresh** every ``refresh_interval_s``: read the display (and watchdog timeout) back and
+   compare with what was written, read the status registers (faults, firmware, uptime), kick
+   the watchdog. A mismatch, a reset watchdog timeout or an uptime that went backwards (a
+   reboot) is counted, reported and answered by an init at once. Queued writes pre-empt a
+   refresh between its requests.
+
+One guidance-sign refresh, three frames (unit 1, guidance profile)::
+
+    read holding 0x0000 x11   free colour arrow mode bright label(4) watchdog timeout
+    read input   0x0000 x6    model firmware uptime(2) faults temperature
+    write        0x0009 x1    watchdog counter
+
+Every request waits ``inter_frame_gap_ms`` after the previous frame, is retried
+``retries`` times on a timeout (or a busy / acknowledge exception), and counts towards the
+unit's failures. After ``down_after_failures`` consecutive failures the unit is down: logged
+once (WARNING, with the reason), reported, and probed again only every
+``retry_down_after_s``, so a dead sign costs the others one timeout per probe. The first
+answer brings it up (logged once, INFO) and re-initialises it. A lost TCP connection or serial
+port is the bus's failure, not a unit's: the owner closes the client and reconnects with
+back-off (logged once down, once up). Any other exception in a job is counted by kind, logged
+the first time, charged to the unit it concerned, and the loop goes on.
+
+Timestamps and schedules use ``clock`` (default ``time.monotonic``); idle waits sleep for the
+clock difference in real seconds, and the inter-frame gap uses the event loop's own time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+from edge.config import SignBusConfig
+from edge.drivers.errors import (
+    SignBusConnectionError,
+    SignBusError,
+    SignUnitException,
+    SignUnitTimeout,
+)
+from edge.drivers.modbus_client import ModbusClient
+from firmware_protocols.errors import ProtocolError
+from firmware_protocols.signs import (
+    Display,
+    SignProfile,
+    Table,
+    WriteBlock,
+    decode_display,
+    decode_status,
+    encode_display,
+    merge_writes,
+    profile,
+    watchdog_timeout_write,
+    watchdog_write,
+)
+
+__all__ = [
+    "SignBus",
+    "SignBusEvent",
+    "SignBusEventKind",
+    "SignBusStats",
+    "SignUnitCounters",
+    "SignUnitStatus",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_READ_REGISTERS = 125  # function 3/4 read at most 125 registers (Modbus spec 6.3)
+RETRYABLE_EXCEPTIONS = frozenset({5, 6})  # acknowledge, device busy: ask again
+RECONNECT_FIRST_DELAY_S = 0.1
+_T = TypeVar("_T")
+
+
+class SignBusEventKind(StrEnum):
+    UNIT_DOWN = "unit-down"
+    UNIT_UP = "unit-up"
+    FAULTS_CHANGED = "faults-changed"
+    VERIFY_MISMATCH = "verify-mismatch"
+    REBOOT = "reboot"
+    BUS_DOWN = "bus-down"
+    BUS_UP = "bus-up"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignBusEvent:
+    """Something the rest of the box should know about a sign or the bus."""
+
+    kind: SignBusEventKind
+    bus_id: str
+    at: float  # the bus clock
+    sign_id: str | None = None  # None for bus-down / bus-up
+    unit: int | None = None
+    reason: str = ""
+    faults: frozenset[str] = frozenset()  # faults-changed: the new set
+    shown: Display | None = None  # verify-mismatch: what was read back (None: unreadable)
+    expected: Display | None = None  # verify-mismatch: what had been written
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignUnitCounters:
+    requests: int = 0  # frames sent, retries included
+    writes: int = 0
+    reads: int = 0
+    timeouts: int = 0
+    exceptions: Mapping[int, int] = field(default_factory=dict)  # exception code -> count
+    retries: int = 0
+    verify_mismatches: int = 0
+    reboots_seen: int = 0
+    last_ok: float | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignUnitStatus:
+    """A snapshot of one sign as the bus owner knows it."""
+
+    sign_id: str
+    unit: int
+    profile: str
+    up: bool
+    down_since: float | None
+    shown: Display | None  # as last read back from the sign
+    desired: Display | None
+    faults: frozenset[str] | None  # None until the status registers were read
+    firmware: str | None
+    uptime_s: int | None
+    counters: SignUnitCounters
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignBusStats:
+    bus_id: str
+    connected: bool
+    connects: int
+    disconnects: int
+    requests: int
+    writes: int
+    reads: int
+    timeouts: int
+    exceptions: int
+    retries: int
+    verify_mismatches: int
+    reboots_seen: int
+    units_up: int
+    units_down: int
+    errors: Mapping[str, int]  # unexpected exceptions by kind (class name)
+    signs: Mapping[str, SignUnitStatus]
+
+
+@dataclass(slots=True)
+class _Unit:
+    sign_id: str
+    unit: int
+    profile: SignProfile
+    verify_spans: tuple[tuple[int, int], ...]  # (address, count) reads covering the display
+    desired: Display | None = None
+    written: Display | None = None  # last display a write of ours was acknowledged for
+    shown: Display | None = None
+    pending: dict[int, int] = field(default_factory=dict)  # address -> word, newest wins
+    up: bool = True
+    down_since: float | None = None
+    failures: int = 0
+    retry_at: float = 0.0
+    needs_init: bool = True
+    next_refresh: float = 0.0
+    faults: frozenset[str] | None = None
+    firmware: str | None = None
+    uptime_s: int | None = None
+    kicks: int = 0
+    requests: int = 0
+    writes: int = 0
+    reads: int = 0
+    timeouts: int = 0
+    exceptions: Counter[int] = field(default_factory=Counter)
+    retries: int = 0
+    verify_mismatches: int = 0
+    reboots_seen: int = 0
+    last_ok: float | None = None
+    last_error: str | None = None
+
+    def counters(self) -> SignUnitCounters:
+        return SignUnitCounters(
+            requests=self.requests,
+            writes=self.writes,
+            reads=self.reads,
+            timeouts=self.timeouts,
+            exceptions=dict(self.exceptions),
+            retries=self.retries,
+            verify_mismatches=self.verify_mismatches,
+            reboots_seen=self.reboots_seen,
+            last_ok=self.last_ok,
+            last_error=self.last_error,
+        )
+
+
+def _verify_spans(prof: SignProfile) -> tuple[tuple[int, int], ...]:
+    """Reads covering the display (and watchdog timeout) registers, bridging only over
+    registers the profile defines, since a sign may refuse an address it does not have."""
+    names = list(prof.display_fields)
+    if prof.watchdog_timeout is not None:
+        names.append(prof.watchdog_timeout)
+    wanted = sorted({a for name in names for a in prof.register(name).addresses})
+    defined = {a for reg in prof.table(Table.HOLDING) for a in reg.addresses}
+    spans: list[tuple[int, int]] = []
+    start = end = wanted[0]
+    for address in wanted[1:]:
+        bridge = all(a in defined for a in range(end + 1, address))
+        if bridge and address - start < MAX_READ_REGISTERS:
+            end = address
+        else:
+            spans.append((start, end - start + 1))
+            start = end = address
+    spans.append((start, end - start + 1))
+    return tuple(spans)
+
+
+def _status_span(prof: SignProfile) -> tuple[int, int] | None:
+    regs = prof.table(Table.INPUT)
+    if prof.model_code is None or not regs:
+        return None
+    first = min(r.address for r in regs)
+    last = max(r.address + r.count - 1 for r in regs)
+    return first, last - first + 1
+
+
+class SignBus:
+    """Owns one sign bus until cancelled: writes, verifies and watches every sign on it."""
+
+    def __init__(
+        self,
+        *,
+        bus_id: str,
+        config: SignBusConfig,
+        on_event: Callable[[SignBusEvent], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bus_id = bus_id
+        self.config = config
+        self._on_event = on_event
+        self._clock = clock
+        self._client = ModbusClient.from_config(bus_id, config)
+        self._units: dict[str, _Unit] = {}
+        for sign_id, sign in config.signs.items():
+            prof = profile(sign.profile)
+            self._units[sign_id] = _Unit(
+                sign_id=sign_id, unit=sign.unit, profile=prof, verify_spans=_verify_spans(prof)
+            )
+        self._dirty: dict[str, None] = {}  # signs with queued writes, oldest first
+        self._wake = asyncio.Event()
+        self._gap_s = config.inter_frame_gap_ms / 1000
+        self._last_frame = 0.0  # event-loop time the previous frame ended
+        self._bus_down = False
+        self._connects = 0
+        self._disconnects = 0
+        self._errors: Counter[str] = Counter()
+
+    # --- the agents' side --------------------------------------------------------------
+
+    @property
+    def sign_ids(self) -> tuple[str, ...]:
+        return tuple(self._units)
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    def set_display(self, sign_id: str, display: Display) -> None:
+        """Make ``sign_id`` show ``display``; EncodeError if its profile cannot show it."""
+        unit = self._unit(sign_id)
+        blocks = encode_display(unit.profile, display)
+        if display == unit.desired:
+            return
+        unit.desired = display
+        for address, values in blocks:
+            for offset, word in enumerate(values):
+                unit.pending[address + offset] = word
+        self._dirty.pop(sign_id, None)
+        self._dirty[sign_id] = None
+        self._wake.set()
+
+    def status(self, sign_id: str) -> SignUnitStatus:
+        unit = self._unit(sign_id)
+        return SignUnitStatus(
+            sign_id=unit.sign_id,
+            unit=unit.unit,
+            profile=unit.profile.name,
+            up=unit.up,
+            down_since=unit.down_since,
+            shown=unit.shown,
+            desired=unit.desired,
+            faults=unit.faults,
+            firmware=unit.firmware,
+            uptime_s=unit.uptime_s,
+            counters=unit.counters(),
+        )
+
+    def stats(self) -> SignBusStats:
+        units = self._units.values()
+        return SignBusStats(
+            bus_id=self.bus_id,
+            connected=self._client.connected,
+            connects=self._connects,
+            disconnects=self._disconnects,
+            requests=sum(u.requests for u in units),
+            writes=sum(u.writes for u in units),
+            reads=sum(u.reads for u in units),
+            timeouts=sum(u.timeouts for u in units),
+            exceptions=sum(sum(u.exceptions.values()) for u in units),
+            retries=sum(u.retries for u in units),
+            verify_mismatches=sum(u.verify_mismatches for u in units),
+            reboots_seen=sum(u.reboots_seen for u in units),
+            units_up=sum(1 for u in units if u.up),
+            units_down=sum(1 for u in units if not u.up),
+            errors=dict(self._errors),
+            signs={sign_id: self.status(sign_id) for sign_id in self._units},
+        )
+
+    def _unit(self, sign_id: str) -> _Unit:
+        try:
+            return self._units[sign_id]
+        except KeyError:
+            raise KeyError(f"no sign {sign_id!r} on sign bus {self.bus_id}") from None
+
+    # --- the owner loop ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Own the bus until cancelled."""
+        try:
+            while True:
+                await self._ensure_connected()
+                try:
+                    await self._step()
+                except SignBusConnectionError as exc:
+                    self._connection_lost(exc)
+                except Exception as exc:  # one bad cycle must not stop the signs
+                    self._unexpected(exc, None)
+                    await asyncio.sleep(min(1.0, self.config.refresh_interval_s))
+        finally:
+            self._client.close()
+
+    async def _step(self) -> None:
+        self._wake.clear()  # before choosing, so a set_display during the job is not lost
+        now = self._clock()
+        unit = self._next_write()
+        if unit is not None:
+            await self._job(unit, self._do_write(unit))
+            return
+        unit = next(
+            (u for u in self._units.values() if u.needs_init and (u.up or now >= u.retry_at)),
+            None,
+        )
+        if unit is not None:
+            await self._job(unit, self._do_init(unit))
+            return
+        due = [u for u in self._units.values() if u.up and now >= u.next_refresh]
+        if due:
+            unit = min(due, key=lambda u: u.next_refresh)
+            await self._job(unit, self._do_refresh(unit))
+            return
+        await self._idle(now)
+
+    async def _idle(self, now: float) -> None:
+        times = [u.next_refresh if u.up else u.retry_at for u in self._units.values()]
+        if not times:
+            await self._wake.wait()
+            return
+        delay = max(0.0, min(times) - now)
+        try:
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    def _next_write(self) -> _Unit | None:
+        for sign_id in self._dirty:
+            unit = self._units[sign_id]
+            if unit.up and not unit.needs_init:
+                return unit
+        return None
+
+    async def _job(self, unit: _Unit, job: Awaitable[None]) -> None:
+        try:
+            await job
+        except SignBusConnectionError:
+            raise  # the bus's failure, not the unit's: run() reconnects
+        except SignBusError:
+            pass  # already counted and charged to the unit in _request
+        except Exception as exc:  # a bug for one sign must not stop the others
+            self._unexpected(exc, unit)
+            self._failed(unit, f"{type(exc).__name__}: {exc}")
+
+    # --- connection --------------------------------------------------------------------
+
+    async def _ensure_connected(self) -> None:
+        if self._client.connected:
+            return
+        delay = RECONNECT_FIRST_DELAY_S
+        while True:
+            try:
+                await self._client.connect()
+            except SignBusConnectionError as exc:
+                if not self._bus_down:
+                    self._bus_down = True
+                    log.warning("sign bus %s down: %s", self.bus_id, exc)
+                    self._emit(SignBusEventKind.BUS_DOWN, reason=str(exc))
+                else:
+                    log.debug("sign bus %s still down: %s", self.bus_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.retry_down_after_s)
+                continue
+            break
+        self._connects += 1
+        if self._bus_down:
+            self._bus_down = False
+            log.info("sign bus %s up again (%s)", self.bus_id, self._client.where)
+            self._emit(SignBusEventKind.BUS_UP, reason=f"connected to {self._client.where}")
+        else:
+            log.debug("sign bus %s connected to %s", self.bus_id, self._client.where)
+        for unit in self._units.values():
+            unit.needs_init = True  # a sign may have blanked while we could not reach it
+
+    def _connection_lost(self, exc: SignBusConnectionError) -> None:
+        self._client.close()
+        self._disconnects += 1
+        if not self._bus_down:
+            self._bus_down = True
+            log.warning("sign bus %s down: %s", self.bus_id, exc)
+            self._emit(SignBusEventKind.BUS_DOWN, reason=str(exc))
+
+    # --- jobs --------------------------------------------------------------------------
+
+    def _kick(self, unit: _Unit) -> WriteBlock:
+        unit.kicks = (unit.kicks + 1) & 0xFFFF
+        return watchdog_write(unit.profile, unit.kicks)
+
+    async def _do_write(self, unit: _Unit) -> None:
+        sent = dict(unit.pending)
+        desired = unit.desired
+        unit.pending.clear()
+        self._dirty.pop(unit.sign_id, None)
+        blocks = merge_writes(WriteBlock(a, (w,)) for a, w in sorted(sent.items()))
+        if unit.profile.watchdog is not None:
+            kick = self._kick(unit)
+            with_kick = merge_writes([*blocks, kick])
+            if len(with_kick) == len(blocks):  # the kick rides along for free
+                blocks = with_kick
+        try:
+            for block in blocks:
+                await self._write(unit, block)
+        except BaseException:
+            for address, word in sent.items():
+                unit.pending.setdefault(address, word)  # newer values queued meanwhile win
+            if unit.pending:
+                self._dirty.setdefault(unit.sign_id, None)
+            raise
+        if not unit.pending:
+            unit.written = desired
+
+    async def _do_init(self, unit: _Unit) -> None:
+        prof = unit.profile
+        desired = unit.desired
+        blocks: list[WriteBlock] = []
+        if desired is not None:
+            blocks.extend(encode_display(prof, desired))
+        if prof.watchdog is not None:
+            blocks.append(self._kick(unit))
+        if prof.watchdog_timeout is not None:
+            blocks.append(watchdog_timeout_write(prof, self.config.watchdog_timeout_s))
+        if blocks:
+            # the queued registers are part of the desired display written here
+            unit.pending.clear()
+            self._dirty.pop(unit.sign_id, None)
+            for block in merge_writes(blocks):
+                await self._write(unit, block)
+            if desired is not None and desired == unit.desired:
+                unit.written = desired
+        else:
+            address, count = unit.verify_spans[0]
+            await self._read(unit, Table.HOLDING, address, count)  # a probe: is anyone there?
+        unit.needs_init = False
+        unit.next_refresh = self._clock()  # verify what we wrote at the next free moment
+
+    async def _do_refresh(self, unit: _Unit) -> None:
+        prof = unit.profile
+        holding: dict[int, int] = {}
+        for address, count in unit.verify_spans:
+            await self._preempt()
+            words = await self._read(unit, Table.HOLDING, address, count)
+            holding.update(zip(range(address, address + count), words, strict=True))
+        reinit = self._verify(unit, holding)
+        span = _status_span(prof)
+        if span is not None:
+            await self._preempt()
+            words = await self._read(unit, Table.INPUT, span[0], span[1])
+            inputs = dict(zip(range(span[0], span[0] + span[1]), words, strict=True))
+            rebooted = self._check_status(unit, inputs)
+            reinit = reinit or rebooted
+        await self._preempt()
+        if reinit or unit.needs_init:
+            await self._do_init(unit)
+        elif prof.watchdog is not None:
+            await self._write(unit, self._kick(unit))
+        unit.next_refresh = self._clock() + self.config.refresh_interval_s
+
+    async def _preempt(self) -> None:
+        """Serve queued sign writes before the next refresh request."""
+        while (unit := self._next_write()) is not None:
+            await self._job(unit, self._do_write(unit))
+
+    # --- verification ------------------------------------------------------------------
+
+    def _verify(self, unit: _Unit, holding: Mapping[int, int]) -> bool:
+        """Compare the read-back with what was written; True when the sign needs an init."""
+        prof = unit.profile
+        try:
+            shown: Display | None = decode_display(prof, holding)
+        except ProtocolError as exc:
+            shown = None
+            unit.last_error = f"unreadable display: {exc}"
+        unit.shown = shown
+        needs_init = False
+        if prof.watchdog_timeout is not None:
+            reg = prof.register(prof.watchdog_timeout)
+            if holding.get(reg.address) != self.config.watchdog_timeout_s:
+                needs_init = True  # power-on default back: the sign lost its settings
+        expected = unit.written
+        if expected is not None and shown != expected:
+            unit.verify_mismatches += 1
+            log.info(
+                "sign bus %s sign %s (unit %d) shows %r instead of %r; rewriting",
+                self.bus_id, unit.sign_id, unit.unit, shown, expected,
+            )  # fmt: skip
+            self._emit(
+                SignBusEventKind.VERIFY_MISMATCH,
+                unit=unit,
+                reason="the sign does not show what was written",
+                shown=shown,
+                expected=expected,
+            )
+            needs_init = True
+        return needs_init
+
+    def _check_status(self, unit: _Unit, inputs: Mapping[int, int]) -> bool:
+        """Record faults, firmware and uptime; True when the sign rebooted."""
+        try:
+            status = decode_status(unit.profile, inputs)
+        except ProtocolError as exc:
+            unit.last_error = f"unreadable status: {exc}"
+            self._unexpected(exc, unit)
+            return False
+        rebooted = unit.uptime_s is not None and status.uptime_s < unit.uptime_s
+        if rebooted:
+            unit.reboots_seen += 1
+            reason = f"uptime went back from {unit.uptime_s} s to {status.uptime_s} s"
+            log.info("sign bus %s sign %s rebooted: %s", self.bus_id, unit.sign_id, reason)
+            self._emit(SignBusEventKind.REBOOT, unit=unit, reason=reason)
+        before = unit.faults if unit.faults is not None else frozenset()
+        if status.faults != before:
+            reason = ", ".join(sorted(status.faults)) or "no faults"
+            log.info("sign bus %s sign %s faults: %s", self.bus_id, unit.sign_id, reason)
+            self._emit(
+                SignBusEventKind.FAULTS_CHANGED, unit=unit, reason=reason, faults=status.faults
+            )
+        unit.faults = status.faults
+        unit.firmware = status.firmware
+        unit.uptime_s = status.uptime_s
+        return rebooted
+
+    # --- one request, with retries and the unit's up/down state -----------------------
+
+    async def _write(self, unit: _Unit, block: WriteBlock) -> None:
+        def call() -> Awaitable[None]:
+            unit.writes += 1
+            return self._client.write_registers(unit.unit, block.address, block.values)
+
+        await self._request(unit, call)
+
+    async def _read(self, unit: _Unit, table: Table, address: int, count: int) -> list[int]:
+        def call() -> Awaitable[list[int]]:
+            unit.reads += 1
+            if table is Table.INPUT:
+                return self._client.read_input(unit.unit, address, count)
+            return self._client.read_holding(unit.unit, address, count)
+
+        return await self._request(unit, call)
+
+    async def _request(self, unit: _Unit, call: Callable[[], Awaitable[_T]]) -> _T:
+        loop = asyncio.get_running_loop()
+        error: SignBusError | None = None
+        for attempt in range(1 + self.config.retries):
+            if attempt:
+                unit.retries += 1
+            wait = self._last_frame + self._gap_s - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            unit.requests += 1
+            try:
+                result = await call()
+            except SignBusConnectionError:
+                raise
+            except SignUnitTimeout as exc:
+                unit.timeouts += 1
+                error = exc
+                continue
+            except SignUnitException as exc:
+                unit.exceptions[exc.code] += 1
+                error = exc
+                if exc.code in RETRYABLE_EXCEPTIONS:
+                    continue
+                break
+            except SignBusError as exc:
+                error = exc
+                continue
+            finally:
+                self._last_frame = loop.time()
+            self._ok(unit)
+            return result
+        assert error is not None
+        self._failed(unit, str(error))
+        raise error
+
+    def _ok(self, unit: _Unit) -> None:
+        unit.failures = 0
+        unit.last_ok = self._clock()
+        if not unit.up:
+            down_for = unit.last_ok - (unit.down_since or unit.last_ok)
+            unit.up = True
+            unit.down_since = None
+            log.info(
+                "sign bus %s sign %s (unit %d) answers again after %.1f s",
+                self.bus_id, unit.sign_id, unit.unit, down_for,
+            )  # fmt: skip
+            self._emit(SignBusEventKind.UNIT_UP, unit=unit, reason="answers again")
+
+    def _failed(self, unit: _Unit, reason: str) -> None:
+        now = self._clock()
+        unit.failures += 1
+        unit.last_error = reason
+        if unit.up and unit.failures >= self.config.down_after_failures:
+            unit.up = False
+            unit.down_since = now
+            unit.needs_init = True
+            log.warning(
+                "sign bus %s sign %s (unit %d) down after %d failures: %s",
+                self.bus_id, unit.sign_id, unit.unit, unit.failures, reason,
+            )  # fmt: skip
+            self._emit(SignBusEventKind.UNIT_DOWN, unit=unit, reason=reason)
+        if not unit.up:
+            unit.retry_at = now + self.config.retry_down_after_s
+
+    # --- reporting ---------------------------------------------------------------------
+
+    def _unexpected(self, exc: Exception, unit: _Unit | None) -> None:
+        kind = type(exc).__name__
+        self._errors[kind] += 1
+        where = f"sign {unit.sign_id} (unit {unit.unit})" if unit else "the owner loop"
+        if self._errors[kind] == 1:
+            log.error(
+                "sign bus %s: %s in %s (logged once per kind): %s",
+                self.bus_id, kind, where, exc, exc_info=exc,
+            )  # fmt: skip
+        else:
+            log.debug("sign bus %s: %s in %s: %s", self.bus_id, kind, where, exc)
+
+    def _emit(
+        self,
+        kind: SignBusEventKind,
+        *,
+        unit: _Unit | None = None,
+        reason: str = "",
+        faults: frozenset[str] = frozenset(),
+        shown: Display | None = None,
+        expected: Display | None = None,
+    ) -> None:
+        event = SignBusEvent(
+            kind=kind,
+            bus_id=self.bus_id,
+            at=self._clock(),
+            sign_id=unit.sign_id if unit else None,
+            unit=unit.unit if unit else None,
+            reason=reason,
+            faults=faults,
+            shown=shown,
+            expected=expected,
+        )
+        try:
+            self._on_event(event)
+        except Exception as exc:  # a listener's bug must not stop the bus
+            self._unexpected(exc, unit)
