@@ -501,8 +501,9 @@ class SignBus:
     async def _do_refresh(self, unit: _Unit) -> None:
         prof = unit.profile
         holding: dict[int, int] = {}
+        await self._preempt()
+        # the display's reads go back to back, so a write of ours never lands between them
         for address, count in unit.verify_spans:
-            await self._preempt()
             words = await self._read(unit, Table.HOLDING, address, count)
             holding.update(zip(range(address, address + count), words, strict=True))
         reinit = self._verify(unit, holding)
