@@ -297,6 +297,7 @@ async def test_box_commands_close_bay_and_override_sign(
         )
         r.central.send_command("box-p1", override)
         await eventually(lambda: r.signs.display(1).free == 88)
+        await eventually(lambda: override.command_id in replies(r.central))
         assert replies(r.central)[override.command_id].ok
         # When the override ends, the sign follows the lot again.
         await eventually(lambda: r.signs.display(1).free == 3, within=5)
