@@ -15,7 +15,9 @@ field-by-field validation, with the same kind of path.
     [zones.<zone_id>]           name, class, box_id, bays
     [segments.<segment_id>]     name, road: a no-parking road stretch
     [cameras.<camera_id>]       kind, segment | lots | zones
-    [grids.<grid_id>]           name, kind, duty_role, lots, zones, segments
+    [grids.<grid_id>]           name, kind, duty_role, lots, zones, segments, entries
+    [entries.<entry_id>]        name, road: a town entry (truck-ban area boundary)
+    [signs.<sign_id>]           box_id, kind, lot | zone | segment | entry, message, fallback
 
 Other domains add their own sections (ledger rules, fines) as new fields of ``Site`` with a
 default, so an older file stays valid.
@@ -83,6 +85,15 @@ class CameraKind(StrEnum):
     PARKGRID = "parkgrid"
 
 
+class SignKind(StrEnum):
+    GUIDANCE = "guidance"
+    WARNING = "warning"
+
+
+HOURS_PATTERN = r"^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
+Hours = Annotated[str, Field(pattern=HOURS_PATTERN, description="'HH:MM-HH:MM', local time")]
+
+
 class Location(_Model):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
@@ -148,6 +159,7 @@ class LotEntry(_Model):
     bays: Bays = Field(description="a count, a list of bay ids, or {count, pattern}")
     location: Location | None = None
     address: str | None = None
+    hours: Hours | None = Field(default=None, description="opening hours; none: always open")
 
     def bay_ids(self, lot_id: str) -> list[str]:
         return _expand_bays(lot_id, self.bays)
@@ -161,6 +173,10 @@ class ZoneEntry(_Model):
     box_id: BoxIdent
     bays: Bays = Field(default_factory=list)
     location: Location | None = None
+    trading_hours: list[Hours] = Field(
+        default_factory=list, description="trading windows, every day; may cross midnight"
+    )
+    grace_min: int = Field(default=10, ge=0, le=24 * 60, description="after close, before alert")
 
     def bay_ids(self, zone_id: str) -> list[str]:
         return _expand_bays(zone_id, self.bays)
@@ -172,9 +188,31 @@ class SegmentEntry(_Model):
     capture: bool = Field(default=True, description="electronic capture of illegal parking")
 
 
+class EntryPoint(_Model):
+    """A road into the town centre: the boundary of the truck-ban area."""
+
+    name: str = Field(min_length=1, max_length=200)
+    road: str | None = None
+    location: Location | None = None
+
+
+class SignEntry(_Model):
+    """A sign in the street, driven by a box: a lot's guidance sign or a warning sign."""
+
+    box_id: BoxIdent
+    kind: SignKind
+    lot: Ident | None = None
+    zone: Ident | None = None
+    segment: Ident | None = None
+    entry: Ident | None = None
+    message: str | None = Field(default=None, description="warning: a fixed message name")
+    fallback: list[Ident] = Field(default_factory=list, description="lots when full, nearest first")
+
+
 class CameraEntry(_Model):
     kind: CameraKind
     segment: Ident | None = None
+    entry: Ident | None = Field(default=None, description="a truck-ban camera at a town entry")
     lots: list[Ident] = Field(default_factory=list)
     zones: list[Ident] = Field(default_factory=list)
 
@@ -186,6 +224,7 @@ class GridEntry(_Model):
     lots: list[Ident] = Field(default_factory=list)
     zones: list[Ident] = Field(default_factory=list)
     segments: list[Ident] = Field(default_factory=list)
+    entries: list[Ident] = Field(default_factory=list)
 
 
 class Site(_Model):
@@ -196,6 +235,8 @@ class Site(_Model):
     segments: dict[Ident, SegmentEntry] = Field(default_factory=dict)
     cameras: dict[Ident, CameraEntry] = Field(default_factory=dict)
     grids: dict[Ident, GridEntry] = Field(default_factory=dict)
+    entries: dict[Ident, EntryPoint] = Field(default_factory=dict)
+    signs: dict[Ident, SignEntry] = Field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -254,28 +295,68 @@ def cross_check(site: Site) -> list[SiteProblem]:
                         f"{sorted(actual)}",
                     )
                 )
-    refs = {"lots": site.lots, "zones": site.zones, "segments": site.segments}
+    refs: dict[str, Any] = {
+        "lots": site.lots,
+        "zones": site.zones,
+        "segments": site.segments,
+        "entries": site.entries,
+    }
     for camera_id, camera in site.cameras.items():
         path = f"cameras.{camera_id}"
         if camera.segment is not None and camera.segment not in site.segments:
             problems.append(SiteProblem(f"{path}.segment", f"no segment {camera.segment!r}"))
-        if camera.segment is None and not camera.lots and not camera.zones:
-            problems.append(SiteProblem(path, "a camera needs a segment, lots or zones"))
+        if camera.entry is not None and camera.entry not in site.entries:
+            problems.append(SiteProblem(f"{path}.entry", f"no entry {camera.entry!r}"))
+        if camera.segment is None and camera.entry is None and not camera.lots and not camera.zones:
+            problems.append(SiteProblem(path, "a camera needs a segment, an entry, lots or zones"))
         for section in ("lots", "zones"):
             for index, ref in enumerate(getattr(camera, section)):
                 if ref not in refs[section]:
                     problems.append(
                         SiteProblem(f"{path}.{section}.{index}", f"no {section[:-1]} {ref!r}")
                     )
+    problems.extend(_sign_problems(site, refs))
     for grid_id, grid in site.grids.items():
-        for section in ("lots", "zones", "segments"):
+        for section in ("lots", "zones", "segments", "entries"):
             for index, ref in enumerate(getattr(grid, section)):
                 if ref not in refs[section]:
                     problems.append(
                         SiteProblem(
-                            f"grids.{grid_id}.{section}.{index}", f"no {section[:-1]} {ref!r}"
+                            f"grids.{grid_id}.{section}.{index}", f"no {_singular(section)} {ref!r}"
                         )
                     )
+    return problems
+
+
+def _singular(section: str) -> str:
+    return "entry" if section == "entries" else section[:-1]
+
+
+def _sign_problems(site: Site, refs: dict[str, Any]) -> list[SiteProblem]:
+    problems: list[SiteProblem] = []
+    for sign_id, sign in site.signs.items():
+        path = f"signs.{sign_id}"
+        if sign.box_id not in site.boxes:
+            problems.append(SiteProblem(f"{path}.box_id", f"box {sign.box_id!r} is not in [boxes]"))
+        targets = {"lots": sign.lot, "zones": sign.zone, "segments": sign.segment}
+        targets["entries"] = sign.entry
+        for section, ref in targets.items():
+            if ref is not None and ref not in refs[section]:
+                field = {"lots": "lot", "zones": "zone", "segments": "segment"}.get(
+                    section, "entry"
+                )
+                problems.append(SiteProblem(f"{path}.{field}", f"no {_singular(section)} {ref!r}"))
+        if sign.kind is SignKind.GUIDANCE and sign.lot is None:
+            problems.append(SiteProblem(f"{path}.lot", "a guidance sign needs the lot it shows"))
+        if sign.kind is SignKind.WARNING and sign.zone is None and sign.message is None:
+            problems.append(SiteProblem(path, "a warning sign needs a zone or a fixed message"))
+        for index, lot in enumerate(sign.fallback):
+            if lot not in site.lots:
+                problems.append(SiteProblem(f"{path}.fallback.{index}", f"no lot {lot!r}"))
+            elif lot == sign.lot:
+                problems.append(
+                    SiteProblem(f"{path}.fallback.{index}", "a lot cannot be its own fallback")
+                )
     return problems
 
 
