@@ -15,7 +15,9 @@ Sensor ids are strings: radio sensors heard through a concentrator are their 32-
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import itertools
 import os
 import re
 import tomllib
@@ -312,6 +314,106 @@ class SignBusConfig(_Model):
         return self
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+SeverityName = Literal["info", "warning", "escalated", "critical"]
+ZoneClassName = Literal["prohibited", "controlled", "regulated"]
+
+
+class DayWindowConfig(_Model):
+    """A window in local time; an ``end`` not after ``start`` ends the next day."""
+
+    start: dt.time
+    end: dt.time
+
+
+class WeeklyWindowConfig(DayWindowConfig):
+    days: list[Weekday] = Field(min_length=1, description="days the window starts on")
+
+
+class DateOverrideConfig(_Model):
+    """A date whose windows replace the weekly ones; no windows means closed all day."""
+
+    date: dt.date
+    windows: list[DayWindowConfig] = Field(default_factory=list)
+    note: str | None = None
+
+
+class LadderStepConfig(_Model):
+    after_s: float = Field(ge=0, description="seconds after the grace period ends")
+    severity: SeverityName
+
+
+def check_ladder(times: Iterable[float]) -> None:
+    """A ladder climbs: each step later than the one before."""
+    if any(b <= a for a, b in itertools.pairwise(times)):
+        raise ValueError("ladder steps must come in order, each after_s later than the last")
+
+
+class ZoneMessages(_Model):
+    """What the zone's warning signs show in each phase (a message of the sign's table)."""
+
+    open: str = "blank"
+    closing_soon: str = "stall_zone_closing"
+    closing: str = "stall_zone_closing"
+    closed: str = "stall_zone_closed"
+    always_closed: str = "no_parking"
+
+    @field_validator("*")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        known = [name.lower() for name in Message.__members__]
+        if value.lower().replace("-", "_") not in known:
+            raise ValueError(f"unknown message {value!r}; known: {', '.join(known)}")
+        return value.lower().replace("-", "_")
+
+
+# Defaults by class, strictest first: (grace_s, ladder). A town office changes them per zone.
+ZONE_CLASS_DEFAULTS: dict[str, tuple[float, tuple[tuple[float, SeverityName], ...]]] = {
+    "prohibited": (60.0, ((0.0, "escalated"), (600.0, "critical"))),
+    "controlled": (300.0, ((0.0, "warning"), (600.0, "escalated"))),
+    "regulated": (900.0, ((0.0, "warning"), (1800.0, "escalated"))),
+}
+
+
+class ZoneConfig(_Model):
+    """A stall zone or no-parking kerb: its class, bays, windows, grace and ladder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str | None = None
+    zone_class: ZoneClassName = Field(alias="class")
+    bays: dict[Ident, BayConfig] = Field(default_factory=dict)
+    windows: list[WeeklyWindowConfig] = Field(default_factory=list)
+    overrides: list[DateOverrideConfig] = Field(default_factory=list)
+    grace_s: float | None = Field(default=None, ge=0, description="default by class")
+    closing_soon_s: float = Field(default=900, ge=0)
+    ladder: list[LadderStepConfig] | None = Field(default=None, description="default by class")
+    messages: ZoneMessages = ZoneMessages()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ZoneConfig:
+        if self.zone_class == "prohibited" and (self.windows or self.overrides):
+            raise ValueError("a prohibited zone is never open: it takes no windows or overrides")
+        dates = [o.date for o in self.overrides]
+        dupes = sorted({str(d) for d in dates if dates.count(d) > 1})
+        if dupes:
+            raise ValueError(f"date(s) {', '.join(dupes)} overridden more than once")
+        if self.ladder is not None:
+            if not self.ladder:
+                raise ValueError("a ladder needs at least one step (or leave it out)")
+            check_ladder(step.after_s for step in self.ladder)
+        return self
+
+    @property
+    def grace(self) -> float:
+        return self.grace_s if self.grace_s is not None else ZONE_CLASS_DEFAULTS[self.zone_class][0]
+
+    def ladder_steps(self) -> list[tuple[float, SeverityName]]:
+        if self.ladder is not None:
+            return [(step.after_s, step.severity) for step in self.ladder]
+        return list(ZONE_CLASS_DEFAULTS[self.zone_class][1])
+
+
 class SensorDefaults(_Model):
     heartbeat_timeout_s: float = Field(default=1800, gt=0, description="silent longer: unknown")
     min_dwell_s: float = Field(default=0, ge=0, description="flap filter; 0 switches at once")
@@ -339,6 +441,7 @@ class EdgeConfig(_Model):
     serial: dict[Ident, SerialLineConfig] = Field(default_factory=dict)
     lots: dict[Ident, LotConfig] = Field(default_factory=dict)
     sign_buses: dict[Ident, SignBusConfig] = Field(default_factory=dict)
+    zones: dict[Ident, ZoneConfig] = Field(default_factory=dict)
     sensors: SensorDefaults = SensorDefaults()
     outbox: OutboxConfig = OutboxConfig()
     health: HealthConfig = HealthConfig()
@@ -362,23 +465,38 @@ class EdgeConfig(_Model):
             for bay_id, bay in lot.bays.items():
                 yield lot_id, bay_id, bay
 
+    def zone_bays(self) -> Iterable[tuple[str, str, BayConfig]]:
+        """Every (zone_id, bay_id, bay) of the box: stall pitches and kerb detectors."""
+        for zone_id, zone in self.zones.items():
+            for bay_id, bay in zone.bays.items():
+                yield zone_id, bay_id, bay
+
 
 def cross_check(config: EdgeConfig) -> list[ConfigProblem]:
     """Problems that span sections: references, duplicates, lines the bays need."""
     problems: list[ConfigProblem] = []
     seen: dict[str, str] = {}
-    for lot_id, bay_id, bay in config.bays():
-        path = f"lots.{lot_id}.bays.{bay_id}.sensor"
+    every_bay = [("lots", *item) for item in config.bays()]
+    every_bay += [("zones", *item) for item in config.zone_bays()]
+    bay_ids: dict[str, str] = {}
+    for section, area_id, bay_id, _ in every_bay:
+        where = f"{section}.{area_id}.bays.{bay_id}"
+        if bay_id in bay_ids:
+            problems.append(ConfigProblem(where, f"bay id already used by {bay_ids[bay_id]}"))
+        else:
+            bay_ids[bay_id] = where
+    for section, lot_id, bay_id, bay in every_bay:
+        path = f"{section}.{lot_id}.bays.{bay_id}.sensor"
         if bay.sensor in seen:
             problems.append(
                 ConfigProblem(path, f"sensor {bay.sensor} is already mapped to {seen[bay.sensor]}")
             )
         else:
-            seen[bay.sensor] = f"lots.{lot_id}.bays.{bay_id}"
+            seen[bay.sensor] = f"{section}.{lot_id}.bays.{bay_id}"
     protocols = {line.protocol for line in config.serial.values()}
     hosts = {h for line in config.serial.values() for h in line.receiver_hosts}
-    for lot_id, bay_id, bay in config.bays():
-        path = f"lots.{lot_id}.bays.{bay_id}"
+    for section, lot_id, bay_id, bay in every_bay:
+        path = f"{section}.{lot_id}.bays.{bay_id}"
         if bay.format == M77_FORMAT:
             match = M77_SENSOR_ID.match(bay.sensor)
             if match and int(match[1]) not in hosts:
@@ -429,6 +547,17 @@ def cross_check(config: EdgeConfig) -> list[ConfigProblem]:
                 problems.append(
                     ConfigProblem(path, "a warning sign needs a zone or a fixed message")
                 )
+            if sign.zone is not None:
+                if guidance:
+                    problems.append(
+                        ConfigProblem(f"{path}.zone", "only a warning sign shows a zone")
+                    )
+                if sign.zone not in config.zones:
+                    problems.append(
+                        ConfigProblem(f"{path}.zone", f"no zone {sign.zone!r} in this box")
+                    )
+                if sign.message is not None:
+                    problems.append(ConfigProblem(path, "give a zone or a fixed message, not both"))
     return problems
 
 
