@@ -16,6 +16,9 @@ field-by-field validation, with the same kind of path.
     [segments.<segment_id>]     name, road: a no-parking road stretch
     [cameras.<camera_id>]       kind, segment | lots | zones
     [grids.<grid_id>]           name, kind, duty_role, lots, zones, segments, entries
+    [rules.no_parking|truck_ban|left_for_days]   versioned ledger rules (docs/ledger.md)
+    [[permits]] / [[exempt]]    plates the rules let pass, with reasons
+    [duty]                      case time limits per kind, alerts that open cases
     [entries.<entry_id>]        name, road: a town entry (truck-ban area boundary)
     [signs.<sign_id>]           box_id, kind, lot | zone | segment | entry, message, fallback
 
@@ -34,7 +37,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 BOX_ID_PATTERN = r"^[A-Za-z0-9.-][A-Za-z0-9_.-]{0,63}$"
@@ -227,6 +237,89 @@ class GridEntry(_Model):
     entries: list[Ident] = Field(default_factory=list)
 
 
+class NoParkingRule(_Model):
+    """No-parking segment: K captures over at least T minutes, no departure in between."""
+
+    version: int = Field(default=1, ge=1, description="bump whenever a value here changes")
+    min_captures: int = Field(default=3, ge=1, le=100, description="K")
+    min_minutes: float = Field(default=5.0, gt=0, le=1440, description="T")
+    max_gap_minutes: float = Field(
+        default=30.0, gt=0, description="a longer gap between captures counts as a departure"
+    )
+    fine_cny: int = Field(default=100, ge=0)
+    points: int = Field(default=0, ge=0, le=12)
+
+
+class TruckBanRule(_Model):
+    """Large goods vehicles inside the ban area, at any hour."""
+
+    version: int = Field(default=1, ge=1, description="bump whenever a value here changes")
+    fine_cny: int = Field(default=200, ge=0)
+    points: int = Field(default=3, ge=0, le=12)
+    segments: list[Ident] | None = Field(
+        default=None, description="the ban area's segments (default: every segment)"
+    )
+    cameras: list[Ident] = Field(
+        default_factory=list, description="more cameras in the area (entry cameras always are)"
+    )
+    plate_colors: list[str] = Field(default_factory=lambda: ["yellow"])
+    vehicle_classes: list[str] = Field(default_factory=lambda: ["truck"])
+
+
+class LeftForDaysRule(_Model):
+    """A vehicle left for days: a tow order."""
+
+    version: int = Field(default=1, ge=1, description="bump whenever a value here changes")
+    days: int = Field(default=2, ge=2, le=60, description="seen on this many local days")
+    dwell_hours: float = Field(default=48.0, gt=0, description="or standing this long")
+
+
+class Rules(_Model):
+    no_parking: NoParkingRule = Field(default_factory=NoParkingRule)
+    truck_ban: TruckBanRule = Field(default_factory=TruckBanRule)
+    left_for_days: LeftForDaysRule = Field(default_factory=LeftForDaysRule)
+
+
+class PermitEntry(_Model):
+    """The plate may be inside ``area`` (a rule id) from ``valid_from`` to ``valid_until``."""
+
+    plate: str = Field(min_length=2, max_length=32)
+    area: str = Field(default="truck_ban", max_length=64)
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ExemptEntry(_Model):
+    """A plate no rule applies to (a listed service vehicle), with the reason."""
+
+    plate: str = Field(min_length=2, max_length=32)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class DutyLimits(_Model):
+    """Cases: time limits per case kind (``default`` for the rest), and which alerts open one."""
+
+    ack_minutes: dict[str, float] = Field(default_factory=lambda: {"default": 30.0})
+    close_hours: dict[str, float] = Field(default_factory=lambda: {"default": 72.0})
+    alert_cases: list[str] = Field(
+        default_factory=lambda: [
+            "zone_overstay",
+            "bay_occupied_while_closed",
+            "sign_down",
+            "outbox_overflow",
+            "clock_unsynchronised",
+        ],
+        description="edge alert types that become cases",
+    )
+
+    def ack_s(self, kind: str) -> float:
+        return 60.0 * self.ack_minutes.get(kind, self.ack_minutes.get("default", 30.0))
+
+    def close_s(self, kind: str) -> float:
+        return 3600.0 * self.close_hours.get(kind, self.close_hours.get("default", 72.0))
+
+
 class Site(_Model):
     site: SiteInfo
     boxes: dict[BoxIdent, BoxEntry] = Field(default_factory=dict)
@@ -237,6 +330,10 @@ class Site(_Model):
     grids: dict[Ident, GridEntry] = Field(default_factory=dict)
     entries: dict[Ident, EntryPoint] = Field(default_factory=dict)
     signs: dict[Ident, SignEntry] = Field(default_factory=dict)
+    rules: Rules = Field(default_factory=Rules)
+    permits: list[PermitEntry] = Field(default_factory=list)
+    exempt: list[ExemptEntry] = Field(default_factory=list)
+    duty: DutyLimits = Field(default_factory=DutyLimits)
 
     @property
     def id(self) -> str:
@@ -316,6 +413,7 @@ def cross_check(site: Site) -> list[SiteProblem]:
                         SiteProblem(f"{path}.{section}.{index}", f"no {section[:-1]} {ref!r}")
                     )
     problems.extend(_sign_problems(site, refs))
+    problems.extend(_rule_problems(site))
     for grid_id, grid in site.grids.items():
         for section in ("lots", "zones", "segments", "entries"):
             for index, ref in enumerate(getattr(grid, section)):
@@ -330,6 +428,21 @@ def cross_check(site: Site) -> list[SiteProblem]:
 
 def _singular(section: str) -> str:
     return "entry" if section == "entries" else section[:-1]
+
+
+def _rule_problems(site: Site) -> list[SiteProblem]:
+    problems: list[SiteProblem] = []
+    ban = site.rules.truck_ban
+    for index, ref in enumerate(ban.segments or []):
+        if ref not in site.segments:
+            problems.append(SiteProblem(f"rules.truck_ban.segments.{index}", f"no segment {ref!r}"))
+    for index, ref in enumerate(ban.cameras):
+        if ref not in site.cameras:
+            problems.append(SiteProblem(f"rules.truck_ban.cameras.{index}", f"no camera {ref!r}"))
+    for index, permit in enumerate(site.permits):
+        if permit.valid_until <= permit.valid_from:
+            problems.append(SiteProblem(f"permits.{index}.valid_until", "ends before it starts"))
+    return problems
 
 
 def _sign_problems(site: Site, refs: dict[str, Any]) -> list[SiteProblem]:
