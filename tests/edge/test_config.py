@@ -246,3 +246,11 @@ def test_bays_csv_round_trip(tmp_path: Path) -> None:
     paths = [p.path for p in info.value.problems]
     assert any(p.endswith(":2: sensor") for p in paths), paths
     assert any(p.endswith(":3: format") for p in paths), paths
+
+
+def test_config_documented_example_is_valid() -> None:
+    """The example in docs/examples/ (shown in docs/edge.md) stays a valid config."""
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "edge-p1.toml"
+    config = load_config(example)
+    assert config.lots["P1"].capacity == 5
+    assert config.mqtt.tls
