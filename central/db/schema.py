@@ -274,3 +274,130 @@ audit = Table(
     Column("target", String(200)),
     Column("detail", Text),
 )
+
+# --- Captures, pictures, the ledger, permits, cases (docs/ledger.md) -----------------------
+
+# One row per camera event; a repeat (same camera, same event id) is stored once.
+captures = Table(
+    "captures",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("camera_id", String(ID), nullable=False),
+    Column("event_id", String(128), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("captured_at", Float, nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("plate", String(32), nullable=False),
+    Column("plate_raw", String(64), nullable=False),
+    Column("plate_readable", Boolean, nullable=False),
+    Column("plate_color", String(16)),
+    Column("vehicle_class", String(16), nullable=False),
+    Column("ga_plate_type", String(2)),
+    # "segment:R1", "lot:P1", "zone:S1", "entry:E1": what the rules group captures by.
+    Column("place", String(100), nullable=False),
+    Column("bay_id", String(ID)),
+    Column("confidence", Float),
+    Column("pictures", Text, nullable=False),  # JSON [{sha256, name, kind, content_type}]
+    UniqueConstraint("camera_id", "event_id", name="uq_captures_camera_event"),
+)
+Index("ix_captures_plate_place_at", captures.c.plate, captures.c.place, captures.c.captured_at)
+Index("ix_captures_at", captures.c.captured_at)
+
+# Content-addressed pictures: the bytes live in the picture store, named by their SHA-256.
+pictures = Table(
+    "pictures",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("stored_at", Float, nullable=False),
+)
+
+# The violation ledger: append-only, hash-chained (central/ledger/chain.py). A status
+# change is a new entry whose ref_seq names the first; rows are never updated.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("ref_seq", BigInteger),
+    Column("rule_id", String(32)),
+    Column("rule_version", Integer),
+    Column("plate", String(32)),
+    Column("plate_color", String(16)),
+    Column("vehicle_class", String(16)),
+    Column("ga_plate_type", String(2)),
+    Column("place", String(100)),
+    Column("grid_id", String(ID)),
+    Column("evidence", Text, nullable=False),
+    Column("fine_cny", Integer),
+    Column("points", Integer),
+    Column("status", String(32), nullable=False),
+    Column("reason", Text),
+    Column("actor", String(200)),
+    Column("dedup_key", String(200), unique=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_ledger_ref_seq", ledger.c.ref_seq)
+Index("ix_ledger_at", ledger.c.at)
+
+# Permits issued through the API (the site file's [[permits]] count as well).
+permits = Table(
+    "permits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("plate", String(32), nullable=False, index=True),
+    Column("area", String(64), nullable=False),
+    Column("valid_from", Float, nullable=False),
+    Column("valid_until", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("issued_by", String(200), nullable=False),
+    Column("issued_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+# Cases routed to the grids: a closed loop (central/cases/workflow.py); every step is a
+# case_history row.
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("source_ref", String(200), nullable=False, unique=True),
+    Column("grid_id", String(ID)),
+    Column("place", String(100)),
+    Column("title", Text, nullable=False),
+    Column("detail", Text),
+    Column("ledger_seq", BigInteger),
+    Column("state", String(16), nullable=False),
+    Column("registered_at", Float, nullable=False),
+    Column("dispatched_at", Float),
+    Column("acknowledged_at", Float),
+    Column("handled_at", Float),
+    Column("verified_at", Float),
+    Column("closed_at", Float),
+    Column("ack_due_at", Float, nullable=False),
+    Column("close_due_at", Float, nullable=False),
+    Column("escalation", Integer, nullable=False, default=0),
+    Column("reopened", Integer, nullable=False, default=0),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_cases_grid_registered", cases.c.grid_id, cases.c.registered_at)
+Index("ix_cases_state", cases.c.state)
+
+case_history = Table(
+    "case_history",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("case_id", Integer, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("note", Text),
+)
+Index("ix_case_history_case", case_history.c.case_id, case_history.c.at)
