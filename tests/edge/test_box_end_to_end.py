@@ -49,7 +49,7 @@ from firmware_protocols.uplink.models import (
 )
 from simulators.broker import MosquittoBroker
 from simulators.concentrator import ConcentratorSimulator
-from simulators.signs import SignSimulator
+from simulators.signs import Fault, SignSimulator
 from tests.edge.central_standin import CentralStandin
 
 SITE = "xigang"
@@ -387,3 +387,36 @@ async def test_box_process_health_page_and_sigterm(
             assert b"Traceback" not in output
     finally:
         central.stop()
+
+
+def alerts(central: CentralStandin) -> list[Any]:
+    with central._lock:
+        events = sorted(central.events.values(), key=lambda e: e.seq)
+    return [e.body for e in events if e.body.kind in ("alert_raised", "alert_resolved")]
+
+
+async def test_box_sign_answering_exceptions_raises_alert_and_recovers(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """A sign answering with exception codes is marked down with an alert; when it answers
+    again the alert resolves and the sign shows the right count."""
+    async with rig(tmp_path, mosquitto) as r:
+        for sensor in SENSORS:
+            await r.sim.send_status(sensor, occupied=False)
+        await eventually(lambda: r.signs.display(1).free == 4)
+        r.signs.inject(1, Fault.DEVICE_FAILURE)
+        await r.sim.send_status("00A10001", occupied=True)
+        await eventually(
+            lambda: any(a.kind == "alert_raised" and a.sign_id == "S1" for a in alerts(r.central))
+        )
+        raised = next(a for a in alerts(r.central) if a.kind == "alert_raised")
+        assert raised.alert_type == "sign_down"
+        assert r.signs.display(1).free == 4  # the sign never took the write
+        r.signs.inject(1, Fault.NONE)
+        await eventually(lambda: r.signs.display(1).free == 3)
+        await eventually(
+            lambda: any(
+                a.kind == "alert_resolved" and a.alert_id == raised.alert_id
+                for a in alerts(r.central)
+            )
+        )
