@@ -110,3 +110,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     exp.add_argument("--config", required=True)
     exp.add_argument("--out")
     exp.set_defaults(handler=cmd_export_bays)
+
+    # The technician's commissioning commands (listen, scan-signs, sign-test, walk-test, doctor).
+    from edge.commission import add_commands
+
+    add_commands(subs)

@@ -1,0 +1,641 @@
+"""``parkgrid edge doctor``: the checklist before leaving site, each item pass or fail + fix.
+
+Items, in order (``--skip KEY`` leaves one out and reports it as SKIP)::
+
+    config    the config file is valid
+    serial    every serial device (sensor lines, RTU sign buses) exists, opens, is ours
+    sensors   every mapped sensor is heard within --listen-s (stops early once all are)
+    signs     every configured sign answers at its unit id with its profile, no hw faults
+    broker    the broker accepts a connection with the config's credentials (and TLS)
+    tls       CA / client / broker certificates valid and not expiring within 30 days
+    clock     the kernel says the clock is synchronised (adjtimex, as timedatectl does)
+    disk      the data directory is writable and has room for the outbox's caps, twice
+
+The sensor listening, the sign probes and the broker connection run at the same time, so
+a doctor run takes about ``--listen-s`` (less when every sensor is heard sooner).
+
+Certificates are read with the standard library, not ``cryptography`` (not a dependency of
+the box, and one ssl function does it): ``ssl._ssl._test_decode_cert`` decodes a PEM file
+into the same dict ``getpeercert()`` gives for the broker's certificate. It is CPython's
+own, undocumented helper; where it is missing, ``openssl x509 -enddate`` is asked instead.
+
+The clock item is honest: on a machine without NTP it fails, and only ``--skip clock``
+leaves it out. Run doctor as the service user (``sudo -u parkgrid``), so the permission
+checks are the box's own; stop the service first, so doctor is the only reader of the lines.
+
+Exit: 0 every item passed (or was skipped), 1 an item failed, 2 the config file is missing
+or the options are wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.clock import read_clock
+from edge.commission.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    CommissionError,
+    Sightings,
+    check_serial_device,
+    listening,
+    probe_sign,
+)
+from edge.config import ConfigError, EdgeConfig, MqttConfig, load_config
+from edge.drivers.errors import SignBusError, SignUnitTimeout
+from edge.drivers.modbus_client import ModbusClient
+from edge.drivers.serial_line import SerialLine
+
+CHECKS: dict[str, str] = {
+    "config": "config valid",
+    "serial": "serial devices exist and are readable",
+    "sensors": "every mapped sensor heard",
+    "signs": "every sign answers",
+    "broker": "broker reachable with these credentials",
+    "tls": "TLS certificates valid, not expiring within 30 days",
+    "clock": "clock synchronised",
+    "disk": "disk space for the outbox",
+}
+CERT_WARN_DAYS = 30
+OUTBOX_MARGIN = 2  # SQLite's WAL and a checkpoint can briefly need the data twice
+SHOWN_MAX = 12
+# The hardware faults of a sign worth a visit; watchdog_expired only means no box wrote yet.
+SIGN_HARDWARE_FAULTS = frozenset({"led_module", "power", "over_temperature", "light_sensor"})
+
+
+class Status(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    key: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    @property
+    def title(self) -> str:
+        return CHECKS[self.key]
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "status": self.status.value,
+            "detail": self.detail,
+            "fix": self.fix,
+        }
+
+
+def _pass(key: str, detail: str) -> CheckResult:
+    return CheckResult(key=key, status=Status.PASS, detail=detail)
+
+
+def _fail(key: str, detail: str, fix: str) -> CheckResult:
+    return CheckResult(key=key, status=Status.FAIL, detail=detail, fix=fix)
+
+
+def _skip(key: str, detail: str) -> CheckResult:
+    return CheckResult(key=key, status=Status.SKIP, detail=detail)
+
+
+def _listed(items: list[str]) -> str:
+    more = f" and {len(items) - SHOWN_MAX} more" if len(items) > SHOWN_MAX else ""
+    return ", ".join(items[:SHOWN_MAX]) + more
+
+
+# --- the checks -------------------------------------------------------------------------------
+
+
+def check_config(path: Path) -> tuple[CheckResult, EdgeConfig | None]:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return (
+            _fail(
+                "config",
+                f"{len(exc.problems)} problem(s): {_listed([str(p) for p in exc.problems])}",
+                f"run `parkgrid edge check-config {path}` and correct each line it names.",
+            ),
+            None,
+        )
+    bays = sum(lot.capacity for lot in config.lots.values())
+    signs = sum(len(bus.signs) for bus in config.sign_buses.values())
+    return (
+        _pass(
+            "config",
+            f"box {config.box_id} of site {config.site}: {bays} bay(s) in {len(config.lots)} "
+            f"lot(s), {len(config.serial)} serial line(s), {signs} sign(s)",
+        ),
+        config,
+    )
+
+
+def check_serial(config: EdgeConfig) -> CheckResult:
+    devices = {line.device: line.baud for line in config.serial.values()}
+    for bus in config.sign_buses.values():
+        if bus.transport == "rtu" and bus.device:
+            devices[bus.device] = bus.baud
+    if not devices:
+        return _pass("serial", "no serial devices in the config")
+    problems = []
+    for device, baud in devices.items():
+        try:
+            check_serial_device(device, baud=baud)
+        except CommissionError as exc:
+            problems.append(exc.reason)
+    if problems:
+        return _fail(
+            "serial",
+            "; ".join(problems),
+            "plug the adapter in, put its /dev/serial/by-id/ path in the config, and give the "
+            "service user the dialout group.",
+        )
+    return _pass("serial", f"{len(devices)} device(s) open: {_listed(sorted(devices))}")
+
+
+async def check_sensors(config: EdgeConfig, *, listen_s: float) -> CheckResult:
+    mapped = {bay.sensor: (f"{lot}/{bay_id}", bay) for lot, bay_id, bay in config.bays()}
+    if not mapped:
+        return _pass("sensors", "no bays mapped in the config")
+    if not config.serial:
+        return _fail(
+            "sensors",
+            f"{len(mapped)} sensor(s) mapped but no [serial] line to hear them on",
+            "add the concentrator or receiver line under [serial] in the config.",
+        )
+    sightings = Sightings()
+    all_heard = asyncio.Event()
+
+    def sink(obs: Any) -> None:
+        sightings.observe(obs)
+        if all(s in sightings.by_id for s in mapped):
+            all_heard.set()
+
+    started = time.monotonic()
+    owners: list[SerialLine]
+    async with listening(config.serial, sink) as owners:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_heard.wait(), listen_s)
+        down = [
+            f"{o.name} ({o.config.device}): {o.stats().down_reason}" for o in owners if not o.up
+        ]
+    waited = time.monotonic() - started
+    missing = [s for s in mapped if s not in sightings.by_id]
+    unmapped = sorted(s for s in sightings.by_id if s not in mapped)
+    extra = f"; heard but not mapped: {_listed(unmapped)}" if unmapped else ""
+    if not missing:
+        return _pass(
+            "sensors", f"all {len(mapped)} mapped sensor(s) heard in {waited:.1f} s{extra}"
+        )
+    default = config.sensors.heartbeat_timeout_s
+    window = max((mapped[s][1].heartbeat_timeout_s or default) for s in missing)
+    detail = (
+        f"{len(missing)} of {len(mapped)} not heard in {listen_s:g} s: "
+        f"{_listed([f'{s} ({mapped[s][0]})' for s in missing])}{extra}"
+    )
+    if down:
+        detail += f"; line(s) down: {'; '.join(down)}"
+    if listen_s < window:
+        fix = (
+            f"trigger each bay listed (a car or the test magnet) while doctor listens, or rerun "
+            f"with --listen-s {window:g} to wait a whole heartbeat window; if one stays silent, "
+            "check its id in bays.csv and its radio range."
+        )
+    else:
+        fix = (
+            "each listed sensor missed a whole heartbeat window: check its id in bays.csv, "
+            "its battery and its radio range to the concentrator."
+        )
+    return _fail("sensors", detail, fix)
+
+
+async def check_signs(config: EdgeConfig) -> CheckResult:
+    total = sum(len(bus.signs) for bus in config.sign_buses.values())
+    if not total:
+        return _pass("signs", "no signs in the config")
+    problems: list[str] = []
+    for bus_id, bus in config.sign_buses.items():
+        client = ModbusClient.from_config(bus_id, bus)
+        try:
+            await client.connect()
+        except SignBusError as exc:
+            problems.append(f"bus {bus_id}: {exc.reason}")
+            continue
+        try:
+            for sign_id, sign in bus.signs.items():
+                name = f"{bus_id}/{sign_id} (unit {sign.unit})"
+                try:
+                    probe = await probe_sign(client, sign.unit)
+                except SignUnitTimeout:
+                    problems.append(f"{name}: no answer")
+                    continue
+                except SignBusError as exc:
+                    problems.append(f"{name}: {exc.reason}")
+                    continue
+                if probe.profile != sign.profile:
+                    what = probe.profile or f"an unknown device ({probe.note})"
+                    problems.append(f"{name}: answers as {what}, config says {sign.profile}")
+                elif probe.faults & SIGN_HARDWARE_FAULTS:
+                    faults = ", ".join(sorted(probe.faults & SIGN_HARDWARE_FAULTS))
+                    problems.append(f"{name}: reports faults {faults}")
+        finally:
+            client.close()
+    if problems:
+        return _fail(
+            "signs",
+            "; ".join(problems),
+            "check each sign's power, A/B wiring and termination, and its unit id and profile "
+            "with `parkgrid edge scan-signs`.",
+        )
+    return _pass("signs", f"all {total} sign(s) answer with their configured profile")
+
+
+@dataclass(slots=True)
+class BrokerOutcome:
+    """What one connection attempt learned: the CONNACK, and the broker's certificate."""
+
+    result: CheckResult
+    peer_cert: dict[str, Any] | None = None
+    tls_error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def tls_context(mqtt: MqttConfig) -> ssl.SSLContext:
+    """The same context the uplink builds (``edge.agents.uplink``)."""
+    context = ssl.create_default_context(cafile=str(mqtt.ca_file) if mqtt.ca_file else None)
+    if mqtt.cert_file is not None and mqtt.key_file is not None:
+        context.load_cert_chain(str(mqtt.cert_file), str(mqtt.key_file))
+    return context
+
+
+def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:
+    mqtt = config.mqtt
+    where = f"{mqtt.host}:{mqtt.port}"
+    try:
+        password = mqtt.password()
+    except OSError as exc:
+        return BrokerOutcome(
+            _fail(
+                "broker",
+                f"cannot read the password file {mqtt.password_file}: {exc.strerror}",
+                "put the password from provision-box in that file, readable by the service "
+                "user only (chmod 600).",
+            )
+        )
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"parkgrid-doctor-{config.box_id}-{uuid.uuid4().hex[:8]}",
+        protocol=paho.MQTTv311,
+    )
+    if mqtt.username is not None:
+        client.username_pw_set(mqtt.username, password)
+    if mqtt.tls:
+        try:
+            client.tls_set_context(tls_context(mqtt))
+        except (OSError, ssl.SSLError) as exc:
+            return BrokerOutcome(
+                _fail(
+                    "broker",
+                    f"cannot load the TLS files: {exc}",
+                    "check ca_file, cert_file and key_file in [mqtt] point at readable PEM files.",
+                ),
+                tls_error=str(exc),
+            )
+    answer: list[ReasonCode] = []
+
+    def on_connect(_c: paho.Client, _u: object, _f: object, reason: Any, _p: object) -> None:
+        answer.append(reason)
+
+    client.on_connect = on_connect
+    fix_network = (
+        f"check the broker address {where} in [mqtt] url, the network route and the firewall."
+    )
+    try:
+        client.connect(mqtt.host, mqtt.port, keepalive=max(10, int(timeout_s) * 2))
+    except ssl.SSLCertVerificationError as exc:
+        return BrokerOutcome(
+            _fail(
+                "broker",
+                f"TLS handshake with {where} failed: {exc.verify_message}",
+                "install the town's CA certificate as [mqtt] ca_file and check the broker's "
+                "certificate names this host.",
+            ),
+            tls_error=exc.verify_message,
+        )
+    except ssl.SSLError as exc:
+        return BrokerOutcome(
+            _fail(
+                "broker",
+                f"TLS with {where} failed: {exc}",
+                "use mqtts:// only on the broker's TLS port, and check the certificates.",
+            ),
+            tls_error=str(exc),
+        )
+    except OSError as exc:
+        return BrokerOutcome(
+            _fail("broker", f"cannot reach {where}: {exc.strerror or exc}", fix_network)
+        )
+    peer: dict[str, Any] | None = None
+    sock = client.socket()
+    if isinstance(sock, ssl.SSLSocket):
+        peer = sock.getpeercert()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not answer and time.monotonic() < deadline:
+            client.loop(timeout=0.05)
+    finally:
+        client.disconnect()
+    if not answer:
+        return BrokerOutcome(
+            _fail(
+                "broker",
+                f"{where} accepted TCP but sent no CONNACK in {timeout_s:g} s",
+                fix_network,
+            ),
+            peer_cert=peer,
+        )
+    reason = answer[0]
+    if reason.is_failure:
+        if reason.value in (134, 135):
+            fix = (
+                "re-run provision-box for this box and install the password file it wrote, "
+                "or check the broker's password file has this box's line."
+            )
+        else:
+            fix = f"look at the broker's log for why it refused {mqtt.username or 'anonymous'}."
+        return BrokerOutcome(
+            _fail("broker", f"{where} refused the connection: {reason}", fix), peer_cert=peer
+        )
+    user = mqtt.username or "anonymous"
+    tls = " over TLS" if mqtt.tls else " (no TLS)"
+    return BrokerOutcome(_pass("broker", f"connected to {where} as {user}{tls}"), peer_cert=peer)
+
+
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def read_certificates(path: Path) -> list[dict[str, Any]]:
+    """Each certificate of a PEM file as a ``getpeercert()``-style dict (subject, notAfter)."""
+    blocks = _PEM.findall(path.read_bytes())
+    if not blocks:
+        raise ValueError(f"{path} holds no PEM certificate")
+    decoded = []
+    for block in blocks:
+        with tempfile.NamedTemporaryFile(suffix=".pem") as tmp:
+            tmp.write(block + b"\n")
+            tmp.flush()
+            decoded.append(_decode_cert_file(tmp.name))
+    return decoded
+
+
+def _decode_cert_file(path: str) -> dict[str, Any]:
+    decoder: Callable[[str], dict[str, Any]] | None = getattr(
+        getattr(ssl, "_ssl", None), "_test_decode_cert", None
+    )
+    if decoder is not None:
+        return decoder(path)
+    out = subprocess.run(
+        ["openssl", "x509", "-noout", "-enddate", "-subject", "-in", path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    end = re.search(r"notAfter=(.+)", out)
+    subject = re.search(r"subject=\s*(.+)", out)
+    if end is None:
+        raise ValueError(f"openssl could not read {path}")
+    cn = subject.group(1).strip() if subject else "?"
+    return {"notAfter": end.group(1).strip(), "subject": ((("commonName", cn),),)}
+
+
+def _common_name(cert: Mapping[str, Any]) -> str:
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return "?"
+
+
+def check_tls(config: EdgeConfig, broker: BrokerOutcome | None, *, now: float) -> CheckResult:
+    mqtt = config.mqtt
+    if not mqtt.tls:
+        return _skip(
+            "tls",
+            "not used: the broker URL is mqtt:// without TLS (a town's broker should be "
+            "mqtts://, see deploy/mosquitto/)",
+        )
+    certs: list[tuple[str, dict[str, Any]]] = []
+    problems: list[str] = []
+    for label, path in (("CA", mqtt.ca_file), ("client", mqtt.cert_file)):
+        if path is None:
+            continue
+        try:
+            certs.extend((f"{label} {path}", c) for c in read_certificates(path))
+        except (OSError, ValueError, ssl.SSLError, subprocess.CalledProcessError) as exc:
+            problems.append(f"{label} certificate {path} unreadable: {exc}")
+    if broker is not None and broker.peer_cert:
+        certs.append((f"broker {mqtt.host}", broker.peer_cert))
+    elif broker is not None and broker.tls_error:
+        problems.append(f"the broker's certificate does not verify: {broker.tls_error}")
+    soonest: tuple[float, str] | None = None
+    for label, cert in certs:
+        name = f"{label} ({_common_name(cert)})"
+        not_after = ssl.cert_time_to_seconds(cert["notAfter"])
+        not_before = cert.get("notBefore")
+        if not_before and ssl.cert_time_to_seconds(not_before) > now:
+            problems.append(f"{name} is not valid before {not_before}")
+        days = (not_after - now) / 86400
+        date = datetime.fromtimestamp(not_after, UTC).strftime("%Y-%m-%d")
+        if days < 0:
+            problems.append(f"{name} expired on {date}")
+        elif days < CERT_WARN_DAYS:
+            problems.append(f"{name} expires in {days:.0f} day(s), on {date}")
+        if soonest is None or not_after < soonest[0]:
+            soonest = (not_after, f"{name} on {date}")
+    if problems:
+        return _fail(
+            "tls",
+            "; ".join(problems),
+            "issue a new certificate from the town's CA (deploy/mosquitto/README.md) and "
+            "install it before the date shown.",
+        )
+    if not certs:
+        return _fail(
+            "tls",
+            "TLS is on but no certificate could be read (broker unreachable, no ca_file)",
+            "set [mqtt] ca_file to the town's CA certificate and make the broker reachable.",
+        )
+    assert soonest is not None
+    return _pass("tls", f"{len(certs)} certificate(s) valid; the first to expire: {soonest[1]}")
+
+
+def check_clock() -> CheckResult:
+    reading = read_clock()
+    if reading.synchronised:
+        error = "" if reading.max_error_s is None else f", max error {reading.max_error_s:.3f} s"
+        return _pass("clock", f"the kernel reports the clock synchronised{error}")
+    if reading.source is None:
+        detail = "the clock's state cannot be read here (no adjtimex)"
+    else:
+        detail = "clock not synchronised: the kernel reports no time daemon has synchronised it"
+    return _fail(
+        "clock",
+        detail,
+        "enable NTP (sudo timedatectl set-ntp true, or install chrony) and allow UDP 123 to "
+        "the town's NTP server.",
+    )
+
+
+def check_disk(config: EdgeConfig) -> CheckResult:
+    need = (config.outbox.events_max_bytes + config.outbox.state_max_bytes) * OUTBOX_MARGIN
+    path = config.data_dir
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK):
+        what = "the data directory" if existing == path else f"{existing} (to create it)"
+        return _fail(
+            "disk",
+            f"{what} is not writable by this user",
+            f"create {path} owned by the service user (systemd's StateDirectory does), and "
+            "run doctor as that user.",
+        )
+    free = shutil.disk_usage(existing).free
+    mib = 1024 * 1024
+    if free < need:
+        return _fail(
+            "disk",
+            f"{free / mib:.0f} MiB free at {existing}, the outbox may need {need / mib:.0f} MiB",
+            "free space on that file system, or lower [outbox] events_max_bytes.",
+        )
+    return _pass("disk", f"{free / mib:.0f} MiB free at {existing} (outbox needs up to "
+                         f"{need / mib:.0f} MiB)")  # fmt: skip
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+async def diagnose(
+    config_path: Path,
+    *,
+    listen_s: float,
+    skip: frozenset[str] = frozenset(),
+    connect_timeout_s: float = 5.0,
+) -> list[CheckResult]:
+    """Every item of the checklist, in CHECKS order."""
+    results: dict[str, CheckResult] = {}
+    first, config = check_config(config_path)
+    results["config"] = first
+    if config is None:
+        return [results["config"], *(_skip(k, "the config is not valid") for k in list(CHECKS)[1:])]
+    if "serial" not in skip:
+        results["serial"] = check_serial(config)
+    broker: BrokerOutcome | None = None
+
+    async def sensors() -> None:
+        if "sensors" not in skip:
+            results["sensors"] = await check_sensors(config, listen_s=listen_s)
+
+    async def signs() -> None:
+        if "signs" not in skip:
+            results["signs"] = await check_signs(config)
+
+    async def connect() -> None:
+        nonlocal broker
+        if "broker" in skip and "tls" in skip:
+            return
+        broker = await asyncio.to_thread(check_broker, config, timeout_s=connect_timeout_s)
+        if "broker" not in skip:
+            results["broker"] = broker.result
+
+    await asyncio.gather(sensors(), signs(), connect())
+    if "tls" not in skip:
+        results["tls"] = check_tls(config, broker, now=time.time())
+    if "clock" not in skip:
+        results["clock"] = check_clock()
+    if "disk" not in skip:
+        results["disk"] = check_disk(config)
+    return [results.get(k) or _skip(k, "skipped (--skip)") for k in CHECKS]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="the box's edge.toml")
+    parser.add_argument(
+        "--listen-s", type=float, default=60, help="listen this long for the sensors (60)"
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="ITEM",
+        help=f"leave an item out (repeatable): {', '.join(CHECKS)}",
+    )
+    parser.add_argument("--connect-timeout-s", type=float, default=5.0, help="broker (5)")
+    parser.add_argument("--json", action="store_true", help="one JSON document")
+
+
+def run(args: argparse.Namespace) -> int:
+    skip = frozenset(s.strip() for item in args.skip for s in item.split(",") if s.strip())
+    unknown = skip - set(CHECKS)
+    if unknown:
+        print(f"doctor: unknown item(s) {sorted(unknown)}; known: {', '.join(CHECKS)}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
+    if args.listen_s <= 0 or args.connect_timeout_s <= 0:
+        print("doctor: --listen-s and --connect-timeout-s must be positive", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    path = Path(args.config)
+    if not path.is_file():
+        print(f"doctor: {path} does not exist", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    results = asyncio.run(
+        diagnose(path, listen_s=args.listen_s, skip=skip, connect_timeout_s=args.connect_timeout_s)
+    )
+    failed = [r for r in results if r.status is Status.FAIL]
+    if args.json:
+        doc = {"config": str(path), "ok": not failed, "items": [r.as_json() for r in results]}
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        print(format_results(results))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def format_results(results: list[CheckResult]) -> str:
+    lines = []
+    for r in results:
+        lines.append(f"[{r.status.value}] {r.title}: {r.detail}")
+        if r.fix:
+            lines.append(f"       fix: {r.fix}")
+    counts = {s: sum(1 for r in results if r.status is s) for s in Status}
+    lines.append(
+        f"{counts[Status.PASS]} passed, {counts[Status.FAIL]} failed, "
+        f"{counts[Status.SKIP]} skipped" + ("" if counts[Status.FAIL] else ": all green")
+    )
+    return "\n".join(lines)
