@@ -100,10 +100,20 @@ def decode_message(topic: str, data: bytes) -> Message:
     """Parse ``topic``, validate ``data`` for it, and check that the two agree."""
     parsed = parse_topic(topic)
     payload = decode_payload(parsed.kind, data)
+    check_message(parsed, payload, topic=topic, data=data)
+    return Message(topic=parsed, payload=payload)
+
+
+def check_message(parsed: ParsedTopic, payload: Payload, *, topic: str, data: bytes) -> None:
+    """Raise DecodeError when a parsed topic and its validated payload disagree.
+
+    For callers that parse topics themselves (central caches the parse per topic);
+    ``decode_message`` runs the same check. ``topic`` and ``data`` are the raw topic and
+    payload bytes, for the error.
+    """
     mismatch = _mismatch(parsed, payload)
     if mismatch is not None:
         raise DecodeError(f"topic {topic!r} disagrees with payload: {mismatch}", fmt=FMT, data=data)
-    return Message(topic=parsed, payload=payload)
 
 
 def _mismatch(topic: ParsedTopic, payload: Payload) -> str | None:
