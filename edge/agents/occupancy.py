@@ -81,8 +81,10 @@ class SensorHealth:
 
 @dataclass(slots=True)
 class Bay:
+    """One bay of a lot, or (``lot_id`` None, ``zone_id`` set) a stall pitch or kerb space."""
+
     bay_id: str
-    lot_id: str
+    lot_id: str | None
     sensor_id: str
     heartbeat_timeout_s: float
     state: BayStateName = "unknown"
@@ -91,6 +93,7 @@ class Bay:
     pending: tuple[bool, float] | None = None
     closed: bool = False
     health: SensorHealth = field(default_factory=SensorHealth)
+    zone_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,12 +101,13 @@ class BayChange:
     """A bay moved from one state to another; ``at`` is when it really happened."""
 
     bay_id: str
-    lot_id: str
+    lot_id: str | None
     sensor_id: str
     previous: BayStateName
     current: BayStateName
     at: float
     reason: Literal["sensor", "heartbeat_timeout", "fault", "closed", "reopened"]
+    zone_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +161,19 @@ class Occupancy:
             self.bays[bay_id] = bay
             self._by_sensor[bay_cfg.sensor] = bay
             self._lot_bays[lot_id].append(bay)
+        # Stall pitches and kerb spaces follow their sensors the same way; no lot figures.
+        for zone_id, bay_id, bay_cfg in config.zone_bays():
+            timeout = bay_cfg.heartbeat_timeout_s or config.sensors.heartbeat_timeout_s
+            bay = Bay(
+                bay_id=bay_id,
+                lot_id=None,
+                zone_id=zone_id,
+                sensor_id=bay_cfg.sensor,
+                heartbeat_timeout_s=timeout,
+                since=now,
+            )
+            self.bays[bay_id] = bay
+            self._by_sensor[bay_cfg.sensor] = bay
         self._lots = {lot_id: _LotTrack() for lot_id in config.lots}
         self.unknown_sensors: Counter[str] = Counter()
         for lot_id in self._lots:
@@ -271,7 +288,7 @@ class Occupancy:
             updated_at=now,
         )
 
-    def lot_of(self, bay_id: str) -> str:
+    def lot_of(self, bay_id: str) -> str | None:
         return self.bays[bay_id].lot_id
 
     def next_deadline(self) -> float | None:
@@ -325,11 +342,13 @@ class Occupancy:
                 current=state,
                 at=at,
                 reason=reason,
+                zone_id=bay.zone_id,
             )
         )
         bay.state = state
         bay.since = at
-        self._record_trend(bay.lot_id, at)
+        if bay.lot_id is not None:
+            self._record_trend(bay.lot_id, at)
 
     def _update_health(self, bay: Bay, obs: SensorObservation) -> list[SensorNotice]:
         health = bay.health

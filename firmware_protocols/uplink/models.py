@@ -696,6 +696,13 @@ class DateOverride(_Model):
     note: Text | None = Field(default=None, description="Why, e.g. 'market day'.")
 
 
+class LadderStep(_Model):
+    """One step of a zone's escalation ladder."""
+
+    after_s: Count = Field(description="Seconds after the grace period ends.")
+    severity: Severity = Field(description="Severity of the alert at this step.")
+
+
 class ZoneSchedule(_Model):
     zone_id: Id = Field(description="The zone.")
     zone_class: ZoneClass = Field(description="prohibited, controlled or regulated.")
@@ -704,6 +711,15 @@ class ZoneSchedule(_Model):
         default=(), description="Weekly trading windows; empty for a prohibited zone."
     )
     overrides: tuple[DateOverride, ...] = Field(default=(), description="Date overrides.")
+    closing_soon_s: Count | None = Field(
+        default=None,
+        description="Seconds before a window ends when signs say 'closing soon'; "
+        "null keeps the box's configured value.",
+    )
+    ladder: tuple[LadderStep, ...] | None = Field(
+        default=None,
+        description="Escalation ladder, steps in order; null keeps the box's configured one.",
+    )
 
 
 class ScheduleDocument(_Model):
