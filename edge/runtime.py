@@ -13,6 +13,8 @@ Data moves by plain method calls on the loop, never across threads:
         --> lot figures:  Uplink.publish_state(LotState) when they changed
         --> sign projections: SignBus.set_display (coalesced by the bus owner)
     SignBus --event--> EdgeBox._on_sign_event --> SignFault / alert events, SignState
+    zone bay changes, deadlines --> ZoneAgent.evaluate --> ZoneTransition / AlertRaised /
+        AlertResolved events, ZoneState, warning-sign projections
     Uplink --commands, other lots' state, connection--> EdgeBox callbacks
 
 Events are committed to the outbox before they are published (the uplink's job), so a
@@ -38,6 +40,7 @@ from edge.agents.guidance import LOT_PROJECTIONS, RemoteLot, fixed_warning_displ
 from edge.agents.occupancy import BayChange, LotSnapshot, Occupancy, SensorNotice
 from edge.agents.sign_display import UnsupportedDisplay, from_override, to_uplink
 from edge.agents.uplink import Uplink
+from edge.agents.zones import BayView, ScheduleRejected, ZoneAgent
 from edge.clock import read_clock
 from edge.config import EdgeConfig, SignConfig, config_hash
 from edge.drivers.serial_line import SerialLine
@@ -110,6 +113,7 @@ class EdgeBox:
         self.restarts = Restarts()
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(config.data_dir / "outbox.sqlite3", config=config.outbox)
+        self.zones = ZoneAgent(config, data_dir=config.data_dir, now=self.started_at)
         self.uplink = Uplink(
             config=config,
             outbox=self.outbox,
@@ -153,6 +157,7 @@ class EdgeBox:
         now = self.clock()
         for lot_id in self.config.lots:
             self._refresh_lot(lot_id, now)
+        self._refresh_zones(now)
         self._project_all_signs()
         try:
             await self.health.start()
@@ -180,7 +185,11 @@ class EdgeBox:
         """Wake at the next deadline: a sensor's heartbeat expiry, an override's end."""
         while True:
             now = self.clock()
-            deadlines = [d for d in (self.occupancy.next_deadline(),) if d is not None]
+            deadlines = [
+                d
+                for d in (self.occupancy.next_deadline(), self.zones.next_deadline())
+                if d is not None
+            ]
             deadlines += [until for _, until in self.overrides.values()]
             delay = max(0.0, min(deadlines) - now) if deadlines else 60.0
             self._wake.clear()
@@ -189,11 +198,16 @@ class EdgeBox:
             now = self.clock()
             changes, notices = self.occupancy.tick(now)
             self._apply(changes, notices, now)
+            self._refresh_zones(now)
             expired = [s for s, (_, until) in self.overrides.items() if until <= now]
             for sign_id in expired:
                 log.info("override of sign %s ended", sign_id)
                 del self.overrides[sign_id]
                 self._project_sign(sign_id)
+
+    def wake(self) -> None:
+        """Look at every deadline again now (the clock was stepped, or a test moved it)."""
+        self._wake.set()
 
     async def _status_loop(self) -> None:
         while True:
@@ -214,6 +228,7 @@ class EdgeBox:
                 BayChanged(
                     bay_id=change.bay_id,
                     lot_id=change.lot_id,
+                    zone_id=change.zone_id,
                     from_state=BayOccupancy(change.previous),
                     to_state=BayOccupancy(change.current),
                     sensor_id=change.sensor_id,
@@ -222,11 +237,14 @@ class EdgeBox:
                 ts=utc(now),
             )
             self.uplink.publish_state(self.topics.bay(change.bay_id), self.bay_state(change.bay_id))
-            lots.add(change.lot_id)
+            if change.lot_id is not None:
+                lots.add(change.lot_id)
         for notice in notices:
             self._on_sensor_notice(notice)
         for lot_id in lots:
             self._refresh_lot(lot_id, now)
+        if any(change.zone_id is not None for change in changes):
+            self._refresh_zones(now)
 
     def _on_sensor_notice(self, notice: SensorNotice) -> None:
         at = utc(notice.at)
@@ -368,6 +386,15 @@ class EdgeBox:
                 self._apply(action(bay_id, now), [], now)
         elif body.command == "sign-override":
             error = self._override(body.sign_id, body.display, body.until)
+        elif body.command == "zone-schedule":
+            try:
+                outcome = self.zones.install(body.schedule, now)
+            except ScheduleRejected as exc:
+                error = exc.reason
+            else:
+                log.info("zone-schedule by command %s: %s", command.command_id, outcome)
+                self._refresh_zones(now)
+                self._wake.set()
         else:
             error = f"this box does not run {body.command}"
         return CommandReply(
@@ -397,6 +424,27 @@ class EdgeBox:
         return None
 
     # --- outputs -------------------------------------------------------------------------
+
+    def _refresh_zones(self, now: float) -> None:
+        """Run the zone tables; publish what they produced and redraw the zones' signs."""
+        if not self.zones.zones:
+            return
+        version = self.zones.schedule_version
+        bays = {
+            bay_id: BayView(bay.state, bay.since)
+            for bay_id, bay in self.occupancy.bays.items()
+            if bay.zone_id is not None
+        }
+        update = self.zones.evaluate(now, bays)
+        for body, at in update.events:
+            self.uplink.emit(body, ts=utc(at))
+        for state in update.states:
+            self.uplink.publish_state(self.topics.zone(state.zone_id), state)
+        for sign_id, (_, sign) in self.signs.items():
+            if sign.zone is not None and sign.zone in update.zones_redrawn:
+                self._project_sign(sign_id)
+        if self.zones.schedule_version != version:
+            self.uplink.publish_state(self.topics.status, self.birth())
 
     def _refresh_lot(self, lot_id: str, now: float) -> None:
         snapshot = self.occupancy.lot_snapshot(lot_id, now)
@@ -459,6 +507,8 @@ class EdgeBox:
             if not self.network_up:
                 remote = {k: v for k, v in remote.items() if k in self.config.lots}
             return project(sign, snapshot, remote, network_up=network_up)
+        if sign.zone is not None:
+            return self.zones.display(sign.zone, brightness=sign.brightness)
         if sign.message is not None:
             return fixed_warning_display(sign)
         return None
@@ -498,6 +548,7 @@ class EdgeBox:
         return BayState(
             bay_id=bay_id,
             lot_id=bay.lot_id,
+            zone_id=bay.zone_id,
             state=BayOccupancy(bay.state),
             since=utc(bay.since),
             sensor=SensorInfo(
@@ -531,6 +582,8 @@ class EdgeBox:
             yield self.topics.lot(lot_id), self.lot_state(snapshot)
         for bay_id in self.occupancy.bays:
             yield self.topics.bay(bay_id), self.bay_state(bay_id)
+        for zone_id in self.zones.zones:
+            yield self.topics.zone(zone_id), self.zones.zone_state(zone_id, self.clock())
         for sign_id in self.signs:
             display = self.shown.get(sign_id)
             if display is not None:
@@ -563,7 +616,7 @@ class EdgeBox:
                 offset_s=None,
                 source=clock.source,
             ),
-            zone_schedule_version=None,
+            zone_schedule_version=self.zones.schedule_version if self.config.zones else None,
             health=self.health_summary(),
         )
 
@@ -634,6 +687,13 @@ class EdgeBox:
             "lots": {
                 lot_id: {"free": s.free, "capacity": s.capacity, "status": s.status}
                 for lot_id, s in self._lot_snapshots.items()
+            },
+            "zones": {
+                zone_id: {
+                    "state": self.zones.state_name(zone_id),
+                    "violating": self.zones.violating(zone_id),
+                }
+                for zone_id in self.zones.zones
             },
         }
         ok = self.network_up and not lines_down and not signs_down
