@@ -24,6 +24,7 @@ from central.auth.router import router as auth_router
 from central.boxes.router import router as boxes_router
 from central.commands.router import router as commands_router
 from central.context import Central
+from central.dashboard import mount as mount_dashboard
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
@@ -129,6 +130,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         ops_router,
     ):
         app.include_router(router)
+    mount_dashboard(app)
 
     @app.exception_handler(CentralError)
     async def central_error(_: Request, exc: CentralError) -> JSONResponse:
