@@ -1,4 +1,4 @@
-"""``parkgrid central``: serve, migrate, add-user, add-token, check-site.
+"""``parkgrid central``: serve, migrate, add-user, add-token, check-site, provision-box.
 
 Exit codes: 0 done, 1 failed at run time, 2 bad input (site file, arguments).
 """
@@ -56,6 +56,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check = commands.add_parser("check-site", help="validate a site file")
     check.add_argument("site", type=Path)
     check.set_defaults(handler=_check_site)
+
+    from central import provision
+
+    prov = commands.add_parser(
+        "provision-box", help="a box's MQTT password, ACL entries and starter edge.toml"
+    )
+    provision.add_arguments(prov)
+    prov.set_defaults(handler=provision.run)
 
     parser.set_defaults(handler=lambda _args: _usage(parser))
 

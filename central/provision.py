@@ -1,0 +1,333 @@
+"""``parkgrid central provision-box BOX_ID``: a box's MQTT identity, its ACL, a starter config.
+
+One box, one MQTT user named after its box id. Provisioning makes:
+
+* a random password (``secrets``), and its Mosquitto password-file line, hashed the way
+  ``mosquitto_passwd`` 2.x hashes (``$7$``: PBKDF2-HMAC-SHA512, 101 iterations, 12-byte
+  salt, base64 salt and hash), so the broker host needs no extra tool;
+* the box's Mosquitto ACL block: it may publish only under its own box id, and read its
+  own ``ack`` and ``cmd/``, every lot's public state, and central's status::
+
+      user box-p1
+      topic write parkgrid/v1/{site}/box-p1/{status,event,bay/+,lot/+,zone/+,sign/+,reply/+}
+      topic read  parkgrid/v1/{site}/box-p1/{ack,cmd/+}
+      topic read  parkgrid/v1/{site}/+/lot/+
+      topic read  parkgrid/v1/{site}/_central/status
+
+  The ACL file opens with central's block (``topic readwrite #``): Mosquitto applies
+  ``topic`` lines to the ``user`` above them, so no box block may come first;
+* a starter ``edge.toml`` for the box's lots from the site file, valid as it stands, with
+  the bays listed in a ``bays.csv`` template for the technician to fill with sensor ids.
+
+``--password-file`` / ``--acl-file`` update the broker's files in place: the box's line and
+block are replaced (found by user name and by ``# >>> parkgrid box`` markers), others kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from central.site import Site, SiteError, load_site
+
+MOSQUITTO_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
+MOSQUITTO_SALT_BYTES = 12
+CENTRAL_USER = "central"
+ROOT = "parkgrid/v1"
+DEFAULT_BOX_ETC = "/etc/parkgrid"
+
+
+class ProvisionError(ValueError):
+    """The box cannot be provisioned; ``box_id`` and ``reason`` say why."""
+
+    def __init__(self, reason: str, *, box_id: str) -> None:
+        self.reason = reason
+        self.box_id = box_id
+        super().__init__(f"box {box_id}: {reason}")
+
+
+# --- Mosquitto password hashes ------------------------------------------------------------------
+
+
+def mosquitto_hash(
+    password: str, *, salt: bytes | None = None, iterations: int = MOSQUITTO_ITERATIONS
+) -> str:
+    """``$7$<iterations>$<salt b64>$<hash b64>``, as ``mosquitto_passwd`` writes it."""
+    salt = secrets.token_bytes(MOSQUITTO_SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify_mosquitto_hash(password: str, hashed: str) -> bool:
+    """Whether ``password`` matches a ``$7$`` (or ``$6$``, SHA-512 salted) password hash."""
+    parts = hashed.split("$")
+    if len(parts) == 5 and parts[1] == "7":
+        salt, want = base64.b64decode(parts[3]), base64.b64decode(parts[4])
+        got = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(parts[2]))
+        return hmac.compare_digest(got, want)
+    if len(parts) == 4 and parts[1] == "6":
+        salt, want = base64.b64decode(parts[2]), base64.b64decode(parts[3])
+        return hmac.compare_digest(hashlib.sha512(password.encode() + salt).digest(), want)
+    raise ValueError("not a mosquitto $6$ or $7$ password hash")
+
+
+def new_password() -> str:
+    """32 URL-safe characters (192 bits)."""
+    return secrets.token_urlsafe(24)
+
+
+def password_line(username: str, password: str) -> str:
+    return f"{username}:{mosquitto_hash(password)}"
+
+
+# --- ACL ---------------------------------------------------------------------------------------
+
+
+def _marker(kind: str, name: str) -> tuple[str, str]:
+    return f"# >>> parkgrid {kind} {name}", f"# <<< parkgrid {kind} {name}"
+
+
+def central_acl(username: str = CENTRAL_USER) -> str:
+    begin, end = _marker("central", username)
+    return "\n".join(
+        [begin, f"user {username}", "topic readwrite #", end, ""]
+    )  # fmt: skip
+
+
+def box_acl(site_id: str, box_id: str) -> str:
+    """The box's ACL block (see the module docstring)."""
+    own = f"{ROOT}/{site_id}/{box_id}"
+    begin, end = _marker("box", box_id)
+    lines = [begin, f"user {box_id}"]
+    lines += [
+        f"topic write {own}/{kind}"
+        for kind in ("status", "event", "bay/+", "lot/+", "zone/+", "sign/+", "reply/+")
+    ]
+    lines += [
+        f"topic read {own}/ack",
+        f"topic read {own}/cmd/+",
+        f"topic read {ROOT}/{site_id}/+/lot/+",
+        f"topic read {ROOT}/{site_id}/_central/status",
+        end,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def upsert_acl(path: Path, *, box_block: str, box_id: str, central_user: str) -> None:
+    """Put the box's block into the ACL file, replacing an older one; create the file
+    (central's block first) if it does not exist."""
+    text = path.read_text(encoding="utf-8") if path.exists() else central_acl(central_user)
+    begin, end = _marker("box", box_id)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: box_block, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + box_block
+    _write_private(path, text, mode=0o640)
+
+
+def upsert_password(path: Path, *, line: str) -> None:
+    """Put ``user:hash`` into a Mosquitto password file, replacing that user's old line."""
+    user = line.split(":", 1)[0]
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    kept = [existing for existing in lines if existing.split(":", 1)[0] != user]
+    _write_private(path, "\n".join([*kept, line]) + "\n", mode=0o640)
+
+
+def _write_private(path: Path, text: str, *, mode: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.chmod(tmp, mode)
+    tmp.replace(path)
+
+
+# --- the starter box config ----------------------------------------------------------------------
+
+
+def _q(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def starter_edge_toml(
+    site: Site,
+    box_id: str,
+    *,
+    mqtt_url: str,
+    box_etc: str = DEFAULT_BOX_ETC,
+) -> str:
+    """A box config that loads as it stands; the technician adds bays, devices and signs."""
+    tls = mqtt_url.startswith("mqtts://")
+    lots = site.lots_of_box(box_id)
+    zones = site.zones_of_box(box_id)
+    out = [
+        f"# Starter config for box {box_id} of site {site.id}, made by",
+        f"#   parkgrid central provision-box {box_id}",
+        "# Fill in: the serial device, each bay's sensor (bays.csv, then import-bays), the signs.",
+        "# Check it with: parkgrid edge check-config edge.toml ; then parkgrid edge doctor.",
+        f"site = {_q(site.id)}",
+        f"box_id = {_q(box_id)}",
+        f"timezone = {_q(site.site.timezone)}",
+        'data_dir = "/var/lib/parkgrid"',
+        "",
+        "[mqtt]",
+        f"url = {_q(mqtt_url)}",
+        f"username = {_q(box_id)}",
+        f"password_file = {_q(f'{box_etc}/mqtt-password')}",
+    ]
+    if tls:
+        out.append(f"ca_file = {_q(f'{box_etc}/ca.crt')}")
+    out += [
+        "",
+        "[serial.conc]",
+        "# the concentrator's adapter; find it with: ls -l /dev/serial/by-id/",
+        'device = "/dev/serial/by-id/CHANGE-ME"',
+        'protocol = "concentrator"',
+        "",
+    ]
+    for lot_id in lots:
+        lot = site.lots[lot_id]
+        bays = lot.bay_ids(lot_id)
+        span = f"{bays[0]} .. {bays[-1]}" if bays else "none"
+        out += [
+            f"[lots.{lot_id}]",
+            f"name = {_q(lot.name)}",
+            f"# {len(bays)} bays in the site file ({span}): put each bay's sensor id in",
+            f"# bays.csv, then: parkgrid edge import-bays bays.csv --lot {lot_id} >> edge.toml",
+            "",
+        ]
+    if zones:
+        out.append(f"# stall zones of this box in the site file: {', '.join(zones)}")
+    out += [
+        "# A guidance sign per lot entrance, for example (unit ids: parkgrid edge scan-signs):",
+        "# [sign_buses.bus1]",
+        '# transport = "rtu"',
+        '# device = "/dev/serial/by-id/CHANGE-ME-SIGNS"',
+        f'# signs.entrance = {{ unit = 1, profile = "parkgrid-guidance", lot = '
+        f"{_q(lots[0] if lots else 'LOT')} }}",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def bays_csv_template(site: Site, box_id: str) -> str:
+    """``lot,bay,sensor,format`` with the box's bays and empty sensor columns."""
+    rows = ["lot,bay,sensor,format"]
+    for lot_id in site.lots_of_box(box_id):
+        rows += [f"{lot_id},{bay},," for bay in site.lots[lot_id].bay_ids(lot_id)]
+    return "\n".join(rows) + "\n"
+
+
+# --- provisioning ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Provisioned:
+    box_id: str
+    username: str
+    password: str
+    password_line: str
+    acl: str
+    edge_toml: str
+    bays_csv: str
+
+
+def provision_box(
+    site: Site,
+    box_id: str,
+    *,
+    mqtt_url: str,
+    box_etc: str = DEFAULT_BOX_ETC,
+    password: str | None = None,
+) -> Provisioned:
+    """Everything a new box needs; raises ProvisionError for a box the site lacks."""
+    if box_id not in site.boxes:
+        known = ", ".join(sorted(site.boxes)) or "none"
+        raise ProvisionError(f"not in the site file's [boxes] (known: {known})", box_id=box_id)
+    if not re.fullmatch(r"mqtts?://[^/:\s]+(:\d{1,5})?/?", mqtt_url):
+        raise ProvisionError(f"{mqtt_url!r} is not an mqtt:// or mqtts:// URL", box_id=box_id)
+    secret = password or new_password()
+    return Provisioned(
+        box_id=box_id,
+        username=box_id,
+        password=secret,
+        password_line=password_line(box_id, secret),
+        acl=box_acl(site.id, box_id),
+        edge_toml=starter_edge_toml(site, box_id, mqtt_url=mqtt_url, box_etc=box_etc),
+        bays_csv=bays_csv_template(site, box_id),
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("box_id", help="the box id, as in the site file's [boxes]")
+    parser.add_argument("--site", type=Path, required=True, help="the site TOML file")
+    parser.add_argument(
+        "--mqtt-url", default="mqtts://broker:8883", help="what the box connects to"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="write edge.toml, mqtt-password, bays.csv, ... into this dir"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing edge.toml")
+    parser.add_argument(
+        "--password-file", type=Path, help="the broker's Mosquitto password file to update"
+    )
+    parser.add_argument("--acl-file", type=Path, help="the broker's Mosquitto ACL file to update")
+    parser.add_argument("--central-user", default=CENTRAL_USER, help="central's MQTT user")
+    parser.add_argument(
+        "--box-etc", default=DEFAULT_BOX_ETC, help="where the files go on the box (/etc/parkgrid)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        site = load_site(args.site)
+        done = provision_box(site, args.box_id, mqtt_url=args.mqtt_url, box_etc=args.box_etc)
+    except SiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except ProvisionError as exc:
+        print(f"provision-box: {exc}", file=sys.stderr)
+        return 2
+    if args.out is not None:
+        out: Path = args.out
+        out.mkdir(parents=True, exist_ok=True)
+        if (out / "edge.toml").exists() and not args.force:
+            print(f"provision-box: {out / 'edge.toml'} exists; --force to replace it",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        (out / "edge.toml").write_text(done.edge_toml, encoding="utf-8")
+        (out / "bays.csv").write_text(done.bays_csv, encoding="utf-8")
+        _write_private(out / "mqtt-password", done.password + "\n", mode=0o600)
+        _write_private(out / "mosquitto-passwd.line", done.password_line + "\n", mode=0o600)
+        (out / "mosquitto-acl.conf").write_text(done.acl, encoding="utf-8")
+        print(f"box {done.box_id}: wrote edge.toml, bays.csv, mqtt-password (0600), "
+              f"mosquitto-passwd.line and mosquitto-acl.conf to {out}")  # fmt: skip
+    else:
+        print(f"# MQTT user {done.username}, password (shown once, keep it secret):")
+        print(done.password)
+        print("\n# Mosquitto password file line:")
+        print(done.password_line)
+        print("\n# Mosquitto ACL block:")
+        print(done.acl)
+        print("# edge.toml:")
+        print(done.edge_toml)
+    if args.password_file is not None:
+        upsert_password(args.password_file, line=done.password_line)
+        print(f"updated {args.password_file} (reload mosquitto: systemctl reload mosquitto)")
+    if args.acl_file is not None:
+        upsert_acl(
+            args.acl_file, box_block=done.acl, box_id=done.box_id, central_user=args.central_user
+        )
+        print(f"updated {args.acl_file}")
+    return 0
