@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import grp
 import hashlib
 import hmac
 import json
@@ -145,10 +147,23 @@ def upsert_password(path: Path, *, line: str) -> None:
 
 
 def _write_private(path: Path, text: str, *, mode: int) -> None:
+    """Replace ``path`` atomically. An existing file keeps its mode, owner and group (the
+    broker's files are root:mosquitto 0640); a new one gets ``mode``, and group
+    ``mosquitto`` when we are root and that group exists, so the broker can read it."""
+    uid = gid = -1
+    try:
+        old = path.stat()
+        mode, uid, gid = old.st_mode & 0o777, old.st_uid, old.st_gid
+    except FileNotFoundError:
+        if os.geteuid() == 0:
+            with contextlib.suppress(KeyError):
+                gid = grp.getgrnam("mosquitto").gr_gid
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
+    if os.geteuid() == 0 and (uid, gid) != (-1, -1):
+        os.chown(tmp, uid, gid)
     os.chmod(tmp, mode)
     tmp.replace(path)
 
