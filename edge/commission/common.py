@@ -26,7 +26,7 @@ from edge.drivers.modbus_client import ModbusClient
 from edge.drivers.serial_line import SerialLine
 from edge.observations import SensorObservation
 from firmware_protocols.errors import DecodeError
-from firmware_protocols.signs import decode_status, identify, looks_like_generic_led
+from firmware_protocols.signs import BAUD_CODES, decode_status, identify, looks_like_generic_led
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -306,11 +306,15 @@ async def _probe_generic(client: ModbusClient, unit: int, refused_code: int) -> 
             profile="generic-led",
             note="no model register; recognised by its unit id and baud code registers",
         )
-    return SignProbe(
-        unit=unit,
-        profile=None,
-        note=f"answers, but registers 2..3 are {words}: not a known sign",
-    )
+    stored, baud = words
+    if baud in BAUD_CODES and 1 <= stored <= 247:
+        note = (
+            f"looks like a generic LED module whose unit-id register says {stored}: "
+            "was its id changed without a power cycle?"
+        )
+    else:
+        note = f"answers, but registers 2..3 are {words}: not a known sign"
+    return SignProbe(unit=unit, profile=None, note=note)
 
 
 def add_bus_arguments(parser: argparse.ArgumentParser, *, timeout_s: float) -> None:
