@@ -161,13 +161,25 @@ def phase_at(rules: ZoneRules, now: float) -> Phase:
     first = today - dt.timedelta(days=2 + int(rules.grace_s // DAY_S))
     intervals: list[Interval] = []
     upcoming: Interval | None = None
+    current: Interval | None = None
+    unbounded = False
     for days in HORIZON_DAYS:
-        intervals = intervals_between(rules, first, today + dt.timedelta(days=days))
+        last_day = today + dt.timedelta(days=days)
+        intervals = intervals_between(rules, first, last_day)
         upcoming = next((i for i in intervals if i.start > now), None)
-        if upcoming is not None:
+        current = next((i for i in intervals if i.start <= now < i.end), None)
+        # A window still open at the horizon may run on into days not laid out yet.
+        unbounded = current is not None and current.end >= local_instant(
+            last_day, dt.time(0), rules.tz
+        )
+        if not unbounded and (current is not None or upcoming is not None):
             break
     next_start = upcoming.start if upcoming is not None else None
-    current = next((i for i in intervals if i.start <= now < i.end), None)
+    if current is not None and unbounded:
+        # Open around the clock for as far as we look: no end to announce.
+        return Phase(
+            name="open", window=current, closed_since=None, next_change=None, state_ends=None
+        )
     if current is not None:
         soon_at = max(current.start, current.end - rules.closing_soon_s)
         if now >= soon_at:
