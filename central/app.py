@@ -22,6 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from central.alerts.router import router as alerts_router
 from central.auth.router import router as auth_router
 from central.boxes.router import router as boxes_router
+from central.captures.router import router as captures_router
+from central.cases.router import router as cases_router
+from central.cases.service import sync_alert_cases
+from central.cases.sweeper import Sweeper
 from central.commands.router import router as commands_router
 from central.context import Central
 from central.dashboard import mount as mount_dashboard
@@ -29,6 +33,7 @@ from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
 from central.ingest.service import IngestWriter
+from central.ledger.router import router as ledger_router
 from central.lots.router import public as lots_public
 from central.lots.router import router as lots_router
 from central.lots.service import LotsCache
@@ -76,6 +81,16 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         def notify(notices: list[dict[str, Any]]) -> None:
             if any(n["type"] in ("lot", "box") for n in notices):
                 central.lots.invalidate()
+            alerts = [
+                (n["box_id"], n["alert_id"])
+                for n in notices
+                if n["type"] in ("alert_raised", "alert_resolved")
+            ]
+            if alerts:  # cases for alerts that need a person; the sweep catches up on failure
+                try:
+                    sync_alert_cases(engine, site, keys=alerts)
+                except Exception:
+                    log.exception("opening cases for alerts failed")
             hub.publish(notices)
 
         writer = IngestWriter(
@@ -105,9 +120,12 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         loop = asyncio.get_running_loop()
         central = await run_in_threadpool(_start, resolved, loop)
         app.state.central = central
+        sweeper = Sweeper(central).start() if resolved.ingest else None
         try:
             yield
         finally:
+            if sweeper is not None:
+                await run_in_threadpool(sweeper.stop)
             await run_in_threadpool(_stop, central)
 
     app = FastAPI(
@@ -128,6 +146,9 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         auth_router,
         stream_router,
         ops_router,
+        captures_router,
+        ledger_router,
+        cases_router,
     ):
         app.include_router(router)
     mount_dashboard(app)
@@ -149,6 +170,10 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
     return app
 
 
+CAMERA_PATHS = ("/api/v1/captures", "/api/v1/cameras/", "/api/v1/pictures")
+CAMERA_MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
 class BodyLimit:
     """413 for a request body over the limit, by Content-Length or while it streams in."""
 
@@ -164,6 +189,8 @@ class BodyLimit:
         if limit is None:
             central = getattr(scope["app"].state, "central", None)
             limit = central.settings.max_body_bytes if central is not None else 1024 * 1024
+        if scope.get("path", "").startswith(CAMERA_PATHS):
+            limit = max(limit, CAMERA_MAX_BODY_BYTES)  # a capture carries its pictures
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:

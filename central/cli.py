@@ -53,6 +53,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_token.add_argument("--days", type=int, default=365)
     add_token.set_defaults(handler=_add_token)
 
+    verify = commands.add_parser(
+        "verify-ledger", help="recompute the ledger's hash chain; name the first bad entry"
+    )
+    _db(verify)
+    verify.set_defaults(handler=_verify_ledger)
+
     check = commands.add_parser("check-site", help="validate a site file")
     check.add_argument("site", type=Path)
     check.set_defaults(handler=_check_site)
@@ -176,6 +182,29 @@ def _add_token(args: argparse.Namespace) -> int:
     )
     print(token)
     return EXIT_OK
+
+
+def _verify_ledger(args: argparse.Namespace) -> int:
+    from central.db.engine import make_engine
+    from central.ledger.chain import verify
+
+    engine = make_engine(args.database_url)
+    try:
+        result = verify(engine)
+    except Exception as exc:  # an unreachable or unmigrated database
+        print(f"cannot read the ledger: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        engine.dispose()
+    if result.ok:
+        print(f"ledger ok: {result.entries} entries, head {result.head_hash}")
+        return EXIT_OK
+    print(
+        f"ledger broken at entry {result.bad_seq}: {result.reason} "
+        f"({result.entries} entries before it verify)",
+        file=sys.stderr,
+    )
+    return EXIT_FAIL
 
 
 def _check_site(args: argparse.Namespace) -> int:

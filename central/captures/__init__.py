@@ -1,0 +1,1 @@
+"""Capture intake: camera pushes (Hikvision ISAPI, Dahua, parkgrid JSON) into the store."""

@@ -1,0 +1,179 @@
+"""Capture intake: a decoded :class:`Capture` from a known camera into the store, once,
+with its pictures content-addressed, and the ledger rules applied in the same transaction.
+
+::
+
+    camera --HTTP--> router (token: role camera, name = camera id in the site file)
+                       | body bytes + Content-Type
+                       v
+              firmware_protocols.cameras.decode_*  --DecodeError--> 422, nothing stored
+                       | Capture
+                       v
+              pictures -> PictureStore (sha256)     one transaction:
+                                                    capture row (insert-or-ignore on
+                                                    camera + event id) -> rules -> ledger
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from central.captures.errors import UnknownCamera, WrongCameraKind
+from central.db import schema as t
+from central.db.engine import insert_ignore
+from central.errors import Invalid
+from central.evidence.store import PictureStore
+from central.ledger.service import evaluate_capture, retrying
+from central.site import Site
+from firmware_protocols.cameras import Capture
+
+
+def camera_of(site: Site, camera_id: str, *, kind: str | None) -> Any:
+    camera = site.cameras.get(camera_id)
+    if camera is None:
+        raise UnknownCamera(camera_id)
+    if kind is not None and camera.kind.value != kind:
+        raise WrongCameraKind(camera_id, camera.kind.value, kind)
+    return camera
+
+
+def place_of(site: Site, camera_id: str, capture: Capture) -> tuple[str, str | None]:
+    """The capture's place (and bay) from the camera's position in the site file."""
+    camera = site.cameras[camera_id]
+    if camera.segment is not None:
+        return f"segment:{camera.segment}", None
+    if camera.entry is not None:
+        return f"entry:{camera.entry}", None
+    if capture.zone_id is not None:
+        if capture.zone_id not in camera.zones:
+            raise Invalid(
+                f"camera {camera_id} does not watch zone {capture.zone_id}", field="zone_id"
+            )
+        return f"zone:{capture.zone_id}", capture.bay_id
+    if capture.lot_id is not None:
+        if capture.lot_id not in camera.lots:
+            raise Invalid(f"camera {camera_id} does not watch lot {capture.lot_id}", field="lot_id")
+        return f"lot:{capture.lot_id}", capture.bay_id
+    if camera.lots:
+        return f"lot:{camera.lots[0]}", capture.bay_id
+    return f"zone:{camera.zones[0]}", capture.bay_id
+
+
+def store_picture(engine: Engine, store: PictureStore, data: bytes, content_type: str) -> str:
+    """Put one picture in the store and record it; return its SHA-256."""
+    digest = store.put(data)
+    with engine.begin() as conn:
+        conn.execute(
+            insert_ignore(engine.dialect.name, t.pictures, ["sha256"]),
+            {
+                "sha256": digest,
+                "size": len(data),
+                "content_type": content_type[:100],
+                "stored_at": time.time(),
+            },
+        )
+    return digest
+
+
+def intake(
+    engine: Engine,
+    store: PictureStore,
+    site: Site,
+    *,
+    camera_id: str,
+    capture: Capture,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Store a capture once; on first sight apply the rules. Returns what happened."""
+    now = time.time() if now is None else now
+    place, bay_id = place_of(site, camera_id, capture)
+    pictures = []
+    for picture in capture.pictures:
+        if picture.data is not None:
+            digest = store_picture(engine, store, picture.data, picture.content_type)
+        else:
+            digest = picture.sha256 or ""
+            if not store.has(digest):
+                raise Invalid(
+                    f"picture {picture.name!r} refers to {digest}, which is not "
+                    "stored (POST /api/v1/pictures first)",
+                    field="pictures",
+                )
+        pictures.append(
+            {
+                "sha256": digest,
+                "name": picture.name,
+                "kind": picture.kind.value,
+                "content_type": picture.content_type,
+            }
+        )
+    row = {
+        "camera_id": camera_id,
+        "event_id": capture.event_id,
+        "source": capture.source,
+        "kind": capture.kind.value,
+        "captured_at": capture.captured_at.timestamp(),
+        "received_at": now,
+        "plate": capture.plate,
+        "plate_raw": capture.plate_raw[:64],
+        "plate_readable": capture.plate_readable,
+        "plate_color": capture.plate_color.value if capture.plate_color else None,
+        "vehicle_class": capture.vehicle_class.value,
+        "ga_plate_type": capture.ga_plate_type,
+        "place": place,
+        "bay_id": bay_id,
+        "confidence": capture.confidence,
+        "pictures": json.dumps(pictures, ensure_ascii=False),
+    }
+
+    def work(conn: Any) -> dict[str, Any]:
+        key = (t.captures.c.camera_id == camera_id, t.captures.c.event_id == capture.event_id)
+        existing = conn.execute(select(t.captures.c.id).where(*key)).scalar()
+        if existing is not None:
+            return {"capture_id": int(existing), "duplicate": True, "outcomes": []}
+        conn.execute(insert_ignore(conn.dialect.name, t.captures, ["camera_id", "event_id"]), row)
+        capture_id = int(conn.execute(select(t.captures.c.id).where(*key)).scalar_one())
+        outcomes = evaluate_capture(conn, site, {**row, "id": capture_id}, now=now)
+        return {"capture_id": capture_id, "duplicate": False, "outcomes": outcomes}
+
+    result = retrying(engine, work)
+    result.update(
+        place=place,
+        plate=capture.plate,
+        plate_color=row["plate_color"],
+        vehicle_class=row["vehicle_class"],
+        ga_plate_type=capture.ga_plate_type,
+        pictures=[p["sha256"] for p in pictures],
+    )
+    return result
+
+
+def list_captures(
+    engine: Engine,
+    *,
+    plate: str | None = None,
+    camera_id: str | None = None,
+    place: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    query = select(t.captures).order_by(t.captures.c.captured_at.desc(), t.captures.c.id.desc())
+    if plate is not None:
+        query = query.where(t.captures.c.plate == plate)
+    if camera_id is not None:
+        query = query.where(t.captures.c.camera_id == camera_id)
+    if place is not None:
+        query = query.where(t.captures.c.place == place)
+    with engine.connect() as conn:
+        rows = conn.execute(query.limit(limit)).all()
+    out = []
+    for row in rows:
+        data = dict(row._mapping)
+        data["pictures"] = [
+            {**p, "url": f"/api/v1/pictures/{p['sha256']}"} for p in json.loads(data["pictures"])
+        ]
+        out.append(data)
+    return out

@@ -1,0 +1,75 @@
+"""Cases and the per-grid report over HTTP."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from central.cases import service, workflow
+from central.deps import Admin, CentralDep, EngineDep, Operator, Viewer
+from central.ledger.service import sweep_bays
+
+router = APIRouter(prefix="/api/v1", tags=["cases"])
+Month = Annotated[str, Query(pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM")]
+
+
+class CaseActionIn(BaseModel):
+    action: str = Field(description=f"one of {sorted({a for _, a in workflow.TRANSITIONS})}")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@router.get("/cases", summary="Cases, newest first (state, grid, kind, overdue)")
+def cases(
+    engine: EngineDep,
+    _: Viewer,
+    state: str | None = None,
+    grid_id: str | None = None,
+    kind: str | None = None,
+    overdue: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=2000)] = 200,
+) -> list[dict[str, Any]]:
+    return service.list_cases(
+        engine, state=state, grid_id=grid_id, kind=kind, overdue=overdue, limit=limit
+    )
+
+
+@router.post("/cases/sweep", summary="Escalate overdue cases and order tows for long stays now")
+async def sweep(central: CentralDep, _: Admin) -> dict[str, Any]:
+    counts = await run_in_threadpool(service.sweep, central.engine, central.site)
+    tows = await run_in_threadpool(sweep_bays, central.engine, central.site)
+    return {**counts, "tow_orders": tows}
+
+
+@router.get("/cases/{case_id}", summary="One case with its history and allowed actions")
+def case(case_id: int, engine: EngineDep, _: Viewer) -> dict[str, Any]:
+    return service.get_case(engine, case_id)
+
+
+@router.post("/cases/{case_id}/actions", summary="Move a case along the loop")
+def act(case_id: int, body: CaseActionIn, engine: EngineDep, actor: Operator) -> dict[str, Any]:
+    return service.act(
+        engine, case_id=case_id, action=body.action, actor=actor.label, note=body.note
+    )
+
+
+@router.get("/reports/grids", summary="Per-grid figures for a month")
+def grid_report(month: Month, central: CentralDep, _: Viewer) -> dict[str, Any]:
+    return service.grid_report(central.engine, central.site, month=month)
+
+
+@router.get(
+    "/reports/grids.xlsx", summary="Per-grid figures for a month, as XLSX", response_class=Response
+)
+async def grid_report_xlsx(month: Month, central: CentralDep, _: Viewer) -> Response:
+    report = await run_in_threadpool(service.grid_report, central.engine, central.site, month=month)
+    data = await run_in_threadpool(service.grid_report_xlsx, report)
+    safe = re.sub(r"[^0-9-]", "", month)
+    return Response(
+        data,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="grids-{safe}.xlsx"'},
+    )

@@ -1,0 +1,45 @@
+"""The periodic sweep (escalations, tow orders from bay dwell) in a thread of its own."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from central.cases.service import sweep, sync_alert_cases
+from central.ledger.service import sweep_bays
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    def __init__(self, central: Any, *, interval_s: float = 30.0) -> None:
+        self.central = central
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cases-sweeper", daemon=True)
+
+    def start(self) -> Sweeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.wait(self.interval_s):
+            try:
+                now = time.time()
+                sync_alert_cases(self.central.engine, self.central.site, now=now)
+                sweep(self.central.engine, self.central.site, now=now)
+                sweep_bays(self.central.engine, self.central.site, now=now)
+                if failing:
+                    log.info("case sweep works again")
+                failing = False
+            except Exception:
+                if not failing:
+                    log.exception("case sweep failed; retrying every %s s", self.interval_s)
+                failing = True

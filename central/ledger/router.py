@@ -1,0 +1,209 @@
+"""The ledger over HTTP: entries with evidence, review steps, verify, export, permits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy import select
+
+from central import audit
+from central.db import schema as t
+from central.db.engine import writer
+from central.deps import Admin, CentralDep, EngineDep, Operator, Viewer
+from central.errors import Conflict, Invalid, NotFound
+from central.ledger import chain, service, workflow
+
+router = APIRouter(prefix="/api/v1", tags=["ledger"])
+
+
+class ActionIn(BaseModel):
+    action: str = Field(description=f"one of {sorted({a for _, a in workflow.TRANSITIONS})}")
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class PermitIn(BaseModel):
+    plate: str = Field(min_length=2, max_length=32)
+    area: str = Field(default="truck_ban", max_length=64)
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def _bound(value: dt.datetime | None, tz: dt.tzinfo) -> float | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=tz)).timestamp()
+
+
+@router.get("/ledger", summary="Violations and tow orders with status, evidence and actions")
+def ledger(
+    central: CentralDep,
+    _: Viewer,
+    status: str | None = None,
+    kind: Literal["violation", "tow"] | None = None,
+    rule_id: str | None = None,
+    plate: str | None = None,
+    grid_id: str | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=2000)] = 200,
+) -> list[dict[str, Any]]:
+    tz = ZoneInfo(central.site.site.timezone)
+    return service.list_entries(
+        central.engine,
+        status=status,
+        kind=kind,
+        rule_id=rule_id,
+        plate=plate,
+        grid_id=grid_id,
+        start=_bound(start, tz),
+        end=_bound(end, tz),
+        limit=limit,
+    )
+
+
+@router.get("/ledger/verify", summary="Recompute the hash chain; name the first bad entry")
+async def verify(engine: EngineDep, _: Admin) -> dict[str, Any]:
+    result = await run_in_threadpool(chain.verify, engine)
+    return {
+        "ok": result.ok,
+        "entries": result.entries,
+        "head_hash": result.head_hash,
+        "bad_seq": result.bad_seq,
+        "reason": result.reason,
+    }
+
+
+@router.get("/ledger/rules", summary="The rules in force, with their versions")
+def rules(central: CentralDep, _: Viewer) -> dict[str, Any]:
+    site = central.site
+    return {
+        "rules": site.rules.model_dump(mode="json"),
+        "exempt": [e.model_dump(mode="json") for e in site.exempt],
+        "workflow": [
+            {"from": state, "action": action, "to": to}
+            for (state, action), to in workflow.TRANSITIONS.items()
+        ],
+    }
+
+
+@router.get(
+    "/ledger/export",
+    summary="Entries of a period as CSV or XLSX, with evidence hashes",
+    response_class=Response,
+)
+async def export(
+    central: CentralDep,
+    _: Operator,
+    start: dt.datetime,
+    end: dt.datetime,
+    format: Literal["csv", "xlsx"] = "csv",
+) -> Response:
+    tz = ZoneInfo(central.site.site.timezone)
+    lo, hi = _bound(start, tz), _bound(end, tz)
+    assert lo is not None and hi is not None
+    if hi <= lo:
+        raise Invalid("end is not after start", field="end")
+    name = f"ledger-{start:%Y%m%d}-{end:%Y%m%d}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if format == "csv":
+        data = await run_in_threadpool(service.export_csv, central.engine, start=lo, end=hi)
+        return Response(data, media_type="text/csv; charset=utf-8", headers=headers)
+    data = await run_in_threadpool(service.export_xlsx, central.engine, start=lo, end=hi)
+    return Response(
+        data,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers=headers,
+    )
+
+
+@router.get("/ledger/{seq}", summary="One violation or tow order with its history")
+def entry(seq: int, engine: EngineDep, _: Viewer) -> dict[str, Any]:
+    return service.get_entry(engine, seq)
+
+
+@router.post(
+    "/ledger/{seq}/actions",
+    summary="A review step (confirm, void, notify, close, "
+    "tow, release): a new entry, never an update",
+)
+def act(seq: int, body: ActionIn, engine: EngineDep, actor: Operator) -> dict[str, Any]:
+    return service.act(engine, seq=seq, action=body.action, reason=body.reason, actor=actor.label)
+
+
+@router.get("/permits", summary="Permits: from the site file and issued here")
+def permits(central: CentralDep, _: Viewer) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {**p.model_dump(mode="json"), "source": "site", "id": None} for p in central.site.permits
+    ]
+    with central.engine.connect() as conn:
+        for row in conn.execute(select(t.permits).order_by(t.permits.c.id)):
+            out.append(
+                {
+                    "id": row.id,
+                    "plate": row.plate,
+                    "area": row.area,
+                    "valid_from": dt.datetime.fromtimestamp(row.valid_from, dt.UTC).isoformat(),
+                    "valid_until": dt.datetime.fromtimestamp(row.valid_until, dt.UTC).isoformat(),
+                    "reason": row.reason,
+                    "issued_by": row.issued_by,
+                    "revoked": row.revoked_at is not None,
+                    "source": "api",
+                }
+            )
+    return out
+
+
+@router.post("/permits", summary="Issue a permit (plate, area, validity, reason)", status_code=201)
+def add_permit(body: PermitIn, engine: EngineDep, actor: Operator) -> dict[str, Any]:
+    if body.valid_until <= body.valid_from:
+        raise Invalid("valid_until is not after valid_from", field="valid_until")
+    from firmware_protocols.cameras import normalise_plate
+
+    plate, _ = normalise_plate(body.plate)
+    if not plate:
+        raise Invalid("no plate", field="plate")
+    with writer(engine).begin() as conn:
+        result = conn.execute(
+            t.permits.insert().values(
+                plate=plate,
+                area=body.area,
+                valid_from=body.valid_from.timestamp(),
+                valid_until=body.valid_until.timestamp(),
+                reason=body.reason,
+                issued_by=actor.label,
+                issued_at=time.time(),
+            )
+        )
+        permit_id = int(result.inserted_primary_key[0])
+        audit.record(
+            conn,
+            actor=actor.label,
+            action="permit.add",
+            target=plate,
+            detail={"area": body.area, "reason": body.reason},
+        )
+    return {"id": permit_id, "plate": plate}
+
+
+@router.delete("/permits/{permit_id}", summary="Revoke a permit", status_code=204)
+def revoke_permit(permit_id: int, engine: EngineDep, actor: Operator) -> Response:
+    with writer(engine).begin() as conn:
+        row = conn.execute(
+            select(t.permits.c.revoked_at).where(t.permits.c.id == permit_id)
+        ).first()
+        if row is None:
+            raise NotFound("permit", str(permit_id))
+        if row.revoked_at is not None:
+            raise Conflict(f"permit {permit_id} is already revoked")
+        conn.execute(
+            t.permits.update().where(t.permits.c.id == permit_id).values(revoked_at=time.time())
+        )
+        audit.record(conn, actor=actor.label, action="permit.revoke", target=str(permit_id))
+    return Response(status_code=204)
