@@ -1,0 +1,1 @@
+"""Fault scenarios: real processes on loopback, real mosquitto, checks from central's store."""
