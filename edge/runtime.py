@@ -394,6 +394,7 @@ class EdgeBox:
             else:
                 log.info("zone-schedule by command %s: %s", command.command_id, outcome)
                 self._refresh_zones(now)
+                self.uplink.publish_state(self.topics.status, self.birth())  # its version
                 self._wake.set()
         else:
             error = f"this box does not run {body.command}"
