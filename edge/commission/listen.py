@@ -198,7 +198,10 @@ def render(
 ) -> Group:
     """The live view: one row per sensor, then one counter line per serial line."""
     table = Table(title="sensors heard", expand=False)
-    for column in ("sensor", "format", "state", "battery", "temp °C", "RSSI", "SNR", "fcnt"):
+    # The id, format and state never wrap: those are what the technician reads.
+    for column in ("sensor", "format", "state"):
+        table.add_column(column, no_wrap=True)
+    for column in ("battery", "°C", "RSSI", "SNR", "fcnt"):
         table.add_column(column)
     table.add_column("frames", justify="right")
     table.add_column("last seen", justify="right")
@@ -211,11 +214,11 @@ def render(
             seen.state,
             seen.battery_text,
             "" if seen.temperature_c is None else f"{seen.temperature_c:.1f}",
-            "" if seen.rssi_dbm is None else f"{seen.rssi_dbm} dBm",
-            "" if seen.snr_db is None else f"{seen.snr_db:.1f} dB",
+            "" if seen.rssi_dbm is None else f"{seen.rssi_dbm}dBm",
+            "" if seen.snr_db is None else f"{seen.snr_db:.1f}dB",
             "" if seen.frame_counter is None else str(seen.frame_counter),
             str(seen.frames),
-            f"{max(now - seen.last_seen, 0):.0f} s ago",
+            f"{max(now - seen.last_seen, 0):.0f}s ago",
         ]
         style = ""
         if mapping is not None:
