@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import json
+import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,11 +31,16 @@ from central.ledger import chain, rules, workflow
 from central.site import Site
 
 T = TypeVar("T")
-RETRIES = 5
+RETRIES = 50
 
 
 def retrying(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """Run ``work`` in a write transaction; again (up to 5 times) after a key collision."""
+    """Run ``work`` in a write transaction; again after a key collision.
+
+    SQLite serialises writers at BEGIN IMMEDIATE, so collisions happen on PostgreSQL only,
+    when two appenders read the same head; the loser backs off a random few milliseconds
+    (growing with each attempt) and runs again on the new head.
+    """
     for attempt in range(RETRIES):
         try:
             with writer(engine).begin() as conn:
@@ -42,6 +48,7 @@ def retrying(engine: Engine, work: Callable[[Connection], T]) -> T:
         except IntegrityError:
             if attempt == RETRIES - 1:
                 raise
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
