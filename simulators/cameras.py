@@ -29,6 +29,7 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,11 +199,15 @@ def parkgrid_multipart(shot: CaptureSeen, *, camera_id: str) -> tuple[bytes, str
 
 @dataclass(slots=True)
 class CameraPoster:
-    """Posts a town's captures to central, each in its camera's own format."""
+    """Posts a town's captures to central, each in its camera's own format and token.
+
+    Central knows a camera by its machine token, whose name is the camera id, so
+    ``tokens`` maps camera id -> token.
+    """
 
     site: Site
     base_url: str
-    token: str
+    tokens: Mapping[str, str]
     client: httpx.AsyncClient
 
     def request(self, shot: CaptureSeen) -> tuple[str, dict[str, str], bytes, dict[str, str]]:
@@ -210,7 +215,10 @@ class CameraPoster:
         camera = self.site.cameras.get(shot.camera_id)
         if camera is None:
             raise KeyError(f"camera {shot.camera_id!r} is not in the site file")
-        headers = {"Authorization": f"Bearer {self.token}"}
+        token = self.tokens.get(shot.camera_id)
+        if token is None:
+            raise KeyError(f"no token for camera {shot.camera_id!r}")
+        headers = {"Authorization": f"Bearer {token}"}
         if camera.kind.value == "hikvision":
             tz = _tz(self.site)
             body, ctype = isapi_multipart(shot, camera_id=shot.camera_id, tz=tz)
@@ -250,7 +258,12 @@ def _tz(site: Site) -> dt.tzinfo:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--central", default="http://127.0.0.1:8000", help="central's base URL")
-    parser.add_argument("--token", help="a camera machine token (or env PARKGRID_CAMERA_TOKEN)")
+    parser.add_argument(
+        "--tokens",
+        type=Path,
+        required=True,
+        help="JSON file {camera_id: token} (parkgrid central add-token CAMERA_ID --role camera)",
+    )
     parser.add_argument("--site", type=Path, default=Path("sites/xigang.toml"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
@@ -263,15 +276,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _cli(args: argparse.Namespace) -> int:
-    import os
-
     from central.site import SiteError, load_site
     from simulators.town import TownClock, default_start, plan_town
 
-    token = args.token or os.environ.get("PARKGRID_CAMERA_TOKEN")
-    if not token:
-        print("sim cameras: give --token or PARKGRID_CAMERA_TOKEN (parkgrid central add-token "
-              "NAME --role camera)", file=sys.stderr)  # fmt: skip
+    try:
+        tokens = json.loads(args.tokens.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"sim cameras: cannot read {args.tokens}: {exc}", file=sys.stderr)
         return 2
     try:
         site = load_site(args.site)
@@ -289,7 +300,7 @@ def _cli(args: argparse.Namespace) -> int:
     async def main() -> int:
         failures = 0
         async with httpx.AsyncClient(timeout=10) as client:
-            poster = CameraPoster(site=site, base_url=args.central, token=token, client=client)
+            poster = CameraPoster(site=site, base_url=args.central, tokens=tokens, client=client)
             for shot in shots:
                 await asyncio.sleep(max(0.0, clock.wall(shot.at) - time.time()))
                 try:

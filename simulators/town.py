@@ -220,7 +220,17 @@ def _hours(text: str, day0: float) -> tuple[float, float]:
 
 
 class _Planner:
-    def __init__(self, site: Site, *, seed: int, start: float, end: float, market_day: bool):
+    def __init__(
+        self,
+        site: Site,
+        *,
+        seed: int,
+        start: float,
+        end: float,
+        market_day: bool,
+        demand: Mapping[str, float],
+    ):
+        self.demand = demand
         self.site = site
         self.rng = random.Random(seed)
         self.start = start
@@ -289,6 +299,7 @@ class _Planner:
                 rate = HOURLY_RATE[self.hour_of(t)] * len(bays[lot_id])
                 if self.market_day and lot_id == MARKET_LOT:
                     rate *= MARKET_DAY_FACTOR
+                rate *= self.demand.get(lot_id, 1.0)
                 t += self.rng.expovariate(rate / HOUR)
                 if t < self.end and opens <= t < closes - 30 * MINUTE:
                     arrivals.append((t, lot_id))
@@ -479,15 +490,19 @@ def plan_town(
     hours: float = 24.0,
     market_day: bool = True,
     outage_s: float = 60.0,
+    demand: Mapping[str, float] | None = None,
 ) -> list[TownEvent]:
     """Every event from ``start`` for ``hours`` simulated hours, sorted; pure and seeded.
 
     Args:
         start: epoch seconds of the town's clock when the plan begins (all bays free before).
         outage_s: how long (simulated seconds) the faulted box stays off the network.
+        demand: per-lot factors on the arrival rate (a lot that draws more drivers).
     """
     end = start + hours * HOUR
-    planner = _Planner(site, seed=seed, start=start, end=end, market_day=market_day)
+    planner = _Planner(
+        site, seed=seed, start=start, end=end, market_day=market_day, demand=demand or {}
+    )
     planner.plan_lots()
     planner.plan_zones()
     planner.plan_roads()
@@ -616,7 +631,7 @@ class NetworkCut:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 
 
-Handler = Callable[[TownEvent], Awaitable[None]]
+CapturePost = Callable[[CaptureSeen], Awaitable[object]]
 
 
 @dataclass(slots=True)
@@ -648,7 +663,7 @@ class TownDriver:
         concentrators: Mapping[str, Any],
         signs: Mapping[str, tuple[Any, int]] | None = None,
         networks: Mapping[str, NetworkCut] | None = None,
-        capture: Handler | None = None,
+        capture: CapturePost | None = None,
         heartbeat_interval_s: float = 20.0,
         wall: Callable[[], float] | None = None,
     ) -> None:

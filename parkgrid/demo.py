@@ -1,0 +1,874 @@
+"""``parkgrid demo``: the whole town on this machine, in one command.
+
+What runs (every process in its own process group, stopped with SIGTERM then SIGKILL)::
+
+    broker      mosquitto on a free loopback port (or --broker URL)
+    central     parkgrid central serve, SQLite in the run folder, the dashboard on --port
+    boxes       parkgrid edge run, one per lot and per stall area, generated configs
+    this process
+      concentrators  one per box, frames on a pty the box reads (ConcentratorSimulator)
+      signs          one Modbus TCP server per box with its signs (SignSimulator)
+      relay          a cuttable TCP relay between the faulted box and the broker
+      cameras        captures posted to central with a camera token (simulators.cameras)
+      town           the day's plan played against all of it (simulators.town)
+
+Time: the town's clock runs ``--speed`` times faster than the wall clock and starts at
+04:30 of yesterday (so no capture is ever stamped in the future). The boxes keep the wall
+clock, so each stall zone's trading hours are written into its box's config as date
+overrides at the wall times the town's clock reaches them; grace periods and escalation
+steps are divided by the speed the same way.
+
+The run folder holds ``demo.json`` (URLs, the demo login, the camera token, every process
+with its pid), the logs, the generated configs, and ``truth.json`` (what every lot holds
+by the simulation when the town stops), which the end-to-end test compares with central.
+A second demo while one runs finds the lock file and its live pid, and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+DEFAULT_SITE = Path(__file__).resolve().parent.parent / "sites" / "xigang.toml"
+DEMO_USER = "demo"
+STARTUP_ALLOWANCE_S = 25.0
+HEARTBEAT_TIMEOUT_S = 45.0
+HEARTBEAT_INTERVAL_S = 12.0
+LADDER_BY_CLASS = {
+    "prohibited": ((0.0, "escalated"), (600.0, "critical")),
+    "controlled": ((0.0, "warning"), (600.0, "escalated")),
+    "regulated": ((0.0, "warning"), (1800.0, "escalated")),
+}
+
+
+class DemoError(RuntimeError):
+    """The demo could not start; ``str()`` says why in words for the terminal."""
+
+
+def lock_path() -> Path:
+    return Path(
+        os.environ.get("PARKGRID_DEMO_LOCK", Path(tempfile.gettempdir()) / "parkgrid-demo.lock")
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def port_busy(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def demo_lock(*, url: str, run_dir: Path) -> Iterator[None]:
+    """Hold the one-demo-at-a-time lock; raise DemoError naming the running demo."""
+    path = lock_path()
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(path.read_text() or "{}")
+            except (OSError, ValueError):
+                held = {}
+            pid = int(held.get("pid", 0))
+            if pid and _alive(pid):
+                raise DemoError(
+                    f"a demo is already running (pid {pid}) at {held.get('url', '?')}; "
+                    f"its files are in {held.get('run_dir', '?')}. Stop it with Ctrl-C first."
+                ) from None
+            path.unlink(missing_ok=True)  # left by a demo that died: take it over
+            continue
+        with os.fdopen(fd, "w") as out:
+            json.dump({"pid": os.getpid(), "url": url, "run_dir": str(run_dir)}, out)
+        break
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+
+
+# --- processes ------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+@dataclass
+class Processes:
+    """Every child the demo started, each in its own process group."""
+
+    logs: Path
+    children: list[Child] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], *, stdin: bytes | None = None) -> Child:
+        log = self.logs / f"{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        if stdin is not None and proc.stdin is not None:
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        child = Child(name=name, argv=argv, proc=proc, log=log)
+        self.children.append(child)
+        return child
+
+    def stop_all(self, *, grace_s: float = 8.0) -> list[tuple[str, int, int | None]]:
+        """SIGTERM every group (boxes first, central, then the broker); SIGKILL the rest."""
+        for child in reversed(self.children):
+            if child.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for child in self.children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for child in self.children:
+            # The group too: a child's own children never outlive the demo.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
+            if child.proc.poll() is None:
+                child.proc.wait(timeout=5)
+        return [(c.name, c.pid, c.proc.returncode) for c in self.children]
+
+
+def parkgrid_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "parkgrid", *args]
+
+
+def run_checked(argv: list[str], *, stdin: str | None = None, what: str) -> str:
+    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise DemoError(f"{what} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
+    return result.stdout
+
+
+def free_port() -> int:
+    from simulators.broker import free_port as _free
+
+    return _free()
+
+
+# --- configs --------------------------------------------------------------------------
+
+
+def zone_overrides(
+    windows: list[str], *, clock: Any, tz: ZoneInfo, sim_from: float, sim_to: float
+) -> list[dict[str, Any]]:
+    """The zone's trading windows in the town's time, as wall-clock date overrides.
+
+    Each window the town's clock reaches between ``sim_from`` and ``sim_to`` becomes a
+    window at the wall time the clock reaches it, grouped by wall date.
+    """
+    from simulators.town import DAY, _hours
+
+    by_date: dict[dt.date, list[dict[str, dt.time]]] = {}
+    sim_tz_day = dt.datetime.fromtimestamp(sim_from, tz).date()
+    for offset in range(-1, int((sim_to - sim_from) // DAY) + 2):
+        day = sim_tz_day + dt.timedelta(days=offset)
+        midnight = dt.datetime.combine(day, dt.time(0), tzinfo=tz).timestamp()
+        for text in windows:
+            opens, closes = _hours(text, midnight)
+            if closes < sim_from or opens > sim_to:
+                continue
+            w_open = dt.datetime.fromtimestamp(clock.wall(opens), tz)
+            w_close = dt.datetime.fromtimestamp(clock.wall(closes), tz)
+            window = {
+                "start": w_open.time().replace(microsecond=0),
+                "end": w_close.time().replace(microsecond=0),
+            }
+            by_date.setdefault(w_open.date(), []).append(window)
+    return [
+        {"date": d, "windows": w, "note": "demo: town clock"} for d, w in sorted(by_date.items())
+    ]
+
+
+def box_configs(
+    *,
+    site: Any,
+    sensors: dict[str, Any],
+    run_dir: Path,
+    mqtt_urls: dict[str, str],
+    conc_paths: dict[str, Path],
+    sign_ports: dict[str, int],
+    sign_units: dict[str, tuple[str, int]],
+    health_ports: dict[str, int],
+    clock: Any,
+    sim_to: float,
+) -> dict[str, dict[str, Any]]:
+    """One box config (as TOML-ready data) per box of the site."""
+    from central.site import SignKind
+
+    tz = ZoneInfo(site.site.timezone)
+    speed = clock.speed
+    configs: dict[str, dict[str, Any]] = {}
+    for box_id in site.boxes:
+        bays_of: dict[str, dict[str, Any]] = {}
+        for plan in sensors.values():
+            if plan.box_id == box_id:
+                bays_of.setdefault(plan.place, {})[plan.bay_id] = {
+                    "sensor": plan.sensor_id,
+                    "format": plan.fmt,
+                }
+        lots = {
+            lot_id: {"name": lot.name, "bays": bays_of.get(lot_id, {})}
+            for lot_id, lot in site.lots.items()
+            if lot.box_id == box_id
+        }
+        zones: dict[str, Any] = {}
+        for zone_id, zone in site.zones.items():
+            if zone.box_id != box_id:
+                continue
+            klass = zone.zone_class.value
+            entry: dict[str, Any] = {
+                "name": zone.name,
+                "class": klass,
+                "bays": bays_of.get(zone_id, {}),
+            }
+            if klass != "prohibited":
+                entry["overrides"] = zone_overrides(
+                    zone.trading_hours, clock=clock, tz=tz, sim_from=clock.sim_start, sim_to=sim_to
+                )
+                entry["grace_s"] = round(zone.grace_min * 60 / speed, 3)
+                entry["closing_soon_s"] = round(900 / speed, 3)
+            entry["ladder"] = [
+                {"after_s": round(after / speed, 3), "severity": severity}
+                for after, severity in LADDER_BY_CLASS[klass]
+            ]
+            zones[zone_id] = entry
+        signs: dict[str, Any] = {}
+        for sign_id, sign in site.signs.items():
+            if sign.box_id != box_id:
+                continue
+            unit = sign_units[sign_id][1]
+            if sign.kind is SignKind.GUIDANCE:
+                signs[sign_id] = {
+                    "unit": unit,
+                    "profile": "parkgrid-guidance",
+                    "lot": sign.lot,
+                    "arrow": "ahead",
+                    "fallback": [{"lot": lot, "arrow": "ahead"} for lot in sign.fallback],
+                }
+            elif sign.zone is not None:
+                signs[sign_id] = {"unit": unit, "profile": "parkgrid-warning", "zone": sign.zone}
+            else:
+                signs[sign_id] = {
+                    "unit": unit,
+                    "profile": "parkgrid-warning",
+                    "message": sign.message or "no_parking",
+                }
+        config: dict[str, Any] = {
+            "site": site.id,
+            "box_id": box_id,
+            "timezone": site.site.timezone,
+            "data_dir": str(run_dir / "boxes" / box_id / "data"),
+            "mqtt": {"url": mqtt_urls[box_id], "keepalive_s": 10},
+            "serial": {"conc": {"device": str(conc_paths[box_id]), "protocol": "concentrator"}},
+            "lots": lots,
+            "sensors": {"heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S},
+            "outbox": {"resend_after_s": 5},
+            "health": {"listen": f"127.0.0.1:{health_ports[box_id]}", "status_interval_s": 15},
+        }
+        if zones:
+            config["zones"] = zones
+        if signs:
+            config["sign_buses"] = {
+                "bus": {
+                    "transport": "tcp",
+                    "host": "127.0.0.1",
+                    "port": sign_ports[box_id],
+                    "timeout_s": 0.5,
+                    "refresh_interval_s": 5,
+                    "watchdog_timeout_s": 30,
+                    "signs": signs,
+                }
+            }
+        configs[box_id] = config
+    return configs
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    site: Path
+    speed: float
+    duration: float | None
+    seed: int
+    broker: str | None
+    port: int
+    host: str
+    run_dir: Path | None
+    headless: bool
+    hold: bool
+
+
+def _http_get(url: str, token: str | None = None, timeout: float = 3.0) -> tuple[int, Any]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(url, headers=headers, timeout=timeout)
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, response.text
+
+
+async def _wait_http(url: str, *, within: float, child: Child | None = None) -> None:
+    import httpx
+
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            if child is not None and child.proc.poll() is not None:
+                tail = child.log.read_text(errors="replace")[-1500:]
+                raise DemoError(f"{child.name} exited ({child.proc.returncode}):\n{tail}")
+            with contextlib.suppress(httpx.HTTPError):
+                response = await client.get(url)
+                if response.status_code < 500 or response.status_code == 503:
+                    return
+            if time.monotonic() > deadline:
+                raise DemoError(f"{url} did not answer within {within:.0f} s")
+            await asyncio.sleep(0.3)
+
+
+class Demo:
+    def __init__(self, options: Options) -> None:
+        from central.site import load_site
+
+        self.options = options
+        self.site = load_site(options.site)
+        self.run_dir = options.run_dir or Path(tempfile.mkdtemp(prefix="parkgrid-demo-"))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        self.processes = Processes(logs=self.run_dir / "logs")
+        self.url = f"http://{options.host}:{options.port}"
+        self.password = secrets.token_urlsafe(9)
+        self.camera_tokens: dict[str, str] = {}
+        self.broker: Any = None
+        self.user_token: str | None = None
+        self.driver: Any = None
+        self.clock: Any = None
+        self.started = time.time()
+        self.stop_requested = asyncio.Event()
+
+    # state file
+
+    def write_state(self, **extra: Any) -> None:
+        state = {
+            "pid": os.getpid(),
+            "url": self.url,
+            "dashboard": f"{self.url}/",
+            "login": {"username": DEMO_USER, "password": self.password},
+            "camera_tokens": self.camera_tokens,
+            "run_dir": str(self.run_dir),
+            "broker": self.broker_url,
+            "site_file": str(self.options.site),
+            "boxes": sorted(self.site.boxes),
+            "processes": [
+                {"name": c.name, "pid": c.pid, "argv": c.argv} for c in self.processes.children
+            ],
+            **extra,
+        }
+        tmp = self.run_dir / "demo.json.new"
+        tmp.write_text(json.dumps(state, ensure_ascii=False, indent=2, default=str))
+        tmp.replace(self.run_dir / "demo.json")
+
+    @property
+    def broker_url(self) -> str:
+        if self.options.broker:
+            return self.options.broker
+        return self.broker.url if self.broker is not None else ""
+
+    # steps
+
+    def start_broker(self) -> None:
+        if self.options.broker:
+            return
+        from simulators.broker import MosquittoBroker
+
+        if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
+            self.broker = MosquittoBroker(workdir=self.run_dir / "broker").start()
+            # Listed with the children so "what it ran" names it; stopped by the broker object.
+            assert self.broker._proc is not None
+            self.processes.children.insert(
+                0,
+                Child(
+                    name="broker",
+                    argv=["mosquitto", "-c", str(self.run_dir / "broker" / "mosquitto.conf")],
+                    proc=self.broker._proc,
+                    log=self.broker.log_path,
+                ),
+            )
+            return
+        raise DemoError(
+            "no MQTT broker: install mosquitto (apt-get install mosquitto), or pass "
+            "--broker mqtt://host:port. (An embedded pure-Python broker is not part of this "
+            "version: see docs/demo notes in the README.)"
+        )
+
+    def prepare_central(self) -> None:
+        db = f"sqlite:///{self.run_dir / 'central.db'}"
+        self.database_url = db
+        run_checked(
+            parkgrid_argv("central", "add-user", DEMO_USER, "--role", "admin",
+                          "--password-stdin", "--database-url", db),
+            stdin=self.password + "\n",
+            what="parkgrid central add-user",
+        )  # fmt: skip
+        # One machine token per camera, named by its id (central knows a camera by its token).
+        from central.auth.models import Role
+        from central.auth.service import issue_token
+        from central.db.engine import make_engine
+
+        engine = make_engine(db)
+        try:
+            for camera_id in self.site.cameras:
+                token, _ = issue_token(
+                    engine, name=camera_id, role=Role.CAMERA, ttl_s=2 * 86400, actor="demo"
+                )
+                self.camera_tokens[camera_id] = token
+        finally:
+            engine.dispose()
+
+    def start_central(self) -> Child:
+        return self.processes.start(
+            "central",
+            parkgrid_argv(
+                "central", "serve", "--site", str(self.options.site),
+                "--database-url", self.database_url, "--mqtt-url", self.broker_url,
+                "--host", self.options.host, "--port", str(self.options.port),
+                "--instance", "demo", "--log-level", "warning",
+            ),
+        )  # fmt: skip
+
+    async def login(self) -> None:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.post(
+                f"{self.url}/api/v1/auth/login",
+                data={"username": DEMO_USER, "password": self.password},
+            )
+            response.raise_for_status()
+            self.user_token = response.json()["access_token"]
+
+    async def run(self) -> int:
+        import tomli_w
+
+        from simulators.cameras import CameraPoster
+        from simulators.concentrator import ConcentratorSimulator
+        from simulators.signs import SignSimulator
+        from simulators.town import (
+            BoxNetwork,
+            NetworkCut,
+            TownClock,
+            TownDriver,
+            default_start,
+            plan_town,
+            sensor_plan,
+        )
+
+        options = self.options
+        site = self.site
+        speed = options.speed
+        self.start_broker()
+        self.prepare_central()
+        central = self.start_central()
+        self.write_state(phase="starting")
+
+        # The plan: from 04:30 yesterday, as long as the run (a day when it has no end).
+        sim_start = default_start(site)
+        sim_hours = (options.duration * speed / 3600 + 0.5) if options.duration else 24.0
+        outage_wall = min(60.0, max(10.0, 1800.0 / speed))
+        events = plan_town(
+            site, seed=options.seed, start=sim_start, hours=sim_hours, outage_s=outage_wall * speed
+        )
+        sensors = sensor_plan(site)
+        wall_start = time.time() + STARTUP_ALLOWANCE_S
+        self.clock = clock = TownClock(sim_start=sim_start, wall_start=wall_start, speed=speed)
+
+        async with contextlib.AsyncExitStack() as stack:
+            concs: dict[str, Any] = {}
+            sign_sims: dict[str, Any] = {}
+            sign_units: dict[str, tuple[str, int]] = {}
+            dev = self.run_dir / "dev"
+            (self.run_dir / "signs").mkdir(exist_ok=True)
+            for box_id in site.boxes:
+                box_sensors: dict[int | str, str] = {
+                    p.sensor_id: p.fmt for p in sensors.values() if p.box_id == box_id
+                }
+                concs[box_id] = await stack.enter_async_context(
+                    ConcentratorSimulator(
+                        sensors=box_sensors, link=dev / f"ttyCONC-{box_id}", seed=options.seed
+                    )
+                )
+                units: dict[int, str] = {}
+                for sign_id, sign in site.signs.items():
+                    if sign.box_id == box_id:
+                        unit = len(units) + 1
+                        units[unit] = (
+                            "parkgrid-guidance"
+                            if sign.kind.value == "guidance"
+                            else "parkgrid-warning"
+                        )
+                        sign_units[sign_id] = (box_id, unit)
+                if units:
+                    sign_sims[box_id] = await stack.enter_async_context(
+                        SignSimulator(
+                            units=units,
+                            tcp=("127.0.0.1", 0),
+                            state_file=self.run_dir / "signs" / f"{box_id}.json",
+                        )
+                    )
+            broker_host, broker_port = _host_port(self.broker_url)
+            networks: dict[str, NetworkCut] = {}
+            for event in events:
+                if isinstance(event, BoxNetwork) and event.box_id not in networks:
+                    relay = NetworkCut(target_host=broker_host, target_port=broker_port)
+                    networks[event.box_id] = await relay.start()
+                    stack.push_async_callback(relay.close)
+            mqtt_urls = {
+                box_id: (
+                    f"mqtt://127.0.0.1:{networks[box_id].port}"
+                    if box_id in networks
+                    else self.broker_url
+                )
+                for box_id in site.boxes
+            }
+            health_ports = {box_id: free_port() for box_id in site.boxes}
+            configs = box_configs(
+                site=site,
+                sensors=sensors,
+                run_dir=self.run_dir,
+                mqtt_urls=mqtt_urls,
+                conc_paths={b: c.path for b, c in concs.items()},
+                sign_ports={b: s.port for b, s in sign_sims.items()},
+                sign_units=sign_units,
+                health_ports=health_ports,
+                clock=clock,
+                sim_to=sim_start + sim_hours * 3600,
+            )
+            boxes: dict[str, Child] = {}
+            for box_id, config in configs.items():
+                path = self.run_dir / "boxes" / box_id / "edge.toml"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(tomli_w.dumps(config))
+                boxes[box_id] = self.processes.start(
+                    box_id,
+                    parkgrid_argv("edge", "run", "--config", str(path), "--log-level", "WARNING"),
+                )
+            self.write_state(phase="starting")
+            await _wait_http(f"{self.url}/healthz", within=90, child=central)
+            for box_id, child in boxes.items():
+                await _wait_http(
+                    f"http://127.0.0.1:{health_ports[box_id]}/healthz", within=90, child=child
+                )
+            await self.login()
+
+            import httpx
+
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+            poster = CameraPoster(
+                site=site, base_url=self.url, tokens=self.camera_tokens, client=client
+            )
+            self.driver = driver = TownDriver(
+                site=site,
+                events=events,
+                clock=clock,
+                sensors=sensors,
+                concentrators=concs,
+                signs={s: (sign_sims[b], u) for s, (b, u) in sign_units.items()},
+                networks=networks,
+                capture=poster.post,
+                heartbeat_interval_s=HEARTBEAT_INTERVAL_S,
+            )
+            await driver.send_initial_state()
+            self.write_state(
+                phase="running", sim_start=sim_start, wall_start=wall_start, speed=speed
+            )
+            self.print_banner()
+            until = clock.sim(wall_start + options.duration) if options.duration else None
+            town = asyncio.create_task(driver.run(until_sim=until), name="town")
+            summary = asyncio.create_task(self.summary_loop(), name="summary")
+            stop = asyncio.create_task(self.stop_requested.wait(), name="stop")
+            await asyncio.wait({town, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finished = town.done() and not town.cancelled()
+            town.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await town
+            if finished and town.exception() is not None:
+                raise town.exception()  # type: ignore[misc]
+            self.write_truth(finished=finished)
+            if finished and options.hold and not self.stop_requested.is_set():
+                self.say("the town has stopped; everything stays up until Ctrl-C (--hold)")
+                self.write_state(phase="holding")
+                await self.stop_requested.wait()
+            summary.cancel()
+            stop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await summary
+            await self.final_summary()
+        return EXIT_OK
+
+    def write_truth(self, *, finished: bool) -> None:
+        assert self.driver is not None
+        truth = self.driver.truth
+        dead = sorted(truth.dead)
+        record = {
+            "finished": finished,
+            "sim_time": self.clock.sim(time.time()),
+            "lots": truth.lot_figures(),
+            "zones_occupied": truth.zone_occupied(),
+            "dead_bays": dead,
+            "stats": vars(self.driver.stats)
+            if hasattr(self.driver.stats, "__dict__")
+            else {k: getattr(self.driver.stats, k) for k in self.driver.stats.__slots__},
+            "events_played": self.driver.position,
+            "events_planned": len(self.driver.events),
+        }
+        (self.run_dir / "truth.json").write_text(json.dumps(record, ensure_ascii=False, indent=2))
+
+    # the terminal
+
+    def say(self, text: str) -> None:
+        print(f"[demo] {text}", flush=True)
+
+    def print_banner(self) -> None:
+        self.say(f"Xigang is running. Dashboard: {self.url}/  (API docs: {self.url}/docs)")
+        self.say(f"login: {DEMO_USER} / {self.password}")
+        self.say(
+            f"speed x{self.options.speed:g}, seed {self.options.seed}, "
+            f"{len(self.site.boxes)} boxes, run folder {self.run_dir}"
+        )
+        self.say("Ctrl-C stops everything." if not self.options.duration else
+                 f"stops by itself after {self.options.duration:g} s (or Ctrl-C).")  # fmt: skip
+
+    async def snapshot(self) -> dict[str, Any]:
+        import httpx
+
+        out: dict[str, Any] = {"lots": [], "boxes_online": None, "alerts": None}
+        async with httpx.AsyncClient(timeout=3) as client:
+            headers = {"Authorization": f"Bearer {self.user_token}"} if self.user_token else {}
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                out["lots"] = (await client.get(f"{self.url}/api/v1/lots")).json()["lots"]
+            with contextlib.suppress(httpx.HTTPError, ValueError, TypeError):
+                boxes = (await client.get(f"{self.url}/api/v1/boxes", headers=headers)).json()
+                out["boxes_online"] = sum(1 for b in boxes if b.get("online"))
+            with contextlib.suppress(httpx.HTTPError, ValueError, TypeError):
+                alerts = (await client.get(f"{self.url}/api/v1/alerts", headers=headers)).json()
+                out["alerts"] = len(alerts)
+        return out
+
+    def render(self, snap: dict[str, Any]) -> Any:
+        from rich.table import Table
+
+        assert self.clock is not None and self.driver is not None
+        now = dt.datetime.fromtimestamp(
+            self.clock.sim(time.time()), ZoneInfo(self.site.site.timezone)
+        )
+        stats = self.driver.stats
+        table = Table(
+            title=f"Xigang {now:%H:%M} (x{self.options.speed:g})  {self.url}/",
+            caption=(
+                f"boxes online {snap['boxes_online']}/{len(self.site.boxes)}  alerts "
+                f"{snap['alerts']}  captures {stats.captures} (refused {stats.capture_failures})"
+                f"  faults {stats.faults}"
+            ),
+        )
+        for column in ("lot", "free", "occupied", "unknown", "status"):
+            table.add_column(column)
+        for lot in snap["lots"] if isinstance(snap["lots"], list) else []:
+            table.add_row(
+                str(lot.get("id")), str(lot.get("free")), str(lot.get("occupied")),
+                str(lot.get("unknown")), str(lot.get("status")),
+            )  # fmt: skip
+        return table
+
+    async def summary_loop(self) -> None:
+        if self.options.headless or not sys.stdout.isatty():
+            while True:
+                await asyncio.sleep(15)
+                snap = await self.snapshot()
+                lots = " ".join(
+                    f"{lot.get('id')}:{lot.get('free')}free"
+                    for lot in snap["lots"]
+                    if isinstance(lot, dict)
+                )
+                self.say(f"{lots} boxes online {snap['boxes_online']} alerts {snap['alerts']}")
+        from rich.live import Live
+
+        with Live(self.render(await self.snapshot()), refresh_per_second=1) as live:
+            while True:
+                await asyncio.sleep(2)
+                live.update(self.render(await self.snapshot()))
+
+    async def final_summary(self) -> None:
+        assert self.driver is not None
+        stats = self.driver.stats
+        self.say(
+            f"the town played {self.driver.position} of {len(self.driver.events)} events: "
+            f"{stats.bay_changes} bay changes, {stats.captures} captures posted "
+            f"({stats.capture_failures} refused), {stats.faults} faults injected"
+        )
+        if stats.last_capture_error:
+            self.say(f"last refused capture: {stats.last_capture_error}")
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    rest = url.split("://", 1)[-1].rstrip("/")
+    host, _, port = rest.partition(":")
+    return host, int(port or 1883)
+
+
+def run_demo(options: Options) -> int:
+    if port_busy(options.host, options.port):
+        held = {}
+        with contextlib.suppress(OSError, ValueError):
+            held = json.loads(lock_path().read_text())
+        if held.get("pid") and _alive(int(held["pid"])):
+            print(f"parkgrid demo: a demo is already running (pid {held['pid']}) at "
+                  f"{held.get('url')}.", file=sys.stderr)  # fmt: skip
+        else:
+            print(
+                f"parkgrid demo: port {options.port} on {options.host} is busy (another "
+                "program listens there); choose another with --port.",
+                file=sys.stderr,
+            )
+        return EXIT_FAILED
+    demo = Demo(options)
+    try:
+        with demo_lock(url=demo.url, run_dir=demo.run_dir):
+            return _run_with_signals(demo)
+    except DemoError as exc:
+        print(f"parkgrid demo: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run_with_signals(demo: Demo) -> int:
+    code = EXIT_FAILED
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, demo.stop_requested.set)
+        return await demo.run()
+
+    try:
+        code = asyncio.run(main())
+    except DemoError as exc:
+        print(f"parkgrid demo: {exc}", file=sys.stderr)
+    finally:
+        ran = demo.processes.stop_all()
+        if demo.broker is not None:
+            demo.broker.stop()
+        demo.say("stopped. It ran:")
+        for name, pid, rc in ran:
+            demo.say(f"  {name:<22} pid {pid:<7} exit {rc}")
+        demo.say(f"logs, configs and the database are in {demo.run_dir}")
+        with contextlib.suppress(OSError):
+            demo.write_state(
+                phase="stopped", ran=[{"name": n, "pid": p, "exit": r} for n, p, r in ran]
+            )
+    return code
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--speed", type=float, default=60.0, help="simulated seconds per second (60)"
+    )
+    parser.add_argument("--duration", type=float, help="stop after this many seconds of town time")
+    parser.add_argument("--seed", type=int, default=7, help="the town's random seed (7)")
+    parser.add_argument(
+        "--broker", help="use this MQTT broker (mqtt://host:port) instead of starting one"
+    )
+    parser.add_argument("--port", type=int, default=8000, help="central's HTTP port (8000)")
+    parser.add_argument("--host", default="127.0.0.1", help="central's HTTP address")
+    parser.add_argument("--site", type=Path, default=DEFAULT_SITE, help="the site file")
+    parser.add_argument(
+        "--run-dir", type=Path, help="keep the run's files here (default: a temporary folder)"
+    )
+    parser.add_argument("--headless", action="store_true", help="plain log lines, no live table")
+    parser.add_argument(
+        "--hold",
+        action="store_true",
+        help="after --duration, keep everything up (town stopped) until Ctrl-C",
+    )
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    if args.speed <= 0:
+        print("parkgrid demo: --speed must be above 0", file=sys.stderr)
+        return EXIT_USAGE
+    if args.duration is not None and args.duration <= 0:
+        print("parkgrid demo: --duration must be above 0", file=sys.stderr)
+        return EXIT_USAGE
+    options = Options(
+        site=args.site,
+        speed=args.speed,
+        duration=args.duration,
+        seed=args.seed,
+        broker=args.broker,
+        port=args.port,
+        host=args.host,
+        run_dir=args.run_dir,
+        headless=args.headless,
+        hold=args.hold,
+    )
+    from central.site import SiteError
+
+    try:
+        return run_demo(options)
+    except SiteError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
