@@ -1,20 +1,23 @@
-"""Central's MQTT link: one paho client, its network thread, and the ingest writer thread.
+"""Central's MQTT link: one paho client, its network thread, and the ingest writer.
 
 Theory of operation
 -------------------
 paho's network thread does nothing but put ``(topic, payload, received_at)`` on a bounded
-queue; when the queue is full it blocks, which stops reading the socket, which makes the
+deque; when it is full the thread blocks, which stops reading the socket, which makes the
 broker hold the rest (QoS 1 flow control): back-pressure instead of memory growth. The
-writer thread takes up to ``batch_max`` messages or whatever arrived within
-``batch_delay_s`` of the first, hands them to :class:`IngestWriter` (one transaction),
-then publishes the acks. Measured (docs/central.md): paho's thread is ~3x cheaper per
-message than aiomqtt's asyncio path, and batching makes the store's share small.
+batcher thread takes up to ``batch_max`` messages or whatever arrived within
+``batch_delay_s`` of the first and hands them on, by default to the writer *process*
+(``central.ingest.process``: decode and one transaction there, acks published here when
+its answer comes back); with ``writer_process=False`` (or an in-memory SQLite store) the
+batcher stores the batch itself. Measured (docs/central.md): paho's thread is ~3x cheaper
+per message than aiomqtt's asyncio path, and a writer thread sharing paho's GIL halves
+paho's rate; in its own process it does not.
 
 ::
 
-    broker ==TCP==> [paho thread] --queue(bounded)--> [writer thread] --> store
-       ^                                                     |
-       +------------- acks, central status, commands <-------+
+    broker ==TCP==> [paho thread] --deque(bounded)--> [batcher] ==pipe==> [writer process]
+       ^                                                                   | commit
+       +-------- acks (after the commit), central status, commands <-------+
 
 Central's own status is published retained ``online`` on every connect and registered as
 the Last Will ``offline``. Box status topics are subscribed without ``$share`` in every
@@ -41,7 +44,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from central.ingest.service import IngestWriter, RawMessage
+from central.ingest.process import WriterProcess
+from central.ingest.service import IngestWriter, RawMessage, store_with_retries
 from central.settings import CentralSettings
 from firmware_protocols.uplink import (
     CentralStatus,
@@ -79,6 +83,7 @@ class CentralMqtt:
         site_id: str,
         writer: IngestWriter,
         on_connection_change: Callable[[bool], None] | None = None,
+        writer_process: bool = True,
     ) -> None:
         self.settings = settings
         self.site_id = site_id
@@ -115,6 +120,14 @@ class CentralMqtt:
         self.client.on_message = self._on_message
         writer.publish = self.publish
         writer.on_central_status = self._on_central_status
+        # The writer in its own process unless the store lives in this process's memory.
+        database = writer.engine.url.database
+        in_memory = writer.engine.dialect.name == "sqlite" and database in (None, "", ":memory:")
+        self.writer_process: WriterProcess | None = (
+            WriterProcess(writer, sweep_interval_s=settings.ack_sweep_interval_s)
+            if writer_process and not in_memory
+            else None
+        )
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -143,6 +156,8 @@ class CentralMqtt:
             self._has_room.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.writer_process is not None:
+            self.writer_process.stop(timeout)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -226,7 +241,7 @@ class CentralMqtt:
         info = self.client.publish(topic, payload, qos=1, retain=False, properties=props)
         return info.rc == paho.MQTT_ERR_SUCCESS
 
-    # --- the writer thread ----------------------------------------------------------------
+    # --- the batcher thread ---------------------------------------------------------------
 
     def _run_writer(self) -> None:
         batch_max = self.settings.batch_max
@@ -252,7 +267,7 @@ class CentralMqtt:
                 self._process(batch)
             elif stopping:
                 return
-            if time.monotonic() >= next_sweep:
+            if self.writer_process is None and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + sweep_every
                 try:
                     self.writer.sweep()
@@ -260,13 +275,9 @@ class CentralMqtt:
                     log.exception("ack sweep failed")
 
     def _process(self, batch: list[RawMessage]) -> None:
-        for attempt in range(1, 6):
-            try:
-                self.writer.process(batch)
-                return
-            except Exception:
-                self.writer.stats.errors += 1
-                log.exception("ingest batch of %d failed (attempt %d)", len(batch), attempt)
-                time.sleep(min(0.2 * 2**attempt, 5))
-        # Not acked, so not lost: the boxes send these events again after their timeout.
-        log.error("dropping a batch of %d after 5 failures; boxes will resend", len(batch))
+        writer = self.writer
+        live = writer.notify is not None and writer.wants_notices()
+        if self.writer_process is not None:
+            self.writer_process.ship(batch, live)
+            return
+        writer.finish(store_with_retries(writer, batch, live))

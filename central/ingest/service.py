@@ -69,8 +69,8 @@ from firmware_protocols.uplink import (
     encode_payload,
     parse_topic,
 )
-from firmware_protocols.uplink.codec import _mismatch
-from firmware_protocols.uplink.topics import FMT, ParsedTopic
+from firmware_protocols.uplink.codec import check_message
+from firmware_protocols.uplink.topics import ParsedTopic
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,36 @@ class IngestStats:
     errors: int = 0
     box_last_seen: dict[str, float] = field(default_factory=dict)
 
+    def merge(self, other: IngestStats) -> None:
+        """Add another writer's counters (the writer process's, one batch at a time)."""
+        self.messages.update(other.messages)
+        self.events_stored += other.events_stored
+        self.events_duplicate += other.events_duplicate
+        self.quarantined += other.quarantined
+        self.batches += other.batches
+        self.batch_seconds_total += other.batch_seconds_total
+        self.acks_published += other.acks_published
+        self.site_problems += other.site_problems
+        self.replies_unmatched += other.replies_unmatched
+        self.errors += other.errors
+        if other.batches:
+            self.last_batch_size = other.last_batch_size
+            self.last_commit_at = other.last_commit_at
+            self.lag_seconds = other.lag_seconds
+        self.box_last_seen.update(other.box_last_seen)
+
+
+@dataclass
+class BatchResult:
+    """What a committed batch leaves to do: acks to publish, notices, central statuses.
+
+    Plain data, so the writer process can hand it to the MQTT process over a pipe.
+    """
+
+    marks: dict[str, int] = field(default_factory=dict)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    central_statuses: list[CentralStatus] = field(default_factory=list)
+
 
 @dataclass
 class _Batch:
@@ -114,6 +144,7 @@ class _Batch:
     seen: dict[str, float] = field(default_factory=dict)
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     notices: list[dict[str, Any]] = field(default_factory=list)
+    central_statuses: list[CentralStatus] = field(default_factory=list)
 
 
 def _ts(value: Any) -> float:
@@ -173,8 +204,8 @@ class IngestWriter:
             kind = msg.topic.kind
             self.stats.messages[kind.value] += 1
             if kind is TopicKind.CENTRAL_STATUS:
-                if self.on_central_status is not None and isinstance(msg.payload, CentralStatus):
-                    self.on_central_status(msg.payload)
+                if isinstance(msg.payload, CentralStatus):
+                    batch.central_statuses.append(msg.payload)
                 continue
             box_id = msg.topic.box_id
             if msg.topic.site != site.site_id:
@@ -205,9 +236,32 @@ class IngestWriter:
     # --- the transaction ------------------------------------------------------------------
 
     def process(self, raw: Sequence[RawMessage]) -> dict[str, int]:
-        """Store one batch; return the watermark of each box that had events in it."""
+        """Store one batch, then publish its acks and notices; return the watermark of each
+        box that had events in it."""
+        result = self.store(raw)
+        self.finish(result)
+        return result.marks
+
+    def finish(self, result: BatchResult) -> None:
+        """After the commit: publish the acks, pass on central statuses, notify listeners."""
+        self.publish_marks(result.marks)
+        if self.on_central_status is not None:
+            for status in result.central_statuses:
+                self.on_central_status(status)
+        if self.notify is not None and result.notices:
+            self.notify(result.notices)
+
+    def store(self, raw: Sequence[RawMessage], *, live: bool | None = None) -> BatchResult:
+        """Decode and store one batch in one transaction; publish nothing.
+
+        ``live``: build per-event notices for the live stream (default: ask
+        ``wants_notices``). The acks in the result may be published once this returns: the
+        transaction is committed.
+        """
         if not raw:
-            return {}
+            return BatchResult()
+        if live is None:
+            live = self.notify is not None and self.wants_notices()
         with self._lock:
             started = time.monotonic()
             batch = self._decode(raw)
@@ -215,7 +269,7 @@ class IngestWriter:
                 if batch.quarantine:
                     conn.execute(self._insert_quarantine, batch.quarantine)
                 new_events = self._store_events(conn, batch) if batch.events else []
-                self._apply_events(conn, batch, new_events)
+                self._apply_events(conn, batch, new_events, live)
                 self._apply_statuses(conn, batch)
                 self._apply_states(conn, batch)
                 self._apply_replies(conn, batch)
@@ -224,7 +278,7 @@ class IngestWriter:
                 boxes = sorted({box for box, _ in batch.events})
                 marks = {box: self._walk(conn, box) for box in boxes}
             committed = time.time()
-            self._after_commit(marks)
+            self._published.update(marks)
             stats = self.stats
             stats.quarantined += len(batch.quarantine)
             stats.events_stored += len(new_events)
@@ -238,14 +292,13 @@ class IngestWriter:
             now = time.monotonic()
             for box in boxes:
                 self._recent[box] = now
-            if self.notify is not None:
-                for row in batch.quarantine:
-                    batch.notices.append(
-                        {"type": "quarantine", "topic": row["topic"], "reason": row["reason"]}
-                    )
-                if batch.notices:
-                    self.notify(batch.notices)
-            return marks
+            for row in batch.quarantine:
+                batch.notices.append(
+                    {"type": "quarantine", "topic": row["topic"], "reason": row["reason"]}
+                )
+            return BatchResult(
+                marks=marks, notices=batch.notices, central_statuses=batch.central_statuses
+            )
 
     def _store_events(self, conn: Connection, batch: _Batch) -> list[tuple[Event, dict[str, Any]]]:
         # Which are repeats: one indexed range read per box. A row another process inserts
@@ -269,10 +322,9 @@ class IngestWriter:
         return new
 
     def _apply_events(
-        self, conn: Connection, batch: _Batch, new: list[tuple[Event, dict[str, Any]]]
+        self, conn: Connection, batch: _Batch, new: list[tuple[Event, dict[str, Any]]], live: bool
     ) -> None:
         site = self.site
-        live = self.notify is not None and self.wants_notices()
         for event, row in new:
             body = event.body
             box_id = event.box_id
@@ -660,14 +712,14 @@ class IngestWriter:
             acked, conn.execute(select(wm.c.acked_seq).where(wm.c.box_id == box_id)).scalar() or 0
         )
 
-    def _after_commit(self, marks: dict[str, int]) -> None:
+    def publish_marks(self, marks: dict[str, int]) -> None:
+        """Publish each box's watermark, retained. Only for committed marks."""
         if self.publish is None:
             return
         now = _now_dt()
         for box_id, acked in marks.items():
             ack = AckWatermark(box_id=box_id, acked_seq=acked, ts=now)
             self.publish(Topics(self.site.site_id, box_id).ack, encode_payload(ack), True)
-            self._published[box_id] = acked
             self.stats.acks_published += 1
 
     def sweep(self) -> dict[str, int]:
@@ -676,6 +728,12 @@ class IngestWriter:
         Needed when several processes share the ingest: each walks right after its own
         commit, and may not yet see rows another process is committing.
         """
+        moved = self.sweep_marks()
+        self.publish_marks(moved)
+        return moved
+
+    def sweep_marks(self) -> dict[str, int]:
+        """``sweep`` without the publishing: the committed marks that moved."""
         now = time.monotonic()
         boxes = [b for b, at in self._recent.items() if now - at <= self.sweep_window_s]
         for box in [b for b, at in self._recent.items() if now - at > self.sweep_window_s]:
@@ -686,15 +744,33 @@ class IngestWriter:
             with self.engine.begin() as conn:
                 marks = {box: self._walk(conn, box) for box in boxes}
             moved = {b: m for b, m in marks.items() if m > self._published.get(b, -1)}
-            self._after_commit(moved)
+            self._published.update(moved)
             return moved
 
     def republish_acks(self) -> int:
         """Publish every box's stored watermark again (after a reconnect to the broker)."""
         with self.engine.connect() as c:
             rows = c.execute(select(t.watermarks.c.box_id, t.watermarks.c.acked_seq)).all()
-        self._after_commit({box: acked for box, acked in rows if box in self.site.boxes})
+        self.publish_marks({box: acked for box, acked in rows if box in self.site.boxes})
         return len(rows)
+
+
+def store_with_retries(
+    writer: IngestWriter, raw: Sequence[RawMessage], live: bool | None = None
+) -> BatchResult:
+    """``writer.store`` tried five times with back-off; a batch that keeps failing is dropped.
+
+    Dropping loses nothing: its events were never acked, so the boxes send them again.
+    """
+    for attempt in range(1, 6):
+        try:
+            return writer.store(raw, live=live)
+        except Exception:
+            writer.stats.errors += 1
+            log.exception("ingest batch of %d failed (attempt %d)", len(raw), attempt)
+            time.sleep(min(0.2 * 2**attempt, 5))
+    log.error("dropping a batch of %d after 5 failures; boxes will resend", len(raw))
+    return BatchResult()
 
 
 def _now_dt() -> dt.datetime:
@@ -710,9 +786,7 @@ def _decode_message(topic: str, data: bytes) -> Message:
     """``decode_message`` with the topic parse cached: a box's topics repeat endlessly."""
     parsed = _parse_topic(topic)
     payload = decode_payload(parsed.kind, data)
-    mismatch = _mismatch(parsed, payload)
-    if mismatch is not None:
-        raise DecodeError(f"topic {topic!r} disagrees with payload: {mismatch}", fmt=FMT, data=data)
+    check_message(parsed, payload, topic=topic, data=data)
     return Message(topic=parsed, payload=payload)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,8 +194,9 @@ def test_ingest_command_round_trip(app_client: TestClient, mosquitto: MosquittoB
         box.close()
 
 
+@pytest.mark.parametrize("writer_process", [True, False], ids=["writer-process", "writer-thread"])
 def test_ingest_shared_group_keeps_the_watermark(
-    mosquitto: MosquittoBroker, tmp_path: Path
+    mosquitto: MosquittoBroker, tmp_path: Path, writer_process: bool
 ) -> None:
     """Two processes on one $share group store every event once and ack the last seq."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
@@ -214,7 +217,11 @@ def test_ingest_shared_group_keeps_the_watermark(
             ack_sweep_interval_s=0.2,
         )
         writer = IngestWriter(engine=make_engine(url), site=SiteIndex.of(site))
-        links.append(CentralMqtt(settings=settings, site_id=SITE, writer=writer))
+        links.append(
+            CentralMqtt(
+                settings=settings, site_id=SITE, writer=writer, writer_process=writer_process
+            )
+        )
     box = Box(mosquitto)
     try:
         for link in links:
@@ -237,4 +244,53 @@ def test_ingest_shared_group_keeps_the_watermark(
         box.close()
         for link in links:
             link.stop()
+        engine.dispose()
+
+
+def test_ingest_writer_process_restarts_after_dying(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """A killed writer process is replaced at the next batch; nothing stored is lost."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    site = load_site(SITE_FILE)
+    sync_site(engine, site)
+    settings = CentralSettings(
+        site_file=SITE_FILE,
+        database_url=url,
+        mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}",
+        instance="c1",
+        batch_delay_s=0.01,
+    )
+    link = CentralMqtt(
+        settings=settings, site_id=SITE, writer=IngestWriter(engine=engine, site=SiteIndex.of(site))
+    )
+    box = Box(mosquitto)
+    try:
+        link.start()
+        # Central subscribes before it says online: once the box sees that, nothing is lost.
+        wait_for(
+            lambda: (box.last(central_status_topic(SITE)) or {}).get("state") == "online",
+            what="online",
+        )
+        for seq in range(1, 11):
+            box.client.publish(P1.event, encode_payload(bay_event("box-p1", seq, "P1-001")), qos=1)
+        wait_for(lambda: (box.last(P1.ack) or {}).get("acked_seq") == 10, what="ack 10")
+        handle = link.writer_process
+        assert handle is not None and handle.starts == 1
+        child = handle._process
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(5)
+        for seq in range(11, 21):
+            box.client.publish(P1.event, encode_payload(bay_event("box-p1", seq, "P1-001")), qos=1)
+        wait_for(lambda: (box.last(P1.ack) or {}).get("acked_seq") == 20, what="ack 20")
+        assert handle.starts == 2
+        with engine.connect() as conn:
+            count = conn.execute(select(func.count()).select_from(t.events)).scalar()
+        assert count == 20
+        assert link.writer.stats.events_stored == 20
+    finally:
+        box.close()
+        link.stop()
         engine.dispose()
