@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients socat:socat mbpoll:mbpoll tmux:tmux chromium:chromium
 
-.PHONY: all install system-deps lint format test bench soak demo schema clean
+.PHONY: all install system-deps demo-deps lint format test bench soak demo schema clean
 
 all: test
 
@@ -51,6 +51,15 @@ test: $(STAMP) system-deps lint
 
 bench: $(STAMP) system-deps
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The whole town on this machine: broker, central, the boxes and the simulators.
+# DEMO_ARGS passes options on, e.g. make demo DEMO_ARGS="--speed 120 --port 8080".
+demo: $(STAMP) demo-deps
+	$(VENV)/bin/parkgrid demo $(DEMO_ARGS)
+
+# The demo needs only a broker from the system: mosquitto.
+demo-deps:
+	@$(MAKE) --no-print-directory system-deps SYSTEM_TOOLS="mosquitto:mosquitto"
 
 schema: $(STAMP)
 	$(VENV)/bin/parkgrid schema --out docs/protocols/uplink-v1
