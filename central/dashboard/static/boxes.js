@@ -46,6 +46,7 @@ pg.page(async () => {
       try {
         await pg.api(`/api/v1/boxes/${encodeURIComponent(b.id)}/commands`, { method: "POST", body: { body, expires_in_s: expires || null } });
         pg.banner(t("boxes.command_sent"), "ok");
+        if (document.activeElement) document.activeElement.blur();
         await loadCommands(b.id);
       } catch (e) {
         pg.banner(t("boxes.command_failed") + ": " + e.message, "error");
@@ -74,7 +75,7 @@ pg.page(async () => {
   }
 
   function renderBox(b) {
-    const node = el("div", { class: "panel box", "data-box": b.id },
+    const node = el("div", { class: "panel box" + (b.online ? "" : " offline"), "data-box": b.id },
       el("div", { class: "head" }, el("h3", { text: b.name || b.id }), el("span", { class: "muted", text: b.id }),
         el("span", { class: "badge " + (b.online ? "green" : "red"), style: { marginLeft: "auto" }, text: b.online ? t("boxes.online") : b.seen ? t("boxes.offline") : t("boxes.never_seen") })),
       dl([

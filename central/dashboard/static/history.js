@@ -20,8 +20,10 @@ pg.page(async () => {
   async function plot() {
     const lotId = $("#h-lot").value;
     const week = $("#h-range").value === "week";
-    const start = startOf($("#h-date").value || $("#h-date").defaultValue);
-    const end = start + (week ? 7 : 1) * DAY;
+    // A week is the seven days ending with the chosen date.
+    const day = startOf($("#h-date").value || $("#h-date").defaultValue);
+    const start = week ? day - 6 * DAY : day;
+    const end = day + DAY;
     const q = new URLSearchParams({
       start: new Date(start).toISOString(), end: new Date(Math.min(end, Date.now() + 60000)).toISOString(),
       step: week ? "3600" : "900",

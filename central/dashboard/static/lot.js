@@ -10,10 +10,12 @@ pg.page(async () => {
   }
   const enc = encodeURIComponent(lotId);
   let boxId = null;
+  let current = null;
   $("#lot-history").href = "/dashboard/history?lot=" + enc;
 
   async function loadLot() {
     const lot = await pg.api(`/api/v1/lots/${enc}`);
+    current = lot;
     $("#lot-title").textContent = `${lot.name} (${lot.id})`;
     document.title = lot.name + " · " + document.title;
     const c = lot.stale ? "grey" : pg.STATUS_COLOUR[lot.status];
@@ -82,6 +84,10 @@ pg.page(async () => {
     });
     const avg = sums.map((s, i) => [day0 + i * 900000, counts[i] ? s / counts[i] : null]);
     const todayPts = today.points.map((p) => [Date.parse(p.at), p.occupancy]);
+    // The curve ends at the live figure, not at the last whole step.
+    if (current && !current.stale && current.capacity > current.closed) {
+      todayPts.push([now, current.occupied / (current.capacity - current.closed)]);
+    }
     const ticks = [0, 3, 6, 9, 12, 15, 18, 21, 24].map((h) => [day0 + h * 3600000, String(h).padStart(2, "0") + ":00"]);
     $("#curve").replaceChildren(pg.lineChart([
       { points: avg, colour: "#93a0b8", dashed: true },
@@ -126,7 +132,8 @@ pg.page(async () => {
   }
 
   async function reloadAll() {
-    await Promise.all([loadLot(), loadBays(), loadSigns(), loadCurve()]);
+    await Promise.all([loadLot(), loadBays(), loadSigns()]);
+    await loadCurve();
   }
   await reloadAll();
   const refreshLot = pg.debounce(() => loadLot().catch(console.warn), 80);

@@ -50,7 +50,7 @@ pg.page(async () => {
       trend.title = t("trend." + (lot.trend || "steady"));
       node.querySelector(".status").replaceChildren(
         el("span", { class: "badge " + c, text: lot.stale ? t("lot.stale") : t("status." + lot.status) }),
-        lot.stale ? el("span", { class: "muted", text: " " + t("lot.last_known") }) : null);
+        ...(lot.stale ? [el("span", { class: "muted", text: " " + t("lot.last_known") })] : []));
       node.querySelector(".updated").textContent = t("lot.updated") + " " + fmt.ago(lot.updated);
       const ratio = lot.capacity - lot.closed > 0 ? lot.occupied / (lot.capacity - lot.closed) : null;
       node.querySelector(".occ").textContent = t("lot.occupancy") + " " + fmt.pct(ratio);

@@ -31,7 +31,7 @@ const pg = (() => {
       else if (k === "style" && typeof v === "object") Object.assign(node.style, v);
       else node.setAttribute(k, v === true ? "" : v);
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === null || c === undefined || c === false) continue;
       node.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
@@ -227,7 +227,7 @@ const pg = (() => {
   /** A line chart: series [{points: [[ms, 0..1]], colour, label, dashed}] over [x0, x1]. */
   function lineChart(series, opts) {
     const o = Object.assign({ w: 900, h: 280, x0: 0, x1: 1, ticks: [], yLabel: "" }, opts || {});
-    const L = 46, R = 12, T = 14, B = 28;
+    const L = 46, R = 26, T = 14, B = 28;
     const W = o.w - L - R, H = o.h - T - B;
     const svg = el("svg:svg", { viewBox: `0 0 ${o.w} ${o.h}`, class: "chart" });
     const x = (v) => L + ((v - o.x0) / (o.x1 - o.x0 || 1)) * W;
