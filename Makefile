@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients socat:socat mbpoll:mbpoll tmux:tmux chromium:chromium
+SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients socat:socat mbpoll:mbpoll tmux:tmux chromium:chromium :fonts-noto-cjk
 
 .PHONY: all install system-deps demo-deps lint format test bench soak demo schema clean
 
@@ -21,10 +21,13 @@ $(STAMP): requirements-dev.lock pyproject.toml
 install: $(STAMP)
 
 # The tests talk to real peers: mosquitto, socat ptys, mbpoll (libmodbus), tmux, Chromium.
+# An entry is command:package; ":package" (no command, e.g. the CJK font for the dashboard's
+# screenshots) is checked with dpkg.
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	  if [ -z "$$cmd" ]; then dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	  else command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; fi; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
