@@ -262,6 +262,14 @@ class Central:
         with self.db() as conn:
             return dict(conn.execute("SELECT box_id, acked_seq FROM watermarks").fetchall())
 
+    def box_row(self, box_id: str) -> tuple[str | None, bool]:
+        """(boot id, online) of a box as central last heard."""
+        with self.db() as conn:
+            row = conn.execute(
+                "SELECT boot_id, online FROM boxes WHERE box_id = ?", (box_id,)
+            ).fetchone()
+        return (row[0], bool(row[1])) if row else (None, False)
+
     def bay_states(self) -> dict[str, str]:
         with self.db() as conn:
             return dict(conn.execute("SELECT bay_id, state FROM bays").fetchall())
@@ -349,6 +357,8 @@ class Rig:
     boxes: list[Box]
     tmp: Path
     rng: random.Random = field(default_factory=lambda: random.Random(10))
+    paused: set[str] = field(default_factory=set)  # box ids the load leaves alone
+    changes: int = 0  # bay changes the load has made so far
 
     async def wait(
         self, check: Callable[[], object], within: float = 60, what: str = "condition"
@@ -388,8 +398,10 @@ class Rig:
         next_at = time.monotonic()
         while time.monotonic() < end:
             for box in self.boxes:
-                await box.toggle(self.rng)
-                n += 1
+                if box.plan.box_id not in self.paused:
+                    await box.toggle(self.rng)
+                    n += 1
+                    self.changes += 1
             next_at += step
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         return n
@@ -402,16 +414,22 @@ class Rig:
             what="every outbox drained and acked",
         )
 
+    def mismatches(self) -> dict[str, tuple[str | None, str]]:
+        """Bays whose live state at central differs from the truth: bay -> (central, truth)."""
+        states = self.central.bay_states()
+        return {
+            bay: (states.get(bay), want)
+            for box in self.boxes
+            for bay, want in box.truth().items()
+            if states.get(bay) != want
+        }
+
     async def converge(self, within: float = 30) -> float:
         """Central's live bay states equal the simulators' truth."""
-
-        def same() -> bool:
-            states = self.central.bay_states()
-            return all(
-                states.get(bay) == want for box in self.boxes for bay, want in box.truth().items()
-            )
-
-        return await self.wait(same, within=within, what="bay states equal to the truth")
+        try:
+            return await self.wait(lambda: not self.mismatches(), within=within, what="truth")
+        except AssertionError:
+            raise AssertionError(f"bays differ from the truth: {self.mismatches()}") from None
 
     def audit(self, *, strict_history: bool) -> Audit:
         """What central stored against what the boxes committed (and the sensors did)."""
