@@ -467,6 +467,51 @@ class Outbox:
         self._bytes -= int(row[1])
         return int(row[0])
 
+    def advance_past(self, acked_seq: int) -> int:
+        """Renumber this outbox's events above ``acked_seq``; return the shift (0: none).
+
+        For central's watermark being ahead of this outbox (the file was corrupt and
+        recreated, so the seq line restarted at 1): central already holds every seq up to
+        ``acked_seq`` (the old file's events) and would drop these as repeats. Every seq
+        this outbox holds is at or below ``acked_seq``, so none of them was stored; all of
+        them, queued or committed, and the recorded drop ranges move up by ``acked_seq``
+        in one transaction with the counter, keeping their order and spacing. Event bodies
+        are not rewritten: an ``events_dropped`` body already queued keeps the old numbers.
+        """
+        self.flush()
+        if acked_seq <= self._meta["last_seq"]:
+            return 0
+        offset = acked_seq
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # New seqs are all above every old one: the key never collides mid-update.
+            conn.execute("UPDATE events SET seq = seq + ?", (offset,))
+            conn.execute(
+                "UPDATE drops SET first_seq = first_seq + ?, last_seq = last_seq + ?",
+                (offset, offset),
+            )
+            self._meta["last_seq"] += offset
+            self._meta_dirty.add("last_seq")
+            self._write_meta()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._meta["last_seq"] -= offset
+            raise
+        self._next_seq = self._meta["last_seq"] + 1
+        self._report_queue = [first + offset for first in self._report_queue]
+        log.warning(
+            "outbox %s: central's watermark %d is ahead of this outbox (recreated?): its %d "
+            "events are renumbered from %d, new events continue at %d",
+            self.path,
+            acked_seq,
+            self._depth,
+            acked_seq + 1,
+            self._next_seq,
+        )
+        return offset
+
     def pending(self, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Committed events with ``seq > after_seq``, oldest first, at most ``limit``."""
         rows = self._conn.execute(

@@ -116,6 +116,8 @@ class UplinkStats:
     commands_refused: int
     commands_repeated: int
     bad_messages: int
+    seq_advances: int = 0
+    """Times central's watermark was ahead of the outbox and its events were renumbered."""
 
 
 class Uplink:
@@ -185,6 +187,7 @@ class Uplink:
         self._commands_refused = 0
         self._commands_repeated = 0
         self._bad_messages = 0
+        self._seq_advances = 0
 
     def _clock(self) -> dt.datetime:
         value = self._wall()
@@ -615,12 +618,12 @@ class Uplink:
             )
             return
         if acked > self._outbox.last_seq + self._outbox.queued:
-            self._bad(
-                "ack-ahead",
-                self.topics.ack,
-                f"central acks seq {acked} but this box has only reached "
-                f"{self._outbox.last_seq} (outbox recreated?)",
-            )
+            # Central holds seqs up to ``acked`` from before this outbox was recreated and
+            # would drop ours as repeats: renumber them above it before anything new goes out
+            # (the outbox logs it). What was already sent under the old numbers is sent again.
+            shift = self._outbox.advance_past(acked)
+            self._historical_below += shift
+            self._seq_advances += 1
         if acked == self._acked:
             return
         self._outbox.ack(acked)
@@ -776,6 +779,7 @@ class Uplink:
             commands_refused=self._commands_refused,
             commands_repeated=self._commands_repeated,
             bad_messages=self._bad_messages,
+            seq_advances=self._seq_advances,
         )
 
 

@@ -220,3 +220,24 @@ def test_outbox_corrupt_file_is_moved_aside(
     aside = list(tmp_path.glob("outbox.sqlite.corrupt-*"))
     assert len(aside) == 1
     assert any("corrupt" in r.message and "moved aside" in r.message for r in caplog.records)
+
+
+def test_outbox_advance_past_renumbers_above_the_watermark(tmp_path: Path) -> None:
+    """Events at or below central's watermark move above it, in order; the counter follows."""
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    for i in range(5):
+        box.append(body(i), T0)
+    box.flush()
+    box.append(body(5), T0)  # queued, not yet committed: renumbered as well
+    ids = [e.event_id for e in box.pending()]
+    assert box.advance_past(3) == 0  # not ahead of this outbox: nothing to do
+    assert box.advance_past(100) == 100
+    moved = box.pending()
+    assert [e.seq for e in moved] == [101, 102, 103, 104, 105, 106]
+    assert [e.event_id for e in moved[:5]] == ids
+    assert box.last_seq == 106 and box.append(body(6), T0) == 107
+    box.close()
+    again = Outbox(path)
+    assert again.last_seq == 107 and again.append(body(7), T0) == 108
+    again.close()

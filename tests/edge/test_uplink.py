@@ -424,6 +424,37 @@ async def test_uplink_seq_continues_across_restart_with_new_boot(
         second.outbox.close()
 
 
+async def test_uplink_recreated_outbox_renumbers_above_centrals_watermark(
+    tmp_path: Path, mosquitto: MosquittoBroker, central: CentralStandin
+) -> None:
+    """A corrupt outbox recreated at seq 1 renumbers its events above central's retained ack."""
+    first = make_box(tmp_path, mosquitto)
+    uplink = await first.start()
+    for i in range(30):
+        uplink.emit(bay_event(i))
+    await eventually(lambda: first.outbox.depth() == 0 and uplink.acked_seq == 30)
+    await first.stop()
+    first.outbox.close()
+    (tmp_path / "box" / "outbox.sqlite").write_bytes(b"this is not a database" * 1000)
+
+    second = make_box(tmp_path, mosquitto)
+    assert second.outbox.stats().corrupt_recoveries == 1 and second.outbox.last_seq == 0
+    # Events taken while still offline get seqs 1..20 again, which central already holds.
+    uplink2 = second.make_uplink()
+    assert [uplink2.emit(bay_event(100 + i)) for i in range(20)] == list(range(1, 21))
+    try:
+        await second.start()
+        await eventually(lambda: central.seqs(BOX) == list(range(1, 51)))
+        await eventually(lambda: second.outbox.depth() == 0 and uplink2.acked_seq == 50)
+        assert {central.events[(BOX, s)].boot_id for s in range(31, 51)} == {second.boot_id}
+        assert uplink2.stats().seq_advances == 1
+        assert uplink2.emit(bay_event(200)) == 51
+        await eventually(lambda: central.seqs(BOX)[-1] == 51)
+    finally:
+        await second.stop()
+        second.outbox.close()
+
+
 async def test_uplink_overflow_drops_oldest_and_reports_it(
     tmp_path: Path, mosquitto: MosquittoBroker, central: CentralStandin
 ) -> None:
