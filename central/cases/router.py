@@ -37,11 +37,14 @@ def cases(
     )
 
 
-@router.post("/cases/sweep", summary="Escalate overdue cases and order tows for long stays now")
+@router.post(
+    "/cases/sweep", summary="Run the sweep now: cases for alerts, escalations, tows for long stays"
+)
 async def sweep(central: CentralDep, _: Admin) -> dict[str, Any]:
+    opened = await run_in_threadpool(service.sync_alert_cases, central.engine, central.site)
     counts = await run_in_threadpool(service.sweep, central.engine, central.site)
     tows = await run_in_threadpool(sweep_bays, central.engine, central.site)
-    return {**counts, "tow_orders": tows}
+    return {"opened_from_alerts": opened, **counts, "tow_orders": tows}
 
 
 @router.get("/cases/{case_id}", summary="One case with its history and allowed actions")
