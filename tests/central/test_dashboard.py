@@ -509,7 +509,7 @@ class Server:
 
         def cut() -> None:
             for conn in list(self.server.server_state.connections):
-                conn.transport.close()  # type: ignore[union-attr]
+                conn.transport.close()
 
         self.central.hub.loop.call_soon_threadsafe(cut)
 
