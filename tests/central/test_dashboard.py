@@ -78,7 +78,7 @@ GREEN, RED = "rgb(31, 163, 92)", "rgb(216, 60, 60)"
 SITE_TOML = """
 [site]
 id = "xigang"
-name = "西港镇"
+name = "西岗镇"
 timezone = "Asia/Shanghai"
 
 [boxes.box-p1]
