@@ -99,6 +99,9 @@ class _Unit:
         tables = power_on_registers(self.profile)
         self.holding = tables[Table.HOLDING]
         self.inputs = tables[Table.INPUT]
+        if self.profile.has("unit_id"):
+            # A real module keeps the address it was configured with across power cycles.
+            self.holding[self.profile.register("unit_id").address] = self.unit_id
         self.booted_at = now
         self.last_kick = None  # no controller heard since power-on: the watchdog has expired
 
