@@ -61,6 +61,18 @@ def metrics_text(central: Central) -> str:
         "parkgrid_central_ingest_errors_total", "counter", "Failed batch attempts", [("", s.errors)]
     )
     metric(
+        "parkgrid_central_ingest_store_full",
+        "gauge",
+        "1 while the database's disk is full: events are neither stored nor acked",
+        [("", int(s.store_full))],
+    )
+    metric(
+        "parkgrid_central_ingest_store_full_batches_total",
+        "counter",
+        "Batches refused for a full disk (the boxes keep and resend their events)",
+        [("", s.store_full_batches)],
+    )
+    metric(
         "parkgrid_central_ingest_lag_seconds",
         "gauge",
         "Receipt to commit, oldest message of the last batch",
