@@ -452,8 +452,8 @@ class Demo:
             return
         raise DemoError(
             "no MQTT broker: install mosquitto (apt-get install mosquitto), or pass "
-            "--broker mqtt://host:port. (An embedded pure-Python broker is not part of this "
-            "version: see docs/demo notes in the README.)"
+            "--broker mqtt://host:port. (No embedded broker: amqtt 0.12, the pure-Python "
+            "candidate, does not answer an MQTT 5 CONNECT, and central speaks MQTT 5.)"
         )
 
     def prepare_central(self) -> None:
