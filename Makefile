@@ -55,6 +55,10 @@ test: $(STAMP) system-deps lint
 bench: $(STAMP) system-deps
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# The fault, bad-input and security tests, 30 times longer and faster; prints the table.
+soak: $(STAMP) system-deps
+	$(PY) soak/soak.py $(SOAK_ARGS)
+
 # The whole town on this machine: broker, central, the boxes and the simulators.
 # DEMO_ARGS passes options on, e.g. make demo DEMO_ARGS="--speed 120 --port 8080".
 demo: $(STAMP) demo-deps
