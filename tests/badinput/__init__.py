@@ -1,0 +1,1 @@
+"""Bad input: central's HTTP API under schemathesis, malformed MQTT, camera bodies, config files."""
