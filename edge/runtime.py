@@ -36,6 +36,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from edge import box_health
 from edge.agents.guidance import LOT_PROJECTIONS, RemoteLot, fixed_warning_display
 from edge.agents.occupancy import BayChange, LotSnapshot, Occupancy, SensorNotice
 from edge.agents.sign_display import UnsupportedDisplay, from_override, to_uplink
@@ -71,14 +72,10 @@ from firmware_protocols.uplink.models import (
     SensorFlag,
     SensorInfo,
     SensorRecovered,
-    SensorsHealth,
-    SerialLineHealth,
     Severity,
-    SignBusHealth,
     SignFault,
     SignRecovered,
     SignState,
-    SignUnitHealth,
     Trend,
 )
 from firmware_protocols.uplink.topics import Topics
@@ -515,25 +512,27 @@ class EdgeBox:
         return None
 
     def _publish_sign(self, sign_id: str) -> None:
+        state = self.sign_state(sign_id)
+        if state is not None:
+            self.uplink.publish_state(self.topics.sign(sign_id), state)
+
+    def sign_state(self, sign_id: str) -> SignState | None:
+        """What ``sign_id`` shows and whether it answers; None before its first display."""
         bus_id, sign = self.signs[sign_id]
         display = self.shown.get(sign_id)
         if display is None:
-            return
-        status = self.buses[bus_id].status(sign_id)
+            return None
         override = self.overrides.get(sign_id)
-        self.uplink.publish_state(
-            self.topics.sign(sign_id),
-            SignState(
-                sign_id=sign_id,
-                bus=bus_id,
-                unit=sign.unit,
-                profile=sign.profile,
-                display=to_uplink(display),
-                up=status.up,
-                last_verified=None,
-                override_until=utc(override[1]) if override else None,
-                ts=utc(self.clock()),
-            ),
+        return SignState(
+            sign_id=sign_id,
+            bus=bus_id,
+            unit=sign.unit,
+            profile=sign.profile,
+            display=to_uplink(display),
+            up=self.buses[bus_id].status(sign_id).up,
+            last_verified=None,
+            override_until=utc(override[1]) if override else None,
+            ts=utc(self.clock()),
         )
 
     def bay_state(self, bay_id: str) -> BayState:
@@ -586,21 +585,9 @@ class EdgeBox:
         for zone_id in self.zones.zones:
             yield self.topics.zone(zone_id), self.zones.zone_state(zone_id, self.clock())
         for sign_id in self.signs:
-            display = self.shown.get(sign_id)
-            if display is not None:
-                bus_id, sign = self.signs[sign_id]
-                yield (
-                    self.topics.sign(sign_id),
-                    SignState(
-                        sign_id=sign_id,
-                        bus=bus_id,
-                        unit=sign.unit,
-                        profile=sign.profile,
-                        display=to_uplink(display),
-                        up=self.buses[bus_id].status(sign_id).up,
-                        ts=utc(self.clock()),
-                    ),
-                )
+            state = self.sign_state(sign_id)
+            if state is not None:
+                yield self.topics.sign(sign_id), state
 
     def birth(self) -> BoxStatus:
         clock = read_clock()
@@ -622,198 +609,13 @@ class EdgeBox:
         )
 
     def health_summary(self) -> HealthSummary:
-        outbox = self.uplink.outbox_health()
-        lines = []
-        for name, line in self.lines.items():
-            stats = line.stats()
-            lines.append(
-                SerialLineHealth(
-                    line=name,
-                    up=stats.up,
-                    frames=stats.frames,
-                    crc_errors=stats.crc_failures + stats.checksum_failures,
-                    garbage_bytes=stats.dropped_bytes,
-                    timeouts=sum(stats.timeouts.values()),
-                )
-            )
-        buses = []
-        for bus_id, bus in self.buses.items():
-            units = []
-            for sign_id in bus.sign_ids:
-                status = bus.status(sign_id)
-                counters = status.counters
-                units.append(
-                    SignUnitHealth(
-                        unit=status.unit,
-                        up=status.up,
-                        requests=counters.requests,
-                        timeouts=counters.timeouts,
-                        exceptions=sum(counters.exceptions.values()),
-                    )
-                )
-            buses.append(SignBusHealth(bus=bus_id, units=tuple(units)))
-        bays = self.occupancy.bays.values()
-        return HealthSummary(
-            outbox=outbox,
-            serial_lines=tuple(lines),
-            sign_buses=tuple(buses),
-            sensors=SensorsHealth(
-                total=len(self.occupancy.bays),
-                silent=sum(1 for b in bays if b.state == "unknown" and not b.health.fault),
-                low_battery=sum(1 for b in bays if b.health.battery_health in ("low", "critical")),
-                faulty=sum(1 for b in bays if b.health.fault),
-            ),
-        )
+        return box_health.health_summary(self)
 
     def health_report(self) -> HealthReport:
-        lines_down = [name for name, line in self.lines.items() if not line.up]
-        signs_down = [
-            sign_id
-            for bus in self.buses.values()
-            for sign_id in bus.sign_ids
-            if not bus.status(sign_id).up
-        ]
-        outbox = self.uplink.outbox_health()
-        detail: dict[str, object] = {
-            "box_id": self.config.box_id,
-            "boot_id": str(self.boot_id),
-            "uptime_s": round(self.clock() - self.started_at, 1),
-            "mqtt_connected": self.network_up,
-            "serial_lines_down": lines_down,
-            "signs_down": signs_down,
-            "outbox_events": outbox.event.depth,
-            "oldest_event_age_s": outbox.oldest_event_age_s,
-            "unknown_sensors": dict(self.occupancy.unknown_sensors),
-            "restarts": dict(self.restarts.counts),
-            "lots": {
-                lot_id: {"free": s.free, "capacity": s.capacity, "status": s.status}
-                for lot_id, s in self._lot_snapshots.items()
-            },
-            "zones": {
-                zone_id: {
-                    "state": self.zones.state_name(zone_id),
-                    "violating": self.zones.violating(zone_id),
-                }
-                for zone_id in self.zones.zones
-            },
-        }
-        ok = self.network_up and not lines_down and not signs_down
-        return HealthReport(ok=ok, detail=detail)
+        return box_health.health_report(self)
 
     def metrics(self) -> list[Metric]:
-        box = {"box": self.config.box_id}
-        metrics = [
-            Metric(
-                name="parkgrid_edge_mqtt_connected",
-                kind="gauge",
-                help="1 while the box is connected to the broker",
-                samples=[(box, 1.0 if self.network_up else 0.0)],
-            ),
-        ]
-        outbox = self.uplink.outbox_health()
-        metrics.append(
-            Metric(
-                name="parkgrid_edge_outbox_depth",
-                kind="gauge",
-                help="messages waiting in the outbox, per lane",
-                samples=[
-                    ({**box, "lane": "event"}, outbox.event.depth),
-                    ({**box, "lane": "state"}, outbox.state.depth),
-                ],
-            )
-        )
-        metrics.append(
-            Metric(
-                name="parkgrid_edge_outbox_oldest_event_age_seconds",
-                kind="gauge",
-                help="age of the oldest event not yet acknowledged by central",
-                samples=[(box, outbox.oldest_event_age_s or 0.0)],
-            )
-        )
-        line_samples: dict[str, list[tuple[dict[str, str], float]]] = {
-            "bytes": [],
-            "frames": [],
-            "crc_failures": [],
-            "dropped_bytes": [],
-            "up": [],
-        }
-        for name, line in self.lines.items():
-            stats = line.stats()
-            labels = {**box, "line": name}
-            line_samples["bytes"].append((labels, stats.bytes_in))
-            line_samples["frames"].append((labels, stats.frames))
-            line_samples["crc_failures"].append((labels, stats.crc_failures))
-            line_samples["dropped_bytes"].append((labels, stats.dropped_bytes))
-            line_samples["up"].append((labels, 1.0 if stats.up else 0.0))
-        for key, samples in line_samples.items():
-            kind = "gauge" if key == "up" else "counter"
-            suffix = "" if key == "up" else "_total"
-            metrics.append(
-                Metric(
-                    name=f"parkgrid_edge_serial_{key}{suffix}",
-                    kind=kind,
-                    help=f"serial line {key.replace('_', ' ')}",
-                    samples=samples,
-                )
-            )
-        unit_up, unit_requests, unit_timeouts = [], [], []
-        for bus_id, bus in self.buses.items():
-            for sign_id in bus.sign_ids:
-                status = bus.status(sign_id)
-                labels = {**box, "bus": bus_id, "sign": sign_id, "unit": str(status.unit)}
-                unit_up.append((labels, 1.0 if status.up else 0.0))
-                unit_requests.append((labels, float(status.counters.requests)))
-                unit_timeouts.append((labels, float(status.counters.timeouts)))
-        metrics += [
-            Metric(
-                name="parkgrid_edge_sign_up",
-                kind="gauge",
-                help="1 while a sign answers",
-                samples=unit_up,
-            ),
-            Metric(
-                name="parkgrid_edge_sign_requests_total",
-                kind="counter",
-                help="Modbus requests sent to a sign",
-                samples=unit_requests,
-            ),
-            Metric(
-                name="parkgrid_edge_sign_timeouts_total",
-                kind="counter",
-                help="Modbus requests a sign did not answer",
-                samples=unit_timeouts,
-            ),
-        ]
-        lot_samples = [
-            ({**box, "lot": lot_id, "state": state}, float(getattr(snap, state)))
-            for lot_id, snap in self._lot_snapshots.items()
-            for state in ("free", "occupied", "unknown", "closed")
-        ]
-        metrics.append(
-            Metric(
-                name="parkgrid_edge_lot_bays",
-                kind="gauge",
-                help="bays of a lot by state",
-                samples=lot_samples,
-            )
-        )
-        metrics.append(
-            Metric(
-                name="parkgrid_edge_unknown_sensor_frames_total",
-                kind="counter",
-                help="frames from sensors not mapped to any bay",
-                samples=[(box, float(sum(self.occupancy.unknown_sensors.values())))],
-            )
-        )
-        metrics.append(
-            Metric(
-                name="parkgrid_edge_loop_restarts_total",
-                kind="counter",
-                help="supervised loops restarted after a crash",
-                samples=[({**box, "loop": k}, float(v)) for k, v in self.restarts.counts.items()],
-            )
-        )
-        return metrics
+        return box_health.box_metrics(self)
 
 
 def _same_figures(a: LotSnapshot, b: LotSnapshot) -> bool:
