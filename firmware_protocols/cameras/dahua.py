@@ -28,8 +28,10 @@ import json
 from typing import Any
 
 from firmware_protocols.cameras.capture import Capture, CaptureKind, Picture, PictureKind
+from firmware_protocols.cameras.hikvision import plausible
 from firmware_protocols.cameras.multipart import media_type, parse_multipart
 from firmware_protocols.cameras.plates import (
+    checked_plate,
     ga_plate_type,
     is_readable,
     normalise_plate,
@@ -96,6 +98,7 @@ def decode_event(
     obj: dict[str, Any] = found if isinstance(found, dict) else {}
     raw = _str(car.get("PlateNumber")) or _str(obj.get("Text")) or ""
     plate, colour = normalise_plate(raw, _str(car.get("PlateColor")))
+    plate = checked_plate(plate, fmt=FMT)
     vclass = vehicle_class_of(
         _str(car.get("VehicleType")) or _str(car.get("Category")) or _str(car.get("VehicleSize"))
     )
@@ -124,13 +127,15 @@ def _time(body: dict[str, Any], assume_tz: dt.tzinfo) -> dt.datetime:
     if isinstance(utc, int | float) and not isinstance(utc, bool) and 0 < utc < 2**32:
         ms = body.get("UTCMS")
         extra = ms / 1000 if isinstance(ms, int) and 0 <= ms < 1000 else 0.0
-        return dt.datetime.fromtimestamp(utc + extra, dt.UTC)
+        return plausible(dt.datetime.fromtimestamp(utc + extra, dt.UTC), FMT)
     local = _str(body.get("LocaleTime"))
     if local:
         try:
-            return dt.datetime.strptime(local, "%Y-%m-%d %H:%M:%S").replace(tzinfo=assume_tz)
+            when = dt.datetime.strptime(local, "%Y-%m-%d %H:%M:%S").replace(tzinfo=assume_tz)
         except ValueError:
             pass
+        else:
+            return plausible(when, FMT)
     raise DecodeError("event without a usable UTC or LocaleTime", fmt=FMT)
 
 

@@ -32,6 +32,7 @@ Elements are matched by local name, so the namespace (2.0 or none) does not matt
 from __future__ import annotations
 
 import datetime as dt
+import math
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -41,6 +42,7 @@ from defusedxml.ElementTree import fromstring
 from firmware_protocols.cameras.capture import Capture, Picture, PictureKind
 from firmware_protocols.cameras.multipart import Part, media_type, parse_multipart
 from firmware_protocols.cameras.plates import (
+    checked_plate,
     ga_plate_type,
     is_readable,
     normalise_plate,
@@ -99,7 +101,14 @@ def parse_time(text: str | None, *, assume_tz: dt.tzinfo, fmt: str = FMT) -> dt.
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise DecodeError(f"dateTime {text!r} is not an ISO 8601 time", fmt=fmt) from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=assume_tz)
+    return plausible(when if when.tzinfo is not None else when.replace(tzinfo=assume_tz), fmt)
+
+
+def plausible(when: dt.datetime, fmt: str) -> dt.datetime:
+    """A capture time a camera can have: 1971 to 2200 (a clock reset reads 1970 or 0001)."""
+    if not 1971 <= when.year <= 2200:
+        raise DecodeError(f"time {when.isoformat()} is not a plausible capture time", fmt=fmt)
+    return when
 
 
 def decode_alert(
@@ -125,6 +134,7 @@ def decode_alert(
         raise DecodeError("ANPR event without a usable UUID", fmt=FMT, data=xml[:64])
     raw_plate = _text(anpr, "licensePlate", "originalLicensePlate") or ""
     plate, colour = normalise_plate(raw_plate, _text(anpr, "plateColor"))
+    plate = checked_plate(plate, fmt=FMT)
     gat = _child(root, "VehicleGATInfo")
     vclass = vehicle_class_of(
         _text(anpr, "vehicleType"), ga_vehicle_type=_text(gat, "vehicleTypeByGAT")
@@ -170,10 +180,12 @@ def decode_alert(
 
 
 def _number(text: str | None) -> float | None:
+    """A finite number, or None: a camera's odd value here is not worth refusing the plate."""
     try:
-        return float(text) if text is not None else None
+        value = float(text) if text is not None else None
     except ValueError:
         return None
+    return value if value is not None and math.isfinite(value) and abs(value) < 1e6 else None
 
 
 def _picture(part: Part, kind: PictureKind) -> Picture:

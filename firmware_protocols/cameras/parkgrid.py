@@ -19,8 +19,10 @@ import re
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from firmware_protocols.cameras.capture import Capture, CaptureKind, Picture, PictureKind
+from firmware_protocols.cameras.hikvision import plausible
 from firmware_protocols.cameras.multipart import media_type, parse_multipart
 from firmware_protocols.cameras.plates import (
+    checked_plate,
     ga_plate_type,
     is_readable,
     normalise_plate,
@@ -96,13 +98,14 @@ def decode_document(data: bytes, parts: dict[str, tuple[str, bytes]] | None = No
     if parts:
         raise DecodeError(f"part {sorted(parts)[0]!r} is not listed in pictures", fmt=FMT)
     plate, colour = normalise_plate(doc.plate, doc.plate_color)
+    plate = checked_plate(plate, fmt=FMT)
     if doc.plate_color and colour is None:
         raise DecodeError(f"plate_color {doc.plate_color!r} is not a plate colour", fmt=FMT)
     vclass = vehicle_class_of(doc.vehicle_class)
     return Capture(
         source="parkgrid",
         event_id=doc.event_id,
-        captured_at=doc.time.astimezone(dt.UTC),
+        captured_at=plausible(doc.time, FMT).astimezone(dt.UTC),
         plate=plate,
         plate_raw=doc.plate,
         plate_readable=is_readable(plate),

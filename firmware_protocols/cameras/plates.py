@@ -17,6 +17,7 @@ import re
 import unicodedata
 
 from firmware_protocols.cameras.capture import PlateColor, VehicleClass
+from firmware_protocols.errors import DecodeError
 
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 # Province, issuing-office letter, five (ordinary) or six (new-energy) characters, and an
@@ -160,6 +161,16 @@ def normalise_plate(raw: str | None, colour: str | None = None) -> tuple[str, Pl
     if result is None and len(text) == 8 and _PLATE.match(text):
         result = PlateColor.GREEN
     return text, result
+
+
+MAX_PLATE_CHARS = 16
+
+
+def checked_plate(plate: str, *, fmt: str) -> str:
+    """``plate`` if it fits a plate column; DecodeError for text no plate can be."""
+    if len(plate) > MAX_PLATE_CHARS:
+        raise DecodeError(f"plate text of {len(plate)} characters is not a plate", fmt=fmt)
+    return plate
 
 
 def is_readable(plate: str) -> bool:

@@ -142,6 +142,16 @@ def test_hikvision_truck_with_gat_info_is_a_large_goods_vehicle() -> None:
     assert capture.vehicle_class is VehicleClass.TRUCK and capture.ga_plate_type == "01"
 
 
+def test_hikvision_odd_numbers_are_dropped_not_fatal() -> None:
+    """A non-finite lane or confidence is left out; the plate read still counts."""
+    xml = anpr_xml().replace(b"<laneNo>2</laneNo>", b"<laneNo>1e400</laneNo>")
+    xml = xml.replace(
+        b"<confidenceLevel>96</confidenceLevel>", b"<confidenceLevel>nan</confidenceLevel>"
+    )
+    capture = decode_hikvision(xml, "text/xml")
+    assert capture.lane is None and capture.confidence is None and capture.plate == "苏A8HK52"
+
+
 def test_hikvision_no_plate_is_kept_unreadable() -> None:
     """无车牌 is no plate: an empty plate that is not readable."""
     capture = decode_hikvision(anpr_xml(plate="无车牌", color="unknown"), "text/xml")
@@ -165,10 +175,14 @@ XXE = b"""<?xml version="1.0"?>
         pytest.param(anpr_xml(event_type="VMD"), "text/xml", "not ANPR", id="wrong-event-type"),
         pytest.param(anpr_xml(uuid=""), "text/xml", "UUID", id="no-uuid"),
         pytest.param(anpr_xml(when="yesterday"), "text/xml", "ISO 8601", id="bad-time"),
+        pytest.param(
+            anpr_xml(when="0001-01-01T00:00:00+14:00"), "text/xml", "plausible", id="year-one"
+        ),
         pytest.param(b"<other/>", "text/xml", "not EventNotificationAlert", id="wrong-root"),
         pytest.param(b"", "text/xml", "empty", id="empty"),
         pytest.param(b"<a>" * 100_000, "text/xml", "over", id="too-big"),
         pytest.param(b'{"a":1}', "application/json", "neither XML", id="json"),
+        pytest.param(anpr_xml(plate="苏" * 40), "text/xml", "not a plate", id="long-plate"),
         pytest.param(hik_multipart()[:-30], MP_TYPE, "truncated", id="multipart-truncated"),
         pytest.param(hik_multipart(), "multipart/form-data", "boundary", id="no-boundary"),
         pytest.param(
