@@ -1,6 +1,6 @@
 """Central ingest throughput: events/s from N boxes through Mosquitto into the store.
 
-    .venv/bin/python bench/central_ingest.py [--boxes N] [--events TOTAL] [--db sqlite|URL]
+    .venv/bin/python bench/central_ingest.py [--boxes N] [--events TOTAL] [--rounds R] [--db URL]
 
 Starts its own Mosquitto. N ``mosquitto_pub -l`` processes (C, one per simulated box, QoS 1)
 publish pre-built event envelopes; their stdin stays open until the subscribers have
@@ -17,7 +17,9 @@ runs, each with fresh subscribers in their own processes:
 
 After each central run the store must hold every event exactly once (count == total, no
 (box, seq) twice: the unique key) and every box's watermark must equal its last seq.
-Goals: (2) >= 80% of (1); (4) >= 1.6 x (2). Prints a table and PASS/FAIL for each goal.
+Goals: (2) >= 80% of (1); (4) >= 1.6 x (2). All runs are repeated ``--rounds`` times
+(default 2), alternating, and each figure is its best run (other load on the machine only
+slows runs down). Prints every run, the best figures, and PASS/FAIL for each goal.
 """
 
 from __future__ import annotations
@@ -308,6 +310,7 @@ def main() -> int:
     parser.add_argument("--boxes", type=int, default=10)
     parser.add_argument("--events", type=int, default=60_000, help="total events")
     parser.add_argument("--db", default=None, help="database URL (default: fresh SQLite)")
+    parser.add_argument("--rounds", type=int, default=2, help="repeat all runs; best of each")
     parser.add_argument("--batch-max", type=int, default=1000)
     parser.add_argument("--batch-delay", type=float, default=0.05)
     parser.add_argument(
@@ -357,43 +360,65 @@ def main() -> int:
             "--batch-delay",
             str(args.batch_delay),
         ]
-        bare1 = run(
-            "bare paho subscriber x1", [[*me, "--role", "bare"]], events, broker.port, total
+        rates: dict[str, list[float]] = {key: [] for key in ("bare1", "c1", "t1", "bare2", "c2")}
+        for rnd in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f" round {rnd} of {args.rounds}", flush=True)
+            rates["bare1"].append(
+                run(
+                    "bare paho subscriber x1", [[*me, "--role", "bare"]], events, broker.port, total
+                )
+            )
+            db1 = fresh_db(tmp, f"one-{rnd}.db", site_file, args.db)
+            rates["c1"].append(
+                run(
+                    "central ingest x1",
+                    [[*me, "--role", "central", "--db", db1]],
+                    events,
+                    broker.port,
+                    total,
+                )
+            )
+            check_store(db1, events)
+            db1t = fresh_db(tmp, f"one-thread-{rnd}.db", site_file, args.db)
+            rates["t1"].append(
+                run(
+                    "central x1, writer thread (old)",
+                    [[*me, "--role", "central", "--db", db1t, "--writer", "thread"]],
+                    events,
+                    broker.port,
+                    total,
+                )
+            )
+            check_store(db1t, events)
+            rates["bare2"].append(
+                run(
+                    "bare paho x2 ($share)",
+                    [[*me, "--role", "bare", "--group", "b"]] * 2,
+                    events,
+                    broker.port,
+                    total,
+                )
+            )
+            db2 = fresh_db(tmp, f"two-{rnd}.db", site_file, args.db)
+            rates["c2"].append(
+                run(
+                    "central ingest x2 ($share)",
+                    [[*me, "--role", "central", "--db", db2, "--group", "ingest"]] * 2,
+                    events,
+                    broker.port,
+                    total,
+                )
+            )
+            check_store(db2, events)
+    # Best of the rounds for every figure alike: other load on the machine only ever
+    # slows a run down, so the best run is the least disturbed one.
+    bare1, central1, thread1, bare2, central2 = (max(rates[k]) for k in rates)
+    if args.rounds > 1:
+        print(
+            f"\n  best of {args.rounds} rounds: bare x1 {bare1:,.0f}, central x1 {central1:,.0f}, "
+            f"writer thread {thread1:,.0f}, bare x2 {bare2:,.0f}, central x2 {central2:,.0f} msg/s"
         )
-        db1 = fresh_db(tmp, "one.db", site_file, args.db)
-        central1 = run(
-            "central ingest x1",
-            [[*me, "--role", "central", "--db", db1]],
-            events,
-            broker.port,
-            total,
-        )
-        check_store(db1, events)
-        db1t = fresh_db(tmp, "one-thread.db", site_file, args.db)
-        thread1 = run(
-            "central x1, writer thread (old)",
-            [[*me, "--role", "central", "--db", db1t, "--writer", "thread"]],
-            events,
-            broker.port,
-            total,
-        )
-        check_store(db1t, events)
-        bare2 = run(
-            "bare paho x2 ($share)",
-            [[*me, "--role", "bare", "--group", "b"]] * 2,
-            events,
-            broker.port,
-            total,
-        )
-        db2 = fresh_db(tmp, "two.db", site_file, args.db)
-        central2 = run(
-            "central ingest x2 ($share)",
-            [[*me, "--role", "central", "--db", db2, "--group", "ingest"]] * 2,
-            events,
-            broker.port,
-            total,
-        )
-        check_store(db2, events)
     one = central1 / bare1
     two = central2 / central1
     ok1, ok2 = one >= 0.8, two >= 1.6
