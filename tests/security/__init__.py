@@ -1,0 +1,1 @@
+"""Hostile clients: the broker configuration parkgrid generates, TLS, the API, the ledger."""
