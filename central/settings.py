@@ -8,9 +8,32 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+def default_pictures_dir(database_url: str) -> Path:
+    """``pictures/`` beside a SQLite database file, else ``./parkgrid-pictures``."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError:  # make_engine reports a bad URL; here only the default is at stake
+        url = None
+    if (
+        url is not None
+        and url.get_backend_name() == "sqlite"
+        and url.database
+        and url.database != ":memory:"
+    ):
+        return Path(url.database).resolve().parent / "pictures"
+    return Path("parkgrid-pictures").resolve()
+
+
+def _pictures_default(data: dict[str, Any]) -> Path:
+    return default_pictures_dir(str(data.get("database_url") or "sqlite:///parkgrid-central.db"))
 
 
 class CentralSettings(BaseSettings):
@@ -22,6 +45,11 @@ class CentralSettings(BaseSettings):
         description="sqlite:///path.db (WAL) or postgresql+psycopg://user@host/db",
     )
     migrate_on_start: bool = Field(default=True, description="Run migrations at start-up.")
+    pictures_dir: Path = Field(
+        default_factory=_pictures_default,
+        description="Evidence pictures on disk (default: pictures/ beside a SQLite database, "
+        "else ./parkgrid-pictures).",
+    )
 
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883")
     mqtt_username: str | None = None

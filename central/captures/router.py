@@ -25,7 +25,7 @@ def get_pictures(request: Request, central: CentralDep) -> PictureStore:
     """The app's picture store (``app.state.pictures``; the disk store by default)."""
     store: PictureStore | None = getattr(request.app.state, "pictures", None)
     if store is None:
-        store = picture_store_for(central.settings.database_url)
+        store = picture_store_for(central.settings.pictures_dir)
         request.app.state.pictures = store
     return store
 

@@ -19,8 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy.engine import make_url
-
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -80,13 +78,6 @@ class DiskPictureStore:
             return False
 
 
-def picture_store_for(database_url: str) -> DiskPictureStore:
-    """The default store: ``PARKGRID_PICTURES_DIR``, else ``pictures/`` beside a SQLite
-    database file, else ``./parkgrid-pictures``."""
-    configured = os.environ.get("PARKGRID_PICTURES_DIR")
-    if configured:
-        return DiskPictureStore(configured)
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return DiskPictureStore(Path(url.database).resolve().parent / "pictures")
-    return DiskPictureStore(Path("parkgrid-pictures").resolve())
+def picture_store_for(pictures_dir: Path | str) -> DiskPictureStore:
+    """The default store: files under ``pictures_dir`` (``CentralSettings.pictures_dir``)."""
+    return DiskPictureStore(Path(pictures_dir).resolve())
