@@ -66,6 +66,17 @@ async def _intake(
         service.intake, central.engine, pictures, site, camera_id=actor.name, capture=capture
     )
     response.status_code = 200 if result["duplicate"] else 201
+    notices = [
+        {"type": "ledger", "seq": o["seq"], "rule_id": o["rule"], "outcome": o["outcome"]}
+        for o in result["outcomes"]
+        if o.get("seq") is not None
+    ]
+    # A tow order opens a case for the place's grid in the same transaction.
+    notices += [
+        {"type": "case", "ledger_seq": n["seq"]} for n in notices if n["rule_id"] == "left_for_days"
+    ]
+    if notices:  # the dashboard's ledger and cases pages re-read on these
+        central.hub.publish(notices)
     return result
 
 

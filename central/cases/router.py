@@ -44,6 +44,10 @@ async def sweep(central: CentralDep, _: Admin) -> dict[str, Any]:
     opened = await run_in_threadpool(service.sync_alert_cases, central.engine, central.site)
     counts = await run_in_threadpool(service.sweep, central.engine, central.site)
     tows = await run_in_threadpool(sweep_bays, central.engine, central.site)
+    if opened or any(counts.values()) or tows:
+        central.hub.publish([{"type": "case", "sweep": True}])
+    if tows:
+        central.hub.publish([{"type": "ledger", "seq": seq} for seq in tows])
     return {"opened_from_alerts": opened, **counts, "tow_orders": tows}
 
 
@@ -53,10 +57,12 @@ def case(case_id: int, engine: EngineDep, _: Viewer) -> dict[str, Any]:
 
 
 @router.post("/cases/{case_id}/actions", summary="Move a case along the loop")
-def act(case_id: int, body: CaseActionIn, engine: EngineDep, actor: Operator) -> dict[str, Any]:
-    return service.act(
-        engine, case_id=case_id, action=body.action, actor=actor.label, note=body.note
+def act(case_id: int, body: CaseActionIn, central: CentralDep, actor: Operator) -> dict[str, Any]:
+    out = service.act(
+        central.engine, case_id=case_id, action=body.action, actor=actor.label, note=body.note
     )
+    central.hub.publish([{"type": "case", "id": case_id, "state": out["state"]}])
+    return out
 
 
 @router.get("/reports/grids", summary="Per-grid figures for a month")

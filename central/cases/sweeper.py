@@ -33,9 +33,14 @@ class Sweeper:
         while not self._stop.wait(self.interval_s):
             try:
                 now = time.time()
-                sync_alert_cases(self.central.engine, self.central.site, now=now)
-                sweep(self.central.engine, self.central.site, now=now)
-                sweep_bays(self.central.engine, self.central.site, now=now)
+                opened = sync_alert_cases(self.central.engine, self.central.site, now=now)
+                counts = sweep(self.central.engine, self.central.site, now=now)
+                tows = sweep_bays(self.central.engine, self.central.site, now=now)
+                if opened or any(counts.values()) or tows:  # live dashboard pages re-read
+                    self.central.hub.publish(
+                        [{"type": "case", "sweep": True}]
+                        + [{"type": "ledger", "seq": seq} for seq in tows]
+                    )
                 if failing:
                     log.info("case sweep works again")
                 failing = False

@@ -133,8 +133,12 @@ def entry(seq: int, engine: EngineDep, _: Viewer) -> dict[str, Any]:
     summary="A review step (confirm, void, notify, close, "
     "tow, release): a new entry, never an update",
 )
-def act(seq: int, body: ActionIn, engine: EngineDep, actor: Operator) -> dict[str, Any]:
-    return service.act(engine, seq=seq, action=body.action, reason=body.reason, actor=actor.label)
+def act(seq: int, body: ActionIn, central: CentralDep, actor: Operator) -> dict[str, Any]:
+    out = service.act(
+        central.engine, seq=seq, action=body.action, reason=body.reason, actor=actor.label
+    )
+    central.hub.publish([{"type": "ledger", "seq": seq, "status": out["status"]}])
+    return out
 
 
 @router.get("/permits", summary="Permits: from the site file and issued here")
