@@ -459,6 +459,7 @@ def _entries_out(conn: Connection, firsts: list[Any]) -> list[dict[str, Any]]:
                 "status": status,
                 "actions": workflow.actions(status),
                 "hash": row.hash,
+                "prev_hash": row.prev_hash,
                 "evidence": {
                     **ev,
                     "captures": [captures[c] for c in ev.get("captures", []) if c in captures],
