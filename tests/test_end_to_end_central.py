@@ -108,7 +108,7 @@ class AckWatcher:
         self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe(Topics(SITE, self.box_id).ack, qos=1)
-        self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.connect(self.broker.host, self.broker.port)
         self.client.loop_start()
 
