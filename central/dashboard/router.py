@@ -46,6 +46,9 @@ def _builtin_pages() -> None:
     add("alerts", "nav.alerts", "alerts", 40)
     add("boxes", "nav.boxes", "boxes", 50)
     add("history", "nav.history", "history", 60)
+    add("ledger", "nav.ledger", "ledger", 70)
+    add("cases", "nav.cases", "cases", 75)
+    add("grids", "nav.grids", "grids", 80)
     add("users", "nav.users", "users", 90, role="admin")
     add("login", "nav.login", "login", 99, nav=False)
 
