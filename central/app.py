@@ -100,7 +100,12 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             stats=central.stats,
             wants_notices=lambda: hub.active,
         )
-        central.mqtt = CentralMqtt(settings=settings, site_id=site.id, writer=writer)
+        central.mqtt = CentralMqtt(
+            settings=settings,
+            site_id=site.id,
+            writer=writer,
+            writer_process=settings.ingest_writer_process,
+        )
         central.mqtt.start()
     return central
 

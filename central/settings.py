@@ -61,6 +61,11 @@ class CentralSettings(BaseSettings):
     ingest_group: str | None = Field(
         default=None, description="Share the ingest with other processes ($share/NAME/...)."
     )
+    ingest_writer_process: bool = Field(
+        default=True,
+        description="Decode and store in a separate writer process (the faster path: paho's "
+        "network thread keeps a core to itself); false keeps the writer as a thread.",
+    )
     instance: str | None = Field(default=None, description="This instance's name (host name).")
 
     batch_max: int = Field(default=1000, ge=1, le=100_000)
