@@ -53,7 +53,7 @@ test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Every benchmark prints its figures beside a floor measured in the same run (bench/_*.py are
-# shared helpers, not benchmarks). BENCH_ARGS reach every script, e.g. for a quick pass.
+# shared helpers, not benchmarks).
 bench: $(STAMP) system-deps
 	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
