@@ -172,7 +172,50 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
 
     limit = settings.max_body_bytes if settings is not None else None
     app.add_middleware(BodyLimit, max_bytes=limit)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            declare_invalid(generate())
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+INVALID_SCHEMA: dict[str, Any] = {
+    "title": "Invalid",
+    "type": "object",
+    "description": "A value central refused after parsing it: the reason and the field.",
+    "required": ["detail", "field"],
+    "properties": {"detail": {"type": "string"}, "field": {"type": "string"}},
+}
+
+
+def declare_invalid(doc: dict[str, Any]) -> None:
+    """Declare both 422 bodies central sends: FastAPI's parse errors and its own ``Invalid``.
+
+    FastAPI documents only the first; a client (and schemathesis) must expect either.
+    """
+    doc.setdefault("components", {}).setdefault("schemas", {})["Invalid"] = INVALID_SCHEMA
+    for operation in (op for item in doc.get("paths", {}).values() for op in item.values()):
+        response = (
+            operation.get("responses", {}).get("422") if isinstance(operation, dict) else None
+        )
+        if response is None:
+            continue
+        response["description"] = "Validation error: a request that does not parse, or a value "
+        response["description"] += "refused after parsing (with the field it names)"
+        response["content"] = {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/HTTPValidationError"},
+                        {"$ref": "#/components/schemas/Invalid"},
+                    ]
+                }
+            }
+        }
 
 
 CAMERA_PATHS = ("/api/v1/captures", "/api/v1/cameras/", "/api/v1/pictures")
