@@ -29,7 +29,7 @@ default, so an older file stays valid.
 from __future__ import annotations
 
 import hashlib
-import tomllib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,37 +40,33 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     field_validator,
 )
 
+from parkgrid.configfile import (
+    ConfigFileError,
+    ConfigProblem,
+    problems_from_validation_error,
+    read_toml,
+)
+
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 BOX_ID_PATTERN = r"^[A-Za-z0-9.-][A-Za-z0-9_.-]{0,63}$"
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]
 BoxIdent = Annotated[str, Field(pattern=BOX_ID_PATTERN)]
+MAX_BAYS = 100_000
 
 
-@dataclass(frozen=True, slots=True)
-class SiteProblem:
-    """One thing wrong in a site file: where, and what."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+# The edge box's config reports problems the same way (parkgrid/configfile.py).
+SiteProblem = ConfigProblem
 
 
-class SiteError(ValueError):
+class SiteError(ConfigFileError):
     """A site file that cannot be used; ``problems`` lists every reason."""
-
-    def __init__(self, source: str, problems: list[SiteProblem]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
 
 class _Model(BaseModel):
@@ -112,7 +108,7 @@ class Location(_Model):
 class BayRange(_Model):
     """``count`` bays named by ``pattern`` (``{n}`` is 1-based from ``start``)."""
 
-    count: int = Field(ge=0, le=100_000)
+    count: int = Field(ge=0, le=MAX_BAYS)
     pattern: str = Field(description="e.g. 'P1-{n:03d}'")
     start: int = Field(default=1, ge=0)
 
@@ -131,7 +127,48 @@ class BayRange(_Model):
         return [self.pattern.format(n=n) for n in range(self.start, self.start + self.count)]
 
 
-Bays = int | list[Ident] | BayRange
+BAYS_FORMS = "bays must be a count (150), a list of bay ids, or {count, pattern}"
+_ident = re.compile(ID_PATTERN)
+
+
+def _bays_value(value: object) -> object:
+    """Any wrong ``bays`` becomes one sentence, not one pydantic error per union member."""
+    if isinstance(value, bool):
+        raise ValueError(f"{BAYS_FORMS}, not {value!r}")
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_BAYS:
+            raise ValueError(f"{BAYS_FORMS}; a count is 0 to {MAX_BAYS}, not {value}")
+        return value
+    if isinstance(value, list):
+        wrong = [i for i, item in enumerate(value) if not _is_ident(item)]
+        if wrong:
+            raise ValueError(
+                f"{BAYS_FORMS}; item {wrong[0]} ({value[wrong[0]]!r}) is not a bay id "
+                "(1 to 64 letters, digits, '_', '.', '-')"
+            )
+        return value
+    if isinstance(value, BayRange):
+        return value
+    if isinstance(value, dict):
+        unknown = sorted(str(key) for key in value if key not in BayRange.model_fields)
+        missing = [key for key in ("count", "pattern") if key not in value]
+        if unknown or missing:
+            wrong = [f"lacks {', '.join(missing)}"] if missing else []
+            wrong += [f"has unknown key(s) {', '.join(unknown)}"] if unknown else []
+            raise ValueError(f"{BAYS_FORMS}; this table {' and '.join(wrong)}")
+        # The right keys: pydantic checks their values, each at its own path (bays.count).
+        return value
+    raise ValueError(f"{BAYS_FORMS}, not {type(value).__name__} {value!r}")
+
+
+def _is_ident(item: object) -> bool:
+    return isinstance(item, str) and _ident.fullmatch(item) is not None
+
+
+# The union stays for the JSON schema and the type checker. The before-validator answers for
+# every value of the wrong shape; a {count, pattern} table of the right shape goes on to
+# BayRange, whose errors problems_from_validation_error reports at their own paths.
+Bays = Annotated[int | list[Ident] | BayRange, BeforeValidator(_bays_value)]
 
 
 def _expand_bays(owner: str, bays: Bays) -> list[str]:
@@ -473,26 +510,12 @@ def _sign_problems(site: Site, refs: dict[str, Any]) -> list[SiteProblem]:
     return problems
 
 
-def _pydantic_problems(exc: ValidationError) -> list[SiteProblem]:
-    problems = []
-    for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"])
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting (misspelt, or in the wrong section?)"
-        elif error["type"] == "missing":
-            message = "required setting is missing"
-        problems.append(SiteProblem(path, message.removeprefix("Value error, ")))
-    # A union (bays = int | list | range) reports one error per branch; keep them all, once.
-    return list(dict.fromkeys(problems))
-
-
 def parse_site(data: dict[str, Any], *, source: str = "<site>") -> Site:
     """Validate already-parsed TOML data; raise SiteError with every problem."""
     try:
         site = Site.model_validate(data)
     except ValidationError as exc:
-        raise SiteError(source, _pydantic_problems(exc)) from None
+        raise SiteError(source, problems_from_validation_error(exc, data)) from None
     problems = cross_check(site)
     if problems:
         raise SiteError(source, problems)
@@ -501,18 +524,10 @@ def parse_site(data: dict[str, Any], *, source: str = "<site>") -> Site:
 
 def load_site(path: Path | str) -> Site:
     """Read and validate a site file."""
-    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problem = SiteProblem("", f"cannot read the file: {exc.strerror}")
-        raise SiteError(str(path), [problem]) from None
-    except UnicodeDecodeError:
-        raise SiteError(str(path), [SiteProblem("", "the file is not UTF-8 text")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SiteError(str(path), [SiteProblem("", f"not valid TOML: {exc}")]) from None
+        data = read_toml(path)
+    except ConfigFileError as exc:
+        raise SiteError(exc.source, exc.problems) from None
     return parse_site(data, source=str(path))
 
 

@@ -20,9 +20,7 @@ import hashlib
 import itertools
 import os
 import re
-import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,6 +37,12 @@ from pydantic import (
 from firmware_protocols.sensors import FORMATS as SENSOR_FORMATS
 from firmware_protocols.signs import PROFILES as SIGN_PROFILES
 from firmware_protocols.signs import Message
+from parkgrid.configfile import (
+    ConfigFileError,
+    problems_from_validation_error,
+    read_toml,
+)
+from parkgrid.configfile import ConfigProblem as ConfigProblem  # re-exported: edge's name
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -47,25 +51,8 @@ RADIO_SENSOR_ID = re.compile(r"^[0-9A-F]{8}$")
 M77_SENSOR_ID = re.compile(r"^M77-(\d{3})-(\d{3})$")
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """One thing wrong in a config file: where, and what."""
-
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class ConfigError(ValueError):
+class ConfigError(ConfigFileError):
     """A configuration that cannot be used; ``problems`` lists every reason."""
-
-    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
 
 class _Model(BaseModel):
@@ -561,26 +548,12 @@ def cross_check(config: EdgeConfig) -> list[ConfigProblem]:
     return problems
 
 
-def _pydantic_problems(exc: ValidationError) -> list[ConfigProblem]:
-    problems = []
-    for error in exc.errors():
-        path = ".".join(str(part) for part in error["loc"])
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting (misspelt, or in the wrong section?)"
-        elif error["type"] == "missing":
-            message = "required setting is missing"
-        message = message.removeprefix("Value error, ")
-        problems.append(ConfigProblem(path, message))
-    return problems
-
-
 def parse_config(data: dict[str, object], *, source: str = "<config>") -> EdgeConfig:
     """Validate already-parsed TOML data; raise ConfigError with every problem."""
     try:
         config = EdgeConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, _pydantic_problems(exc)) from None
+        raise ConfigError(source, problems_from_validation_error(exc, data)) from None
     problems = cross_check(config)
     if problems:
         raise ConfigError(source, problems)
@@ -589,18 +562,10 @@ def parse_config(data: dict[str, object], *, source: str = "<config>") -> EdgeCo
 
 def load_config(path: Path | str) -> EdgeConfig:
     """Read and validate a box config file."""
-    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problem = ConfigProblem("", f"cannot read the file: {exc.strerror}")
-        raise ConfigError(str(path), [problem]) from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), [ConfigProblem("", "the file is not UTF-8 text")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+        data = read_toml(path)
+    except ConfigFileError as exc:
+        raise ConfigError(exc.source, exc.problems) from None
     return parse_config(data, source=str(path))
 
 

@@ -62,19 +62,7 @@ def problems_for(kind: str, doc: dict[str, Any]) -> list[tuple[str, str]]:
     ("kind", "source"),
     [
         pytest.param("edge", EDGE_EXAMPLE, id="edge-toml"),
-        pytest.param(
-            "site",
-            SITE_EXAMPLE,
-            id="site-toml",
-            # Known defect, reported: central/site.py's `bays = int | list | {count, pattern}`
-            # union yields one pydantic error per branch ("lots.P1.bays.int: ...",
-            # "lots.P1.bays.list[constrained-str]: ..."), not one message. Strict: this test
-            # fails loudly once site.py is fixed, so the mark is then removed.
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="central/site.py: a wrong `bays` gives one error per union branch",
-            ),
-        ),
+        pytest.param("site", SITE_EXAMPLE, id="site-toml"),
     ],
 )
 def test_badinput_config_every_field_wrong_gives_one_message(kind: str, source: Path) -> None:
