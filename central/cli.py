@@ -197,13 +197,16 @@ def _verify_ledger(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if result.ok:
-        print(f"ledger ok: {result.entries} entries, head {result.head_hash}")
+        # The head to publish (docs/ledger.md): a later run must still reach it.
+        print(f"ledger ok: {result.entries} entries, head seq {result.head_seq} {result.head_hash}")
         return EXIT_OK
     print(
         f"ledger broken at entry {result.bad_seq}: {result.reason} "
         f"({result.entries} entries before it verify)",
         file=sys.stderr,
     )
+    recorded = "none" if result.recorded is None else str(result.recorded)
+    print(f"chain head: {result.head}; recorded head: {recorded}", file=sys.stderr)
     return EXIT_FAIL
 
 

@@ -344,6 +344,18 @@ ledger = Table(
 Index("ix_ledger_ref_seq", ledger.c.ref_seq)
 Index("ix_ledger_at", ledger.c.at)
 
+# The ledger's head: one row (id 1), the newest entry's seq and hash, moved in the same
+# transaction as every append. Deleting the newest entries then leaves a chain that ends
+# short of the head, which verify reports (docs/ledger.md, "The head").
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+)
+
 # Permits issued through the API (the site file's [[permits]] count as well).
 permits = Table(
     "permits",

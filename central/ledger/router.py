@@ -71,10 +71,14 @@ def ledger(
 @router.get("/ledger/verify", summary="Recompute the hash chain; name the first bad entry")
 async def verify(engine: EngineDep, _: Admin) -> dict[str, Any]:
     result = await run_in_threadpool(chain.verify, engine)
+    recorded = result.recorded
     return {
         "ok": result.ok,
         "entries": result.entries,
+        "head_seq": result.head_seq,
         "head_hash": result.head_hash,
+        # The ledger_head row: on success equal to the chain's head, the value to publish.
+        "recorded_head": None if recorded is None else {"seq": recorded.seq, "hash": recorded.hash},
         "bad_seq": result.bad_seq,
         "reason": result.reason,
     }
