@@ -198,7 +198,7 @@ def _verify_ledger(args: argparse.Namespace) -> int:
         engine.dispose()
     if result.ok:
         # The head to publish (docs/ledger.md): a later run must still reach it.
-        print(f"ledger ok: {result.entries} entries, head seq {result.head_seq} {result.head_hash}")
+        print(f"ledger ok: {result.entries} entries, head {result.head}")
         return EXIT_OK
     print(
         f"ledger broken at entry {result.bad_seq}: {result.reason} "

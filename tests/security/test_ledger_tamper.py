@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, delete, update
+from sqlalchemy import Connection, Engine, delete, update
 
 from central.db import schema as t
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
-from central.ledger.chain import FIELDS, append, verify
+from central.ledger.chain import FIELDS, GENESIS, append, entry_hash, verify
 from tests.central.conftest import pg_schema_url  # noqa: F401  (fixture: a PostgreSQL schema)
 from tests.faults.rig import ROOT, record
 
@@ -145,3 +146,112 @@ def test_security_ledger_cli_names_the_tampered_entry(ledger: tuple[Engine, str]
     )
     assert ran.returncode == 1
     assert "entry 3" in ran.stderr
+
+
+def _newest(engine: Engine) -> dict[str, object]:
+    with engine.connect() as conn:
+        row = conn.execute(t.ledger.select().order_by(t.ledger.c.seq.desc()).limit(1)).one()
+    return dict(row._mapping)
+
+
+def _append(conn: Connection, key: str) -> dict[str, object]:
+    return append(
+        conn, at=1_740_000_100.0, kind="violation", evidence="{}", status="open", dedup_key=key
+    )
+
+
+def test_security_ledger_append_after_deleting_newest_keeps_the_gap(
+    ledger: tuple[Engine, str],
+) -> None:
+    """An entry appended after the newest was deleted follows the head: the gap stays named."""
+    engine, _ = ledger
+    with engine.begin() as conn:
+        conn.execute(delete(t.ledger).where(t.ledger.c.seq == ENTRIES))
+    with engine.begin() as conn:
+        row = _append(conn, "after")
+    assert row["seq"] == ENTRIES + 1
+    result = verify(engine)
+    assert not result.ok and result.bad_seq == ENTRIES
+    assert f"entry {ENTRIES} is missing" in (result.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("change", "bad_seq", "words"),
+    [
+        pytest.param({"seq": ENTRIES - 1}, ENTRIES, "past the recorded head", id="head-set-back"),
+        pytest.param({"hash": "f" * 64}, ENTRIES, "recorded head", id="head-hash-changed"),
+        pytest.param(None, ENTRIES, "recorded head is missing", id="head-deleted"),
+    ],
+)
+def test_security_ledger_head_row_tampered_is_named(
+    ledger: tuple[Engine, str], change: dict[str, object] | None, bad_seq: int, words: str
+) -> None:
+    """The head row moved, changed or deleted without the entries: verify says so."""
+    engine, _ = ledger
+    with engine.begin() as conn:
+        if change is None:
+            conn.execute(delete(t.ledger_head))
+        else:
+            conn.execute(update(t.ledger_head).values(change))
+    result = verify(engine)
+    assert not result.ok and result.bad_seq == bad_seq
+    assert words in (result.reason or "")
+
+
+def test_security_ledger_verify_gives_the_head_to_publish(ledger: tuple[Engine, str]) -> None:
+    """A sound ledger verifies to its newest entry's seq and hash, equal to the recorded head."""
+    engine, url = ledger
+    newest = _newest(engine)
+    result = verify(engine)
+    assert result.ok and result.head_seq == ENTRIES and result.head_hash == newest["hash"]
+    assert result.recorded == result.head
+    ran = subprocess.run(
+        [sys.executable, "-m", "parkgrid", "central", "verify-ledger", "--database-url", url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert ran.returncode == 0
+    assert f"head seq {ENTRIES} hash {newest['hash']}" in ran.stdout
+
+
+def test_security_ledger_head_logged_once_committed(
+    ledger: tuple[Engine, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each committed append logs the new head in one INFO line; a rolled-back one logs none."""
+    engine, _ = ledger
+    caplog.set_level(logging.INFO, logger="central.ledger.chain")
+    with engine.connect() as conn, conn.begin() as tx:
+        _append(conn, "rolled-back")
+        tx.rollback()
+    assert [r for r in caplog.records if "ledger head" in r.getMessage()] == []
+    with engine.begin() as conn:
+        row = _append(conn, "kept")
+    lines = [r.getMessage() for r in caplog.records if "ledger head" in r.getMessage()]
+    assert lines == [f"ledger head seq {row['seq']} hash {row['hash']}"]
+    assert row["seq"] == ENTRIES + 1 and verify(engine).ok
+
+
+def test_security_ledger_migration_takes_the_head_from_the_newest_entry(tmp_path: Path) -> None:
+    """A ledger written before migration 0003 gets its head from its newest entry."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0002")
+    prev = GENESIS
+    with engine.begin() as conn:
+        for seq in (1, 2):
+            row = {name: None for name in FIELDS} | {
+                "seq": seq,
+                "at": 1_740_000_000.0 + seq,
+                "kind": "violation",
+                "evidence": "{}",
+                "status": "open",
+                "dedup_key": f"old{seq}",
+                "prev_hash": prev,
+            }
+            row["hash"] = prev = entry_hash(row)
+            conn.execute(t.ledger.insert().values(**row))
+    upgrade(engine)
+    result = verify(engine)
+    engine.dispose()
+    assert result.ok and result.head_seq == 2 and result.recorded == result.head
+    assert result.head_hash == prev
