@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -116,12 +117,37 @@ def _stop(central: Central) -> None:
     central.engine.dispose()
 
 
+class RedactTokens(logging.Filter):
+    """Blanks ``access_token=...`` in a log record's arguments (uvicorn's access log).
+
+    EventSource clients cannot set headers, so the stream takes its token in the query
+    string, and an access log line prints the whole URL.
+    """
+
+    PATTERN = re.compile(r"(access_token=)[^&\s]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = self.PATTERN.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+REDACT_TOKENS = RedactTokens()
+
+
 def create_app(settings: CentralSettings | None = None) -> FastAPI:
     """The central app; ``settings`` None means: read them from the environment at start."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings if settings is not None else CentralSettings()  # type: ignore[call-arg]
+        # After uvicorn has set up its loggers: the access log must not print a token.
+        logging.getLogger("uvicorn.access").addFilter(REDACT_TOKENS)
         loop = asyncio.get_running_loop()
         central = await run_in_threadpool(_start, resolved, loop)
         app.state.central = central

@@ -15,6 +15,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,15 +222,20 @@ def login(
 
 
 class TokenCache:
-    """Token hash -> (actor, expires_at, cached_at): one store read per token per few s."""
+    """Token hash -> (actor, expires_at, cached_at): one store read per token per few s.
 
-    def __init__(self) -> None:
+    ``clock`` (epoch seconds) is what expiry is judged by; tests move it to see a token
+    expire without waiting out its lifetime.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._entries: dict[str, tuple[Actor | None, float, float]] = {}
         self._lock = threading.Lock()
+        self.clock = clock
 
     def authenticate(self, engine: Engine, token: str) -> Actor:
         digest = token_hash(token)
-        now = time.time()
+        now = self.clock()
         with self._lock:
             hit = self._entries.get(digest)
         if hit is None or now - hit[2] > CACHE_S:
