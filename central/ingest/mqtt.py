@@ -23,6 +23,10 @@ Central's own status is published retained ``online`` on every connect and regis
 the Last Will ``offline``. Box status topics are subscribed without ``$share`` in every
 process (each process sees every birth and death, in order); the rest use
 ``$share/{group}/...`` when a group is set, so processes split the load.
+
+Central speaks MQTT 5 only when a group is set (``$share`` needs it) and MQTT 3.1.1
+otherwise, so it also runs against brokers without MQTT 5, such as the demo's embedded
+one (``simulators.embedded_broker``); docs/central.md says what 3.1.1 gives up.
 """
 
 from __future__ import annotations
@@ -101,8 +105,11 @@ class CentralMqtt:
         client_id = (
             settings.mqtt_client_id or f"parkgrid-central-{self.instance}-{uuid.uuid4().hex[:8]}"
         )
+        self.v5 = bool(settings.ingest_group)
         self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
         )
         if settings.mqtt_username:
             password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
@@ -173,7 +180,10 @@ class CentralMqtt:
             log.warning("MQTT connect refused: %s", reason)
             return
         topics = subscriptions(self.site_id, self.settings.ingest_group)
-        client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in topics])
+        if self.v5:
+            client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in topics])
+        else:
+            client.subscribe([(topic, 1) for topic in topics])
         self.publish_status()
         self.connected.set()
         log.info("MQTT connected; subscribed to %d filters", len(topics))
@@ -235,7 +245,8 @@ class CentralMqtt:
 
     def publish_command(self, topic: str, payload: bytes, expiry_s: float | None) -> bool:
         props = None
-        if expiry_s is not None:
+        # MQTT 3.1.1 has no expiry: the box still drops a command past its expires_at.
+        if expiry_s is not None and self.v5:
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = max(1, int(expiry_s))
         info = self.client.publish(topic, payload, qos=1, retain=False, properties=props)
