@@ -2,7 +2,9 @@
 
 What runs (every process in its own process group, stopped with SIGTERM then SIGKILL)::
 
-    broker      mosquitto on a free loopback port (or --broker URL)
+    broker      mosquitto on a free loopback port; without mosquitto (or with
+                --embedded-broker) amqtt, pure Python (simulators.embedded_broker);
+                or none with --broker URL
     central     parkgrid central serve, SQLite in the run folder, the dashboard on --port
     boxes       parkgrid edge run, one per lot and per stall area, generated configs
     this process
@@ -350,6 +352,7 @@ class Options:
     run_dir: Path | None
     headless: bool
     hold: bool
+    embedded_broker: bool = False
 
 
 def _http_get(url: str, token: str | None = None, timeout: float = 3.0) -> tuple[int, Any]:
@@ -434,26 +437,29 @@ class Demo:
     def start_broker(self) -> None:
         if self.options.broker:
             return
-        from simulators.broker import MosquittoBroker
+        from simulators.broker import BrokerError, MosquittoBroker
+        from simulators.embedded_broker import EmbeddedBroker
 
-        if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
+        has_mosquitto = shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()
+        if has_mosquitto and not self.options.embedded_broker:
             self.broker = MosquittoBroker(workdir=self.run_dir / "broker").start()
             # Listed with the children so "what it ran" names it; stopped by the broker object.
             assert self.broker._proc is not None
-            self.processes.children.insert(
-                0,
-                Child(
-                    name="broker",
-                    argv=["mosquitto", "-c", str(self.run_dir / "broker" / "mosquitto.conf")],
-                    proc=self.broker._proc,
-                    log=self.broker.log_path,
-                ),
-            )
-            return
-        raise DemoError(
-            "no MQTT broker: install mosquitto (apt-get install mosquitto), or pass "
-            "--broker mqtt://host:port. (No embedded broker: amqtt 0.12, the pure-Python "
-            "candidate, does not answer an MQTT 5 CONNECT, and central speaks MQTT 5.)"
+            argv = ["mosquitto", "-c", str(self.run_dir / "broker" / "mosquitto.conf")]
+            proc = self.broker._proc
+        else:
+            # Pure Python, MQTT 3.1.1: central speaks 3.1.1 since the demo sets no ingest group.
+            try:
+                self.broker = EmbeddedBroker(workdir=self.run_dir / "broker").start()
+            except BrokerError as exc:
+                raise DemoError(f"the embedded MQTT broker did not start: {exc}") from exc
+            assert self.broker.proc is not None
+            argv = self.broker.argv()
+            proc = self.broker.proc
+            why = "--embedded-broker" if self.options.embedded_broker else "no mosquitto here"
+            self.say(f"broker: embedded amqtt at {self.broker.url} ({why})")
+        self.processes.children.insert(
+            0, Child(name="broker", argv=argv, proc=proc, log=self.broker.log_path)
         )
 
     def prepare_central(self) -> None:
@@ -831,6 +837,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker", help="use this MQTT broker (mqtt://host:port) instead of starting one"
     )
+    parser.add_argument(
+        "--embedded-broker",
+        action="store_true",
+        help="start the pure-Python broker (amqtt) even when mosquitto is installed",
+    )
     parser.add_argument("--port", type=int, default=8000, help="central's HTTP port (8000)")
     parser.add_argument("--host", default="127.0.0.1", help="central's HTTP address")
     parser.add_argument("--site", type=Path, default=DEFAULT_SITE, help="the site file")
@@ -864,6 +875,7 @@ def _handle(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         headless=args.headless,
         hold=args.hold,
+        embedded_broker=args.embedded_broker,
     )
     from central.site import SiteError
 
