@@ -7,7 +7,7 @@ import time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
@@ -20,6 +20,8 @@ from central.errors import Conflict, Invalid, NotFound
 from central.ledger import chain, service, workflow
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
+# A store row id: a bigger number is 422, not a 500 from the database driver.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class ActionIn(BaseModel):
@@ -128,7 +130,7 @@ async def export(
 
 
 @router.get("/ledger/{seq}", summary="One violation or tow order with its history")
-def entry(seq: int, engine: EngineDep, _: Viewer) -> dict[str, Any]:
+def entry(seq: RowId, engine: EngineDep, _: Viewer) -> dict[str, Any]:
     return service.get_entry(engine, seq)
 
 
@@ -137,7 +139,7 @@ def entry(seq: int, engine: EngineDep, _: Viewer) -> dict[str, Any]:
     summary="A review step (confirm, void, notify, close, "
     "tow, release): a new entry, never an update",
 )
-def act(seq: int, body: ActionIn, central: CentralDep, actor: Operator) -> dict[str, Any]:
+def act(seq: RowId, body: ActionIn, central: CentralDep, actor: Operator) -> dict[str, Any]:
     out = service.act(
         central.engine, seq=seq, action=body.action, reason=body.reason, actor=actor.label
     )
@@ -201,7 +203,7 @@ def add_permit(body: PermitIn, engine: EngineDep, actor: Operator) -> dict[str, 
 
 
 @router.delete("/permits/{permit_id}", summary="Revoke a permit", status_code=204)
-def revoke_permit(permit_id: int, engine: EngineDep, actor: Operator) -> Response:
+def revoke_permit(permit_id: RowId, engine: EngineDep, actor: Operator) -> Response:
     with writer(engine).begin() as conn:
         row = conn.execute(
             select(t.permits.c.revoked_at).where(t.permits.c.id == permit_id)
