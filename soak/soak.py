@@ -3,9 +3,13 @@
 The same tests as ``make test`` (tests/faults, tests/badinput, tests/security) with
 ``PARKGRID_SOAK_FACTOR`` (default 30): each load phase runs that many times longer, at up
 to five times the rate, and the power-cut scenario kills the box that many times more. With
-the default the whole run takes about 30 minutes on the 2-core machine. The table is
-printed at the end (and written to test-artifacts/reliability-soak.md); the exit status is
-non-zero when a test failed or any row shows a lost or duplicated event.
+the default the whole run takes about 30 minutes on the 2-core machine. The figures go to
+test-artifacts/reliability-soak.json (the tests' own reliability.json is left alone); the
+tables are printed at the end under a heading naming the command, the date and the factor
+(a factor under 30 is said to be a shortened soak), and written to
+test-artifacts/reliability-soak-section.md, which ``python -m tests.faults.report --out
+docs/reliability.md`` puts into the page. The exit status is non-zero when a test failed
+or any row shows a lost or duplicated event.
 """
 
 from __future__ import annotations
@@ -17,20 +21,34 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+FULL_FACTOR = 30.0
 sys.path.insert(0, str(ROOT))
 
-from tests.faults.report import bad_rows, known_gaps, render  # noqa: E402
-from tests.faults.rig import RELIABILITY_JSON  # noqa: E402
+from tests.faults.report import (  # noqa: E402
+    SOAK_SECTION,
+    bad_rows,
+    known_gaps,
+    soak_section,
+)
+from tests.faults.rig import ARTIFACTS  # noqa: E402
+
+SOAK_JSON = ARTIFACTS / "reliability-soak.json"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--factor", type=float, default=float(os.environ.get("SOAK_FACTOR", 30)))
+    parser.add_argument(
+        "--factor", type=float, default=float(os.environ.get("SOAK_FACTOR", FULL_FACTOR))
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     args = parser.parse_args()
-    env = dict(os.environ, PARKGRID_SOAK_FACTOR=str(args.factor), PARKGRID_SOAK_MODE="soak")
-    if RELIABILITY_JSON.exists():
-        RELIABILITY_JSON.unlink()
+    env = dict(
+        os.environ,
+        PARKGRID_SOAK_FACTOR=str(args.factor),
+        PARKGRID_SOAK_MODE="soak",
+        PARKGRID_RELIABILITY_JSON=str(SOAK_JSON),
+    )
+    SOAK_JSON.unlink(missing_ok=True)
     tests = [p for p in ("tests/faults", "tests/badinput", "tests/security") if (ROOT / p).is_dir()]
     rc = subprocess.call(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *args.pytest_args],
@@ -39,9 +57,14 @@ def main() -> int:
     )
     import json
 
-    data = json.loads(RELIABILITY_JSON.read_text())
-    text = render(data)
+    data = json.loads(SOAK_JSON.read_text())
+    command = "make soak" + (
+        f" SOAK_ARGS='--factor {args.factor:g}'" if args.factor != FULL_FACTOR else ""
+    )
+    text = soak_section(data, factor=args.factor, command=command, full=FULL_FACTOR)
     (ROOT / "test-artifacts" / "reliability-soak.md").write_text(text)
+    # docs/reliability.md takes this section when re-rendered (python -m tests.faults.report).
+    SOAK_SECTION.write_text(text)
     print(text)
     for gap in known_gaps(data):
         print(f"soak: known gap: {gap}", file=sys.stderr)

@@ -45,7 +45,8 @@ from simulators.concentrator import ConcentratorSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-RELIABILITY_JSON = ARTIFACTS / "reliability.json"
+# make soak writes its own file (PARKGRID_RELIABILITY_JSON), so the tests' figures stay.
+RELIABILITY_JSON = Path(os.environ.get("PARKGRID_RELIABILITY_JSON", ARTIFACTS / "reliability.json"))
 SITE_ID = "faulttown"
 FORMAT = "nwave-nps"
 
