@@ -444,9 +444,9 @@ class Demo:
         if has_mosquitto and not self.options.embedded_broker:
             self.broker = MosquittoBroker(workdir=self.run_dir / "broker").start()
             # Listed with the children so "what it ran" names it; stopped by the broker object.
-            assert self.broker._proc is not None
-            argv = ["mosquitto", "-c", str(self.run_dir / "broker" / "mosquitto.conf")]
-            proc = self.broker._proc
+            assert self.broker.proc is not None
+            argv = self.broker.argv
+            proc = self.broker.proc
         else:
             # Pure Python, MQTT 3.1.1: central speaks 3.1.1 since the demo sets no ingest group.
             try:
@@ -454,7 +454,7 @@ class Demo:
             except BrokerError as exc:
                 raise DemoError(f"the embedded MQTT broker did not start: {exc}") from exc
             assert self.broker.proc is not None
-            argv = self.broker.argv()
+            argv = self.broker.argv
             proc = self.broker.proc
             why = "--embedded-broker" if self.options.embedded_broker else "no mosquitto here"
             self.say(f"broker: embedded amqtt at {self.broker.url} ({why})")

@@ -15,9 +15,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 
 class BrokerError(RuntimeError):
@@ -46,23 +48,25 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
 
 
 @dataclass(kw_only=True)
-class MosquittoBroker:
-    """A mosquitto process with a config of our own.
+class BrokerProcess(ABC):
+    """A broker in a child process of its own, on a loopback port: the shared lifecycle.
 
-    Use as a context manager, or call ``start()`` / ``stop()``. ``kill()`` sends SIGKILL
-    (fault tests); ``start()`` again restarts it on the same port. ``extra_config`` lines are
-    appended to the generated config (listeners with TLS, password and ACL files, ...).
+    Subclasses say how to start theirs (``command()``, which may write a config into
+    ``workdir``) and what to call it. Use as a context manager, or call ``start()`` /
+    ``stop()``; ``kill()`` sends SIGKILL (fault tests); ``start()`` again restarts it on the
+    same port.
     """
 
     host: str = "127.0.0.1"
     port: int = 0
-    persistence: bool = False
     allow_anonymous: bool = True
-    extra_config: list[str] = field(default_factory=list)
     workdir: Path | None = None
-    binary: str = "mosquitto"
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _own_dir: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+    _argv: list[str] = field(default_factory=list, init=False, repr=False)
+
+    name = "broker"
+    start_timeout_s = 10.0
 
     @property
     def url(self) -> str:
@@ -71,7 +75,94 @@ class MosquittoBroker:
     @property
     def log_path(self) -> Path:
         assert self.workdir is not None
-        return self.workdir / "mosquitto.log"
+        return self.workdir / f"{self.name}.log"
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The child process while it runs."""
+        return self._proc
+
+    @property
+    def argv(self) -> list[str]:
+        """The command line the child was started with."""
+        return list(self._argv)
+
+    @abstractmethod
+    def command(self) -> list[str]:
+        """The child's argv; called with ``workdir`` and ``port`` settled."""
+
+    def start(self) -> Self:
+        if self.workdir is None:
+            self._own_dir = tempfile.TemporaryDirectory(prefix=f"parkgrid-{self.name}-")
+            self.workdir = Path(self._own_dir.name)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.port == 0:
+            self.port = free_port(self.host)
+        self._argv = self.command()
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        self._proc = subprocess.Popen(
+            self._argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        try:
+            wait_for_port(self.host, self.port, timeout=self.start_timeout_s)
+        except TimeoutError as exc:
+            self.stop()
+            raise BrokerError(f"{self.name} did not start: {self.log_path.read_text()}") from exc
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or power cut would: no clean disconnects."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+        self._proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir is not None:
+            self._own_dir.cleanup()
+            self._own_dir = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass(kw_only=True)
+class MosquittoBroker(BrokerProcess):
+    """A mosquitto process with a config of our own.
+
+    ``extra_config`` lines are appended to the generated config (listeners with TLS,
+    password and ACL files, ...).
+    """
+
+    persistence: bool = False
+    extra_config: list[str] = field(default_factory=list)
+    binary: str = "mosquitto"
+
+    name = "mosquitto"
 
     def config_text(self) -> str:
         assert self.workdir is not None
@@ -90,66 +181,13 @@ class MosquittoBroker:
         ]
         return "\n".join(lines) + "\n"
 
-    def start(self) -> MosquittoBroker:
+    def command(self) -> list[str]:
         path = shutil.which(self.binary) or (
             "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
         )
         if path is None:
             raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
-        if self.workdir is None:
-            self._own_dir = tempfile.TemporaryDirectory(prefix="parkgrid-mosquitto-")
-            self.workdir = Path(self._own_dir.name)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        if self.port == 0:
-            self.port = free_port(self.host)
+        assert self.workdir is not None
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(self.config_text())
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        self._proc = subprocess.Popen(
-            [path, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        try:
-            wait_for_port(self.host, self.port, timeout=10)
-        except TimeoutError as exc:
-            self.stop()
-            raise BrokerError(f"mosquitto did not start: {self.log_path.read_text()}") from exc
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or power cut would: no clean disconnects."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGKILL)
-            self._proc.wait(timeout=10)
-        self._proc = None
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
-        self._proc = None
-
-    def close(self) -> None:
-        self.stop()
-        if self._own_dir is not None:
-            self._own_dir.cleanup()
-            self._own_dir = None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> MosquittoBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        return [path, "-c", str(conf)]

@@ -37,15 +37,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
+from dataclasses import dataclass
 from typing import Any
 
-from simulators.broker import BrokerError, free_port, wait_for_port
+from simulators.broker import BrokerProcess
 
 
 def broker_config(host: str, port: int, *, allow_anonymous: bool = True) -> dict[str, Any]:
@@ -62,97 +58,22 @@ def broker_config(host: str, port: int, *, allow_anonymous: bool = True) -> dict
 
 
 @dataclass(kw_only=True)
-class EmbeddedBroker:
+class EmbeddedBroker(BrokerProcess):
     """An amqtt broker in a child process, shaped like ``MosquittoBroker``.
 
-    Use as a context manager, or call ``start()`` / ``stop()``. ``kill()`` sends SIGKILL;
-    ``start()`` again restarts it on the same port (with no retained messages: no persistence).
+    ``start()`` again after ``kill()`` restarts it on the same port (with no retained
+    messages: amqtt keeps nothing).
     """
 
-    host: str = "127.0.0.1"
-    port: int = 0
-    allow_anonymous: bool = True
-    workdir: Path | None = None
-    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
-    _own_dir: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+    name = "amqtt"
+    start_timeout_s = 20.0
 
-    @property
-    def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        assert self.workdir is not None
-        return self.workdir / "amqtt.log"
-
-    @property
-    def proc(self) -> subprocess.Popen[bytes] | None:
-        """The child process while it runs (the demo lists it with its own children)."""
-        return self._proc
-
-    def argv(self) -> list[str]:
+    def command(self) -> list[str]:
         args = [sys.executable, "-m", "simulators.embedded_broker", "--host", self.host]
         args += ["--port", str(self.port)]
         if not self.allow_anonymous:
             args.append("--no-anonymous")
         return args
-
-    def start(self) -> EmbeddedBroker:
-        if self.workdir is None:
-            self._own_dir = tempfile.TemporaryDirectory(prefix="parkgrid-amqtt-")
-            self.workdir = Path(self._own_dir.name)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        if self.port == 0:
-            self.port = free_port(self.host)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        self._proc = subprocess.Popen(
-            self.argv(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        try:
-            wait_for_port(self.host, self.port, timeout=20)
-        except TimeoutError as exc:
-            self.stop()
-            raise BrokerError(f"amqtt did not start: {self.log_path.read_text()}") from exc
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would: no clean disconnects."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGKILL)
-            self._proc.wait(timeout=10)
-        self._proc = None
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
-        self._proc = None
-
-    def close(self) -> None:
-        self.stop()
-        if self._own_dir is not None:
-            self._own_dir.cleanup()
-            self._own_dir = None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # --- the child process ----------------------------------------------------------------
