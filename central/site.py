@@ -28,7 +28,6 @@ default, so an older file stays valid.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,15 +42,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
 )
 
 from parkgrid.configfile import (
     ConfigFileError,
     ConfigProblem,
-    problems_from_validation_error,
-    read_toml,
+    file_hash,
+    load_file_data,
+    validate_file_data,
 )
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -512,28 +511,17 @@ def _sign_problems(site: Site, refs: dict[str, Any]) -> list[SiteProblem]:
 
 def parse_site(data: dict[str, Any], *, source: str = "<site>") -> Site:
     """Validate already-parsed TOML data; raise SiteError with every problem."""
-    try:
-        site = Site.model_validate(data)
-    except ValidationError as exc:
-        raise SiteError(source, problems_from_validation_error(exc, data)) from None
-    problems = cross_check(site)
-    if problems:
-        raise SiteError(source, problems)
-    return site
+    return validate_file_data(
+        data, model=Site, cross_check=cross_check, error=SiteError, source=source
+    )
 
 
 def load_site(path: Path | str) -> Site:
     """Read and validate a site file."""
-    try:
-        data = read_toml(path)
-    except ConfigFileError as exc:
-        raise SiteError(exc.source, exc.problems) from None
-    return parse_site(data, source=str(path))
+    return parse_site(load_file_data(path, error=SiteError), source=str(path))
 
 
-def site_hash(path: Path | str) -> str:
-    """SHA-256 of the file's bytes, short form."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+site_hash = file_hash
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,20 +16,18 @@ Sensor ids are strings: radio sensors heard through a concentrator are their 32-
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import itertools
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -39,8 +37,9 @@ from firmware_protocols.signs import PROFILES as SIGN_PROFILES
 from firmware_protocols.signs import Message
 from parkgrid.configfile import (
     ConfigFileError,
-    problems_from_validation_error,
-    read_toml,
+    file_hash,
+    load_file_data,
+    validate_file_data,
 )
 from parkgrid.configfile import ConfigProblem as ConfigProblem  # re-exported: edge's name
 
@@ -548,27 +547,16 @@ def cross_check(config: EdgeConfig) -> list[ConfigProblem]:
     return problems
 
 
-def parse_config(data: dict[str, object], *, source: str = "<config>") -> EdgeConfig:
+def parse_config(data: dict[str, Any], *, source: str = "<config>") -> EdgeConfig:
     """Validate already-parsed TOML data; raise ConfigError with every problem."""
-    try:
-        config = EdgeConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(source, problems_from_validation_error(exc, data)) from None
-    problems = cross_check(config)
-    if problems:
-        raise ConfigError(source, problems)
-    return config
+    return validate_file_data(
+        data, model=EdgeConfig, cross_check=cross_check, error=ConfigError, source=source
+    )
 
 
 def load_config(path: Path | str) -> EdgeConfig:
     """Read and validate a box config file."""
-    try:
-        data = read_toml(path)
-    except ConfigFileError as exc:
-        raise ConfigError(exc.source, exc.problems) from None
-    return parse_config(data, source=str(path))
+    return parse_config(load_file_data(path, error=ConfigError), source=str(path))
 
 
-def config_hash(path: Path | str) -> str:
-    """SHA-256 of the file's bytes, short form: what the box reports in its birth."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+config_hash = file_hash  # what the box reports in its birth

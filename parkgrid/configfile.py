@@ -17,14 +17,17 @@ value fits no member's type, ONE problem at the location naming the accepted for
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # Pydantic's own location parts that are not in the data: a dict key's own validation.
 _SPECIAL_PARTS = frozenset({"[key]"})
@@ -194,3 +197,35 @@ def problems_from_validation_error(exc: ValidationError, data: object) -> list[C
         elif unions[item.real][0] is item:
             problems.extend(_union_problems(unions[item.real]))
     return list(dict.fromkeys(problems))
+
+
+def validate_file_data(
+    data: dict[str, Any],
+    *,
+    model: type[ModelT],
+    cross_check: Callable[[ModelT], list[ConfigProblem]],
+    error: type[ConfigFileError],
+    source: str,
+) -> ModelT:
+    """Validate parsed TOML field by field, then across sections; ``error`` lists every problem."""
+    try:
+        validated = model.model_validate(data)
+    except ValidationError as exc:
+        raise error(source, problems_from_validation_error(exc, data)) from None
+    problems = cross_check(validated)
+    if problems:
+        raise error(source, problems)
+    return validated
+
+
+def load_file_data(path: Path | str, *, error: type[ConfigFileError]) -> dict[str, Any]:
+    """``read_toml``, with its problem raised as ``error`` (the caller's own error type)."""
+    try:
+        return read_toml(path)
+    except ConfigFileError as exc:
+        raise error(exc.source, exc.problems) from None
+
+
+def file_hash(path: Path | str) -> str:
+    """SHA-256 of the file's bytes, short form: how a box or central names the file it runs."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
