@@ -214,11 +214,9 @@ async def test_sign_simulator_rtu_over_pty(clock: FakeClock) -> None:
             rtu.close()
 
 
-@pytest.mark.skipif(
-    shutil.which("mbpoll") is None, reason="mbpoll not installed (make system-deps)"
-)
 async def test_sign_simulator_mbpoll_reads_and_writes(sim: SignSimulator) -> None:
     """libmodbus' mbpoll writes a display and the watchdog, and reads back the model code."""
+    assert shutil.which("mbpoll"), "mbpoll is not installed: `make system-deps` installs it"
     base = ["mbpoll", "-m", "tcp", "-a", "1", "-0", "-1", "-p", str(sim.port)]
     # Holding 0..9: free 42, amber, right arrow, normal, 80 %, label "P2", watchdog 1.
     write = [*base, "-r", "0", "-t", "4", "127.0.0.1", "42", "1", "2", "0", "80", "20530",
