@@ -40,16 +40,29 @@ def main() -> int:
     parser.add_argument(
         "--factor", type=float, default=float(os.environ.get("SOAK_FACTOR", FULL_FACTOR))
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the last soak's figures and re-run only the tests named in pytest_args "
+        "(their rows replace the old ones; the section says so)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
     args = parser.parse_args()
+    if args.resume and not args.pytest_args:
+        parser.error("--resume needs the tests to re-run")
     env = dict(
         os.environ,
         PARKGRID_SOAK_FACTOR=str(args.factor),
         PARKGRID_SOAK_MODE="soak",
         PARKGRID_RELIABILITY_JSON=str(SOAK_JSON),
     )
-    SOAK_JSON.unlink(missing_ok=True)
-    tests = [p for p in ("tests/faults", "tests/badinput", "tests/security") if (ROOT / p).is_dir()]
+    if args.resume:
+        tests: list[str] = []
+    else:
+        SOAK_JSON.unlink(missing_ok=True)
+        tests = [
+            p for p in ("tests/faults", "tests/badinput", "tests/security") if (ROOT / p).is_dir()
+        ]
     rc = subprocess.call(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *args.pytest_args],
         cwd=ROOT,
@@ -61,7 +74,13 @@ def main() -> int:
     command = "make soak" + (
         f" SOAK_ARGS='--factor {args.factor:g}'" if args.factor != FULL_FACTOR else ""
     )
-    text = soak_section(data, factor=args.factor, command=command, full=FULL_FACTOR)
+    note = None
+    if args.resume:
+        note = (
+            f"Resumed: `{' '.join(args.pytest_args)}` was re-run on its own into the figures "
+            "of the soak before it; its rows come from the re-run, the others from that soak."
+        )
+    text = soak_section(data, factor=args.factor, command=command, full=FULL_FACTOR, note=note)
     (ROOT / "test-artifacts" / "reliability-soak.md").write_text(text)
     # docs/reliability.md takes this section when re-rendered (python -m tests.faults.report).
     SOAK_SECTION.write_text(text)

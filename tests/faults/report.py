@@ -162,7 +162,9 @@ def kept_soak_section(page: str) -> str | None:
     return page[start : end if end >= 0 else len(page)].rstrip() + "\n"
 
 
-def soak_section(data: dict[str, Any], *, factor: float, command: str, full: float) -> str:
+def soak_section(
+    data: dict[str, Any], *, factor: float, command: str, full: float, note: str | None = None
+) -> str:
     """The soak's own heading (command, date, how long it ran against the full soak) and tables."""
     if factor >= full:
         length = f"the full soak (factor {factor:g})"
@@ -176,6 +178,8 @@ def soak_section(data: dict[str, Any], *, factor: float, command: str, full: flo
         f"`{command}` on {when_run(data)}: {length}. The same tests at higher rates and for "
         "longer; each row from that run.\n",
     ]
+    if note:
+        out.append(f"{note}\n")
     out += tables(data, level="###")
     return "\n".join(out)
 

@@ -53,7 +53,8 @@ def metric(text: str, name: str) -> float:
 
 async def test_faults_central_disk_full_keeps_events_at_boxes(tmp_path: Path) -> None:
     """Disk full: ingest refuses with an error and a metric, boxes hold, nothing lost later."""
-    with small_tmpfs(tmp_path / "dbfs", "16m") as fs:
+    # Sized with the load: a soak stores 30x the events, which alone would fill 16 MB for good.
+    with small_tmpfs(tmp_path / "dbfs", f"{16 * max(1, round(soak_factor()))}m") as fs:
         async with rig(tmp_path, central_db=fs / "central.db") as r:
             seen: dict[str, object] = {}
             assert r.central.proc.running
