@@ -216,12 +216,17 @@ class Outbox:
         self._state_refused_total = 0
         self._episode_started = False
 
+    @staticmethod
+    def path_in(data_dir: Path) -> Path:
+        """Where a box keeps its outbox: the one place that names the file."""
+        return data_dir / "outbox.sqlite"
+
     @classmethod
     def for_box(cls, *, data_dir: Path, boot_id: uuid.UUID, events_max_bytes: int,
                 state_max_bytes: int) -> Outbox:  # fmt: skip
         """The outbox at ``{data_dir}/outbox.sqlite``."""
         return cls(
-            data_dir / "outbox.sqlite",
+            cls.path_in(data_dir),
             boot_id=boot_id,
             events_max_bytes=events_max_bytes,
             state_max_bytes=state_max_bytes,

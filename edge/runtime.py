@@ -109,7 +109,7 @@ class EdgeBox:
         self.occupancy = Occupancy(config, now=self.started_at)
         self.restarts = Restarts()
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(config.data_dir / "outbox.sqlite3", config=config.outbox)
+        self.outbox = Outbox(Outbox.path_in(config.data_dir), config=config.outbox)
         self.zones = ZoneAgent(config, data_dir=config.data_dir, now=self.started_at)
         self.uplink = Uplink(
             config=config,

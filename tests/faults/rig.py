@@ -40,6 +40,7 @@ from typing import Any
 
 import tomli_w
 
+from edge.outbox import Outbox
 from simulators.broker import MosquittoBroker, free_port
 from simulators.concentrator import ConcentratorSimulator
 
@@ -308,7 +309,7 @@ class Box:
 
     @property
     def outbox_path(self) -> Path:
-        return self.data_dir / "outbox.sqlite3"
+        return Outbox.path_in(self.data_dir)
 
     def outbox(self) -> tuple[int, int]:
         """(last committed seq, events still held) read from the box's outbox file."""
