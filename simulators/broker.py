@@ -9,6 +9,7 @@ by a factor of four in our measurements (DESIGN.md).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -26,12 +27,40 @@ class BrokerError(RuntimeError):
     """The broker could not be started (binary missing, port never opened)."""
 
 
+_handed_out: set[int] = set()
+_FIRST_PORT = 10_000
+
+
+def _ephemeral_low() -> int:
+    """The bottom of the kernel's range for port-0 binds (32768 on most Linux)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, _FIRST_PORT + 1000)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
+    """A TCP port that nothing listens on right now, for a process that binds it later.
+
+    Chosen below the kernel's ephemeral range, so no port-0 bind made in the meantime (a
+    sign simulator, a client socket) can take it before its owner binds it, and never the
+    same one twice in this process.
+    """
+    rng = random.SystemRandom()
+    high = _ephemeral_low()
+    for _ in range(200):
+        port = rng.randrange(_FIRST_PORT, high)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise BrokerError(f"no free port found on {host} below {high}")
 
 
 def wait_for_port(host: str, port: int, timeout: float) -> None:
