@@ -33,6 +33,7 @@ from central.dashboard import mount as mount_dashboard
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
+from central.http_headers import SecurityHeaders, add_api_docs
 from central.ingest.service import IngestWriter
 from central.ledger.router import router as ledger_router
 from central.lots.router import public as lots_public
@@ -164,7 +165,10 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by add_api_docs, with a Content-Security-Policy of its own
+        redoc_url=None,
     )
+    add_api_docs(app)
     for router in (
         lots_public,
         lots_router,
@@ -198,6 +202,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
 
     limit = settings.max_body_bytes if settings is not None else None
     app.add_middleware(BodyLimit, max_bytes=limit)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so refusals get it too
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
