@@ -2,9 +2,10 @@
 
 Every answer: ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
 ``Referrer-Policy: no-referrer``, ``Cross-Origin-Opener-Policy: same-origin`` and a
-``Permissions-Policy`` that turns off camera, microphone and location. HTML answers get
-``PAGE_CSP`` (scripts, styles, images and connections from central only, no inline script
-or style, no framing); every other answer ``API_CSP`` (nothing may load, no framing).
+``Permissions-Policy`` that turns off camera, microphone and location. The dashboard's HTML
+pages get ``PAGE_CSP`` (scripts, styles, images and connections from central only, no
+inline script or style, no framing); every other answer, whatever its type, ``API_CSP``
+(nothing may load or run, a sandboxed origin, no framing).
 A route that sets its own ``Content-Security-Policy`` keeps it (the API docs page).
 
 An answer to a request that carries a token (``Authorization`` or ``access_token`` in the
@@ -39,7 +40,10 @@ PAGE_CSP = "; ".join(
         "frame-ancestors 'none'",
     )
 )
-API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# Nothing may load or run, and the document gets an origin of its own (sandbox): a picture a
+# camera uploaded as image/svg+xml, opened by a link, can neither run nor read storage.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+PAGE_PREFIX = "/dashboard"
 COMMON = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -69,7 +73,9 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        no_store = carries_token(scope) or scope.get("path", "").startswith(NO_STORE_PREFIXES)
+        path = scope.get("path", "")
+        no_store = carries_token(scope) or path.startswith(NO_STORE_PREFIXES)
+        dashboard = path.startswith(PAGE_PREFIX)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -78,7 +84,8 @@ class SecurityHeaders:
                     headers[name] = value
                 if "content-security-policy" not in headers:
                     html = headers.get("content-type", "").startswith("text/html")
-                    headers["Content-Security-Policy"] = PAGE_CSP if html else API_CSP
+                    page = html and dashboard
+                    headers["Content-Security-Policy"] = PAGE_CSP if page else API_CSP
                 if no_store:
                     headers["Cache-Control"] = "no-store"
                 message["headers"] = headers.raw

@@ -9,24 +9,36 @@ leaves central's origin (such requests are recorded and aborted, never sent).
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect
 
 from central.app import create_app
 from central.auth.models import Role
-from central.auth.service import add_user
+from central.auth.service import add_user, issue_token
 from central.dashboard.pages import pages
 from central.settings import CentralSettings
+from firmware_protocols.uplink.models import (
+    AlertRaised,
+    AlertType,
+    Severity,
+    SignArrow,
+    SignColour,
+    SignDisplay,
+    SignMode,
+    SignState,
+)
 from simulators.broker import MosquittoBroker, free_port
 from tests.central.helpers import wait_for
-from tests.central.test_dashboard import PASSWORD, Server, browser
+from tests.central.test_dashboard import PASSWORD, FakeBox, Server, _birth, browser
 from tests.faults.rig import record
 
 __all__ = ["browser"]  # a fixture, used by name
@@ -35,7 +47,7 @@ __all__ = ["browser"]  # a fixture, used by name
 MARKUP = '<img src=x onerror="window.__pwned=1;alert(1)">{{nav}}'
 SITE_TOML = f"""
 [site]
-id = "hostiletown"
+id = "xigang"
 name = '{MARKUP}'
 timezone = "Asia/Shanghai"
 
@@ -52,6 +64,14 @@ name = '{MARKUP}'
 class = "regulated"
 box_id = "box-p1"
 bays = 2
+
+[segments.S1]
+name = '{MARKUP}'
+road = "x"
+
+[cameras.CAM-1]
+kind = "parkgrid"
+segment = "S1"
 """
 
 XSS = "<{{zz}}/script><script>window.__pwned=1;alert(1)<{{zz}}/script>"
@@ -94,9 +114,9 @@ def server(broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) ->
     wait_for(lambda: srv.started, what="uvicorn to start")
     running = Server(url=f"http://127.0.0.1:{port}", app=app, server=srv)
     wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")
-    add_user(
-        running.central.engine, username="chief", password=PASSWORD, role=Role.ADMIN, actor="t"
-    )
+    engine = running.central.engine
+    add_user(engine, username="chief", password=PASSWORD, role=Role.ADMIN, actor="t")
+    add_user(engine, username="watch", password=PASSWORD, role=Role.VIEWER, actor="t")
     yield running
     srv.should_exit = True
     thread.join(10)
@@ -265,3 +285,130 @@ def test_dashboard_login_follows_a_dashboard_next(browser: Browser, server: Serv
         assert watch.clean(), watch
     finally:
         context.close()
+
+
+SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" onload="window.__pwned=1;alert(1)">'
+    b"<script>window.__pwned=1;alert(2)</script><text y='20'>plate</text></svg>"
+)
+
+
+def test_dashboard_picture_from_a_camera_is_never_a_page(browser: Browser, server: Server) -> None:
+    """A camera uploads an SVG "picture" with script; opened in central's origin, none runs.
+
+    Pictures are accepted as any ``image/*`` and served with their own type, and a viewer's
+    token can ride in the link (``?access_token=``): without a policy the SVG would run in
+    central's origin and read the tokens in storage. Every answer outside the dashboard's
+    pages is ``default-src 'none'; sandbox``.
+    """
+    engine = server.central.engine
+    camera, _ = issue_token(engine, name="CAM-1", role=Role.CAMERA, ttl_s=3600, actor="t")
+    r = httpx.post(
+        f"{server.url}/api/v1/pictures",
+        content=SVG,
+        headers={"Authorization": f"Bearer {camera}", "Content-Type": "image/svg+xml"},
+    )
+    assert r.status_code == 201, r.text
+    url = f"{server.url}{r.json()['url']}?access_token={server.token('watch')}"
+    context, page, watch = _context(browser, server)
+    try:
+        page.goto(url)
+        expect(page.locator("text")).to_have_text("plate")  # the document did render
+        assert page.evaluate("window.__pwned") is None
+        assert not watch.dialogs and not watch.foreign, watch
+    finally:
+        context.close()
+    record(
+        "hostile",
+        "stored XSS through a camera picture (SVG)",
+        {
+            "attack": "a camera uploads an image/svg+xml picture with script; a link opens it "
+            "in central's origin with a viewer's token",
+            "tried": 2,
+            "refused": 2,
+            "notes": "onload and <script> both blocked: default-src 'none' and sandbox on "
+            "every non-page answer",
+        },
+    )
+
+
+def test_dashboard_box_data_with_markup_shows_as_text(
+    browser: Browser, server: Server, broker: MosquittoBroker
+) -> None:
+    """What a box says (alert message, software version, sign text) is shown, never run."""
+    box = FakeBox(broker, "box-p1")
+    now = dt.datetime.now(dt.UTC)
+    try:
+        birth = _birth("box-p1", 4).model_copy(
+            update={"software_version": MARKUP, "config_hash": MARKUP}
+        )
+        box.send(box.topics.status, birth, retain=True)
+        box.event(
+            AlertRaised(
+                alert_id="P1-markup",
+                alert_type=AlertType.SIGN_DOWN,
+                severity=Severity.CRITICAL,
+                since=now,
+                message=MARKUP,
+                lot_id="P1",
+                sign_id="P1-entry",
+            ),
+            now,
+        )
+        box.send(
+            box.topics.sign("P1-entry"),
+            SignState(
+                sign_id="P1-entry",
+                bus="signs",
+                unit=1,
+                profile="parkgrid-guidance",
+                display=SignDisplay(
+                    mode=SignMode.TEXT, text=MARKUP, colour=SignColour.RED, arrow=SignArrow.NONE
+                ),
+                up=True,
+                last_verified=now,
+                ts=now,
+            ),
+            retain=True,
+        )
+        box.flush()
+    finally:
+        box.close()
+    token = server.token("chief")
+
+    def stored() -> bool:
+        r = httpx.get(f"{server.url}/api/v1/alerts", headers={"Authorization": f"Bearer {token}"})
+        return any(a["message"] == MARKUP for a in r.json())
+
+    wait_for(stored, timeout=30, what="the alert to reach central")
+    context, page, watch = _context(browser, server)
+    shown = 0
+    try:
+        _log_in(page, server)
+        expect(page).to_have_url(f"{server.url}/dashboard/")
+        page.goto(f"{server.url}/dashboard/alerts")
+        expect(page.locator("#alerts tbody tr")).to_have_count(1)
+        expect(page.locator("#alerts tbody tr")).to_contain_text(MARKUP)
+        shown += 1
+        page.goto(f"{server.url}/dashboard/boxes")
+        expect(page.locator('[data-box="box-p1"]')).to_contain_text(MARKUP)
+        shown += 1
+        page.goto(f"{server.url}/dashboard/lot?id=P1")
+        expect(page.locator('[data-sign="P1-entry"]')).to_contain_text(MARKUP)
+        shown += 1
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("img[src=x]").count() == 0
+        assert watch.clean(), watch
+    finally:
+        context.close()
+    record(
+        "hostile",
+        "stored XSS through box data",
+        {
+            "attack": "a box (anyone with its credentials) puts markup in an alert message, "
+            "its software version and config hash, and a sign's text",
+            "tried": shown,
+            "refused": shown,
+            "notes": "alerts, boxes and lot pages show it as text (textContent, no innerHTML)",
+        },
+    )
