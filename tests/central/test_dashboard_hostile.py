@@ -44,7 +44,10 @@ from tests.faults.rig import record
 __all__ = ["browser"]  # a fixture, used by name
 
 # Markup where a name goes: the site file is written by people, and a name is shown on pages.
-MARKUP = '<img src=x onerror="window.__pwned=1;alert(1)">{{nav}}'
+MARKUP = (
+    '<img src=x onerror="window.__pwned=1;alert(1)">{{nav}}'
+    "</script><script>window.__pwned=1</script><!--"
+)
 SITE_TOML = f"""
 [site]
 id = "xigang"
@@ -410,5 +413,39 @@ def test_dashboard_box_data_with_markup_shows_as_text(
             "tried": shown,
             "refused": shown,
             "notes": "alerts, boxes and lot pages show it as text (textContent, no innerHTML)",
+        },
+    )
+
+
+def test_dashboard_cannot_be_framed(browser: Browser, server: Server) -> None:
+    """Another site framing a page (to trick a click on an operator button) gets nothing."""
+    context, page, watch = _context(browser, server)
+    framed = ["/dashboard/", "/dashboard/login", "/dashboard/alerts", "/api/v1/lots"]
+    try:
+        page.set_content("".join(f'<iframe src="{server.url}{path}"></iframe>' for path in framed))
+        expect(page.locator("iframe")).to_have_count(len(framed))
+
+        def refused() -> list[str]:
+            page.wait_for_timeout(100)  # lets Playwright process the frames' navigations
+            return [f.url for f in page.main_frame.child_frames]
+
+        # Chromium replaces a refused frame with its own error page, in place of ours.
+        wait_for(
+            lambda: all(u.startswith("chrome-error:") for u in refused()),
+            timeout=30,
+            what="every frame to be refused",
+        )
+        for frame in page.main_frame.child_frames:
+            assert frame.locator("#login-form, #main, pre").count() == 0, frame.url
+    finally:
+        context.close()
+    record(
+        "hostile",
+        "clickjacking (Chromium)",
+        {
+            "attack": "frame dashboard pages and the API in another page",
+            "tried": len(framed),
+            "refused": len(framed),
+            "notes": "X-Frame-Options DENY and frame-ancestors 'none': Chromium shows nothing",
         },
     )
