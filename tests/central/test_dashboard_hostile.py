@@ -437,6 +437,7 @@ def test_dashboard_cannot_be_framed(browser: Browser, server: Server) -> None:
         )
         for frame in page.main_frame.child_frames:
             assert frame.locator("#login-form, #main, pre").count() == 0, frame.url
+        assert not watch.dialogs and not watch.foreign, watch
     finally:
         context.close()
     record(
