@@ -91,19 +91,22 @@ def word(lang: str, key: str) -> str:
     return strings(lang).get(key) or strings(DEFAULT_LANGUAGE).get(key) or key
 
 
-def _load(name: str) -> tuple[str, str, Callable[[], bool]]:
-    """Jinja2's source of a template: ``base.html`` or ``page:<id>`` (a registered body)."""
+def _path_of(name: str) -> Path | None:
+    """The file of a template name: ``base.html`` or ``page:<id>`` (a registered body)."""
     if name.startswith("page:"):
         registered = page(name.removeprefix("page:"))
-        if registered is None:
-            raise TemplateNotFound(name)
-        path = registered.template
-    else:
-        path = TEMPLATES / name
-    if not path.is_file():
+        return registered.template if registered is not None else None
+    return TEMPLATES / name
+
+
+def _load(name: str) -> tuple[str, str, Callable[[], bool]]:
+    """Jinja2's source of a template; stale once its file changes or its page is replaced."""
+    path = _path_of(name)
+    if path is None or not path.is_file():
         raise TemplateNotFound(name)
     mtime = path.stat().st_mtime
-    return path.read_text(encoding="utf-8"), str(path), lambda: _mtime(path) == mtime
+    text = path.read_text(encoding="utf-8")
+    return text, str(path), lambda: _path_of(name) == path and _mtime(path) == mtime
 
 
 def _mtime(path: Path) -> float | None:
