@@ -132,6 +132,18 @@ def test_authenticated_answers_are_not_stored(client: TestClient, token: str) ->
         assert r.headers.get("cache-control") == "no-store", r.request.url
     # Open data with no token may be cached as the route says.
     assert client.get("/api/v1/lots").headers.get("cache-control") != "no-store"
+    record(
+        "hostile",
+        "authenticated answers left in a shared cache",
+        {
+            "attack": "read a logged-in answer (or a login's token) back from a browser or "
+            "proxy cache on a shared office PC",
+            "tried": len(stored),
+            "refused": len(stored),
+            "notes": "Cache-Control: no-store for a token in the header or the query "
+            "(any spelling of its name) and under /api/v1/auth/",
+        },
+    )
 
 
 def test_api_docs_page_has_its_own_policy_without_inline_script(client: TestClient) -> None:
