@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,8 +32,10 @@ from central.dashboard import mount as mount_dashboard
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
+from central.http_headers import SecurityHeaders, add_api_docs
 from central.ingest.service import IngestWriter
 from central.ledger.router import router as ledger_router
+from central.log_redaction import REDACT_SECRETS
 from central.lots.router import public as lots_public
 from central.lots.router import router as lots_router
 from central.lots.service import LotsCache
@@ -117,37 +118,15 @@ def _stop(central: Central) -> None:
     central.engine.dispose()
 
 
-class RedactTokens(logging.Filter):
-    """Blanks ``access_token=...`` in a log record's arguments (uvicorn's access log).
-
-    EventSource clients cannot set headers, so the stream takes its token in the query
-    string, and an access log line prints the whole URL.
-    """
-
-    PATTERN = re.compile(r"(access_token=)[^&\s]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
-        if isinstance(record.msg, str):
-            record.msg = self.PATTERN.sub(r"\1[redacted]", record.msg)
-        return True
-
-
-REDACT_TOKENS = RedactTokens()
-
-
 def create_app(settings: CentralSettings | None = None) -> FastAPI:
     """The central app; ``settings`` None means: read them from the environment at start."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings if settings is not None else CentralSettings()  # type: ignore[call-arg]
-        # After uvicorn has set up its loggers: the access log must not print a token.
-        logging.getLogger("uvicorn.access").addFilter(REDACT_TOKENS)
+        # After uvicorn has set up its loggers: no log line may print a token.
+        for name in ("uvicorn.access", "uvicorn.error"):
+            logging.getLogger(name).addFilter(REDACT_SECRETS)
         loop = asyncio.get_running_loop()
         central = await run_in_threadpool(_start, resolved, loop)
         app.state.central = central
@@ -164,7 +143,10 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by add_api_docs, with a Content-Security-Policy of its own
+        redoc_url=None,
     )
+    add_api_docs(app)
     for router in (
         lots_public,
         lots_router,
@@ -198,6 +180,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
 
     limit = settings.max_body_bytes if settings is not None else None
     app.add_middleware(BodyLimit, max_bytes=limit)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so refusals get it too
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -443,11 +443,13 @@ REPORT_COLUMNS = (
 def grid_report_xlsx(report: dict[str, Any]) -> bytes:
     from openpyxl import Workbook
 
+    from central.spreadsheet import append_values
+
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = f"grids {report['month']}"
-    sheet.append([label for _, label in REPORT_COLUMNS])
+    append_values(sheet, [label for _, label in REPORT_COLUMNS])
     for grid in report["grids"]:
         row = []
         for key, _ in REPORT_COLUMNS:
@@ -455,7 +457,7 @@ def grid_report_xlsx(report: dict[str, Any]) -> bytes:
             if isinstance(value, dict):
                 value = "; ".join(f"{k} x{v}" for k, v in value.items())
             row.append(value)
-        sheet.append(row)
+        append_values(sheet, row)  # grid and place names stay text, never formulas
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -1,24 +1,26 @@
-"""The page framework: a registry of pages, the word tables, and the template renderer.
+"""The page framework: a registry of pages, the word tables, and the Jinja2 renderer.
 
 A page is a body template (an HTML fragment) plus one script, shown inside ``base.html``
-(header, navigation, live-stream badge, language switch). Templates know two forms:
+(header, navigation, live-stream badge, language switch). Templates are Jinja2 with
+autoescaping on, so every value is HTML-escaped where it is written:
 
-    [[key]]        the word for ``key`` in the page's language, HTML-escaped
-    {{name}}       a value from the render context, HTML-escaped ({{{name}}} raw)
+    {{ t("key") }}   the word for ``key`` in the page's language
+    {{ name }}       a value the renderer passes (``title``, ``site_name``, ...)
 
 Words live in ``i18n/<lang>.json``, one flat table per language; the page's table is also
-handed to its script as ``PG.strings`` (``pg.t(key)`` in JavaScript).
+handed to its script in the page's JSON data block (``pg.t(key)`` in JavaScript). No page
+has an inline script, so the Content-Security-Policy allows scripts from central only.
 """
 
 from __future__ import annotations
 
-import html
 import json
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+
+from jinja2 import Environment, FunctionLoader, StrictUndefined, TemplateNotFound
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -28,10 +30,6 @@ I18N = HERE / "i18n"
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
 ROLES = ("viewer", "operator", "admin")
-
-_WORD = re.compile(r"\[\[([A-Za-z0-9_.-]+)\]\]")
-_RAW = re.compile(r"\{\{\{([A-Za-z0-9_]+)\}\}\}")
-_VALUE = re.compile(r"\{\{([A-Za-z0-9_]+)\}\}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,59 +91,70 @@ def word(lang: str, key: str) -> str:
     return strings(lang).get(key) or strings(DEFAULT_LANGUAGE).get(key) or key
 
 
-def render(text: str, *, lang: str, context: dict[str, Any]) -> str:
-    text = _WORD.sub(lambda m: html.escape(word(lang, m.group(1))), text)
-    text = _RAW.sub(lambda m: str(context.get(m.group(1), "")), text)
-    return _VALUE.sub(lambda m: html.escape(str(context.get(m.group(1), ""))), text)
+def _path_of(name: str) -> Path | None:
+    """The file of a template name: ``base.html`` or ``page:<id>`` (a registered body)."""
+    if name.startswith("page:"):
+        registered = page(name.removeprefix("page:"))
+        return registered.template if registered is not None else None
+    return TEMPLATES / name
 
 
-def script_json(value: Any) -> str:
-    """JSON safe to put inside a <script> element."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+def _load(name: str) -> tuple[str, str, Callable[[], bool]]:
+    """Jinja2's source of a template; stale once its file changes or its page is replaced."""
+    path = _path_of(name)
+    if path is None or not path.is_file():
+        raise TemplateNotFound(name)
+    mtime = path.stat().st_mtime
+    text = path.read_text(encoding="utf-8")
+    return text, str(path), lambda: _path_of(name) == path and _mtime(path) == mtime
 
 
-def nav_html(lang: str, current: str) -> str:
-    items = []
-    for p in pages():
-        if not p.nav:
-            continue
-        cls = ' class="current"' if p.id == current else ""
-        items.append(
-            f'<a href="{p.url}" data-role="{p.role}"{cls}>{html.escape(word(lang, p.title))}</a>'
-        )
-    return "\n".join(items)
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
-def render_page(
-    p: Page, *, lang: str, kiosk: bool, site: dict[str, str], query: dict[str, str]
-) -> str:
-    config = {
-        "lang": lang,
-        "page": p.id,
-        "kiosk": kiosk,
-        "site": site,
-        "query": query,
-        "strings": strings(lang),
-    }
-    body = render(p.template.read_text(encoding="utf-8"), lang=lang, context={})
-    base = (TEMPLATES / "base.html").read_text(encoding="utf-8")
-    script = (
-        f'<script src="/dashboard/page/{p.id or "overview"}.js" defer></script>' if p.script else ""
+def _environment() -> Environment:
+    env = Environment(
+        loader=FunctionLoader(_load),
+        autoescape=True,  # every {{ value }} is HTML-escaped; nothing is marked safe
+        undefined=StrictUndefined,  # a misspelt name fails the render, it never prints ""
+        keep_trailing_newline=True,
     )
-    return render(
-        base,
-        lang=lang,
-        context={
-            "lang": "zh-CN" if lang == "zh" else lang,
-            "title": word(lang, p.title),
-            "site_name": site.get("name", ""),
-            "body_class": ("kiosk " if kiosk else "") + f"page-{p.id or 'overview'}",
-            "nav": nav_html(lang, p.id),
-            "body": body,
-            "config": script_json(config),
-            "page_script": script,
-            "other_lang": "en" if lang == "zh" else "zh",
-            "other_lang_name": word("en" if lang == "zh" else "zh", "lang.name"),
-        },
+    # ``|tojson`` escapes < > & ' as \u003c... so the JSON block can never end its element.
+    env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "separators": (",", ":")}
+    return env
+
+
+ENV = _environment()
+
+
+def render_page(p: Page, *, lang: str, kiosk: bool, site: dict[str, str]) -> str:
+    """The page's HTML: ``base.html`` around the page's body, all values escaped by Jinja2.
+
+    The page's data (language, site, words) goes into a ``<script type="application/json"
+    id="pg-config">`` block that is never run; ``pg.js`` parses it. The query string is not
+    in it: scripts read ``location.search`` themselves, so nothing a link carries is ever
+    written into the page.
+    """
+    config = {"lang": lang, "page": p.id, "kiosk": kiosk, "site": site, "strings": strings(lang)}
+    other = "en" if lang == "zh" else "zh"
+    return ENV.get_template("base.html").render(
+        t=lambda key: word(lang, key),
+        lang="zh-CN" if lang == "zh" else lang,
+        title=word(lang, p.title),
+        site_name=site.get("name", ""),
+        body_class=("kiosk " if kiosk else "") + f"page-{p.id or 'overview'}",
+        nav=[
+            {"url": q.url, "role": q.role, "title": word(lang, q.title), "current": q.id == p.id}
+            for q in pages()
+            if q.nav
+        ],
+        body=f"page:{p.id}",
+        config=config,
+        page_script=f"/dashboard/page/{p.id or 'overview'}.js" if p.script else None,
+        other_lang=other,
+        other_lang_name=word(other, "lang.name"),
     )

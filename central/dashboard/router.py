@@ -78,9 +78,8 @@ def _show(request: Request, page_id: str) -> Response:
     if p is None:
         raise NotFound("page", page_id)
     lang, chosen = _language(request)
-    query = {k: v for k, v in request.query_params.items() if k not in ("lang",)}
-    kiosk = query.get("kiosk") in ("1", "true", "yes")
-    text = render_page(p, lang=lang, kiosk=kiosk, site=_site(request), query=query)
+    kiosk = request.query_params.get("kiosk") in ("1", "true", "yes")
+    text = render_page(p, lang=lang, kiosk=kiosk, site=_site(request))
     response = HTMLResponse(text, headers={"Cache-Control": "no-cache"})
     if chosen:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")

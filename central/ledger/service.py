@@ -580,13 +580,15 @@ def export_csv(engine: Engine, *, start: float, end: float) -> bytes:
 def export_xlsx(engine: Engine, *, start: float, end: float) -> bytes:
     from openpyxl import Workbook
 
+    from central.spreadsheet import append_values
+
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = "ledger"
-    sheet.append(list(EXPORT_COLUMNS))
+    append_values(sheet, EXPORT_COLUMNS)
     for row in export_rows(engine, start=start, end=end):
-        sheet.append(row)
+        append_values(sheet, row)  # a reason typed as "=..." stays text, never a formula
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -749,7 +749,12 @@ def test_dashboard_other_pages_render(
     page.goto(f"{server.url}/dashboard/history?lot=P2")
     expect(page.locator("#h-plot path.series")).to_have_count(1)
     expect(page.locator("#h-heat rect")).to_have_count(7 * 24)
+    expect(page.locator("#h-summary")).to_contain_text("个点")
+    day_summary = page.locator("#h-summary").text_content()
     page.select_option("#h-range", "week")
+    # The week's count differs from the day's (a week is 144 + hourly points, a day 4 an
+    # hour): waiting for the change, not only for "points", is waiting for the week's plot.
+    expect(page.locator("#h-summary")).not_to_have_text(day_summary or "")
     expect(page.locator("#h-summary")).to_contain_text("个点")
     with page.expect_download() as download:
         page.click("#h-csv")

