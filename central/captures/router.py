@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+import json
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
 
 from central.auth.models import Actor, Role
 from central.captures import service
-from central.deps import CentralDep, EngineDep, Viewer, require
+from central.deps import CentralDep, EngineDep, Operator, Viewer, require
 from central.errors import Invalid, NotFound
 from central.evidence.store import PictureStore, is_sha256, picture_store_for
-from firmware_protocols.cameras import Capture, decode_dahua, decode_hikvision, decode_parkgrid
+from firmware_protocols.cameras import Reading, decode_parkgrid, read_dahua, read_hikvision
 from firmware_protocols.errors import DecodeError
 
 CameraToken = Annotated[Actor, Depends(require(Role.CAMERA))]
@@ -33,6 +35,15 @@ def get_pictures(request: Request, central: CentralDep) -> PictureStore:
 Pictures = Annotated[PictureStore, Depends(get_pictures)]
 
 
+def read_body(kind: str, body: bytes, content_type: str | None, camera_tz: dt.tzinfo) -> Reading:
+    """The camera's body read by its kind's reader (DecodeError for an unreadable body)."""
+    if kind == "hikvision":
+        return read_hikvision(body, content_type, assume_tz=camera_tz)
+    if kind == "dahua":
+        return read_dahua(body, content_type, camera_tz=camera_tz)
+    return Reading(captures=(decode_parkgrid(body, content_type),))
+
+
 async def _intake(
     request: Request,
     response: Response,
@@ -43,31 +54,50 @@ async def _intake(
     kind: str,
 ) -> dict[str, Any]:
     site = central.site
-    service.camera_of(site, actor.name, kind=kind)
+    camera = service.camera_of(site, actor.name, kind=kind)
     body = await request.body()
     content_type = request.headers.get("content-type")
-    tz = ZoneInfo(site.site.timezone)
+    tz = ZoneInfo(camera.timezone or site.site.timezone)
     try:
-        capture: Capture
-        if kind == "hikvision":
-            capture = decode_hikvision(body, content_type, assume_tz=tz)
-        elif kind == "dahua":
-            capture = decode_dahua(body, content_type, assume_tz=tz)
-        else:
-            capture = decode_parkgrid(body, content_type)
+        reading = read_body(kind, body, content_type, tz)
     except DecodeError as exc:
         raise Invalid(f"{exc.fmt}: {exc.reason}", field="body") from None
-    if kind == "parkgrid" and capture.camera_ref != actor.name:
+    refused = [{"where": r.where, "reason": r.reason} for r in reading.refused]
+    if not reading.captures and refused:
+        first = reading.refused[0]
+        raise Invalid(f"{kind}: {first.where}: {first.reason}", field="body")
+    if not reading.captures and not reading.heartbeats:
+        names = ", ".join(reading.ignored) or "nothing"
         raise Invalid(
-            f"camera_id {capture.camera_ref!r} is not this token's camera {actor.name!r}",
-            field="camera_id",
+            f"{kind}: {names} is not ANPR or a plate event (nothing stored)", field="body"
         )
-    result = await run_in_threadpool(
-        service.intake, central.engine, pictures, site, camera_id=actor.name, capture=capture
-    )
-    response.status_code = 200 if result["duplicate"] else 201
+    results = []
+    for capture in reading.captures:
+        if kind == "parkgrid" and capture.camera_ref != actor.name:
+            raise Invalid(
+                f"camera_id {capture.camera_ref!r} is not this token's camera {actor.name!r}",
+                field="camera_id",
+            )
+        try:
+            results.append(
+                await run_in_threadpool(
+                    service.intake,
+                    central.engine,
+                    pictures,
+                    site,
+                    camera_id=actor.name,
+                    capture=capture,
+                )
+            )
+        except Invalid as exc:
+            if len(reading.captures) == 1:
+                raise
+            refused.append({"where": f"event {capture.event_id}", "reason": str(exc)})
+    fresh = any(not r["duplicate"] for r in results)
+    response.status_code = 201 if fresh else 200
     notices = [
         {"type": "ledger", "seq": o["seq"], "rule_id": o["rule"], "outcome": o["outcome"]}
+        for result in results
         for o in result["outcomes"]
         if o.get("seq") is not None
     ]
@@ -77,7 +107,15 @@ async def _intake(
     ]
     if notices:  # the dashboard's ledger and cases pages re-read on these
         central.hub.publish(notices)
-    return result
+    # One capture: its result at the top (as before streams); always the whole reading.
+    out: dict[str, Any] = dict(results[0]) if len(results) == 1 else {}
+    out.update(
+        captures=results,
+        refused=refused,
+        ignored=list(reading.ignored),
+        heartbeats=reading.heartbeats,
+    )
+    return out
 
 
 @router.post(
@@ -97,7 +135,7 @@ async def post_capture(
 
 @router.post(
     "/cameras/hikvision",
-    summary="Hikvision ISAPI EventNotificationAlert (ANPR), XML or multipart with pictures",
+    summary="Hikvision ISAPI EventNotificationAlert (ANPR), XML or JSON, alone or multipart",
     status_code=201,
 )
 async def post_hikvision(
@@ -112,7 +150,8 @@ async def post_hikvision(
 
 @router.post(
     "/cameras/dahua",
-    summary="Dahua TrafficParking / TrafficJunction event, JSON or multipart with pictures",
+    summary="Dahua events: JSON, key=value text, attach/snapManager streams, ITSAPI; "
+    "a stream's events are stored one capture each",
     status_code=201,
 )
 async def post_dahua(
@@ -123,6 +162,75 @@ async def post_dahua(
     actor: CameraToken,
 ) -> dict[str, Any]:
     return await _intake(request, response, central, pictures, actor, kind="dahua")
+
+
+@router.post(
+    "/cameras/dahua/NotificationInfo/TollgateInfo",
+    summary="Dahua ITSAPI upload: TollgateInfo with base64 pictures",
+    status_code=201,
+)
+async def post_dahua_itsapi(
+    request: Request,
+    response: Response,
+    central: CentralDep,
+    pictures: Pictures,
+    actor: CameraToken,
+) -> dict[str, Any]:
+    return await _intake(request, response, central, pictures, actor, kind="dahua")
+
+
+@router.post(
+    "/cameras/dahua/NotificationInfo/KeepAlive",
+    summary="Dahua ITSAPI heartbeat: answered, nothing stored",
+)
+def post_dahua_keepalive(central: CentralDep, actor: CameraToken) -> dict[str, Any]:
+    service.camera_of(central.site, actor.name, kind="dahua")
+    return {"ok": True, "camera_id": actor.name}
+
+
+class ConfirmTimeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    use: Literal["camera", "received"] = Field(
+        description="which time the capture has: the camera's stated time or its receipt"
+    )
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post(
+    "/captures/{capture_id}/confirm-time",
+    summary="A person confirms the time of a capture held for its camera's clock",
+)
+def confirm_time(
+    capture_id: Annotated[int, Path(ge=1, le=2**62)],
+    body: ConfirmTimeIn,
+    central: CentralDep,
+    actor: Operator,
+) -> dict[str, Any]:
+    out = service.confirm_time(
+        central.engine,
+        central.site,
+        capture_id=capture_id,
+        use=body.use,
+        reason=body.reason,
+        actor=actor.label,
+    )
+    notices = [
+        {"type": "ledger", "seq": o["seq"], "rule_id": o["rule"], "outcome": o["outcome"]}
+        for o in out["outcomes"]
+        if o.get("seq") is not None
+    ]
+    if notices:
+        central.hub.publish(notices)
+    return out
+
+
+@router.get(
+    "/cameras/unmapped",
+    summary="Enumeration values cameras sent that no table knows, counted per camera",
+)
+def unmapped(engine: EngineDep, _: Viewer) -> list[dict[str, Any]]:
+    return service.unmapped_values(engine)
 
 
 @router.post(
@@ -179,6 +287,8 @@ def get_captures(
 ) -> list[dict[str, Any]]:
     rows = service.list_captures(engine, plate=plate, camera_id=camera_id, place=place, limit=limit)
     for row in rows:
-        for key in ("captured_at", "received_at"):
-            row[key] = dt.datetime.fromtimestamp(row[key], dt.UTC).isoformat()
+        for key in ("captured_at", "received_at", "camera_time"):
+            if row.get(key) is not None:
+                row[key] = dt.datetime.fromtimestamp(row[key], dt.UTC).isoformat()
+        row["unmapped"] = json.loads(row["unmapped"]) if row.get("unmapped") else []
     return rows

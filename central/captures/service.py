@@ -12,6 +12,10 @@ with its pictures content-addressed, and the ledger rules applied in the same tr
               pictures -> PictureStore (sha256)     one transaction:
                                                     capture row (insert-or-ignore on
                                                     camera + event id) -> rules -> ledger
+
+A capture whose camera time is further than the camera's ``max_clock_skew_minutes`` from
+its receipt is stored held instead of going to the rules (:mod:`central.captures.clock`).
+A Dahua parking-space event's space number becomes a bay through the camera's ``spaces``.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from central import audit
+from central.captures import clock
 from central.captures.errors import UnknownCamera, WrongCameraKind
 from central.db import schema as t
 from central.db.engine import insert_ignore
-from central.errors import Invalid
+from central.errors import Conflict, Invalid, NotFound
 from central.evidence.store import PictureStore
 from central.ledger.service import evaluate_capture, retrying
 from central.site import Site
@@ -44,6 +50,20 @@ def camera_of(site: Site, camera_id: str, *, kind: str | None) -> Any:
 def place_of(site: Site, camera_id: str, capture: Capture) -> tuple[str, str | None]:
     """The capture's place (and bay) from the camera's position in the site file."""
     camera = site.cameras[camera_id]
+    if capture.space is not None:
+        bay_id = camera.spaces.get(capture.space)
+        if bay_id is None:
+            raise Invalid(
+                f"camera {camera_id} has no bay for its parking space {capture.space!r} "
+                "(site file: cameras.<id>.spaces)",
+                field="space",
+            )
+        for lot_id, bay in site.lot_bays():
+            if bay == bay_id:
+                return f"lot:{lot_id}", bay_id
+        for zone_id, bay in site.zone_bays():
+            if bay == bay_id:
+                return f"zone:{zone_id}", bay_id
     if camera.segment is not None:
         return f"segment:{camera.segment}", None
     if camera.entry is not None:
@@ -91,6 +111,9 @@ def intake(
     """Store a capture once; on first sight apply the rules. Returns what happened."""
     now = time.time() if now is None else now
     place, bay_id = place_of(site, camera_id, capture)
+    camera = site.cameras[camera_id]
+    skew = capture.captured_at.timestamp() - now
+    held = abs(skew) > camera.max_clock_skew_minutes * 60
     pictures = []
     for picture in capture.pictures:
         if picture.data is not None:
@@ -128,6 +151,12 @@ def intake(
         "bay_id": bay_id,
         "confidence": capture.confidence,
         "pictures": json.dumps(pictures, ensure_ascii=False),
+        "camera_time": capture.captured_at.timestamp(),
+        "clock_skew_s": round(skew, 3),
+        "held": clock.HOLD if held else None,
+        "unmapped": json.dumps([list(u) for u in capture.unmapped], ensure_ascii=False)
+        if capture.unmapped
+        else None,
     }
 
     def work(conn: Any) -> dict[str, Any]:
@@ -137,6 +166,21 @@ def intake(
             return {"capture_id": int(existing), "duplicate": True, "outcomes": []}
         conn.execute(insert_ignore(conn.dialect.name, t.captures, ["camera_id", "event_id"]), row)
         capture_id = int(conn.execute(select(t.captures.c.id).where(*key)).scalar_one())
+        if held:
+            clock.raise_alert(conn, camera_id=camera_id, skew_s=skew, now=now)
+            return {
+                "capture_id": capture_id,
+                "duplicate": False,
+                "outcomes": [
+                    {
+                        "rule": None,
+                        "outcome": "held: camera clock",
+                        "reason": f"camera time is {skew:+.0f} s from its receipt; a person "
+                        "confirms the time before any rule reads it",
+                    }
+                ],
+            }
+        clock.clear_alert(conn, camera_id=camera_id, now=now)
         outcomes = evaluate_capture(conn, site, {**row, "id": capture_id}, now=now)
         return {"capture_id": capture_id, "duplicate": False, "outcomes": outcomes}
 
@@ -148,8 +192,85 @@ def intake(
         vehicle_class=row["vehicle_class"],
         ga_plate_type=capture.ga_plate_type,
         pictures=[p["sha256"] for p in pictures],
+        captured_at=capture.captured_at.isoformat(),
+        clock_skew_s=row["clock_skew_s"],
+        held=row["held"],
+        unmapped=[list(u) for u in capture.unmapped],
     )
     return result
+
+
+def confirm_time(
+    engine: Engine,
+    site: Site,
+    *,
+    capture_id: int,
+    use: str,
+    reason: str | None,
+    actor: str,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A person says which time a held capture has (the camera's or its receipt); the rules
+    then read it, in the same transaction as the record of who decided."""
+    now = time.time() if now is None else now
+    if use not in ("camera", "received"):
+        raise Invalid("use is 'camera' or 'received'", field="use")
+
+    def work(conn: Any) -> dict[str, Any]:
+        row = conn.execute(select(t.captures).where(t.captures.c.id == capture_id)).first()
+        if row is None:
+            raise NotFound("capture", str(capture_id))
+        if row.held != clock.HOLD:
+            raise Conflict(f"capture {capture_id} is not held for its camera's clock")
+        at = float(row.camera_time if use == "camera" else row.received_at)
+        conn.execute(
+            t.captures.update()
+            .where(t.captures.c.id == capture_id)
+            .values(held=None, captured_at=at)
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action="capture.confirm_time",
+            target=str(capture_id),
+            detail={"use": use, "reason": reason, "clock_skew_s": row.clock_skew_s},
+        )
+        data = {**dict(row._mapping), "captured_at": at, "held": None}
+        outcomes = evaluate_capture(conn, site, data, now=now)
+        return {"capture_id": capture_id, "captured_at": at, "outcomes": outcomes}
+
+    return retrying(engine, work)
+
+
+def unmapped_values(engine: Engine) -> list[dict[str, Any]]:
+    """Every enumeration value cameras sent that no table knows, counted per camera."""
+    counts: dict[tuple[str, str, str, str], list[float]] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                t.captures.c.camera_id,
+                t.captures.c.source,
+                t.captures.c.unmapped,
+                t.captures.c.received_at,
+            ).where(t.captures.c.unmapped.is_not(None))
+        )
+        for row in rows:
+            for field_name, value in json.loads(row.unmapped):
+                seen = counts.setdefault((row.camera_id, row.source, field_name, value), [])
+                seen.append(float(row.received_at))
+    return [
+        {
+            "camera_id": camera_id,
+            "source": source,
+            "field": field_name,
+            "value": value,
+            "count": len(seen),
+            "last_seen": max(seen),
+        }
+        for (camera_id, source, field_name, value), seen in sorted(
+            counts.items(), key=lambda item: -len(item[1])
+        )
+    ]
 
 
 def list_captures(
