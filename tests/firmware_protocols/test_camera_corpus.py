@@ -13,8 +13,6 @@ from firmware_protocols.cameras import (
     decode_dahua,
     decode_hikvision,
 )
-from firmware_protocols.cameras.dahua import read_dahua
-from firmware_protocols.cameras.hikvision import read_hikvision
 from tests.firmware_protocols.camera_corpus import (
     JPEG_A,
     JPEG_B,
@@ -92,6 +90,8 @@ def test_dahua_snapmanager_key_values_with_event_base_info() -> None:
 
 
 def test_dahua_attach_stream_one_capture_per_event_with_its_pictures() -> None:
+    from firmware_protocols.cameras import read_dahua
+
     reading = read_dahua(attach_stream(), STREAM_TYPE, camera_tz=BANGKOK)
     assert reading.refused == ()
     assert reading.heartbeats == 4 and reading.ignored == ("VideoMotion",)
@@ -104,6 +104,8 @@ def test_dahua_attach_stream_one_capture_per_event_with_its_pictures() -> None:
 
 def test_dahua_stream_cut_mid_part_keeps_the_whole_events() -> None:
     body = attach_stream() + stream_part("image/jpeg", JPEG_B)[:-20]
+    from firmware_protocols.cameras import read_dahua
+
     reading = read_dahua(body, STREAM_TYPE, camera_tz=BANGKOK)
     assert len(reading.captures) == 3
     assert [r.reason for r in reading.refused] == ["stream cut inside this part"]
@@ -112,6 +114,8 @@ def test_dahua_stream_cut_mid_part_keeps_the_whole_events() -> None:
 def test_dahua_stream_bad_part_is_refused_alone() -> None:
     body = stream_part("text/plain", b"Code=TrafficJunction;action=Pulse;data={broken")
     body += stream_part("text/plain", sample("dahua-attach-event.txt"))
+    from firmware_protocols.cameras import read_dahua
+
     reading = read_dahua(body, STREAM_TYPE, camera_tz=BANGKOK)
     assert [c.plate for c in reading.captures] == ["浙B54321"]
     assert reading.refused[0].where == "part 0" and "not JSON" in reading.refused[0].reason
@@ -161,6 +165,8 @@ def test_hikvision_json_alert() -> None:
 
 
 def test_hikvision_heartbeat_and_other_alerts_are_not_refusals() -> None:
+    from firmware_protocols.cameras import read_hikvision
+
     xml = sample("hikvision-anpr-cn-pid.xml").replace(
         b">ANPR</eventType>", b">videoloss</eventType>"
     )

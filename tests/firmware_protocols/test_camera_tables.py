@@ -12,7 +12,6 @@ from firmware_protocols.cameras import (
     normalise_plate,
     vehicle_class_of,
 )
-from firmware_protocols.cameras.vehicle_types import DAHUA_TYPES, HIKVISION_TYPES, vehicle_type
 
 
 @pytest.mark.parametrize(
@@ -101,6 +100,8 @@ def test_other_vendor_types(name: str, vclass: VehicleClass) -> None:
 
 
 def test_unknown_value_is_kept_raw_not_silently_mapped() -> None:
+    from firmware_protocols.cameras.vehicle_types import vehicle_type
+
     found = vehicle_type("Excavator")
     assert found.vehicle_class is VehicleClass.UNKNOWN
     assert found.unmapped == "Excavator"
@@ -109,6 +110,8 @@ def test_unknown_value_is_kept_raw_not_silently_mapped() -> None:
 
 
 def test_tables_map_every_value_they_list() -> None:
+    from firmware_protocols.cameras.vehicle_types import DAHUA_TYPES, HIKVISION_TYPES
+
     for table in (DAHUA_TYPES, HIKVISION_TYPES):
         for name, vclass in table.items():
             assert vehicle_class_of(name) is vclass, name
