@@ -267,11 +267,12 @@ class CameraEntry(_Model):
         description="the zone the camera's clock is set to (Dahua UTC/LocaleTime are local "
         "wall time); default the site's",
     )
-    max_clock_skew_minutes: float = Field(
-        default=10.0,
+    max_clock_skew_minutes: float | None = Field(
+        default=None,
         gt=0,
-        le=10080,
-        description="a capture further than this from its receipt is held for a person",
+        le=525_600,
+        description="a capture further than this from its receipt is held for a person "
+        "(default: central's camera_clock_skew_minutes, 10)",
     )
     spaces: dict[str, Ident] = Field(
         default_factory=dict,

@@ -87,6 +87,7 @@ async def _intake(
                     site,
                     camera_id=actor.name,
                     capture=capture,
+                    max_skew_s=central.settings.camera_clock_skew_minutes * 60,
                 )
             )
         except Invalid as exc:

@@ -107,13 +107,19 @@ def intake(
     camera_id: str,
     capture: Capture,
     now: float | None = None,
+    max_skew_s: float = 600.0,
 ) -> dict[str, Any]:
-    """Store a capture once; on first sight apply the rules. Returns what happened."""
+    """Store a capture once; on first sight apply the rules. Returns what happened.
+
+    ``max_skew_s`` is central's allowance; the camera's own setting in the site file wins.
+    """
     now = time.time() if now is None else now
     place, bay_id = place_of(site, camera_id, capture)
     camera = site.cameras[camera_id]
     skew = capture.captured_at.timestamp() - now
-    held = abs(skew) > camera.max_clock_skew_minutes * 60
+    if camera.max_clock_skew_minutes is not None:
+        max_skew_s = camera.max_clock_skew_minutes * 60
+    held = abs(skew) > max_skew_s
     pictures = []
     for picture in capture.pictures:
         if picture.data is not None:
