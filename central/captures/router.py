@@ -67,10 +67,12 @@ async def _intake(
         first = reading.refused[0]
         raise Invalid(f"{kind}: {first.where}: {first.reason}", field="body")
     if not reading.captures and not reading.heartbeats:
-        names = ", ".join(reading.ignored) or "nothing"
-        raise Invalid(
-            f"{kind}: {names} is not ANPR or a plate event (nothing stored)", field="body"
+        reason = (
+            f"{', '.join(reading.ignored)}: not ANPR or a plate event (nothing stored)"
+            if reading.ignored
+            else "no event in the body (nothing stored)"
         )
+        raise Invalid(f"{kind}: {reason}", field="body")
     results = []
     for capture in reading.captures:
         if kind == "parkgrid" and capture.camera_ref != actor.name:

@@ -52,17 +52,17 @@ def attach_stream() -> bytes:
 
 
 def hik_pid_multipart(xml: bytes | None = None) -> tuple[bytes, str]:
-    """The DS-2CD7A46G0 way: picture parts named by their pId."""
+    """The iDS-2CD7A46G0 way: the file name of a picture part is its pId (the part headers
+    quoted in maciej-or/hikvision_next#117), or the part is named by its pId alone."""
     xml = xml if xml is not None else sample("hikvision-anpr-cn-pid.xml")
     parts = [
         ('name="anpr.xml"; filename="anpr.xml"', "text/xml", xml),
-        ('name="2023081115023616000te10ogXYgPlate"', "image/jpeg", JPEG_C),
         (
-            'name="2023081115023616000te10ogXYgScene"; '
-            'filename="2023081115023616000te10ogXYgScene.jpg"',
+            'name="licensePlatePicture.jpg"; filename="2023081115023616000te10ogXYgPlate"',
             "image/jpeg",
-            JPEG_B,
+            JPEG_C,
         ),
+        ('name="2023081115023616000te10ogXYgScene"', "image/jpeg", JPEG_B),
     ]
     out = b""
     for disposition, ctype, data in parts:

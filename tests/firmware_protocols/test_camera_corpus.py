@@ -182,3 +182,12 @@ def test_unknown_vehicle_type_kept_raw() -> None:
     capture = decode_hikvision(xml, "text/xml")
     assert capture.vehicle_class is VehicleClass.UNKNOWN
     assert capture.unmapped == (("vehicle_type", "excavator"),)
+
+
+def test_dahua_itc_sample_as_captured_no_plate_tricycle() -> None:
+    """The ITC capture as it was published: a non-motor tricycle, no plate read."""
+    capture = decode_dahua(sample("dahua-notifyEventStream-itc-nonmotor.json"), "application/json")
+    assert capture.captured_at == utc(2024, 1, 30, 7, 34, 55, 305000)
+    assert capture.plate == "" and not capture.plate_readable and capture.plate_color is None
+    assert capture.vehicle_class is VehicleClass.TRICYCLE
+    assert capture.lane == 2 and capture.direction == "Leave" and capture.unmapped == ()

@@ -115,3 +115,17 @@ def test_tables_map_every_value_they_list() -> None:
     for table in (DAHUA_TYPES, HIKVISION_TYPES):
         for name, vclass in table.items():
             assert vehicle_class_of(name) is vclass, name
+
+
+def test_docs_list_every_mapping() -> None:
+    """docs/cameras.md lists every vendor value the tables map and every GA code derived."""
+    from pathlib import Path
+
+    from firmware_protocols.cameras.plates import GA_PLATE_TYPES
+    from firmware_protocols.cameras.vehicle_types import DAHUA_TYPES, HIKVISION_TYPES
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cameras.md").read_text()
+    for name in (*DAHUA_TYPES, *HIKVISION_TYPES):
+        assert f"`{name}`" in docs, name
+    for code in GA_PLATE_TYPES:
+        assert f"| {code}" in docs or f"/ {code}" in docs, code
