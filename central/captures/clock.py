@@ -7,6 +7,8 @@
         -> alert camera_clock for that camera (box_id "camera:<id>"), raised or kept raised
         -> no ledger rule reads it (the rules read only captures without a hold)
     a person confirms: POST /api/v1/captures/{id}/confirm-time {use: camera | received}
+        (or every held capture of a camera at once, oldest first, after an outage:
+        POST /api/v1/cameras/{camera_id}/confirm-held)
         -> captured_at set to the chosen time, hold cleared, audit row, rules applied now
     the camera's next capture in time again -> its camera_clock alert is resolved
 
@@ -16,9 +18,17 @@ the alerts page and duty routing can open a case for it.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, select
+import json
+import time
+from typing import Any
 
+from sqlalchemy import Connection, Engine, and_, select
+
+from central import audit
 from central.db import schema as t
+from central.errors import Conflict, Invalid, NotFound
+from central.ledger.service import evaluate_capture, retrying
+from central.site import Site
 
 HOLD = "camera_clock"
 ALERT_TYPE = "camera_clock"
@@ -91,3 +101,111 @@ def clear_alert(conn: Connection, *, camera_id: str, now: float) -> None:
         )
         .values(state="resolved", resolved_by="central", resolved_at=now, updated_at=now)
     )
+
+
+def _confirm(
+    conn: Connection, site: Site, row: Any, *, use: str, reason: str | None, actor: str, now: float
+) -> dict[str, Any]:
+    at = float(row.camera_time if use == "camera" else row.received_at)
+    conn.execute(
+        t.captures.update().where(t.captures.c.id == row.id).values(held=None, captured_at=at)
+    )
+    audit.record(
+        conn,
+        actor=actor,
+        action="capture.confirm_time",
+        target=str(row.id),
+        detail={"use": use, "reason": reason, "clock_skew_s": row.clock_skew_s},
+    )
+    data = {**dict(row._mapping), "captured_at": at, "held": None}
+    outcomes = evaluate_capture(conn, site, data, now=now)
+    return {"capture_id": int(row.id), "captured_at": at, "outcomes": outcomes}
+
+
+def _use(use: str) -> None:
+    if use not in ("camera", "received"):
+        raise Invalid("use is 'camera' or 'received'", field="use")
+
+
+def confirm_time(
+    engine: Engine,
+    site: Site,
+    *,
+    capture_id: int,
+    use: str,
+    reason: str | None,
+    actor: str,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A person says which time a held capture has (the camera's or its receipt); the rules
+    then read it, in the same transaction as the record of who decided."""
+    now = time.time() if now is None else now
+    _use(use)
+
+    def work(conn: Connection) -> dict[str, Any]:
+        row = conn.execute(select(t.captures).where(t.captures.c.id == capture_id)).first()
+        if row is None:
+            raise NotFound("capture", str(capture_id))
+        if row.held != HOLD:
+            raise Conflict(f"capture {capture_id} is not held for its camera's clock")
+        return _confirm(conn, site, row, use=use, reason=reason, actor=actor, now=now)
+
+    return retrying(engine, work)
+
+
+def confirm_held(
+    engine: Engine,
+    site: Site,
+    *,
+    camera_id: str,
+    use: str,
+    reason: str | None,
+    actor: str,
+    now: float | None = None,
+) -> list[dict[str, Any]]:
+    """Every held capture of one camera confirmed at once, oldest first (a camera catching
+    up after an outage sends a backlog: one decision for all of it)."""
+    now = time.time() if now is None else now
+    _use(use)
+
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            select(t.captures)
+            .where(t.captures.c.camera_id == camera_id, t.captures.c.held == HOLD)
+            .order_by(t.captures.c.camera_time, t.captures.c.id)
+        ).all()
+        return [
+            _confirm(conn, site, row, use=use, reason=reason, actor=actor, now=now) for row in rows
+        ]
+
+    return retrying(engine, work)
+
+
+def held_captures(engine: Engine, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Captures waiting for a person to confirm their time, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                t.captures.c.id,
+                t.captures.c.camera_id,
+                t.captures.c.plate,
+                t.captures.c.plate_color,
+                t.captures.c.vehicle_class,
+                t.captures.c.place,
+                t.captures.c.camera_time,
+                t.captures.c.received_at,
+                t.captures.c.clock_skew_s,
+                t.captures.c.pictures,
+            )
+            .where(t.captures.c.held == HOLD)
+            .order_by(t.captures.c.received_at, t.captures.c.id)
+            .limit(limit)
+        ).all()
+    out = []
+    for row in rows:
+        data = dict(row._mapping)
+        data["pictures"] = [
+            {**p, "url": f"/api/v1/pictures/{p['sha256']}"} for p in json.loads(data["pictures"])
+        ]
+        out.append(data)
+    return out

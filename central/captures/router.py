@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from central.auth.models import Actor, Role
-from central.captures import service
+from central.captures import clock, service
 from central.deps import CentralDep, EngineDep, Operator, Viewer, require
 from central.errors import Invalid, NotFound
 from central.evidence.store import PictureStore, is_sha256, picture_store_for
@@ -98,18 +98,7 @@ async def _intake(
             refused.append({"where": f"event {capture.event_id}", "reason": str(exc)})
     fresh = any(not r["duplicate"] for r in results)
     response.status_code = 201 if fresh else 200
-    notices = [
-        {"type": "ledger", "seq": o["seq"], "rule_id": o["rule"], "outcome": o["outcome"]}
-        for result in results
-        for o in result["outcomes"]
-        if o.get("seq") is not None
-    ]
-    # A tow order opens a case for the place's grid in the same transaction.
-    notices += [
-        {"type": "case", "ledger_seq": n["seq"]} for n in notices if n["rule_id"] == "left_for_days"
-    ]
-    if notices:  # the dashboard's ledger and cases pages re-read on these
-        central.hub.publish(notices)
+    _publish(central, results)
     # One capture: its result at the top (as before streams); always the whole reading.
     out: dict[str, Any] = dict(results[0]) if len(results) == 1 else {}
     out.update(
@@ -210,7 +199,7 @@ def confirm_time(
     central: CentralDep,
     actor: Operator,
 ) -> dict[str, Any]:
-    out = service.confirm_time(
+    out = clock.confirm_time(
         central.engine,
         central.site,
         capture_id=capture_id,
@@ -218,14 +207,53 @@ def confirm_time(
         reason=body.reason,
         actor=actor.label,
     )
+    _publish(central, [out])
+    return out
+
+
+def _publish(central: Any, results: list[dict[str, Any]]) -> None:
+    """Tell the dashboard's ledger and cases pages about new entries."""
     notices = [
         {"type": "ledger", "seq": o["seq"], "rule_id": o["rule"], "outcome": o["outcome"]}
-        for o in out["outcomes"]
+        for result in results
+        for o in result["outcomes"]
         if o.get("seq") is not None
+    ]
+    # A tow order opens a case for the place's grid in the same transaction.
+    notices += [
+        {"type": "case", "ledger_seq": n["seq"]} for n in notices if n["rule_id"] == "left_for_days"
     ]
     if notices:
         central.hub.publish(notices)
-    return out
+
+
+@router.post(
+    "/cameras/{camera_id}/confirm-held",
+    summary="Confirm the time of every capture of a camera held for its clock, oldest first",
+)
+def confirm_held(
+    camera_id: str, body: ConfirmTimeIn, central: CentralDep, actor: Operator
+) -> dict[str, Any]:
+    service.camera_of(central.site, camera_id, kind=None)
+    out = clock.confirm_held(
+        central.engine,
+        central.site,
+        camera_id=camera_id,
+        use=body.use,
+        reason=body.reason,
+        actor=actor.label,
+    )
+    _publish(central, out)
+    return {"camera_id": camera_id, "confirmed": out}
+
+
+@router.get("/captures/held", summary="Captures held for their camera's clock, oldest first")
+def held(engine: EngineDep, _: Viewer) -> list[dict[str, Any]]:
+    rows = clock.held_captures(engine)
+    for row in rows:
+        for key in ("camera_time", "received_at"):
+            row[key] = dt.datetime.fromtimestamp(row[key], dt.UTC).isoformat()
+    return rows
 
 
 @router.get(

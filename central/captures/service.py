@@ -26,12 +26,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from central import audit
 from central.captures import clock
 from central.captures.errors import UnknownCamera, WrongCameraKind
 from central.db import schema as t
 from central.db.engine import insert_ignore
-from central.errors import Conflict, Invalid, NotFound
+from central.errors import Invalid
 from central.evidence.store import PictureStore
 from central.ledger.service import evaluate_capture, retrying
 from central.site import Site
@@ -204,48 +203,6 @@ def intake(
         unmapped=[list(u) for u in capture.unmapped],
     )
     return result
-
-
-def confirm_time(
-    engine: Engine,
-    site: Site,
-    *,
-    capture_id: int,
-    use: str,
-    reason: str | None,
-    actor: str,
-    now: float | None = None,
-) -> dict[str, Any]:
-    """A person says which time a held capture has (the camera's or its receipt); the rules
-    then read it, in the same transaction as the record of who decided."""
-    now = time.time() if now is None else now
-    if use not in ("camera", "received"):
-        raise Invalid("use is 'camera' or 'received'", field="use")
-
-    def work(conn: Any) -> dict[str, Any]:
-        row = conn.execute(select(t.captures).where(t.captures.c.id == capture_id)).first()
-        if row is None:
-            raise NotFound("capture", str(capture_id))
-        if row.held != clock.HOLD:
-            raise Conflict(f"capture {capture_id} is not held for its camera's clock")
-        at = float(row.camera_time if use == "camera" else row.received_at)
-        conn.execute(
-            t.captures.update()
-            .where(t.captures.c.id == capture_id)
-            .values(held=None, captured_at=at)
-        )
-        audit.record(
-            conn,
-            actor=actor,
-            action="capture.confirm_time",
-            target=str(capture_id),
-            detail={"use": use, "reason": reason, "clock_skew_s": row.clock_skew_s},
-        )
-        data = {**dict(row._mapping), "captured_at": at, "held": None}
-        outcomes = evaluate_capture(conn, site, data, now=now)
-        return {"capture_id": capture_id, "captured_at": at, "outcomes": outcomes}
-
-    return retrying(engine, work)
 
 
 def unmapped_values(engine: Engine) -> list[dict[str, Any]]:

@@ -402,3 +402,33 @@ def test_unmapped_vehicle_type_is_counted_for_the_office(client: TestClient) -> 
             "last_seen": counted[0]["last_seen"],
         }
     ]
+
+
+def test_camera_backlog_confirmed_at_once_oldest_first(client: TestClient) -> None:
+    """A camera back from an outage uploads old captures: all held, one decision for all."""
+    for n, minutes in enumerate((1800, 1797.5, 1795)):  # a stay of five minutes, 30 h ago
+        xml = anpr_xml(uuid=f"backlog-{n}", when=_minutes_ago(minutes))
+        assert _post_hik(client, hik_multipart(xml)).json()["held"] == "camera_clock"
+    held = client.get("/api/v1/captures/held", headers=_auth(client, "olga")).json()
+    assert [h["camera_id"] for h in held] == ["C1", "C1", "C1"]
+    assert all(h["clock_skew_s"] < -27 * 3600 for h in held)
+    path = "/api/v1/cameras/C1/confirm-held"
+    assert client.post(path, json={"use": "camera"}, headers=_auth(client, "C1")).status_code == 403
+    assert (
+        client.post(path, json={"use": "sometime"}, headers=_auth(client, "olga")).status_code
+        == 422
+    )
+    done = client.post(
+        path, json={"use": "camera", "reason": "outage"}, headers=_auth(client, "olga")
+    )
+    assert done.status_code == 200, done.text
+    confirmed = done.json()["confirmed"]
+    assert [c["captured_at"] for c in confirmed] == sorted(c["captured_at"] for c in confirmed)
+    assert client.get("/api/v1/captures/held", headers=_auth(client, "olga")).json() == []
+    # three captures over five minutes on a capture segment: a no-parking violation
+    rules = {o.get("rule") for c in confirmed for o in c["outcomes"]}
+    assert "no_parking" in rules, confirmed
+    unknown = client.post(
+        "/api/v1/cameras/C404/confirm-held", json={"use": "camera"}, headers=_auth(client, "olga")
+    )
+    assert unknown.status_code == 403
