@@ -48,8 +48,9 @@ def _human(seconds: float) -> str:
     return f"{size / 60:.0f} minutes {ahead}"
 
 
-def raise_alert(conn: Connection, *, camera_id: str, skew_s: float, now: float) -> None:
-    """Raise (or keep raised, with the newest skew) the camera's clock alert."""
+def raise_alert(conn: Connection, *, camera_id: str, skew_s: float, now: float) -> bool:
+    """Raise (or keep raised, with the newest skew) the camera's clock alert; True when it
+    was not open before."""
     box_id, alert_id = alert_key(camera_id)
     message = (
         f"camera {camera_id}'s clock is {_human(skew_s)} central: its captures are kept with "
@@ -74,7 +75,7 @@ def raise_alert(conn: Connection, *, camera_id: str, skew_s: float, now: float) 
                 "last_seq": 0,
             },
         )
-        return
+        return True
     values: dict[str, object] = {"message": message, "updated_at": now}
     if current.state == "resolved":
         values.update(
@@ -87,12 +88,14 @@ def raise_alert(conn: Connection, *, camera_id: str, skew_s: float, now: float) 
             resolved_at=None,
         )
     conn.execute(t.alerts.update().where(key).values(**values))
+    return bool(current.state == "resolved")
 
 
-def clear_alert(conn: Connection, *, camera_id: str, now: float) -> None:
-    """Resolve the camera's clock alert: a capture came in on time again."""
+def clear_alert(conn: Connection, *, camera_id: str, now: float) -> bool:
+    """Resolve the camera's clock alert: a capture came in on time again. True when an
+    open alert was resolved."""
     box_id, alert_id = alert_key(camera_id)
-    conn.execute(
+    done = conn.execute(
         t.alerts.update()
         .where(
             t.alerts.c.box_id == box_id,
@@ -101,6 +104,7 @@ def clear_alert(conn: Connection, *, camera_id: str, now: float) -> None:
         )
         .values(state="resolved", resolved_by="central", resolved_at=now, updated_at=now)
     )
+    return bool(done.rowcount)
 
 
 def _confirm(

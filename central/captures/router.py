@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from central.auth.models import Actor, Role
 from central.captures import clock, service
+from central.cases.service import sync_alert_cases
 from central.deps import CentralDep, EngineDep, Operator, Viewer, require
 from central.errors import Invalid, NotFound
 from central.evidence.store import PictureStore, is_sha256, picture_store_for
@@ -21,6 +23,7 @@ from firmware_protocols.errors import DecodeError
 
 CameraToken = Annotated[Actor, Depends(require(Role.CAMERA))]
 router = APIRouter(prefix="/api/v1", tags=["captures"])
+log = logging.getLogger(__name__)
 
 
 def get_pictures(request: Request, central: CentralDep) -> PictureStore:
@@ -223,6 +226,24 @@ def _publish(central: Any, results: list[dict[str, Any]]) -> None:
     notices += [
         {"type": "case", "ledger_seq": n["seq"]} for n in notices if n["rule_id"] == "left_for_days"
     ]
+    # A camera's clock alert raised or resolved: cases for it (when the site's duty asks),
+    # and the alerts page re-reads.
+    for result in results:
+        change = result.get("clock_alert")
+        if change and result.get("camera_id"):
+            box_id, alert_id = clock.alert_key(result["camera_id"])
+            notices.append(
+                {
+                    "type": f"alert_{change}",
+                    "box_id": box_id,
+                    "alert_id": alert_id,
+                    "alert_type": clock.ALERT_TYPE,
+                }
+            )
+            try:
+                sync_alert_cases(central.engine, central.site, keys=[(box_id, alert_id)])
+            except Exception:  # the periodic sweep opens it later
+                log.exception("opening a case for camera %s's clock alert failed", box_id)
     if notices:
         central.hub.publish(notices)
 

@@ -172,10 +172,11 @@ def intake(
         conn.execute(insert_ignore(conn.dialect.name, t.captures, ["camera_id", "event_id"]), row)
         capture_id = int(conn.execute(select(t.captures.c.id).where(*key)).scalar_one())
         if held:
-            clock.raise_alert(conn, camera_id=camera_id, skew_s=skew, now=now)
+            raised = clock.raise_alert(conn, camera_id=camera_id, skew_s=skew, now=now)
             return {
                 "capture_id": capture_id,
                 "duplicate": False,
+                "clock_alert": "raised" if raised else None,
                 "outcomes": [
                     {
                         "rule": None,
@@ -185,12 +186,18 @@ def intake(
                     }
                 ],
             }
-        clock.clear_alert(conn, camera_id=camera_id, now=now)
+        resolved = clock.clear_alert(conn, camera_id=camera_id, now=now)
         outcomes = evaluate_capture(conn, site, {**row, "id": capture_id}, now=now)
-        return {"capture_id": capture_id, "duplicate": False, "outcomes": outcomes}
+        return {
+            "capture_id": capture_id,
+            "duplicate": False,
+            "outcomes": outcomes,
+            "clock_alert": "resolved" if resolved else None,
+        }
 
     result = retrying(engine, work)
     result.update(
+        camera_id=camera_id,
         place=place,
         plate=capture.plate,
         plate_color=row["plate_color"],

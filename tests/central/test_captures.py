@@ -364,6 +364,7 @@ def test_camera_clock_far_off_is_held_alerted_and_confirmed_by_a_person(
     clock_alerts = [a for a in alerts if a["alert_type"] == "camera_clock"]
     assert [a["box_id"] for a in clock_alerts] == ["camera:C1"]
     assert clock_alerts[0]["state"] == "raised"
+    assert out["clock_alert"] == "raised"
     row = client.get("/api/v1/captures", headers=_auth(client, "olga")).json()[0]
     assert row["camera_time"].startswith("2034-08-11T07:02:36")
     path = f"/api/v1/captures/{out['capture_id']}/confirm-time"
