@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from central.auth.models import Actor, Role
-from central.captures import clock, service
+from central.captures import clock, page, service
 from central.cases.service import sync_alert_cases
 from central.deps import CentralDep, EngineDep, Operator, Viewer, require
 from central.errors import Invalid, NotFound
@@ -24,6 +24,7 @@ from firmware_protocols.errors import DecodeError
 CameraToken = Annotated[Actor, Depends(require(Role.CAMERA))]
 router = APIRouter(prefix="/api/v1", tags=["captures"])
 log = logging.getLogger(__name__)
+__all__ = ["page", "router"]  # page: the dashboard's Cameras page, registered on import
 
 
 def get_pictures(request: Request, central: CentralDep) -> PictureStore:
@@ -226,8 +227,13 @@ def _publish(central: Any, results: list[dict[str, Any]]) -> None:
     notices += [
         {"type": "case", "ledger_seq": n["seq"]} for n in notices if n["rule_id"] == "left_for_days"
     ]
-    # A camera's clock alert raised or resolved: cases for it (when the site's duty asks),
-    # and the alerts page re-reads.
+    # A held capture: the Cameras page re-reads. A camera's clock alert raised or resolved:
+    # cases for it (when the site's duty asks), and the alerts page re-reads.
+    notices += [
+        {"type": "capture_held", "capture_id": r["capture_id"], "camera_id": r.get("camera_id")}
+        for r in results
+        if r.get("held") and not r.get("duplicate")
+    ]
     for result in results:
         change = result.get("clock_alert")
         if change and result.get("camera_id"):
