@@ -65,6 +65,12 @@ class StreamSplitter:
         self.dropped += count
         del self.buffer[:count]
 
+    def _skip(self, count: int) -> None:
+        """Skip bytes outside any part: line ends after a part's data are not noise."""
+        if bytes(self.buffer[:count]).strip(b"\r\n"):
+            self.dropped += count
+        del self.buffer[:count]
+
     def _next(self) -> tuple[bool, Part | None]:
         """(whether bytes were consumed, the part completed if any)."""
         buf = self.buffer
@@ -73,13 +79,10 @@ class StreamSplitter:
             # Keep a tail that may be the start of a delimiter; the rest is noise.
             keep = len(self.delimiter) + 2
             if len(buf) > keep:
-                self._drop(len(buf) - keep)
+                self._skip(len(buf) - keep)
             return False, None
         if start:
-            if buf[:start].strip(b"\r\n"):
-                self._drop(start)
-            else:
-                del buf[:start]  # the line ends after a part's data are not noise
+            self._skip(start)
         body_from = len(self.delimiter)
         while body_from < len(buf) and buf[body_from] in b"\r\n":
             body_from += 1
