@@ -27,13 +27,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from firmware_protocols.cameras import Reading, decode_parkgrid, read_dahua, read_hikvision
 from firmware_protocols.errors import DecodeError
+from parkgrid.camera_attach import add_parser as add_attach
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 KINDS = ("auto", "hikvision", "dahua", "parkgrid")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    commands = parser.add_subparsers(dest="command", metavar="{listen}")
+    commands = parser.add_subparsers(dest="command", metavar="{listen,attach}")
     listen = commands.add_parser(
         "listen", help="receive a camera's pushes and print how each is read"
     )
@@ -47,6 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--max-skew-minutes", type=float, default=10.0, help="flag captures further off"
     )
     listen.set_defaults(handler=_listen)
+    add_attach(commands)
     parser.set_defaults(handler=lambda _: (parser.print_help(sys.stderr), 2)[1])
 
 
