@@ -48,7 +48,15 @@ def _human(seconds: float) -> str:
     return f"{size / 60:.0f} minutes {ahead}"
 
 
-def raise_alert(conn: Connection, *, camera_id: str, skew_s: float, now: float) -> bool:
+def raise_alert(
+    conn: Connection,
+    *,
+    camera_id: str,
+    skew_s: float,
+    now: float,
+    lot_id: str | None = None,
+    zone_id: str | None = None,
+) -> bool:
     """Raise (or keep raised, with the newest skew) the camera's clock alert; True when it
     was not open before."""
     box_id, alert_id = alert_key(camera_id)
@@ -73,6 +81,8 @@ def raise_alert(conn: Connection, *, camera_id: str, skew_s: float, now: float) 
                 "raised_at": now,
                 "updated_at": now,
                 "last_seq": 0,
+                "lot_id": lot_id,  # where the camera is: a case for the alert finds its grid
+                "zone_id": zone_id,
             },
         )
         return True

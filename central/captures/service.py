@@ -172,7 +172,14 @@ def intake(
         conn.execute(insert_ignore(conn.dialect.name, t.captures, ["camera_id", "event_id"]), row)
         capture_id = int(conn.execute(select(t.captures.c.id).where(*key)).scalar_one())
         if held:
-            raised = clock.raise_alert(conn, camera_id=camera_id, skew_s=skew, now=now)
+            raised = clock.raise_alert(
+                conn,
+                camera_id=camera_id,
+                skew_s=skew,
+                now=now,
+                lot_id=camera.lots[0] if camera.lots else None,
+                zone_id=camera.zones[0] if camera.zones else None,
+            )
             return {
                 "capture_id": capture_id,
                 "duplicate": False,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from firmware_protocols.cameras.capture import Capture, Picture, PictureKind, Reading, Refusal
@@ -193,4 +193,4 @@ def decode_dahua(
         raise DecodeError(
             f"body with {len(reading.captures)} plate events (needs one){ignored}", fmt=FMT
         )
-    return replace(reading.captures[0])
+    return reading.captures[0]

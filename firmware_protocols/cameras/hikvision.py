@@ -114,6 +114,17 @@ def parse_time(text: str | None, *, assume_tz: dt.tzinfo, fmt: str = FMT) -> dt.
     return plausible(when if when.tzinfo is not None else when.replace(tzinfo=assume_tz), fmt)
 
 
+def _basis(text: str, assume_tz: dt.tzinfo) -> str:
+    """How a dateTime was read: with its own offset, or in the camera's zone."""
+    try:
+        stated = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return "dateTime"
+    if stated.tzinfo is not None:
+        return "dateTime with its offset"
+    return f"dateTime without offset, read in {assume_tz}"
+
+
 def plausible(when: dt.datetime, fmt: str) -> dt.datetime:
     """A capture time a camera can have: 1971 to 2200 (a clock reset reads 1970 or 0001)."""
     if not 1971 <= when.year <= 2200:
@@ -195,10 +206,7 @@ def alert_capture(
         confidence=confidence,
         pictures=tuple(found),
         direction=_text(anpr, "direction"),
-        time_basis="dateTime with its offset"
-        if "+" in (_text(root, "dateTime") or "")[10:]
-        or (_text(root, "dateTime") or "").endswith("Z")
-        else f"dateTime without offset, read in {assume_tz}",
+        time_basis=_basis(_text(root, "dateTime") or "", assume_tz),
         unmapped=tuple(unmapped),
     )
 

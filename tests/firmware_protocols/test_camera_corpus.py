@@ -191,3 +191,13 @@ def test_dahua_itc_sample_as_captured_no_plate_tricycle() -> None:
     assert capture.plate == "" and not capture.plate_readable and capture.plate_color is None
     assert capture.vehicle_class is VehicleClass.TRICYCLE
     assert capture.lane == 2 and capture.direction == "Leave" and capture.unmapped == ()
+
+
+def test_hikvision_time_basis_with_negative_offset_and_without() -> None:
+    xml = sample("hikvision-anpr-cn-pid.xml")
+    west = decode_hikvision(xml.replace(b"+08:00<", b"-05:00<"), "text/xml")
+    assert west.time_basis == "dateTime with its offset"
+    assert west.captured_at == utc(2023, 8, 11, 20, 2, 36)
+    bare = decode_hikvision(xml.replace(b"+08:00<", b"<"), "text/xml", assume_tz=SHANGHAI)
+    assert bare.time_basis == "dateTime without offset, read in Asia/Shanghai"
+    assert bare.captured_at == utc(2023, 8, 11, 7, 2, 36)
