@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from central.auth.models import Role
@@ -37,16 +39,34 @@ from tests.firmware_protocols.camera_corpus import JPEG_A, JPEG_B, JPEG_C, heart
 from tests.test_end_to_end_central import CentralServer
 
 DEADLINE_S = 60.0
-CREDENTIALS = base64.b64encode(b"admin:cam-password").decode()
+USER, PASSWORD = "admin", "cam-password"
+CREDENTIALS = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+REALM, NONCE = "Login to 8M049B2PAJF3085", "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _digest_ok(header: str, method: str) -> bool:
+    """RFC 7616 Digest (MD5, qop=auth) as Dahua cameras ask for it."""
+    if not header.startswith("Digest "):
+        return False
+    fields = dict(re.findall(r'(\w+)="?([^",]*)"?', header[len("Digest ") :]))
+    ha1 = _md5(f"{USER}:{REALM}:{PASSWORD}")
+    ha2 = _md5(f"{method}:{fields.get('uri', '')}")
+    expected = _md5(f"{ha1}:{NONCE}:{fields.get('nc', '')}:{fields.get('cnonce', '')}:auth:{ha2}")
+    return fields.get("username") == USER and fields.get("response") == expected
 
 
 class FakeDahua:
     """A camera's attach endpoint: the stream part by part, then heartbeats until closed."""
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, scheme: str) -> None:
         self.parts = list(_chunks(body))
         self.done = threading.Event()
         self.requests: list[str] = []
+        self.authorized = 0
         camera = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,9 +74,22 @@ class FakeDahua:
 
             def do_GET(self) -> None:
                 camera.requests.append(self.path)
-                if self.headers.get("Authorization") != f"Basic {CREDENTIALS}":
+                given = self.headers.get("Authorization", "")
+                ok = (
+                    _digest_ok(given, "GET")
+                    if scheme == "digest"
+                    else given == f"Basic {CREDENTIALS}"
+                )
+                if ok:
+                    camera.authorized += 1
+                else:
                     self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Basic realm="Login to 8M049B2PAJF3085"')
+                    challenge = (
+                        f'Digest realm="{REALM}", qop="auth", nonce="{NONCE}", opaque=""'
+                        if scheme == "digest"
+                        else f'Basic realm="{REALM}"'
+                    )
+                    self.send_header("WWW-Authenticate", challenge)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -94,8 +127,9 @@ class FakeDahua:
         self.server.server_close()
 
 
+@pytest.mark.parametrize("scheme", ["digest", "basic"])
 def test_relay_forwards_each_event_with_its_pictures_while_the_stream_is_open(
-    tmp_path: Path,
+    tmp_path: Path, scheme: str
 ) -> None:
     settings = CentralSettings(
         site_file=SITE_FILE,
@@ -103,7 +137,7 @@ def test_relay_forwards_each_event_with_its_pictures_while_the_stream_is_open(
         ingest=False,
         pictures_dir=tmp_path / "pictures",
     )
-    camera = FakeDahua(_recent_stream())
+    camera = FakeDahua(_recent_stream(), scheme)
 
     async def run() -> None:
         server = await CentralServer(settings).start()
@@ -116,7 +150,7 @@ def test_relay_forwards_each_event_with_its_pictures_while_the_stream_is_open(
                 subprocess.Popen,
                 [
                     sys.executable, "-m", "parkgrid", "camera", "attach",
-                    "--url", camera.url, "--user", "admin", "--password", "cam-password",
+                    "--url", camera.url, "--user", USER, "--password", PASSWORD,
                     "--central", server.url, "--token-file", str(tmp_path / "cam.token"),
                 ],
                 stdout=subprocess.PIPE,
@@ -158,4 +192,6 @@ def test_relay_forwards_each_event_with_its_pictures_while_the_stream_is_open(
             await server.stop()
 
     asyncio.run(run())
-    assert camera.requests and camera.requests[0].startswith("/cgi-bin/eventManager.cgi")
+    # challenged first, then let in with the camera's credentials
+    assert len(camera.requests) >= 2 and camera.requests[0].startswith("/cgi-bin/eventManager.cgi")
+    assert camera.authorized == 1
