@@ -29,6 +29,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("--no-ingest", action="store_true", help="API only, no MQTT ingest")
     serve.add_argument("--instance", help="this instance's name (default: host name)")
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate at start")
+    serve.add_argument(
+        "--camera-clock-skew-minutes",
+        type=float,
+        help="hold captures further than this from their receipt (default 10; env "
+        "PARKGRID_CAMERA_CLOCK_SKEW_MINUTES; a camera's site-file setting wins)",
+    )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(handler=_serve)
 
@@ -110,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
         ("mqtt_url", args.mqtt_url),
         ("ingest_group", args.ingest_group),
         ("instance", args.instance),
+        ("camera_clock_skew_minutes", args.camera_clock_skew_minutes),
     ):
         if value is not None:
             overrides[name] = value

@@ -76,6 +76,13 @@ class CentralSettings(BaseSettings):
     token_ttl_s: int = Field(default=12 * 3600, ge=60)
     login_max_failures: int = Field(default=5, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    camera_clock_skew_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        le=525_600,
+        description="A capture further than this from its receipt is held for a person "
+        "(camera clock); a camera's max_clock_skew_minutes in the site file wins.",
+    )
     command_ttl_s: int = Field(default=300, ge=5)
     lots_cache_s: float = Field(default=1.0, ge=0, description="Public lot list cache, seconds.")
     stream_queue: int = Field(default=1000, ge=10)

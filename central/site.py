@@ -14,7 +14,8 @@ field-by-field validation, with the same kind of path.
     [lots.<lot_id>]             name, box_id, bays = 150 | ["P1-001", ...] | {count, pattern}
     [zones.<zone_id>]           name, class, box_id, bays
     [segments.<segment_id>]     name, road: a no-parking road stretch
-    [cameras.<camera_id>]       kind, segment | lots | zones
+    [cameras.<camera_id>]       kind, segment | lots | zones, timezone, max_clock_skew_minutes,
+                                spaces (space number -> bay)
     [grids.<grid_id>]           name, kind, duty_role, lots, zones, segments, entries
     [rules.no_parking|truck_ban|left_for_days]   versioned ledger rules (docs/ledger.md)
     [[permits]] / [[exempt]]    plates the rules let pass, with reasons
@@ -261,6 +262,32 @@ class CameraEntry(_Model):
     entry: Ident | None = Field(default=None, description="a truck-ban camera at a town entry")
     lots: list[Ident] = Field(default_factory=list)
     zones: list[Ident] = Field(default_factory=list)
+    timezone: str | None = Field(
+        default=None,
+        description="the zone the camera's clock is set to (Dahua UTC/LocaleTime are local "
+        "wall time); default the site's",
+    )
+    max_clock_skew_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=525_600,
+        description="a capture further than this from its receipt is held for a person "
+        "(default: central's camera_clock_skew_minutes, 10)",
+    )
+    spaces: dict[str, Ident] = Field(
+        default_factory=dict,
+        description="the camera's parking-space numbers (Dahua TrafficParkingSpace*) -> bay ids",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
 
 class GridEntry(_Model):
@@ -447,6 +474,17 @@ def cross_check(site: Site) -> list[SiteProblem]:
                 if ref not in refs[section]:
                     problems.append(
                         SiteProblem(f"{path}.{section}.{index}", f"no {section[:-1]} {ref!r}")
+                    )
+        if camera.spaces:
+            watched = {b for lot, b in site.lot_bays() if lot in camera.lots}
+            watched |= {b for zone, b in site.zone_bays() if zone in camera.zones}
+            for number, bay_id in camera.spaces.items():
+                if bay_id not in watched:
+                    problems.append(
+                        SiteProblem(
+                            f"{path}.spaces.{number}",
+                            f"bay {bay_id!r} is not in the camera's lots or zones",
+                        )
                     )
     problems.extend(_sign_problems(site, refs))
     problems.extend(_rule_problems(site))

@@ -22,6 +22,10 @@ GROUPS: dict[str, tuple[str, str]] = {
     "central": ("central.cli", "run and administer the central aggregator"),
     "sim": ("simulators.cli", "device and town simulators"),
     "demo": ("parkgrid.demo", "run the whole town on this machine"),
+    "camera": (
+        "parkgrid.camera_listen",
+        "commission a camera (listen), relay a Dahua attach stream to central (attach)",
+    ),
     "schema": ("parkgrid.schema", "write the JSON Schema of the uplink payloads"),
 }
 

@@ -54,6 +54,7 @@ EXIT_USAGE = 2
 
 DEFAULT_SITE = Path(__file__).resolve().parent.parent / "sites" / "xigang.toml"
 DEMO_USER = "demo"
+DEMO_CAMERA_SKEW_MINUTES = 30 * 24 * 60
 STARTUP_ALLOWANCE_S = 25.0
 HEARTBEAT_TIMEOUT_S = 45.0
 HEARTBEAT_INTERVAL_S = 12.0
@@ -494,6 +495,9 @@ class Demo:
                 "--database-url", self.database_url, "--mqtt-url", self.broker_url,
                 "--host", self.options.host, "--port", str(self.options.port),
                 "--instance", "demo", "--log-level", "warning",
+                # The town's clock is simulated (it starts yesterday and runs --speed times
+                # faster), so its cameras' times are far from the wall clock by design.
+                "--camera-clock-skew-minutes", str(DEMO_CAMERA_SKEW_MINUTES),
             ),
         )  # fmt: skip
 

@@ -12,6 +12,10 @@ with its pictures content-addressed, and the ledger rules applied in the same tr
               pictures -> PictureStore (sha256)     one transaction:
                                                     capture row (insert-or-ignore on
                                                     camera + event id) -> rules -> ledger
+
+A capture whose camera time is further than the camera's ``max_clock_skew_minutes`` from
+its receipt is stored held instead of going to the rules (:mod:`central.captures.clock`).
+A Dahua parking-space event's space number becomes a bay through the camera's ``spaces``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from central.captures import clock
 from central.captures.errors import UnknownCamera, WrongCameraKind
 from central.db import schema as t
 from central.db.engine import insert_ignore
@@ -44,6 +49,20 @@ def camera_of(site: Site, camera_id: str, *, kind: str | None) -> Any:
 def place_of(site: Site, camera_id: str, capture: Capture) -> tuple[str, str | None]:
     """The capture's place (and bay) from the camera's position in the site file."""
     camera = site.cameras[camera_id]
+    if capture.space is not None:
+        bay_id = camera.spaces.get(capture.space)
+        if bay_id is None:
+            raise Invalid(
+                f"camera {camera_id} has no bay for its parking space {capture.space!r} "
+                "(site file: cameras.<id>.spaces)",
+                field="space",
+            )
+        for lot_id, bay in site.lot_bays():
+            if bay == bay_id:
+                return f"lot:{lot_id}", bay_id
+        for zone_id, bay in site.zone_bays():
+            if bay == bay_id:
+                return f"zone:{zone_id}", bay_id
     if camera.segment is not None:
         return f"segment:{camera.segment}", None
     if camera.entry is not None:
@@ -87,10 +106,19 @@ def intake(
     camera_id: str,
     capture: Capture,
     now: float | None = None,
+    max_skew_s: float = 600.0,
 ) -> dict[str, Any]:
-    """Store a capture once; on first sight apply the rules. Returns what happened."""
+    """Store a capture once; on first sight apply the rules. Returns what happened.
+
+    ``max_skew_s`` is central's allowance; the camera's own setting in the site file wins.
+    """
     now = time.time() if now is None else now
     place, bay_id = place_of(site, camera_id, capture)
+    camera = site.cameras[camera_id]
+    skew = capture.captured_at.timestamp() - now
+    if camera.max_clock_skew_minutes is not None:
+        max_skew_s = camera.max_clock_skew_minutes * 60
+    held = abs(skew) > max_skew_s
     pictures = []
     for picture in capture.pictures:
         if picture.data is not None:
@@ -128,6 +156,12 @@ def intake(
         "bay_id": bay_id,
         "confidence": capture.confidence,
         "pictures": json.dumps(pictures, ensure_ascii=False),
+        "camera_time": capture.captured_at.timestamp(),
+        "clock_skew_s": round(skew, 3),
+        "held": clock.HOLD if held else None,
+        "unmapped": json.dumps([list(u) for u in capture.unmapped], ensure_ascii=False)
+        if capture.unmapped
+        else None,
     }
 
     def work(conn: Any) -> dict[str, Any]:
@@ -137,19 +171,83 @@ def intake(
             return {"capture_id": int(existing), "duplicate": True, "outcomes": []}
         conn.execute(insert_ignore(conn.dialect.name, t.captures, ["camera_id", "event_id"]), row)
         capture_id = int(conn.execute(select(t.captures.c.id).where(*key)).scalar_one())
+        if held:
+            raised = clock.raise_alert(
+                conn,
+                camera_id=camera_id,
+                skew_s=skew,
+                now=now,
+                lot_id=camera.lots[0] if camera.lots else None,
+                zone_id=camera.zones[0] if camera.zones else None,
+            )
+            return {
+                "capture_id": capture_id,
+                "duplicate": False,
+                "clock_alert": "raised" if raised else None,
+                "outcomes": [
+                    {
+                        "rule": None,
+                        "outcome": "held: camera clock",
+                        "reason": f"camera time is {skew:+.0f} s from its receipt; a person "
+                        "confirms the time before any rule reads it",
+                    }
+                ],
+            }
+        resolved = clock.clear_alert(conn, camera_id=camera_id, now=now)
         outcomes = evaluate_capture(conn, site, {**row, "id": capture_id}, now=now)
-        return {"capture_id": capture_id, "duplicate": False, "outcomes": outcomes}
+        return {
+            "capture_id": capture_id,
+            "duplicate": False,
+            "outcomes": outcomes,
+            "clock_alert": "resolved" if resolved else None,
+        }
 
     result = retrying(engine, work)
     result.update(
+        camera_id=camera_id,
         place=place,
         plate=capture.plate,
         plate_color=row["plate_color"],
         vehicle_class=row["vehicle_class"],
         ga_plate_type=capture.ga_plate_type,
         pictures=[p["sha256"] for p in pictures],
+        captured_at=capture.captured_at.isoformat(),
+        clock_skew_s=row["clock_skew_s"],
+        held=row["held"],
+        unmapped=[list(u) for u in capture.unmapped],
     )
     return result
+
+
+def unmapped_values(engine: Engine) -> list[dict[str, Any]]:
+    """Every enumeration value cameras sent that no table knows, counted per camera."""
+    counts: dict[tuple[str, str, str, str], list[float]] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                t.captures.c.camera_id,
+                t.captures.c.source,
+                t.captures.c.unmapped,
+                t.captures.c.received_at,
+            ).where(t.captures.c.unmapped.is_not(None))
+        )
+        for row in rows:
+            for field_name, value in json.loads(row.unmapped):
+                seen = counts.setdefault((row.camera_id, row.source, field_name, value), [])
+                seen.append(float(row.received_at))
+    return [
+        {
+            "camera_id": camera_id,
+            "source": source,
+            "field": field_name,
+            "value": value,
+            "count": len(seen),
+            "last_seen": max(seen),
+        }
+        for (camera_id, source, field_name, value), seen in sorted(
+            counts.items(), key=lambda item: -len(item[1])
+        )
+    ]
 
 
 def list_captures(

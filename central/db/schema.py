@@ -299,6 +299,12 @@ captures = Table(
     Column("bay_id", String(ID)),
     Column("confidence", Float),
     Column("pictures", Text, nullable=False),  # JSON [{sha256, name, kind, content_type}]
+    # The time the camera stated, and how far it was from the receipt (camera - central).
+    Column("camera_time", Float),
+    Column("clock_skew_s", Float),
+    # "camera_clock": too far from its receipt; decides nothing until a person confirms.
+    Column("held", String(16)),
+    Column("unmapped", Text),  # JSON [[field, raw value]]: enumeration values no table knows
     UniqueConstraint("camera_id", "event_id", name="uq_captures_camera_event"),
 )
 Index("ix_captures_plate_place_at", captures.c.plate, captures.c.place, captures.c.captured_at)

@@ -62,6 +62,7 @@ def _seen(conn: Connection, *, plate: str, place: str, since: float) -> list[rul
             t.captures.c.plate == plate,
             t.captures.c.place == place,
             t.captures.c.captured_at >= since,
+            t.captures.c.held.is_(None),  # a held capture (camera clock) is no evidence yet
         )
         .order_by(t.captures.c.captured_at, t.captures.c.id)
     ).all()

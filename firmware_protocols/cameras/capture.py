@@ -83,3 +83,33 @@ class Capture:
     zone_id: str | None = None
     bay_id: str | None = None
     pictures: tuple[Picture, ...] = field(default_factory=tuple)
+    # The camera's parking-space number (Dahua TrafficParkingSpace*): the site file maps it
+    # to a bay.
+    space: str | None = None
+    direction: str | None = None
+    # How the time was read ("RealUTC", "UTC as local time in Asia/Shanghai", ...).
+    time_basis: str = ""
+    # Enumeration values no table knows, kept raw: (field, value), e.g. ("vehicle_type", "X").
+    unmapped: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """A part of a push that was not read: where in the body, and why."""
+
+    where: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reading:
+    """Everything one push body carried: a stream may hold several events.
+
+    ``ignored`` names events that are not plate reads (``VideoMotion``...), which a camera
+    may send on the same channel; ``heartbeats`` counts keep-alive parts.
+    """
+
+    captures: tuple[Capture, ...] = ()
+    refused: tuple[Refusal, ...] = ()
+    ignored: tuple[str, ...] = ()
+    heartbeats: int = 0

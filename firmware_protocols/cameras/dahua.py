@@ -1,172 +1,196 @@
-"""Dahua traffic events (``TrafficParking``, ``TrafficJunction``) as JSON, into a Capture.
+"""Every Dahua push body, into a :class:`Reading` (several captures for a stream).
 
 Theory of operation
 -------------------
-Dahua ITC cameras report a plate read as an event whose ``Data`` holds a ``TrafficCar``
-object. The event comes alone or inside the event-stream envelope
-(``{"params": {"eventList": [...]}}``); with pictures, as ``multipart/form-data`` whose
-first part is the JSON and whose other parts are JPEGs::
+One entry point, :func:`read_dahua`, tells the forms apart by Content-Type and shape:
 
-    {"Code": "TrafficParking", "Action": "Start" | "Stop" | "Pulse",
-     "Data": {"UTC": 1740816000, "UTCMS": 250, "EventID": 516, "GroupID": 175706653,
-              "Lane": 2,
-              "TrafficCar": {"PlateNumber": "苏A8HK52", "PlateColor": "Blue",
-                             "PlateType": "Normal", "VehicleType": "SaloonCar",
-                             "VehicleSize": "Light-duty"},
-              "Object": {"Text": "苏A8HK52"}}}
+============================  ===============================================================
+body                          read as
+============================  ===============================================================
+JSON object with ``Code``     one event (:mod:`dahua_event`)
+JSON ``params.eventList``     every event of the list (``client.notifyEventStream``)
+JSON with ``Picture``         an ITSAPI ``TollgateInfo`` upload (:mod:`dahua_itsapi`)
+JSON ITSAPI ``KeepAlive``     a heartbeat
+text ``Events[0].Code=...``   key=value events (:mod:`dahua_text`)
+text ``Code=...;data={}``     one attach event
+``multipart/form-data``       event parts, each followed by its JPEG parts
+``multipart/x-mixed-replace`` an ``eventManager.cgi?action=attach`` or ``snapManager.cgi``
+                              stream: event parts, ``Heartbeat`` parts, JPEG parts
+============================  ===============================================================
 
-``TrafficParking`` with ``Action`` ``Stop`` is the camera seeing the vehicle leave: a
-departure. ``UTC`` is what the camera calls UTC but most firmware fills it with local wall
-time; a ``LocaleTime``-only event is read in the site's time zone. The camera's event id is
-``Code/GroupID/EventID/Action`` (``UUID`` when the firmware sends one).
+In a multipart body the parts are read in order: a text or JSON part holds one or more
+events; each picture part belongs to the last event read before it (a camera sends an
+event's pictures right after it); a heartbeat is counted. A part that cannot be read is a
+:class:`Refusal` naming the part and the reason, and the other events are still read: one
+bad part never loses the stream. An event that is not a plate read (``VideoMotion``) is
+listed as ignored. A stream cut inside its last part refuses that part only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
-from firmware_protocols.cameras.capture import Capture, CaptureKind, Picture, PictureKind
-from firmware_protocols.cameras.hikvision import plausible
-from firmware_protocols.cameras.multipart import media_type, parse_multipart
-from firmware_protocols.cameras.plates import (
-    checked_plate,
-    ga_plate_type,
-    is_readable,
-    normalise_plate,
-    vehicle_class_of,
+from firmware_protocols.cameras.capture import Capture, Picture, PictureKind, Reading, Refusal
+from firmware_protocols.cameras.dahua_event import CODES, event_capture
+from firmware_protocols.cameras.dahua_itsapi import is_keepalive, is_tollgate, tollgate_capture
+from firmware_protocols.cameras.dahua_text import (
+    attach_event,
+    events_from_key_values,
+    is_attach_event,
+    is_heartbeat,
+    looks_like_key_values,
 )
+from firmware_protocols.cameras.multipart import Part, media_type, parse_multipart, parse_stream
 from firmware_protocols.errors import DecodeError
 
-FMT = "dahua-traffic"
+FMT = "dahua"
 MAX_JSON_BYTES = 256 * 1024
 MAX_PICTURE_BYTES = 8 * 1024 * 1024
-CODES = ("TrafficParking", "TrafficJunction")
+_TEXT_TYPES = ("", "application/json", "text/plain", "text/json")
 
 
-def _event(doc: Any) -> dict[str, Any]:
+@dataclass
+class _Pending:
+    event: dict[str, Any]
+    where: str
+    pictures: list[Picture] = field(default_factory=list)
+
+
+@dataclass
+class _Found:
+    pending: list[_Pending] = field(default_factory=list)
+    captures: list[Capture] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    heartbeats: int = 0
+
+
+def _json_events(doc: Any) -> list[dict[str, Any]]:
     if isinstance(doc, dict) and isinstance(doc.get("params"), dict):
         events = doc["params"].get("eventList")
-        if not isinstance(events, list) or len(events) != 1:
-            raise DecodeError("event stream envelope must carry exactly one event", fmt=FMT)
-        doc = events[0]
-    if not isinstance(doc, dict):
-        raise DecodeError("the event is not a JSON object", fmt=FMT)
-    return doc
+        if not isinstance(events, list):
+            raise DecodeError("event stream envelope without its eventList", fmt=FMT)
+        doc = events
+    items = doc if isinstance(doc, list) else [doc]
+    if not all(isinstance(item, dict) for item in items):
+        raise DecodeError("an event is not a JSON object", fmt=FMT)
+    return items
 
 
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        text = str(value).strip()
-        return text or None
-    raise DecodeError(f"expected a string, got {type(value).__name__}", fmt=FMT)
-
-
-def decode_event(
-    data: bytes, *, pictures: tuple[Picture, ...] = (), assume_tz: dt.tzinfo = dt.UTC
-) -> Capture:
+def _read_text(data: bytes, where: str, found: _Found, camera_tz: dt.tzinfo) -> None:
+    """A text or JSON body or part: events to pending, or a heartbeat, or a TollgateInfo."""
+    if is_heartbeat(data):
+        found.heartbeats += 1
+        return
+    if is_attach_event(data):
+        found.pending.append(_Pending(attach_event(data), where))
+        return
+    if looks_like_key_values(data) and not data.lstrip().startswith((b"{", b"[")):
+        found.pending.extend(_Pending(e, where) for e in events_from_key_values(data))
+        return
     if len(data) > MAX_JSON_BYTES:
         raise DecodeError(f"JSON over {MAX_JSON_BYTES} bytes", fmt=FMT, data=data[:64])
     try:
         doc = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DecodeError(f"malformed JSON: {exc}", fmt=FMT, data=data[:64]) from None
-    event = _event(doc)
-    code = event.get("Code")
-    if code not in CODES:
-        raise DecodeError(
-            f"event Code {code!r} is not one of {', '.join(CODES)}", fmt=FMT, data=data[:64]
-        )
-    body = event.get("Data")
-    if not isinstance(body, dict):
-        raise DecodeError("event without its Data object", fmt=FMT, data=data[:64])
-    car = body.get("TrafficCar")
-    if not isinstance(car, dict):
-        raise DecodeError("event without a TrafficCar object", fmt=FMT, data=data[:64])
-    action = _str(event.get("Action") or body.get("Action")) or "Pulse"
-    when = _time(body, assume_tz)
-    uuid = _str(body.get("UUID"))
-    if uuid is None:
-        group, seq = _str(body.get("GroupID")), _str(body.get("EventID"))
-        if seq is None:
-            raise DecodeError("event without EventID or UUID", fmt=FMT, data=data[:64])
-        uuid = f"{code}/{group or '-'}/{seq}/{action}"
-    found = body.get("Object")
-    obj: dict[str, Any] = found if isinstance(found, dict) else {}
-    raw = _str(car.get("PlateNumber")) or _str(obj.get("Text")) or ""
-    plate, colour = normalise_plate(raw, _str(car.get("PlateColor")))
-    plate = checked_plate(plate, fmt=FMT)
-    vclass = vehicle_class_of(
-        _str(car.get("VehicleType")) or _str(car.get("Category")) or _str(car.get("VehicleSize"))
-    )
-    plate_type = (_str(car.get("PlateType")) or "").lower()
-    stated = {"trailer": "15", "trainning": "16", "training": "16"}.get(plate_type)
-    lane = body.get("Lane")
-    departure = code == "TrafficParking" and action.lower() == "stop"
-    return Capture(
-        source="dahua",
-        event_id=uuid[:128],
-        captured_at=when,
-        plate=plate,
-        plate_raw=raw,
-        plate_readable=is_readable(plate),
-        plate_color=colour,
-        vehicle_class=vclass,
-        ga_plate_type=ga_plate_type(plate, colour, vclass, stated=stated),
-        kind=CaptureKind.DEPARTURE if departure else CaptureKind.PRESENT,
-        lane=lane if isinstance(lane, int) and not isinstance(lane, bool) else None,
-        pictures=pictures,
+    if is_tollgate(doc):
+        found.captures.append(tollgate_capture(doc, camera_tz=camera_tz))
+    elif is_keepalive(doc):
+        found.heartbeats += 1
+    else:
+        found.pending.extend(_Pending(e, where) for e in _json_events(doc))
+
+
+def _picture(part: Part, index: int) -> Picture:
+    if len(part.data) > MAX_PICTURE_BYTES:
+        raise DecodeError(f"picture over {MAX_PICTURE_BYTES} bytes", fmt=FMT)
+    name = part.filename or part.name or f"picture-{index}.jpg"
+    return Picture(
+        name=name[:200],
+        kind=PictureKind.PLATE if "plate" in name.lower() else PictureKind.SCENE,
+        content_type=part.content_type,
+        data=part.data,
     )
 
 
-def _time(body: dict[str, Any], assume_tz: dt.tzinfo) -> dt.datetime:
-    utc = body.get("UTC")
-    if isinstance(utc, int | float) and not isinstance(utc, bool) and 0 < utc < 2**32:
-        ms = body.get("UTCMS")
-        extra = ms / 1000 if isinstance(ms, int) and 0 <= ms < 1000 else 0.0
-        return plausible(dt.datetime.fromtimestamp(utc + extra, dt.UTC), FMT)
-    local = _str(body.get("LocaleTime"))
-    if local:
+def _read_parts(parts: list[Part], found: _Found, camera_tz: dt.tzinfo) -> None:
+    for index, part in enumerate(parts):
+        where = f"part {index}" + (f" ({part.name})" if part.name else "")
         try:
-            when = dt.datetime.strptime(local, "%Y-%m-%d %H:%M:%S").replace(tzinfo=assume_tz)
-        except ValueError:
-            pass
+            if part.content_type.startswith("image/"):
+                if not part.data:
+                    raise DecodeError("empty picture", fmt=FMT)
+                if not found.pending:
+                    raise DecodeError("a picture before any event", fmt=FMT)
+                found.pending[-1].pictures.append(_picture(part, index))
+            elif part.content_type in _TEXT_TYPES or part.content_type.startswith("text/"):
+                _read_text(part.data, where, found, camera_tz)
+            else:
+                raise DecodeError(
+                    f"part of type {part.content_type} is neither event nor picture", fmt=FMT
+                )
+        except DecodeError as exc:
+            found.refused.append(Refusal(where=where, reason=exc.reason))
+
+
+def read_dahua(body: bytes, content_type: str | None, *, camera_tz: dt.tzinfo = dt.UTC) -> Reading:
+    """Every event a Dahua push body carries (DecodeError only for an unreadable body)."""
+    kind = media_type(content_type)
+    if not body:
+        raise DecodeError("empty body", fmt=FMT)
+    found = _Found()
+    if kind == "multipart/x-mixed-replace":
+        parts, tail = parse_stream(body, content_type or "")
+        _read_parts(parts, found, camera_tz)
+        if tail:
+            found.refused.append(
+                Refusal(where=f"part {len(parts)}", reason="stream cut inside this part")
+            )
+    elif kind.startswith("multipart/"):
+        _read_parts(parse_multipart(body, content_type or ""), found, camera_tz)
+    elif kind in _TEXT_TYPES:
+        _read_text(body, "body", found, camera_tz)
+    else:
+        raise DecodeError(f"content type {kind!r} is neither JSON, text nor multipart", fmt=FMT)
+    for pending in found.pending:
+        try:
+            capture = event_capture(
+                pending.event, camera_tz=camera_tz, pictures=tuple(pending.pictures)
+            )
+        except DecodeError as exc:
+            found.refused.append(Refusal(where=pending.where, reason=exc.reason))
+            continue
+        if capture is None:
+            found.ignored.append(str(pending.event.get("Code"))[:64])
         else:
-            return plausible(when, FMT)
-    raise DecodeError("event without a usable UTC or LocaleTime", fmt=FMT)
+            found.captures.append(capture)
+    return Reading(
+        captures=tuple(found.captures),
+        refused=tuple(found.refused),
+        ignored=tuple(found.ignored),
+        heartbeats=found.heartbeats,
+    )
 
 
 def decode_dahua(
     body: bytes, content_type: str | None, *, assume_tz: dt.tzinfo = dt.UTC
 ) -> Capture:
-    """A pushed Dahua traffic event, JSON alone or multipart with its pictures."""
-    kind = media_type(content_type)
-    if not body:
-        raise DecodeError("empty body", fmt=FMT)
-    if kind.startswith("multipart/"):
-        parts = parse_multipart(body, content_type or "")
-        docs = [p for p in parts if p.content_type in ("application/json", "text/plain")]
-        if len(docs) != 1:
-            raise DecodeError(f"multipart body with {len(docs)} JSON parts (needs one)", fmt=FMT)
-        pictures = []
-        for index, part in enumerate(p for p in parts if p is not docs[0]):
-            if not part.content_type.startswith("image/") or not part.data:
-                raise DecodeError(f"part {part.name!r} is not a picture", fmt=FMT)
-            if len(part.data) > MAX_PICTURE_BYTES:
-                raise DecodeError(f"picture {part.name!r} over {MAX_PICTURE_BYTES} bytes", fmt=FMT)
-            plate_pic = "plate" in part.name.lower()
-            pictures.append(
-                Picture(
-                    name=part.filename or part.name or f"picture-{index}.jpg",
-                    kind=PictureKind.PLATE if plate_pic else PictureKind.SCENE,
-                    content_type=part.content_type,
-                    data=part.data,
-                )
-            )
-        return decode_event(docs[0].data, pictures=tuple(pictures), assume_tz=assume_tz)
-    if kind in ("", "application/json", "text/plain"):
-        return decode_event(body, assume_tz=assume_tz)
-    raise DecodeError(f"content type {kind!r} is neither JSON nor multipart", fmt=FMT)
+    """Exactly one capture from a Dahua body; DecodeError with the reason otherwise."""
+    reading = read_dahua(body, content_type, camera_tz=assume_tz)
+    if reading.refused:
+        first = reading.refused[0]
+        raise DecodeError(f"{first.where}: {first.reason}", fmt=FMT)
+    if len(reading.captures) != 1:
+        ignored = (
+            f" (event Code {reading.ignored[0]!r} is not one of {', '.join(CODES)})"
+            if reading.ignored
+            else ""
+        )
+        raise DecodeError(
+            f"body with {len(reading.captures)} plate events (needs one){ignored}", fmt=FMT
+        )
+    return reading.captures[0]

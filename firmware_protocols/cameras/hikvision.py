@@ -19,10 +19,17 @@ part first and the pictures after it, each picture part named as in the XML's
     │   ├── plateType       92TypeCivil | trailer | coach | newEnergy | ...
     │   ├── vehicleType     vehicle | truck | largeBus | SUVMPV | ...
     │   ├── confidenceLevel 0..100
-    │   ├── laneNo
+    │   ├── laneNo          (Chinese firmware: line, with direction beside it)
+    │   ├── direction       forward | reverse
     │   └── pictureInfoList/pictureInfo: fileName, type (licensePlatePicture,
-    │                                    detectionPicture, vehiclePicture)
+    │                                    detectionPicture, vehiclePicture), pId
     └── VehicleGATInfo      palteTypeByGAT (sic) / plateTypeByGAT, vehicleTypeByGAT
+
+Picture parts are matched to the list by ``fileName`` or by ``pId``: some cameras
+(DS-2CD7A46G0) name each part by its picture id instead of ``licensePlatePicture.jpg``, and
+the list says which type each id is. The same alert may come as ISAPI JSON (the alarm
+server / HTTP listening upload with ``Content-Type: application/json``); it is turned into
+the same element tree (:mod:`hikvision_json`) and read by the same code.
 
 The XML is read with defusedxml: a DTD, an entity or an external reference is refused
 outright (no billion laughs, no XXE), and the document is capped in size before parsing.
@@ -39,20 +46,23 @@ from typing import Any
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from firmware_protocols.cameras.capture import Capture, Picture, PictureKind
+from firmware_protocols.cameras.capture import Capture, Picture, PictureKind, Reading
+from firmware_protocols.cameras.hikvision_json import json_alert
 from firmware_protocols.cameras.multipart import Part, media_type, parse_multipart
 from firmware_protocols.cameras.plates import (
     checked_plate,
     ga_plate_type,
     is_readable,
     normalise_plate,
-    vehicle_class_of,
+    unmapped_colour,
+    vehicle_type,
 )
 from firmware_protocols.errors import DecodeError
 
 FMT = "hikvision-isapi"
 MAX_XML_BYTES = 256 * 1024
 MAX_PICTURE_BYTES = 8 * 1024 * 1024
+_DOC_TYPES = ("text/xml", "application/xml", "application/json", "text/json")
 _PICTURE_KINDS = {
     "licenseplatepicture": PictureKind.PLATE,
     "plateimage": PictureKind.PLATE,
@@ -104,6 +114,17 @@ def parse_time(text: str | None, *, assume_tz: dt.tzinfo, fmt: str = FMT) -> dt.
     return plausible(when if when.tzinfo is not None else when.replace(tzinfo=assume_tz), fmt)
 
 
+def _basis(text: str, assume_tz: dt.tzinfo) -> str:
+    """How a dateTime was read: with its own offset, or in the camera's zone."""
+    try:
+        stated = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return "dateTime"
+    if stated.tzinfo is not None:
+        return "dateTime with its offset"
+    return f"dateTime without offset, read in {assume_tz}"
+
+
 def plausible(when: dt.datetime, fmt: str) -> dt.datetime:
     """A capture time a camera can have: 1971 to 2200 (a clock reset reads 1970 or 0001)."""
     if not 1971 <= when.year <= 2200:
@@ -115,7 +136,13 @@ def decode_alert(
     xml: bytes, *, pictures: dict[str, Part] | None = None, assume_tz: dt.tzinfo = dt.UTC
 ) -> Capture:
     """One ANPR ``EventNotificationAlert`` document (and its picture parts) as a Capture."""
-    root = parse_xml(xml)
+    return alert_capture(parse_xml(xml), xml, pictures=pictures, assume_tz=assume_tz)
+
+
+def alert_capture(
+    root: Any, xml: bytes, *, pictures: dict[str, Part] | None, assume_tz: dt.tzinfo
+) -> Capture:
+    """The capture of a parsed alert (XML, or JSON turned into the same tree)."""
     if _local(root.tag) != "EventNotificationAlert":
         raise DecodeError(
             f"root element is {_local(root.tag)!r}, not EventNotificationAlert",
@@ -133,34 +160,36 @@ def decode_alert(
     if event_id is None or len(event_id) > 128:
         raise DecodeError("ANPR event without a usable UUID", fmt=FMT, data=xml[:64])
     raw_plate = _text(anpr, "licensePlate", "originalLicensePlate") or ""
-    plate, colour = normalise_plate(raw_plate, _text(anpr, "plateColor"))
+    colour_name = _text(anpr, "plateColor")
+    plate, colour = normalise_plate(raw_plate, colour_name)
     plate = checked_plate(plate, fmt=FMT)
     gat = _child(root, "VehicleGATInfo")
-    vclass = vehicle_class_of(
-        _text(anpr, "vehicleType"), ga_vehicle_type=_text(gat, "vehicleTypeByGAT")
-    )
+    vtype = vehicle_type(_text(anpr, "vehicleType"), ga_vehicle_type=_text(gat, "vehicleTypeByGAT"))
+    vclass = vtype.vehicle_class
+    unmapped: list[tuple[str, str]] = []
+    if vtype.unmapped is not None:
+        unmapped.append(("vehicle_type", vtype.unmapped))
+    if (odd := unmapped_colour(colour_name)) is not None:
+        unmapped.append(("plate_color", odd))
     stated = _text(gat, "palteTypeByGAT", "plateTypeByGAT")
     if stated is None:
         plate_type = (_text(anpr, "plateType") or "").lower()
         stated = {"trailer": "15", "coach": "16"}.get(plate_type)
     confidence = _number(_text(anpr, "confidenceLevel"))
-    lane = _number(_text(anpr, "laneNo"))
+    lane = _number(_text(anpr, "laneNo", "line"))
     found: list[Picture] = []
+    sent = dict(pictures or {})
     listed = _child(anpr, "pictureInfoList")
     for info in listed if listed is not None else ():
-        name = _text(info, "fileName")
         kind = _PICTURE_KINDS.get((_text(info, "type") or "").lower(), PictureKind.OTHER)
-        if name is None:
-            continue
-        part = (pictures or {}).get(name)
-        if part is None:
-            continue  # listed but not sent: the XML-only push has no pictures
+        for key in (_text(info, "fileName"), _text(info, "pId")):
+            part = _take(sent, key) if key is not None else None
+            if part is not None:  # listed but not sent: the XML-only push has no pictures
+                found.append(_picture(part, kind))
+                break
+    for name, part in sent.items():
+        kind = _PICTURE_KINDS.get(name.rsplit(".", 1)[0].lower(), PictureKind.OTHER)
         found.append(_picture(part, kind))
-    listed_names = {p.name for p in found}
-    for name, part in (pictures or {}).items():
-        if name not in listed_names:
-            kind = _PICTURE_KINDS.get(name.rsplit(".", 1)[0].lower(), PictureKind.OTHER)
-            found.append(_picture(part, kind))
     camera_ref = _text(root, "macAddress", "ipAddress")
     return Capture(
         source="hikvision",
@@ -176,6 +205,9 @@ def decode_alert(
         lane=int(lane) if lane is not None else None,
         confidence=confidence,
         pictures=tuple(found),
+        direction=_text(anpr, "direction"),
+        time_basis=_basis(_text(root, "dateTime") or "", assume_tz),
+        unmapped=tuple(unmapped),
     )
 
 
@@ -188,6 +220,15 @@ def _number(text: str | None) -> float | None:
     return value if value is not None and math.isfinite(value) and abs(value) < 1e6 else None
 
 
+def _take(sent: dict[str, Part], key: str) -> Part | None:
+    """The sent part named ``key`` (as its name, its file name, or the file name's stem)."""
+    for name, part in sent.items():
+        stem = (part.filename or "").rsplit(".", 1)[0]
+        if key in (name, part.name, part.filename, stem):
+            return sent.pop(name)
+    return None
+
+
 def _picture(part: Part, kind: PictureKind) -> Picture:
     if not part.data:
         raise DecodeError(f"picture part {part.name!r} is empty", fmt=FMT)
@@ -197,35 +238,67 @@ def _picture(part: Part, kind: PictureKind) -> Picture:
     return Picture(name=name, kind=kind, content_type=part.content_type, data=part.data)
 
 
-def decode_hikvision(
-    body: bytes, content_type: str | None, *, assume_tz: dt.tzinfo = dt.UTC
-) -> Capture:
-    """A pushed ANPR body, XML alone or multipart with pictures, as a Capture."""
+def _alert_root(data: bytes, kind: str) -> Any:
+    if kind in ("application/json", "text/json") or data.lstrip().startswith(b"{"):
+        return json_alert(data)
+    return parse_xml(data)
+
+
+def _split(body: bytes, content_type: str | None) -> tuple[bytes, str, dict[str, Part]]:
+    """The alert document, its media type and the picture parts of a body."""
     kind = media_type(content_type)
     if not body:
         raise DecodeError("empty body", fmt=FMT)
     if kind.startswith("multipart/"):
         parts = parse_multipart(body, content_type or "")
-        xml_parts = [
+        docs = [
             p
             for p in parts
-            if p.content_type in ("text/xml", "application/xml") or p.name.lower().endswith(".xml")
+            if p.content_type in _DOC_TYPES or p.name.lower().endswith((".xml", ".json"))
         ]
-        if len(xml_parts) != 1:
+        if len(docs) != 1:
             raise DecodeError(
-                f"multipart body with {len(xml_parts)} XML parts (needs one)", fmt=FMT
+                f"multipart body with {len(docs)} alert (XML or JSON) parts (needs one)", fmt=FMT
             )
         images = {
             (p.filename or p.name): p
             for p in parts
-            if p is not xml_parts[0] and p.content_type.startswith("image/")
+            if p is not docs[0] and p.content_type.startswith("image/")
         }
-        others = [p for p in parts if p is not xml_parts[0] and p not in images.values()]
+        others = [p for p in parts if p is not docs[0] and p not in images.values()]
         if others:
             raise DecodeError(
                 f"unexpected part {others[0].name!r} ({others[0].content_type})", fmt=FMT
             )
-        return decode_alert(xml_parts[0].data, pictures=images, assume_tz=assume_tz)
-    if kind in ("", "text/xml", "application/xml", "text/plain"):
-        return decode_alert(body, assume_tz=assume_tz)
-    raise DecodeError(f"content type {kind!r} is neither XML nor multipart", fmt=FMT)
+        return docs[0].data, docs[0].content_type, images
+    if kind in ("", "text/plain", *_DOC_TYPES):
+        return body, kind, {}
+    raise DecodeError(f"content type {kind!r} is neither XML, JSON nor multipart", fmt=FMT)
+
+
+def read_hikvision(
+    body: bytes, content_type: str | None, *, assume_tz: dt.tzinfo = dt.UTC
+) -> Reading:
+    """A pushed alert as a Reading: the ANPR capture, or the other alert type ignored.
+
+    Hikvision cameras send a ``videoloss`` alert with ``eventState`` ``inactive`` as their
+    heartbeat on the same channel; it is counted, not refused.
+    """
+    doc, kind, images = _split(body, content_type)
+    root = _alert_root(doc, kind)
+    event_type = _text(root, "eventType") or ""
+    if _local(root.tag) == "EventNotificationAlert" and event_type.upper() != "ANPR":
+        state = (_text(root, "eventState") or "").lower()
+        if event_type.lower() == "videoloss" and state == "inactive":
+            return Reading(heartbeats=1)
+        return Reading(ignored=(event_type[:64] or "?",))
+    capture = alert_capture(root, doc, pictures=images, assume_tz=assume_tz)
+    return Reading(captures=(capture,))
+
+
+def decode_hikvision(
+    body: bytes, content_type: str | None, *, assume_tz: dt.tzinfo = dt.UTC
+) -> Capture:
+    """A pushed ANPR body (XML or JSON, alone or multipart with pictures) as a Capture."""
+    doc, kind, images = _split(body, content_type)
+    return alert_capture(_alert_root(doc, kind), doc, pictures=images, assume_tz=assume_tz)

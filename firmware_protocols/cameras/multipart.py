@@ -20,7 +20,13 @@ parts; it never streams (the HTTP layer caps the body size first) and never touc
     --BOUNDARY-- CRLF
 
 Some firmware ends lines with a bare LF; both are accepted. A body without the closing
-delimiter is truncated and refused.
+delimiter is truncated and refused. A part's ``Content-Length``, when given, is its exact
+size (Dahua's stream parts end with an extra CRLF before the next delimiter).
+
+:func:`parse_stream` reads a ``multipart/x-mixed-replace`` event stream (Dahua's
+``eventManager.cgi?action=attach`` and ``snapManager.cgi``), which never closes: it returns
+every complete part and the bytes of an unfinished last part, so a stream cut mid-part
+loses only that part, and says so.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from firmware_protocols.errors import DecodeError
 
 FMT = "multipart"
 MAX_PARTS = 16
+MAX_STREAM_PARTS = 512
 MAX_HEADER_BYTES = 8 * 1024
 
 
@@ -122,6 +129,9 @@ def _part(chunk: bytes, offset: int) -> Part:
         if ":" in line:
             key, value = line.split(":", 1)
             headers[key.strip().lower()] = value.strip()
+    length = headers.get("content-length", "").strip()
+    if length.isdigit() and int(length) <= len(data):
+        data = data[: int(length)]
     disposition = headers.get("content-disposition", "")
     name = _param(disposition, "name") or ""
     filename = _param(disposition, "filename")
@@ -131,3 +141,62 @@ def _part(chunk: bytes, offset: int) -> Part:
         content_type=media_type(headers.get("content-type")) or "application/octet-stream",
         data=data,
     )
+
+
+def parse_stream(body: bytes, content_type: str) -> tuple[list[Part], bytes]:
+    """The complete parts of an event stream, and the unfinished tail (``b""`` if none).
+
+    A part's ``Content-Length`` is trusted over a delimiter-like line inside its data (a
+    JPEG may hold one); without it, the part runs to the next delimiter line.
+    """
+    delimiter = b"--" + boundary_of(content_type).encode("latin-1")
+    pos = body.find(delimiter)
+    if pos < 0:
+        raise DecodeError("stream without its boundary", fmt=FMT, data=body[:64])
+    parts: list[Part] = []
+    while True:
+        pos += len(delimiter)
+        if body.startswith(b"--", pos):
+            return parts, b""
+        while body[pos : pos + 1] in (b"\r", b"\n"):
+            pos += 1
+        if pos >= len(body):
+            return parts, b""
+        if len(parts) >= MAX_STREAM_PARTS:
+            raise DecodeError(f"more than {MAX_STREAM_PARTS} parts", fmt=FMT, offset=pos)
+        head_end = re.compile(rb"\r?\n\r?\n").search(body, pos, pos + MAX_HEADER_BYTES + 4)
+        first_line = body[pos : body.find(b"\n", pos) if b"\n" in body[pos:] else len(body)]
+        if b":" not in first_line or first_line.lstrip().startswith(b"Code="):
+            end = _next_delimiter(body, delimiter, pos)
+            if end < 0:
+                return parts, body[pos:]
+            data = body[pos:end].rstrip(b"\r\n")
+            parts.append(Part(name="", filename=None, content_type="text/plain", data=data))
+            pos = end
+            continue
+        if head_end is None:
+            return parts, body[pos:]
+        found = re.search(rb"(?im)^content-length\s*:\s*(\d+)\s*$", body[pos : head_end.start()])
+        if found is not None:
+            stop = head_end.end() + int(found.group(1))
+            if stop > len(body):
+                return parts, body[pos:]
+            end = _next_delimiter(body, delimiter, stop)
+            chunk = body[pos:stop]
+        else:
+            end = _next_delimiter(body, delimiter, head_end.end())
+            if end < 0:
+                return parts, body[pos:]
+            chunk = body[pos:end].rstrip(b"\r\n")
+        parts.append(_part(chunk, pos))
+        if end < 0:
+            return parts, b""
+        pos = end
+
+
+def _next_delimiter(body: bytes, delimiter: bytes, start: int) -> int:
+    """Where the next delimiter line begins (at ``start`` or after a line end), or -1."""
+    if body.startswith(delimiter, start):
+        return start
+    found = body.find(b"\n" + delimiter, start)
+    return found + 1 if found >= 0 else -1

@@ -28,6 +28,7 @@ from central.settings import CentralSettings
 from firmware_protocols.cameras.hikvision import MAX_PICTURE_BYTES
 from tests.central.helpers import SITE_FILE
 from tests.faults.rig import record
+from tests.firmware_protocols.camera_corpus import STREAM_TYPE, sample, stream_part
 from tests.firmware_protocols.test_cameras import (
     BILLION_LAUGHS,
     JPEG_PLATE,
@@ -64,6 +65,14 @@ QUADRATIC = (
     + b"</x></EventNotificationAlert>"
 )
 OVER_CAP = CAMERA_MAX_BODY_BYTES + 1
+
+
+def _dahua_stream(*parts: tuple[str, bytes]) -> bytes:
+    return b"".join(stream_part(ctype, data) for ctype, data in parts)
+
+
+def _deep_json(depth: int) -> bytes:
+    return b'{"eventType":"ANPR","ANPR":' + b'{"a":' * depth + b"1" + b"}" * (depth + 1)
 
 
 def _picture_multipart(size: int) -> bytes:
@@ -200,6 +209,55 @@ CASES = [
         status=422,
     ),
     Case(id="empty-picture", path=PICTURES, body=b"", content_type="image/jpeg", status=422),
+    Case(
+        id="dahua-text-index-9999",
+        path=DAHUA,
+        body=b"Events[9999].Code=TrafficJunction\nEvents[9999].EventID=1",
+        content_type="text/plain",
+        status=422,
+    ),
+    Case(
+        id="dahua-text-value-and-object",
+        path=DAHUA,
+        body=b"Events[0]=x\nEvents[0].Code=TrafficJunction",
+        content_type="text/plain",
+        status=422,
+    ),
+    Case(
+        id="dahua-stream-only-broken-event",
+        path=DAHUA,
+        body=_dahua_stream(("text/plain", b"Code=TrafficJunction;action=Pulse;data={broken")),
+        content_type=STREAM_TYPE,
+        status=422,
+    ),
+    Case(
+        id="dahua-stream-picture-before-any-event",
+        path=DAHUA,
+        body=_dahua_stream(("image/jpeg", JPEG_PLATE)),
+        content_type=STREAM_TYPE,
+        status=422,
+    ),
+    Case(
+        id="dahua-stream-600-parts",
+        path=DAHUA,
+        body=_dahua_stream(*[("text/plain", b"Heartbeat")] * 600),
+        content_type=STREAM_TYPE,
+        status=422,
+    ),
+    Case(
+        id="dahua-itsapi-bad-base64",
+        path=DAHUA,
+        body=sample("dahua-itsapi-tollgate.json").replace(b'"Content": "', b'"Content": "!!'),
+        content_type="application/json",
+        status=422,
+    ),
+    Case(
+        id="hikvision-json-nested-100-deep",
+        path=HIK,
+        body=_deep_json(100),
+        content_type="application/json",
+        status=422,
+    ),
 ]
 
 
@@ -243,6 +301,10 @@ GROUPS = (
     (("part-cap",), "picture part over 8 MiB"),
     (("oversize",), "body over the 16 MiB camera cap, by Content-Length or while streaming"),
     (("-as-", "empty"), "wrong content type or empty body"),
+    (
+        ("dahua-text", "dahua-stream", "dahua-itsapi", "hikvision-json"),
+        "Dahua text, stream or ITSAPI part, or JSON alert, unreadable",
+    ),
 )
 
 

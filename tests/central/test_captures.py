@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
@@ -18,6 +19,15 @@ from central.db import schema as t
 from central.db.engine import make_engine
 from central.settings import CentralSettings
 from tests.central.helpers import SITE_FILE
+from tests.firmware_protocols.camera_corpus import (
+    JPEG_A,
+    JPEG_B,
+    JPEG_C,
+    STREAM_TYPE,
+    attach_stream,
+    hik_pid_multipart,
+    sample,
+)
 from tests.firmware_protocols.test_cameras import (
     BILLION_LAUGHS,
     JPEG_PLATE,
@@ -63,6 +73,12 @@ def _auth(client: TestClient, name: str) -> dict[str, str]:
 def _count(client: TestClient, table) -> int:  # type: ignore[no-untyped-def]
     with client.engine.connect() as conn:  # type: ignore[attr-defined]
         return int(conn.execute(select(func.count()).select_from(table)).scalar())
+
+
+def _minutes_ago(minutes: float) -> str:
+    """A camera time with a right clock (captures far from their receipt are held)."""
+    cst = dt.timezone(dt.timedelta(hours=8))
+    return (dt.datetime.now(cst) - dt.timedelta(minutes=minutes)).isoformat(timespec="seconds")
 
 
 def _post_hik(client: TestClient, body: bytes, content_type: str = MP_TYPE, camera: str = "C1"):
@@ -203,8 +219,8 @@ def test_captures_dahua_and_parkgrid(client: TestClient) -> None:
 
 def test_captures_make_a_violation_reviewed_over_http(client: TestClient) -> None:
     """Three pushes over five minutes: a pending violation the ledger page can review."""
-    for n, when in enumerate(("16:00:00", "16:02:30", "16:05:00")):
-        xml = anpr_xml(uuid=f"stay-{n}", when=f"2025-03-01T{when}+08:00")
+    for n, ago in enumerate((6.0, 3.5, 1.0)):
+        xml = anpr_xml(uuid=f"stay-{n}", when=_minutes_ago(ago))
         assert _post_hik(client, hik_multipart(xml)).status_code == 201
     entries = client.get("/api/v1/ledger", headers=_auth(client, "olga")).json()
     assert len(entries) == 1
@@ -256,8 +272,8 @@ def test_verify_ledger_cli_names_the_altered_entry(
     """`parkgrid central verify-ledger` exits 0 on a sound chain and 1 naming a changed entry."""
     from parkgrid.cli import main
 
-    for n, when in enumerate(("16:00:00", "16:02:30", "16:05:00")):
-        _post_hik(client, hik_multipart(anpr_xml(uuid=f"cli-{n}", when=f"2025-03-01T{when}+08:00")))
+    for n, ago in enumerate((6.0, 3.5, 1.0)):
+        _post_hik(client, hik_multipart(anpr_xml(uuid=f"cli-{n}", when=_minutes_ago(ago))))
     argv = ["central", "verify-ledger", "--database-url", f"sqlite:///{tmp_path / 'central.db'}"]
     assert main(argv) == 0
     assert "ledger ok: 1 entries" in capsys.readouterr().out
@@ -265,3 +281,155 @@ def test_verify_ledger_cli_names_the_altered_entry(
         conn.execute(t.ledger.update().values(fine_cny=1))
     assert main(argv) == 1
     assert "broken at entry 1" in capsys.readouterr().err
+
+
+# --- issue 21: streams, clock skew, unmapped values ---------------------------------------------
+
+
+def _post_dahua(client: TestClient, body: bytes, content_type: str, path: str = "dahua"):
+    headers = {**_auth(client, "C2"), "Content-Type": content_type}
+    return client.post(f"/api/v1/cameras/{path}", content=body, headers=headers)
+
+
+def _recent_stream() -> bytes:
+    """The corpus attach stream with its camera times moved to a minute ago (UTC+8 camera)."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
+    wall = (now + dt.timedelta(hours=8)).replace(tzinfo=None)
+    local_utc = int((wall - dt.datetime(1970, 1, 1)).total_seconds())
+    body = attach_stream()
+    body = body.replace(b'"RealUTC": 1706600095', f'"RealUTC": {int(now.timestamp())}'.encode())
+    for old in (b"1706625310", b"1706625400"):
+        body = body.replace(old, str(local_utc).encode())
+    return body.replace(b"2024-01-30 14:35:10", wall.isoformat(sep=" ").encode())
+
+
+def test_dahua_attach_stream_stores_one_capture_per_event_with_pictures(
+    client: TestClient,
+) -> None:
+    """A Dahua camera streaming events and heartbeats with pictures over
+    eventManager.cgi?action=attach: one capture per event, each with its own pictures."""
+    response = _post_dahua(client, _recent_stream(), STREAM_TYPE)
+    assert response.status_code == 201, response.text
+    out = response.json()
+    assert out["heartbeats"] == 4 and out["ignored"] == ["VideoMotion"] and out["refused"] == []
+    assert [c["plate"] for c in out["captures"]] == ["浙A12345", "浙B54321", "浙A12345"]
+    assert all(c["held"] is None for c in out["captures"]), out
+    stored = client.get("/api/v1/captures", headers=_auth(client, "olga")).json()
+    by_event = {row["event_id"]: row for row in stored}
+    assert len(by_event) == 3
+    sizes = sorted(len(row["pictures"]) for row in stored)
+    assert sizes == [1, 1, 2]
+    digests = {p["sha256"] for row in stored for p in row["pictures"]}
+    assert digests == {
+        hashlib.sha256(d).hexdigest() for d in (JPEG_A, JPEG_B, JPEG_C, JPEG_A + b"-3")
+    }
+    slag = by_event["TrafficJunction/175706653/516/Pulse"]
+    assert slag["vehicle_class"] == "truck" and slag["plate_color"] == "yellow"
+    # the same stream again: nothing new
+    again = _post_dahua(client, _recent_stream(), STREAM_TYPE)
+    assert again.status_code == 200 and all(c["duplicate"] for c in again.json()["captures"])
+
+
+def test_dahua_itsapi_upload_and_keepalive(client: TestClient) -> None:
+    doc = json.loads(sample("dahua-itsapi-tollgate.json"))
+    wall = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).replace(tzinfo=None)
+    doc["Picture"]["SnapInfo"]["AccurateTime"] = wall.isoformat(sep=" ", timespec="milliseconds")
+    body = json.dumps(doc).encode()
+    response = _post_dahua(client, body, "application/json", "dahua/NotificationInfo/TollgateInfo")
+    assert response.status_code == 201, response.text
+    assert response.json()["plate"] == "浙A99999" and len(response.json()["pictures"]) == 2
+    alive = _post_dahua(
+        client,
+        b'{"DeviceID":"8M049B2PAJF3085"}',
+        "application/json",
+        "dahua/NotificationInfo/KeepAlive",
+    )
+    assert alive.status_code == 200
+
+
+def test_camera_clock_far_off_is_held_alerted_and_confirmed_by_a_person(
+    client: TestClient,
+) -> None:
+    """A Chinese-firmware alert dated 2034: kept with both times, held, alert raised, no
+    violation until a person confirms; then the rules read it."""
+    xml = sample("hikvision-anpr-cn-clock-2034.xml")
+    body, content_type = hik_pid_multipart(xml)
+    response = _post_hik(client, body, content_type)
+    assert response.status_code == 201, response.text
+    out = response.json()
+    assert out["held"] == "camera_clock" and out["clock_skew_s"] > 7 * 365 * 86400
+    assert out["outcomes"][0]["outcome"] == "held: camera clock"
+    assert client.get("/api/v1/ledger", headers=_auth(client, "olga")).json() == []
+    alerts = client.get("/api/v1/alerts", headers=_auth(client, "olga")).json()
+    clock_alerts = [a for a in alerts if a["alert_type"] == "camera_clock"]
+    assert [a["box_id"] for a in clock_alerts] == ["camera:C1"]
+    assert clock_alerts[0]["state"] == "raised"
+    assert out["clock_alert"] == "raised"
+    row = client.get("/api/v1/captures", headers=_auth(client, "olga")).json()[0]
+    assert row["camera_time"].startswith("2034-08-11T07:02:36")
+    path = f"/api/v1/captures/{out['capture_id']}/confirm-time"
+    assert (
+        client.post(path, json={"use": "received"}, headers=_auth(client, "C1")).status_code == 403
+    )
+    confirmed = client.post(
+        path,
+        json={"use": "received", "reason": "camera clock reset"},
+        headers=_auth(client, "olga"),
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    outcomes = confirmed.json()["outcomes"]
+    assert any(o.get("rule") == "truck_ban" and o["outcome"] == "violation" for o in outcomes)
+    again = client.post(path, json={"use": "received"}, headers=_auth(client, "olga"))
+    assert again.status_code == 409
+    # the camera's next capture on time resolves the alert
+    on_time = anpr_xml(uuid="on-time", when=_minutes_ago(0.5))
+    assert _post_hik(client, hik_multipart(on_time)).status_code == 201
+    alerts = client.get("/api/v1/alerts", headers=_auth(client, "olga")).json()
+    assert [a["state"] for a in alerts if a["alert_type"] == "camera_clock"] == ["resolved"]
+
+
+def test_unmapped_vehicle_type_is_counted_for_the_office(client: TestClient) -> None:
+    for n in range(2):
+        xml = anpr_xml(uuid=f"odd-{n}", vehicle="excavator", when=_minutes_ago(1))
+        assert _post_hik(client, hik_multipart(xml)).status_code == 201
+    counted = client.get("/api/v1/cameras/unmapped", headers=_auth(client, "olga")).json()
+    assert counted == [
+        {
+            "camera_id": "C1",
+            "source": "hikvision",
+            "field": "vehicle_type",
+            "value": "excavator",
+            "count": 2,
+            "last_seen": counted[0]["last_seen"],
+        }
+    ]
+
+
+def test_camera_backlog_confirmed_at_once_oldest_first(client: TestClient) -> None:
+    """A camera back from an outage uploads old captures: all held, one decision for all."""
+    for n, minutes in enumerate((1800, 1797.5, 1795)):  # a stay of five minutes, 30 h ago
+        xml = anpr_xml(uuid=f"backlog-{n}", when=_minutes_ago(minutes))
+        assert _post_hik(client, hik_multipart(xml)).json()["held"] == "camera_clock"
+    held = client.get("/api/v1/captures/held", headers=_auth(client, "olga")).json()
+    assert [h["camera_id"] for h in held] == ["C1", "C1", "C1"]
+    assert all(h["clock_skew_s"] < -27 * 3600 for h in held)
+    path = "/api/v1/cameras/C1/confirm-held"
+    assert client.post(path, json={"use": "camera"}, headers=_auth(client, "C1")).status_code == 403
+    assert (
+        client.post(path, json={"use": "sometime"}, headers=_auth(client, "olga")).status_code
+        == 422
+    )
+    done = client.post(
+        path, json={"use": "camera", "reason": "outage"}, headers=_auth(client, "olga")
+    )
+    assert done.status_code == 200, done.text
+    confirmed = done.json()["confirmed"]
+    assert [c["captured_at"] for c in confirmed] == sorted(c["captured_at"] for c in confirmed)
+    assert client.get("/api/v1/captures/held", headers=_auth(client, "olga")).json() == []
+    # three captures over five minutes on a capture segment: a no-parking violation
+    rules = {o.get("rule") for c in confirmed for o in c["outcomes"]}
+    assert "no_parking" in rules, confirmed
+    unknown = client.post(
+        "/api/v1/cameras/C404/confirm-held", json={"use": "camera"}, headers=_auth(client, "olga")
+    )
+    assert unknown.status_code == 403

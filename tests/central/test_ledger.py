@@ -31,8 +31,16 @@ def store(tmp_path: Path) -> DiskPictureStore:
 
 
 def _feed(engine: Engine, store: DiskPictureStore, site: Site, camera: str, *caps) -> list[dict]:
+    """Each capture received a minute after it was taken (a camera with a right clock)."""
     return [
-        intake(engine, store, site, camera_id=camera, capture=c, now=T0.timestamp() + 3600)
+        intake(
+            engine,
+            store,
+            site,
+            camera_id=camera,
+            capture=c,
+            now=c.captured_at.timestamp() + 60,
+        )
         for c in caps
     ]
 

@@ -57,6 +57,19 @@ def _break(path: str, value: Any) -> dict[str, Any]:
         pytest.param("cameras.C1.segment", "R9", "cameras.C1.segment", "no segment", id="cam-ref"),
         pytest.param("boxes.box-p1.lots", ["P2"], "boxes.box-p1.lots", "lists", id="box-lots"),
         pytest.param("zones.S1.class", "lenient", "zones.S1.class", "", id="zone-class"),
+        pytest.param(
+            "cameras.C3.timezone", "Mars/Olympus", "cameras.C3.timezone", "time zone", id="cam-tz"
+        ),
+        pytest.param(
+            "cameras.C3.spaces", {"1": "S1-001"}, "cameras.C3.spaces.1", "not in", id="cam-space"
+        ),
+        pytest.param(
+            "cameras.C3.max_clock_skew_minutes",
+            0,
+            "cameras.C3.max_clock_skew_minutes",
+            "",
+            id="cam-skew",
+        ),
     ],
 )
 def test_site_problem_has_dotted_path(path: str, value: Any, problem_path: str, words: str) -> None:

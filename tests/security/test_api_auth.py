@@ -12,6 +12,7 @@ push, a box connecting with its password). Each check is one row of docs/reliabi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
@@ -44,6 +45,8 @@ CAMERA_WRITES = {
     ("POST", "/api/v1/captures"),
     ("POST", "/api/v1/cameras/hikvision"),
     ("POST", "/api/v1/cameras/dahua"),
+    ("POST", "/api/v1/cameras/dahua/NotificationInfo/TollgateInfo"),
+    ("POST", "/api/v1/cameras/dahua/NotificationInfo/KeepAlive"),
     ("POST", "/api/v1/pictures"),
 }
 # Any token may revoke itself (it gives up its own access, touches nothing else).
@@ -121,8 +124,10 @@ def test_api_auth_every_protected_operation_needs_a_token(api: TestClient) -> No
 def test_api_auth_viewer_cannot_confirm_a_violation(api: TestClient) -> None:
     """A real pending violation: a viewer's confirm and void are 403 and change nothing."""
     camera = {**_bearer(api.tokens["C1"]), "Content-Type": MP_TYPE}  # type: ignore[attr-defined]
-    for n, when in enumerate(("16:00:00", "16:02:30", "16:05:00")):
-        xml = anpr_xml(uuid=f"v-{n}", when=f"2025-03-01T{when}+08:00")
+    cst = dt.timezone(dt.timedelta(hours=8))
+    for n, ago in enumerate((6.0, 3.5, 1.0)):  # a camera with a right clock (else: held)
+        when = dt.datetime.now(cst) - dt.timedelta(minutes=ago)
+        xml = anpr_xml(uuid=f"v-{n}", when=when.isoformat(timespec="seconds"))
         pushed = api.post("/api/v1/cameras/hikvision", content=hik_multipart(xml), headers=camera)
         assert pushed.status_code == 201, pushed.text
     viewer, operator = _bearer(_login(api, "vic")), _bearer(_login(api, "olga"))
