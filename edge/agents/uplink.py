@@ -479,8 +479,12 @@ class Uplink:
                     await self._window_free.wait()
 
     async def _publish_birth_and_states(self, client: aiomqtt.Client) -> None:
-        await client.publish(self.topics.status, encode_payload(self._birth()), qos=1, retain=True)
-        published: set[str] = set()
+        # The birth is this boot's status: it replaces whatever status the outbox kept (the
+        # previous boot's periodic one), which must not be replayed over it below.
+        birth = encode_payload(self._birth())
+        self._outbox.put_state(self.topics.status, birth, dirty=False)
+        await client.publish(self.topics.status, birth, qos=1, retain=True)
+        published: set[str] = {self.topics.status}
         for topic, model in self._states():
             payload = encode_payload(model)
             self._outbox.put_state(topic, payload, dirty=False)
