@@ -5,13 +5,16 @@ One box, one MQTT user named after its box id. Provisioning makes:
 * a random password (``secrets``), and its Mosquitto password-file line, hashed the way
   ``mosquitto_passwd`` 2.x hashes (``$7$``: PBKDF2-HMAC-SHA512, 101 iterations, 12-byte
   salt, base64 salt and hash), so the broker host needs no extra tool;
-* the box's Mosquitto ACL block: it may publish only under its own box id, and read its
-  own ``ack`` and ``cmd/``, every lot's public state, and central's status::
+* the box's Mosquitto ACL block: it may publish only under its own box id, and read what
+  it subscribes to (``Topics.box_filters``): its own ``cmd/`` and ``ack``, every lot's
+  public state, every box's status (a lot whose box is offline is not pointed at), and
+  central's status::
 
       user box-p1
       topic write parkgrid/v1/{site}/box-p1/{status,event,bay/+,lot/+,zone/+,sign/+,reply/+}
-      topic read  parkgrid/v1/{site}/box-p1/{ack,cmd/+}
+      topic read  parkgrid/v1/{site}/box-p1/{cmd/+,ack}
       topic read  parkgrid/v1/{site}/+/lot/+
+      topic read  parkgrid/v1/{site}/+/status
       topic read  parkgrid/v1/{site}/_central/status
 
   The ACL file opens with central's block (``topic readwrite #``): Mosquitto applies
@@ -40,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from central.site import Site, SiteError, load_site
+from firmware_protocols.uplink import Topics
 
 MOSQUITTO_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
 MOSQUITTO_SALT_BYTES = 12
@@ -114,14 +118,10 @@ def box_acl(site_id: str, box_id: str) -> str:
         f"topic write {own}/{kind}"
         for kind in ("status", "event", "bay/+", "lot/+", "zone/+", "sign/+", "reply/+")
     ]
-    lines += [
-        f"topic read {own}/ack",
-        f"topic read {own}/cmd/+",
-        f"topic read {ROOT}/{site_id}/+/lot/+",
-        f"topic read {ROOT}/{site_id}/_central/status",
-        end,
-        "",
-    ]
+    # Read: exactly what the box subscribes to (one list, so the ACL cannot lag behind it).
+    reads = Topics(site_id, box_id).box_filters()
+    lines += [f"topic read {topic_filter}" for topic_filter in reads]
+    lines += [end, ""]
     return "\n".join(lines)
 
 

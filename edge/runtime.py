@@ -460,7 +460,9 @@ class EdgeBox:
                 lot_id=lot_id,
                 free=state.free,
                 status=state.status.value,
-                box_online=self.remote_boxes.get(box_id, True),
+                # A box never heard (no status yet, or none we may read) is not trusted:
+                # its lot's figures may be from before it died.
+                box_online=self.remote_boxes.get(box_id, False),
             )
             for lot_id, (box_id, state) in self.remote_lots.items()
         }

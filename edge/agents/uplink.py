@@ -424,17 +424,8 @@ class Uplink:
             self._safe_call("on_connection", self._on_connection, False)
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        topics = self.topics
-        site_status = f"parkgrid/v1/{self._config.site}/+/status"
-        await client.subscribe(
-            [
-                (topics.ack, 1),
-                (topics.cmd_filter, 1),
-                (topics.other_lots_filter, 1),
-                (site_status, 1),
-                (topics.central_status, 1),
-            ]
-        )
+        # The same filters the broker's ACL grants the box (central.provision.box_acl).
+        await client.subscribe([(topic_filter, 1) for topic_filter in self.topics.box_filters()])
         self._client = client
         self._connected = True
         self._connects += 1
