@@ -48,11 +48,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from simulators.sites import XIGANG
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-DEFAULT_SITE = Path(__file__).resolve().parent.parent / "sites" / "xigang.toml"
+DEFAULT_SITE = XIGANG
 DEMO_USER = "demo"
 STARTUP_ALLOWANCE_S = 25.0
 HEARTBEAT_TIMEOUT_S = 45.0
