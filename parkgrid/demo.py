@@ -56,6 +56,7 @@ EXIT_USAGE = 2
 
 DEFAULT_SITE = XIGANG
 DEMO_USER = "demo"
+CENTRAL_MQTT_USER = "central"
 STARTUP_ALLOWANCE_S = 25.0
 HEARTBEAT_TIMEOUT_S = 45.0
 HEARTBEAT_INTERVAL_S = 12.0
@@ -148,7 +149,14 @@ class Processes:
     logs: Path
     children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], *, stdin: bytes | None = None) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Child:
         log = self.logs / f"{name}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(
@@ -157,6 +165,7 @@ class Processes:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 start_new_session=True,
+                env=None if env is None else {**os.environ, **env},
             )
         if stdin is not None and proc.stdin is not None:
             proc.stdin.write(stdin)
@@ -241,6 +250,7 @@ def box_configs(
     sensors: dict[str, Any],
     run_dir: Path,
     mqtt_urls: dict[str, str],
+    box_dirs: dict[str, Path],
     conc_paths: dict[str, Path],
     sign_ports: dict[str, int],
     sign_units: dict[str, tuple[str, int]],
@@ -248,7 +258,10 @@ def box_configs(
     clock: Any,
     sim_to: float,
 ) -> dict[str, dict[str, Any]]:
-    """One box config (as TOML-ready data) per box of the site."""
+    """One box config (as TOML-ready data) per box of the site: the starter config
+    ``provision-box`` gives a technician (``central.provision.starter_config``), filled in as
+    the technician would (the line, the bays, the signs) plus the demo's faster timings."""
+    from central.provision import starter_config
     from central.site import SignKind
 
     tz = ZoneInfo(site.site.timezone)
@@ -262,10 +275,12 @@ def box_configs(
                     "sensor": plan.sensor_id,
                     "format": plan.fmt,
                 }
+        config = starter_config(
+            site, box_id, mqtt_url=mqtt_urls[box_id], box_etc=str(box_dirs[box_id])
+        )
         lots = {
-            lot_id: {"name": lot.name, "bays": bays_of.get(lot_id, {})}
-            for lot_id, lot in site.lots.items()
-            if lot.box_id == box_id
+            lot_id: {**lot, "bays": bays_of.get(lot_id, {})}
+            for lot_id, lot in config["lots"].items()
         }
         zones: dict[str, Any] = {}
         for zone_id, zone in site.zones.items():
@@ -309,18 +324,20 @@ def box_configs(
                     "profile": "parkgrid-warning",
                     "message": sign.message or "no_parking",
                 }
-        config: dict[str, Any] = {
-            "site": site.id,
-            "box_id": box_id,
-            "timezone": site.site.timezone,
-            "data_dir": str(run_dir / "boxes" / box_id / "data"),
-            "mqtt": {"url": mqtt_urls[box_id], "keepalive_s": 10},
-            "serial": {"conc": {"device": str(conc_paths[box_id]), "protocol": "concentrator"}},
-            "lots": lots,
-            "sensors": {"heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S},
-            "outbox": {"resend_after_s": 5},
-            "health": {"listen": f"127.0.0.1:{health_ports[box_id]}", "status_interval_s": 15},
-        }
+        config.update(
+            {
+                "data_dir": str(run_dir / "boxes" / box_id / "data"),
+                "mqtt": {**config["mqtt"], "keepalive_s": 10},
+                "lots": lots,
+                "sensors": {"heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S},
+                "outbox": {"resend_after_s": 5},
+                "health": {
+                    "listen": f"127.0.0.1:{health_ports[box_id]}",
+                    "status_interval_s": 15,
+                },
+            }
+        )
+        config["serial"]["conc"]["device"] = str(conc_paths[box_id])
         if zones:
             config["zones"] = zones
         if signs:
@@ -399,6 +416,8 @@ class Demo:
         self.url = f"http://{options.host}:{options.port}"
         self.password = secrets.token_urlsafe(9)
         self.camera_tokens: dict[str, str] = {}
+        self.box_passwords: dict[str, str] = {}
+        self.central_mqtt_password = secrets.token_urlsafe(24)
         self.broker: Any = None
         self.user_token: str | None = None
         self.driver: Any = None
@@ -417,6 +436,8 @@ class Demo:
             "camera_tokens": self.camera_tokens,
             "run_dir": str(self.run_dir),
             "broker": self.broker_url,
+            # central's MQTT user (reads everything): mosquitto_sub -u central -P ...
+            "mqtt": {"username": CENTRAL_MQTT_USER, "password": self.central_mqtt_password},
             "site_file": str(self.options.site),
             "boxes": sorted(self.site.boxes),
             "processes": [
@@ -436,15 +457,72 @@ class Demo:
 
     # steps
 
+    def provision_boxes(self) -> tuple[Path, Path]:
+        """Every box provisioned as ``provision-box --password-file --acl-file`` does it: a
+        password each (its file in the box's folder, 0600), the broker's password file and
+        ACL with central's user first. Returns (password file, ACL file)."""
+        from central.provision import (
+            password_line,
+            provision_box,
+            upsert_acl,
+            upsert_password,
+            write_secret,
+        )
+
+        broker_dir = self.run_dir / "broker"
+        broker_dir.mkdir(parents=True, exist_ok=True)
+        passwd, acl = broker_dir / "passwd", broker_dir / "acl"
+        line = password_line(CENTRAL_MQTT_USER, self.central_mqtt_password)
+        upsert_password(passwd, line=line)
+        for box_id in self.site.boxes:
+            box_dir = self.box_dir(box_id)
+            box_dir.mkdir(parents=True, exist_ok=True)
+            done = provision_box(
+                self.site, box_id, mqtt_url="mqtt://127.0.0.1:1883", box_etc=str(box_dir)
+            )
+            self.box_passwords[box_id] = done.password
+            write_secret(box_dir / "mqtt-password", done.password + "\n")
+            upsert_password(passwd, line=done.password_line)
+            upsert_acl(acl, box_block=done.acl, box_id=box_id, central_user=CENTRAL_MQTT_USER)
+        return passwd, acl
+
+    def embedded_access(self) -> dict[str, Path]:
+        """The same users and lists for the embedded broker (amqtt reads its own formats)."""
+        from central.provision import box_access, central_access
+        from simulators.embedded_broker import write_access
+
+        accesses = [central_access(CENTRAL_MQTT_USER)]
+        accesses += [box_access(self.site.id, box_id) for box_id in self.site.boxes]
+        passwords = {CENTRAL_MQTT_USER: self.central_mqtt_password, **self.box_passwords}
+        passwd, acl = write_access(
+            self.run_dir / "broker",
+            passwords=passwords,
+            publish={a.user: list(a.writes) for a in accesses},
+            subscribe={a.user: list(a.reads) for a in accesses},
+        )
+        return {"password_file": passwd, "acl_file": acl}
+
+    def box_dir(self, box_id: str) -> Path:
+        return self.run_dir / "boxes" / box_id
+
     def start_broker(self) -> None:
         if self.options.broker:
             return
         from simulators.broker import BrokerError, MosquittoBroker
         from simulators.embedded_broker import EmbeddedBroker
 
+        passwd, acl = self.provision_boxes()
         has_mosquitto = shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()
         if has_mosquitto and not self.options.embedded_broker:
-            self.broker = MosquittoBroker(workdir=self.run_dir / "broker").start()
+            # The town's configuration: passwords and the ACL provision-box wrote, no
+            # anonymous clients. (Started as root, mosquitto would drop to its own user,
+            # which cannot read the run folder.)
+            as_root = ["user root"] if os.geteuid() == 0 else []
+            self.broker = MosquittoBroker(
+                workdir=self.run_dir / "broker",
+                allow_anonymous=False,
+                extra_config=[f"password_file {passwd}", f"acl_file {acl}", *as_root],
+            ).start()
             # Listed with the children so "what it ran" names it; stopped by the broker object.
             assert self.broker.proc is not None
             argv = self.broker.argv
@@ -452,7 +530,11 @@ class Demo:
         else:
             # Pure Python, MQTT 3.1.1: central speaks 3.1.1 since the demo sets no ingest group.
             try:
-                self.broker = EmbeddedBroker(workdir=self.run_dir / "broker").start()
+                self.broker = EmbeddedBroker(
+                    workdir=self.run_dir / "broker",
+                    allow_anonymous=False,
+                    **self.embedded_access(),
+                ).start()
             except BrokerError as exc:
                 raise DemoError(f"the embedded MQTT broker did not start: {exc}") from exc
             assert self.broker.proc is not None
@@ -497,6 +579,10 @@ class Demo:
                 "--host", self.options.host, "--port", str(self.options.port),
                 "--instance", "demo", "--log-level", "warning",
             ),
+            env={
+                "PARKGRID_MQTT_USERNAME": CENTRAL_MQTT_USER,
+                "PARKGRID_MQTT_PASSWORD": self.central_mqtt_password,
+            },
         )  # fmt: skip
 
     async def login(self) -> None:
@@ -599,6 +685,7 @@ class Demo:
                 sensors=sensors,
                 run_dir=self.run_dir,
                 mqtt_urls=mqtt_urls,
+                box_dirs={box_id: self.box_dir(box_id) for box_id in site.boxes},
                 conc_paths={b: c.path for b, c in concs.items()},
                 sign_ports={b: s.port for b, s in sign_sims.items()},
                 sign_units=sign_units,
