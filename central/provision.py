@@ -53,6 +53,7 @@ MOSQUITTO_SALT_BYTES = 12
 CENTRAL_USER = "central"
 ROOT = "parkgrid/v1"
 DEFAULT_BOX_ETC = "/etc/parkgrid"
+DEFAULT_MQTT_URL = "mqtts://broker:8883"  # a placeholder: no town's broker has this name
 
 
 class ProvisionError(ValueError):
@@ -318,7 +319,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("box_id", help="the box id, as in the site file's [boxes]")
     parser.add_argument("--site", type=Path, required=True, help="the site TOML file")
     parser.add_argument(
-        "--mqtt-url", default="mqtts://broker:8883", help="what the box connects to"
+        "--mqtt-url",
+        help="what the box connects to: mqtts://NAME:8883, NAME as in the broker's certificate",
     )
     parser.add_argument(
         "--out", type=Path, help="write edge.toml, mqtt-password, bays.csv, ... into this dir"
@@ -335,9 +337,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    mqtt_url = args.mqtt_url
+    if mqtt_url is None:
+        mqtt_url = DEFAULT_MQTT_URL
+        print(f"provision-box: no --mqtt-url; the starter edge.toml says {mqtt_url}: "
+              "change [mqtt] url to the broker's name before the box starts",
+              file=sys.stderr)  # fmt: skip
     try:
         site = load_site(args.site)
-        done = provision_box(site, args.box_id, mqtt_url=args.mqtt_url, box_etc=args.box_etc)
+        done = provision_box(site, args.box_id, mqtt_url=mqtt_url, box_etc=args.box_etc)
     except SiteError as exc:
         print(exc, file=sys.stderr)
         return 2

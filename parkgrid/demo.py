@@ -506,12 +506,14 @@ class Demo:
         return self.run_dir / "boxes" / box_id
 
     def start_broker(self) -> None:
+        # Every box gets its password file even with --broker (a broker of the user's own,
+        # used as it is: the passwd and ACL written here are then not used by it).
+        passwd, acl = self.provision_boxes()
         if self.options.broker:
             return
         from simulators.broker import BrokerError, MosquittoBroker
         from simulators.embedded_broker import EmbeddedBroker
 
-        passwd, acl = self.provision_boxes()
         has_mosquitto = shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()
         if has_mosquitto and not self.options.embedded_broker:
             # The town's configuration: passwords and the ACL provision-box wrote, no

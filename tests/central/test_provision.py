@@ -224,3 +224,15 @@ def test_provision_unknown_box_exits_2() -> None:
     ran = parkgrid("central", "provision-box", "box-zz", "--site", str(SITE_FILE))
     assert ran.returncode == 2
     assert "box-p1" in ran.stderr
+
+
+def test_provision_without_mqtt_url_says_the_starter_needs_the_brokers_name(
+    tmp_path: Path,
+) -> None:
+    """Forgetting --mqtt-url still writes the files, and says which url to change."""
+    ran = parkgrid(
+        "central", "provision-box", "box-p1", "--site", str(SITE_FILE), "--out", str(tmp_path)
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "no --mqtt-url" in ran.stderr and "mqtts://broker:8883" in ran.stderr
+    assert load_config(tmp_path / "edge.toml").mqtt.url == "mqtts://broker:8883"
