@@ -35,7 +35,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -43,11 +42,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from parkgrid.demo_broker import CENTRAL_MQTT_USER, TownAccess, start_field_broker
+from parkgrid.demo_processes import Child, Processes
 from simulators.sites import XIGANG
 
 EXIT_OK = 0
@@ -56,7 +57,6 @@ EXIT_USAGE = 2
 
 DEFAULT_SITE = XIGANG
 DEMO_USER = "demo"
-CENTRAL_MQTT_USER = "central"
 STARTUP_ALLOWANCE_S = 25.0
 HEARTBEAT_TIMEOUT_S = 45.0
 HEARTBEAT_INTERVAL_S = 12.0
@@ -128,69 +128,6 @@ def demo_lock(*, url: str, run_dir: Path) -> Iterator[None]:
 
 
 # --- processes ------------------------------------------------------------------------
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-
-@dataclass
-class Processes:
-    """Every child the demo started, each in its own process group."""
-
-    logs: Path
-    children: list[Child] = field(default_factory=list)
-
-    def start(
-        self,
-        name: str,
-        argv: list[str],
-        *,
-        stdin: bytes | None = None,
-        env: dict[str, str] | None = None,
-    ) -> Child:
-        log = self.logs / f"{name}.log"
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                start_new_session=True,
-                env=None if env is None else {**os.environ, **env},
-            )
-        if stdin is not None and proc.stdin is not None:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-        child = Child(name=name, argv=argv, proc=proc, log=log)
-        self.children.append(child)
-        return child
-
-    def stop_all(self, *, grace_s: float = 8.0) -> list[tuple[str, int, int | None]]:
-        """SIGTERM every group (boxes first, central, then the broker); SIGKILL the rest."""
-        for child in reversed(self.children):
-            if child.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for child in self.children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for child in self.children:
-            # The group too: a child's own children never outlive the demo.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, signal.SIGKILL)
-            if child.proc.poll() is None:
-                child.proc.wait(timeout=5)
-        return [(c.name, c.pid, c.proc.returncode) for c in self.children]
 
 
 def parkgrid_argv(*args: str) -> list[str]:
@@ -416,8 +353,7 @@ class Demo:
         self.url = f"http://{options.host}:{options.port}"
         self.password = secrets.token_urlsafe(9)
         self.camera_tokens: dict[str, str] = {}
-        self.box_passwords: dict[str, str] = {}
-        self.central_mqtt_password = secrets.token_urlsafe(24)
+        self.access = TownAccess(broker_dir=self.run_dir / "broker")
         self.broker: Any = None
         self.user_token: str | None = None
         self.driver: Any = None
@@ -437,7 +373,7 @@ class Demo:
             "run_dir": str(self.run_dir),
             "broker": self.broker_url,
             # central's MQTT user (reads everything): mosquitto_sub -u central -P ...
-            "mqtt": {"username": CENTRAL_MQTT_USER, "password": self.central_mqtt_password},
+            "mqtt": {"username": CENTRAL_MQTT_USER, "password": self.access.central_password},
             "site_file": str(self.options.site),
             "boxes": sorted(self.site.boxes),
             "processes": [
@@ -457,93 +393,28 @@ class Demo:
 
     # steps
 
-    def provision_boxes(self) -> tuple[Path, Path]:
-        """Every box provisioned as ``provision-box --password-file --acl-file`` does it: a
-        password each (its file in the box's folder, 0600), the broker's password file and
-        ACL with central's user first. Returns (password file, ACL file)."""
-        from central.provision import (
-            password_line,
-            provision_box,
-            upsert_acl,
-            upsert_password,
-            write_secret,
-        )
-
-        broker_dir = self.run_dir / "broker"
-        broker_dir.mkdir(parents=True, exist_ok=True)
-        passwd, acl = broker_dir / "passwd", broker_dir / "acl"
-        line = password_line(CENTRAL_MQTT_USER, self.central_mqtt_password)
-        upsert_password(passwd, line=line)
-        for box_id in self.site.boxes:
-            box_dir = self.box_dir(box_id)
-            box_dir.mkdir(parents=True, exist_ok=True)
-            done = provision_box(
-                self.site, box_id, mqtt_url="mqtt://127.0.0.1:1883", box_etc=str(box_dir)
-            )
-            self.box_passwords[box_id] = done.password
-            write_secret(box_dir / "mqtt-password", done.password + "\n")
-            upsert_password(passwd, line=done.password_line)
-            upsert_acl(acl, box_block=done.acl, box_id=box_id, central_user=CENTRAL_MQTT_USER)
-        return passwd, acl
-
-    def embedded_access(self) -> dict[str, Path]:
-        """The same users and lists for the embedded broker (amqtt reads its own formats)."""
-        from central.provision import box_access, central_access
-        from simulators.embedded_broker import write_access
-
-        accesses = [central_access(CENTRAL_MQTT_USER)]
-        accesses += [box_access(self.site.id, box_id) for box_id in self.site.boxes]
-        passwords = {CENTRAL_MQTT_USER: self.central_mqtt_password, **self.box_passwords}
-        passwd, acl = write_access(
-            self.run_dir / "broker",
-            passwords=passwords,
-            publish={a.user: list(a.writes) for a in accesses},
-            subscribe={a.user: list(a.reads) for a in accesses},
-        )
-        return {"password_file": passwd, "acl_file": acl}
-
     def box_dir(self, box_id: str) -> Path:
         return self.run_dir / "boxes" / box_id
 
     def start_broker(self) -> None:
         # Every box gets its password file even with --broker (a broker of the user's own,
         # used as it is: the passwd and ACL written here are then not used by it).
-        passwd, acl = self.provision_boxes()
+        self.access.provision(self.site, {b: self.box_dir(b) for b in self.site.boxes})
         if self.options.broker:
             return
-        from simulators.broker import BrokerError, MosquittoBroker
-        from simulators.embedded_broker import EmbeddedBroker
+        from simulators.broker import BrokerError
 
-        has_mosquitto = shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()
-        if has_mosquitto and not self.options.embedded_broker:
-            # The town's configuration: passwords and the ACL provision-box wrote, no
-            # anonymous clients. (Started as root, mosquitto would drop to its own user,
-            # which cannot read the run folder.)
-            as_root = ["user root"] if os.geteuid() == 0 else []
-            self.broker = MosquittoBroker(
-                workdir=self.run_dir / "broker",
-                allow_anonymous=False,
-                extra_config=[f"password_file {passwd}", f"acl_file {acl}", *as_root],
-            ).start()
-            # Listed with the children so "what it ran" names it; stopped by the broker object.
-            assert self.broker.proc is not None
-            argv = self.broker.argv
-            proc = self.broker.proc
-        else:
-            # Pure Python, MQTT 3.1.1: central speaks 3.1.1 since the demo sets no ingest group.
-            try:
-                self.broker = EmbeddedBroker(
-                    workdir=self.run_dir / "broker",
-                    allow_anonymous=False,
-                    **self.embedded_access(),
-                ).start()
-            except BrokerError as exc:
-                raise DemoError(f"the embedded MQTT broker did not start: {exc}") from exc
-            assert self.broker.proc is not None
-            argv = self.broker.argv
-            proc = self.broker.proc
-            why = "--embedded-broker" if self.options.embedded_broker else "no mosquitto here"
-            self.say(f"broker: embedded amqtt at {self.broker.url} ({why})")
+        try:
+            self.broker, note = start_field_broker(
+                self.access, self.site, embedded=self.options.embedded_broker
+            )
+        except BrokerError as exc:
+            raise DemoError(f"the MQTT broker did not start: {exc}") from exc
+        if note:
+            self.say(note)
+        # Listed with the children so "what it ran" names it; stopped by the broker object.
+        assert self.broker.proc is not None
+        argv, proc = self.broker.argv, self.broker.proc
         self.processes.children.insert(
             0, Child(name="broker", argv=argv, proc=proc, log=self.broker.log_path)
         )
@@ -581,10 +452,7 @@ class Demo:
                 "--host", self.options.host, "--port", str(self.options.port),
                 "--instance", "demo", "--log-level", "warning",
             ),
-            env={
-                "PARKGRID_MQTT_USERNAME": CENTRAL_MQTT_USER,
-                "PARKGRID_MQTT_PASSWORD": self.central_mqtt_password,
-            },
+            env=self.access.central_env(),
         )  # fmt: skip
 
     async def login(self) -> None:
