@@ -5,13 +5,16 @@ One box, one MQTT user named after its box id. Provisioning makes:
 * a random password (``secrets``), and its Mosquitto password-file line, hashed the way
   ``mosquitto_passwd`` 2.x hashes (``$7$``: PBKDF2-HMAC-SHA512, 101 iterations, 12-byte
   salt, base64 salt and hash), so the broker host needs no extra tool;
-* the box's Mosquitto ACL block: it may publish only under its own box id, and read its
-  own ``ack`` and ``cmd/``, every lot's public state, and central's status::
+* the box's Mosquitto ACL block: it may publish only under its own box id, and read what
+  it subscribes to (``Topics.box_filters``): its own ``cmd/`` and ``ack``, every lot's
+  public state, every box's status (a lot whose box is offline is not pointed at), and
+  central's status::
 
       user box-p1
       topic write parkgrid/v1/{site}/box-p1/{status,event,bay/+,lot/+,zone/+,sign/+,reply/+}
-      topic read  parkgrid/v1/{site}/box-p1/{ack,cmd/+}
+      topic read  parkgrid/v1/{site}/box-p1/{cmd/+,ack}
       topic read  parkgrid/v1/{site}/+/lot/+
+      topic read  parkgrid/v1/{site}/+/status
       topic read  parkgrid/v1/{site}/_central/status
 
   The ACL file opens with central's block (``topic readwrite #``): Mosquitto applies
@@ -38,14 +41,19 @@ import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import tomli_w
 
 from central.site import Site, SiteError, load_site
+from firmware_protocols.uplink import Topics
 
 MOSQUITTO_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
 MOSQUITTO_SALT_BYTES = 12
 CENTRAL_USER = "central"
 ROOT = "parkgrid/v1"
 DEFAULT_BOX_ETC = "/etc/parkgrid"
+DEFAULT_MQTT_URL = "mqtts://broker:8883"  # a placeholder: no town's broker has this name
 
 
 class ProvisionError(ValueError):
@@ -105,23 +113,40 @@ def central_acl(username: str = CENTRAL_USER) -> str:
     )  # fmt: skip
 
 
-def box_acl(site_id: str, box_id: str) -> str:
-    """The box's ACL block (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What one MQTT user may do: publish to ``writes``, subscribe to ``reads`` (filters).
+    Rendered for Mosquitto by ``box_acl`` and for the demo's embedded broker by
+    ``simulators.embedded_broker``, so both brokers enforce the same lists."""
+
+    user: str
+    writes: tuple[str, ...]
+    reads: tuple[str, ...]
+
+
+def box_access(site_id: str, box_id: str) -> Access:
+    """The box writes only under its own id and reads exactly what it subscribes to
+    (``Topics.box_filters``: one list, so the ACL cannot lag behind the box)."""
     own = f"{ROOT}/{site_id}/{box_id}"
+    writes = tuple(
+        f"{own}/{kind}"
+        for kind in ("status", "event", "bay/+", "lot/+", "zone/+", "sign/+", "reply/+")
+    )
+    return Access(user=box_id, writes=writes, reads=Topics(site_id, box_id).box_filters())
+
+
+def central_access(username: str = CENTRAL_USER) -> Access:
+    return Access(user=username, writes=("#",), reads=("#",))
+
+
+def box_acl(site_id: str, box_id: str) -> str:
+    """The box's Mosquitto ACL block (see the module docstring)."""
+    access = box_access(site_id, box_id)
     begin, end = _marker("box", box_id)
     lines = [begin, f"user {box_id}"]
-    lines += [
-        f"topic write {own}/{kind}"
-        for kind in ("status", "event", "bay/+", "lot/+", "zone/+", "sign/+", "reply/+")
-    ]
-    lines += [
-        f"topic read {own}/ack",
-        f"topic read {own}/cmd/+",
-        f"topic read {ROOT}/{site_id}/+/lot/+",
-        f"topic read {ROOT}/{site_id}/_central/status",
-        end,
-        "",
-    ]
+    lines += [f"topic write {topic}" for topic in access.writes]
+    lines += [f"topic read {topic_filter}" for topic_filter in access.reads]
+    lines += [end, ""]
     return "\n".join(lines)
 
 
@@ -144,6 +169,11 @@ def upsert_password(path: Path, *, line: str) -> None:
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     kept = [existing for existing in lines if existing.split(":", 1)[0] != user]
     _write_private(path, "\n".join([*kept, line]) + "\n", mode=0o640)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """A box's secret file (its MQTT password): 0600, replaced atomically."""
+    _write_private(path, text, mode=0o600)
 
 
 def _write_private(path: Path, text: str, *, mode: int) -> None:
@@ -171,8 +201,32 @@ def _write_private(path: Path, text: str, *, mode: int) -> None:
 # --- the starter box config ----------------------------------------------------------------------
 
 
-def _q(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+def starter_config(
+    site: Site,
+    box_id: str,
+    *,
+    mqtt_url: str,
+    box_etc: str = DEFAULT_BOX_ETC,
+) -> dict[str, Any]:
+    """The box's config as data: the projection of the site file onto one box, valid as it
+    stands. ``provision-box`` writes it for the technician (``starter_edge_toml``) and the
+    demo starts every box from it, so the two cannot differ."""
+    mqtt: dict[str, Any] = {
+        "url": mqtt_url,
+        "username": box_id,
+        "password_file": f"{box_etc}/mqtt-password",
+    }
+    if mqtt_url.startswith("mqtts://"):
+        mqtt["ca_file"] = f"{box_etc}/ca.crt"
+    return {
+        "site": site.id,
+        "box_id": box_id,
+        "timezone": site.site.timezone,
+        "data_dir": "/var/lib/parkgrid",
+        "mqtt": mqtt,
+        "serial": {"conc": {"device": "/dev/serial/by-id/CHANGE-ME", "protocol": "concentrator"}},
+        "lots": {lot_id: {"name": site.lots[lot_id].name} for lot_id in site.lots_of_box(box_id)},
+    }
 
 
 def starter_edge_toml(
@@ -182,58 +236,35 @@ def starter_edge_toml(
     mqtt_url: str,
     box_etc: str = DEFAULT_BOX_ETC,
 ) -> str:
-    """A box config that loads as it stands; the technician adds bays, devices and signs."""
-    tls = mqtt_url.startswith("mqtts://")
+    """``starter_config`` as TOML (tomli-w), with comments saying what to fill in."""
     lots = site.lots_of_box(box_id)
     zones = site.zones_of_box(box_id)
-    out = [
+    head = [
         f"# Starter config for box {box_id} of site {site.id}, made by",
         f"#   parkgrid central provision-box {box_id}",
-        "# Fill in: the serial device, each bay's sensor (bays.csv, then import-bays), the signs.",
+        "# Fill in: the serial device (ls -l /dev/serial/by-id/), each bay's sensor (bays.csv,",
+        "# then parkgrid edge import-bays: docs/field-guide.md), the signs.",
         "# Check it with: parkgrid edge check-config edge.toml ; then parkgrid edge doctor.",
-        f"site = {_q(site.id)}",
-        f"box_id = {_q(box_id)}",
-        f"timezone = {_q(site.site.timezone)}",
-        'data_dir = "/var/lib/parkgrid"',
-        "",
-        "[mqtt]",
-        f"url = {_q(mqtt_url)}",
-        f"username = {_q(box_id)}",
-        f"password_file = {_q(f'{box_etc}/mqtt-password')}",
-    ]
-    if tls:
-        out.append(f"ca_file = {_q(f'{box_etc}/ca.crt')}")
-    out += [
-        "",
-        "[serial.conc]",
-        "# the concentrator's adapter; find it with: ls -l /dev/serial/by-id/",
-        'device = "/dev/serial/by-id/CHANGE-ME"',
-        'protocol = "concentrator"',
-        "",
     ]
     for lot_id in lots:
-        lot = site.lots[lot_id]
-        bays = lot.bay_ids(lot_id)
+        bays = site.lots[lot_id].bay_ids(lot_id)
         span = f"{bays[0]} .. {bays[-1]}" if bays else "none"
-        out += [
-            f"[lots.{lot_id}]",
-            f"name = {_q(lot.name)}",
-            f"# {len(bays)} bays in the site file ({span}): put each bay's sensor id in",
-            f"# bays.csv, then: parkgrid edge import-bays bays.csv --lot {lot_id} >> edge.toml",
-            "",
-        ]
+        head.append(f"# lot {lot_id}: {len(bays)} bays in the site file ({span})")
     if zones:
-        out.append(f"# stall zones of this box in the site file: {', '.join(zones)}")
-    out += [
+        head.append(f"# stall zones of this box in the site file: {', '.join(zones)}")
+    example_lot = json.dumps(lots[0] if lots else "LOT", ensure_ascii=False)
+    tail = [
+        "",
         "# A guidance sign per lot entrance, for example (unit ids: parkgrid edge scan-signs):",
         "# [sign_buses.bus1]",
         '# transport = "rtu"',
         '# device = "/dev/serial/by-id/CHANGE-ME-SIGNS"',
-        f'# signs.entrance = {{ unit = 1, profile = "parkgrid-guidance", lot = '
-        f"{_q(lots[0] if lots else 'LOT')} }}",
+        f'# signs.entrance = {{ unit = 1, profile = "parkgrid-guidance", lot = {example_lot},',
+        '#                    arrow = "ahead", fallback = [] }',
         "",
     ]
-    return "\n".join(out)
+    body = tomli_w.dumps(starter_config(site, box_id, mqtt_url=mqtt_url, box_etc=box_etc))
+    return "\n".join(head) + "\n" + body + "\n".join(tail)
 
 
 def bays_csv_template(site: Site, box_id: str) -> str:
@@ -288,7 +319,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("box_id", help="the box id, as in the site file's [boxes]")
     parser.add_argument("--site", type=Path, required=True, help="the site TOML file")
     parser.add_argument(
-        "--mqtt-url", default="mqtts://broker:8883", help="what the box connects to"
+        "--mqtt-url",
+        help="what the box connects to: mqtts://NAME:8883, NAME as in the broker's certificate",
     )
     parser.add_argument(
         "--out", type=Path, help="write edge.toml, mqtt-password, bays.csv, ... into this dir"
@@ -305,9 +337,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    mqtt_url = args.mqtt_url
+    if mqtt_url is None:
+        mqtt_url = DEFAULT_MQTT_URL
+        print(f"provision-box: no --mqtt-url; the starter edge.toml says {mqtt_url}: "
+              "change [mqtt] url to the broker's name before the box starts",
+              file=sys.stderr)  # fmt: skip
     try:
         site = load_site(args.site)
-        done = provision_box(site, args.box_id, mqtt_url=args.mqtt_url, box_etc=args.box_etc)
+        done = provision_box(site, args.box_id, mqtt_url=mqtt_url, box_etc=args.box_etc)
     except SiteError as exc:
         print(exc, file=sys.stderr)
         return 2

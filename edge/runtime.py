@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import signal
 import time
@@ -82,7 +83,16 @@ from firmware_protocols.uplink.topics import Topics
 
 log = logging.getLogger(__name__)
 
-SOFTWARE_VERSION = "parkgrid-edge 0.1.0"
+
+def _package_version() -> str:
+    """pyproject.toml's version, from the installed package's metadata (its one place)."""
+    try:
+        return importlib.metadata.version("parkgrid")
+    except importlib.metadata.PackageNotFoundError:  # a checkout never installed
+        return "0+unknown"
+
+
+SOFTWARE_VERSION = f"parkgrid-edge {_package_version()}"
 SHUTDOWN_GRACE_S = 4.0
 
 
@@ -460,7 +470,9 @@ class EdgeBox:
                 lot_id=lot_id,
                 free=state.free,
                 status=state.status.value,
-                box_online=self.remote_boxes.get(box_id, True),
+                # A box never heard (no status yet, or none we may read) is not trusted:
+                # its lot's figures may be from before it died.
+                box_online=self.remote_boxes.get(box_id, False),
             )
             for lot_id, (box_id, state) in self.remote_lots.items()
         }

@@ -35,7 +35,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -43,16 +42,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from parkgrid.demo_broker import CENTRAL_MQTT_USER, TownAccess, start_field_broker
+from parkgrid.demo_processes import Child, Processes
+from simulators.sites import XIGANG
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-DEFAULT_SITE = Path(__file__).resolve().parent.parent / "sites" / "xigang.toml"
+DEFAULT_SITE = XIGANG
 DEMO_USER = "demo"
 DEMO_CAMERA_SKEW_MINUTES = 30 * 24 * 60
 STARTUP_ALLOWANCE_S = 25.0
@@ -128,61 +131,6 @@ def demo_lock(*, url: str, run_dir: Path) -> Iterator[None]:
 # --- processes ------------------------------------------------------------------------
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-
-@dataclass
-class Processes:
-    """Every child the demo started, each in its own process group."""
-
-    logs: Path
-    children: list[Child] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], *, stdin: bytes | None = None) -> Child:
-        log = self.logs / f"{name}.log"
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        if stdin is not None and proc.stdin is not None:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-        child = Child(name=name, argv=argv, proc=proc, log=log)
-        self.children.append(child)
-        return child
-
-    def stop_all(self, *, grace_s: float = 8.0) -> list[tuple[str, int, int | None]]:
-        """SIGTERM every group (boxes first, central, then the broker); SIGKILL the rest."""
-        for child in reversed(self.children):
-            if child.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for child in self.children:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for child in self.children:
-            # The group too: a child's own children never outlive the demo.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, signal.SIGKILL)
-            if child.proc.poll() is None:
-                child.proc.wait(timeout=5)
-        return [(c.name, c.pid, c.proc.returncode) for c in self.children]
-
-
 def parkgrid_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "parkgrid", *args]
 
@@ -240,6 +188,7 @@ def box_configs(
     sensors: dict[str, Any],
     run_dir: Path,
     mqtt_urls: dict[str, str],
+    box_dirs: dict[str, Path],
     conc_paths: dict[str, Path],
     sign_ports: dict[str, int],
     sign_units: dict[str, tuple[str, int]],
@@ -247,7 +196,10 @@ def box_configs(
     clock: Any,
     sim_to: float,
 ) -> dict[str, dict[str, Any]]:
-    """One box config (as TOML-ready data) per box of the site."""
+    """One box config (as TOML-ready data) per box of the site: the starter config
+    ``provision-box`` gives a technician (``central.provision.starter_config``), filled in as
+    the technician would (the line, the bays, the signs) plus the demo's faster timings."""
+    from central.provision import starter_config
     from central.site import SignKind
 
     tz = ZoneInfo(site.site.timezone)
@@ -261,10 +213,12 @@ def box_configs(
                     "sensor": plan.sensor_id,
                     "format": plan.fmt,
                 }
+        config = starter_config(
+            site, box_id, mqtt_url=mqtt_urls[box_id], box_etc=str(box_dirs[box_id])
+        )
         lots = {
-            lot_id: {"name": lot.name, "bays": bays_of.get(lot_id, {})}
-            for lot_id, lot in site.lots.items()
-            if lot.box_id == box_id
+            lot_id: {**lot, "bays": bays_of.get(lot_id, {})}
+            for lot_id, lot in config["lots"].items()
         }
         zones: dict[str, Any] = {}
         for zone_id, zone in site.zones.items():
@@ -308,18 +262,20 @@ def box_configs(
                     "profile": "parkgrid-warning",
                     "message": sign.message or "no_parking",
                 }
-        config: dict[str, Any] = {
-            "site": site.id,
-            "box_id": box_id,
-            "timezone": site.site.timezone,
-            "data_dir": str(run_dir / "boxes" / box_id / "data"),
-            "mqtt": {"url": mqtt_urls[box_id], "keepalive_s": 10},
-            "serial": {"conc": {"device": str(conc_paths[box_id]), "protocol": "concentrator"}},
-            "lots": lots,
-            "sensors": {"heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S},
-            "outbox": {"resend_after_s": 5},
-            "health": {"listen": f"127.0.0.1:{health_ports[box_id]}", "status_interval_s": 15},
-        }
+        config.update(
+            {
+                "data_dir": str(run_dir / "boxes" / box_id / "data"),
+                "mqtt": {**config["mqtt"], "keepalive_s": 10},
+                "lots": lots,
+                "sensors": {"heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S},
+                "outbox": {"resend_after_s": 5},
+                "health": {
+                    "listen": f"127.0.0.1:{health_ports[box_id]}",
+                    "status_interval_s": 15,
+                },
+            }
+        )
+        config["serial"]["conc"]["device"] = str(conc_paths[box_id])
         if zones:
             config["zones"] = zones
         if signs:
@@ -398,6 +354,7 @@ class Demo:
         self.url = f"http://{options.host}:{options.port}"
         self.password = secrets.token_urlsafe(9)
         self.camera_tokens: dict[str, str] = {}
+        self.access = TownAccess(broker_dir=self.run_dir / "broker")
         self.broker: Any = None
         self.user_token: str | None = None
         self.driver: Any = None
@@ -416,6 +373,8 @@ class Demo:
             "camera_tokens": self.camera_tokens,
             "run_dir": str(self.run_dir),
             "broker": self.broker_url,
+            # central's MQTT user (reads everything): mosquitto_sub -u central -P ...
+            "mqtt": {"username": CENTRAL_MQTT_USER, "password": self.access.central_password},
             "site_file": str(self.options.site),
             "boxes": sorted(self.site.boxes),
             "processes": [
@@ -435,30 +394,28 @@ class Demo:
 
     # steps
 
+    def box_dir(self, box_id: str) -> Path:
+        return self.run_dir / "boxes" / box_id
+
     def start_broker(self) -> None:
+        # Every box gets its password file even with --broker (a broker of the user's own,
+        # used as it is: the passwd and ACL written here are then not used by it).
+        self.access.provision(self.site, {b: self.box_dir(b) for b in self.site.boxes})
         if self.options.broker:
             return
-        from simulators.broker import BrokerError, MosquittoBroker
-        from simulators.embedded_broker import EmbeddedBroker
+        from simulators.broker import BrokerError
 
-        has_mosquitto = shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()
-        if has_mosquitto and not self.options.embedded_broker:
-            self.broker = MosquittoBroker(workdir=self.run_dir / "broker").start()
-            # Listed with the children so "what it ran" names it; stopped by the broker object.
-            assert self.broker.proc is not None
-            argv = self.broker.argv
-            proc = self.broker.proc
-        else:
-            # Pure Python, MQTT 3.1.1: central speaks 3.1.1 since the demo sets no ingest group.
-            try:
-                self.broker = EmbeddedBroker(workdir=self.run_dir / "broker").start()
-            except BrokerError as exc:
-                raise DemoError(f"the embedded MQTT broker did not start: {exc}") from exc
-            assert self.broker.proc is not None
-            argv = self.broker.argv
-            proc = self.broker.proc
-            why = "--embedded-broker" if self.options.embedded_broker else "no mosquitto here"
-            self.say(f"broker: embedded amqtt at {self.broker.url} ({why})")
+        try:
+            self.broker, note = start_field_broker(
+                self.access, self.site, embedded=self.options.embedded_broker
+            )
+        except BrokerError as exc:
+            raise DemoError(f"the MQTT broker did not start: {exc}") from exc
+        if note:
+            self.say(note)
+        # Listed with the children so "what it ran" names it; stopped by the broker object.
+        assert self.broker.proc is not None
+        argv, proc = self.broker.argv, self.broker.proc
         self.processes.children.insert(
             0, Child(name="broker", argv=argv, proc=proc, log=self.broker.log_path)
         )
@@ -499,6 +456,7 @@ class Demo:
                 # faster), so its cameras' times are far from the wall clock by design.
                 "--camera-clock-skew-minutes", str(DEMO_CAMERA_SKEW_MINUTES),
             ),
+            env=self.access.central_env(),
         )  # fmt: skip
 
     async def login(self) -> None:
@@ -601,6 +559,7 @@ class Demo:
                 sensors=sensors,
                 run_dir=self.run_dir,
                 mqtt_urls=mqtt_urls,
+                box_dirs={box_id: self.box_dir(box_id) for box_id in site.boxes},
                 conc_paths={b: c.path for b, c in concs.items()},
                 sign_ports={b: s.port for b, s in sign_sims.items()},
                 sign_units=sign_units,

@@ -38,6 +38,7 @@ from xml.sax.saxutils import escape
 import httpx
 
 from central.site import Site
+from simulators.sites import XIGANG
 from simulators.town import CaptureSeen
 
 __all__ = [
@@ -264,7 +265,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="JSON file {camera_id: token} (parkgrid central add-token CAMERA_ID --role camera)",
     )
-    parser.add_argument("--site", type=Path, default=Path("sites/xigang.toml"))
+    parser.add_argument("--site", type=Path, default=XIGANG, help="the site file (Xigang)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
     parser.add_argument("--hours", type=float, default=24.0, help="simulated hours to play")

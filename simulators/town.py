@@ -55,6 +55,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from central.site import SignKind, Site, load_site
+from simulators.sites import XIGANG
 
 __all__ = [
     "BayChange",
@@ -799,7 +800,7 @@ def default_start(site: Site, *, at: str = "04:30", days_back: int = 1) -> float
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--site", type=Path, default=Path("sites/xigang.toml"))
+    parser.add_argument("--site", type=Path, default=XIGANG, help="the site file (Xigang)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start", default="04:30", help="local time the day starts (HH:MM)")
     parser.add_argument("--hours", type=float, default=24.0, help="simulated hours")

@@ -2,6 +2,12 @@
 
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
+
+from edge.runtime import SOFTWARE_VERSION
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -18,8 +24,18 @@ def test_cli_without_group_prints_usage_and_exits_2() -> None:
         assert group in result.stderr + result.stdout
 
 
-def test_cli_version() -> None:
-    """--version prints the package version."""
+def test_cli_version_is_pyprojects_and_written_nowhere_else() -> None:
+    """--version and the box's software_version are pyproject.toml's version, read from the
+    installed package's metadata; no module carries a copy of it."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     result = run("--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == "0.1.0"
+    assert result.stdout.strip() == version
+    assert f"parkgrid-edge {version}" == SOFTWARE_VERSION
+    copies = [
+        str(path.relative_to(ROOT))
+        for package in ("parkgrid", "edge", "central", "simulators", "firmware_protocols")
+        for path in (ROOT / package).rglob("*.py")
+        if f'"{version}"' in path.read_text(encoding="utf-8")
+    ]
+    assert copies == []

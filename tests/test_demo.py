@@ -118,6 +118,8 @@ def test_demo_every_box_online_in_central_and_on_the_broker(demo: dict[str, Any]
             done.set()
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    # The demo's broker runs the field configuration: central's user reads everything.
+    client.username_pw_set(demo["demo"]["mqtt"]["username"], demo["demo"]["mqtt"]["password"])
     client.on_message = on_message
     client.on_connect = lambda c, *_: c.subscribe("parkgrid/v1/xigang/+/status", qos=1)
     client.connect(host, int(port))
@@ -129,6 +131,26 @@ def test_demo_every_box_online_in_central_and_on_the_broker(demo: dict[str, Any]
         client.disconnect()
     states = {box: body["state"] for box, body in seen.items() if box in boxes}
     assert states == dict.fromkeys(boxes, "online")
+
+
+def test_demo_broker_refuses_anonymous_clients_while_the_boxes_are_online(
+    demo: dict[str, Any],
+) -> None:
+    """The demo runs the field configuration: the boxes are in with the passwords and ACL
+    provision-box made; mosquitto_sub without credentials is refused at CONNECT."""
+    boxes = demo["demo"]["boxes"]
+    listed = httpx.get(f"{demo['url']}/api/v1/boxes", headers=demo["headers"]).json()
+    assert {b["id"] for b in listed if b["online"]} == set(boxes)
+    host, port = demo["demo"]["broker"].split("://")[1].split(":")
+    ran = subprocess.run(
+        ["mosquitto_sub", "-h", host, "-p", port, "-t", "parkgrid/#", "-C", "1", "-W", "5"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert ran.returncode != 0 and not ran.stdout, ran.stdout
+    assert "not authori" in ran.stderr.lower(), ran.stderr
+    run_dir = Path(demo["demo"]["run_dir"])
+    password_file = run_dir / "boxes" / boxes[0] / "mqtt-password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
 
 
 def test_demo_lot_figures_add_up_and_match_the_truth(demo: dict[str, Any]) -> None:

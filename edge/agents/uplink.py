@@ -424,17 +424,8 @@ class Uplink:
             self._safe_call("on_connection", self._on_connection, False)
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        topics = self.topics
-        site_status = f"parkgrid/v1/{self._config.site}/+/status"
-        await client.subscribe(
-            [
-                (topics.ack, 1),
-                (topics.cmd_filter, 1),
-                (topics.other_lots_filter, 1),
-                (site_status, 1),
-                (topics.central_status, 1),
-            ]
-        )
+        # The same filters the broker's ACL grants the box (central.provision.box_acl).
+        await client.subscribe([(topic_filter, 1) for topic_filter in self.topics.box_filters()])
         self._client = client
         self._connected = True
         self._connects += 1
@@ -479,8 +470,12 @@ class Uplink:
                     await self._window_free.wait()
 
     async def _publish_birth_and_states(self, client: aiomqtt.Client) -> None:
-        await client.publish(self.topics.status, encode_payload(self._birth()), qos=1, retain=True)
-        published: set[str] = set()
+        # The birth is this boot's status: it replaces whatever status the outbox kept (the
+        # previous boot's periodic one), which must not be replayed over it below.
+        birth = encode_payload(self._birth())
+        self._outbox.put_state(self.topics.status, birth, dirty=False)
+        await client.publish(self.topics.status, birth, qos=1, retain=True)
+        published: set[str] = {self.topics.status}
         for topic, model in self._states():
             payload = encode_payload(model)
             self._outbox.put_state(topic, payload, dirty=False)

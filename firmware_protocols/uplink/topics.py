@@ -315,9 +315,23 @@ class Topics:
         """``parkgrid/v1/{site}/+/lot/+``: every lot of the site (the box skips its own)."""
         return f"{ROOT}/{VERSION}/{self.site}/+/lot/+"
 
+    @property
+    def box_status_filter(self) -> str:
+        """``parkgrid/v1/{site}/+/status``: whether each box is online (a lot whose box is
+        offline, or never heard, is not pointed at)."""
+        return f"{ROOT}/{VERSION}/{self.site}/+/status"
+
     def box_filters(self) -> tuple[str, ...]:
-        """Everything a box subscribes to: its commands, its ack, all lots, central's status."""
-        return (self.cmd_filter, self.ack, self.other_lots_filter, self.central_status)
+        """Everything a box subscribes to: its commands, its ack, all lots, every box's
+        status, central's status. The broker's ACL grants a box read on exactly these
+        (``central.provision.box_acl``), so the two cannot drift apart."""
+        return (
+            self.cmd_filter,
+            self.ack,
+            self.other_lots_filter,
+            self.box_status_filter,
+            self.central_status,
+        )
 
 
 def _command_name(name: CommandName | str) -> CommandName:

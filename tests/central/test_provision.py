@@ -156,7 +156,8 @@ def test_provision_acl_box_publishes_only_under_its_own_id(
 def test_provision_acl_box_reads_its_commands_and_every_lot(
     provisioned: tuple[MosquittoBroker, dict[str, str]],
 ) -> None:
-    """box-p1 reads its own cmd/ and ack and every lot's state, but not box-p2's commands."""
+    """box-p1 reads its own cmd/ and ack, every lot's state and every box's status (what
+    its uplink subscribes to), but not box-p2's commands."""
     broker, secrets = provisioned
     central = Peer(broker, "central", secrets["central"])
     box = Peer(broker, "box-p1", secrets["box-p1"])
@@ -165,18 +166,22 @@ def test_provision_acl_box_reads_its_commands_and_every_lot(
         box.subscribe(
             f"{root}/box-p1/cmd/+", f"{root}/box-p1/ack", f"{root}/+/lot/+",
             f"{root}/_central/status", f"{root}/box-p2/cmd/+", f"{root}/box-p2/ack",
+            f"{root}/+/status",
         )  # fmt: skip
         central.publish(f"{root}/box-p2/cmd/rebirth", b"not for p1")
         central.publish(f"{root}/box-p2/ack", b"not for p1 either")
         central.publish(f"{root}/box-p1/cmd/rebirth", b"for p1")
         central.publish(f"{root}/box-p1/ack", b"ack p1")
         central.publish(f"{root}/box-p2/lot/P2", b"lot P2")
+        central.publish(f"{root}/box-p2/status", b"box-p2 offline")
         central.publish(f"{root}/_central/status", b"central online")
         topics = box.until(b"central online")
-        assert topics == [
+        # (_central/status matches two of its filters: Mosquitto may deliver it twice.)
+        assert list(dict.fromkeys(topics)) == [
             f"{root}/box-p1/cmd/rebirth",
             f"{root}/box-p1/ack",
             f"{root}/box-p2/lot/P2",
+            f"{root}/box-p2/status",
             f"{root}/_central/status",
         ]
     finally:
@@ -224,3 +229,15 @@ def test_provision_unknown_box_exits_2() -> None:
     ran = parkgrid("central", "provision-box", "box-zz", "--site", str(SITE_FILE))
     assert ran.returncode == 2
     assert "box-p1" in ran.stderr
+
+
+def test_provision_without_mqtt_url_says_the_starter_needs_the_brokers_name(
+    tmp_path: Path,
+) -> None:
+    """Forgetting --mqtt-url still writes the files, and says which url to change."""
+    ran = parkgrid(
+        "central", "provision-box", "box-p1", "--site", str(SITE_FILE), "--out", str(tmp_path)
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "no --mqtt-url" in ran.stderr and "mqtts://broker:8883" in ran.stderr
+    assert load_config(tmp_path / "edge.toml").mqtt.url == "mqtts://broker:8883"

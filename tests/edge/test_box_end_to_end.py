@@ -40,8 +40,13 @@ from firmware_protocols.uplink import (
     encode_payload,
 )
 from firmware_protocols.uplink.models import (
+    ClockStatus,
+    HealthSummary,
+    LaneHealth,
     LotStatus,
     Online,
+    OutboxHealth,
+    SensorsHealth,
     SignColour,
     SignDisplay,
     SignMode,
@@ -199,7 +204,8 @@ async def test_box_silent_sensor_makes_bay_unknown(
 async def test_box_full_lot_points_to_another_lot(
     tmp_path: Path, mosquitto: MosquittoBroker
 ) -> None:
-    """When P1 fills, its sign points to P2, whose free count the box learned over MQTT."""
+    """When P1 fills, its sign points to P2, whose free count (and its box online) the box
+    learned over MQTT."""
     async with rig(tmp_path, mosquitto) as r:
         other = Topics(SITE, "box-p2")
         now = datetime.now(UTC)
@@ -215,15 +221,25 @@ async def test_box_full_lot_points_to_another_lot(
             trend=Trend.STEADY,
             ts=now,
         )
-        await asyncio.to_thread(
-            publish.single,
-            other.lot("P2"),
-            encode_payload(p2),
-            qos=1,
-            retain=True,
-            hostname=mosquitto.host,
-            port=mosquitto.port,
-        )
+        empty = LaneHealth(depth=0, bytes=0, cap_bytes=1)
+        online = BoxStatus(
+            box_id="box-p2", state=Online.ONLINE, boot_id=uuid.uuid4(), ts=now,
+            software_version="0.1.0", config_hash="sha256:p2", sensor_count=50,
+            clock=ClockStatus(synchronised=True),
+            health=HealthSummary(
+                outbox=OutboxHealth(state=empty, event=empty), sensors=SensorsHealth(total=50)
+            ),
+        )  # fmt: skip
+        for topic, payload in ((other.lot("P2"), p2), (other.status, online)):
+            await asyncio.to_thread(
+                publish.single,
+                topic,
+                encode_payload(payload),
+                qos=1,
+                retain=True,
+                hostname=mosquitto.host,
+                port=mosquitto.port,
+            )
         for sensor in SENSORS:
             await r.sim.send_status(sensor, occupied=True)
         await eventually(lambda: r.box.occupancy.lot_snapshot("P1", 0).free == 0)

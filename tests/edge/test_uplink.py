@@ -577,3 +577,33 @@ async def test_uplink_bad_ack_and_lot_state_are_counted_not_fatal(
     # The events path still works.
     uplink.emit(bay_event(1))
     await eventually(lambda: box.outbox.depth() == 0 and uplink.acked_seq == 1)
+
+
+async def test_uplink_restart_birth_is_not_overwritten_by_the_last_boots_status(
+    tmp_path: Path, mosquitto: MosquittoBroker, central: CentralStandin
+) -> None:
+    """A restarted box's birth stays the retained status: the previous boot's periodic status,
+    kept in the outbox, is not replayed over it (it carried the old config_hash)."""
+    topics = Topics(SITE, BOX)
+    first = make_box(tmp_path, mosquitto)
+    uplink = await first.start()
+    uplink.publish_state(topics.status, first.birth())  # the periodic status, kept as state
+    await eventually(lambda: any(s.boot_id == first.boot_id for s in central.statuses(BOX)))
+    await first.stop()
+    first.outbox.close()
+
+    second = make_box(tmp_path, mosquitto)
+    try:
+        await second.start()
+        await eventually(lambda: any(s.boot_id == second.boot_id for s in central.statuses(BOX)))
+        await eventually(lambda: second.outbox.depth() == 0)
+        retained = await asyncio.to_thread(read_retained, mosquitto, topics.status)
+        assert retained is not None
+        status = decode_message(topics.status, retained).payload
+        assert isinstance(status, BoxStatus)
+        assert (status.boot_id, status.state) == (second.boot_id, Online.ONLINE)
+        last = central.statuses(BOX)[-1]
+        assert (last.boot_id, last.state) == (second.boot_id, Online.ONLINE)
+    finally:
+        await second.stop()
+        second.outbox.close()

@@ -185,11 +185,12 @@ def test_central_filters_cover_every_box_published_kind() -> None:
 
 
 def test_box_filters_are_its_own_and_shared_lots() -> None:
-    """A box subscribes to its own cmd and ack, every lot of the site and central's status."""
+    """A box subscribes to its own cmd and ack, every lot and box status, central's status."""
     assert T.box_filters() == (
         "parkgrid/v1/xigang/box-p1/cmd/+",
         "parkgrid/v1/xigang/box-p1/ack",
         "parkgrid/v1/xigang/+/lot/+",
+        "parkgrid/v1/xigang/+/status",
         "parkgrid/v1/xigang/_central/status",
     )
 

@@ -16,6 +16,7 @@ from central.site import SiteError, load_site, parse_site
 from firmware_protocols.cameras import decode_hikvision, decode_parkgrid
 from simulators.cameras import CameraPoster, isapi_multipart, parkgrid_multipart, picture
 from simulators.concentrator import ConcentratorSimulator
+from simulators.sites import XIGANG
 from simulators.town import (
     BayChange,
     BoxNetwork,
@@ -31,7 +32,7 @@ from simulators.town import (
     sensor_plan,
 )
 
-SITE_FILE = Path(__file__).resolve().parents[2] / "sites" / "xigang.toml"
+SITE_FILE = XIGANG
 SITE = load_site(SITE_FILE)
 TZ = ZoneInfo("Asia/Shanghai")
 START = day_start(dt.date(2026, 3, 7), dt.time(4, 30), TZ)  # a Saturday

@@ -1,0 +1,74 @@
+"""The demo's child processes: each in its own process group, stopped together."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+@dataclass
+class Processes:
+    """Every child the demo started, each in its own process group."""
+
+    logs: Path
+    children: list[Child] = field(default_factory=list)
+
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        stdin: bytes | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Child:
+        log = self.logs / f"{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                start_new_session=True,
+                env=None if env is None else {**os.environ, **env},
+            )
+        if stdin is not None and proc.stdin is not None:
+            proc.stdin.write(stdin)
+            proc.stdin.close()
+        child = Child(name=name, argv=argv, proc=proc, log=log)
+        self.children.append(child)
+        return child
+
+    def stop_all(self, *, grace_s: float = 8.0) -> list[tuple[str, int, int | None]]:
+        """SIGTERM every group (boxes first, central, then the broker); SIGKILL the rest."""
+        for child in reversed(self.children):
+            if child.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for child in self.children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for child in self.children:
+            # The group too: a child's own children never outlive the demo.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
+            if child.proc.poll() is None:
+                child.proc.wait(timeout=5)
+        return [(c.name, c.pid, c.proc.returncode) for c in self.children]

@@ -1,0 +1,84 @@
+"""The package installed as a box or an office PC installs it: runtime lock only, no checkout.
+
+A fresh ``python -m venv`` with the pip it ships (not upgraded: Debian 12's is 23.x), then
+``pip install --require-hashes -r requirements.lock`` and ``pip install --no-deps`` of a copy
+of the source tree (``git ls-files``), which is deleted before anything runs. From an empty
+folder, ``parkgrid sim --help`` and a 40-second headless ``parkgrid demo`` must both exit 0:
+nothing may come from the dev lock (httpx was), or from files only a checkout has (the demo's
+site file was). It needs the package index, as CI has. One test: it takes minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulators.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(argv: list[str], *, cwd: Path, log: Path, timeout: float, env: dict[str, str]) -> int:
+    with log.open("ab") as out:
+        out.write(f"\n$ {' '.join(argv)}\n".encode())
+        out.flush()
+        done = subprocess.run(
+            argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, env=env
+        )
+    return done.returncode
+
+
+def tail(log: Path) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+
+
+def copy_source(dest: Path) -> None:
+    """The files git knows (tracked, or new and not ignored): what a release would hold."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.split(b"\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name.decode()
+        if source.is_file():
+            (dest / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name.decode())
+
+
+@pytest.mark.slow
+def test_runtime_install_runs_the_simulators_and_the_demo_outside_the_checkout(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "install.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.setdefault("PARKGRID_DEMO_LOCK", str(tmp_path / "demo.lock"))
+    venv = tmp_path / "venv"
+    # The base interpreter's venv module, with its bundled pip (the test's own .venv has an
+    # upgraded one, which would hide what a box's pip does).
+    base = Path(getattr(sys, "_base_executable", sys.executable))
+    assert run([str(base), "-m", "venv", str(venv)], cwd=tmp_path, log=log, timeout=300,
+               env=env) == 0, tail(log)  # fmt: skip
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    lock = ROOT / "requirements.lock"
+    assert run([*pip, "install", "-q", "--require-hashes", "-r", str(lock)], cwd=tmp_path,
+               log=log, timeout=1200, env=env) == 0, tail(log)  # fmt: skip
+    source = tmp_path / "source"
+    copy_source(source)
+    assert run([*pip, "install", "-q", "--no-deps", str(source)], cwd=tmp_path, log=log,
+               timeout=600, env=env) == 0, tail(log)  # fmt: skip
+    shutil.rmtree(source)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    parkgrid = str(venv / "bin" / "parkgrid")
+    assert run([parkgrid, "sim", "--help"], cwd=empty, log=log, timeout=120, env=env) == 0, tail(
+        log
+    )
+    demo = [parkgrid, "demo", "--duration", "40", "--headless", "--port", str(free_port())]
+    assert run(demo, cwd=empty, log=log, timeout=600, env=env) == 0, tail(log)
+    assert "the town played" in log.read_text(errors="replace"), tail(log)
