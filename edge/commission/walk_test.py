@@ -4,8 +4,10 @@ Theory of operation
 -------------------
 The box's serial lines are served by the box's own driver while the technician walks the
 bays in the config's order (or ``--bays``), triggering each (a car, or the vendor's test
-magnet). A *trigger* is a sensor going to occupied: a ``status`` frame saying occupied (radio
-sensors send one on every change), or a polled detector whose last known state was free.
+magnet). A *trigger* is any reading that shows a sensor going to occupied: a change report
+saying occupied (``status`` from Nwave and Bosch, ``telemetry`` from Dingtek, which sends
+nothing else), even from a sensor never heard before; or any reading saying occupied from
+a sensor whose last known state was free (a polled M77 detector, a heartbeat).
 Each trigger is judged against the bay the walk expects next::
 
     trigger from the expected sensor              -> PASS, next bay
@@ -48,6 +50,11 @@ from edge.commission.common import (
 )
 from edge.config import M77_FORMAT, ConfigError, EdgeConfig, config_hash, load_config
 from edge.observations import SensorObservation
+
+# The reading kinds a radio sensor sends when its bay changes: Nwave and Bosch a ``status``
+# frame; Dingtek has one frame for everything, ``telemetry``, sent on a change and on its
+# upload interval. Heartbeats and start-up reports are sent whatever the bay does.
+CHANGE_REPORTS = frozenset({"status", "telemetry"})
 
 
 class Outcome(StrEnum):
@@ -128,8 +135,10 @@ class Triggers:
             self._last[obs.sensor_id] = occupied
         if occupied is not True or before is True:
             return
-        # A change report is a trigger; a polled detector only once it was seen free.
-        change_report = obs.reading.kind == "status" and obs.reading.fmt != M77_FORMAT
+        # Any reading that shows the change is a trigger: one after the sensor was seen
+        # free, or a report the sensor sends on a change (even if it was never heard
+        # before). A polled detector, a heartbeat or a boot report only once seen free.
+        change_report = obs.reading.kind in CHANGE_REPORTS and obs.reading.fmt != M77_FORMAT
         if before is False or change_report:
             self.queue.put_nowait((obs.sensor_id, obs.received_at))
 
