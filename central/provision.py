@@ -219,7 +219,8 @@ def starter_edge_toml(
             f"[lots.{lot_id}]",
             f"name = {_q(lot.name)}",
             f"# {len(bays)} bays in the site file ({span}): put each bay's sensor id in",
-            f"# bays.csv, then: parkgrid edge import-bays bays.csv --lot {lot_id} >> edge.toml",
+            f"# bays.csv, then: parkgrid edge import-bays bays.csv --lot {lot_id} "
+            f"--config {box_etc}/edge.toml",
             "",
         ]
     if zones:
