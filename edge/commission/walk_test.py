@@ -23,6 +23,10 @@ the technician fixes the mapping (``import-bays``) and walks those bays again wi
 triggered out of turn is visible. The report (``--report FILE``) is plain text to attach to
 the job: box, config hash, time, one line per bay, the totals.
 
+Each bay's result is also kept for doctor (``--results``, by default
+``<data_dir>/commission/bays.json``, see :mod:`edge.commission.bay_records`): doctor counts
+a passed bay's sensor as heard and names a dead one at once instead of listening for it.
+
 Exit: 0 every bay passed; 1 any bay did not; 2 bad config or options.
 """
 
@@ -39,6 +43,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from edge.commission import bay_records
 from edge.commission.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -194,6 +199,18 @@ async def walk(
     return results
 
 
+def record_of(result: BayResult, *, ended: float) -> bay_records.BayRecord:
+    """What doctor may reuse of one bay's result."""
+    return bay_records.BayRecord(
+        bay=result.step.name,
+        sensor=result.step.sensor,
+        outcome=result.outcome.value,
+        at=result.at if result.at is not None else ended,
+        by="walk-test",
+        heard=result.heard if result.heard != result.step.sensor else None,
+    )
+
+
 def report_text(
     config: EdgeConfig,
     results: Sequence[BayResult],
@@ -230,6 +247,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bay-timeout-s", type=float, default=120, help="wait this long per bay (120)"
     )
     parser.add_argument("--report", help="write the report here too")
+    parser.add_argument(
+        "--results",
+        help="keep each bay's result here for doctor (default: <data_dir>/commission/bays.json)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -262,6 +283,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if len(results) < len(steps):
         text += f"walk stopped after {len(results)} of {len(steps)} bay(s)\n"
+    results_path = Path(args.results) if args.results else bay_records.default_path(config)
+    try:
+        bay_records.save(results_path, (record_of(r, ended=time.time()) for r in results))
+    except OSError as exc:
+        text += f"could not keep the results for doctor in {results_path}: {exc.strerror}\n"
     print()
     print(text, end="")
     if args.report:
