@@ -11,8 +11,9 @@ outbox), one entry per bay, the latest result winning::
 
 An entry counts only while it still describes the config: the same sensor on the same bay
 (a re-import that moved a sensor makes it stale), and younger than doctor's
-``--results-max-age-h``. A missing or unreadable file is an empty record: it only ever
-saves waiting, never passes a check by itself.
+``--results-max-age-h``. learn-bays' "no new sensor reacted on this bay" has no sensor id
+(``"sensor": ""``): it holds for whatever sensor is typed in for that bay afterwards.
+A missing or unreadable file is an empty record: doctor then listens for every sensor.
 """
 
 from __future__ import annotations
@@ -108,7 +109,11 @@ def current(
     out: dict[str, BayRecord] = {}
     for lot_id, bay_id, bay in config.bays():
         record = records.get(f"{lot_id}/{bay_id}")
-        if record is None or record.sensor != bay.sensor or now - record.at > max_age_s:
+        if record is None or now - record.at > max_age_s:
             continue
-        out[bay.sensor] = record
+        # learn-bays' "nothing new reacted on this bay" names no sensor: it holds for the
+        # sensor typed in since (it was not heard there either).
+        bay_failed = record.sensor == "" and record.outcome != PASS
+        if record.sensor == bay.sensor or bay_failed:
+            out[bay.sensor] = record
     return out

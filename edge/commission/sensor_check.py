@@ -31,6 +31,8 @@ from edge.observations import SensorObservation
 def _walk_failure(sensor: str, bay: str, record: BayRecord) -> str:
     if record.outcome == "SILENT":
         return f"{sensor} ({bay}) silent in {record.by}"
+    if record.heard is None:
+        return f"{sensor} ({bay}) {record.outcome} in {record.by}"
     return f"{sensor} ({bay}) {record.outcome} in {record.by} (heard {record.heard} instead)"
 
 

@@ -118,3 +118,35 @@ async def test_learn_bays_refuses_a_csv_without_the_lot(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert b"no bay of lot P7" in err
     assert bays_csv.read_text() == TEMPLATE
+
+
+def test_a_bay_learn_bays_could_not_hear_fails_doctor_for_the_id_typed_in_later(
+    tmp_path: Path,
+) -> None:
+    """learn-bays' empty record holds for the sensor typed in for that bay, not for others."""
+    config_path = tmp_path / "edge.toml"
+    bays = {"B001": {"sensor": "00A10001", "format": "nwave-nps"},
+            "B004": {"sensor": "00A10004", "format": "nwave-nps"}}  # fmt: skip
+    config_path.write_text(
+        tomli_w.dumps(
+            {
+                "site": "x",
+                "box_id": "b",
+                "serial": {"c": {"device": "/dev/x", "protocol": "concentrator"}},
+                "lots": {"P1": {"bays": bays}},
+            }
+        )
+    )
+    config = load_config(config_path)
+    now = 1_000_000.0
+    records = {
+        "P1/B001": bay_records.BayRecord(
+            bay="P1/B001", sensor="00A10009", outcome="PASS", at=now, by="learn-bays"
+        ),
+        "P1/B004": bay_records.BayRecord(
+            bay="P1/B004", sensor="", outcome="SILENT", at=now, by="learn-bays"
+        ),
+    }
+    current = bay_records.current(records, config, now=now + 60, max_age_s=3600)
+    assert set(current) == {"00A10004"}  # B001's record names another sensor: stale
+    assert bay_records.current(records, config, now=now + 7200, max_age_s=3600) == {}
