@@ -26,6 +26,7 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from firmware_protocols.concentrator import FORMAT_IDS
 from simulators.concentrator import ConcentratorSimulator, canonical_id, make_sensors
@@ -178,7 +179,7 @@ async def _cli_main(
             if args.control:
                 await stack.enter_async_context(serve_socket(controller, args.control))
                 print(f"commands on {args.control}", file=sys.stderr, flush=True)
-            tasks = [asyncio.create_task(stop.wait())]
+            tasks: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
             if args.stdin:
                 tasks.append(asyncio.create_task(serve_stdin(controller)))
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

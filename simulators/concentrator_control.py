@@ -119,8 +119,9 @@ class Ground:
             ground.bays[f"{lot}/{bay}"] = (sensor, fmt)
         return ground
 
-    def sensors(self) -> dict[str, str]:
-        return dict(self.bays.values())
+    def sensors(self) -> dict[int | str, str]:
+        """Sensor id -> format, as ``ConcentratorSimulator(sensors=...)`` takes them."""
+        return {sensor: fmt for sensor, fmt in self.bays.values()}
 
     def bay_of(self, sensor: str) -> str | None:
         for bay, (sid, _fmt) in self.bays.items():
