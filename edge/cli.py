@@ -108,6 +108,13 @@ def cmd_export_bays(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    # Imported here: sqlite-utils is for this command only, never loaded by `edge run`.
+    from edge.store_inspect import run
+
+    return run(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.config import load_config
 
@@ -151,6 +158,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     exp.add_argument("--config", required=True)
     exp.add_argument("--out")
     exp.set_defaults(handler=cmd_export_bays)
+
+    inspect = subs.add_parser(
+        "inspect", help="what the box holds on disk (outbox, zone store), read-only"
+    )
+    inspect.add_argument("--config", required=True, help="the box's edge.toml")
+    inspect.add_argument("--events", type=int, default=0, help="also list the N newest events")
+    inspect.add_argument("--json", action="store_true", help="one JSON document")
+    inspect.set_defaults(handler=cmd_inspect)
 
     # The technician's commissioning commands (listen, scan-signs, sign-test, walk-test, doctor).
     from edge.commission import add_commands
