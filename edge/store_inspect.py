@@ -166,7 +166,7 @@ def format_text(doc: dict[str, Any]) -> str:
             f"({box['events_bytes']} bytes, seq {box['seq_range'][0]}..{box['seq_range'][1]}, "
             f"the oldest {age:g} s old)"
             if box["events_waiting"]
-            else "no event waiting: central has acknowledged everything"
+            else "no event waiting for central's ack"
         )
         lines += [
             f"outbox {box['path']} ({box['file_bytes']} bytes): {waiting}",

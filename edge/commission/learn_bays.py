@@ -291,7 +291,12 @@ def run(args: argparse.Namespace) -> int:
             + (f"; not learned: {', '.join(result.not_learned)}" if result.not_learned else "")
             + (f"; not walked (stopped): {len(stopped)}" if stopped else "")
         )
-        if result.learned:
+        if result.not_learned:
+            print(
+                "next: put the id and format printed on each sensor not learned into its row "
+                "(or learn it again with --bays), then import-bays"
+            )
+        elif result.learned:
             print(
                 f"next: parkgrid edge import-bays {out} --config {args.config}"
                 + (f" --lot {args.lot}" if args.lot else "")

@@ -81,9 +81,8 @@ async def check_sensors(
     unmapped = sorted(s for s in sightings.by_id if s not in mapped)
     extra = f"; heard but not mapped: {listed(unmapped)}" if unmapped else ""
     by_walk = {records[s].by for s in proven}
-    walk_note = (
-        f" ({len(proven)} proven by {'/'.join(sorted(by_walk))}, the rest heard)" if proven else ""
-    )
+    rest = ", the rest heard" if len(proven) < len(mapped) else ""
+    walk_note = f" ({len(proven)} proven by {'/'.join(sorted(by_walk))}{rest})" if proven else ""
     if not missing and not dead:
         return passed(
             "sensors",
