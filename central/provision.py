@@ -230,8 +230,11 @@ def starter_edge_toml(
         "# [sign_buses.bus1]",
         '# transport = "rtu"',
         '# device = "/dev/serial/by-id/CHANGE-ME-SIGNS"',
+        "# lot: the lot it counts; arrow: the way to that lot's entrance from the sign;",
+        "# fallback: where to send drivers when it is full, nearest first (other lots).",
         f'# signs.entrance = {{ unit = 1, profile = "parkgrid-guidance", lot = '
-        f"{_q(lots[0] if lots else 'LOT')} }}",
+        f'{_q(lots[0] if lots else "LOT")}, arrow = "left", '
+        f'fallback = [{{ lot = "P2", arrow = "right" }}] }}',
         "",
     ]
     return "\n".join(out)
