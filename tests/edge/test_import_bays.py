@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edge.config import load_config
 
 STARTER = """\
@@ -125,3 +127,21 @@ def test_a_bad_row_or_a_clash_leaves_the_config_untouched(tmp_path: Path) -> Non
     ran = parkgrid("edge", "import-bays", str(csv), "--lot", "P3", "--config", str(config))
     assert ran.returncode == 2 and "bays.csv:4: sensor" in ran.stderr
     assert config.read_bytes() == before
+
+
+def test_import_keeps_the_files_group(tmp_path: Path) -> None:
+    """On a box the file is root:parkgrid 0640 and imported as root: the group stays."""
+    others = [g for g in os.getgroups() if g != os.getegid()]
+    group = 1 if os.geteuid() == 0 else (others[0] if others else None)
+    if group is None:
+        pytest.skip("needs root, or a second group to give the file")
+    config = tmp_path / "edge.toml"
+    config.write_text(STARTER)
+    os.chown(config, -1, group)
+    config.chmod(0o640)
+    csv = tmp_path / "bays.csv"
+    csv.write_text(CSV_FIRST)
+    ran = parkgrid("edge", "import-bays", str(csv), "--lot", "P3", "--config", str(config))
+    assert ran.returncode == 0, ran.stderr
+    info = os.stat(config)
+    assert (info.st_gid, stat.S_IMODE(info.st_mode)) == (group, 0o640)
