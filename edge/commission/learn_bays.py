@@ -159,7 +159,7 @@ async def learn(
                     result.not_learned.append(bay)
                     emit({"event": "not-learned", "bay": bay, "waited_s": bay_timeout_s})
                     break
-                if sensor in known:
+                if sensor in known and known[sensor] != bay:
                     emit({"event": "ignored", "bay": bay, "sensor": sensor, "is": known[sensor]})
                     continue
                 fmt = triggers.formats[sensor]

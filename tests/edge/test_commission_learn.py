@@ -150,3 +150,31 @@ def test_a_bay_learn_bays_could_not_hear_fails_doctor_for_the_id_typed_in_later(
     current = bay_records.current(records, config, now=now + 60, max_age_s=3600)
     assert set(current) == {"00A10004"}  # B001's record names another sensor: stale
     assert bay_records.current(records, config, now=now + 7200, max_age_s=3600) == {}
+
+
+async def test_learning_a_bay_again_takes_its_own_sensor(tmp_path: Path) -> None:
+    """``--bays B001`` again after an import: B001's own sensor is not 'already known'."""
+    bays_csv = tmp_path / "bays.csv"
+    bays_csv.write_text("lot,bay,sensor,format\nP1,B001,00A10001,nwave-nps\n")
+    async with ConcentratorSimulator(sensors={"00A10001": "nwave-nps"}) as sim:
+        config = starter_config(tmp_path, sim.path)
+        imported = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "parkgrid", "edge", "import-bays", str(bays_csv),
+            "--config", str(config),
+        )  # fmt: skip
+        assert await imported.wait() == 0
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "parkgrid", "edge", "learn-bays", "--config", str(config),
+            "--csv", str(bays_csv), "--bays", "B001", "--bay-timeout-s", "30", "--json",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        events = []
+        async with asyncio.timeout(120):
+            while line := await proc.stdout.readline():
+                events.append(json.loads(line))
+                if events[-1]["event"] == "prompt":
+                    await sim.send_status("00A10001", occupied=True)
+            await proc.wait()
+    assert proc.returncode == 0, events
+    assert [e["event"] for e in events] == ["prompt", "learned", "summary"]
