@@ -11,7 +11,8 @@ lines). For each bay whose sensor is still empty, in the file's order::
 
 The first *trigger* (a reading that shows a sensor going to occupied: the same rule as
 walk-test, so Dingtek's telemetry counts) from a sensor that is *new* (not yet in
-bays.csv, not mapped in the config, not learned in this run) is that bay's sensor. Its id,
+bays.csv, not mapped in the config, not learned in this run; or already mapped to this very
+bay, when a bay is learned again) is that bay's sensor. Its id,
 and its format (from the frame itself), are written into the bay's row at once (the file is
 replaced atomically after every bay, so an interrupted walk keeps what it learned); the
 other columns and rows stay as they were. A trigger from a sensor already known is printed
