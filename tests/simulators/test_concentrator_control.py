@@ -116,3 +116,23 @@ async def test_the_command_line_serves_a_socket_and_send_drives_it(tmp_path: Pat
     assert reading.occupied is True
     assert bad.returncode == 1 and b"no bay P1/B999" in bad_out
     assert "P1,B001,00A10000,bosch-pls" in ground_out.read_text()
+
+
+async def test_stdin_commands_are_answered_and_a_bad_one_does_not_stop_it(tmp_path: Path) -> None:
+    """``--stdin``: the technician types in the simulator's own terminal; EOF ends it."""
+    (tmp_path / "bays.csv").write_text(BAYS_CSV)
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "parkgrid", "sim", "concentrator", "--link",
+        str(tmp_path / "ttyCONC0"), "--bury", str(tmp_path / "bays.csv"), "--stdin",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert sim.stdin is not None
+    sim.stdin.write(b"fly B001\nfree B002\n")
+    await sim.stdin.drain()
+    sim.stdin.close()
+    out, err = await asyncio.wait_for(sim.communicate(), 60)
+    assert sim.returncode == 0, err
+    lines = out.decode().splitlines()
+    assert lines[1].startswith("error: unknown command 'fly'")
+    assert lines[2] == "ok 00A10001 (P1/B002) free"
