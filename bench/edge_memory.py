@@ -32,7 +32,8 @@ from simulators.pty_link import PtyLink  # noqa: E402
 from simulators.signs import SignSimulator  # noqa: E402
 
 GOAL_MB = 80.0
-IMPORTS = "import aiomqtt, pymodbus.client, serial_asyncio_fast, sqlite_utils, pydantic, time"
+# What `edge run` loads; not sqlite_utils (only `edge inspect` uses it), but sqlite3.
+IMPORTS = "import aiomqtt, pymodbus.client, serial_asyncio_fast, sqlite3, pydantic, time"
 
 
 def floor_rss() -> float:

@@ -249,7 +249,11 @@ def starter_edge_toml(
     for lot_id in lots:
         bays = site.lots[lot_id].bay_ids(lot_id)
         span = f"{bays[0]} .. {bays[-1]}" if bays else "none"
-        head.append(f"# lot {lot_id}: {len(bays)} bays in the site file ({span})")
+        head += [
+            f"# lot {lot_id}: {len(bays)} bays in the site file ({span}): put each bay's sensor",
+            f"# id in bays.csv, then: parkgrid edge import-bays bays.csv --lot {lot_id} "
+            f"--config {box_etc}/edge.toml",
+        ]
     if zones:
         head.append(f"# stall zones of this box in the site file: {', '.join(zones)}")
     example_lot = json.dumps(lots[0] if lots else "LOT", ensure_ascii=False)
@@ -259,8 +263,10 @@ def starter_edge_toml(
         "# [sign_buses.bus1]",
         '# transport = "rtu"',
         '# device = "/dev/serial/by-id/CHANGE-ME-SIGNS"',
+        "# lot: the lot it counts; arrow: the way to that lot's entrance from the sign;",
+        "# fallback: where to send drivers when it is full, nearest first (other lots).",
         f'# signs.entrance = {{ unit = 1, profile = "parkgrid-guidance", lot = {example_lot},',
-        '#                    arrow = "ahead", fallback = [] }',
+        '#                    arrow = "left", fallback = [{ lot = "P2", arrow = "right" }] }',
         "",
     ]
     body = tomli_w.dumps(starter_config(site, box_id, mqtt_url=mqtt_url, box_etc=box_etc))

@@ -56,6 +56,15 @@ def read_bays_csv(path: Path) -> dict[str, dict[str, BayConfig]]:
                 problems.append(
                     ConfigProblem(f"{where}: {column}", f"{values[column]!r} is not a valid id")
                 )
+        if not values["sensor"] and not values["format"]:
+            problems.append(
+                ConfigProblem(
+                    f"{where}: sensor",
+                    f"bay {lot}/{bay} has no sensor yet: learn it (parkgrid edge learn-bays "
+                    "--bays ...) or type the id printed on the sensor and its format",
+                )
+            )
+            continue
         fields: dict[str, object] = {"sensor": values["sensor"], "format": values["format"]}
         for column in OPTIONAL:
             if values.get(column):

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.config import ConfigError
+from edge.config import BayConfig, ConfigError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -49,6 +49,11 @@ def cmd_import_bays(args: argparse.Namespace) -> int:
         return _print_config_error(exc)
     if args.lot:
         lots = {args.lot: lots.get(args.lot, {})}
+        if not lots[args.lot]:
+            print(f"{args.csv}: no row of lot {args.lot}; nothing imported", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    if args.config:
+        return _import_in_place(Path(args.config), lots)
     text = bays_to_toml(lots)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -56,6 +61,34 @@ def cmd_import_bays(args: argparse.Namespace) -> int:
         print(f"wrote {count} bay(s) of {len(lots)} lot(s) to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _import_in_place(path: Path, lots: dict[str, dict[str, BayConfig]]) -> int:
+    from edge.config_edit import replace_bays, write_in_place
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"{path}: cannot read it: {exc.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        new_text, changes = replace_bays(text, lots, source=str(path))
+        write_in_place(path, new_text)
+    except ConfigError as exc:
+        code = _print_config_error(exc)
+        print(f"{path}: nothing written", file=sys.stderr)
+        return code
+    except PermissionError as exc:
+        print(
+            f"{path}: cannot write here ({exc.strerror}): run import-bays as the file's owner "
+            f"(sudo for /etc/parkgrid); nothing written",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    for change in changes:
+        print(change.line(), file=sys.stderr)
+    print(f"{path}: updated in place (comments, mode and owner kept)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -73,6 +106,13 @@ def cmd_export_bays(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    # Imported here: sqlite-utils is for this command only, never loaded by `edge run`.
+    from edge.store_inspect import run
+
+    return run(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -100,16 +140,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check.add_argument("file")
     check.set_defaults(handler=cmd_check_config)
 
-    imp = subs.add_parser("import-bays", help="turn a bays CSV into [lots.*.bays] TOML")
+    imp = subs.add_parser(
+        "import-bays", help="put a bays CSV into a box config (replacing those lots' bays)"
+    )
     imp.add_argument("csv", help="columns: lot,bay,sensor,format[,heartbeat_timeout_s,label]")
     imp.add_argument("--lot", help="only this lot")
-    imp.add_argument("--out", help="write here instead of standard output")
+    where = imp.add_mutually_exclusive_group()
+    where.add_argument(
+        "--config",
+        help="edit this edge.toml in place: each imported lot's bays table is replaced "
+        "(comments, other settings, mode and owner kept; checked before it is written)",
+    )
+    where.add_argument("--out", help="write the [lots.*.bays] TOML here instead of stdout")
     imp.set_defaults(handler=cmd_import_bays)
 
     exp = subs.add_parser("export-bays", help="write a box config's bays as CSV")
     exp.add_argument("--config", required=True)
     exp.add_argument("--out")
     exp.set_defaults(handler=cmd_export_bays)
+
+    inspect = subs.add_parser(
+        "inspect", help="what the box holds on disk (outbox, zone store), read-only"
+    )
+    inspect.add_argument("--config", required=True, help="the box's edge.toml")
+    inspect.add_argument("--events", type=int, default=0, help="also list the N newest events")
+    inspect.add_argument("--json", action="store_true", help="one JSON document")
+    inspect.set_defaults(handler=cmd_inspect)
 
     # The technician's commissioning commands (listen, scan-signs, sign-test, walk-test, doctor).
     from edge.commission import add_commands

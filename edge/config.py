@@ -54,20 +54,25 @@ class ConfigError(ConfigFileError):
     """A configuration that cannot be used; ``problems`` lists every reason."""
 
 
+RADIO_ID_DIGITS = 8
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def normalise_sensor_id(value: object) -> str:
-    """Accept ``0x00a1b2c3``, ``a1b2c3``, an int, or ``M77-1-7``; give the canonical form."""
-    if isinstance(value, bool):
-        raise ValueError("a sensor id is a hex string such as '00A1B2C3' or 'M77-001-007'")
-    if isinstance(value, int):
-        if not 0 <= value <= 0xFFFFFFFF:
-            raise ValueError("a radio sensor id is a 32-bit number")
-        return f"{value:08X}"
-    if not isinstance(value, str):
-        raise ValueError("a sensor id is a hex string such as '00A1B2C3' or 'M77-001-007'")
+    """Accept ``0x00a1b2c3``, ``00a1b2c3`` or ``M77-1-7``; give the canonical form.
+
+    A radio sensor's id is printed on it as 8 hex digits. Fewer are refused, not padded:
+    a dropped digit must not quietly become another sensor's id. A bare TOML number is
+    refused too (``sensor = 10001234`` would be read as decimal): ids are quoted strings.
+    """
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(
+            f"{value!r} is not a sensor id: write it in quotes, as printed on the sensor "
+            "('00A1B2C3'), or 'M77-<host>-<detector>'"
+        )
     text = value.strip()
     m77 = re.fullmatch(r"(?i)m77-(\d{1,3})-(\d{1,3})", text)
     if m77:
@@ -75,10 +80,15 @@ def normalise_sensor_id(value: object) -> str:
     digits = text[2:] if text.lower().startswith("0x") else text
     if not re.fullmatch(r"[0-9A-Fa-f]{1,8}", digits):
         raise ValueError(
-            f"{value!r} is not a sensor id: use up to 8 hex digits ('00A1B2C3') "
-            "or 'M77-<host>-<detector>'"
+            f"{value!r} is not a sensor id: use the 8 hex digits printed on the sensor "
+            "('00A1B2C3') or 'M77-<host>-<detector>'"
         )
-    return digits.upper().zfill(8)
+    if len(digits) < RADIO_ID_DIGITS:
+        raise ValueError(
+            f"{value!r} has {len(digits)} hex digits, a radio sensor id has "
+            f"{RADIO_ID_DIGITS}: copy all of them from the sensor (leading zeros too)"
+        )
+    return digits.upper()
 
 
 SensorId = Annotated[str, Field(min_length=1)]

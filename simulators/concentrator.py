@@ -36,8 +36,6 @@ import asyncio
 import contextlib
 import os
 import random
-import signal
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -543,78 +541,11 @@ class ConcentratorSimulator:
             self.write(self.core.concentrator_status())
 
 
-# --- parkgrid sim concentrator ---
-
-
-def _sensor_arg(text: str) -> tuple[str, str]:
-    sid, sep, fmt = text.partition(":")
-    if not sep or fmt not in FORMAT_IDS:
-        raise argparse.ArgumentTypeError(f"use ID:FORMAT, FORMAT one of {sorted(FORMAT_IDS)}")
-    try:
-        return canonical_id(sid), fmt
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{sid!r} is not a hex sensor id") from None
+# --- parkgrid sim concentrator (simulators.concentrator_cli) ---
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--link",
-        type=Path,
-        default=Path("/tmp/parkgrid/ttyCONC0"),
-        help="where to create the device symlink the box opens",
-    )
-    parser.add_argument("--sensors", type=int, default=None, help="N sensors, formats in turn")
-    parser.add_argument(
-        "--sensor",
-        type=_sensor_arg,
-        action="append",
-        default=[],
-        metavar="ID:FORMAT",
-        help="one sensor (repeatable)",
-    )
-    parser.add_argument("--rate", type=float, default=0.05, help="uplinks per sensor per second")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--noise", type=float, default=0.0, help="per-byte corruption chance")
-    parser.add_argument(
-        "--status-interval",
-        type=float,
-        default=30.0,
-        help="seconds between concentrator status frames",
-    )
-    parser.set_defaults(handler=_run_cli)
+    """``parkgrid sim concentrator``: see :mod:`simulators.concentrator_cli`."""
+    from simulators.concentrator_cli import configure as configure_cli
 
-
-def _run_cli(args: argparse.Namespace) -> int:
-    sensors: dict[int | str, str] = dict(args.sensor)
-    if args.sensors:
-        sensors.update(make_sensors(args.sensors))
-    if not sensors:
-        sensors.update(make_sensors(8))
-    return asyncio.run(_cli_main(args, sensors))
-
-
-async def _cli_main(args: argparse.Namespace, sensors: Mapping[int | str, str]) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with ConcentratorSimulator(
-        sensors=sensors,
-        link=args.link,
-        seed=args.seed,
-        rate=args.rate,
-        noise=args.noise,
-        status_interval_s=args.status_interval,
-    ) as sim:
-        for sid in sim.core.sensors:
-            await sim.send_startup(sid)
-        print(sim.path, flush=True)
-        print(f"{len(sensors)} sensors; Ctrl-C to stop", file=sys.stderr, flush=True)
-        await stop.wait()
-        c = sim.counts
-        print(
-            f"sent {c.frames_sent} frames, {c.corrupted_frames} corrupted, "
-            f"{c.garbage_bytes} garbage bytes",
-            file=sys.stderr,
-        )
-    return 0
+    configure_cli(parser)

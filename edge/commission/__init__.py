@@ -5,6 +5,7 @@ One module per command, each with ``add_arguments(parser)`` and ``run(args) -> i
     listen      every sensor heard on a serial line, live (rich table) or as JSON lines
     scan-signs  which Modbus unit ids answer on a bus, their profile and firmware
     sign-test   test patterns on one sign, each confirmed by reading the registers back
+    learn-bays  walk the lot in order; the first new sensor heard fills the bay's row in bays.csv
     walk-test   trigger bays one by one; catch sensors mapped to the wrong bay, or not at all
     doctor      the checklist before leaving site: pass or fail, each with its fix
 
@@ -25,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("edge.commission.listen", "show every sensor heard on a serial line, live"),
     "scan-signs": ("edge.commission.scan_signs", "find the Modbus signs that answer on a bus"),
     "sign-test": ("edge.commission.sign_test", "run test patterns on one sign, read back"),
+    "learn-bays": (
+        "edge.commission.learn_bays",
+        "walk the lot; the first new sensor heard is the bay's (fills bays.csv)",
+    ),
     "walk-test": ("edge.commission.walk_test", "trigger bays one by one; check the mapping"),
     "doctor": ("edge.commission.doctor", "the checklist before leaving site"),
 }

@@ -4,7 +4,8 @@ Items, in order (``--skip KEY`` leaves one out and reports it as SKIP)::
 
     config    the config file is valid
     serial    every serial device (sensor lines, RTU sign buses) exists, opens, is ours
-    sensors   every mapped sensor is heard within --listen-s (stops early once all are)
+    sensors   every mapped sensor is heard within --listen-s (stops early once all are);
+              bays walk-test proved count as heard, a sensor it found dead fails at once
     signs     every configured sign answers at its unit id with its profile, no hw faults
     broker    the broker accepts a connection with the config's credentials (and TLS)
     tls       CA / client / broker certificates valid and not expiring within 30 days
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -45,7 +45,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -54,80 +53,34 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.clock import read_clock
+from edge.commission import bay_records
+from edge.commission.checklist import (
+    CHECKS,
+    CheckResult,
+    Status,
+    failed,
+    listed,
+    passed,
+    skipped,
+)
 from edge.commission.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
     CommissionError,
-    Sightings,
     check_serial_device,
-    listening,
     probe_sign,
 )
+from edge.commission.sensor_check import check_sensors
 from edge.config import ConfigError, EdgeConfig, MqttConfig, load_config
 from edge.drivers.errors import SignBusError, SignUnitTimeout
 from edge.drivers.modbus_client import ModbusClient
-from edge.drivers.serial_line import SerialLine
 
-CHECKS: dict[str, str] = {
-    "config": "config valid",
-    "serial": "serial devices exist and are readable",
-    "sensors": "every mapped sensor heard",
-    "signs": "every sign answers",
-    "broker": "broker reachable with these credentials",
-    "tls": "TLS certificates valid, not expiring within 30 days",
-    "clock": "clock synchronised",
-    "disk": "disk space for the outbox",
-}
 CERT_WARN_DAYS = 30
 OUTBOX_MARGIN = 2  # SQLite's WAL and a checkpoint can briefly need the data twice
-SHOWN_MAX = 12
 # The hardware faults of a sign worth a visit; watchdog_expired only means no box wrote yet.
 SIGN_HARDWARE_FAULTS = frozenset({"led_module", "power", "over_temperature", "light_sensor"})
-
-
-class Status(StrEnum):
-    PASS = "PASS"
-    FAIL = "FAIL"
-    SKIP = "SKIP"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckResult:
-    key: str
-    status: Status
-    detail: str
-    fix: str = ""
-
-    @property
-    def title(self) -> str:
-        return CHECKS[self.key]
-
-    def as_json(self) -> dict[str, str]:
-        return {
-            "key": self.key,
-            "title": self.title,
-            "status": self.status.value,
-            "detail": self.detail,
-            "fix": self.fix,
-        }
-
-
-def _pass(key: str, detail: str) -> CheckResult:
-    return CheckResult(key=key, status=Status.PASS, detail=detail)
-
-
-def _fail(key: str, detail: str, fix: str) -> CheckResult:
-    return CheckResult(key=key, status=Status.FAIL, detail=detail, fix=fix)
-
-
-def _skip(key: str, detail: str) -> CheckResult:
-    return CheckResult(key=key, status=Status.SKIP, detail=detail)
-
-
-def _listed(items: list[str]) -> str:
-    more = f" and {len(items) - SHOWN_MAX} more" if len(items) > SHOWN_MAX else ""
-    return ", ".join(items[:SHOWN_MAX]) + more
+RESULTS_MAX_AGE_H = 24  # a walk older than this is not reused: sensors may have moved since
 
 
 # --- the checks -------------------------------------------------------------------------------
@@ -138,9 +91,9 @@ def check_config(path: Path) -> tuple[CheckResult, EdgeConfig | None]:
         config = load_config(path)
     except ConfigError as exc:
         return (
-            _fail(
+            failed(
                 "config",
-                f"{len(exc.problems)} problem(s): {_listed([str(p) for p in exc.problems])}",
+                f"{len(exc.problems)} problem(s): {listed([str(p) for p in exc.problems])}",
                 f"run `parkgrid edge check-config {path}` and correct each line it names.",
             ),
             None,
@@ -148,7 +101,7 @@ def check_config(path: Path) -> tuple[CheckResult, EdgeConfig | None]:
     bays = sum(lot.capacity for lot in config.lots.values())
     signs = sum(len(bus.signs) for bus in config.sign_buses.values())
     return (
-        _pass(
+        passed(
             "config",
             f"box {config.box_id} of site {config.site}: {bays} bay(s) in {len(config.lots)} "
             f"lot(s), {len(config.serial)} serial line(s), {signs} sign(s)",
@@ -163,7 +116,7 @@ def check_serial(config: EdgeConfig) -> CheckResult:
         if bus.transport == "rtu" and bus.device:
             devices[bus.device] = bus.baud
     if not devices:
-        return _pass("serial", "no serial devices in the config")
+        return passed("serial", "no serial devices in the config")
     problems = []
     for device, baud in devices.items():
         try:
@@ -171,75 +124,19 @@ def check_serial(config: EdgeConfig) -> CheckResult:
         except CommissionError as exc:
             problems.append(exc.reason)
     if problems:
-        return _fail(
+        return failed(
             "serial",
             "; ".join(problems),
             "plug the adapter in, put its /dev/serial/by-id/ path in the config, and give the "
             "service user the dialout group.",
         )
-    return _pass("serial", f"{len(devices)} device(s) open: {_listed(sorted(devices))}")
-
-
-async def check_sensors(config: EdgeConfig, *, listen_s: float) -> CheckResult:
-    mapped = {bay.sensor: (f"{lot}/{bay_id}", bay) for lot, bay_id, bay in config.bays()}
-    if not mapped:
-        return _pass("sensors", "no bays mapped in the config")
-    if not config.serial:
-        return _fail(
-            "sensors",
-            f"{len(mapped)} sensor(s) mapped but no [serial] line to hear them on",
-            "add the concentrator or receiver line under [serial] in the config.",
-        )
-    sightings = Sightings()
-    all_heard = asyncio.Event()
-
-    def sink(obs: Any) -> None:
-        sightings.observe(obs)
-        if all(s in sightings.by_id for s in mapped):
-            all_heard.set()
-
-    started = time.monotonic()
-    owners: list[SerialLine]
-    async with listening(config.serial, sink) as owners:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(all_heard.wait(), listen_s)
-        down = [
-            f"{o.name} ({o.config.device}): {o.stats().down_reason}" for o in owners if not o.up
-        ]
-    waited = time.monotonic() - started
-    missing = [s for s in mapped if s not in sightings.by_id]
-    unmapped = sorted(s for s in sightings.by_id if s not in mapped)
-    extra = f"; heard but not mapped: {_listed(unmapped)}" if unmapped else ""
-    if not missing:
-        return _pass(
-            "sensors", f"all {len(mapped)} mapped sensor(s) heard in {waited:.1f} s{extra}"
-        )
-    default = config.sensors.heartbeat_timeout_s
-    window = max((mapped[s][1].heartbeat_timeout_s or default) for s in missing)
-    detail = (
-        f"{len(missing)} of {len(mapped)} not heard in {listen_s:g} s: "
-        f"{_listed([f'{s} ({mapped[s][0]})' for s in missing])}{extra}"
-    )
-    if down:
-        detail += f"; line(s) down: {'; '.join(down)}"
-    if listen_s < window:
-        fix = (
-            f"trigger each bay listed (a car or the test magnet) while doctor listens, or rerun "
-            f"with --listen-s {window:g} to wait a whole heartbeat window; if one stays silent, "
-            "check its id in bays.csv and its radio range."
-        )
-    else:
-        fix = (
-            "each listed sensor missed a whole heartbeat window: check its id in bays.csv, "
-            "its battery and its radio range to the concentrator."
-        )
-    return _fail("sensors", detail, fix)
+    return passed("serial", f"{len(devices)} device(s) open: {listed(sorted(devices))}")
 
 
 async def check_signs(config: EdgeConfig) -> CheckResult:
     total = sum(len(bus.signs) for bus in config.sign_buses.values())
     if not total:
-        return _pass("signs", "no signs in the config")
+        return passed("signs", "no signs in the config")
     problems: list[str] = []
     for bus_id, bus in config.sign_buses.items():
         client = ModbusClient.from_config(bus_id, bus)
@@ -268,13 +165,13 @@ async def check_signs(config: EdgeConfig) -> CheckResult:
         finally:
             client.close()
     if problems:
-        return _fail(
+        return failed(
             "signs",
             "; ".join(problems),
             "check each sign's power, A/B wiring and termination, and its unit id and profile "
             "with `parkgrid edge scan-signs`.",
         )
-    return _pass("signs", f"all {total} sign(s) answer with their configured profile")
+    return passed("signs", f"all {total} sign(s) answer with their configured profile")
 
 
 @dataclass(slots=True)
@@ -302,7 +199,7 @@ def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:
         password = mqtt.password()
     except OSError as exc:
         return BrokerOutcome(
-            _fail(
+            failed(
                 "broker",
                 f"cannot read the password file {mqtt.password_file}: {exc.strerror}",
                 "put the password from provision-box in that file, readable by the service "
@@ -321,7 +218,7 @@ def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:
             client.tls_set_context(tls_context(mqtt))
         except (OSError, ssl.SSLError) as exc:
             return BrokerOutcome(
-                _fail(
+                failed(
                     "broker",
                     f"cannot load the TLS files: {exc}",
                     "check ca_file, cert_file and key_file in [mqtt] point at readable PEM files.",
@@ -341,7 +238,7 @@ def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:
         client.connect(mqtt.host, mqtt.port, keepalive=max(10, int(timeout_s) * 2))
     except ssl.SSLCertVerificationError as exc:
         return BrokerOutcome(
-            _fail(
+            failed(
                 "broker",
                 f"TLS handshake with {where} failed: {exc.verify_message}",
                 "install the town's CA certificate as [mqtt] ca_file and check the broker's "
@@ -351,7 +248,7 @@ def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:
         )
     except ssl.SSLError as exc:
         return BrokerOutcome(
-            _fail(
+            failed(
                 "broker",
                 f"TLS with {where} failed: {exc}",
                 "use mqtts:// only on the broker's TLS port, and check the certificates.",
@@ -360,7 +257,7 @@ def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:
         )
     except OSError as exc:
         return BrokerOutcome(
-            _fail("broker", f"cannot reach {where}: {exc.strerror or exc}", fix_network)
+            failed("broker", f"cannot reach {where}: {exc.strerror or exc}", fix_network)
         )
     peer: dict[str, Any] | None = None
     sock = client.socket()
@@ -374,7 +271,7 @@ def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:
         client.disconnect()
     if not answer:
         return BrokerOutcome(
-            _fail(
+            failed(
                 "broker",
                 f"{where} accepted TCP but sent no CONNACK in {timeout_s:g} s",
                 fix_network,
@@ -391,11 +288,11 @@ def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:
         else:
             fix = f"look at the broker's log for why it refused {mqtt.username or 'anonymous'}."
         return BrokerOutcome(
-            _fail("broker", f"{where} refused the connection: {reason}", fix), peer_cert=peer
+            failed("broker", f"{where} refused the connection: {reason}", fix), peer_cert=peer
         )
     user = mqtt.username or "anonymous"
     tls = " over TLS" if mqtt.tls else " (no TLS)"
-    return BrokerOutcome(_pass("broker", f"connected to {where} as {user}{tls}"), peer_cert=peer)
+    return BrokerOutcome(passed("broker", f"connected to {where} as {user}{tls}"), peer_cert=peer)
 
 
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
@@ -446,7 +343,7 @@ def _common_name(cert: Mapping[str, Any]) -> str:
 def check_tls(config: EdgeConfig, broker: BrokerOutcome | None, *, now: float) -> CheckResult:
     mqtt = config.mqtt
     if not mqtt.tls:
-        return _skip(
+        return skipped(
             "tls",
             "not used: the broker URL is mqtt:// without TLS (a town's broker should be "
             "mqtts://, see deploy/mosquitto/)",
@@ -480,32 +377,32 @@ def check_tls(config: EdgeConfig, broker: BrokerOutcome | None, *, now: float) -
         if soonest is None or not_after < soonest[0]:
             soonest = (not_after, f"{name} on {date}")
     if problems:
-        return _fail(
+        return failed(
             "tls",
             "; ".join(problems),
             "issue a new certificate from the town's CA (deploy/mosquitto/README.md) and "
             "install it before the date shown.",
         )
     if not certs:
-        return _fail(
+        return failed(
             "tls",
             "TLS is on but no certificate could be read (broker unreachable, no ca_file)",
             "set [mqtt] ca_file to the town's CA certificate and make the broker reachable.",
         )
     assert soonest is not None
-    return _pass("tls", f"{len(certs)} certificate(s) valid; the first to expire: {soonest[1]}")
+    return passed("tls", f"{len(certs)} certificate(s) valid; the first to expire: {soonest[1]}")
 
 
 def check_clock() -> CheckResult:
     reading = read_clock()
     if reading.synchronised:
         error = "" if reading.max_error_s is None else f", max error {reading.max_error_s:.3f} s"
-        return _pass("clock", f"the kernel reports the clock synchronised{error}")
+        return passed("clock", f"the kernel reports the clock synchronised{error}")
     if reading.source is None:
         detail = "the clock's state cannot be read here (no adjtimex)"
     else:
         detail = "clock not synchronised: the kernel reports no time daemon has synchronised it"
-    return _fail(
+    return failed(
         "clock",
         detail,
         "enable NTP (sudo timedatectl set-ntp true, or install chrony) and allow UDP 123 to "
@@ -521,7 +418,7 @@ def check_disk(config: EdgeConfig) -> CheckResult:
         existing = existing.parent
     if not os.access(existing, os.W_OK):
         what = "the data directory" if existing == path else f"{existing} (to create it)"
-        return _fail(
+        return failed(
             "disk",
             f"{what} is not writable by this user",
             f"create {path} owned by the service user (systemd's StateDirectory does), and "
@@ -530,12 +427,12 @@ def check_disk(config: EdgeConfig) -> CheckResult:
     free = shutil.disk_usage(existing).free
     mib = 1024 * 1024
     if free < need:
-        return _fail(
+        return failed(
             "disk",
             f"{free / mib:.0f} MiB free at {existing}, the outbox may need {need / mib:.0f} MiB",
             "free space on that file system, or lower [outbox] events_max_bytes.",
         )
-    return _pass("disk", f"{free / mib:.0f} MiB free at {existing} (outbox needs up to "
+    return passed("disk", f"{free / mib:.0f} MiB free at {existing} (outbox needs up to "
                          f"{need / mib:.0f} MiB)")  # fmt: skip
 
 
@@ -548,20 +445,32 @@ async def diagnose(
     listen_s: float,
     skip: frozenset[str] = frozenset(),
     connect_timeout_s: float = 5.0,
+    results_path: Path | None = None,
+    results_max_age_s: float = RESULTS_MAX_AGE_H * 3600,
 ) -> list[CheckResult]:
-    """Every item of the checklist, in CHECKS order."""
+    """Every item of the checklist, in CHECKS order.
+
+    ``results_path``: walk-test's record (default ``<data_dir>/commission/bays.json``).
+    """
     results: dict[str, CheckResult] = {}
     first, config = check_config(config_path)
     results["config"] = first
     if config is None:
-        return [results["config"], *(_skip(k, "the config is not valid") for k in list(CHECKS)[1:])]
+        return [
+            results["config"],
+            *(skipped(k, "the config is not valid") for k in list(CHECKS)[1:]),
+        ]
     if "serial" not in skip:
         results["serial"] = check_serial(config)
     broker: BrokerOutcome | None = None
 
     async def sensors() -> None:
         if "sensors" not in skip:
-            results["sensors"] = await check_sensors(config, listen_s=listen_s)
+            walked = bay_records.load(results_path or bay_records.default_path(config))
+            records = bay_records.current(
+                walked, config, now=time.time(), max_age_s=results_max_age_s
+            )
+            results["sensors"] = await check_sensors(config, listen_s=listen_s, records=records)
 
     async def signs() -> None:
         if "signs" not in skip:
@@ -582,7 +491,7 @@ async def diagnose(
         results["clock"] = check_clock()
     if "disk" not in skip:
         results["disk"] = check_disk(config)
-    return [results.get(k) or _skip(k, "skipped (--skip)") for k in CHECKS]
+    return [results.get(k) or skipped(k, "skipped (--skip)") for k in CHECKS]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -598,6 +507,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"leave an item out (repeatable): {', '.join(CHECKS)}",
     )
     parser.add_argument("--connect-timeout-s", type=float, default=5.0, help="broker (5)")
+    parser.add_argument(
+        "--results",
+        help="walk-test's record of the bays (default: <data_dir>/commission/bays.json)",
+    )
+    parser.add_argument(
+        "--results-max-age-h",
+        type=float,
+        default=RESULTS_MAX_AGE_H,
+        help=f"reuse walk results younger than this ({RESULTS_MAX_AGE_H}); 0: never",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON document")
 
 
@@ -616,7 +535,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"doctor: {path} does not exist", file=sys.stderr)
         return EXIT_BAD_INPUT
     results = asyncio.run(
-        diagnose(path, listen_s=args.listen_s, skip=skip, connect_timeout_s=args.connect_timeout_s)
+        diagnose(
+            path,
+            listen_s=args.listen_s,
+            skip=skip,
+            connect_timeout_s=args.connect_timeout_s,
+            results_path=Path(args.results) if args.results else None,
+            results_max_age_s=args.results_max_age_h * 3600,
+        )
     )
     failed = [r for r in results if r.status is Status.FAIL]
     if args.json:

@@ -4,8 +4,10 @@ Theory of operation
 -------------------
 The box's serial lines are served by the box's own driver while the technician walks the
 bays in the config's order (or ``--bays``), triggering each (a car, or the vendor's test
-magnet). A *trigger* is a sensor going to occupied: a ``status`` frame saying occupied (radio
-sensors send one on every change), or a polled detector whose last known state was free.
+magnet). A *trigger* is any reading that shows a sensor going to occupied: a change report
+saying occupied (``status`` from Nwave and Bosch, ``telemetry`` from Dingtek, which sends
+nothing else), even from a sensor never heard before; or any reading saying occupied from
+a sensor whose last known state was free (a polled M77 detector, a heartbeat).
 Each trigger is judged against the bay the walk expects next::
 
     trigger from the expected sensor              -> PASS, next bay
@@ -20,6 +22,10 @@ the technician fixes the mapping (``import-bays``) and walks those bays again wi
 ``--bays``. Every trigger is also printed as it happens, "sensor X -> bay Y", so a bay
 triggered out of turn is visible. The report (``--report FILE``) is plain text to attach to
 the job: box, config hash, time, one line per bay, the totals.
+
+Each bay's result is also kept for doctor (``--results``, by default
+``<data_dir>/commission/bays.json``, see :mod:`edge.commission.bay_records`): doctor counts
+a passed bay's sensor as heard and names a dead one at once instead of listening for it.
 
 Exit: 0 every bay passed; 1 any bay did not; 2 bad config or options.
 """
@@ -37,6 +43,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from edge.commission import bay_records
 from edge.commission.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -48,6 +55,11 @@ from edge.commission.common import (
 )
 from edge.config import M77_FORMAT, ConfigError, EdgeConfig, config_hash, load_config
 from edge.observations import SensorObservation
+
+# The reading kinds a radio sensor sends when its bay changes: Nwave and Bosch a ``status``
+# frame; Dingtek has one frame for everything, ``telemetry``, sent on a change and on its
+# upload interval. Heartbeats and start-up reports are sent whatever the bay does.
+CHANGE_REPORTS = frozenset({"status", "telemetry"})
 
 
 class Outcome(StrEnum):
@@ -128,8 +140,10 @@ class Triggers:
             self._last[obs.sensor_id] = occupied
         if occupied is not True or before is True:
             return
-        # A change report is a trigger; a polled detector only once it was seen free.
-        change_report = obs.reading.kind == "status" and obs.reading.fmt != M77_FORMAT
+        # Any reading that shows the change is a trigger: one after the sensor was seen
+        # free, or a report the sensor sends on a change (even if it was never heard
+        # before). A polled detector, a heartbeat or a boot report only once seen free.
+        change_report = obs.reading.kind in CHANGE_REPORTS and obs.reading.fmt != M77_FORMAT
         if before is False or change_report:
             self.queue.put_nowait((obs.sensor_id, obs.received_at))
 
@@ -185,6 +199,18 @@ async def walk(
     return results
 
 
+def record_of(result: BayResult, *, ended: float) -> bay_records.BayRecord:
+    """What doctor may reuse of one bay's result."""
+    return bay_records.BayRecord(
+        bay=result.step.name,
+        sensor=result.step.sensor,
+        outcome=result.outcome.value,
+        at=result.at if result.at is not None else ended,
+        by="walk-test",
+        heard=result.heard if result.heard != result.step.sensor else None,
+    )
+
+
 def report_text(
     config: EdgeConfig,
     results: Sequence[BayResult],
@@ -221,6 +247,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bay-timeout-s", type=float, default=120, help="wait this long per bay (120)"
     )
     parser.add_argument("--report", help="write the report here too")
+    parser.add_argument(
+        "--results",
+        help="keep each bay's result here for doctor (default: <data_dir>/commission/bays.json)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -253,6 +283,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if len(results) < len(steps):
         text += f"walk stopped after {len(results)} of {len(steps)} bay(s)\n"
+    results_path = Path(args.results) if args.results else bay_records.default_path(config)
+    try:
+        bay_records.save(results_path, (record_of(r, ended=time.time()) for r in results))
+    except OSError as exc:
+        text += f"could not keep the results for doctor in {results_path}: {exc.strerror}\n"
     print()
     print(text, end="")
     if args.report:

@@ -100,3 +100,52 @@ async def test_walk_test_unknown_bay_exits_2(tmp_path: Path) -> None:
         ran = await parkgrid("edge", "walk-test", "--config", str(path), "--bays", "B999")
     assert ran.code == 2
     assert "B999" in ran.err
+
+
+async def test_walk_test_passes_a_dingtek_bay_on_the_first_drive_on(tmp_path: Path) -> None:
+    """Dingtek sends telemetry, not status: its first report of the car is the trigger.
+
+    Issue 13 finding 5: only ``kind == "status"`` counted, so a Dingtek bay never heard
+    before stayed SILENT on its first drive-on. A startup frame (Bosch/Nwave carry the
+    state in it) still is no trigger: it says the sensor booted, not that a car came.
+    """
+    dingtek, nwave = "00A10001", "00A10002"
+    sensors = {dingtek: "dingtek-do20x", nwave: "nwave-nps"}
+    async with ConcentratorSimulator(sensors=sensors) as sim:
+        path = tmp_path / "edge.toml"
+        path.write_text(
+            tomli_w.dumps(
+                {
+                    "site": "xigang",
+                    "box_id": "box-p1",
+                    "serial": {"conc": {"device": str(sim.path), "protocol": "concentrator"}},
+                    "lots": {
+                        "P1": {
+                            "bays": {
+                                "B001": {"sensor": dingtek, "format": "dingtek-do20x"},
+                                "B002": {"sensor": nwave, "format": "nwave-nps"},
+                            }
+                        }
+                    },
+                }
+            )
+        )
+        config = load_config(path)
+        said: asyncio.Queue[str] = asyncio.Queue()
+        ready = asyncio.Event()
+        task = asyncio.create_task(
+            walk(config, steps_of(config), bay_timeout_s=2.0, say=said.put_nowait, ready=ready)
+        )
+        await asyncio.wait_for(ready.wait(), 10)
+        while "trigger bay P1/B001 now" not in await said.get():
+            pass
+        await sim.send_status(dingtek, occupied=True)  # telemetry, first frame ever heard
+        while "trigger bay P1/B002 now" not in await said.get():
+            pass
+        sim.core.sensor(nwave).occupied = True
+        await sim.send_startup(nwave)  # a boot report with a car on it: no trigger
+        results = await asyncio.wait_for(task, 20)
+    assert [(r.step.bay, r.outcome) for r in results] == [
+        ("B001", Outcome.PASS),
+        ("B002", Outcome.SILENT),
+    ]

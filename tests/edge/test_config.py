@@ -38,7 +38,7 @@ name = "Market lot"
 
 [lots.P1.bays]
 B001 = { sensor = "00A1B2C3", format = "nwave-nps" }
-B002 = { sensor = "0xa1b2c4", format = "bosch-pls" }
+B002 = { sensor = "0x00a1b2c4", format = "bosch-pls" }
 B003 = { sensor = "M77-1-7", format = "m77-ascii" }
 
 [lots.P2.bays]
@@ -210,8 +210,7 @@ def test_check_config_cli_exit_codes(tmp_path: Path) -> None:
     ("raw", "expected"),
     [
         ("0x00a1b2c3", "00A1B2C3"),
-        ("a1", "000000A1"),
-        (161, "000000A1"),
+        (" 00a1b2c3 ", "00A1B2C3"),
         ("m77-2-15", "M77-002-015"),
     ],
 )
@@ -220,13 +219,47 @@ def test_normalise_sensor_id(raw: object, expected: str) -> None:
     assert normalise_sensor_id(raw) == expected
 
 
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        ("a1", "has 2 hex digits"),
+        ("0A1B2C3", "has 7 hex digits"),
+        ("0xa1b2c4", "has 6 hex digits"),
+        (161, "in quotes"),
+        ("00A1B2C3D", "not a sensor id"),
+    ],
+)
+def test_a_sensor_id_short_of_8_hex_digits_is_refused(raw: object, said: str) -> None:
+    """Issue 13 finding 5: 1-7 hex digits were silently zero-padded; the sensor says 8.
+
+    A dropped digit must not become another sensor's id. An unquoted number in TOML is
+    refused too: ``sensor = 10001234`` would be read as decimal.
+    """
+    with pytest.raises(ValueError, match=said):
+        normalise_sensor_id(raw)
+
+
+def test_a_short_sensor_id_in_bays_csv_is_named_by_line(tmp_path: Path) -> None:
+    """The refusal reaches the technician with the file, line and column."""
+    csv_path = tmp_path / "bays.csv"
+    csv_path.write_text(
+        "lot,bay,sensor,format\nP1,B001,00A1B2C3,nwave-nps\nP1,B002,A1B2C4,nwave-nps\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        read_bays_csv(csv_path)
+    problems = [str(p) for p in caught.value.problems]
+    assert len(problems) == 1
+    assert f"{csv_path}:3: sensor" in problems[0]
+    assert "'A1B2C4' has 6 hex digits" in problems[0]
+
+
 def test_bays_csv_round_trip(tmp_path: Path) -> None:
     """CSV -> TOML -> config -> CSV keeps every bay, and bad rows are named by line."""
     csv_path = tmp_path / "bays.csv"
     csv_path.write_text(
         "lot,bay,sensor,format,label\n"
         "P1,B001,00A1B2C3,nwave-nps,by the gate\n"
-        "P1,B002,a1b2c4,bosch-pls,\n"
+        "P1,B002,00a1b2c4,bosch-pls,\n"
     )
     lots = read_bays_csv(csv_path)
     toml_text = bays_to_toml(lots)
