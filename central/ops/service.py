@@ -43,6 +43,13 @@ def metrics_text(central: Central) -> str:
         [("", s.events_duplicate)],
     )
     metric(
+        "parkgrid_central_events_refused_total",
+        "counter",
+        "Events quarantined for a claim central cannot believe (a dropped range longer than "
+        "the box's outbox can hold; a stored seq sent again as another event)",
+        [(f'{{reason="{r}"}}', s.events_refused[r]) for r in ("dropped_range", "seq_replayed")],
+    )
+    metric(
         "parkgrid_central_quarantined_total",
         "counter",
         "Messages quarantined by this process",

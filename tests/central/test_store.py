@@ -273,3 +273,44 @@ def test_store_history_and_dwell_from_events(engine: Engine, site_index: SiteInd
     assert dwell.stays == 2
     assert sorted([dwell.mean_s, dwell.max_s]) == [(30 * 60 + 120 * 60) / 2, 120 * 60]
     assert dwell.histogram["15m-1h"] == 1 and dwell.histogram["1h-4h"] == 1
+
+
+def test_store_walk_ignores_a_dropped_range_above_every_stored_seq(
+    engine: Engine, site_index: SiteIndex
+) -> None:
+    """A range stored before central checked the claims (reaching past the event that
+    reported it) never carries the watermark: it counts only below a stored seq."""
+    writer, _ = _writer(engine, site_index)
+    writer.process([event_msg(bay_event("box-p1", 1, "P1-001"))])
+    with engine.begin() as conn:
+        conn.execute(
+            t.dropped_ranges.insert(),
+            {"box_id": "box-p1", "first_seq": 2, "last_seq": 2**63 - 2, "count": 0,
+             "reported_at": 0.0},
+        )  # fmt: skip
+    marks = writer.process([event_msg(bay_event("box-p1", 1, "P1-001"))])
+    assert marks == {"box-p1": 1}
+
+
+def test_store_refuses_a_dropped_range_longer_than_the_outbox(
+    engine: Engine, site_index: SiteIndex
+) -> None:
+    """The birth says the event lane holds 1,000,000 bytes (62,500 events at most): a longer
+    range is quarantined and counted; a range that fits settles its seqs."""
+    writer, _ = _writer(engine, site_index)
+
+    def dropped(seq: int, first: int, last: int) -> Event:
+        body = EventsDropped(first_seq=first, last_seq=last, count=0, total=0)
+        return Event(
+            box_id="box-p1", boot_id=BOOT, seq=seq, event_id=uuid.uuid4(), ts=at(seq), body=body
+        )
+
+    marks = writer.process(
+        [raw(P1.status, birth("box-p1")), event_msg(dropped(100_000, 1, 99_999))]
+    )
+    assert marks == {}
+    assert writer.stats.events_refused["dropped_range"] == 1
+    assert _count(engine, t.quarantine, t.quarantine.c.reason.contains("can hold")) == 1
+    assert _count(engine, t.dropped_ranges) == 0
+    marks = writer.process([event_msg(dropped(62_501, 1, 62_500))])
+    assert marks == {"box-p1": 62_501}
