@@ -173,6 +173,7 @@ class AlertType(StrEnum):
     SENSOR_LOW_BATTERY = "sensor_low_battery"
     OUTBOX_OVERFLOW = "outbox_overflow"
     CLOCK_UNSYNCHRONISED = "clock_unsynchronised"
+    ACK_REFUSED = "ack_refused"  # central's ack named seqs the box never sent; nothing deleted
 
 
 class Severity(StrEnum):

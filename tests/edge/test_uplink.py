@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -19,7 +20,9 @@ from edge.agents.uplink import Uplink, _paho
 from edge.config import EdgeConfig, MqttConfig, OutboxConfig
 from edge.outbox import Outbox
 from firmware_protocols.uplink import (
+    AckWatermark,
     AlertRaised,
+    AlertResolved,
     BayChanged,
     BoxStatus,
     Command,
@@ -577,3 +580,52 @@ async def test_uplink_bad_ack_and_lot_state_are_counted_not_fatal(
     # The events path still works.
     uplink.emit(bay_event(1))
     await eventually(lambda: box.outbox.depth() == 0 and uplink.acked_seq == 1)
+
+
+def _ack_alerts(central: CentralStandin) -> tuple[list[Event], list[Event]]:
+    events = [e for (box_id, _), e in sorted(central.events.items()) if box_id == BOX]
+    raised = [
+        e
+        for e in events
+        if isinstance(e.body, AlertRaised) and e.body.alert_type is AlertType.ACK_REFUSED
+    ]
+    resolved = [
+        e
+        for e in events
+        if isinstance(e.body, AlertResolved) and e.body.alert_type is AlertType.ACK_REFUSED
+    ]
+    return raised, resolved
+
+
+async def test_uplink_ack_beyond_its_last_seq_deletes_nothing(
+    box: Box, central: CentralStandin, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A retained ack far above the box's last seq (issue 14's poisoned watermark, here on a
+    line central already acked) is a protocol error: nothing deleted, the box's watermark
+    stays, logged once, counted, one alert; central's next sane ack clears the alert."""
+    caplog.set_level(logging.WARNING, logger="edge.agents.uplink")
+    uplink = await box.start()
+    topics = Topics(SITE, BOX)
+    for i in range(5):
+        uplink.emit(bay_event(i))
+    await eventually(lambda: box.outbox.depth() == 0 and uplink.acked_seq == 5)
+    central.acking = False
+    for i in range(3):
+        uplink.emit(bay_event(10 + i))
+    await eventually(lambda: central.seqs(BOX)[-1:] == [8])
+    forged = encode_payload(AckWatermark(box_id=BOX, acked_seq=2**63 - 2, ts=now()))
+    for _ in range(3):
+        await asyncio.to_thread(central.send_raw, topics.ack, forged, retain=True)
+    await eventually(lambda: uplink.stats().acks_refused == 3)
+    assert uplink.acked_seq == 5
+    assert [e.seq for e in box.outbox.pending()][:3] == [6, 7, 8]
+    assert 8 <= box.outbox.last_seq < 100
+    await eventually(lambda: len(_ack_alerts(central)[0]) == 1)
+    raised = _ack_alerts(central)[0][0].body
+    assert isinstance(raised, AlertRaised) and "nothing deleted" in raised.message
+    logged = [r for r in caplog.records if "above this outbox's last committed seq" in r.message]
+    assert len(logged) == 1
+    central.acking = True
+    await eventually(lambda: box.outbox.depth() == 0 and uplink.acked_seq == box.outbox.last_seq)
+    await eventually(lambda: len(_ack_alerts(central)[1]) == 1)
+    assert len(_ack_alerts(central)[0]) == 1
