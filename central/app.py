@@ -40,6 +40,7 @@ from central.lots.router import public as lots_public
 from central.lots.router import router as lots_router
 from central.lots.service import LotsCache
 from central.ops.router import router as ops_router
+from central.quarantine.retention import QuarantineRetention
 from central.quarantine.router import router as quarantine_router
 from central.settings import CentralSettings
 from central.site import SiteIndex, load_site
@@ -101,6 +102,10 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             notify=notify,
             stats=central.stats,
             wants_notices=lambda: hub.active,
+            retention=QuarantineRetention(
+                max_bytes=settings.quarantine_max_bytes,
+                max_age_s=settings.quarantine_max_age_days * 86400,
+            ),
         )
         central.mqtt = CentralMqtt(
             settings=settings,

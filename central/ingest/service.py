@@ -47,6 +47,7 @@ from central.db import schema as t
 from central.db.engine import BulkInsert, insert_ignore, upsert, writer
 from central.ingest import claims
 from central.ingest.watermark import advance
+from central.quarantine.retention import QuarantineRetention
 from central.site import SiteIndex
 from firmware_protocols.errors import DecodeError
 from firmware_protocols.uplink import (
@@ -93,6 +94,7 @@ class IngestStats:
     quarantined: int = 0
     # events refused for a claim central cannot believe: "dropped_range", "seq_replayed"
     events_refused: Counter[str] = field(default_factory=Counter)
+    quarantine_dropped: Counter[str] = field(default_factory=Counter)  # by retention: size, age
     batches: int = 0
     batch_seconds_total: float = 0.0
     last_batch_size: int = 0
@@ -113,6 +115,7 @@ class IngestStats:
         self.events_duplicate += other.events_duplicate
         self.quarantined += other.quarantined
         self.events_refused.update(other.events_refused)
+        self.quarantine_dropped.update(other.quarantine_dropped)
         self.batches += other.batches
         self.batch_seconds_total += other.batch_seconds_total
         self.acks_published += other.acks_published
@@ -178,8 +181,10 @@ class IngestWriter:
         stats: IngestStats | None = None,
         sweep_window_s: float = 3.0,
         wants_notices: Callable[[], bool] | None = None,
+        retention: QuarantineRetention | None = None,
     ) -> None:
         self.engine = writer(engine)
+        self.retention = retention or QuarantineRetention()
         self.dialect = engine.dialect.name
         self.site = site
         self.publish = publish
@@ -282,8 +287,9 @@ class IngestWriter:
                 if batch.events:
                     self._refuse_implausible_drops(conn, batch)
                 new_events = self._store_events(conn, batch) if batch.events else []
-                if batch.quarantine:
-                    conn.execute(self._insert_quarantine, batch.quarantine)
+                kept, dropped = self.retention.admit(conn, batch.quarantine)
+                if kept:
+                    conn.execute(self._insert_quarantine, kept)
                 self._apply_events(conn, batch, new_events, live)
                 self._apply_statuses(conn, batch)
                 self._apply_states(conn, batch)
@@ -296,6 +302,7 @@ class IngestWriter:
             self._published.update(marks)
             stats = self.stats
             stats.quarantined += len(batch.quarantine)
+            stats.quarantine_dropped.update(dropped)
             stats.events_stored += len(new_events)
             stats.events_duplicate += len(batch.events) - len(new_events)
             stats.batches += 1

@@ -358,3 +358,66 @@ def test_hostile_chunked_body_over_the_limit_gets_413(field: Field) -> None:
             "notes": "413 before the route runs, as docs/central.md says (was 400)",
         },
     )
+
+
+def _stored(central: Central, box: str, seq: int) -> bool:
+    with central.db() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM events WHERE box_id = ? AND seq = ?", (box, seq)
+        ).fetchone()
+    return bool(row[0])
+
+
+def _db_bytes(central: Central) -> tuple[int, int]:
+    """(main file, WAL) bytes of central's SQLite database."""
+    wal = central.db_path.with_name(central.db_path.name + "-wal")
+    return central.db_path.stat().st_size, wal.stat().st_size if wal.exists() else 0
+
+
+def test_hostile_quarantine_flood_stays_under_its_cap(field: Field) -> None:
+    """400 x 64 KiB of garbage from one box's credentials (25 times the 1 MiB cap): the
+    quarantine keeps at most its cap, oldest dropped first and counted (metric and API),
+    the database file stops growing, and the box's next real event is still stored."""
+    central, broker = field.central, field.broker
+    topics = Topics(SITE_ID, BOX)
+    flood = 400
+    before = _db_bytes(central)
+    box = Client(broker.port, BOX, field.secrets[BOX])
+    try:
+        for i in range(flood):
+            box.publish(topics.event, b"garbage %06d " % i + b"\xff" * (64 * 1024 - 15))
+        box.publish(topics.event, good_event(11, box=BOX))
+        _wait(lambda: _stored(central, BOX, 11), "the real event after the flood", 120)
+    finally:
+        box.close()
+    status, body = _http(f"{central.url}/api/v1/quarantine?limit=1", token=field.token)
+    assert status == 200, body
+    doc = json.loads(body)
+    retention = doc["retention"]
+    assert retention["max_bytes"] == QUARANTINE_MAX_BYTES
+    assert retention["bytes"] <= QUARANTINE_MAX_BYTES
+    assert retention["dropped_by_size"] >= flood - retention["rows"]
+    assert doc["items"][0]["payload"].startswith("garbage 000399")  # the newest is kept
+    dropped = _metric(central, 'parkgrid_central_quarantine_dropped_total{reason="size"}')
+    assert dropped == retention["dropped_by_size"] > 0
+    assert _metric(central, "parkgrid_central_quarantine_bytes") <= QUARANTINE_MAX_BYTES
+    main, wal = _db_bytes(central)
+    grown = main - before[0]
+    # The main file grows by the cap at most; the WAL is bounded by SQLite's checkpoint
+    # (1000 pages, 4 MiB) plus one transaction, which the cap bounds too.
+    assert grown < 2 * QUARANTINE_MAX_BYTES, f"database file grew by {grown} bytes"
+    assert wal < 4 * 1024 * 1024 + 2 * QUARANTINE_MAX_BYTES, f"WAL at {wal} bytes"
+    record(
+        "hostile",
+        "quarantine flood",
+        {
+            "attack": f"{flood} x 64 KiB of garbage on a box's own event topic "
+            f"({flood * 64 // 1024} MiB against a {QUARANTINE_MAX_BYTES // 1024 // 1024} MiB cap)",
+            "tried": flood,
+            "refused": flood,
+            "notes": f"all quarantined; {int(dropped)} oldest dropped by the size cap and "
+            f"counted; {retention['rows']} rows / {retention['bytes']} bytes kept; database "
+            f"file grew {grown // 1024} KiB (WAL {wal // 1024} KiB); the box's next event "
+            "stored",
+        },
+    )
