@@ -53,6 +53,7 @@ from firmware_protocols.uplink.models import (
 )
 from simulators.broker import MosquittoBroker
 from tests.edge.central_standin import CentralStandin, wait_until
+from tests.faults.rig import record
 
 SITE = "xigang"
 BOX = "box-p1"
@@ -629,3 +630,64 @@ async def test_uplink_ack_beyond_its_last_seq_deletes_nothing(
     await eventually(lambda: box.outbox.depth() == 0 and uplink.acked_seq == box.outbox.last_seq)
     await eventually(lambda: len(_ack_alerts(central)[1]) == 1)
     assert len(_ack_alerts(central)[0]) == 1
+    record(
+        "hostile",
+        "ack beyond the box's last seq",
+        {
+            "attack": "a retained ack of 2^63-2 to a box whose line central acked up to 5 "
+            "(the poisoned watermark of issue 14), sent 3 times",
+            "tried": 3,
+            "refused": uplink.stats().acks_refused,
+            "notes": "nothing deleted, box watermark kept, logged once, one ack_refused "
+            "alert resolved by central's next sane ack",
+        },
+    )
+
+
+async def test_uplink_malformed_and_foreign_acks_delete_nothing(
+    box: Box, central: CentralStandin
+) -> None:
+    """On an open broker anyone can publish acks: a string, negative, 2^64, fractional or
+    null acked_seq, another box's id in the payload, and a huge ack on another box's topic
+    are refused (counted, nothing deleted); central's real ack still works afterwards."""
+    uplink = await box.start()
+    topics, other = Topics(SITE, BOX), Topics(SITE, "box-p2")
+    for i in range(3):
+        uplink.emit(bay_event(i))
+    await eventually(lambda: uplink.acked_seq == 3)
+    central.acking = False
+    for i in range(3):
+        uplink.emit(bay_event(10 + i))
+    await eventually(lambda: central.seqs(BOX)[-1:] == [6])
+    ts = '"ts":"2026-12-06T04:00:00Z"'
+    hostile = [
+        (topics.ack, b'{"v":1,"box_id":"box-p1","acked_seq":"6",%s}' % ts.encode()),
+        (topics.ack, b'{"v":1,"box_id":"box-p1","acked_seq":-1,%s}' % ts.encode()),
+        (topics.ack, b'{"v":1,"box_id":"box-p1","acked_seq":%d,%s}' % (2**64, ts.encode())),
+        (topics.ack, b'{"v":1,"box_id":"box-p1","acked_seq":5.5,%s}' % ts.encode()),
+        (topics.ack, b'{"v":1,"box_id":"box-p1","acked_seq":null,%s}' % ts.encode()),
+        (topics.ack, b'{"v":1,"box_id":"box-p2","acked_seq":6,%s}' % ts.encode()),
+    ]
+    before = uplink.stats().bad_messages
+    for topic, payload in hostile:
+        await asyncio.to_thread(central.send_raw, topic, payload, retain=True)
+    foreign = encode_payload(AckWatermark(box_id="box-p2", acked_seq=2**63 - 1, ts=now()))
+    await asyncio.to_thread(central.send_raw, other.ack, foreign, retain=True)
+    await eventually(lambda: uplink.stats().bad_messages >= before + len(hostile))
+    assert uplink.acked_seq == 3
+    assert [e.seq for e in box.outbox.pending()] == [4, 5, 6]
+    assert uplink.stats().acks_refused == 0  # refused by the decoder, before any trust
+    central.acking = True
+    await eventually(lambda: box.outbox.depth() == 0 and uplink.acked_seq == 6)
+    record(
+        "hostile",
+        "malformed and foreign acks to a box",
+        {
+            "attack": "acks with a string, negative, 2^64, fractional or null acked_seq, "
+            "another box's id, and 2^63-1 on another box's ack topic (open broker)",
+            "tried": len(hostile) + 1,
+            "refused": len(hostile) + 1,
+            "notes": "refused by the decoder or not subscribed; counted as bad messages; "
+            "nothing deleted",
+        },
+    )

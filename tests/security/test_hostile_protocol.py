@@ -421,3 +421,54 @@ def test_hostile_quarantine_flood_stays_under_its_cap(field: Field) -> None:
             "stored",
         },
     )
+
+
+def test_hostile_forged_acks_never_reach_a_box(field: Field) -> None:
+    """With box-01's credentials, acks forged on box-01's and box-02's ack topics (retained,
+    2^63-1, negative, not a number) are dropped by the broker's ACL: a subscriber with
+    box-02's credentials and central's own retained acks see none of them."""
+    central, broker = field.central, field.broker
+    own, other = Topics(SITE_ID, BOX), Topics(SITE_ID, OTHER)
+    forged = [
+        b'{"v":1,"box_id":"%s","acked_seq":%d,"ts":"2026-12-06T04:00:00Z"}' % (box, seq)
+        for box, seq in ((BOX.encode(), MAX_SEQ), (OTHER.encode(), MAX_SEQ))
+    ] + [b'{"v":1,"acked_seq":-1}', b'{"v":1,"acked_seq":"9e99"}']
+    attacker = Client(broker.port, BOX, field.secrets[BOX])
+    try:
+        for i, payload in enumerate(forged):
+            attacker.publish((own if i % 2 == 0 else other).ack, payload, retain=True)
+    finally:
+        attacker.close()
+    victim = Client(broker.port, OTHER, field.secrets[OTHER])
+    watcher = Client(broker.port, "central", field.secrets["central"])
+    try:
+        victim.subscribe(other.ack)
+        watcher.subscribe(own.ack)
+        watcher.subscribe(other.ack)
+        # A message the victim must see, after everything forged: the retained ack central
+        # publishes when box-02's next event is stored.
+        box2 = Client(broker.port, OTHER, field.secrets[OTHER])
+        try:
+            box2.publish(other.event, good_event(3, box=OTHER))
+        finally:
+            box2.close()
+        _wait(lambda: victim.last(other.ack) is not None, "central's ack to box-02")
+        seen = [p for t, p in victim.received + watcher.received]
+    finally:
+        victim.close()
+        watcher.close()
+    assert not any(p in forged for p in seen), seen
+    assert all(json.loads(p)["acked_seq"] < 100 for p in seen if p), seen
+    assert central.watermarks().get(OTHER, 0) < 100
+    record(
+        "hostile",
+        "forged acks (field ACL)",
+        {
+            "attack": "a box's credentials publish retained acks on its own and another "
+            "box's ack topic: 2^63-1, negative, not a number",
+            "tried": len(forged),
+            "refused": len(forged),
+            "notes": "dropped by the broker's ACL (only central writes acks); on an open "
+            "broker the box itself refuses them (tests/edge/test_uplink.py)",
+        },
+    )
