@@ -82,6 +82,7 @@ Notify = Callable[[list[dict[str, Any]]], None]
 
 QUARANTINE_KEEP_BYTES = 64 * 1024
 WALK_CHUNK = 5000
+RANGE_CHUNK = 1000
 
 
 @dataclass
@@ -741,18 +742,21 @@ class IngestWriter:
         wm = t.watermarks
         current = conn.execute(select(wm.c.acked_seq).where(wm.c.box_id == box_id)).scalar()
         acked = start = current or 0
-        dropped = conn.execute(
-            select(t.dropped_ranges.c.first_seq, t.dropped_ranges.c.last_seq)
-            .where(t.dropped_ranges.c.box_id == box_id, t.dropped_ranges.c.last_seq > acked)
-            .order_by(t.dropped_ranges.c.first_seq)
-        ).all()
         # A range counts only below a stored seq of the box: the event that reported it is
         # stored with it, above it. This keeps a range stored before central checked the
         # claims (one reaching past its own report) from carrying the watermark.
         top = conn.execute(select(func.max(t.events.c.seq)).where(t.events.c.box_id == box_id))
         highest = top.scalar() or 0
-        ranges = [(first, last) for first, last in dropped if last < highest]
+        dr = t.dropped_ranges.c
         while True:
+            # Both read a page at a time: a box that reported (or forged) a flood of ranges or
+            # seqs far above a hole costs each walk one page of each, not all of them.
+            ranges = conn.execute(
+                select(dr.first_seq, dr.last_seq)
+                .where(dr.box_id == box_id, dr.last_seq > acked, dr.last_seq < highest)
+                .order_by(dr.first_seq)
+                .limit(RANGE_CHUNK)
+            ).all()
             seqs = (
                 conn.execute(
                     select(t.events.c.seq)
@@ -763,11 +767,14 @@ class IngestWriter:
                 .scalars()
                 .all()
             )
-            moved = advance(acked, seqs, ranges)
-            if moved == acked or len(seqs) < WALK_CHUNK or moved < seqs[-1]:
-                acked = moved
-                break
+            moved = advance(acked, seqs, [(first, last) for first, last in ranges])
+            # More to read only if the walk used up a full page of either.
+            more_seqs = len(seqs) == WALK_CHUNK and moved >= seqs[-1]
+            more_ranges = len(ranges) == RANGE_CHUNK and moved >= ranges[-1][0] - 1
+            stuck = moved == acked
             acked = moved
+            if stuck or not (more_seqs or more_ranges):
+                break
         if current is None:
             conn.execute(
                 insert_ignore(self.dialect, t.watermarks, ["box_id"]),
