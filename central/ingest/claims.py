@@ -39,14 +39,13 @@ def outbox_capacity(status_json: str | None) -> int | None:
         cap = json.loads(status_json)["health"]["outbox"]["event"]["cap_bytes"]
     except (ValueError, KeyError, TypeError):
         return None
-    return capacity_of(cap) if isinstance(cap, int) else None
+    return capacity_of(cap) if isinstance(cap, int) and not isinstance(cap, bool) else None
 
 
-def capacity_of(cap_bytes: int) -> int | None:
-    """Events an event lane of ``cap_bytes`` can hold at most; None for no usable cap."""
-    if cap_bytes <= 0:
-        return None
-    return max(1, cap_bytes // MIN_EVENT_BODY_BYTES)
+def capacity_of(cap_bytes: int) -> int:
+    """Events an event lane of ``cap_bytes`` can hold at most (a box's config never allows
+    less than 64 KiB, so a birth claiming 0 makes every drop report implausible)."""
+    return max(0, cap_bytes) // MIN_EVENT_BODY_BYTES
 
 
 def implausible_drop(body: EventsDropped, capacity: int | None) -> str | None:
