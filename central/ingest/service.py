@@ -365,11 +365,15 @@ class IngestWriter:
         self.stats.events_refused[why] += 1
 
     def _refuse_implausible_drops(self, conn: Connection, batch: _Batch) -> None:
-        capacity: dict[str, int | None] = {}
-        for status, _ in batch.statuses:  # a birth in this batch is the newest word
+        # The strictest word the box gave: its stored birth and any birth in this batch (a
+        # birth arriving with the report may come before or after it; a drop happened under
+        # the older cap if the box was reconfigured in between).
+        births: dict[str, list[int]] = {}
+        for status, _ in batch.statuses:
             if status.health is not None:
-                cap = status.health.outbox.event.cap_bytes
-                capacity[status.box_id] = claims.capacity_of(cap)
+                cap = claims.capacity_of(status.health.outbox.event.cap_bytes)
+                births.setdefault(status.box_id, []).append(cap)
+        capacity: dict[str, int | None] = {}
         for key, (event, row) in list(batch.events.items()):
             body = event.body
             if not isinstance(body, EventsDropped):
@@ -379,7 +383,9 @@ class IngestWriter:
                 status = conn.execute(
                     select(t.boxes.c.status_json).where(t.boxes.c.box_id == box_id)
                 ).scalar()
-                capacity[box_id] = claims.outbox_capacity(status)
+                known = [c for c in (claims.outbox_capacity(status),) if c is not None]
+                words = known + births.get(box_id, [])
+                capacity[box_id] = min(words) if words else None
             reason = claims.implausible_drop(body, capacity[box_id])
             if reason is not None:
                 del batch.events[key]

@@ -246,13 +246,13 @@ def test_hostile_dropped_range_claims_do_not_move_the_watermark(field: Field) ->
     )
 
 
-def _birth(*, cap_bytes: int) -> bytes:
+def _birth(*, cap_bytes: int, box: str = BOX, sensors: int = 2) -> bytes:
     lane = {"depth": 0, "bytes": 0, "cap_bytes": cap_bytes}
     return json.dumps(
         {
-            "v": 1, "box_id": BOX, "state": "online",
+            "v": 1, "box_id": box, "state": "online",
             "boot_id": "00000000-0000-0000-0000-000000000001", "ts": "2026-12-06T04:00:00Z",
-            "software_version": "0.1.0", "config_hash": "sha256:x", "sensor_count": 2,
+            "software_version": "0.1.0", "config_hash": "sha256:x", "sensor_count": sensors,
             "clock": {"synchronised": True},
             "health": {"outbox": {"state": lane, "event": lane}, "sensors": {"total": 2}},
         }
@@ -472,3 +472,60 @@ def test_hostile_forged_acks_never_reach_a_box(field: Field) -> None:
             "broker the box itself refuses them (tests/edge/test_uplink.py)",
         },
     )
+
+
+def test_hostile_lies_in_births(field: Field) -> None:
+    """Births that lie: an event lane of 0 bytes (then no drop report is believed), another
+    box's id on its own status topic (quarantined), a sensor count the site file does not
+    give it (a site problem). None moves the watermark."""
+    central, broker = field.central, field.broker
+    topics = Topics(SITE_ID, OTHER)
+    box = Client(broker.port, OTHER, field.secrets[OTHER])
+    mark = central.watermarks().get(OTHER, 0)
+    try:
+        box.publish(topics.status, _birth(cap_bytes=0, box=OTHER), retain=True)
+        _wait(lambda: _box_status_cap(central, OTHER) == 0, "the zero-lane birth stored")
+        dropped = json.loads(_event(60, _dropped(1, 59, 59)))
+        dropped["box_id"] = OTHER
+        box.publish(topics.event, json.dumps(dropped).encode())
+        box.publish(topics.status, _birth(cap_bytes=1 << 20, box=BOX), retain=True)
+        box.publish(topics.status, _birth(cap_bytes=1 << 20, box=OTHER, sensors=7), retain=True)
+        _wait(
+            lambda: (
+                sum("can hold" in r or BOX in r for r in _quarantine_reasons(central, OTHER)) >= 2
+            ),
+            "the lying births and drop report quarantined",
+        )
+        _wait(lambda: _problem(central, OTHER, "status.sensor_count"), "the sensor count lie")
+    finally:
+        box.close()
+    assert central.watermarks().get(OTHER, 0) == mark
+    record(
+        "hostile",
+        "lies in births",
+        {
+            "attack": "a birth claiming a 0-byte event lane (then a drop report of 59 seqs), "
+            "a birth under another box's id, a birth with a sensor count the site does not "
+            "give the box",
+            "tried": 3,
+            "refused": 3,
+            "notes": "drop report quarantined (beyond what a 0-byte lane holds); foreign id "
+            "quarantined; sensor count recorded as a site problem; watermark unmoved",
+        },
+    )
+
+
+def _box_status_cap(central: Central, box: str) -> int | None:
+    with central.db() as conn:
+        row = conn.execute("SELECT status_json FROM boxes WHERE box_id = ?", (box,)).fetchone()
+    if not row or not row[0]:
+        return None
+    return int(json.loads(row[0])["health"]["outbox"]["event"]["cap_bytes"])
+
+
+def _problem(central: Central, box: str, subject: str) -> bool:
+    with central.db() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM site_problems WHERE box_id = ? AND subject = ?", (box, subject)
+        ).fetchone()
+    return bool(row[0])
