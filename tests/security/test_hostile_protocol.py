@@ -529,3 +529,42 @@ def _problem(central: Central, box: str, subject: str) -> bool:
             "SELECT count(*) FROM site_problems WHERE box_id = ? AND subject = ?", (box, subject)
         ).fetchone()
     return bool(row[0])
+
+
+def test_hostile_extreme_seqs(field: Field) -> None:
+    """Seqs 0, -1, 2^63, 2^64, "5", 5.0 and null are quarantined; 2^63-1 (the top of the
+    line) is stored without moving the watermark over the hole below it; central keeps
+    ingesting."""
+    central, broker = field.central, field.broker
+    topics = Topics(SITE_ID, OTHER)
+    base = json.loads(good_event(1, box=OTHER))
+    bad: list[object] = [0, -1, 2**63, 2**64, "5", 5.0, None]
+    before = len(_quarantine_reasons(central, OTHER))
+    mark = central.watermarks().get(OTHER, 0)
+    box = Client(broker.port, OTHER, field.secrets[OTHER])
+    try:
+        for seq in bad:
+            doc = dict(base, seq=seq, event_id=str(uuid.uuid4()))
+            box.publish(topics.event, json.dumps(doc).encode())
+        top = dict(base, seq=MAX_SEQ, event_id=str(uuid.uuid4()))
+        box.publish(topics.event, json.dumps(top).encode())
+        _wait(lambda: _stored(central, OTHER, MAX_SEQ), "the event at 2^63-1")
+        _wait(
+            lambda: len(_quarantine_reasons(central, OTHER)) >= before + len(bad),
+            "the bad seqs quarantined",
+        )
+    finally:
+        box.close()
+    assert central.watermarks().get(OTHER, 0) == mark
+    assert central.proc.running
+    record(
+        "hostile",
+        "extreme seqs",
+        {
+            "attack": "events with seq 0, -1, 2^63, 2^64, a string, a float, null, and 2^63-1",
+            "tried": len(bad) + 1,
+            "refused": len(bad),
+            "notes": "the bad ones quarantined with the reason; 2^63-1 stored, the watermark "
+            "does not cross the hole below it; central unharmed",
+        },
+    )
