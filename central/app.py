@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central.alerts.router import router as alerts_router
+from central.auth.passwords import PasswordChecks, PasswordsBusy
 from central.auth.router import router as auth_router
 from central.boxes.router import router as boxes_router
 from central.captures.router import router as captures_router
@@ -76,6 +77,10 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         started_at=time.time(),
     )
     central.throttle.max_failures = settings.login_max_failures
+    central.throttle.backoff_s = settings.login_backoff_s
+    central.passwords = PasswordChecks(
+        slots=settings.password_check_slots, wait_s=settings.password_check_wait_s
+    )
     if settings.ingest:
         from central.ingest.mqtt import CentralMqtt
 
@@ -190,7 +195,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         headers: dict[str, str] = {}
         if isinstance(exc, Invalid):
             body["field"] = exc.field
-        if isinstance(exc, TooManyAttempts):
+        if isinstance(exc, TooManyAttempts | PasswordsBusy):
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         if isinstance(exc, Unauthenticated):
             headers["WWW-Authenticate"] = "Bearer"

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from central.auth.service import LoginThrottle, TokenCache
+from central.auth.passwords import LoginThrottle, PasswordChecks
+from central.auth.service import TokenCache
 from central.ingest.service import IngestStats
 from central.settings import CentralSettings
 from central.site import Site, SiteIndex
@@ -28,6 +29,7 @@ class Central:
     lots: LotsCache
     stats: IngestStats = field(default_factory=IngestStats)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    passwords: PasswordChecks = field(default_factory=PasswordChecks)
     tokens: TokenCache = field(default_factory=TokenCache)
     mqtt: CentralMqtt | None = None
     started_at: float = 0.0

@@ -75,6 +75,22 @@ class CentralSettings(BaseSettings):
 
     token_ttl_s: int = Field(default=12 * 3600, ge=60)
     login_max_failures: int = Field(default=5, ge=1)
+    login_backoff_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="The first back-off after login_max_failures attempts; doubles per attempt "
+        "up to 5 min.",
+    )
+    password_check_slots: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="argon2 checks run at once (each takes 64 MiB): bounds login memory.",
+    )
+    password_check_wait_s: float = Field(
+        default=10.0, gt=0, le=120, description="A login waits this long for a slot, then 503."
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     command_ttl_s: int = Field(default=300, ge=5)
     lots_cache_s: float = Field(default=1.0, ge=0, description="Public lot list cache, seconds.")

@@ -18,6 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
     responses={
         401: {"description": "Wrong user name or password"},
         429: {"description": "Too many failed attempts"},
+        503: {"description": "Too many logins at once; retry after Retry-After seconds"},
     },
     summary="Exchange a user name and password for a bearer token (OAuth2 password form)",
 )
@@ -34,6 +35,7 @@ def login(
         password=password,
         client=client,
         throttle=central.throttle,
+        passwords=central.passwords,
         ttl_s=central.settings.token_ttl_s,
     )
     return TokenOut(access_token=token, expires_at=service.iso(expires), role=role)
@@ -85,6 +87,7 @@ def add_user(body: UserIn, central: CentralDep, actor: Admin) -> UserOut:
         password=body.password,
         role=body.role,
         actor=actor.label,
+        passwords=central.passwords,
     )
     row = next(u for u in service.list_users(central.engine) if u["username"] == body.username)
     return UserOut(

@@ -3,39 +3,40 @@
 A token is 32 random bytes, URL-safe; the store keeps only its sha256, its role and its
 expiry, so a leaked database does not leak working tokens. Tokens are checked on every
 request through a small cache (a few seconds), so a revoked token stops working quickly.
-Failed logins are counted per user name and per client address; after
-``max_failures`` the next attempt is refused until a back-off (doubling from 1 s to 5 min)
-has passed.
+Login attempts are counted per user name and per client address before the password is
+checked (``central/auth/passwords.py``); after ``max_failures`` the next attempt is refused
+until a back-off (doubling from ``login_backoff_s`` to 5 min) has passed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, select
 
 from central import audit
 from central.auth.models import USER_ROLES, Actor, Role
+from central.auth.passwords import LoginThrottle, PasswordChecks
 from central.db import schema as t
 from central.db.engine import writer
-from central.errors import Conflict, Invalid, NotFound, TooManyAttempts, Unauthenticated
+from central.errors import Conflict, Invalid, NotFound, Unauthenticated
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+log = logging.getLogger(__name__)
+
 CACHE_S = 5.0
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def hash_password(password: str, passwords: PasswordChecks | None = None) -> str:
+    """An argon2 hash; through ``passwords`` (the server's gate) when given."""
+    return passwords.hash(password) if passwords is not None else PasswordHasher().hash(password)
 
 
 def token_hash(token: str) -> str:
@@ -43,14 +44,21 @@ def token_hash(token: str) -> str:
 
 
 def add_user(
-    engine: Engine, *, username: str, password: str, role: Role, actor: str, replace: bool = False
+    engine: Engine,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    actor: str,
+    replace: bool = False,
+    passwords: PasswordChecks | None = None,
 ) -> int:
     """Create a user (or, with ``replace``, set an existing user's password and role)."""
     if role not in USER_ROLES:
         raise Invalid(f"a user's role is one of {', '.join(USER_ROLES)}", field="role")
     if len(password) < 8:
         raise Invalid("a password has at least 8 characters", field="password")
-    hashed = hash_password(password)
+    hashed = hash_password(password, passwords)
     with writer(engine).begin() as conn:
         existing = conn.execute(select(t.users.c.id).where(t.users.c.username == username)).scalar()
         if existing is not None:
@@ -136,57 +144,6 @@ def issue_token(
     return token, expires
 
 
-@dataclass
-class _Failures:
-    count: int = 0
-    last: float = 0.0
-
-
-class LoginThrottle:
-    """Counts failed logins per key (user name, client address) and imposes a back-off."""
-
-    def __init__(self, *, max_failures: int = 5, window_s: float = 900.0) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._failures: dict[str, _Failures] = {}
-        self._lock = threading.Lock()
-
-    def _wait(self, entry: _Failures, now: float) -> float:
-        over = entry.count - self.max_failures
-        if over < 0:
-            return 0.0
-        backoff = min(2.0**over, 300.0)
-        return max(0.0, entry.last + backoff - now)
-
-    def check(self, keys: list[str], now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            wait = 0.0
-            for key in keys:
-                entry = self._failures.get(key)
-                if entry is None:
-                    continue
-                if now - entry.last > self.window_s:
-                    del self._failures[key]
-                    continue
-                wait = max(wait, self._wait(entry, now))
-        if wait > 0:
-            raise TooManyAttempts(wait)
-
-    def failed(self, keys: list[str], now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            for key in keys:
-                entry = self._failures.setdefault(key, _Failures())
-                entry.count += 1
-                entry.last = now
-
-    def succeeded(self, keys: list[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
-
-
 def login(
     engine: Engine,
     *,
@@ -194,24 +151,21 @@ def login(
     password: str,
     client: str,
     throttle: LoginThrottle,
+    passwords: PasswordChecks,
     ttl_s: float,
 ) -> tuple[str, float, Role]:
     keys = [f"user:{username.lower()}", f"ip:{client}"]
-    throttle.check(keys)
+    # Counted as a failure before the check, so concurrent guesses cannot race the back-off.
+    throttle.reserve(keys)
     with engine.connect() as conn:
         row = conn.execute(
             select(t.users.c.id, t.users.c.password_hash, t.users.c.role, t.users.c.disabled).where(
                 t.users.c.username == username
             )
         ).first()
-    try:
-        # An unknown user costs the same time as a wrong password.
-        _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
-        ok = row is not None and not row.disabled
-    except (VerificationError, InvalidHashError):
-        ok = False
-    if not ok or row is None:
-        throttle.failed(keys)
+    ok = passwords.verify(row.password_hash if row else None, password)
+    if not ok or row is None or row.disabled:
+        log.warning("login refused", extra={"user": username, "client": client})
         raise Unauthenticated("wrong user name or password")
     throttle.succeeded(keys)
     role = Role(row.role)

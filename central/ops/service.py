@@ -134,6 +134,24 @@ def metrics_text(central: Central) -> str:
         [("", central.hub.published)],
     )
     metric(
+        "parkgrid_central_password_checks_total",
+        "counter",
+        "argon2 password checks run (logins that reached a check)",
+        [("", central.passwords.checks)],
+    )
+    metric(
+        "parkgrid_central_password_checks_busy_total",
+        "counter",
+        "Logins refused 503 because every password-check slot stayed taken",
+        [("", central.passwords.busy)],
+    )
+    metric(
+        "parkgrid_central_login_throttle_keys",
+        "gauge",
+        "User names and client addresses the login back-off remembers",
+        [("", len(central.throttle))],
+    )
+    metric(
         "parkgrid_central_uptime_seconds",
         "gauge",
         "Seconds since start",
