@@ -24,13 +24,18 @@ from tests.faults.rig import ROOT, Central, plan_boxes, write_site
 
 @contextmanager
 def api_only_central(
-    tmp: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None
+    tmp: Path,
+    *,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    site: Path | None = None,
+    log_level: str = "info",
 ) -> Iterator[Central]:
-    """``central serve --no-ingest`` on SQLite at log level info; stopped afterwards."""
-    site = write_site(tmp / "site.toml", plan_boxes(1, 2))
+    """``central serve --no-ingest`` on SQLite; stopped afterwards."""
+    site = site or write_site(tmp / "site.toml", plan_boxes(1, 2))
     central = Central(workdir=tmp, site_file=site, mqtt_url="mqtt://127.0.0.1:1")
     argv = central.proc.argv
-    argv[argv.index("--log-level") + 1] = "info"
+    argv[argv.index("--log-level") + 1] = log_level
     argv += ["--no-ingest", *(args or [])]
     central.proc.env.update(env or {})
     central.start()
@@ -47,6 +52,32 @@ def add_user(central: Central, name: str, password: str, role: str = "viewer") -
         input=password + "\n", capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
+
+
+def cli(central: Central, *args: str) -> str:
+    """``parkgrid central ARGS --database-url <central's>``; its standard output."""
+    ran = subprocess.run(
+        [sys.executable, "-m", "parkgrid", "central", *args,
+         "--database-url", f"sqlite:///{central.db_path}"],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+def log_records(central: Central) -> list[dict[str, Any]]:
+    """Every line of the process's output as the JSON object it must be."""
+    import json
+
+    records = []
+    for n, line in enumerate(central.proc.log.read_text(errors="replace").splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(
+                f"line {n} of central's output is not JSON: {line[:200]}"
+            ) from None
+    return records
 
 
 def http(
