@@ -45,6 +45,7 @@ def login(
 def logout(central: CentralDep, actor: AnyActor) -> None:
     service.revoke(central.engine, digest=actor.token_hash, actor=actor.label)
     central.tokens.forget(actor.token_hash)
+    central.hub.end_token(actor.token_hash, "logged out")
 
 
 @router.get("/auth/me", response_model=Me, summary="Who the token belongs to")

@@ -188,7 +188,10 @@ class TokenCache:
         self.clock = clock
 
     def authenticate(self, engine: Engine, token: str) -> Actor:
-        digest = token_hash(token)
+        return self.by_digest(engine, token_hash(token))
+
+    def by_digest(self, engine: Engine, digest: str) -> Actor:
+        """The token's actor, or Unauthenticated (unknown, revoked, expired, user disabled)."""
         now = self.clock()
         with self._lock:
             hit = self._entries.get(digest)
