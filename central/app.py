@@ -34,6 +34,7 @@ from central.dashboard import mount as mount_dashboard
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
+from central.http_limits import HttpGuard
 from central.ingest.service import IngestWriter
 from central.ledger.router import router as ledger_router
 from central.lots.router import public as lots_public
@@ -145,8 +146,13 @@ class RedactTokens(logging.Filter):
 REDACT_TOKENS = RedactTokens()
 
 
-def create_app(settings: CentralSettings | None = None) -> FastAPI:
-    """The central app; ``settings`` None means: read them from the environment at start."""
+def create_app(
+    settings: CentralSettings | None = None, *, http_guard: HttpGuard | None = None
+) -> FastAPI:
+    """The central app; ``settings`` None means: read them from the environment at start.
+
+    ``http_guard``: the server's connection limits (``central serve``), shown in /metrics.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,6 +161,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         logging.getLogger("uvicorn.access").addFilter(REDACT_TOKENS)
         loop = asyncio.get_running_loop()
         central = await run_in_threadpool(_start, resolved, loop)
+        central.http_guard = http_guard
         app.state.central = central
         sweeper = Sweeper(central).start() if resolved.ingest else None
         try:

@@ -15,6 +15,7 @@ from central.site import Site, SiteIndex
 from central.stream.hub import Hub
 
 if TYPE_CHECKING:
+    from central.http_limits import HttpGuard
     from central.ingest.mqtt import CentralMqtt
     from central.lots.service import LotsCache
 
@@ -32,4 +33,5 @@ class Central:
     passwords: PasswordChecks = field(default_factory=PasswordChecks)
     tokens: TokenCache = field(default_factory=TokenCache)
     mqtt: CentralMqtt | None = None
+    http_guard: HttpGuard | None = None  # set by `central serve`: its connection limits
     started_at: float = 0.0

@@ -92,6 +92,28 @@ class CentralSettings(BaseSettings):
         default=10.0, gt=0, le=120, description="A login waits this long for a slot, then 503."
     )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # HTTP limits against slow and idle clients (central/http_limits.py), for `central serve`.
+    http_max_connections: int = Field(
+        default=1000, ge=10, description="Open HTTP connections in all; more are refused 503."
+    )
+    http_max_connections_per_address: int = Field(
+        default=100,
+        ge=1,
+        description="Open HTTP connections from one client address (behind a reverse proxy: "
+        "the proxy's own, so raise it or let the proxy limit).",
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="A request head must arrive within this."
+    )
+    http_body_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="A request body must arrive within this."
+    )
+    http_keep_alive_s: int = Field(
+        default=5, ge=1, le=300, description="An idle connection between requests is closed."
+    )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024, description="A request head's size cap."
+    )
     command_ttl_s: int = Field(default=300, ge=5)
     lots_cache_s: float = Field(default=1.0, ge=0, description="Public lot list cache, seconds.")
     stream_queue: int = Field(default=1000, ge=10)

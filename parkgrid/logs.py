@@ -19,14 +19,19 @@ import logging
 import sys
 from typing import TextIO
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 FIELDS = "{levelname}{name}{message}"
 RENAME = {"levelname": "level", "name": "logger"}
+# uvicorn adds its message again with terminal colours: not a field worth keeping.
+LEFT_OUT = [*RESERVED_ATTRS, "color_message"]
 
 
 def formatter() -> logging.Formatter:
-    return JsonFormatter(FIELDS, style="{", timestamp="time", rename_fields=RENAME)
+    return JsonFormatter(
+        FIELDS, style="{", timestamp="time", rename_fields=RENAME, reserved_attrs=LEFT_OUT
+    )
 
 
 def configure(level: str = "INFO", stream: TextIO | None = None) -> None:

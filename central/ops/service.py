@@ -151,6 +151,27 @@ def metrics_text(central: Central) -> str:
         "User names and client addresses the login back-off remembers",
         [("", len(central.throttle))],
     )
+    guard = central.http_guard
+    if guard is not None:
+        metric(
+            "parkgrid_central_http_connections",
+            "gauge",
+            "Open HTTP connections",
+            [("", guard.open_total)],
+        )
+        metric(
+            "parkgrid_central_http_refused_total",
+            "counter",
+            "HTTP connections refused at accept, by reason",
+            [(f'{{reason="{_escape(k)}"}}', v) for k, v in sorted(guard.refused.items())]
+            or [("", 0)],
+        )
+        metric(
+            "parkgrid_central_http_timeouts_total",
+            "counter",
+            "HTTP connections closed for a request head or body too slow, by phase",
+            [(f'{{phase="{k}"}}', v) for k, v in sorted(guard.timed_out.items())] or [("", 0)],
+        )
     metric(
         "parkgrid_central_uptime_seconds",
         "gauge",
