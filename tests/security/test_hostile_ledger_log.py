@@ -72,7 +72,7 @@ def test_hostile_ledger_head_in_central_serve_output(tmp_path: Path) -> None:
             "tried": 1,
             "refused": 1,
             "notes": f"central serve (--log-level warning) logged the head after the append as "
-            f"JSON ({len(records)} lines, every one an object): {head[:24]}...",
+            f"JSON ({len(records)} line(s), every one an object): {head[:24]}...",
         },
     )
 
