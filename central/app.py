@@ -67,7 +67,12 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         upgrade(engine)
     sync_site(engine, site)
     index = SiteIndex.of(site)
-    hub = Hub(loop, queue_size=settings.stream_queue)
+    hub = Hub(
+        loop,
+        queue_size=settings.stream_queue,
+        max_per_token=settings.stream_max_per_token,
+        max_clients=settings.stream_max_clients,
+    )
     central = Central(
         settings=settings,
         engine=engine,

@@ -117,6 +117,12 @@ class CentralSettings(BaseSettings):
     command_ttl_s: int = Field(default=300, ge=5)
     lots_cache_s: float = Field(default=1.0, ge=0, description="Public lot list cache, seconds.")
     stream_queue: int = Field(default=1000, ge=10)
+    stream_max_per_token: int = Field(
+        default=8, ge=1, description="Open live streams one token may hold (429 beyond)."
+    )
+    stream_max_clients: int = Field(
+        default=500, ge=1, description="Open live streams in all (503 beyond)."
+    )
 
     @field_validator("mqtt_url")
     @classmethod

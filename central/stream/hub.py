@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 from central.auth.models import RANK, Role
+from central.errors import CentralError, Unavailable
 
 RESYNC = b'event: resync\ndata: {"reason":"client too slow; notices were dropped"}\n\n'
 # Notice kinds only some roles may read (as the API that lists them).
@@ -25,6 +26,12 @@ NEEDS_ROLE = {"quarantine": Role.OPERATOR}
 
 def sse_frame(kind: str, data: Any) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class TooManyStreams(CentralError):
+    """429: this token already holds as many streams as it may."""
+
+    status = 429
 
 
 class Ended:
@@ -76,9 +83,18 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, queue_size: int = 1000) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        queue_size: int = 1000,
+        max_per_token: int = 8,
+        max_clients: int = 500,
+    ) -> None:
         self.loop = loop
         self.queue_size = queue_size
+        self.max_per_token = max_per_token
+        self.max_clients = max_clients
         self._subscribers: set[Subscriber] = set()
         self._lock = threading.Lock()
         self.published = 0
@@ -90,9 +106,26 @@ class Hub:
     def __len__(self) -> int:
         return len(self._subscribers)
 
+    def open_for(self, token_hash: str) -> int:
+        with self._lock:
+            return sum(1 for s in self._subscribers if s.token_hash == token_hash)
+
     def subscribe(self, *, role: Role = Role.VIEWER, token_hash: str = "") -> Subscriber:
+        """A new subscriber, unless this token or everyone holds as many as they may.
+
+        Each holds a queue of up to ``queue_size`` frames: the caps bound what streams cost.
+        """
         sub = Subscriber(self.queue_size, role=role, token_hash=token_hash)
         with self._lock:
+            if len(self._subscribers) >= self.max_clients:
+                raise Unavailable("the live stream (too many clients)")
+            if token_hash and (
+                sum(1 for s in self._subscribers if s.token_hash == token_hash)
+                >= self.max_per_token
+            ):
+                raise TooManyStreams(
+                    f"this token already holds {self.max_per_token} open streams; close one"
+                )
             self._subscribers.add(sub)
         return sub
 

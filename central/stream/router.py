@@ -30,7 +30,11 @@ RECHECK_S = 5.0
     "/stream",
     summary="Server-Sent Events: live changes (bay, lot, zone, box, alert, ...)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        429: {"description": "This token already holds stream_max_per_token streams"},
+        503: {"description": "stream_max_clients streams are open"},
+    },
 )
 async def stream(request: Request, central: CentralDep, actor: Viewer) -> StreamingResponse:
     hub = central.hub

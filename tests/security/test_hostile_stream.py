@@ -222,3 +222,56 @@ async def test_hostile_stream_every_overflow_gets_a_resync() -> None:
             "notes": f"a resync after each overflow ({sub.dropped} notices dropped in all)",
         },
     )
+
+
+def test_hostile_stream_open_streams_capped_per_token(served: Served) -> None:
+    """One token cannot hold more than ``stream_max_per_token`` streams (each holds a queue)."""
+    cap = served.central.settings.stream_max_per_token
+    token = served.token("vic")
+    headers = {"Authorization": f"Bearer {token}"}
+    client = httpx.Client(base_url=served.url, timeout=httpx.Timeout(30, read=120))
+    opened = []
+    try:
+        for _ in range(cap):
+            response = client.send(
+                client.build_request("GET", "/api/v1/stream", headers=headers), stream=True
+            )
+            assert response.status_code == 200
+            opened.append(response)
+        over = client.get("/api/v1/stream", headers=headers)
+        assert over.status_code == 429, over.text
+        assert "streams" in over.json()["detail"]
+        # Another user's stream is not held back by this token's.
+        other = Reader(served.url, served.token("olga")).start()
+        assert other.status == 200
+        opened.pop().close()
+        wait_for(
+            lambda: (
+                served.central.hub.open_for(
+                    served.central.tokens.authenticate(served.central.engine, token).token_hash
+                )
+                < cap
+            ),
+            timeout=30,
+            what="the closed stream to be let go",
+        )
+        again = client.send(
+            client.build_request("GET", "/api/v1/stream", headers=headers), stream=True
+        )
+        assert again.status_code == 200
+        opened.append(again)
+    finally:
+        for response in opened:
+            response.close()
+        client.close()
+    record(
+        "hostile",
+        "many streams on one token",
+        {
+            "attack": f"open streams with one viewer token until refused ({cap + 1} tried)",
+            "tried": 1,
+            "refused": 1,
+            "notes": f"the stream over {cap} got 429; another user's stream opened meanwhile; "
+            "a closed stream frees its place",
+        },
+    )
