@@ -13,6 +13,7 @@ never ends stays open for good, and enough of them exhaust the process's file de
 - **a header deadline** (``header_timeout_s``): a request head must be complete within it
   of the connection's start (or of its first byte after a keep-alive pause), however slowly
   its bytes trickle in; the client gets 408 and the connection closes;
+- **a head size cap** (``max_header_bytes``) that holds whatever the reads' sizes (431);
 - **a body deadline** (``body_timeout_s``): the whole body must arrive within it of the
   head's end (not reset by each byte); while the app is not reading (flow control) the
   client is not the slow one and the deadline waits.
@@ -47,6 +48,7 @@ def _plain(status: str, text: str, *headers: str) -> bytes:
 
 REFUSED = _plain("503 Service Unavailable", "too many connections\n", "Retry-After: 10")
 TIMED_OUT = _plain("408 Request Timeout", "the request did not arrive in time\n")
+TOO_LARGE = _plain("431 Request Header Fields Too Large", "the request head is too large\n")
 LOG_EVERY_S = 60.0
 
 
@@ -140,8 +142,26 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and self._head_too_large(data):
+            self._disarm()
+            self.guard.refused["head too large"] += 1
+            self.guard.note("refused (head too large)", self._address)
+            self.transport.write(TOO_LARGE)
+            self.transport.close()
+            return
         super().data_received(data)
         self._follow()
+
+    def _head_too_large(self, data: bytes) -> bool:
+        """The request head being received, up to its blank line, is over the cap.
+
+        h11's own cap (``max_incomplete_event_size``) only applies while a head is
+        incomplete, so a large head that arrives in one read passed it whole.
+        """
+        pending = self.conn.trailing_data[0] + data
+        end = pending.find(b"\r\n\r\n")
+        size = len(pending) if end < 0 else end + 4
+        return size > self.guard.limits.max_header_bytes
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
