@@ -66,6 +66,13 @@ class UserIn(BaseModel):
     role: Role
 
 
+class UserPatch(BaseModel):
+    """What an admin may change of a user: disabled, role (each optional)."""
+
+    disabled: bool | None = None
+    role: Role | None = None
+
+
 class UserOut(BaseModel):
     id: int
     username: str

@@ -5,7 +5,17 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 
 from central.auth import service
-from central.auth.models import MACHINE_ROLES, MachineTokenIn, Me, Role, TokenOut, UserIn, UserOut
+from central.auth.models import (
+    MACHINE_ROLES,
+    MachineTokenIn,
+    Me,
+    Role,
+    TokenOut,
+    UserIn,
+    Username,
+    UserOut,
+    UserPatch,
+)
 from central.deps import Admin, AnyActor, CentralDep
 from central.errors import Invalid
 
@@ -91,6 +101,33 @@ def add_user(body: UserIn, central: CentralDep, actor: Admin) -> UserOut:
         passwords=central.passwords,
     )
     row = next(u for u in service.list_users(central.engine) if u["username"] == body.username)
+    return UserOut(
+        **{**row, "created_at": service.iso(row["created_at"]), "role": Role(row["role"])}
+    )
+
+
+@router.patch(
+    "/users/{username}",
+    response_model=UserOut,
+    responses={
+        404: {"description": "No such user"},
+        409: {"description": "The last enabled admin cannot be disabled or demoted"},
+    },
+    summary="Disable or enable a user, or change their role (ends their sessions)",
+)
+def update_user(username: Username, body: UserPatch, central: CentralDep, actor: Admin) -> UserOut:
+    revoked = service.update_user(
+        central.engine,
+        username=username,
+        actor=actor.label,
+        disabled=body.disabled,
+        role=body.role,
+    )
+    reason = "user disabled" if body.disabled else "role changed; log in again"
+    for digest in revoked:  # their cached tokens and open streams end now
+        central.tokens.forget(digest)
+        central.hub.end_token(digest, reason)
+    row = next(u for u in service.list_users(central.engine) if u["username"] == username)
     return UserOut(
         **{**row, "created_at": service.iso(row["created_at"]), "role": Role(row["role"])}
     )

@@ -93,6 +93,69 @@ def add_user(
         return int(result.inserted_primary_key[0])
 
 
+def update_user(
+    engine: Engine,
+    *,
+    username: str,
+    actor: str,
+    disabled: bool | None = None,
+    role: Role | None = None,
+) -> list[str]:
+    """Disable or enable a user, or change their role; returns the token hashes revoked.
+
+    A role change or disabling revokes every token of the user (a token carries the role it
+    was issued with). The last enabled admin can be neither disabled nor demoted: that
+    would leave nobody to manage users.
+    """
+    if role is not None and role not in USER_ROLES:
+        raise Invalid(f"a user's role is one of {', '.join(USER_ROLES)}", field="role")
+    with writer(engine).begin() as conn:
+        row = conn.execute(
+            select(t.users.c.id, t.users.c.role, t.users.c.disabled).where(
+                t.users.c.username == username
+            )
+        ).first()
+        if row is None:
+            raise NotFound("user", username)
+        new_role = role.value if role is not None else row.role
+        new_disabled = row.disabled if disabled is None else disabled
+        if (
+            row.role == Role.ADMIN.value
+            and not row.disabled
+            and (new_disabled or new_role != Role.ADMIN.value)
+        ):
+            others = conn.execute(
+                select(t.users.c.id).where(
+                    t.users.c.role == Role.ADMIN.value,
+                    t.users.c.disabled.is_(False),
+                    t.users.c.id != row.id,
+                )
+            ).first()
+            if others is None:
+                raise Conflict(f"user {username!r} is the last enabled admin")
+        conn.execute(
+            t.users.update()
+            .where(t.users.c.id == row.id)
+            .values(role=new_role, disabled=new_disabled)
+        )
+        revoked: list[str] = []
+        if new_role != row.role or (new_disabled and not row.disabled):
+            revoked = list(
+                conn.execute(
+                    select(t.tokens.c.token_hash).where(t.tokens.c.user_id == row.id)
+                ).scalars()
+            )
+            conn.execute(delete(t.tokens).where(t.tokens.c.user_id == row.id))
+        audit.record(
+            conn,
+            actor=actor,
+            action="user.update",
+            target=username,
+            detail={"role": new_role, "disabled": new_disabled, "tokens_revoked": len(revoked)},
+        )
+    return revoked
+
+
 def list_users(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(

@@ -114,7 +114,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     thread.start()
     wait_for(lambda: server.started, timeout=30, what="uvicorn to start")
     running = Served(url=f"http://127.0.0.1:{port}", app=app)
-    for name, role in (("vic", Role.VIEWER), ("olga", Role.OPERATOR), ("dis", Role.VIEWER)):
+    for name, role in (
+        ("vic", Role.VIEWER),
+        ("olga", Role.OPERATOR),
+        ("dis", Role.VIEWER),
+        ("ada", Role.ADMIN),
+        ("demo", Role.OPERATOR),
+    ):
         add_user(running.central.engine, username=name, password=PASSWORD, role=role, actor="t")
     yield running
     server.should_exit = True
@@ -273,5 +279,52 @@ def test_hostile_stream_open_streams_capped_per_token(served: Served) -> None:
             "refused": 1,
             "notes": f"the stream over {cap} got 429; another user's stream opened meanwhile; "
             "a closed stream frees its place",
+        },
+    )
+
+
+def test_hostile_admin_disables_a_user_and_their_sessions_end(served: Served) -> None:
+    """PATCH /api/v1/users/{name}: disabling a user or changing their role ends their tokens
+    and open streams at once; the last enabled admin cannot be disabled or demoted."""
+    admin = {"Authorization": f"Bearer {served.token('ada')}"}
+    users = f"{served.url}/api/v1/users"
+    token = served.token("demo")
+    reader = Reader(served.url, token).start()
+    # Another operator may not do it.
+    olga = {"Authorization": f"Bearer {served.token('olga')}"}
+    assert httpx.patch(f"{users}/demo", json={"role": "viewer"}, headers=olga).status_code == 403
+    # A demotion ends the operator's sessions: their tokens carried the old role.
+    answer = httpx.patch(f"{users}/demo", json={"role": "viewer"}, headers=admin)
+    assert answer.status_code == 200 and answer.json()["role"] == "viewer", answer.text
+    _ended(reader, "a role change")
+    me = httpx.get(f"{served.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 401
+    # Disabled: no login any more, and a new session's stream ends at once.
+    token = served.token("demo")
+    reader = Reader(served.url, token).start()
+    answer = httpx.patch(f"{users}/demo", json={"disabled": True}, headers=admin)
+    assert answer.status_code == 200 and answer.json()["disabled"] is True
+    _ended(reader, "the user was disabled")
+    assert (
+        httpx.post(
+            f"{served.url}/api/v1/auth/login", data={"username": "demo", "password": PASSWORD}
+        ).status_code
+        == 401
+    )
+    # The last enabled admin stays one (an admin cannot lock the town out by mistake).
+    for change in ({"disabled": True}, {"role": "operator"}):
+        refused = httpx.patch(f"{users}/ada", json=change, headers=admin)
+        assert refused.status_code == 409 and "last" in refused.json()["detail"], refused.text
+    assert httpx.patch(f"{users}/nobody", json={"disabled": True}, headers=admin).status_code == 404
+    record(
+        "hostile",
+        "sessions of a demoted or disabled user",
+        {
+            "attack": "keep using an operator's token and stream after an admin demotes, then "
+            "disables the user; an operator changes a user; disable the last admin",
+            "tried": 5,
+            "refused": 5,
+            "notes": "demotion and disabling each ended the open stream ('end') and the token "
+            "(401); operator 403; the last enabled admin 409 (disable and demote)",
         },
     )
