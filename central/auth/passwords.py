@@ -8,13 +8,18 @@ an unauthenticated burst can cost central:
   user get ``max_failures`` checks, not as many as raced past a check-then-record.
 - ``PasswordChecks`` lets at most ``slots`` checks run at once across the process (a
   semaphore); a request that cannot get a slot within ``wait_s`` is 503 with Retry-After,
-  so memory stays at one or two checks' worth and the thread pool is never all waiting.
+  so memory stays at one or two checks' worth. A login waits for its turn on the event
+  loop (``turn()``), not in a worker thread: a spray of guesses from many addresses does
+  not take the threads every other route needs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -41,10 +46,30 @@ class PasswordChecks:
         self.slots = slots
         self.wait_s = wait_s
         self._gate = threading.BoundedSemaphore(slots)
+        self._turns = asyncio.Semaphore(slots)  # logins wait here, on the event loop
         self._lock = threading.Lock()
         self.checks = 0  # verifies run (the metric parkgrid_central_password_checks_total)
         self.busy = 0  # requests refused for want of a slot
+        self.waiting = 0  # logins waiting for their turn now
         self._dummy: str | None = None
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """A login's turn to check a password, awaited without holding a thread."""
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self._turns.acquire()
+        except TimeoutError:
+            with self._lock:
+                self.busy += 1
+            raise PasswordsBusy(self.wait_s) from None
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._turns.release()
 
     def _slot(self) -> None:
         if not self._gate.acquire(timeout=self.wait_s):

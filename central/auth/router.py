@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
 
 from central.auth import service
 from central.auth.models import (
@@ -32,22 +33,27 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
     },
     summary="Exchange a user name and password for a bearer token (OAuth2 password form)",
 )
-def login(
+async def login(
     request: Request,
     central: CentralDep,
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=200)],
 ) -> TokenOut:
     client = request.client.host if request.client else "unknown"
-    token, expires, role = service.login(
-        central.engine,
-        username=username,
-        password=password,
-        client=client,
-        throttle=central.throttle,
-        passwords=central.passwords,
-        ttl_s=central.settings.token_ttl_s,
-    )
+    # Counted before anything waits (a refused guess costs nothing), then the password
+    # check waits its turn on the event loop: a waiting login holds no worker thread.
+    central.throttle.reserve(service.login_keys(username, client))
+    async with central.passwords.turn():
+        token, expires, role = await run_in_threadpool(
+            service.check_login,
+            central.engine,
+            username=username,
+            password=password,
+            client=client,
+            throttle=central.throttle,
+            passwords=central.passwords,
+            ttl_s=central.settings.token_ttl_s,
+        )
     return TokenOut(access_token=token, expires_at=service.iso(expires), role=role)
 
 

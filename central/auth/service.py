@@ -207,6 +207,11 @@ def issue_token(
     return token, expires
 
 
+def login_keys(username: str, client: str) -> list[str]:
+    """What the back-off counts a login attempt against: the user name and the address."""
+    return [f"user:{username.lower()}", f"ip:{client}"]
+
+
 def login(
     engine: Engine,
     *,
@@ -217,9 +222,32 @@ def login(
     passwords: PasswordChecks,
     ttl_s: float,
 ) -> tuple[str, float, Role]:
-    keys = [f"user:{username.lower()}", f"ip:{client}"]
+    """A whole login from a thread: count the attempt, check the password, issue a token."""
+    keys = login_keys(username, client)
     # Counted as a failure before the check, so concurrent guesses cannot race the back-off.
     throttle.reserve(keys)
+    return check_login(
+        engine,
+        username=username,
+        password=password,
+        client=client,
+        throttle=throttle,
+        passwords=passwords,
+        ttl_s=ttl_s,
+    )
+
+
+def check_login(
+    engine: Engine,
+    *,
+    username: str,
+    password: str,
+    client: str,
+    throttle: LoginThrottle,
+    passwords: PasswordChecks,
+    ttl_s: float,
+) -> tuple[str, float, Role]:
+    """After ``throttle.reserve``: the password check and the token, or Unauthenticated."""
     with engine.connect() as conn:
         row = conn.execute(
             select(t.users.c.id, t.users.c.password_hash, t.users.c.role, t.users.c.disabled).where(
@@ -230,7 +258,7 @@ def login(
     if not ok or row is None or row.disabled:
         log.warning("login refused", extra={"user": username, "client": client})
         raise Unauthenticated("wrong user name or password")
-    throttle.succeeded(keys)
+    throttle.succeeded(login_keys(username, client))
     role = Role(row.role)
     token, expires = issue_token(
         engine, name=username, role=role, ttl_s=ttl_s, actor=f"user:{username}", user_id=row.id

@@ -146,6 +146,12 @@ def metrics_text(central: Central) -> str:
         [("", central.passwords.busy)],
     )
     metric(
+        "parkgrid_central_password_checks_waiting",
+        "gauge",
+        "Logins waiting for their turn to check a password",
+        [("", central.passwords.waiting)],
+    )
+    metric(
         "parkgrid_central_login_throttle_keys",
         "gauge",
         "User names and client addresses the login back-off remembers",
