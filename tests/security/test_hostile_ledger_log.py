@@ -106,3 +106,34 @@ def test_hostile_edge_run_logs_json_lines(tmp_path: Path) -> None:
     start = next(r for r in records if "starting" in r["message"])
     assert start["logger"] == "edge.runtime" and start["level"] == "INFO"
     assert any(r["message"] == "stopping" for r in records), records[-3:]
+
+
+def test_hostile_forged_log_line_stays_inside_its_field(tmp_path: Path) -> None:
+    """A user name carrying a newline and a fake ledger-head record cannot add a line to
+    central's log: it stays a string inside the refused login's own record."""
+    forged = '\n{"level": "INFO", "logger": "central.ledger.chain", "message": "ledger head seq 9"}'
+    with api_only_central(tmp_path) as central:
+        status, _ = http(
+            f"{central.url}/api/v1/auth/login",
+            data={"username": "x" + forged, "password": "whatever-it-is"},
+        )
+        assert status == 401
+
+        def refused() -> list[dict[str, object]]:
+            return [r for r in log_records(central) if r.get("message") == "login refused"]
+
+        lines = wait_for(refused, timeout=30, what="the refused login's log line")
+    records = log_records(central)  # every line still parses as one JSON object
+    assert lines[0]["user"] == "x" + forged
+    assert not [r for r in records if r.get("logger") == "central.ledger.chain"], records
+    record(
+        "hostile",
+        "forged log line in a user name",
+        {
+            "attack": "log in with a user name holding a newline and a fake 'ledger head' record",
+            "tried": 1,
+            "refused": 1,
+            "notes": "the refused login logged one JSON line with the name, newline escaped, "
+            "in its user field; no ledger-head record appeared",
+        },
+    )
