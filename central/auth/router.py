@@ -11,6 +11,8 @@ from central.auth.models import (
     MachineTokenIn,
     Me,
     Role,
+    TokenId,
+    TokenInfo,
     TokenOut,
     UserIn,
     Username,
@@ -137,3 +139,30 @@ def update_user(username: Username, body: UserPatch, central: CentralDep, actor:
     return UserOut(
         **{**row, "created_at": service.iso(row["created_at"]), "role": Role(row["role"])}
     )
+
+
+@router.get("/auth/tokens", response_model=list[TokenInfo], summary="Live tokens (admin)")
+def tokens(central: CentralDep, _: Admin) -> list[TokenInfo]:
+    return [
+        TokenInfo(
+            **{
+                **row,
+                "role": Role(row["role"]),
+                "created_at": service.iso(row["created_at"]),
+                "expires_at": service.iso(row["expires_at"]),
+            }
+        )
+        for row in service.list_tokens(central.engine)
+    ]
+
+
+@router.delete(
+    "/auth/tokens/{token_id}",
+    status_code=204,
+    responses={404: {"description": "No live token with this id"}},
+    summary="Revoke a token (a leaked machine token, a session): at once",
+)
+def revoke_token(token_id: TokenId, central: CentralDep, actor: Admin) -> None:
+    digest = service.revoke_by_id(central.engine, token_id=token_id, actor=actor.label)
+    central.tokens.forget(digest)
+    central.hub.end_token(digest, "token revoked by an admin")

@@ -330,5 +330,52 @@ def revoke(engine: Engine, *, digest: str, actor: str) -> None:
         audit.record(conn, actor=actor, action="token.revoke", target=digest[:8])
 
 
+TOKEN_ID_LEN = 16  # hex digits of a token's sha256 that name it in the API
+
+
+def list_tokens(engine: Engine, *, now: float | None = None) -> list[dict[str, Any]]:
+    """Every live token: an id from its hash (never the token), name, role, whose, times."""
+    now = time.time() if now is None else now
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                t.tokens.c.token_hash,
+                t.tokens.c.name,
+                t.tokens.c.role,
+                t.users.c.username,
+                t.tokens.c.created_at,
+                t.tokens.c.expires_at,
+            )
+            .select_from(t.tokens.outerjoin(t.users, t.users.c.id == t.tokens.c.user_id))
+            .where(t.tokens.c.expires_at > now)
+            .order_by(t.tokens.c.created_at)
+        )
+        return [
+            {
+                "id": r.token_hash[:TOKEN_ID_LEN],
+                "name": r.name,
+                "role": r.role,
+                "user": r.username,
+                "created_at": r.created_at,
+                "expires_at": r.expires_at,
+            }
+            for r in rows
+        ]
+
+
+def revoke_by_id(engine: Engine, *, token_id: str, actor: str) -> str:
+    """Revoke the token whose hash starts with ``token_id``; its full hash (to forget)."""
+    with engine.connect() as conn:
+        digests = list(
+            conn.execute(
+                select(t.tokens.c.token_hash).where(t.tokens.c.token_hash.startswith(token_id))
+            ).scalars()
+        )
+    if len(digests) != 1:
+        raise NotFound("token", token_id)
+    revoke(engine, digest=digests[0], actor=actor)
+    return digests[0]
+
+
 def iso(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
