@@ -59,21 +59,27 @@ HOSTILE_NOT_COVERED = """
 ### Hostile people: still not covered
 
 - Many addresses at once: the login back-off and the connection caps count per client
-  address, so a botnet (or IPv6 addresses, each its own key) gets `login_max_failures`
-  guesses per user name only, but its connections and its password checks (one slot, then
-  503) can still crowd out real users. A reverse proxy's `limit_req`/`limit_conn`
-  (`deploy/nginx/`) and the network are the answer; no test drives thousands of addresses.
+  address, so a botnet (or a block of IPv6 addresses, each its own key) gets
+  `login_max_failures` guesses per user name, no more, but can keep the one password-check
+  slot busy: real users' logins then wait and get 503 after `PASSWORD_CHECK_WAIT_S` (the
+  rest of the API keeps answering: "login spray from many addresses"). A reverse proxy's
+  `limit_req`/`limit_conn` (`deploy/nginx/`) and the network are the answer; no test drives
+  thousands of addresses.
 - A locked-out user: the per-user-name back-off also holds back the real user while a
-  guesser keeps it going (5 min at most per attempt once doubled); there is no CAPTCHA or
-  second factor, and no alert to an admin on a burst of failed logins (only the log line
-  and `/metrics`).
-- Users cannot be disabled or have their tokens listed and revoked through the API (only
-  `add-user --replace` and the database): a stolen session ends at logout or expiry.
-- TLS in front of central is the deployment's (`deploy/nginx/`); no test runs central
-  behind it.
-- The dashboard in a browser against the hostile-people attacks (XSS, open redirect,
-  clickjacking) is covered by tests/central's browser tests where rows say so, not here.
+  guesser keeps it going (at most 5 min per attempt); there is no second factor and no
+  alert to an admin on a burst of failed logins (the `login refused` log line and
+  `/metrics` only).
+- `?access_token=` is accepted on every route, though only the stream (EventSource) and
+  cameras that cannot set a header need it: a token in a URL can end up in a proxy's log
+  or a browser's history.
+- A stream client that stops reading keeps its connection until TCP gives up: its queue
+  is bounded and it receives nothing, but its end (logout, expiry) is only sent once the
+  connection can be written to again. A revocation made on another central instance
+  reaches open streams here within the token cache's 5 s.
+- TLS and the proxy's limits in front of central are the deployment's (`deploy/nginx/`,
+  checked with `nginx -t`); no test runs central behind them.
 """
+
 
 SOAK_SECTION = RELIABILITY_JSON.with_name("reliability-soak-section.md")
 
