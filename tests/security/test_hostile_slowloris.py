@@ -95,9 +95,13 @@ def test_hostile_slowloris_is_cut_off_and_healthz_answers(tmp_path: Path) -> Non
     tracebacks = [r for r in records if "exc_info" in r or "Traceback" in str(r.get("message"))]
     assert still_open == 0, f"{still_open} of {ATTACK} attacker connections still open after 90 s"
     assert set(health) == {200}, health
-    assert peak_fds <= fds_before + PER_ADDRESS + 20, f"{fds_before} -> {peak_fds} fds"
+    # Bounded by the cap, not by the attack (a refused connection's socket lives until the
+    # loop closes it, so a few may be counted at a peak): without the cap all 300 stay.
+    assert peak_fds <= fds_before + ATTACK // 2, f"{fds_before} -> {peak_fds} fds"
     assert not tracebacks, tracebacks[:2]
-    assert len(records) < 200, f"{len(records)} log lines"
+    # Apart from /healthz's own access lines, a few summaries: not a line per connection.
+    others = [r for r in records if r.get("logger") != "uvicorn.access"]
+    assert len(others) < ATTACK // 5, f"{len(others)} log lines besides the access log"
     record(
         "hostile",
         "slowloris (idle, half head, slow body)",
@@ -107,7 +111,8 @@ def test_hostile_slowloris_is_cut_off_and_healthz_answers(tmp_path: Path) -> Non
             "tried": ATTACK,
             "refused": ATTACK - still_open,
             "notes": f"/healthz 200 x{len(health)} throughout; open fds {fds_before} -> peak "
-            f"{peak_fds}; {len(records)} log lines, no traceback; per-address cap "
+            f"{peak_fds}; {len(others)} log lines besides the access log, no traceback; "
+            "per-address cap "
             f"{PER_ADDRESS}, header and body deadlines 2 s (defaults 10 s, 60 s)",
         },
     )
