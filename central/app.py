@@ -40,6 +40,7 @@ from central.lots.router import public as lots_public
 from central.lots.router import router as lots_router
 from central.lots.service import LotsCache
 from central.ops.router import router as ops_router
+from central.public import mount as mount_public
 from central.quarantine.router import router as quarantine_router
 from central.settings import CentralSettings
 from central.site import SiteIndex, load_site
@@ -164,6 +165,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         cases_router,
     ):
         app.include_router(router)
+    mount_public(app)  # before the dashboard: it owns /
     mount_dashboard(app)
 
     @app.exception_handler(CentralError)
