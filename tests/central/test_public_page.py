@@ -54,8 +54,10 @@ def _app(tmp_path: Path, **overrides: object) -> Iterator[tuple[TestClient, Inge
         engine = make_engine(url)
         add_user(engine, username="vic", password="vic-password", role=Role.VIEWER, actor="t")
         writer = IngestWriter(engine=engine, site=SiteIndex.of(SITE))
-        for box in ("box-p1", "box-p2", "box-p3"):  # box-p4 never reports: its lot has no data
-            writer.process([raw(TOPICS[box].status, birth(box))])
+        for lot_id in ("P1", "P2", "P3"):  # box-p4 never reports: its lot has no data
+            box = SITE.lots[lot_id].box_id
+            sensors = len(SITE.lots[lot_id].bay_ids(lot_id))
+            writer.process([raw(TOPICS[box].status, birth(box, sensors))])
         _feed(writer, "P1", free=57)
         _feed(writer, "P2", free=0)
         _feed(writer, "P3", free=9)
