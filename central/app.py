@@ -39,6 +39,7 @@ from central.log_redaction import REDACT_SECRETS
 from central.lots.router import public as lots_public
 from central.lots.router import router as lots_router
 from central.lots.service import LotsCache
+from central.opendata.router import router as opendata_router
 from central.ops.router import router as ops_router
 from central.public import mount as mount_public
 from central.quarantine.router import router as quarantine_router
@@ -163,6 +164,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         captures_router,
         ledger_router,
         cases_router,
+        opendata_router,
     ):
         app.include_router(router)
     mount_public(app)  # before the dashboard: it owns /

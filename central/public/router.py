@@ -105,6 +105,19 @@ def _client(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+def refused(request: Request) -> Response | None:
+    """The 429 for a client over the public rate limit, else None (and one token taken)."""
+    _, limiter = _state(request)
+    wait = limiter.take(_client(request))
+    return _too_many(wait) if wait else None
+
+
+def public_clock(request: Request) -> float:
+    """Now, by the clock the public pages go by (``app.state.public_clock``, else wall)."""
+    clock = getattr(request.app.state, "public_clock", None) or time.time
+    return float(clock())
+
+
 def _too_many(retry_after: float) -> Response:
     body = json.dumps({"detail": "too many requests from this address; slow down"})
     return Response(
@@ -115,7 +128,8 @@ def _too_many(retry_after: float) -> Response:
     )
 
 
-def _send(request: Request, encoded: Encoded, media_type: str, max_age: int) -> Response:
+def send_encoded(request: Request, encoded: Encoded, media_type: str, max_age: int) -> Response:
+    """``encoded`` with its ETag (304 when the client has it), gzipped when accepted."""
     headers = {
         "ETag": encoded.etag,
         "Cache-Control": f"public, max-age={max_age}",
@@ -149,14 +163,14 @@ def drivers_page(request: Request) -> Response:
     if wait:
         return _too_many(wait)
     lang = _language(request)
-    response = _send(request, board.page(lang), "text/html; charset=utf-8", _max_age(request))
+    response = send_encoded(request, board.page(lang), "text/html; charset=utf-8", max_age(request))
     response.headers["Content-Security-Policy"] = PAGE_CSP
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie("pg_lang", lang, max_age=365 * 86400, samesite="lax")
     return response
 
 
-def _max_age(request: Request) -> int:
+def max_age(request: Request) -> int:
     return int(request.app.state.central.settings.public_cache_s)
 
 
@@ -170,7 +184,7 @@ def public_board(request: Request) -> Response:
     wait = limiter.take(_client(request))
     if wait:
         return _too_many(wait)
-    return _send(request, board.json(), "application/json", _max_age(request))
+    return send_encoded(request, board.json(), "application/json", max_age(request))
 
 
 @cache
@@ -185,7 +199,7 @@ ASSETS = {"drivers.js": "text/javascript", "drivers.css": "text/css"}
 def asset(name: str, request: Request) -> Response:
     if name not in ASSETS:
         raise NotFound("file", name)
-    return _send(request, _asset(name), ASSETS[name], 300)
+    return send_encoded(request, _asset(name), ASSETS[name], 300)
 
 
 @router.get(

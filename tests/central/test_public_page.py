@@ -44,7 +44,7 @@ def _feed(writer: IngestWriter, lot_id: str, *, free: int) -> None:
 
 
 @contextmanager
-def _app(tmp_path: Path, **overrides: object) -> Iterator[tuple[TestClient, IngestWriter]]:
+def running_central(tmp_path: Path, **overrides: object) -> Iterator[tuple[TestClient, IngestWriter]]:
     url = f"sqlite:///{tmp_path / 'central.db'}"
     options: dict[str, object] = {"lots_cache_s": 0, **overrides}
     settings = CentralSettings(site_file=SITE_FILE, database_url=url, ingest=False, **options)
@@ -67,7 +67,7 @@ def _app(tmp_path: Path, **overrides: object) -> Iterator[tuple[TestClient, Inge
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[tuple[TestClient, IngestWriter]]:
-    with _app(tmp_path) as running:
+    with running_central(tmp_path) as running:
         yield running
 
 
@@ -174,7 +174,7 @@ def test_board_follows_a_change(app) -> None:
 
 
 def test_many_phones_cost_one_lot_query_per_refresh(tmp_path: Path) -> None:
-    with _app(tmp_path, lots_cache_s=3600, public_burst=10_000) as (client, _):
+    with running_central(tmp_path, lots_cache_s=3600, public_burst=10_000) as (client, _):
         engine = client.app.state.central.engine
         lot_queries: list[str] = []
 
@@ -193,7 +193,7 @@ def test_many_phones_cost_one_lot_query_per_refresh(tmp_path: Path) -> None:
 
 
 def test_rate_limit_answers_429_and_never_touches_staff_pages(tmp_path: Path) -> None:
-    with _app(tmp_path, public_burst=5, public_rate_per_s=0.01) as (client, _):
+    with running_central(tmp_path, public_burst=5, public_rate_per_s=0.01) as (client, _):
         answers = [client.get("/api/v1/public/board").status_code for _ in range(5)]
         assert answers == [200] * 5
         refused = client.get("/")
