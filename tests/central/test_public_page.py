@@ -44,7 +44,9 @@ def _feed(writer: IngestWriter, lot_id: str, *, free: int) -> None:
 
 
 @contextmanager
-def running_central(tmp_path: Path, **overrides: object) -> Iterator[tuple[TestClient, IngestWriter]]:
+def running_central(
+    tmp_path: Path, **overrides: object
+) -> Iterator[tuple[TestClient, IngestWriter]]:
     url = f"sqlite:///{tmp_path / 'central.db'}"
     options: dict[str, object] = {"lots_cache_s": 0, **overrides}
     settings = CentralSettings(site_file=SITE_FILE, database_url=url, ingest=False, **options)
