@@ -32,6 +32,8 @@ from central.dashboard import mount as mount_dashboard
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
+from central.forecast.router import router as forecast_router
+from central.forecast.service import start_forecaster
 from central.http_headers import SecurityHeaders, add_api_docs
 from central.ingest.service import IngestWriter
 from central.ledger.router import router as ledger_router
@@ -133,9 +135,11 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         central = await run_in_threadpool(_start, resolved, loop)
         app.state.central = central
         sweeper = Sweeper(central).start() if resolved.ingest else None
+        forecaster = start_forecaster(app, central)
         try:
             yield
         finally:
+            await run_in_threadpool(forecaster.stop)
             if sweeper is not None:
                 await run_in_threadpool(sweeper.stop)
             await run_in_threadpool(_stop, central)
@@ -151,6 +155,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
     add_api_docs(app)
     for router in (
         lots_public,
+        forecast_router,
         lots_router,
         zones_router,
         alerts_router,

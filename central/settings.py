@@ -85,6 +85,13 @@ class CentralSettings(BaseSettings):
     public_cache_s: int = Field(
         default=2, ge=0, le=300, description="Drivers' page: Cache-Control max-age, seconds."
     )
+    forecast_every_s: float = Field(
+        default=60.0, ge=0, description="Forecasts: how often, seconds (0: not in the background)."
+    )
+    forecast_refit_s: float = Field(default=3600.0, gt=0, description="Forecasts: refit, seconds.")
+    holidays_file: Path | None = Field(
+        default=None, description="Holiday calendar (default: holidays-cn.toml beside the site)."
+    )
     public_url: str | None = Field(
         default=None, description="The drivers' page as printed in QR codes (default: as asked)."
     )

@@ -103,3 +103,19 @@ def lot_series(
                 series[lot_id].append((t, count))
             t += step_s
     return series
+
+
+def bay_changes(days: Iterable[TownDay]) -> Iterator[tuple[float, str, bool]]:
+    """Every day's changes in time order as ``(epoch, bay_id, occupied)``; each day ends with
+    its still-parked cars gone a second before midnight, as ``lot_series`` counts it."""
+    for town_day in days:
+        occupied: set[str] = set()
+        for change in town_day.changes:
+            if change.occupied:
+                occupied.add(change.bay_id)
+            else:
+                occupied.discard(change.bay_id)
+            yield change.at, change.bay_id, change.occupied
+        end = town_day.start + 86400.0 - 1.0
+        for bay_id in sorted(occupied):
+            yield end, bay_id, False

@@ -62,8 +62,16 @@ def _parkapi(lots: list[LotOut], now: dt.datetime, request: Request) -> bytes:
         now=now,
         static_updated=_static_time(request),
         public_url=central.settings.public_url,
+        forecasts=_forecasts(request),
     )
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _forecasts(request: Request) -> dict[str, object]:
+    forecaster = getattr(request.app.state, "forecaster", None)
+    if forecaster is None:
+        return {}
+    return {k: v for k, v in forecaster.current().items() if v.get("status") == "ok"}
 
 
 def _table(lots: list[LotOut], now: dt.datetime, request: Request) -> bytes:

@@ -96,7 +96,14 @@ def _state(request: Request) -> tuple[BoardCache, RateLimiter]:
                     rate_per_s=settings.public_rate_per_s, burst=settings.public_burst
                 )
                 clock = getattr(app.state, "public_clock", None) or time.time
-                board = BoardCache(central.lots, central.site, render=render_page, clock=clock)
+                forecaster = getattr(app.state, "forecaster", None)
+                board = BoardCache(
+                    central.lots,
+                    central.site,
+                    render=render_page,
+                    clock=clock,
+                    forecasts=forecaster.current if forecaster is not None else None,
+                )
                 app.state.public_board = board
     return board, app.state.public_limiter
 

@@ -48,7 +48,7 @@ def running_central(
     tmp_path: Path, **overrides: object
 ) -> Iterator[tuple[TestClient, IngestWriter]]:
     url = f"sqlite:///{tmp_path / 'central.db'}"
-    options: dict[str, object] = {"lots_cache_s": 0, **overrides}
+    options: dict[str, object] = {"lots_cache_s": 0, "forecast_every_s": 0, **overrides}
     settings = CentralSettings(site_file=SITE_FILE, database_url=url, ingest=False, **options)
     app = create_app(settings)
     app.state.public_clock = lambda: NOON

@@ -71,7 +71,9 @@ def test_prepare_clamps_overcounts_drops_glitches_and_stuck_runs() -> None:
     grid = prepare(obs + stuck)
     assert grid.dropped["above_capacity"] == 2 and grid.dropped["stuck"] > 0
     assert max(y for y in grid.y if y is not None) == 1.0
-    assert grid.at(obs[100].at.timestamp()) == pytest.approx(obs[99].occupied / 100)  # the glitch is gone
+    assert grid.at(obs[100].at.timestamp()) == pytest.approx(
+        obs[99].occupied / 100
+    )  # the glitch is gone
     assert grid.at(obs[150].at.timestamp()) == pytest.approx(1.0)  # the overcount is full
     assert grid.at((MONDAY + dt.timedelta(days=2, hours=12)).timestamp()) is None  # stuck
 

@@ -26,7 +26,9 @@
     var p = document.createDocumentFragment();
     if (!forecast) return p;
     if (!forecast.points || !forecast.points.length) {
-      p.appendChild(document.createTextNode(t("forecast.none")));
+      if (forecast.status === "insufficient_history") {
+        p.appendChild(document.createTextNode(t("forecast.none")));
+      }
       return p;
     }
     p.appendChild(document.createTextNode(t("forecast") + ": "));
