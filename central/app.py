@@ -51,6 +51,7 @@ from central.sites.router import router as site_router
 from central.sites.service import sync_site
 from central.stream.hub import Hub
 from central.stream.router import router as stream_router
+from central.townclock import TownClock
 from central.zones.router import router as zones_router
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         central = await run_in_threadpool(_start, resolved, loop)
         app.state.central = central
         sweeper = Sweeper(central).start() if resolved.ingest else None
+        app.state.town_clock = TownClock(resolved.town_clock_file)
         forecaster = start_forecaster(app, central)
         try:
             yield

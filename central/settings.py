@@ -92,6 +92,10 @@ class CentralSettings(BaseSettings):
     holidays_file: Path | None = Field(
         default=None, description="Holiday calendar (default: holidays-cn.toml beside the site)."
     )
+    town_clock_file: Path | None = Field(
+        default=None,
+        description="A simulated town's clock (sim_start, wall_start, speed; the demo's state).",
+    )
     public_url: str | None = Field(
         default=None, description="The drivers' page as printed in QR codes (default: as asked)."
     )

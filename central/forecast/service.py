@@ -47,6 +47,7 @@ class Forecaster:
         clock: Callable[[], float] = time.time,
         refit_s: float = 3600.0,
         every_s: float = 60.0,
+        town: Any = None,
     ) -> None:
         self.engine = engine
         self.site = site
@@ -55,6 +56,8 @@ class Forecaster:
         self.refit_s = refit_s
         self.every_s = every_s
         self.zone = ZoneInfo(site.site.timezone)
+        # The store keeps the boxes' (wall) times; a simulated town's clock maps them.
+        self.town = town
         self.models: dict[str, LotModel] = {}
         self.too_little: dict[str, str] = {}
         self._current: dict[str, dict[str, Any]] = {}
@@ -86,13 +89,27 @@ class Forecaster:
 
     # the work --------------------------------------------------------------------------
 
+    def _store(self, town: float) -> dt.datetime:
+        wall = self.town.wall(town) if self.town is not None else town
+        return dt.datetime.fromtimestamp(wall, dt.UTC)
+
+    def _town(self, stored: dt.datetime) -> dt.datetime:
+        wall = stored.timestamp()
+        return dt.datetime.fromtimestamp(
+            self.town.town(wall) if self.town is not None else wall, self.zone
+        )
+
+    @property
+    def speed(self) -> float:
+        return float(self.town.speed) if self.town is not None else 1.0
+
     def _observations(self, lot_id: str, now: float) -> list[Observation]:
         history = occupancy_history(
             self.engine,
             lot_id=lot_id,
-            start=dt.datetime.fromtimestamp(now - HISTORY_DAYS * 86400, dt.UTC),
-            end=dt.datetime.fromtimestamp(now, dt.UTC),
-            step_s=HISTORY_STEP_S,
+            start=self._store(now - HISTORY_DAYS * 86400),
+            end=self._store(now),
+            step_s=max(1, round(HISTORY_STEP_S / self.speed)),
         )
         out: list[Observation] = []
         for point in history.points:
@@ -101,7 +118,7 @@ class Forecaster:
                 continue  # the box was away or never reported: not a measurement
             out.append(
                 Observation(
-                    at=point.at.astimezone(self.zone),
+                    at=self._town(point.at),
                     occupied=point.occupied,
                     capacity=history.capacity,
                 )
@@ -140,9 +157,9 @@ class Forecaster:
                 before = occupancy_history(
                     self.engine,
                     lot_id=lot.id,
-                    start=dt.datetime.fromtimestamp(now - 900, dt.UTC),
-                    end=dt.datetime.fromtimestamp(now, dt.UTC),
-                    step_s=900,
+                    start=self._store(now - 900),
+                    end=self._store(now),
+                    step_s=max(60, round(900 / self.speed)),
                 ).points[0]
                 points = predict(
                     model,
@@ -169,7 +186,8 @@ class Forecaster:
         self.rounds += 1
 
     def run_once(self) -> None:
-        if self.clock() - self._fitted_at >= self.refit_s:
+        # Town seconds; either way, as a simulated town's clock may start behind the wall's.
+        if abs(self.clock() - self._fitted_at) >= self.refit_s:
             self.refit()
         self.forecast()
 
@@ -196,7 +214,7 @@ class Forecaster:
                 if not failing:
                     log.exception("forecasting failed; retrying every %s s", self.every_s)
                 failing = True
-            self._stop.wait(self.every_s)
+            self._stop.wait(max(0.05, self.every_s / self.speed))  # town seconds
 
 
 def start_forecaster(app: Any, central: Any) -> Forecaster:
@@ -216,7 +234,8 @@ def start_forecaster(app: Any, central: Any) -> Forecaster:
             calendar = load_calendar(path)
         except CalendarError as exc:
             log.error("holiday calendar not used: %s", exc)
-    clock = getattr(app.state, "public_clock", None) or time.time
+    town = getattr(app.state, "town_clock", None)
+    clock = getattr(app.state, "public_clock", None) or (town.now if town else time.time)
     forecaster = Forecaster(
         central.engine,
         central.site,
@@ -224,6 +243,7 @@ def start_forecaster(app: Any, central: Any) -> Forecaster:
         clock=clock,
         refit_s=settings.forecast_refit_s,
         every_s=settings.forecast_every_s or 60.0,
+        town=town,
     )
     app.state.forecaster = forecaster
     if settings.forecast_every_s > 0:

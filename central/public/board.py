@@ -9,7 +9,7 @@ names, cases) can reach a driver by accident. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from central.lots.models import LotOut
@@ -66,6 +66,15 @@ def lot_state(lot: LotOut, *, open_now: bool) -> str:
     return _BY_STATUS.get(lot.status, NO_DATA)
 
 
+def _local(
+    value: dt.datetime | None, now: dt.datetime, to_town: Callable[[float], float] | None
+) -> str | None:
+    if value is None:
+        return None
+    epoch = to_town(value.timestamp()) if to_town is not None else value.timestamp()
+    return dt.datetime.fromtimestamp(epoch, now.tzinfo).strftime("%H:%M:%S")
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
@@ -75,8 +84,14 @@ def build_board(
     site: Site,
     now: dt.datetime,
     forecasts: dict[str, Any] | None = None,
+    *,
+    to_town: Callable[[float], float] | None = None,
 ) -> dict[str, Any]:
-    """The board for local time ``now`` (aware, in the site's timezone)."""
+    """The board for local time ``now`` (aware, in the site's timezone).
+
+    ``to_town`` maps a report's time to the town's clock (a simulated town runs faster
+    than the boxes' wall clock); the page shows every time on the town's clock.
+    """
     out_lots: list[dict[str, Any]] = []
     latest: dt.datetime | None = None
     for lot in lots:
@@ -130,7 +145,7 @@ def build_board(
         "now": now.isoformat(timespec="minutes"),
         "clock": now.strftime("%H:%M"),
         "updated": _iso(latest),
-        "updated_local": latest.astimezone(now.tzinfo).strftime("%H:%M:%S") if latest else None,
+        "updated_local": _local(latest, now, to_town),
         "lots": out_lots,
         "zones": zones,
     }

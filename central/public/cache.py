@@ -54,12 +54,14 @@ class BoardCache:
         render: Callable[[dict[str, Any], str], str],
         clock: Callable[[], float] = time.time,
         forecasts: Callable[[], dict[str, Any]] | None = None,
+        to_town: Callable[[float], float] | None = None,
     ) -> None:
         self.lots = lots
         self.site = site
         self.render = render
         self.clock = clock
         self.forecasts = forecasts
+        self.to_town = to_town
         self.zone = ZoneInfo(site.site.timezone)
         self._lock = threading.Lock()
         self._key: tuple[bytes, str, int] | None = None
@@ -81,7 +83,7 @@ class BoardCache:
             if key == self._key:
                 return
             lots = _LOTS.validate_json(raw).lots
-            self.board = build_board(lots, self.site, now, forecasts)
+            self.board = build_board(lots, self.site, now, forecasts, to_town=self.to_town)
             body = json.dumps(self.board, ensure_ascii=False, separators=(",", ":")).encode()
             self._json = Encoded.of(body)
             self._pages = {}

@@ -95,7 +95,10 @@ def _state(request: Request) -> tuple[BoardCache, RateLimiter]:
                 app.state.public_limiter = RateLimiter(
                     rate_per_s=settings.public_rate_per_s, burst=settings.public_burst
                 )
-                clock = getattr(app.state, "public_clock", None) or time.time
+                town = getattr(app.state, "town_clock", None)
+                clock = getattr(app.state, "public_clock", None) or (
+                    town.now if town is not None else time.time
+                )
                 forecaster = getattr(app.state, "forecaster", None)
                 board = BoardCache(
                     central.lots,
@@ -103,6 +106,7 @@ def _state(request: Request) -> tuple[BoardCache, RateLimiter]:
                     render=render_page,
                     clock=clock,
                     forecasts=forecaster.current if forecaster is not None else None,
+                    to_town=town.town if town is not None else None,
                 )
                 app.state.public_board = board
     return board, app.state.public_limiter
@@ -121,7 +125,10 @@ def refused(request: Request) -> Response | None:
 
 def public_clock(request: Request) -> float:
     """Now, by the clock the public pages go by (``app.state.public_clock``, else wall)."""
-    clock = getattr(request.app.state, "public_clock", None) or time.time
+    clock = getattr(request.app.state, "public_clock", None)
+    if clock is None:
+        town = getattr(request.app.state, "town_clock", None)
+        clock = town.now if town is not None else time.time
     return float(clock())
 
 
