@@ -10,6 +10,7 @@ sees every figure; nothing is ever asked of another origin. Screenshots for the 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import threading
 import time
@@ -26,11 +27,15 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from pydantic import BaseModel
 
 from central.app import create_app
+from central.db.engine import make_engine
+from central.db.migrate import upgrade
+from central.lots.generated import GeneratedChange, write_generated_history
 from central.settings import CentralSettings
 from central.site import load_site
 from firmware_protocols.uplink import Topics
 from firmware_protocols.uplink import encode_payload as encode
 from simulators.broker import MosquittoBroker, free_port
+from simulators.history import bay_changes, town_days
 from tests.central.helpers import birth, lot_state, wait_for
 from tests.central.test_dashboard import browser
 
@@ -89,18 +94,41 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker
         yield b
 
 
+def _three_weeks_of_history(url: str, wall_start: float) -> None:
+    """The town model's last three weeks, so the page has forecasts to show; stored on
+    central's (wall) axis, as the demo stores them, the town's 10:20 being ``wall_start``."""
+    engine = make_engine(url)
+    upgrade(engine)
+    today = dt.datetime.fromtimestamp(TOWN_NOW, dt.timezone(dt.timedelta(hours=8))).date()
+    days = town_days(SITE, first_day=today - dt.timedelta(days=21), days=21, seed=5)
+    changes = (
+        GeneratedChange(wall_start + (at - TOWN_NOW), bay, occupied)
+        for at, bay, occupied in bay_changes(days)
+    )
+    write_generated_history(engine, SITE, changes, until=wall_start - 3600, source="tests")
+    engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def server(broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("central-drivers")
+    # The town's clock reads 10:20 now and runs at the wall's pace: every time on the page
+    # (the clock, "updated") is on it, as in the demo.
+    wall_start = time.time()
+    _three_weeks_of_history(f"sqlite:///{work / 'central.db'}", wall_start)
+    town_clock = work / "town-clock.json"
+    town_clock.write_text(
+        json.dumps({"sim_start": TOWN_NOW, "wall_start": wall_start, "speed": 1.0})
+    )
     settings = CentralSettings(
         site_file=SITE_FILE,
         database_url=f"sqlite:///{work / 'central.db'}",
         mqtt_url=broker.url,
         instance="central-drivers-test",
         public_burst=10_000,  # one test client address stands for many phones here
+        town_clock_file=town_clock,
     )
     app = create_app(settings)
-    app.state.public_clock = lambda: TOWN_NOW
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
@@ -192,6 +220,7 @@ def test_drivers_phone_sees_every_lot_and_a_change_without_reload(
     assert _counts(page) == {lot_id: str(free) for lot_id, free in FREE.items()}
     expect(page.locator("#lot-P2 .state")).to_have_text("已满")
     expect(page.locator("#status")).to_contain_text("实时更新")  # the script runs
+    expect(page.locator("#lot-P1 .forecast")).to_contain_text("60 分钟后", timeout=30_000)
     _shot(page, artifacts_dir, "phone")
     page.evaluate("window.__sameDocument = true")
     changed_at = time.monotonic()
