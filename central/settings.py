@@ -79,9 +79,9 @@ class CentralSettings(BaseSettings):
     command_ttl_s: int = Field(default=300, ge=5)
     lots_cache_s: float = Field(default=1.0, ge=0, description="Public lot list cache, seconds.")
     public_rate_per_s: float = Field(
-        default=2.0, gt=0, description="Drivers' page: requests per second per client (refill)."
+        default=10.0, gt=0, description="Drivers' page: requests per second per client (refill)."
     )
-    public_burst: int = Field(default=60, ge=1, description="Drivers' page: burst per client.")
+    public_burst: int = Field(default=120, ge=1, description="Drivers' page: burst per client.")
     public_cache_s: int = Field(
         default=2, ge=0, le=300, description="Drivers' page: Cache-Control max-age, seconds."
     )

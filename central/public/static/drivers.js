@@ -77,10 +77,16 @@
       " · " + t("live");
   }
 
+  var quietUntil = 0;
+
   function poll() {
-    if (document.hidden) return;
+    if (document.hidden || Date.now() < quietUntil) return;
     fetch("/api/v1/public/board", { cache: "no-cache", credentials: "omit" })
       .then(function (r) {
+        if (r.status === 429) {  // too fast for the server: wait as long as it asks
+          var wait = parseInt(r.headers.get("Retry-After") || "5", 10);
+          quietUntil = Date.now() + 1000 * (isNaN(wait) ? 5 : wait);
+        }
         if (!r.ok) throw new Error(String(r.status));
         return r.json();
       })
