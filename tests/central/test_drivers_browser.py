@@ -27,6 +27,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from pydantic import BaseModel
 
 from central.app import create_app
+from central.auth.models import Role
+from central.auth.service import add_user
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.lots.generated import GeneratedChange, write_generated_history
@@ -48,6 +50,7 @@ SITE = load_site(SITE_FILE)
 TOWN_NOW = dt.datetime(2026, 6, 3, 10, 20, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
 FREE = {"P1": 57, "P2": 0, "P3": 12, "P4": 88}
 PHONE = {"width": 390, "height": 844}
+PASSWORD = "drivers-test-pw"
 
 
 @dataclass
@@ -139,6 +142,9 @@ def server(broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) ->
     wait_for(lambda: srv.started, what="uvicorn to start")
     running = Server(url=f"http://127.0.0.1:{port}", app=app)
     wait_for(lambda: app.state.central.mqtt.wait_connected(0.1), what="central's MQTT link")
+    add_user(
+        app.state.central.engine, username="duty", password=PASSWORD, role=Role.VIEWER, actor="t"
+    )
     yield running
     srv.should_exit = True
     thread.join(10)
@@ -279,4 +285,21 @@ def test_drivers_desktop_and_english(
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("#lot-P2 .state")).to_have_text("Full")
     assert foreign.urls == []
+    context.close()
+
+
+def test_office_dashboard_shows_the_forecast_on_each_lot_card(
+    browser: Browser, server: Server, boxes: Boxes
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(f"{server.url}/dashboard/")
+    page.fill("#username", "duty")
+    page.fill("#password", PASSWORD)
+    page.click("#login-button")
+    expect(page).to_have_url(f"{server.url}/dashboard/")
+    p1 = page.locator('#cards [data-lot="P1"] .forecast')
+    expect(p1).to_contain_text("预计空位", timeout=30_000)
+    expect(p1).to_contain_text("60 分钟后")
     context.close()
