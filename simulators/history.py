@@ -21,8 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from central.site import Site
-from simulators.town import BayChange, day_start, plan_town
+from simulators.town import BayChange, Site, day_start, plan_town  # Site: the site file model
 
 WEEKEND = {"P2": 0.5, "P3": 1.3}
 HOLIDAY = {"P2": 0.3, "P3": 1.5}
