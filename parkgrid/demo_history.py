@@ -44,6 +44,13 @@ def _changes(site: Site, clock: TownClock, *, days: int, seed: int) -> Iterator[
         yield GeneratedChange(at=clock.wall(at), bay_id=bay_id, occupied=occupied)
 
 
+def _first_moment(site: Site, clock: TownClock, days: int) -> float:
+    tz = ZoneInfo(site.site.timezone)
+    start_day = dt.datetime.fromtimestamp(clock.sim_start, tz).date()
+    first = start_day - dt.timedelta(days=days)
+    return dt.datetime.combine(first, dt.time(0), tzinfo=tz).timestamp()
+
+
 def write_demo_history(
     site: Site,
     database_url: str,
@@ -62,6 +69,7 @@ def write_demo_history(
             site,
             _changes(site, clock, days=days, seed=seed),
             until=clock.wall(clock.sim_start),
+            since=clock.wall(_first_moment(site, clock, days)),
             source=f"simulators.history: {days} town days before the demo (seed {seed})",
         )
     except AlreadyGenerated as exc:

@@ -58,8 +58,13 @@ def write_generated_history(
     *,
     until: float,
     source: str,
+    since: float | None = None,
 ) -> int:
-    """Insert ``changes`` (time order) before ``until`` as generated events; rows written."""
+    """Insert ``changes`` (time order) before ``until`` as generated events; rows written.
+
+    With ``since``, every lot bay starts ``free`` a second before it, so the history knows
+    every bay from its first moment (a bay no change touches is free, not unknown).
+    """
     existing = generated_rows(engine)
     if existing:
         raise AlreadyGenerated(existing)
@@ -91,6 +96,10 @@ def write_generated_history(
         }
 
     with engine.begin() as conn:
+        if since is not None:
+            for bay_id in sorted(lot_of):
+                occupied[bay_id] = False
+                batch.append(row(since - 1.0, bay_id, "free"))
         for change in changes:
             if change.at >= until or (change.bay_id not in lot_of and change.bay_id not in zone_of):
                 continue
