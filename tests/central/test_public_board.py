@@ -55,3 +55,11 @@ def test_lot_state() -> None:
     assert lot_state(_lot("spacesAvailable"), open_now=False) == CLOSED
     assert lot_state(_lot("spacesAvailable", stale=True), open_now=True) == NO_DATA
     assert lot_state(_lot("unknown"), open_now=True) == NO_DATA
+
+
+def test_both_languages_have_every_word() -> None:
+    from central.public.router import strings
+
+    zh, en = strings("zh"), strings("en")
+    assert set(zh) == set(en)
+    assert all(zh[key].strip() and en[key].strip() for key in zh)
