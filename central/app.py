@@ -34,6 +34,8 @@ from central.dashboard import mount as mount_dashboard
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
+from central.forecast.router import router as forecast_router
+from central.forecast.service import start_forecaster
 from central.http_headers import SecurityHeaders, add_api_docs
 from central.http_limits import HttpGuard
 from central.ingest.service import IngestWriter
@@ -42,7 +44,9 @@ from central.log_redaction import REDACT_SECRETS
 from central.lots.router import public as lots_public
 from central.lots.router import router as lots_router
 from central.lots.service import LotsCache
+from central.opendata.router import router as opendata_router
 from central.ops.router import router as ops_router
+from central.public import mount as mount_public
 from central.quarantine.retention import QuarantineRetention
 from central.quarantine.router import router as quarantine_router
 from central.settings import CentralSettings
@@ -51,6 +55,7 @@ from central.sites.router import router as site_router
 from central.sites.service import sync_site
 from central.stream.hub import Hub
 from central.stream.router import router as stream_router
+from central.townclock import TownClock
 from central.zones.router import router as zones_router
 
 log = logging.getLogger(__name__)
@@ -154,9 +159,12 @@ def create_app(
         central.http_guard = http_guard
         app.state.central = central
         sweeper = Sweeper(central).start() if resolved.ingest else None
+        app.state.town_clock = TownClock(resolved.town_clock_file)
+        forecaster = start_forecaster(app, central)
         try:
             yield
         finally:
+            await run_in_threadpool(forecaster.stop)
             if sweeper is not None:
                 await run_in_threadpool(sweeper.stop)
             await run_in_threadpool(_stop, central)
@@ -172,6 +180,7 @@ def create_app(
     add_api_docs(app)
     for router in (
         lots_public,
+        forecast_router,
         lots_router,
         zones_router,
         alerts_router,
@@ -185,8 +194,10 @@ def create_app(
         captures_router,
         ledger_router,
         cases_router,
+        opendata_router,
     ):
         app.include_router(router)
+    mount_public(app)  # before the dashboard: it owns /
     mount_dashboard(app)
 
     @app.exception_handler(CentralError)

@@ -2,7 +2,8 @@
 
 Every answer: ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
 ``Referrer-Policy: no-referrer``, ``Cross-Origin-Opener-Policy: same-origin`` and a
-``Permissions-Policy`` that turns off camera, microphone and location. The dashboard's HTML
+``Permissions-Policy`` that turns off camera, microphone and location (the drivers' page at
+``/`` alone may ask for location, to sort the lots by distance). The dashboard's HTML
 pages get ``PAGE_CSP`` (scripts, styles, images and connections from central only, no
 inline script or style, no framing); every other answer, whatever its type, ``API_CSP``
 (nothing may load or run, a sandboxed origin, no framing).
@@ -52,6 +53,7 @@ COMMON = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 NO_STORE_PREFIXES = ("/api/v1/auth/",)
+LOCATION_PAGES = frozenset({"/"})  # the drivers' page sorts lots by the phone's location
 TOKEN_PARAMETERS = frozenset({"access_token"})
 
 
@@ -82,6 +84,8 @@ class SecurityHeaders:
                 headers = MutableHeaders(raw=list(message.get("headers", ())))
                 for name, value in COMMON.items():
                     headers[name] = value
+                if path in LOCATION_PAGES:
+                    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(self)"
                 if "content-security-policy" not in headers:
                     html = headers.get("content-type", "").startswith("text/html")
                     page = html and dashboard

@@ -131,6 +131,27 @@ class CentralSettings(BaseSettings):
     )
     command_ttl_s: int = Field(default=300, ge=5)
     lots_cache_s: float = Field(default=1.0, ge=0, description="Public lot list cache, seconds.")
+    public_rate_per_s: float = Field(
+        default=10.0, gt=0, description="Drivers' page: requests per second per client (refill)."
+    )
+    public_burst: int = Field(default=120, ge=1, description="Drivers' page: burst per client.")
+    public_cache_s: int = Field(
+        default=2, ge=0, le=300, description="Drivers' page: Cache-Control max-age, seconds."
+    )
+    forecast_every_s: float = Field(
+        default=60.0, ge=0, description="Forecasts: how often, seconds (0: not in the background)."
+    )
+    forecast_refit_s: float = Field(default=3600.0, gt=0, description="Forecasts: refit, seconds.")
+    holidays_file: Path | None = Field(
+        default=None, description="Holiday calendar (default: holidays-cn.toml beside the site)."
+    )
+    town_clock_file: Path | None = Field(
+        default=None,
+        description="A simulated town's clock (sim_start, wall_start, speed; the demo's state).",
+    )
+    public_url: str | None = Field(
+        default=None, description="The drivers' page as printed in QR codes (default: as asked)."
+    )
     stream_queue: int = Field(default=1000, ge=10)
     stream_max_per_token: int = Field(
         default=8, ge=1, description="Open live streams one token may hold (429 beyond)."

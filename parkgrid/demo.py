@@ -421,6 +421,9 @@ class Demo:
         )
 
     def prepare_central(self) -> None:
+        from parkgrid.demo_history import town_clock_env
+
+        town_clock_env(self.run_dir)  # central shows and forecasts on the town's clock
         db = f"sqlite:///{self.run_dir / 'central.db'}"
         self.database_url = db
         run_checked(
@@ -504,6 +507,11 @@ class Demo:
         sensors = sensor_plan(site)
         wall_start = time.time() + STARTUP_ALLOWANCE_S
         self.clock = clock = TownClock(sim_start=sim_start, wall_start=wall_start, speed=speed)
+        from parkgrid.demo_history import start_demo_history  # four weeks before the town
+
+        history = start_demo_history(
+            site, self.database_url, clock, seed=options.seed, say=self.say
+        )
 
         async with contextlib.AsyncExitStack() as stack:
             concs: dict[str, Any] = {}
@@ -601,6 +609,7 @@ class Demo:
                 capture=poster.post,
                 heartbeat_interval_s=HEARTBEAT_INTERVAL_S,
             )
+            await history
             await driver.send_initial_state()
             self.write_state(
                 phase="running", sim_start=sim_start, wall_start=wall_start, speed=speed

@@ -86,11 +86,6 @@ def _show(request: Request, page_id: str) -> Response:
     return response
 
 
-@router.get("/")
-def root() -> RedirectResponse:
-    return RedirectResponse("/dashboard/")
-
-
 @router.get("/dashboard")
 def dashboard_root() -> RedirectResponse:
     return RedirectResponse("/dashboard/")

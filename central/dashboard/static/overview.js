@@ -21,6 +21,7 @@ pg.page(async () => {
           el("span", { class: "free" }), el("span", { class: "cap" }), el("span", { class: "trend" })),
         el("div", { class: "status" }),
         el("div", { class: "spark-box" }),
+        el("div", { class: "forecast muted" }),
         el("div", { class: "meta" }, el("span", { class: "updated" }), el("span", { class: "occ" })));
       cardsBox.append(node);
     }
@@ -85,6 +86,22 @@ pg.page(async () => {
     }
   }
 
+  async function loadForecast(lotId) {
+    const node = cardsBox.querySelector(`[data-lot="${CSS.escape(lotId)}"] .forecast`);
+    if (!node) return;
+    try {
+      const f = await pg.api(`/api/v1/lots/${encodeURIComponent(lotId)}/forecast`);
+      if (f.status === "ok") {
+        node.textContent = t("overview.forecast") + " " + f.points.map((p) =>
+          t("overview.forecast_in", { m: p.minutes, free: p.free, low: p.low, high: p.high })).join(" · ");
+      } else {
+        node.textContent = f.status === "insufficient_history" ? t("overview.forecast_none") : "";
+      }
+    } catch (e) {
+      if (e.status !== 401) console.warn("forecast", lotId, e);
+    }
+  }
+
   async function loadLots() {
     lots = (await pg.api("/api/v1/lots")).lots;
     renderLots();
@@ -122,9 +139,10 @@ pg.page(async () => {
 
   async function reloadAll() {
     await Promise.all([loadLots(), loadAlerts(), loadBoxes()]);
-    for (const lot of lots) loadSpark(lot.id);
+    for (const lot of lots) { loadSpark(lot.id); loadForecast(lot.id); }
   }
   await reloadAll();
+  setInterval(() => { for (const lot of lots) loadForecast(lot.id); }, 60000);
   setInterval(() => { for (const lot of lots) loadSpark(lot.id); }, 300000);
   setInterval(renderLots, 30000);
 
