@@ -95,3 +95,29 @@ async def test_doctor_does_not_trust_a_walk_of_another_mapping(tmp_path: Path) -
     assert sensors["status"] == "FAIL"
     assert "00A10009 (P1/B003)" in sensors["detail"] and "not heard in 2 s" in sensors["detail"]
     assert "silent in walk-test" not in sensors["detail"]
+
+
+async def test_doctor_with_nothing_to_listen_for_reports_no_line_down(tmp_path: Path) -> None:
+    """Every sensor settled by the walk: doctor does not wait, and the serial line it had no
+    time to open is not reported down (the field guide's bench run printed
+    ``line(s) down: conc (...): None`` under the dead sensor)."""
+    from edge.commission.bay_records import BayRecord
+    from edge.commission.sensor_check import check_sensors
+    from edge.config import load_config
+
+    async with ConcentratorSimulator(sensors=SIM_SENSORS) as sim:
+        config = load_config(write_config(tmp_path, sim.path))
+        records = {
+            sensor: BayRecord(
+                bay=f"P1/{bay}",
+                sensor=sensor,
+                outcome="SILENT" if bay == "B003" else "PASS",
+                at=0.0,
+                by="learn-bays",
+            )
+            for bay, sensor in SENSORS.items()
+        }
+        result = await check_sensors(config, listen_s=3600, records=records)
+    assert result.status == "FAIL", result
+    assert f"{SENSORS['B003']} (P1/B003) silent in learn-bays" in result.detail
+    assert "down" not in result.detail and "None" not in result.detail, result.detail
