@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.config import BayConfig, ConfigError
+from edge.config import BayConfig, ConfigError, EdgeConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -115,6 +115,30 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def unreadable_mqtt_files(config: EdgeConfig) -> list[str]:
+    """The files ``[mqtt]`` names that cannot be read now, each as ``key: path: reason``.
+
+    The uplink reads them on every connection; one missing (the password not copied into
+    /etc/parkgrid) would make it fail for ever with a traceback instead of saying which."""
+    mqtt = config.mqtt
+    named = {
+        "password_file": mqtt.password_file,
+        "ca_file": mqtt.ca_file if mqtt.tls else None,
+        "cert_file": mqtt.cert_file if mqtt.tls else None,
+        "key_file": mqtt.key_file if mqtt.tls else None,
+    }
+    problems = []
+    for key, path in named.items():
+        if path is None:
+            continue
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            problems.append(f"mqtt.{key}: {path}: {exc.strerror or exc}")
+    return problems
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.config import load_config
 
@@ -122,6 +146,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         return _print_config_error(exc)
+    if problems := unreadable_mqtt_files(config):
+        print(f"{args.config}: cannot read what [mqtt] names:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        print(
+            "  fix: put the files from provision-box there (0640 root:parkgrid), "
+            "or correct the path in the config",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     from edge.runtime import run_box
 
     exit_code: int = run_box(config, config_path=Path(args.config), log_level=args.log_level)
