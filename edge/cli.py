@@ -48,9 +48,13 @@ def cmd_import_bays(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _print_config_error(exc)
     if args.lot:
+        in_file = ", ".join(lots) or "none"
         lots = {args.lot: lots.get(args.lot, {})}
         if not lots[args.lot]:
-            print(f"{args.csv}: no row of lot {args.lot}; nothing imported", file=sys.stderr)
+            print(
+                f"{args.csv}: no row of lot {args.lot} (its lots: {in_file}); nothing imported",
+                file=sys.stderr,
+            )
             return EXIT_BAD_INPUT
     if args.config:
         return _import_in_place(Path(args.config), lots)
