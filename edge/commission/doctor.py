@@ -292,6 +292,22 @@ def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:
         )
     user = mqtt.username or "anonymous"
     tls = " over TLS" if mqtt.tls else " (no TLS)"
+    if mqtt.username is not None and mqtt.username != config.box_id:
+        # provision-box names each box's broker user after the box, and its ACL lets that
+        # user write only under its own box id: the broker drops the rest without a word
+        prefix = f"parkgrid/v1/{config.site}/{config.box_id}/"
+        return BrokerOutcome(
+            failed(
+                "broker",
+                f"connected to {where} as {user}{tls}, but this config is box "
+                f"{config.box_id}: the broker's ACL lets {user} publish only under its own "
+                f"box id, so everything under {prefix} would be dropped",
+                f"install this box's own files from provision-box (edge.toml and "
+                f"mqtt-password of the same box), or correct box_id / [mqtt] username "
+                f"(both {user} if this is box {user}).",
+            ),
+            peer_cert=peer,
+        )
     return BrokerOutcome(passed("broker", f"connected to {where} as {user}{tls}"), peer_cert=peer)
 
 
