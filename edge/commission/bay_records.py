@@ -91,7 +91,12 @@ def save(path: Path, new: Iterable[BayRecord]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"version": VERSION, "bays": {b: r.as_json() for b, r in sorted(records.items())}}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # mkstemp makes it 0600: give it the mode a plain file gets (the umask's), so doctor run
+    # as the service user reads what learn-bays run with sudo wrote
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(doc, handle, indent=1)
             handle.flush()
