@@ -88,6 +88,19 @@ RESULTS_MAX_AGE_H = 24  # a walk older than this is not reused: sensors may have
 
 def check_config(path: Path) -> tuple[CheckResult, EdgeConfig | None]:
     try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            fix = (
+                "run doctor as the service user, who may read the box's config (0640 "
+                "root:parkgrid): sudo -u parkgrid /opt/parkgrid/bin/parkgrid edge doctor "
+                f"--config {path}"
+            )
+        else:
+            fix = "check the path given to --config."
+        return failed("config", f"cannot read {path}: {exc.strerror or exc}", fix), None
+    try:
         config = load_config(path)
     except ConfigError as exc:
         return (
@@ -547,9 +560,13 @@ def run(args: argparse.Namespace) -> int:
         print("doctor: --listen-s and --connect-timeout-s must be positive", file=sys.stderr)
         return EXIT_BAD_INPUT
     path = Path(args.config)
-    if not path.is_file():
+    try:
+        path.stat()
+    except FileNotFoundError:
         print(f"doctor: {path} does not exist", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError:
+        pass  # named with its reason by the config item
     results = asyncio.run(
         diagnose(
             path,
