@@ -263,10 +263,15 @@ def starter_edge_toml(
         "# [sign_buses.bus1]",
         '# transport = "rtu"',
         '# device = "/dev/serial/by-id/CHANGE-ME-SIGNS"',
+        "#",
+        "# [sign_buses.bus1.signs.entrance]",
+        "# unit = 1",
+        '# profile = "parkgrid-guidance"',
         "# lot: the lot it counts; arrow: the way to that lot's entrance from the sign;",
         "# fallback: where to send drivers when it is full, nearest first (other lots).",
-        f'# signs.entrance = {{ unit = 1, profile = "parkgrid-guidance", lot = {example_lot},',
-        '#                    arrow = "left", fallback = [{ lot = "P2", arrow = "right" }] }',
+        f"# lot = {example_lot}",
+        '# arrow = "left"',
+        '# fallback = [{ lot = "P2", arrow = "right" }]',
         "",
     ]
     body = tomli_w.dumps(starter_config(site, box_id, mqtt_url=mqtt_url, box_etc=box_etc))
