@@ -259,3 +259,30 @@ def test_provision_starter_sign_example_uncommented_is_a_valid_sign(tmp_path: Pa
     (bus,) = config.sign_buses.values()
     (sign,) = bus.signs.values()
     assert (sign.unit, sign.profile, sign.lot, sign.arrow) == (1, "parkgrid-guidance", "P1", "left")
+
+
+@pytest.mark.parametrize("option", ["--password-file", "--acl-file", "--out"])
+def test_provision_a_wrong_broker_file_path_is_named_and_nothing_is_written(
+    tmp_path: Path, option: str
+) -> None:
+    """A typo in the broker's file path (``/etc/mosqitto/passwd``) ended in a traceback after
+    the box's files were written with a new password the broker never got."""
+    wrong = tmp_path / "etc" / "mosqitto" / "passwd"
+    paths = {
+        "--out": str(tmp_path / "box-files"),
+        "--password-file": str(tmp_path / "passwd"),
+        "--acl-file": str(tmp_path / "acl"),
+    }
+    if option == "--out":
+        (tmp_path / "etc").write_text("a file where a folder should be\n")
+        wrong = tmp_path / "etc" / "box-files"
+    paths[option] = str(wrong)
+    args = [x for pair in paths.items() for x in pair]
+    ran = parkgrid("central", "provision-box", "box-p1", "--site", str(SITE_FILE),
+                   "--mqtt-url", "mqtts://broker.town:8883", *args)  # fmt: skip
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert str(wrong) in ran.stderr and option in ran.stderr, ran.stderr
+    assert "nothing written" in ran.stderr, ran.stderr
+    assert not (tmp_path / "box-files").exists()
+    assert not (tmp_path / "passwd").exists() and not (tmp_path / "acl").exists()
