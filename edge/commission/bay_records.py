@@ -57,6 +57,17 @@ class BayRecord:
         return doc
 
 
+def read_problem(path: Path) -> str | None:
+    """Why the record at ``path`` cannot be read (it exists), or None (readable or absent)."""
+    try:
+        with path.open("rb"):
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+
+
 def load(path: Path) -> dict[str, BayRecord]:
     """Bay name -> its latest record; {} when the file is missing or not ours."""
     try:
