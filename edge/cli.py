@@ -160,6 +160,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    user = config.mqtt.username
+    if user is not None and user != config.box_id:
+        # still run: the outbox keeps every event until the files are put right
+        print(
+            f"edge run: WARNING: box {config.box_id} logs in to the broker as {user}: a "
+            f"town's broker (provision-box's ACL) lets {user} publish only under its own "
+            f"box id and drops everything under parkgrid/v1/{config.site}/{config.box_id}/; "
+            "install edge.toml and mqtt-password of the same box",
+            file=sys.stderr,
+            flush=True,
+        )
     from edge.runtime import run_box
 
     exit_code: int = run_box(config, config_path=Path(args.config), log_level=args.log_level)

@@ -52,3 +52,34 @@ async def test_edge_run_with_a_readable_password_file_is_not_refused(tmp_path: P
     from edge.config import load_config
 
     assert unreadable_mqtt_files(load_config(path)) == []
+
+
+async def test_edge_run_warns_when_the_broker_user_is_not_the_box(tmp_path: Path) -> None:
+    """box_id changed by hand: the town's ACL (provision-box) lets user box-p1 publish only
+    under box-p1, so box-p2's every message would be dropped without a word. The box still
+    runs (its outbox keeps every event), but says so at start, in the journal."""
+    import asyncio
+    import sys
+
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("s3cret\n")
+    path = write_config(tmp_path, {"password_file": str(secret)})
+    path.write_text(path.read_text().replace('box_id = "box-p1"', 'box_id = "box-p2"'))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "parkgrid", "edge", "run", "--config", str(path),
+        stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    said = []
+    try:
+        async with asyncio.timeout(60):
+            while line := (await proc.stderr.readline()).decode():
+                said.append(line)
+                if "box-p2" in line and "box-p1" in line:
+                    break
+    finally:
+        proc.terminate()
+        await proc.wait()
+    warning = said[-1] if said else ""
+    assert "box-p2" in warning and "box-p1" in warning, "".join(said)
+    assert "WARNING" in warning and "parkgrid/v1/xigang/box-p2/" in warning, warning
