@@ -263,10 +263,15 @@ def starter_edge_toml(
         "# [sign_buses.bus1]",
         '# transport = "rtu"',
         '# device = "/dev/serial/by-id/CHANGE-ME-SIGNS"',
+        "#",
+        "# [sign_buses.bus1.signs.entrance]",
+        "# unit = 1",
+        '# profile = "parkgrid-guidance"',
         "# lot: the lot it counts; arrow: the way to that lot's entrance from the sign;",
         "# fallback: where to send drivers when it is full, nearest first (other lots).",
-        f'# signs.entrance = {{ unit = 1, profile = "parkgrid-guidance", lot = {example_lot},',
-        '#                    arrow = "left", fallback = [{ lot = "P2", arrow = "right" }] }',
+        f"# lot = {example_lot}",
+        '# arrow = "left"',
+        '# fallback = [{ lot = "P2", arrow = "right" }]',
         "",
     ]
     body = tomli_w.dumps(starter_config(site, box_id, mqtt_url=mqtt_url, box_etc=box_etc))
@@ -342,7 +347,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _cannot_write(path: Path, *, folder: bool) -> str | None:
+    """Why ``path`` (a file to update, or a folder to fill) cannot be written, or None."""
+    if path.exists():
+        if folder != path.is_dir():
+            return "is not a folder" if folder else "is a folder, not a file"
+        if not os.access(path, os.W_OK | (os.X_OK if folder else os.R_OK)):
+            return "Permission denied"
+        return None
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        if not folder:
+            break  # a broker file's folder must exist: a missing one is a typo
+        parent = parent.parent
+    if not parent.exists():
+        return f"no folder {parent}: No such file or directory"
+    if not parent.is_dir():
+        return f"{parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot create it in {parent}: Permission denied"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    # every place to write is checked first: a wrong path must not leave the box's files
+    # with a new password the broker never got
+    for option, path, folder in (
+        ("--out", args.out, True),
+        ("--password-file", args.password_file, False),
+        ("--acl-file", args.acl_file, False),
+    ):
+        if path is not None and (why := _cannot_write(path, folder=folder)):
+            print(f"provision-box: {option} {path}: {why}; nothing written", file=sys.stderr)
+            return 2
     mqtt_url = args.mqtt_url
     if mqtt_url is None:
         mqtt_url = DEFAULT_MQTT_URL

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge.config import BayConfig, ConfigError
+from edge.config import BayConfig, ConfigError, EdgeConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -48,9 +48,13 @@ def cmd_import_bays(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _print_config_error(exc)
     if args.lot:
+        in_file = ", ".join(lots) or "none"
         lots = {args.lot: lots.get(args.lot, {})}
         if not lots[args.lot]:
-            print(f"{args.csv}: no row of lot {args.lot}; nothing imported", file=sys.stderr)
+            print(
+                f"{args.csv}: no row of lot {args.lot} (its lots: {in_file}); nothing imported",
+                file=sys.stderr,
+            )
             return EXIT_BAD_INPUT
     if args.config:
         return _import_in_place(Path(args.config), lots)
@@ -115,6 +119,30 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def unreadable_mqtt_files(config: EdgeConfig) -> list[str]:
+    """The files ``[mqtt]`` names that cannot be read now, each as ``key: path: reason``.
+
+    The uplink reads them on every connection; one missing (the password not copied into
+    /etc/parkgrid) would make it fail for ever with a traceback instead of saying which."""
+    mqtt = config.mqtt
+    named = {
+        "password_file": mqtt.password_file,
+        "ca_file": mqtt.ca_file if mqtt.tls else None,
+        "cert_file": mqtt.cert_file if mqtt.tls else None,
+        "key_file": mqtt.key_file if mqtt.tls else None,
+    }
+    problems = []
+    for key, path in named.items():
+        if path is None:
+            continue
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            problems.append(f"mqtt.{key}: {path}: {exc.strerror or exc}")
+    return problems
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.config import load_config
 
@@ -122,6 +150,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as exc:
         return _print_config_error(exc)
+    if problems := unreadable_mqtt_files(config):
+        print(f"{args.config}: cannot read what [mqtt] names:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        print(
+            "  fix: put the files from provision-box there (0640 root:parkgrid), "
+            "or correct the path in the config",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    user = config.mqtt.username
+    if user is not None and user != config.box_id:
+        # still run: the outbox keeps every event until the files are put right
+        print(
+            f"edge run: WARNING: box {config.box_id} logs in to the broker as {user}: a "
+            f"town's broker (provision-box's ACL) lets {user} publish only under its own "
+            f"box id and drops everything under parkgrid/v1/{config.site}/{config.box_id}/; "
+            "install edge.toml and mqtt-password of the same box",
+            file=sys.stderr,
+            flush=True,
+        )
     from edge.runtime import run_box
 
     exit_code: int = run_box(config, config_path=Path(args.config), log_level=args.log_level)

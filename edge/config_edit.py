@@ -45,11 +45,8 @@ class LotChange:
     added: int
     removed: int
     sensor_changed: int
-    new_lot: bool
 
     def line(self) -> str:
-        if self.new_lot:
-            return f"lot {self.lot}: added with {self.after} bay(s)"
         return (
             f"lot {self.lot}: {self.after} bay(s) (was {self.before}): {self.added} added, "
             f"{self.removed} removed, {self.sensor_changed} with a new sensor or format"
@@ -125,10 +122,23 @@ def replace_bays(
     all_lots = doc["lots"]
     if not isinstance(all_lots, Table):
         raise ConfigError(source, [ConfigProblem("lots", "is not a table of lots")])
+    if unknown := [lot_id for lot_id in lots if lot_id not in all_lots]:
+        # a typo, or a neighbouring box's lot from the town's CSV: never added here (the
+        # office gives a box its lots: site file, provision-box)
+        known = ", ".join(all_lots) or "none"
+        raise ConfigError(
+            source,
+            [
+                ConfigProblem(
+                    f"lots.{lot_id}",
+                    f"lot {lot_id} is not a lot of this box (its lots: {known}): check "
+                    "--lot and the CSV's lot column",
+                )
+                for lot_id in unknown
+            ],
+        )
     for lot_id, bays in lots.items():
         old = before[lot_id]
-        if lot_id not in all_lots:
-            all_lots.append(lot_id, tomlkit.table())
         lot_table = all_lots[lot_id]
         if not isinstance(lot_table, Table):
             raise ConfigError(source, [ConfigProblem(f"lots.{lot_id}", "is not a table")])
@@ -151,7 +161,6 @@ def replace_bays(
                 sensor_changed=sum(
                     1 for b in new.keys() & old_bays.keys() if new[b] != old_bays[b]
                 ),
-                new_lot=old is None,
             )
         )
     return tomlkit.dumps(doc), changes

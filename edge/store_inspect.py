@@ -129,7 +129,8 @@ def zone_summary(data_dir: Path) -> dict[str, Any]:
 
 
 def commission_summary(config: EdgeConfig, *, now: float) -> dict[str, Any]:
-    records = bay_records.load(bay_records.default_path(config))
+    path = bay_records.default_path(config)
+    records = bay_records.load(path)
     current = bay_records.current(records, config, now=now, max_age_s=float("inf"))
     failed = sorted(
         f"{r.bay} ({r.outcome} in {r.by})" for r in current.values() if r.outcome != "PASS"
@@ -138,6 +139,7 @@ def commission_summary(config: EdgeConfig, *, now: float) -> dict[str, Any]:
         "bays": sum(1 for _ in config.bays()),
         "proven": sum(1 for r in current.values() if r.outcome == "PASS"),
         "failed": failed,
+        "unreadable": bay_records.read_problem(path),
     }
 
 
@@ -187,6 +189,12 @@ def format_text(doc: dict[str, Any]) -> str:
     else:
         lines.append("zones: no schedule received (the config's schedule applies)")
     done = doc["commissioning"]
+    if done.get("unreadable"):
+        lines.append(
+            f"commissioning: {done['unreadable']} (run inspect as the service user, "
+            "sudo -u parkgrid)"
+        )
+        return "\n".join(lines)
     lines.append(
         f"commissioning: {done['proven']} of {done['bays']} bay(s) proven by walk-test or "
         "learn-bays" + (f"; failed: {', '.join(done['failed'])}" if done["failed"] else "")

@@ -57,6 +57,17 @@ class BayRecord:
         return doc
 
 
+def read_problem(path: Path) -> str | None:
+    """Why the record at ``path`` cannot be read (it exists), or None (readable or absent)."""
+    try:
+        with path.open("rb"):
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+
+
 def load(path: Path) -> dict[str, BayRecord]:
     """Bay name -> its latest record; {} when the file is missing or not ours."""
     try:
@@ -91,7 +102,12 @@ def save(path: Path, new: Iterable[BayRecord]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"version": VERSION, "bays": {b: r.as_json() for b, r in sorted(records.items())}}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # mkstemp makes it 0600: give it the mode a plain file gets (the umask's), so doctor run
+    # as the service user reads what learn-bays run with sudo wrote
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(doc, handle, indent=1)
             handle.flush()

@@ -88,6 +88,19 @@ RESULTS_MAX_AGE_H = 24  # a walk older than this is not reused: sensors may have
 
 def check_config(path: Path) -> tuple[CheckResult, EdgeConfig | None]:
     try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            fix = (
+                "run doctor as the service user, who may read the box's config (0640 "
+                "root:parkgrid): sudo -u parkgrid /opt/parkgrid/bin/parkgrid edge doctor "
+                f"--config {path}"
+            )
+        else:
+            fix = "check the path given to --config."
+        return failed("config", f"cannot read {path}: {exc.strerror or exc}", fix), None
+    try:
         config = load_config(path)
     except ConfigError as exc:
         return (
@@ -292,6 +305,22 @@ def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:
         )
     user = mqtt.username or "anonymous"
     tls = " over TLS" if mqtt.tls else " (no TLS)"
+    if mqtt.username is not None and mqtt.username != config.box_id:
+        # provision-box names each box's broker user after the box, and its ACL lets that
+        # user write only under its own box id: the broker drops the rest without a word
+        prefix = f"parkgrid/v1/{config.site}/{config.box_id}/"
+        return BrokerOutcome(
+            failed(
+                "broker",
+                f"connected to {where} as {user}{tls}, but this config is box "
+                f"{config.box_id}: the broker's ACL lets {user} publish only under its own "
+                f"box id, so everything under {prefix} would be dropped",
+                f"install this box's own files from provision-box (edge.toml and "
+                f"mqtt-password of the same box), or correct box_id / [mqtt] username "
+                f"(both {user} if this is box {user}).",
+            ),
+            peer_cert=peer,
+        )
     return BrokerOutcome(passed("broker", f"connected to {where} as {user}{tls}"), peer_cert=peer)
 
 
@@ -531,9 +560,13 @@ def run(args: argparse.Namespace) -> int:
         print("doctor: --listen-s and --connect-timeout-s must be positive", file=sys.stderr)
         return EXIT_BAD_INPUT
     path = Path(args.config)
-    if not path.is_file():
+    try:
+        path.stat()
+    except FileNotFoundError:
         print(f"doctor: {path} does not exist", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError:
+        pass  # named with its reason by the config item
     results = asyncio.run(
         diagnose(
             path,

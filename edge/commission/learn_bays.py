@@ -230,6 +230,12 @@ def run(args: argparse.Namespace) -> int:
             raise BadInput("--bay-timeout-s must be positive")
         file = BaysFile.read(Path(args.csv))
         bays = _bays_to_learn(args, file)
+        if foreign := sorted({bay.split("/")[0] for bay in bays} - config.lots.keys()):
+            raise BadInput(
+                f"{file.path}: lot {', '.join(foreign)} is not a lot of this box (its lots: "
+                f"{', '.join(config.lots) or 'none'}): use this box's bays.csv from "
+                "provision-box, or --lot"
+            )
         if not config.serial:
             raise BadInput(f"{args.config} has no [serial] lines to listen on")
         for line in config.serial.values():

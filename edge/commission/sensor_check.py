@@ -71,8 +71,13 @@ async def check_sensors(
     async with listening(config.serial, sink) as owners:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(all_heard.wait(), listen_s)
+        # a line not up yet has no reason: it was not given time to open (nothing to
+        # listen for), which is no fault of the line
+        reasons = {o.name: o.stats().down_reason for o in owners if not o.up}
         down = [
-            f"{o.name} ({o.config.device}): {o.stats().down_reason}" for o in owners if not o.up
+            f"{o.name} ({o.config.device}): {reasons[o.name]}"
+            for o in owners
+            if reasons.get(o.name) is not None
         ]
     waited = time.monotonic() - started
     heard = proven | sightings.by_id.keys()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -241,3 +242,47 @@ def test_provision_without_mqtt_url_says_the_starter_needs_the_brokers_name(
     assert ran.returncode == 0, ran.stderr
     assert "no --mqtt-url" in ran.stderr and "mqtts://broker:8883" in ran.stderr
     assert load_config(tmp_path / "edge.toml").mqtt.url == "mqtts://broker:8883"
+
+
+def test_provision_starter_sign_example_uncommented_is_a_valid_sign(tmp_path: Path) -> None:
+    """The starter's commented sign example, uncommented as it stands (the way a technician
+    fills it in), is valid TOML and a valid guidance sign. It was an inline table split over
+    two lines, which TOML does not allow: ``Invalid initial character for a key part``."""
+    done = provision_box(load_site(SITE_FILE), "box-p1", mqtt_url="mqtts://broker.town:8883")
+    lines = done.edge_toml.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# [sign_buses."))
+    toml_line = re.compile(r"# (\[|[\w.\-]+ = |\s+\S)")  # a table, a key or its continuation
+    uncommented = [line[2:] if toml_line.match(line) else line for line in lines[start:]]
+    config_path = tmp_path / "edge.toml"
+    config_path.write_text("\n".join(lines[:start] + uncommented) + "\n")
+    config = load_config(config_path)
+    (bus,) = config.sign_buses.values()
+    (sign,) = bus.signs.values()
+    assert (sign.unit, sign.profile, sign.lot, sign.arrow) == (1, "parkgrid-guidance", "P1", "left")
+
+
+@pytest.mark.parametrize("option", ["--password-file", "--acl-file", "--out"])
+def test_provision_a_wrong_broker_file_path_is_named_and_nothing_is_written(
+    tmp_path: Path, option: str
+) -> None:
+    """A typo in the broker's file path (``/etc/mosqitto/passwd``) ended in a traceback after
+    the box's files were written with a new password the broker never got."""
+    wrong = tmp_path / "etc" / "mosqitto" / "passwd"
+    paths = {
+        "--out": str(tmp_path / "box-files"),
+        "--password-file": str(tmp_path / "passwd"),
+        "--acl-file": str(tmp_path / "acl"),
+    }
+    if option == "--out":
+        (tmp_path / "etc").write_text("a file where a folder should be\n")
+        wrong = tmp_path / "etc" / "box-files"
+    paths[option] = str(wrong)
+    args = [x for pair in paths.items() for x in pair]
+    ran = parkgrid("central", "provision-box", "box-p1", "--site", str(SITE_FILE),
+                   "--mqtt-url", "mqtts://broker.town:8883", *args)  # fmt: skip
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert str(wrong) in ran.stderr and option in ran.stderr, ran.stderr
+    assert "nothing written" in ran.stderr, ran.stderr
+    assert not (tmp_path / "box-files").exists()
+    assert not (tmp_path / "passwd").exists() and not (tmp_path / "acl").exists()

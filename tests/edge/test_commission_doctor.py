@@ -196,3 +196,22 @@ async def test_doctor_fails_on_a_wrong_password(town: Town, tmp_path: Path) -> N
         )
     assert results["broker"].status is Status.FAIL
     assert "refused" in results["broker"].detail and "provision-box" in results["broker"].fix
+
+
+async def test_doctor_fails_a_box_id_the_broker_user_may_not_publish_as(
+    town: Town, tmp_path: Path
+) -> None:
+    """box_id changed by hand (or box-p2's edge.toml with box-p1's password): the broker
+    accepts box-p1's login, but its ACL drops every publish under box-p2's topics, silently.
+    Doctor said "[PASS] broker reachable" and central never heard the box."""
+    async with box(town, tmp_path) as (path, _sim):
+        text = path.read_text().replace('box_id = "box-p1"', 'box_id = "box-p2"')
+        path.write_text(text)
+        results = by_key(
+            await diagnose(path, listen_s=10, skip=frozenset({"clock", "sensors", "signs"}))
+        )
+    broker = results["broker"]
+    assert broker.status is Status.FAIL, broker
+    assert "box-p2" in broker.detail and "box-p1" in broker.detail, broker.detail
+    assert "parkgrid/v1/testtown/box-p2/" in broker.detail, broker.detail
+    assert "provision-box" in broker.fix, broker.fix

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pytest
 import tomli_w
 
 from simulators.concentrator import ConcentratorSimulator
@@ -95,3 +100,77 @@ async def test_doctor_does_not_trust_a_walk_of_another_mapping(tmp_path: Path) -
     assert sensors["status"] == "FAIL"
     assert "00A10009 (P1/B003)" in sensors["detail"] and "not heard in 2 s" in sensors["detail"]
     assert "silent in walk-test" not in sensors["detail"]
+
+
+async def test_doctor_with_nothing_to_listen_for_reports_no_line_down(tmp_path: Path) -> None:
+    """Every sensor settled by the walk: doctor does not wait, and the serial line it had no
+    time to open is not reported down (the field guide's bench run printed
+    ``line(s) down: conc (...): None`` under the dead sensor)."""
+    from edge.commission.bay_records import BayRecord
+    from edge.commission.sensor_check import check_sensors
+    from edge.config import load_config
+
+    async with ConcentratorSimulator(sensors=SIM_SENSORS) as sim:
+        config = load_config(write_config(tmp_path, sim.path))
+        records = {
+            sensor: BayRecord(
+                bay=f"P1/{bay}",
+                sensor=sensor,
+                outcome="SILENT" if bay == "B003" else "PASS",
+                at=0.0,
+                by="learn-bays",
+            )
+            for bay, sensor in SENSORS.items()
+        }
+        result = await check_sensors(config, listen_s=3600, records=records)
+    assert result.status == "FAIL", result
+    assert f"{SENSORS['B003']} (P1/B003) silent in learn-bays" in result.detail
+    assert "down" not in result.detail and "None" not in result.detail, result.detail
+
+
+def test_doctor_names_a_config_it_cannot_read_and_says_why(tmp_path: Path) -> None:
+    """A config doctor cannot read (not readable by this user, or a folder) is named with its
+    path and the reason; the fix is not "correct each line" of a file nobody could read.
+    Following the guide, doctor run as another user than the config's said only
+    ``1 problem(s): cannot read the file: Permission denied``."""
+    from edge.commission.doctor import check_config
+
+    folder = tmp_path / "etc-parkgrid"
+    folder.mkdir()
+    result, config = check_config(folder)
+    assert config is None
+    assert result.status == "FAIL"
+    assert f"cannot read {folder}: Is a directory" in result.detail, result.detail
+    assert "correct each line" not in result.fix, result.fix
+
+
+@pytest.mark.parametrize("how", ["folder 0750", "file 0600"])
+def test_commands_run_as_a_user_who_cannot_read_the_config_say_so(how: str) -> None:
+    """As on a box: /etc/parkgrid is 0750 root:parkgrid and edge.toml 0640; a technician runs
+    the commands as themselves instead of ``sudo -u parkgrid``. doctor died with a
+    PermissionError traceback (``Path.is_file`` raises on a folder it cannot enter)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run the commands as another user than the config's owner")
+    top = Path(tempfile.mkdtemp(prefix="parkgrid-etc-"))
+    try:
+        top.chmod(0o755)
+        etc = top / "parkgrid"
+        etc.mkdir(mode=0o750 if how == "folder 0750" else 0o755)
+        config = etc / "edge.toml"
+        config.write_text('site = "xigang"\nbox_id = "box-p1"\n')
+        config.chmod(0o600)
+        for command in (["doctor", "--config"], ["check-config"], ["walk-test", "--config"],
+                        ["run", "--config"]):  # fmt: skip
+            ran = subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                 sys.executable, "-m", "parkgrid", "edge", *command, str(config)],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            said = ran.stdout + ran.stderr
+            assert "Traceback" not in said, (command, said)
+            assert ran.returncode in (1, 2), (command, said)
+            assert str(config) in said and "Permission denied" in said, (command, said)
+            if command[0] == "doctor":
+                assert "sudo -u parkgrid" in said, said
+    finally:
+        shutil.rmtree(top)

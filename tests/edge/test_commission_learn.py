@@ -178,3 +178,19 @@ async def test_learning_a_bay_again_takes_its_own_sensor(tmp_path: Path) -> None
             await proc.wait()
     assert proc.returncode == 0, events
     assert [e["event"] for e in events] == ["prompt", "learned", "summary"]
+
+
+async def test_learn_bays_refuses_a_csv_of_lots_the_box_does_not_have(tmp_path: Path) -> None:
+    """Another box's bays.csv (or a typo in its lot column): learn-bays prompted the other
+    lot's bays on this box's line, for ever, and the result could never be imported here."""
+    from tests.edge.commission_support import parkgrid
+
+    bays_csv = tmp_path / "bays.csv"
+    bays_csv.write_text("lot,bay,sensor,format\nP2,C001,,\nP2,C002,,\n")
+    async with ConcentratorSimulator(sensors=dict(BURIED.values())) as sim:
+        config = starter_config(tmp_path, sim.path)
+        ran = await parkgrid("edge", "learn-bays", "--config", str(config), "--csv",
+                             str(bays_csv), "--bay-timeout-s", "2", within_s=60)  # fmt: skip
+    assert ran.code == 2, ran.out + ran.err
+    assert "drive onto" not in ran.out, ran.out
+    assert "lot P2" in ran.err and "its lots: P1" in ran.err and str(bays_csv) in ran.err, ran.err

@@ -145,3 +145,24 @@ def test_import_keeps_the_files_group(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     info = os.stat(config)
     assert (info.st_gid, stat.S_IMODE(info.st_mode)) == (group, 0o640)
+
+
+def test_a_wrong_lot_id_is_refused_naming_the_configs_lots(tmp_path: Path) -> None:
+    """A typo in ``--lot`` (or the neighbouring box's lot, whose rows are in the same town
+    CSV) must not add a lot this box does not have: the guide's bench run added ``lots.P9``
+    and printed 24 lines of clashes instead of saying the lot is wrong."""
+    config = tmp_path / "edge.toml"
+    config.write_text(STARTER)
+    before = config.read_bytes()
+    csv = tmp_path / "bays.csv"
+    csv.write_text(CSV_FIRST.replace("P3,", "P9,"))  # its own bays, no clash to hide behind
+    ran = parkgrid("edge", "import-bays", str(csv), "--lot", "P9", "--config", str(config))
+    assert ran.returncode == 2, ran.stderr
+    assert "lot P9 is not a lot of this box" in ran.stderr, ran.stderr
+    assert "P3, P4" in ran.stderr and str(config) in ran.stderr, ran.stderr
+    assert config.read_bytes() == before
+    # the CSV's lot column names no P3 row: the lots it does have are named
+    ran = parkgrid("edge", "import-bays", str(csv), "--lot", "P3", "--config", str(config))
+    assert ran.returncode == 2
+    assert "no row of lot P3" in ran.stderr and "its lots: P9" in ran.stderr, ran.stderr
+    assert config.read_bytes() == before

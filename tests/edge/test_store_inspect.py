@@ -83,3 +83,31 @@ def test_inspect_on_a_box_that_never_ran(tmp_path: Path) -> None:
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert "outbox: none yet" in ran.stdout
+
+
+def test_inspect_says_when_it_cannot_read_the_commissioning_record(tmp_path: Path) -> None:
+    """Run as a user who may not read ``commission/bays.json`` (written 0600 by sudo),
+    inspect said ``0 of 12 bay(s) proven`` right after all 12 were. It must say it could not
+    read the record, and where (a folder in its place stands in for any read failure)."""
+    data = tmp_path / "data"
+    (data / "commission" / "bays.json").mkdir(parents=True)
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        tomli_w.dumps(
+            {
+                "site": "x",
+                "box_id": "box-p1",
+                "data_dir": str(data),
+                "serial": {"conc": {"device": "/dev/null", "protocol": "concentrator"}},
+                "lots": {"P1": {"bays": {"B001": {"sensor": "00A10001", "format": "nwave-nps"}}}},
+            }
+        )
+    )
+    ran = subprocess.run(
+        [sys.executable, "-m", "parkgrid", "edge", "inspect", "--config", str(config)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    line = next(x for x in ran.stdout.splitlines() if x.startswith("commissioning:"))
+    assert "cannot read" in line and str(data / "commission" / "bays.json") in line, line
+    assert "0 of 1" not in line, line
