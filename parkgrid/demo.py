@@ -261,7 +261,7 @@ def box_configs(
                     "format": plan.fmt,
                 }
         lots = {
-            lot_id: {"name": lot.name, "bays": bays_of.get(lot_id, {})}
+            lot_id: {"name": lot.name, "full_band": lot.full_band, "bays": bays_of.get(lot_id, {})}
             for lot_id, lot in site.lots.items()
             if lot.box_id == box_id
         }
@@ -296,8 +296,8 @@ def box_configs(
                     "unit": unit,
                     "profile": "parkgrid-guidance",
                     "lot": sign.lot,
-                    "arrow": "ahead",
-                    "fallback": [{"lot": lot, "arrow": "ahead"} for lot in sign.fallback],
+                    "arrow": sign.arrow,
+                    "fallback": [{"lot": t.lot, "arrow": t.arrow} for t in sign.fallback],
                 }
             elif sign.zone is not None:
                 signs[sign_id] = {"unit": unit, "profile": "parkgrid-warning", "zone": sign.zone}

@@ -277,7 +277,7 @@ class _Planner:
         fallback: dict[str, list[str]] = {lot: [] for lot in self.site.lots}
         for sign in self.site.signs.values():
             if sign.kind is SignKind.GUIDANCE and sign.lot is not None:
-                fallback[sign.lot] = list(sign.fallback)
+                fallback[sign.lot] = [target.lot for target in sign.fallback]
         bays = {lot_id: lot.bay_ids(lot_id) for lot_id, lot in self.site.lots.items()}
         # Overnight cars already parked when the day starts (sent as the initial state).
         for ids in bays.values():

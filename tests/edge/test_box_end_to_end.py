@@ -231,7 +231,9 @@ async def test_box_full_lot_points_to_another_lot(
         await eventually(lambda: r.signs.display(1).label == "P2")
         shown = r.signs.display(1)
         assert shown.free == 37
-        # P2's box goes offline: its figures can no longer be trusted, so P1's sign says FULL.
+        assert r.signs.shown(1).startswith("满 FULL → P2 37")
+        # P2's box goes offline: its figures can no longer be trusted, so P1's sign says full
+        # with nowhere to send drivers (no label: never "P1" or "P2" next to the full words).
         await asyncio.to_thread(
             publish.single,
             other.status,
@@ -241,8 +243,8 @@ async def test_box_full_lot_points_to_another_lot(
             hostname=mosquitto.host,
             port=mosquitto.port,
         )
-        await eventually(lambda: r.signs.display(1).label == "P1")
-        assert r.signs.display(1).free == 0
+        await eventually(lambda: r.signs.display(1).label == "")
+        assert (r.signs.display(1).mode, r.signs.display(1).free) == (GuidanceMode.FULL, 0)
         # A car leaves P1: the sign shows P1's own count again.
         await r.sim.send_status("00A10002", occupied=False)
         await eventually(lambda: r.signs.display(1).mode == GuidanceMode.NORMAL)
