@@ -281,6 +281,15 @@ class SignBusConfig(_Model):
     down_after_failures: int = Field(default=3, ge=1, le=100)
     retry_down_after_s: float = Field(default=10.0, gt=0, le=3600)
     refresh_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    heartbeat_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="between refreshes, read each sign's status registers (uptime, faults: "
+        "6 registers, one short frame) this often, so a reboot or an expired watchdog is "
+        "seen and repaired within about this time; profiles without status registers read "
+        "their display back instead",
+    )
     watchdog_timeout_s: int = Field(default=60, ge=5, le=3600)
     signs: dict[Ident, SignConfig] = Field(default_factory=dict)
 
