@@ -516,13 +516,12 @@ class Demo:
         from simulators.signs import SignSimulator
         from simulators.town import (
             BoxNetwork,
-            NetworkCut,
             TownClock,
-            TownDriver,
             default_start,
             plan_town,
             sensor_plan,
         )
+        from simulators.town_driver import NetworkCut, TownDriver
 
         options = self.options
         site = self.site

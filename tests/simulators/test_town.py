@@ -20,16 +20,15 @@ from simulators.town import (
     BayChange,
     BoxNetwork,
     CaptureSeen,
-    NetworkCut,
     SensorDies,
     SignReboots,
     TownClock,
-    TownDriver,
     TownTruth,
     day_start,
     plan_town,
     sensor_plan,
 )
+from simulators.town_driver import NetworkCut, TownDriver
 
 SITE_FILE = Path(__file__).resolve().parents[2] / "sites" / "xigang.toml"
 SITE = load_site(SITE_FILE)
