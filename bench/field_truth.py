@@ -24,7 +24,8 @@ The API is right when ``free`` matches and ``status`` is ``full`` exactly when t
 Lag: for each change of the truth, how long until the sign showed it (changes overtaken by
 the next one within 2 s are not counted). The drivers' outcomes come from the timeline:
 *misled* are drivers a sign sent to a lot with no free bay (a count at a full lot, or a way
-to a full lot); *turned away* are drivers sent on while their lot had space.
+to a full lot) when what they read matched no truth of the 2 s before; *turned away* are
+drivers a full sign sent on while their lot had space (split the same way).
 
 Goals: signs right within 2 s at least 99.9 % of the time, the API at least 99.5 %, no driver
 misled. The last line is the verdict. Without ``--day`` the run covers 06:00 to 11:30 of the
@@ -354,7 +355,7 @@ def report(run: Run) -> tuple[float, float, int, list[str]]:
     )
     lines.append(
         f"drivers: {len(drivers)} arrived, {parked} parked; sent to a full lot by a sign that "
-        f"was wrong for over {TOLERANCE_S:g} s: {misled} (misled); by a sign that was right "
+        f"matched no truth of the last {TOLERANCE_S:g} s: {misled} (misled); by a sign right "
         f"within {TOLERANCE_S:g} s (the last bay went as they read it): {raced}; turned away "
         f"while their lot had space: {turned} by a wrong sign, {len(turned_all) - turned} by "
         "one right within the tolerance"
