@@ -282,11 +282,7 @@ class SignEntry(_Model):
     entry: Ident | None = None
     message: str | None = Field(default=None, description="warning: a fixed message name")
     arrow: SignArrowName = Field(default="none", description="guidance: the way into its own lot")
-    fallback: list[Fallback] = Field(
-        default_factory=list,
-        description="guidance: lots to send drivers to when full, nearest first, each with "
-        "its arrow",
-    )
+    fallback: list[Fallback] = Field(default_factory=list, description="lots, ways; nearest first")
 
 
 class CameraEntry(_Model):

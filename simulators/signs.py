@@ -18,16 +18,9 @@ What a sign shows is ``firmware_protocols.signs.shown_text`` of those registers:
 protocol exists once. Time comes from ``clock`` (default ``time.monotonic``) so tests move
 it by hand.
 
-With ``display_log`` the simulator appends one JSON line per change of what a sign shows::
-
-    {"wall": 1733480000.123, "unit": 1, "sign": "P1-ENTRANCE", "shown": "P1 37 ← green",
-     "why": "write"}
-
-``why`` is ``start``, ``write`` (a Modbus write changed it), ``watchdog`` (stamped at the
-moment the watchdog expired, by the sign's clock, not when it was noticed), ``reboot`` or
-``clock``. Changes that no request causes (the watchdog) are noticed by a watcher task
-every ``LOG_POLL_S`` or by :meth:`SignSimulator.note_displays`. ``wall`` is ``wall()``
-(default ``time.time``), the same clock as the town's truth timeline.
+With ``display_log`` the simulator appends one JSON line per change of what a sign shows
+(``simulators.sign_display_log``); changes no request causes (the watchdog) are noticed by a
+watcher task every ``LOG_POLL_S`` or by :meth:`SignSimulator.note_displays`.
 
 RTU runs on a pty bridge: two pty pairs whose masters the simulator relays to each other;
 the server opens one slave, a client opens :attr:`SignSimulator.pty_path` (the other)::
@@ -72,6 +65,7 @@ from firmware_protocols.signs import (
     power_on_registers,
     shown_text,
 )
+from simulators.sign_display_log import DisplayLog
 
 HOLDING_FCS = frozenset({3, 6, 16, 22, 23})
 LOG_POLL_S = 0.05  # how often the display log looks for changes no request made
@@ -240,10 +234,7 @@ class SignSimulator:
         self._baudrate = baudrate
         self._clock = clock
         self._state_file = state_file
-        self._display_log = display_log.open("a", encoding="utf-8") if display_log else None
-        self._names = dict(names or {})
-        self._wall = wall
-        self._logged: dict[int, str] = {}
+        self._display_log = DisplayLog(display_log, names, wall) if display_log else None
         self._watcher: asyncio.Task[None] | None = None
         self._servers: list[ModbusTcpServer | ModbusSerialServer] = []
         self._bridge: _PtyBridge | None = None
@@ -407,31 +398,10 @@ class SignSimulator:
             self.note_displays()
 
     def note_displays(self, why: str | None = None) -> None:
-        """Log every sign whose face changed since it was last logged.
-
-        ``why`` names the cause; without one, a watchdog that expired is ``watchdog``
-        (stamped with its expiry time) and anything else ``clock``."""
-        if self._display_log is None:
-            return
-        now, wall = self._clock(), self._wall()
-        for unit_id, unit in self._units.items():
-            text = self.shown(unit_id)
-            if self._logged.get(unit_id) == text:
-                continue
-            self._logged[unit_id] = text
-            at, cause = wall, why or "clock"
-            expiry = unit.watchdog_expiry()
-            if why is None and expiry is not None and now >= expiry:
-                at, cause = wall - (now - expiry), "watchdog"
-            record = {
-                "wall": round(at, 4),
-                "unit": unit_id,
-                "sign": self._names.get(unit_id, str(unit_id)),
-                "shown": text,
-                "why": cause,
-            }
-            self._display_log.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._display_log.flush()
+        """Log every sign whose face changed since it was last logged (``DisplayLog``)."""
+        if self._display_log is not None:
+            faces = [(u, self.shown(u), unit.watchdog_expiry()) for u, unit in self._units.items()]
+            self._display_log.note(faces, now=self._clock(), why=why)
 
     # --- the test and CLI API ----------------------------------------------------------
 
