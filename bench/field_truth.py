@@ -174,9 +174,9 @@ def load_run(run_dir: Path) -> Run:
     # sensors' first frames at once (620 bays); that is the boxes' start, not a fault.
     first = timeline[0]["wall"] if timeline else 0.0
     start = max(float(state.get("wall_start") or first), first) + WARM_UP_S
-    ends = [s.times[-1] for s in truth.values() if s.times]
-    ends += [samples[-1][0] for samples in api.values() if samples]
-    return Run(lots, entrance, truth, signs, api, faults, drivers, start, max(ends or [start]))
+    # Up to the town's last event: after it the demo stops (boxes first), which is no fault.
+    end = timeline[-1]["wall"] if timeline else start
+    return Run(lots, entrance, truth, signs, api, faults, drivers, start, end)
 
 
 # --- the comparison ----------------------------------------------------------------------
@@ -285,9 +285,11 @@ def cause_of(episode: Episode, faults: Sequence[tuple[float, str]]) -> str:
         what = f"{shown[1]} shown in a full lot"
     else:
         what = f"{shown[1]} shown, {episode.truth} free"
-    near = [f"{name} {episode.start - at:.0f} s before" for at, name in faults
-            if episode.start - 120 <= at <= episode.end]  # fmt: skip
-    return what + (f" ({'; '.join(near)})" if near else " (no fault near: lag or counting)")
+    near = [(at, name) for at, name in faults if episode.start - 120 <= at <= episode.end]
+    if not near:
+        return what + " (no fault within 120 s before: lag or counting)"
+    at, name = max(near)  # the latest fault before (or during) the episode
+    return f"{what} ({name} {episode.start - at:.1f} s before)"
 
 
 def read_was_true(run: Run, driver: dict[str, Any]) -> bool:
