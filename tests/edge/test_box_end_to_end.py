@@ -494,3 +494,23 @@ async def test_box_reports_a_dark_sign_to_central_and_its_end(
         last = sign_states(r.central, "S1")[-1]
         assert last.problem is None and last.wrong_since is None
         assert last.last_verified is not None and last.last_verified > dark.wrong_since
+
+
+async def test_box_starting_up_shows_dashes_not_full(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """Finding 3: a box that has heard no sensor yet shows -- on its sign (and tells central
+    so), never FULL; the first reports bring the count."""
+    async with rig(tmp_path, mosquitto) as r:
+        await eventually(lambda: r.signs.display(1).mode == GuidanceMode.UNKNOWN, within=30)
+        assert r.signs.shown(1) == "--"
+        await eventually(
+            lambda: any(s.display.mode == SignMode.DASHES for s in sign_states(r.central, "S1")),
+            within=30,
+        )
+        for sensor in SENSORS:
+            await r.sim.send_status(sensor, occupied=False)
+        await eventually(lambda: r.signs.shown(1).startswith("P1 4"), within=30)
+        assert not any(
+            s.display.text and "FULL" in s.display.text for s in sign_states(r.central, "S1")
+        )
