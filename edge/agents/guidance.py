@@ -6,12 +6,14 @@ remote state at all. Nothing here talks to a bus; the sign bus owner makes the s
 the projection, refreshes it, and rewrites its watchdog.
 
     own lot                      guidance sign shows            numeric module shows
-    every bay in service unknown "--" (amber)                   "--"
+    nobody can vouch for it *    "--" (amber)                   "--"
     spacesAvailable              green, "P1 37 →" (own count)    "37"
     almostFull                   amber, "P1 3 →"                 "3"
     full, a fallback has space   green, "满 FULL → P4 12"         "FULL >P4 12"
     full, nowhere to go          red, "满 FULL"                   "FULL"
     closed                       red, "CLOSED"                   "----"
+
+    * every bay in service unknown, or no free bay known and over 10 % unknown
 
 The rules, the same for every profile and for the office's view (``sign_display``):
 
@@ -25,8 +27,11 @@ The rules, the same for every profile and for the office's view (``sign_display`
   *not* offered: drivers sent there would meet a sign saying full, so the two signs never
   contradict each other (with the default band 0 the case does not arise);
 * the lot is unknown ("--") while no bay in service has a known state (a box starting up
-  before any sensor has spoken, or every sensor silent): never "full" for lack of news.
-  A box cut off from its sign beyond the watchdog shows "--" too (the sign does that).
+  before any sensor has spoken, or every sensor silent), and while it looks full but more
+  than 10 % of its bays are unknown (a restarted box that has heard only a few sensors once
+  showed FULL with 23 bays free): never "full" for lack of news. A known free bay is always
+  shown as a count (a lower bound: unknown bays are never counted free). A box cut off from
+  its sign beyond the watchdog shows "--" too (the sign does that).
 """
 
 from __future__ import annotations
@@ -84,10 +89,18 @@ def pick_fallback(
     return None
 
 
+FULL_UNKNOWN_MAX_PERCENT = 10  # a lot with more bays unknown than this is not called full
+
+
 def lot_unknown(own: LotSnapshot) -> bool:
-    """No bay in service has a known state: nobody can vouch for any figure of the lot."""
+    """Nobody can vouch for the lot's state: no bay in service is known, or it looks full
+    (no free bay known) while more than 10 % of its bays are unknown."""
     in_service = own.capacity - own.closed
-    return in_service > 0 and own.unknown >= in_service
+    if in_service <= 0:
+        return False
+    if own.unknown >= in_service:
+        return True
+    return own.status == "full" and own.unknown * 100 > in_service * FULL_UNKNOWN_MAX_PERCENT
 
 
 def guidance_display(

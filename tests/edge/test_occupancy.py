@@ -263,11 +263,29 @@ def test_guidance_unknown_at_start_up_is_dashes_not_full() -> None:
     assert shown.mode is GuidanceMode.UNKNOWN
     assert guidance_text(shown) == "--"
     assert numeric_display(sign, start, remote, network_up=True).text == "--"
-    # One sensor speaks (occupied): the others are still unknown, never counted free; the lot
-    # is known to hold no free bay it can vouch for, so the sign shows full with a direction.
+    # One sensor speaks (occupied): nine bays are still unknown, so "no free bay" is no news
+    # that the lot is full (a restarted box measured on the bench showed FULL with 23 bays
+    # free this way): still --, never sending drivers away.
     occ.observe(obs(1, True, T0 + 1))
     one_known = occ.lot_snapshot("P1", T0 + 1)
-    assert guidance_display(sign, one_known, remote, network_up=True).mode is GuidanceMode.FULL
+    assert guidance_display(sign, one_known, remote, network_up=True).mode is GuidanceMode.UNKNOWN
+    assert numeric_display(sign, one_known, remote, network_up=True).text == "--"
+    # A known free bay is a true count, a lower bound: shown, whatever is unknown.
+    occ.observe(obs(2, False, T0 + 2))
+    shown = guidance_display(sign, occ.lot_snapshot("P1", T0 + 2), remote, network_up=True)
+    assert (shown.mode, shown.free) == (GuidanceMode.NORMAL, 1)
+
+
+def test_guidance_full_with_a_dead_sensor_or_two_is_full() -> None:
+    """A lot with no free bay and at most 10 % of its bays unknown (a dead sensor) is full."""
+    config = guidance_config()
+    sign = config.sign_buses["bus"].signs["S1"]
+    occ = Occupancy(config, now=T0)
+    for i in range(1, 10):
+        occ.observe(obs(i, True, T0))  # bay 10's sensor never speaks: 1 unknown in 10
+    snap = occ.lot_snapshot("P1", T0)
+    assert (snap.free, snap.unknown) == (0, 1)
+    assert guidance_display(sign, snap, {}, network_up=True).mode is GuidanceMode.FULL
 
 
 def test_full_band_default_shows_the_last_free_bays() -> None:
