@@ -579,7 +579,9 @@ class EdgeBox:
         faults = status.faults or frozenset()
         shown = None
         if "watchdog_expired" in faults:
-            shown = SignDisplay(mode=SignMode.DASHES)
+            # An orphaned guidance sign shows "--"; a warning sign goes dark.
+            dark = sign.profile == "parkgrid-warning"
+            shown = SignDisplay(mode=SignMode.BLANK if dark else SignMode.DASHES)
         elif status.shown is not None:
             shown = to_uplink(status.shown)
         return SignState(

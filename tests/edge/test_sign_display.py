@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge.agents.sign_display import to_uplink
 from firmware_protocols.signs import (
     Arrow,
@@ -37,3 +39,54 @@ def test_office_sees_dashes_for_an_unknown_lot() -> None:
 def test_office_sees_the_own_count_with_space() -> None:
     shown = to_uplink(GuidanceDisplay(free=37, arrow=Arrow.LEFT, label="P1"))
     assert (shown.mode, shown.count, shown.arrow) == (SignMode.COUNT, 37, SignArrow.LEFT)
+
+
+async def test_sign_state_shows_an_orphaned_sign_as_it_looks(tmp_path: Path) -> None:
+    """With its watchdog expired a guidance sign reads "--" and a warning sign is dark: the
+    sign state's ``shown`` says so, whatever the registers still hold."""
+    from edge.config import parse_config
+    from edge.runtime import EdgeBox
+    from firmware_protocols.signs import Message, WarningDisplay
+
+    config = parse_config(
+        {
+            "site": "xigang",
+            "box_id": "box-p1",
+            "data_dir": str(tmp_path),
+            "mqtt": {"url": "mqtt://127.0.0.1:1"},
+            "serial": {"conc": {"device": str(tmp_path / "tty"), "protocol": "concentrator"}},
+            "lots": {"P1": {"bays": {"B001": {"sensor": "00A10001", "format": "nwave-nps"}}}},
+            "sign_buses": {
+                "bus1": {
+                    "transport": "tcp",
+                    "host": "127.0.0.1",
+                    "port": 1,
+                    "signs": {
+                        "G": {"unit": 1, "profile": "parkgrid-guidance", "lot": "P1"},
+                        "W": {"unit": 2, "profile": "parkgrid-warning", "message": "no_parking"},
+                    },
+                }
+            },
+            "health": {"listen": "127.0.0.1:0"},
+        }
+    )
+    box = EdgeBox(config)
+    try:
+        bus = box.buses["bus1"]
+        shown = {
+            "G": GuidanceDisplay(free=3, label="P1"),
+            "W": WarningDisplay(message=Message.NO_PARKING),
+        }
+        for sign_id, display in shown.items():
+            box.shown[sign_id] = display
+            unit = bus._units[sign_id]
+            unit.shown = display
+            unit.faults = frozenset({"watchdog_expired"})
+        guidance, warning = box.sign_state("G"), box.sign_state("W")
+        assert guidance is not None and guidance.shown is not None
+        assert warning is not None and warning.shown is not None
+        assert guidance.shown.mode is SignMode.DASHES
+        assert warning.shown.mode is SignMode.BLANK
+        assert warning.faults == ["watchdog_expired"]
+    finally:
+        box.outbox.close()
