@@ -225,7 +225,10 @@ def starter_config(
         "data_dir": "/var/lib/parkgrid",
         "mqtt": mqtt,
         "serial": {"conc": {"device": "/dev/serial/by-id/CHANGE-ME", "protocol": "concentrator"}},
-        "lots": {lot_id: {"name": site.lots[lot_id].name} for lot_id in site.lots_of_box(box_id)},
+        "lots": {
+            lot_id: {"name": site.lots[lot_id].name, "full_band": site.lots[lot_id].full_band}
+            for lot_id in site.lots_of_box(box_id)
+        },
     }
 
 

@@ -21,7 +21,8 @@ field-by-field validation, with the same kind of path.
     [[permits]] / [[exempt]]    plates the rules let pass, with reasons
     [duty]                      case time limits per kind, alerts that open cases
     [entries.<entry_id>]        name, road: a town entry (truck-ban area boundary)
-    [signs.<sign_id>]           box_id, kind, lot | zone | segment | entry, message, fallback
+    [signs.<sign_id>]           box_id, kind, lot | zone | segment | entry, message, arrow,
+                                fallback ([{lot, arrow}], nearest first)
 
 Other domains add their own sections (ledger rules, fines) as new fields of ``Site`` with a
 default, so an older file stays valid.
@@ -29,12 +30,13 @@ default, so an older file stays valid.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -207,6 +209,11 @@ class LotEntry(_Model):
     location: Location | None = None
     address: str | None = None
     hours: Hours | None = Field(default=None, description="opening hours; none: always open")
+    full_band: int = Field(
+        default=0,
+        ge=0,
+        description="full while this many bays or fewer are free (0: only with none free)",
+    )
 
     def bay_ids(self, lot_id: str) -> list[str]:
         return _expand_bays(lot_id, self.bays)
@@ -243,6 +250,28 @@ class EntryPoint(_Model):
     location: Location | None = None
 
 
+SignArrowName = Literal["none", "left", "right", "ahead"]
+
+
+class FallbackEntry(_Model):
+    """A lot a full lot's sign sends drivers to, and which way it lies from that sign."""
+
+    lot: Ident
+    arrow: SignArrowName = Field(description="the way from the sign: left, right, ahead, none")
+
+
+def _fallback_value(value: object) -> object:
+    if isinstance(value, str):
+        raise ValueError(
+            f"give the way to {value!r} as well: {{ lot = {json.dumps(value)}, "
+            'arrow = "left" | "right" | "ahead" }'
+        )
+    return value
+
+
+Fallback = Annotated[FallbackEntry, BeforeValidator(_fallback_value)]
+
+
 class SignEntry(_Model):
     """A sign in the street, driven by a box: a lot's guidance sign or a warning sign."""
 
@@ -253,7 +282,8 @@ class SignEntry(_Model):
     segment: Ident | None = None
     entry: Ident | None = None
     message: str | None = Field(default=None, description="warning: a fixed message name")
-    fallback: list[Ident] = Field(default_factory=list, description="lots when full, nearest first")
+    arrow: SignArrowName = Field(default="none", description="guidance: the way into its own lot")
+    fallback: list[Fallback] = Field(default_factory=list, description="lots, ways; nearest first")
 
 
 class CameraEntry(_Model):
@@ -537,7 +567,8 @@ def _sign_problems(site: Site, refs: dict[str, Any]) -> list[SiteProblem]:
             problems.append(SiteProblem(f"{path}.lot", "a guidance sign needs the lot it shows"))
         if sign.kind is SignKind.WARNING and sign.zone is None and sign.message is None:
             problems.append(SiteProblem(path, "a warning sign needs a zone or a fixed message"))
-        for index, lot in enumerate(sign.fallback):
+        for index, target in enumerate(sign.fallback):
+            lot = target.lot
             if lot not in site.lots:
                 problems.append(SiteProblem(f"{path}.fallback.{index}", f"no lot {lot!r}"))
             elif lot == sign.lot:

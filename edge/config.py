@@ -207,27 +207,29 @@ class BayConfig(_Model):
 
 
 class LotThresholds(_Model):
-    """DATEX II style occupancy thresholds, in percent of the bays in service."""
+    """DATEX II style almost-full thresholds, in percent of the bays in service.
+
+    Full is not a percentage: see ``LotConfig.full_band``."""
 
     almost_full_increasing: float = Field(default=90, gt=0, le=100)
     almost_full_decreasing: float = Field(default=85, gt=0, le=100)
-    full_increasing: float = Field(default=100, gt=0, le=100)
-    full_decreasing: float = Field(default=97, gt=0, le=100)
 
     @model_validator(mode="after")
     def _ordered(self) -> LotThresholds:
         if self.almost_full_decreasing > self.almost_full_increasing:
             raise ValueError("almost_full_decreasing must not exceed almost_full_increasing")
-        if self.full_decreasing > self.full_increasing:
-            raise ValueError("full_decreasing must not exceed full_increasing")
-        if self.almost_full_increasing > self.full_increasing:
-            raise ValueError("almost_full_increasing must not exceed full_increasing")
         return self
 
 
 class LotConfig(_Model):
     name: str | None = None
     thresholds: LotThresholds = LotThresholds()
+    full_band: int = Field(
+        default=0,
+        ge=0,
+        description="the lot counts as full (its sign sends drivers on) while this many bays "
+        "or fewer are free; 0: full only when no bay is free",
+    )
     bays: dict[Ident, BayConfig] = Field(default_factory=dict)
 
     @property
@@ -289,6 +291,15 @@ class SignBusConfig(_Model):
     down_after_failures: int = Field(default=3, ge=1, le=100)
     retry_down_after_s: float = Field(default=10.0, gt=0, le=3600)
     refresh_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    heartbeat_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="between refreshes, read each sign's status registers (uptime, faults: "
+        "6 registers, one short frame) this often, so a reboot or an expired watchdog is "
+        "seen and repaired within about this time; profiles without status registers read "
+        "their display back instead",
+    )
     watchdog_timeout_s: int = Field(default=60, ge=5, le=3600)
     signs: dict[Ident, SignConfig] = Field(default_factory=dict)
 

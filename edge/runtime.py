@@ -74,7 +74,9 @@ from firmware_protocols.uplink.models import (
     SensorInfo,
     SensorRecovered,
     Severity,
+    SignDisplay,
     SignFault,
+    SignMode,
     SignRecovered,
     SignState,
     Trend,
@@ -94,6 +96,9 @@ def _package_version() -> str:
 
 SOFTWARE_VERSION = f"parkgrid-edge {_package_version()}"
 SHUTDOWN_GRACE_S = 4.0
+# A sign whose read-back keeps matching has its state (last_verified) re-sent this often;
+# any change of what it shows, or of its truth, is sent at once.
+SIGN_VERIFIED_REPUBLISH_S = 30.0
 
 
 def utc(ts: float) -> datetime:
@@ -138,7 +143,7 @@ class EdgeBox:
             for name, line in config.serial.items()
         }
         self.buses = {
-            bus_id: SignBus(bus_id=bus_id, config=bus, on_event=self._on_sign_event)
+            bus_id: SignBus(bus_id=bus_id, config=bus, on_event=self._on_sign_event, wall=clock)
             for bus_id, bus in config.sign_buses.items()
         }
         self.signs: dict[str, tuple[str, SignConfig]] = {
@@ -153,6 +158,7 @@ class EdgeBox:
         self.shown: dict[str, Display] = {}
         self._lot_snapshots: dict[str, LotSnapshot] = {}
         self._open_alerts: dict[str, AlertRaised] = {}
+        self._sign_published: dict[str, tuple[float, SignState]] = {}  # last sent, when
         self._wake = asyncio.Event()
         self.health = HealthServer(
             listen=config.health.listen, health=self.health_report, metrics=self.metrics
@@ -354,7 +360,52 @@ class EdgeBox:
                 SignRecovered(sign_id=event.sign_id, bus=event.bus_id, unit=sign.unit), ts=at
             )
             self._resolve_alert(alert_id, "sign answers again", at)
+        elif event.kind is SignBusEventKind.VERIFIED:
+            wrong_id = f"sign-wrong-{event.sign_id}"
+            if wrong_id in self._open_alerts:
+                self._resolve_alert(wrong_id, f"sign {event.sign_id} {event.reason}", at)
+            elif not self._sign_news(event.sign_id):
+                return  # a routine read-back that matched: last_verified moves on quietly
+        else:
+            self._sign_wrong(event, sign, at)
         self._publish_sign(event.sign_id)
+
+    def _sign_news(self, sign_id: str) -> bool:
+        """Whether a matching read-back is worth a sign state: what the sign shows changed
+        since the last one sent, or that one is older than SIGN_VERIFIED_REPUBLISH_S."""
+        last = self._sign_published.get(sign_id)
+        state = self.sign_state(sign_id)
+        if last is None or state is None:
+            return True
+        at, sent = last
+        return sent.shown != state.shown or self.clock() - at >= SIGN_VERIFIED_REPUBLISH_S
+
+    def _sign_wrong(self, event: SignBusEvent, sign: SignConfig, at: datetime) -> None:
+        """A reboot, a read-back mismatch or an expired watchdog: report it, raise an alert."""
+        assert event.sign_id is not None
+        status = self.buses[event.bus_id].status(event.sign_id)
+        if status.problem is None:
+            return  # e.g. a fault bit that does not change what the sign shows
+        self.uplink.emit(
+            SignFault(
+                sign_id=event.sign_id, bus=event.bus_id, unit=sign.unit, reason=status.problem
+            ),
+            ts=at,
+        )
+        since = utc(status.wrong_since) if status.wrong_since is not None else at
+        self._raise_alert(
+            AlertRaised(
+                alert_id=f"sign-wrong-{event.sign_id}",
+                alert_type=AlertType.SIGN_WRONG,
+                severity=Severity.WARNING,
+                since=since,
+                sign_id=event.sign_id,
+                lot_id=sign.lot,
+                zone_id=sign.zone,
+                message=f"sign {event.sign_id} (bus {event.bus_id}, unit {sign.unit}) "
+                f"{status.problem}; the box is rewriting it",
+            )
+        )
 
     def _on_connection(self, up: bool) -> None:
         if up != self.network_up:
@@ -526,6 +577,7 @@ class EdgeBox:
     def _publish_sign(self, sign_id: str) -> None:
         state = self.sign_state(sign_id)
         if state is not None:
+            self._sign_published[sign_id] = (self.clock(), state)
             self.uplink.publish_state(self.topics.sign(sign_id), state)
 
     def sign_state(self, sign_id: str) -> SignState | None:
@@ -535,15 +587,30 @@ class EdgeBox:
         if display is None:
             return None
         override = self.overrides.get(sign_id)
+        status = self.buses[bus_id].status(sign_id)
+        faults = status.faults or frozenset()
+        shown = None
+        if "watchdog_expired" in faults:
+            # An orphaned guidance sign shows "--"; a warning sign goes dark.
+            dark = sign.profile == "parkgrid-warning"
+            shown = SignDisplay(mode=SignMode.BLANK if dark else SignMode.DASHES)
+        elif status.shown is not None:
+            shown = to_uplink(status.shown)
         return SignState(
             sign_id=sign_id,
             bus=bus_id,
             unit=sign.unit,
             profile=sign.profile,
             display=to_uplink(display),
-            up=self.buses[bus_id].status(sign_id).up,
-            last_verified=None,
+            up=status.up,
+            last_verified=utc(status.verified_at) if status.verified_at is not None else None,
             override_until=utc(override[1]) if override else None,
+            shown=shown,
+            problem=status.problem,
+            wrong_since=utc(status.wrong_since) if status.wrong_since is not None else None,
+            faults=sorted(faults),
+            reboots=status.counters.reboots_seen,
+            mismatches=status.counters.verify_mismatches,
             ts=utc(self.clock()),
         )
 

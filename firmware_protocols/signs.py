@@ -116,10 +116,20 @@ class Arrow(IntEnum):
 
 
 class GuidanceMode(IntEnum):
+    """What the guidance sign's face shows (holding register 3).
+
+    ``NORMAL`` shows ``label free arrow`` (the sign's own lot). ``FULL`` shows the words for
+    full, then, when ``label`` is set, the way to a fallback lot: ``arrow label free`` (the
+    fallback's label and free count), e.g. ``满 FULL → P4 12``; the fallback's label is
+    never shown next to the words for full on its own. ``UNKNOWN`` shows ``--``: the box
+    cannot vouch for any count (every bay unknown), the same face as an expired watchdog.
+    """
+
     NORMAL = 0
     FULL = 1
     CLOSED = 2
     BLANK = 3
+    UNKNOWN = 4
 
 
 class Message(IntEnum):
@@ -150,6 +160,10 @@ CUSTOM_TEXT_BASE = 0x0100
 CUSTOM_TEXT_REGISTERS = 16  # 32 bytes of UTF-8 per slot
 
 ARROW_GLYPH = {Arrow.NONE: "", Arrow.LEFT: "←", Arrow.RIGHT: "→", Arrow.AHEAD: "↑"}
+ARROW_ASCII = {Arrow.NONE: "", Arrow.LEFT: "<", Arrow.RIGHT: ">", Arrow.AHEAD: "^"}
+FULL_WORDS = "满 FULL"  # what every guidance sign shows for "this lot is full"
+FULL_WORDS_ASCII = "FULL"  # the numeric module has no Chinese glyphs
+UNKNOWN_TEXT = "--"  # no count anyone can vouch for (also an expired watchdog)
 GUIDANCE_MAX_COUNT = 9999  # four digits; larger counts are shown as 9999
 
 
@@ -481,6 +495,38 @@ def format_numeric(value: int, decimals: int) -> str:
     return f"{sign}{digits[:-decimals]}.{digits[-decimals:]}"
 
 
+def guidance_text(display: GuidanceDisplay) -> str:
+    """The words on a guidance sign's face for ``display`` (colour aside; "" when dark).
+
+    ``P1 37 →`` (space, the sign's own lot), ``满 FULL → P4 12`` (full: go to P4, 12 free),
+    ``满 FULL`` (full, nowhere to send drivers), ``CLOSED``, ``--`` (unknown).
+    """
+    if display.brightness == 0 or display.mode is GuidanceMode.BLANK:
+        return ""
+    if display.mode is GuidanceMode.UNKNOWN:
+        return UNKNOWN_TEXT
+    if display.mode is GuidanceMode.CLOSED:
+        return "CLOSED"
+    arrow = ARROW_GLYPH[display.arrow]
+    if display.mode is GuidanceMode.FULL:
+        if not display.label:
+            return FULL_WORDS
+        parts = [FULL_WORDS, arrow, display.label, str(display.free)]
+    else:
+        parts = [display.label, str(display.free), arrow]
+    return " ".join(p for p in parts if p)
+
+
+def numeric_full_text(label: str, arrow: Arrow, free: int, *, width: int) -> str:
+    """The numeric module's full text: ``FULL`` alone or ``FULL ^P3 37`` within ``width``."""
+    if not label:
+        return FULL_WORDS_ASCII
+    text = f"{FULL_WORDS_ASCII} {ARROW_ASCII[arrow]}{label} {min(free, GUIDANCE_MAX_COUNT)}"
+    if len(text) <= width:
+        return text
+    return f"{ARROW_ASCII[arrow]}{label} {min(free, GUIDANCE_MAX_COUNT)}"[:width]
+
+
 def shown_text(
     profile: SignProfile,
     holding: Mapping[int, int],
@@ -497,17 +543,11 @@ def shown_text(
         return format_numeric(display.value or 0, display.decimals)
     if isinstance(display, GuidanceDisplay):
         if expired:
-            return "--"
-        if display.brightness == 0 or display.mode is GuidanceMode.BLANK:
-            return ""
-        body = {
-            GuidanceMode.NORMAL: str(display.free),
-            GuidanceMode.FULL: "FULL",
-            GuidanceMode.CLOSED: "CLOSED",
-        }[display.mode]
-        arrow = "" if display.mode is GuidanceMode.CLOSED else ARROW_GLYPH[display.arrow]
-        parts = [display.label, body, arrow, display.colour.name.lower()]
-        return " ".join(p for p in parts if p)
+            return UNKNOWN_TEXT
+        text = guidance_text(display)
+        if text in ("", UNKNOWN_TEXT):
+            return text
+        return f"{text} {display.colour.name.lower()}"
     if expired or display.brightness == 0 or display.message is Message.BLANK:
         return ""
     if display.message in CUSTOM_SLOTS:
@@ -784,15 +824,18 @@ PARKGRID_GUIDANCE = SignProfile(
         _holding(
             "mode",
             0x0003,
-            "0 normal, 1 full, 2 closed, 3 blank",
-            maximum=3,
+            "0 normal (label, free, arrow), 1 full (the words for full, then arrow, label "
+            "and free of the lot to go to; no label: nowhere to go), 2 closed, 3 blank, "
+            "4 unknown ('--')",
+            maximum=4,
             power_on=GuidanceMode.BLANK.value,
         ),
         _holding("brightness", 0x0004, "LED brightness", unit="%", maximum=100, power_on=100),
         _holding(
             "label",
             0x0005,
-            "lot label shown before the count (ASCII)",
+            "normal: the lot's label before the count; full: the label of the lot the "
+            "arrow points to (ASCII)",
             dtype=DataType.ASCII,
             count=4,
             power_on="",

@@ -15,14 +15,23 @@ What runs (every process in its own process group, stopped with SIGTERM then SIG
       town           the day's plan played against all of it (simulators.town)
 
 Time: the town's clock runs ``--speed`` times faster than the wall clock and starts at
-04:30 of yesterday (so no capture is ever stamped in the future). The boxes keep the wall
-clock, so each stall zone's trading hours are written into its box's config as date
-overrides at the wall times the town's clock reaches them; grace periods and escalation
-steps are divided by the speed the same way.
+``--start`` (04:30) of yesterday (so no capture is ever stamped in the future); ``--duration``
+is wall seconds. The boxes keep the wall clock, so each stall zone's trading hours are
+written into its box's config as date overrides at the wall times the town's clock reaches
+them; grace periods, escalation steps and the sensors' heartbeat and timeout are divided by
+the speed the same way.
+
+The day: ``--demand`` (1.6, a busy day) fills the lots at the morning and evening peaks;
+drivers read the live signs when they arrive (a share know the town); the faults strike in
+the peaks (a sensor dies, a box loses its network, a sign reboots, a box restarts).
 
 The run folder holds ``demo.json`` (URLs, the demo login, the camera token, every process
-with its pid), the logs, the generated configs, and ``truth.json`` (what every lot holds
-by the simulation when the town stops), which the end-to-end test compares with central.
+with its pid), the logs, the generated configs, ``truth.json`` (what every lot holds by the
+simulation when the town stops, and where the drivers went), which the end-to-end test
+compares with central, ``truth-timeline.jsonl`` (every bay change with its lot's truth, every
+driver and fault, wall and town time) and ``signs/<box>-display.jsonl`` (every change of
+what each sign shows, with its wall time), which ``bench/field_truth.py`` reads. At the end
+the processes stop in order: boxes, central, then the broker.
 A second demo while one runs finds the lock file and its live pid, and says so.
 """
 
@@ -42,13 +51,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from parkgrid.demo_broker import CENTRAL_MQTT_USER, TownAccess, start_field_broker
-from parkgrid.demo_processes import Child, Processes
+from parkgrid.demo_processes import Child, Processes, exit_words
 from simulators.sites import XIGANG
 
 EXIT_OK = 0
@@ -59,8 +68,21 @@ DEFAULT_SITE = XIGANG
 DEMO_USER = "demo"
 DEMO_CAMERA_SKEW_MINUTES = 30 * 24 * 60
 STARTUP_ALLOWANCE_S = 25.0
-HEARTBEAT_TIMEOUT_S = 45.0
-HEARTBEAT_INTERVAL_S = 12.0
+# Sensors heartbeat every 10 minutes of town time and go unknown after 30 silent minutes
+# (the box's field default), both scaled by --speed; on the wall clock a heartbeat round of
+# every sensor is kept at least 6 s apart so a fast demo does not flood the serial lines.
+HEARTBEAT_INTERVAL_TOWN_S = 600.0
+HEARTBEAT_TIMEOUT_TOWN_S = 1800.0
+HEARTBEAT_INTERVAL_MIN_S = 6.0
+DEFAULT_DEMAND = 1.6  # a busy day: the morning peak fills the lots (1.0: a quiet day)
+
+
+def heartbeat_wall_s(speed: float) -> tuple[float, float]:
+    """(interval, timeout) of sensor heartbeats in wall seconds at ``speed``."""
+    interval = max(HEARTBEAT_INTERVAL_MIN_S, HEARTBEAT_INTERVAL_TOWN_S / speed)
+    return interval, max(3 * interval, HEARTBEAT_TIMEOUT_TOWN_S / speed)
+
+
 LADDER_BY_CLASS = {
     "prohibited": ((0.0, "escalated"), (600.0, "critical")),
     "controlled": ((0.0, "warning"), (600.0, "escalated")),
@@ -251,8 +273,8 @@ def box_configs(
                     "unit": unit,
                     "profile": "parkgrid-guidance",
                     "lot": sign.lot,
-                    "arrow": "ahead",
-                    "fallback": [{"lot": lot, "arrow": "ahead"} for lot in sign.fallback],
+                    "arrow": sign.arrow,
+                    "fallback": [{"lot": t.lot, "arrow": t.arrow} for t in sign.fallback],
                 }
             elif sign.zone is not None:
                 signs[sign_id] = {"unit": unit, "profile": "parkgrid-warning", "zone": sign.zone}
@@ -267,7 +289,7 @@ def box_configs(
                 "data_dir": str(run_dir / "boxes" / box_id / "data"),
                 "mqtt": {**config["mqtt"], "keepalive_s": 10},
                 "lots": lots,
-                "sensors": {"heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S},
+                "sensors": {"heartbeat_timeout_s": round(heartbeat_wall_s(speed)[1], 3)},
                 "outbox": {"resend_after_s": 5},
                 "health": {
                     "listen": f"127.0.0.1:{health_ports[box_id]}",
@@ -310,6 +332,8 @@ class Options:
     headless: bool
     hold: bool
     embedded_broker: bool = False
+    demand: float = DEFAULT_DEMAND
+    start: str = "04:30"
 
 
 def _http_get(url: str, token: str | None = None, timeout: float = 3.0) -> tuple[int, Any]:
@@ -481,13 +505,12 @@ class Demo:
         from simulators.signs import SignSimulator
         from simulators.town import (
             BoxNetwork,
-            NetworkCut,
             TownClock,
-            TownDriver,
             default_start,
             plan_town,
             sensor_plan,
         )
+        from simulators.town_driver import NetworkCut, TownDriver
 
         options = self.options
         site = self.site
@@ -497,13 +520,15 @@ class Demo:
         central = self.start_central()
         self.write_state(phase="starting")
 
-        # The plan: from 04:30 yesterday, as long as the run (a day when it has no end).
-        sim_start = default_start(site)
+        # The plan: from --start (04:30) yesterday, as long as the run (a day when it has no
+        # end); drivers read the live signs; the faults strike in the peaks.
+        sim_start = default_start(site, at=options.start)
         sim_hours = (options.duration * speed / 3600 + 0.5) if options.duration else 24.0
         outage_wall = min(60.0, max(10.0, 1800.0 / speed))
         events = plan_town(
-            site, seed=options.seed, start=sim_start, hours=sim_hours, outage_s=outage_wall * speed
-        )
+            site, seed=options.seed, start=sim_start, hours=sim_hours, outage_s=outage_wall * speed,
+            demand=dict.fromkeys(site.lots, options.demand), drivers="signs", box_restarts=True,
+        )  # fmt: skip
         sensors = sensor_plan(site)
         wall_start = time.time() + STARTUP_ALLOWANCE_S
         self.clock = clock = TownClock(sim_start=sim_start, wall_start=wall_start, speed=speed)
@@ -539,11 +564,14 @@ class Demo:
                         )
                         sign_units[sign_id] = (box_id, unit)
                 if units:
+                    names = {u: s for s, (b, u) in sign_units.items() if b == box_id}
                     sign_sims[box_id] = await stack.enter_async_context(
                         SignSimulator(
                             units=units,
                             tcp=("127.0.0.1", 0),
                             state_file=self.run_dir / "signs" / f"{box_id}.json",
+                            display_log=self.run_dir / "signs" / f"{box_id}-display.jsonl",
+                            names=names,
                         )
                     )
             broker_host, broker_port = _host_port(self.broker_url)
@@ -607,7 +635,10 @@ class Demo:
                 signs={s: (sign_sims[b], u) for s, (b, u) in sign_units.items()},
                 networks=networks,
                 capture=poster.post,
-                heartbeat_interval_s=HEARTBEAT_INTERVAL_S,
+                heartbeat_interval_s=heartbeat_wall_s(speed)[0],
+                timeline=self.run_dir / "truth-timeline.jsonl",
+                restart_box=self.restart_box,
+                seed=options.seed,
             )
             await history
             await driver.send_initial_state()
@@ -638,6 +669,13 @@ class Demo:
             await self.final_summary()
         return EXIT_OK
 
+    async def restart_box(self, box_id: str) -> None:
+        """Stop a box's process (SIGTERM, as systemd would) and start it again."""
+        child = next(c for c in reversed(self.processes.children) if c.name == box_id)
+        await asyncio.to_thread(self.processes.stop, child)
+        self.processes.start(box_id, child.argv)
+        self.write_state(phase="running")
+
     def write_truth(self, *, finished: bool) -> None:
         assert self.driver is not None
         truth = self.driver.truth
@@ -653,6 +691,7 @@ class Demo:
             else {k: getattr(self.driver.stats, k) for k in self.driver.stats.__slots__},
             "events_played": self.driver.position,
             "events_planned": len(self.driver.events),
+            "drivers": asdict(self.driver.followers.tally),
         }
         (self.run_dir / "truth.json").write_text(json.dumps(record, ensure_ascii=False, indent=2))
 
@@ -791,7 +830,7 @@ def _run_with_signals(demo: Demo) -> int:
             demo.broker.stop()
         demo.say("stopped. It ran:")
         for name, pid, rc in ran:
-            demo.say(f"  {name:<22} pid {pid:<7} exit {rc}")
+            demo.say(f"  {name:<22} pid {pid:<7} {exit_words(rc)}")
         demo.say(f"logs, configs and the database are in {demo.run_dir}")
         with contextlib.suppress(OSError):
             demo.write_state(
@@ -804,7 +843,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--speed", type=float, default=60.0, help="simulated seconds per second (60)"
     )
-    parser.add_argument("--duration", type=float, help="stop after this many seconds of town time")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        help="stop after this many wall-clock seconds (the town covers duration x speed "
+        "seconds of its day); default: run the whole day, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--demand",
+        type=float,
+        default=DEFAULT_DEMAND,
+        help=f"arrivals as a factor of a quiet day ({DEFAULT_DEMAND:g}: the morning and evening "
+        "peaks fill the lots and their signs send drivers on; 1: a quiet day)",
+    )
+    parser.add_argument(
+        "--start", default="04:30", help="the town's time of day the run starts at (04:30)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="the town's random seed (7)")
     parser.add_argument(
         "--broker", help="use this MQTT broker (mqtt://host:port) instead of starting one"
@@ -836,6 +890,14 @@ def _handle(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         print("parkgrid demo: --duration must be above 0", file=sys.stderr)
         return EXIT_USAGE
+    if args.demand <= 0:
+        print("parkgrid demo: --demand must be above 0", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        dt.datetime.strptime(args.start, "%H:%M")
+    except ValueError:
+        print(f"parkgrid demo: --start {args.start!r} is not HH:MM", file=sys.stderr)
+        return EXIT_USAGE
     options = Options(
         site=args.site,
         speed=args.speed,
@@ -848,6 +910,8 @@ def _handle(args: argparse.Namespace) -> int:
         headless=args.headless,
         hold=args.hold,
         embedded_broker=args.embedded_broker,
+        demand=args.demand,
+        start=args.start,
     )
     from central.site import SiteError
 

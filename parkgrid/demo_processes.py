@@ -55,16 +55,39 @@ class Processes:
         self.children.append(child)
         return child
 
-    def stop_all(self, *, grace_s: float = 8.0) -> list[tuple[str, int, int | None]]:
-        """SIGTERM every group (boxes first, central, then the broker); SIGKILL the rest."""
-        for child in reversed(self.children):
-            if child.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for child in self.children:
+    def stop(self, child: Child, *, grace_s: float = 8.0) -> int | None:
+        """SIGTERM one child's group, wait up to ``grace_s``, then SIGKILL what is left."""
+        if child.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                child.proc.wait(timeout=grace_s)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
+        if child.proc.poll() is None:
+            child.proc.wait(timeout=5)
+        return child.proc.returncode
+
+    def stop_all(self, *, grace_s: float = 8.0) -> list[tuple[str, int, int | None]]:
+        """Stop in order, each stage given time to finish before the next: the boxes (they
+        publish their last state and go), then central (it drains its ingest), then the
+        broker; SIGKILL whatever outlives its grace."""
+        stages = [
+            [c for c in self.children if c.name not in ("central", "broker")],
+            [c for c in self.children if c.name == "central"],
+            [c for c in self.children if c.name == "broker"],
+        ]
+        for stage in stages:
+            for child in stage:
+                if child.proc.poll() is None:
+                    # The leader only: it stops its own children (central's ingest writer)
+                    # in its own time; the group is killed below if anything outlives it.
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(child.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            for child in stage:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         for child in self.children:
             # The group too: a child's own children never outlive the demo.
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -72,3 +95,13 @@ class Processes:
             if child.proc.poll() is None:
                 child.proc.wait(timeout=5)
         return [(c.name, c.pid, c.proc.returncode) for c in self.children]
+
+
+def exit_words(rc: int | None) -> str:
+    """A child's exit status in words. uvicorn (central) ends a graceful shutdown on SIGTERM
+    by re-raising the signal (since 0.29), so -15 after the demo's SIGTERM is a clean stop."""
+    if rc == -signal.SIGTERM:
+        return "exit -15 (stopped by SIGTERM after its shutdown)"
+    if rc == -signal.SIGKILL:
+        return "exit -9 (killed: it outlived its grace)"
+    return f"exit {rc}"

@@ -18,6 +18,10 @@ What a sign shows is ``firmware_protocols.signs.shown_text`` of those registers:
 protocol exists once. Time comes from ``clock`` (default ``time.monotonic``) so tests move
 it by hand.
 
+With ``display_log`` the simulator appends one JSON line per change of what a sign shows
+(``simulators.sign_display_log``); changes no request causes (the watchdog) are noticed by a
+watcher task every ``LOG_POLL_S`` or by :meth:`SignSimulator.note_displays`.
+
 RTU runs on a pty bridge: two pty pairs whose masters the simulator relays to each other;
 the server opens one slave, a client opens :attr:`SignSimulator.pty_path` (the other)::
 
@@ -61,8 +65,10 @@ from firmware_protocols.signs import (
     power_on_registers,
     shown_text,
 )
+from simulators.sign_display_log import DisplayLog
 
 HOLDING_FCS = frozenset({3, 6, 16, 22, 23})
+LOG_POLL_S = 0.05  # how often the display log looks for changes no request made
 INPUT_FCS = frozenset({4})
 
 
@@ -106,13 +112,20 @@ class _Unit:
         self.last_kick = None  # no controller heard since power-on: the watchdog has expired
 
     def watchdog_expired(self, now: float) -> bool:
+        expiry = self.watchdog_expiry()
+        return expiry is not None and now >= expiry
+
+    def watchdog_expiry(self) -> float | None:
+        """When the watchdog expires (or expired), by the sign's clock; None: never."""
         if self.profile.watchdog_timeout is None:
-            return False
+            return None
         reg = self.profile.register(self.profile.watchdog_timeout)
         timeout = self.holding[reg.address]
         if timeout == 0:
-            return False
-        return self.last_kick is None or now - self.last_kick >= timeout
+            return None
+        if self.last_kick is None:
+            return self.booted_at
+        return self.last_kick + timeout
 
     def refresh(self, now: float) -> None:
         """Bring the clock-driven input registers up to date."""
@@ -200,6 +213,9 @@ class SignSimulator:
         baudrate: int = 9600,
         clock: Callable[[], float] = time.monotonic,
         state_file: Path | None = None,
+        display_log: Path | None = None,
+        names: Mapping[int, str] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         if not units:
             raise ValueError("a sign simulator needs at least one unit")
@@ -218,6 +234,8 @@ class SignSimulator:
         self._baudrate = baudrate
         self._clock = clock
         self._state_file = state_file
+        self._display_log = DisplayLog(display_log, names, wall) if display_log else None
+        self._watcher: asyncio.Task[None] | None = None
         self._servers: list[ModbusTcpServer | ModbusSerialServer] = []
         self._bridge: _PtyBridge | None = None
         self.port: int | None = None
@@ -281,6 +299,9 @@ class SignSimulator:
             await self.close()
             raise
         self.write_state()
+        if self._display_log is not None:
+            self.note_displays("start")
+            self._watcher = asyncio.create_task(self._watch(), name="sign display log")
         return self
 
     async def __aexit__(
@@ -292,6 +313,15 @@ class SignSimulator:
         await self.close()
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        if self._display_log is not None:
+            self.note_displays()
+            self._display_log.close()
+            self._display_log = None
         for server in self._servers:
             await server.shutdown()
         self._servers.clear()
@@ -357,7 +387,21 @@ class SignSimulator:
                 current_registers[index] = value
         if set_values is not None:
             self.write_state()
+            self.note_displays("write")
         return None
+
+    # --- the display log ---------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(LOG_POLL_S)
+            self.note_displays()
+
+    def note_displays(self, why: str | None = None) -> None:
+        """Log every sign whose face changed since it was last logged (``DisplayLog``)."""
+        if self._display_log is not None:
+            faces = [(u, self.shown(u), unit.watchdog_expiry()) for u, unit in self._units.items()]
+            self._display_log.note(faces, now=self._clock(), why=why)
 
     # --- the test and CLI API ----------------------------------------------------------
 
@@ -408,6 +452,7 @@ class SignSimulator:
         unit.power_on(self._clock())
         unit.refresh(self._clock())
         self.write_state()
+        self.note_displays("reboot")
 
     def snapshot(self) -> dict[str, Any]:
         """What every sign shows, JSON-ready (the state file's content)."""

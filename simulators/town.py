@@ -25,10 +25,10 @@ models:
 :class:`TownTruth` replays the same plan to say what every bay holds at any time, and what
 a lot should report (a dead sensor's bay is ``unknown``): the demo's end-of-run check.
 
-The drivers (:class:`TownDriver`) turn events into the real interfaces: sensor frames on
+``simulators.town_driver.TownDriver`` turns events into the real interfaces: sensor frames on
 pty lines (``ConcentratorSimulator``), sign reboots on the Modbus sign servers
 (``SignSimulator``), captures posted to central (``simulators.cameras``), and network cuts
-on a TCP relay between a box and the broker (:class:`NetworkCut`). The plan never touches
+on a TCP relay between a box and the broker (``NetworkCut``). The plan never touches
 them, so it is tested on its own.
 
 ::
@@ -41,13 +41,11 @@ them, so it is tested on its own.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import math
 import random
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -58,8 +56,10 @@ from central.site import SignKind, Site, load_site
 from simulators.sites import XIGANG
 
 __all__ = [
+    "Arrival",
     "BayChange",
     "BoxNetwork",
+    "BoxRestarts",
     "CaptureSeen",
     "SensorDies",
     "SensorPlan",
@@ -135,7 +135,28 @@ class BoxNetwork:
     up: bool
 
 
-TownEvent = BayChange | CaptureSeen | SensorDies | SignReboots | BoxNetwork
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoxRestarts:
+    """A box's process is stopped and started again (a power cut, a watchdog reset)."""
+
+    at: float
+    box_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrival:
+    """A driver reaches a lot's entrance and decides by its sign where to park (``drivers=
+    "signs"``); ``knows_town`` drivers ignore a full sign's direction and try the lots they
+    know, nearest first. Where they end up is decided when they arrive, not in the plan."""
+
+    at: float
+    lot_id: str
+    dwell_s: float
+    knows_town: bool
+    driver_id: int
+
+
+TownEvent = BayChange | CaptureSeen | SensorDies | SignReboots | BoxNetwork | BoxRestarts | Arrival
 
 
 def event_record(event: TownEvent) -> dict[str, Any]:
@@ -230,8 +251,12 @@ class _Planner:
         end: float,
         market_day: bool,
         demand: Mapping[str, float],
+        drivers: str = "planned",
+        knows_town_share: float = 0.3,
     ):
         self.demand = demand
+        self.drivers = drivers
+        self.knows_town_share = knows_town_share
         self.site = site
         self.rng = random.Random(seed)
         self.start = start
@@ -241,6 +266,7 @@ class _Planner:
         local = datetime.fromtimestamp(start, self.tz)
         self.midnight = datetime.combine(local.date(), time(0), tzinfo=self.tz).timestamp()
         self.events: list[TownEvent] = []
+        self.box_restarts = False
         self._plates: set[str] = set()
         self._event_n = 0
 
@@ -278,7 +304,7 @@ class _Planner:
         fallback: dict[str, list[str]] = {lot: [] for lot in self.site.lots}
         for sign in self.site.signs.values():
             if sign.kind is SignKind.GUIDANCE and sign.lot is not None:
-                fallback[sign.lot] = list(sign.fallback)
+                fallback[sign.lot] = [target.lot for target in sign.fallback]
         bays = {lot_id: lot.bay_ids(lot_id) for lot_id, lot in self.site.lots.items()}
         # Overnight cars already parked when the day starts (sent as the initial state).
         for ids in bays.values():
@@ -305,6 +331,18 @@ class _Planner:
                 if t < self.end and opens <= t < closes - 30 * MINUTE:
                     arrivals.append((t, lot_id))
         arrivals.sort()
+        if self.drivers == "signs":
+            for n, (t, lot_id) in enumerate(arrivals, start=1):
+                self.events.append(
+                    Arrival(
+                        at=t,
+                        lot_id=lot_id,
+                        dwell_s=self.dwell(lot_id),
+                        knows_town=self.rng.random() < self.knows_town_share,
+                        driver_id=n,
+                    )
+                )
+            return
         for t, lot_id in arrivals:
             for target in [lot_id, *fallback[lot_id]]:
                 free = [b for b in bays[target] if free_at.get(b, -math.inf) <= t]
@@ -459,22 +497,36 @@ class _Planner:
 
     # faults
 
+    def fault_times(self) -> list[float]:
+        """When the four faults strike: in the morning peak (07:10, 07:40, 08:05, 08:20) when
+        the period holds it, the box restart in the evening peak (17:40) when it holds that,
+        else 10, 25, 40 and 55 minutes after the start."""
+        morning = [self.midnight + h * HOUR for h in (7 + 10 / 60, 7 + 40 / 60, 8 + 5 / 60)]
+        restart = [self.midnight + (17 + 40 / 60) * HOUR, self.midnight + (8 + 20 / 60) * HOUR]
+        if all(self.start <= t < self.end - 30 * MINUTE for t in morning):
+            late = next((t for t in restart if self.start <= t < self.end - 30 * MINUTE), None)
+            if late is not None:
+                return [*morning, late]
+        return [self.start + m * MINUTE for m in (10, 25, 40, 55)]
+
     def plan_faults(self, *, outage_s: float) -> None:
+        dies, cut, reboot, restart = self.fault_times()
         lot_ids = sorted(self.site.lots)
         if len(lot_ids) >= 2:
             lot_id = lot_ids[1]
             bay_id = self.rng.choice(self.site.lots[lot_id].bay_ids(lot_id))
-            self.events.append(SensorDies(at=self.start + 10 * MINUTE, bay_id=bay_id))
+            self.events.append(SensorDies(at=dies, bay_id=bay_id))
         guidance = sorted(
             s for s, sign in self.site.signs.items() if sign.kind is SignKind.GUIDANCE
         )
         if guidance:
-            self.events.append(SignReboots(at=self.start + 40 * MINUTE, sign_id=guidance[0]))
+            self.events.append(SignReboots(at=reboot, sign_id=guidance[0]))
         if len(lot_ids) >= 3:
             box_id = self.site.lots[lot_ids[2]].box_id
-            cut = self.start + 25 * MINUTE
             self.events.append(BoxNetwork(at=cut, box_id=box_id, up=False))
             self.events.append(BoxNetwork(at=cut + outage_s, box_id=box_id, up=True))
+        if lot_ids and self.box_restarts:
+            self.events.append(BoxRestarts(at=restart, box_id=self.site.lots[lot_ids[0]].box_id))
 
 
 def _sort_key(event: TownEvent) -> tuple[float, int, str]:
@@ -492,6 +544,9 @@ def plan_town(
     market_day: bool = True,
     outage_s: float = 60.0,
     demand: Mapping[str, float] | None = None,
+    drivers: str = "planned",
+    knows_town_share: float = 0.3,
+    box_restarts: bool = False,
 ) -> list[TownEvent]:
     """Every event from ``start`` for ``hours`` simulated hours, sorted; pure and seeded.
 
@@ -499,11 +554,26 @@ def plan_town(
         start: epoch seconds of the town's clock when the plan begins (all bays free before).
         outage_s: how long (simulated seconds) the faulted box stays off the network.
         demand: per-lot factors on the arrival rate (a lot that draws more drivers).
+        drivers: ``planned``: each arrival is a planned bay change, redirected by the truth
+            when its lot is full; ``signs``: each arrival is an :class:`Arrival` that reads the
+            lot's live sign when it happens (``simulators.town_outcomes``).
+        knows_town_share: with ``signs``, the share of drivers who know the town.
+        box_restarts: include the box restart in the fault script (the demo can do it).
     """
+    if drivers not in ("planned", "signs"):
+        raise ValueError(f"drivers must be 'planned' or 'signs', not {drivers!r}")
     end = start + hours * HOUR
     planner = _Planner(
-        site, seed=seed, start=start, end=end, market_day=market_day, demand=demand or {}
+        site,
+        seed=seed,
+        start=start,
+        end=end,
+        market_day=market_day,
+        demand=demand or {},
+        drivers=drivers,
+        knows_town_share=knows_town_share,
     )
+    planner.box_restarts = box_restarts
     planner.plan_lots()
     planner.plan_zones()
     planner.plan_roads()
@@ -535,21 +605,43 @@ class TownTruth:
             self.apply(event)
         return self
 
+    _bays: dict[str, list[str]] = field(default_factory=dict)
+    _lot_of: dict[str, str] = field(default_factory=dict)
+
+    def bays_of(self, lot_id: str) -> list[str]:
+        if not self._bays:
+            self._bays = {lot_id: lot.bay_ids(lot_id) for lot_id, lot in self.site.lots.items()}
+            self._lot_of = {b: lot for lot, bays in self._bays.items() for b in bays}
+        return self._bays[lot_id]
+
+    def lot_of(self, bay_id: str) -> str | None:
+        """The lot a bay belongs to (None: a stall pitch or unknown bay)."""
+        if not self._bays:
+            self.bays_of(next(iter(self.site.lots)))
+        return self._lot_of.get(bay_id)
+
+    def free_bays(self, lot_id: str) -> list[str]:
+        """Bays with no car in them now (a dead sensor's bay may be one)."""
+        return [b for b in self.bays_of(lot_id) if not self.occupied.get(b, False)]
+
+    def lot_figure(self, lot_id: str, *, dead_unknown: bool = True) -> dict[str, int]:
+        """One lot: capacity, free, occupied, unknown (dead sensors), closed."""
+        figures = {"capacity": 0, "free": 0, "occupied": 0, "unknown": 0, "closed": 0}
+        for bay_id in self.bays_of(lot_id):
+            figures["capacity"] += 1
+            if dead_unknown and bay_id in self.dead:
+                figures["unknown"] += 1
+            elif self.occupied.get(bay_id, False):
+                figures["occupied"] += 1
+            else:
+                figures["free"] += 1
+        return figures
+
     def lot_figures(self, *, dead_unknown: bool = True) -> dict[str, dict[str, int]]:
         """Per lot: capacity, free, occupied, unknown (dead sensors), closed."""
-        out: dict[str, dict[str, int]] = {}
-        for lot_id, lot in self.site.lots.items():
-            figures = {"capacity": 0, "free": 0, "occupied": 0, "unknown": 0, "closed": 0}
-            for bay_id in lot.bay_ids(lot_id):
-                figures["capacity"] += 1
-                if dead_unknown and bay_id in self.dead:
-                    figures["unknown"] += 1
-                elif self.occupied.get(bay_id, False):
-                    figures["occupied"] += 1
-                else:
-                    figures["free"] += 1
-            out[lot_id] = figures
-        return out
+        return {
+            lot_id: self.lot_figure(lot_id, dead_unknown=dead_unknown) for lot_id in self.site.lots
+        }
 
     def zone_occupied(self) -> dict[str, int]:
         return {
@@ -567,222 +659,6 @@ def summarise(events: Sequence[TownEvent]) -> dict[str, int]:
             key = f"{key}: {event.why}"
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
-
-
-# --- the drivers ----------------------------------------------------------------------
-
-
-class NetworkCut:
-    """A TCP relay between one box and the broker that can be cut and restored.
-
-    Cutting closes every relayed connection and refuses new ones (the box sees its broker
-    vanish, as when a 4G router drops); restoring accepts again, and the box reconnects.
-    """
-
-    def __init__(self, *, target_host: str, target_port: int, host: str = "127.0.0.1") -> None:
-        self.target = (target_host, target_port)
-        self.host = host
-        self.port = 0
-        self.up = True
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> NetworkCut:
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while data := await reader.read(65536):
-                if not self.up:
-                    break
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.up:
-            writer.close()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-        try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        finally:
-            self._writers -= {writer, up_writer}
-
-    def cut(self) -> None:
-        self.up = False
-        for writer in list(self._writers):
-            writer.close()
-
-    def restore(self) -> None:
-        self.up = True
-
-    async def close(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
-
-
-CapturePost = Callable[[CaptureSeen], Awaitable[object]]
-
-
-@dataclass(slots=True)
-class DriverStats:
-    bay_changes: int = 0
-    captures: int = 0
-    capture_failures: int = 0
-    faults: int = 0
-    heartbeats: int = 0
-    last_capture_error: str = ""
-
-
-class TownDriver:
-    """Plays a plan against the real interfaces, in time with a :class:`TownClock`.
-
-    ``concentrators`` maps box id -> a running ``ConcentratorSimulator`` (``send_status``,
-    ``send_heartbeat``, ``core.silent``); ``signs`` maps sign id -> (``SignSimulator``, unit);
-    ``networks`` maps box id -> :class:`NetworkCut`; ``capture`` posts one capture (the
-    camera simulator). A missing peer only skips its events (counted), never stops the day.
-    """
-
-    def __init__(
-        self,
-        *,
-        site: Site,
-        events: Sequence[TownEvent],
-        clock: TownClock,
-        sensors: Mapping[str, SensorPlan],
-        concentrators: Mapping[str, Any],
-        signs: Mapping[str, tuple[Any, int]] | None = None,
-        networks: Mapping[str, NetworkCut] | None = None,
-        capture: CapturePost | None = None,
-        heartbeat_interval_s: float = 20.0,
-        wall: Callable[[], float] | None = None,
-    ) -> None:
-        import time as _time
-
-        self.events = list(events)
-        self.clock = clock
-        self.sensors = sensors
-        self.concentrators = concentrators
-        self.signs = signs or {}
-        self.networks = networks or {}
-        self.capture = capture
-        self.heartbeat_interval_s = heartbeat_interval_s
-        self.wall = wall or _time.time
-        self.truth = TownTruth(site=site)
-        self.stats = DriverStats()
-        self.position = 0
-        self.dead_wall: dict[str, float] = {}
-        self._captures: set[asyncio.Task[None]] = set()
-
-    async def send_initial_state(self) -> None:
-        """Every sensor reports once (a box starting up hears the whole lot)."""
-        first = self.events[0].at if self.events else self.clock.sim_start
-        while self.position < len(self.events) and self.events[self.position].at <= first:
-            event = self.events[self.position]
-            if isinstance(event, BayChange):
-                self.truth.apply(event)
-            self.position += 1
-        for bay_id, plan in self.sensors.items():
-            conc = self.concentrators.get(plan.box_id)
-            if conc is not None:
-                await conc.send_status(
-                    plan.sensor_id, occupied=self.truth.occupied.get(bay_id, False)
-                )
-
-    async def _apply(self, event: TownEvent) -> None:
-        self.truth.apply(event)
-        if isinstance(event, BayChange):
-            plan = self.sensors.get(event.bay_id)
-            conc = self.concentrators.get(plan.box_id) if plan else None
-            if plan is not None and conc is not None:
-                await conc.send_status(plan.sensor_id, occupied=event.occupied)
-                self.stats.bay_changes += 1
-        elif isinstance(event, CaptureSeen):
-            if self.capture is not None:
-                task = asyncio.create_task(self._post(event))
-                self._captures.add(task)
-                task.add_done_callback(self._captures.discard)
-        elif isinstance(event, SensorDies):
-            plan = self.sensors.get(event.bay_id)
-            conc = self.concentrators.get(plan.box_id) if plan else None
-            if plan is not None and conc is not None:
-                conc.core.silent.add(plan.sensor_id)
-                self.dead_wall[event.bay_id] = self.wall()
-                self.stats.faults += 1
-        elif isinstance(event, SignReboots):
-            if event.sign_id in self.signs:
-                sim, unit = self.signs[event.sign_id]
-                sim.reboot(unit)
-                self.stats.faults += 1
-        elif isinstance(event, BoxNetwork):
-            net = self.networks.get(event.box_id)
-            if net is not None:
-                if event.up:
-                    net.restore()
-                else:
-                    net.cut()
-                self.stats.faults += 1
-
-    async def _post(self, event: CaptureSeen) -> None:
-        assert self.capture is not None
-        try:
-            await self.capture(event)
-            self.stats.captures += 1
-        except Exception as exc:  # a refused capture is counted; the day goes on
-            self.stats.capture_failures += 1
-            self.stats.last_capture_error = f"{type(exc).__name__}: {exc}"[:200]
-
-    def pending(self) -> Iterator[TownEvent]:
-        return iter(self.events[self.position :])
-
-    async def run(self, *, until_sim: float | None = None) -> None:
-        """Play events as the clock reaches them; heartbeats every live sensor meanwhile."""
-        heartbeats = asyncio.create_task(self._heartbeats(), name="town-heartbeats")
-        try:
-            while self.position < len(self.events):
-                event = self.events[self.position]
-                if until_sim is not None and event.at >= until_sim:
-                    break
-                delay = self.clock.wall(event.at) - self.wall()
-                if delay > 0:
-                    await asyncio.sleep(min(delay, 0.25))
-                    continue
-                self.position += 1
-                await self._apply(event)
-            if until_sim is not None:
-                delay = self.clock.wall(until_sim) - self.wall()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-        finally:
-            heartbeats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeats
-            if self._captures:
-                await asyncio.wait(self._captures, timeout=10)
-
-    async def _heartbeats(self) -> None:
-        plans = list(self.sensors.values())
-        if not plans:
-            return
-        gap = self.heartbeat_interval_s / len(plans)
-        while True:
-            for plan in plans:
-                conc = self.concentrators.get(plan.box_id)
-                if conc is not None:
-                    await conc.send_heartbeat(plan.sensor_id)
-                    self.stats.heartbeats += 1
-                await asyncio.sleep(gap)
 
 
 # --- CLI ------------------------------------------------------------------------------

@@ -5,13 +5,33 @@ learned from MQTT (for "full: go to P3"), and of whether the box can currently t
 remote state at all. Nothing here talks to a bus; the sign bus owner makes the sign match
 the projection, refreshes it, and rewrites its watchdog.
 
-    own lot status     guidance sign shows
-    spacesAvailable    green, free count, the sign's arrow
-    almostFull         amber, free count, the sign's arrow
-    full               "FULL", and when a fallback lot has space (and the box is online and
-                       that lot's box is online): its free count, its arrow, its label;
-                       otherwise red, 0, no arrow
-    closed             "CLOSED", red, no arrow
+    own lot                      guidance sign shows            numeric module shows
+    nobody can vouch for it *    "--" (amber)                   "--"
+    spacesAvailable              green, "P1 37 →" (own count)    "37"
+    almostFull                   amber, "P1 3 →"                 "3"
+    full, a fallback has space   green, "满 FULL → P4 12"         "FULL >P4 12"
+    full, nowhere to go          red, "满 FULL"                   "FULL"
+    closed                       red, "CLOSED"                   "----"
+
+    * every bay in service unknown, or no free bay known and over 10 % unknown
+
+The rules, the same for every profile and for the office's view (``sign_display``):
+
+* a count shown is always the sign's own lot's free bays, unknown bays never counted free;
+  in full mode the only count is the fallback's, after its arrow and label, so no face
+  reads as "P4 is full";
+* full means the lot's status is ``full``, i.e. ``free <= full_band`` of that lot;
+* a fallback is offered only if its box is online (and this box's network is up, or the
+  fallback is one of this box's own lots), its status is not ``full`` or ``closed`` and it
+  has a free bay. A fallback whose own band counts it full while a bay or two is free is
+  *not* offered: drivers sent there would meet a sign saying full, so the two signs never
+  contradict each other (with the default band 0 the case does not arise);
+* the lot is unknown ("--") while no bay in service has a known state (a box starting up
+  before any sensor has spoken, or every sensor silent), and while it looks full but more
+  than 10 % of its bays are unknown (a restarted box that has heard only a few sensors once
+  showed FULL with 23 bays free): never "full" for lack of news. A known free bay is always
+  shown as a count (a lower bound: unknown bays are never counted free). A box cut off from
+  its sign beyond the watchdog shows "--" too (the sign does that).
 """
 
 from __future__ import annotations
@@ -30,8 +50,10 @@ from firmware_protocols.signs import (
     Message,
     NumericDisplay,
     WarningDisplay,
+    numeric_full_text,
 )
 
+NUMERIC_WIDTH = 16  # characters of the generic module's text register
 ARROWS = {"none": Arrow.NONE, "left": Arrow.LEFT, "right": Arrow.RIGHT, "ahead": Arrow.AHEAD}
 COLOURS = {
     "spacesAvailable": Colour.GREEN,
@@ -67,6 +89,20 @@ def pick_fallback(
     return None
 
 
+FULL_UNKNOWN_MAX_PERCENT = 10  # a lot with more bays unknown than this is not called full
+
+
+def lot_unknown(own: LotSnapshot) -> bool:
+    """Nobody can vouch for the lot's state: no bay in service is known, or it looks full
+    (no free bay known) while more than 10 % of its bays are unknown."""
+    in_service = own.capacity - own.closed
+    if in_service <= 0:
+        return False
+    if own.unknown >= in_service:
+        return True
+    return own.status == "full" and own.unknown * 100 > in_service * FULL_UNKNOWN_MAX_PERCENT
+
+
 def guidance_display(
     sign: SignConfig,
     own: LotSnapshot,
@@ -83,15 +119,15 @@ def guidance_display(
             brightness=sign.brightness,
             label=label,
         )
+    if lot_unknown(own):
+        return GuidanceDisplay(
+            free=0, colour=Colour.AMBER, mode=GuidanceMode.UNKNOWN, brightness=sign.brightness
+        )
     if own.status == "full":
         fallback = pick_fallback(sign, remote, network_up=network_up)
         if fallback is None:
             return GuidanceDisplay(
-                free=0,
-                colour=Colour.RED,
-                mode=GuidanceMode.FULL,
-                brightness=sign.brightness,
-                label=label,
+                free=0, colour=Colour.RED, mode=GuidanceMode.FULL, brightness=sign.brightness
             )
         lot, arrow = fallback
         return GuidanceDisplay(
@@ -121,8 +157,16 @@ def numeric_display(
     """The cheap numeric module can only show digits or a few letters."""
     if own.status == "closed":
         return NumericDisplay(text="----")
+    if lot_unknown(own):
+        return NumericDisplay(text="--")
     if own.status == "full":
-        return NumericDisplay(text="FULL")
+        fallback = pick_fallback(sign, remote, network_up=network_up)
+        if fallback is None:
+            return NumericDisplay(text=numeric_full_text("", Arrow.NONE, 0, width=NUMERIC_WIDTH))
+        lot, arrow = fallback
+        return NumericDisplay(
+            text=numeric_full_text(lot.lot_id, arrow, lot.free, width=NUMERIC_WIDTH)
+        )
     return NumericDisplay(value=own.free)
 
 

@@ -12,13 +12,19 @@ An optional flap filter (``min_dwell_s``) holds a new sensor state back until it
 that long; the change is then dated from when it began, so history stays true.
 
 A lot's figures are counts of its bays' states. Its status follows DATEX II
-(``spacesAvailable``, ``almostFull``, ``full``, ``closed``) with separate increasing and
-decreasing thresholds, so a lot hovering near a threshold does not make its sign flicker:
+(``spacesAvailable``, ``almostFull``, ``full``, ``closed``). Almost full has separate
+increasing and decreasing thresholds, so a lot hovering near one does not flicker between
+green and amber (the count shown is true either way):
 
     occupancy% = (bays in service - free) / bays in service * 100
 
-    spacesAvailable --(>= almost_full_increasing)--> almostFull --(>= full_increasing)--> full
-    spacesAvailable <--(<  almost_full_decreasing)-- almostFull <--(<  full_decreasing)--- full
+    spacesAvailable --(>= almost_full_increasing)--> almostFull --(free <= full_band)--> full
+    spacesAvailable <--(<  almost_full_decreasing)-- almostFull <--(free >  full_band)--- full
+
+Full has no hysteresis: a lot is full exactly while ``free <= full_band`` (per lot, default
+0). A full lot's sign sends drivers on, so every second of "full" with a bay free turns a
+driver away from a space; the band trades that against drivers who circle for the last
+bay or two (docs/edge.md, "The full band").
 
 A lot with no bay in service is ``closed``. The trend compares the occupied count with what it
 was ``TREND_WINDOW_S`` ago (occupied, not free, so bays leaving "unknown" are no trend).
@@ -418,13 +424,12 @@ class Occupancy:
         in_service = capacity - counts["closed"]
         if in_service <= 0:
             return "closed"
-        thresholds = self._config.lots[lot_id].thresholds
+        lot = self._config.lots[lot_id]
+        thresholds = lot.thresholds
         pct = (in_service - counts["free"]) * 100.0 / in_service
         if current == "closed":
             current = "spacesAvailable"
-        if pct >= thresholds.full_increasing or counts["free"] == 0:
-            return "full"
-        if current == "full" and pct >= thresholds.full_decreasing:
+        if counts["free"] <= lot.full_band:
             return "full"
         if pct >= thresholds.almost_full_increasing:
             return "almostFull"

@@ -9,6 +9,7 @@ Two pure mappings: ``to_uplink`` describes a sign's display in the uplink's prof
 from __future__ import annotations
 
 from firmware_protocols.signs import (
+    UNKNOWN_TEXT,
     Arrow,
     Colour,
     Display,
@@ -17,6 +18,7 @@ from firmware_protocols.signs import (
     Message,
     NumericDisplay,
     WarningDisplay,
+    guidance_text,
 )
 from firmware_protocols.uplink.models import SignArrow, SignColour, SignDisplay, SignMode
 
@@ -47,10 +49,13 @@ def to_uplink(display: Display) -> SignDisplay:
             return SignDisplay(mode=SignMode.BLANK)
         if display.mode is GuidanceMode.CLOSED:
             return SignDisplay(mode=SignMode.TEXT, text="CLOSED", colour=colour, arrow=arrow)
+        if display.mode is GuidanceMode.UNKNOWN:
+            return SignDisplay(mode=SignMode.DASHES, colour=colour)
         if display.mode is GuidanceMode.FULL:
-            text = "FULL" if display.free == 0 else f"FULL -> {display.label}"
+            # The sign's own words, so the office reads what the driver reads: the count
+            # is the fallback's, after its arrow and label ("满 FULL → P4 12").
             return SignDisplay(
-                mode=SignMode.COUNT, count=display.free, text=text, colour=colour, arrow=arrow
+                mode=SignMode.TEXT, text=guidance_text(display), colour=colour, arrow=arrow
             )
         return SignDisplay(mode=SignMode.COUNT, count=display.free, colour=colour, arrow=arrow)
     if isinstance(display, WarningDisplay):
@@ -59,6 +64,8 @@ def to_uplink(display: Display) -> SignDisplay:
         return SignDisplay(
             mode=SignMode.MESSAGE, message_index=int(display.message), flashing=display.flashing
         )
+    if display.text == UNKNOWN_TEXT:
+        return SignDisplay(mode=SignMode.DASHES)
     if display.text is not None:
         return SignDisplay(mode=SignMode.TEXT, text=display.text)
     if display.value is None:

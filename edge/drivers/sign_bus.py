@@ -17,6 +17,18 @@ order:
    the watchdog. A mismatch, a reset watchdog timeout or an uptime that went backwards (a
    reboot) is counted, reported and answered by an init at once. Queued writes pre-empt a
    refresh between its requests.
+4. **heartbeat** every ``heartbeat_interval_s`` between refreshes: one short read of the
+   status registers (uptime, faults), or of the display for a profile without them; after
+   a write, the display is read back as well, once, so what the box reports as shown is
+   never older than a heartbeat. A reboot
+   (uptime went back) or an expired watchdog (the sign shows "--") is reported and answered
+   by an init at once, so a sign that went dark is back within about a heartbeat instead of
+   a refresh interval.
+
+Every sign has a *truth* the box reports (:class:`SignUnitStatus`): when its read-back last
+matched what was written (``verified_at``, wall clock), and while it does not, the
+``problem`` in words and since when (``wrong_since``). A ``VERIFIED`` event follows every
+read-back that matched, so the box can report the end of a dark period at once.
 
 One guidance-sign refresh, three frames (unit 1, guidance profile)::
 
@@ -60,12 +72,14 @@ from edge.drivers.modbus_client import ModbusClient
 from firmware_protocols.errors import ProtocolError
 from firmware_protocols.signs import (
     Display,
+    GuidanceDisplay,
     SignProfile,
     Table,
     WriteBlock,
     decode_display,
     decode_status,
     encode_display,
+    guidance_text,
     merge_writes,
     profile,
     watchdog_timeout_write,
@@ -97,6 +111,7 @@ class SignBusEventKind(StrEnum):
     REBOOT = "reboot"
     BUS_DOWN = "bus-down"
     BUS_UP = "bus-up"
+    VERIFIED = "verified"  # a read-back matched what was written
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +158,9 @@ class SignUnitStatus:
     firmware: str | None
     uptime_s: int | None
     counters: SignUnitCounters
+    verified_at: float | None = None  # wall clock of the last read-back that matched
+    problem: str | None = None  # why the sign does not show what was written, in words
+    wrong_since: float | None = None  # wall clock since when it has not
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +199,11 @@ class _Unit:
     retry_at: float = 0.0
     needs_init: bool = True
     next_refresh: float = 0.0
+    next_heartbeat: float = 0.0
+    verify_pending: bool = False  # read the display back at the next heartbeat
+    verified_at: float | None = None
+    problem: str | None = None
+    wrong_since: float | None = None
     faults: frozenset[str] | None = None
     firmware: str | None = None
     uptime_s: int | None = None
@@ -232,6 +255,15 @@ def _verify_spans(prof: SignProfile) -> tuple[tuple[int, int], ...]:
     return tuple(spans)
 
 
+def _words(display: Display | None) -> str:
+    """A display in a few words for logs and reports."""
+    if display is None:
+        return "an unreadable display"
+    if isinstance(display, GuidanceDisplay):
+        return repr(guidance_text(display) or "dark")
+    return repr(display)
+
+
 def _status_span(prof: SignProfile) -> tuple[int, int] | None:
     regs = prof.table(Table.INPUT)
     if prof.model_code is None or not regs:
@@ -251,11 +283,13 @@ class SignBus:
         config: SignBusConfig,
         on_event: Callable[[SignBusEvent], None],
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.bus_id = bus_id
         self.config = config
         self._on_event = on_event
         self._clock = clock
+        self._wall = wall
         self._client = ModbusClient.from_config(bus_id, config)
         self._units: dict[str, _Unit] = {}
         for sign_id, sign in config.signs.items():
@@ -310,6 +344,9 @@ class SignBus:
             firmware=unit.firmware,
             uptime_s=unit.uptime_s,
             counters=unit.counters(),
+            verified_at=unit.verified_at,
+            problem=unit.problem,
+            wrong_since=unit.wrong_since,
         )
 
     def stats(self) -> SignBusStats:
@@ -375,10 +412,18 @@ class SignBus:
             unit = min(due, key=lambda u: u.next_refresh)
             await self._job(unit, self._do_refresh(unit))
             return
+        beat = [u for u in self._units.values() if u.up and now >= u.next_heartbeat]
+        if beat:
+            unit = min(beat, key=lambda u: u.next_heartbeat)
+            await self._job(unit, self._do_heartbeat(unit))
+            return
         await self._idle(now)
 
     async def _idle(self, now: float) -> None:
-        times = [u.next_refresh if u.up else u.retry_at for u in self._units.values()]
+        times = [
+            min(u.next_refresh, u.next_heartbeat) if u.up else u.retry_at
+            for u in self._units.values()
+        ]
         if not times:
             await self._wake.wait()
             return
@@ -473,6 +518,7 @@ class SignBus:
             raise
         if not unit.pending:
             unit.written = desired
+        unit.verify_pending = True
 
     async def _do_init(self, unit: _Unit) -> None:
         prof = unit.profile
@@ -497,6 +543,7 @@ class SignBus:
             await self._read(unit, Table.HOLDING, address, count)  # a probe: is anyone there?
         unit.needs_init = False
         unit.next_refresh = self._clock()  # verify what we wrote at the next free moment
+        unit.next_heartbeat = unit.next_refresh + self.config.heartbeat_interval_s
 
     async def _do_refresh(self, unit: _Unit) -> None:
         prof = unit.profile
@@ -506,20 +553,50 @@ class SignBus:
         for address, count in unit.verify_spans:
             words = await self._read(unit, Table.HOLDING, address, count)
             holding.update(zip(range(address, address + count), words, strict=True))
-        reinit = self._verify(unit, holding)
+        reinit, matched = self._verify(unit, holding)
         span = _status_span(prof)
         if span is not None:
             await self._preempt()
             words = await self._read(unit, Table.INPUT, span[0], span[1])
             inputs = dict(zip(range(span[0], span[0] + span[1]), words, strict=True))
             rebooted = self._check_status(unit, inputs)
-            reinit = reinit or rebooted
+            dark = unit.faults is not None and "watchdog_expired" in unit.faults
+            reinit = reinit or rebooted or dark
+            matched = matched and not (rebooted or dark)
+        if matched:
+            self._verified(unit)
         await self._preempt()
         if reinit or unit.needs_init:
             await self._do_init(unit)
         elif prof.watchdog is not None:
             await self._write(unit, self._kick(unit))
         unit.next_refresh = self._clock() + self.config.refresh_interval_s
+        unit.next_heartbeat = self._clock() + self.config.heartbeat_interval_s
+
+    async def _do_heartbeat(self, unit: _Unit) -> None:
+        """One short read between refreshes: has the sign rebooted or gone dark? After a
+        write, the display is read back too (once, however many writes came meanwhile)."""
+        unit.next_heartbeat = self._clock() + self.config.heartbeat_interval_s
+        span = _status_span(unit.profile)
+        reinit = matched = False
+        if span is None or unit.verify_pending:
+            unit.verify_pending = False
+            holding: dict[int, int] = {}
+            for address, count in unit.verify_spans:
+                words = await self._read(unit, Table.HOLDING, address, count)
+                holding.update(zip(range(address, address + count), words, strict=True))
+            reinit, matched = self._verify(unit, holding)
+        if span is not None:
+            words = await self._read(unit, Table.INPUT, span[0], span[1])
+            inputs = dict(zip(range(span[0], span[0] + span[1]), words, strict=True))
+            rebooted = self._check_status(unit, inputs)
+            dark = unit.faults is not None and "watchdog_expired" in unit.faults
+            reinit = reinit or rebooted or dark
+            matched = matched and not (rebooted or dark)
+        if matched:
+            self._verified(unit)
+        if reinit:
+            unit.needs_init = True  # rewritten at the next step, before anything else is due
 
     async def _preempt(self) -> None:
         """Serve queued sign writes before the next refresh request."""
@@ -528,8 +605,8 @@ class SignBus:
 
     # --- verification ------------------------------------------------------------------
 
-    def _verify(self, unit: _Unit, holding: Mapping[int, int]) -> bool:
-        """Compare the read-back with what was written; True when the sign needs an init."""
+    def _verify(self, unit: _Unit, holding: Mapping[int, int]) -> tuple[bool, bool]:
+        """Compare the read-back with what was written: (needs an init, matched)."""
         prof = unit.profile
         try:
             shown: Display | None = decode_display(prof, holding)
@@ -543,8 +620,10 @@ class SignBus:
             if holding.get(reg.address) != self.config.watchdog_timeout_s:
                 needs_init = True  # power-on default back: the sign lost its settings
         expected = unit.written
+        matched = expected is not None and shown == expected
         if expected is not None and shown != expected:
             unit.verify_mismatches += 1
+            self._wrong(unit, f"shows {_words(shown)} instead of {_words(expected)}")
             log.info(
                 "sign bus %s sign %s (unit %d) shows %r instead of %r; rewriting",
                 self.bus_id, unit.sign_id, unit.unit, shown, expected,
@@ -557,7 +636,7 @@ class SignBus:
                 expected=expected,
             )
             needs_init = True
-        return needs_init
+        return needs_init, matched
 
     def _check_status(self, unit: _Unit, inputs: Mapping[int, int]) -> bool:
         """Record faults, firmware and uptime; True when the sign rebooted."""
@@ -572,7 +651,10 @@ class SignBus:
             unit.reboots_seen += 1
             reason = f"uptime went back from {unit.uptime_s} s to {status.uptime_s} s"
             log.info("sign bus %s sign %s rebooted: %s", self.bus_id, unit.sign_id, reason)
+            self._wrong(unit, f"rebooted ({reason}): dark until rewritten")
             self._emit(SignBusEventKind.REBOOT, unit=unit, reason=reason)
+        elif "watchdog_expired" in status.faults and unit.written is not None:
+            self._wrong(unit, "shows -- (its watchdog expired: not refreshed in time)")
         before = unit.faults if unit.faults is not None else frozenset()
         if status.faults != before:
             reason = ", ".join(sorted(status.faults)) or "no faults"
@@ -584,6 +666,19 @@ class SignBus:
         unit.firmware = status.firmware
         unit.uptime_s = status.uptime_s
         return rebooted
+
+    def _verified(self, unit: _Unit) -> None:
+        unit.verified_at = self._wall()
+        was = unit.problem
+        unit.problem = None
+        unit.wrong_since = None
+        reason = f"shows what was written again (was: {was})" if was else "read back as written"
+        self._emit(SignBusEventKind.VERIFIED, unit=unit, reason=reason)
+
+    def _wrong(self, unit: _Unit, problem: str) -> None:
+        if unit.problem is None:
+            unit.wrong_since = self._wall()
+        unit.problem = problem
 
     # --- one request, with retries and the unit's up/down state -----------------------
 

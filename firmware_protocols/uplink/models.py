@@ -169,6 +169,7 @@ class AlertType(StrEnum):
     ZONE_OVERSTAY = "zone_overstay"
     BAY_OCCUPIED_WHILE_CLOSED = "bay_occupied_while_closed"
     SIGN_DOWN = "sign_down"
+    SIGN_WRONG = "sign_wrong"  # answers, but does not show what was written (dark, rebooted)
     SENSOR_SILENT = "sensor_silent"
     SENSOR_LOW_BATTERY = "sensor_low_battery"
     OUTBOX_OVERFLOW = "outbox_overflow"
@@ -447,6 +448,26 @@ class SignState(_Payload):
     )
     override_until: AwareDatetime | None = Field(
         default=None, description="If staff override the sign: until when; else null."
+    )
+    shown: SignDisplay | None = Field(
+        default=None,
+        description="What the sign's last read-back found (dashes while its watchdog has "
+        "expired, blank after a reboot); null before the first read-back.",
+    )
+    problem: Text | None = Field(
+        default=None,
+        description="While the sign does not show what was written: why, in words "
+        "(rebooted, dark, shows something else); null when the last read-back matched.",
+    )
+    wrong_since: AwareDatetime | None = Field(
+        default=None, description="Since when the sign has not shown what was written."
+    )
+    faults: list[Id] = Field(
+        default_factory=list, description="Fault bits the sign reports (e.g. led_module)."
+    )
+    reboots: Count = Field(default=0, description="Reboots the box has seen since it started.")
+    mismatches: Count = Field(
+        default=0, description="Read-backs that did not match since the box started."
     )
     ts: Ts
 

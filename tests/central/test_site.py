@@ -89,3 +89,36 @@ def test_site_unreadable_file_is_a_site_error(tmp_path: Path) -> None:
     bad.write_text("[site\n")
     with pytest.raises(SiteError, match="not valid TOML"):
         load_site(bad)
+
+
+XIGANG = Path(__file__).resolve().parents[2] / "sites" / "xigang.toml"
+
+
+def test_site_fallbacks_carry_their_direction() -> None:
+    """Finding 2: each fallback names the way to it; xigang's are not all "ahead"."""
+    site = load_site(XIGANG)
+    guidance = {sid: s for sid, s in site.signs.items() if s.kind.value == "guidance"}
+    assert guidance
+    arrows = {(sid, f.lot): f.arrow for sid, s in guidance.items() for f in s.fallback}
+    assert arrows[("P1-ENTRANCE", "P4")] == "right"  # P4 lies south-east of P1
+    assert len(set(arrows.values())) > 1
+
+
+def test_site_fallback_without_a_direction_is_refused() -> None:
+    """A bare lot id says nothing about where the lot is: the check names the entry."""
+    data = tomllib.loads(XIGANG.read_text())
+    data["signs"]["P1-ENTRANCE"]["fallback"] = ["P4"]
+    with pytest.raises(SiteError) as info:
+        parse_site(data)
+    assert "signs.P1-ENTRANCE.fallback.0" in str(info.value)
+    assert "arrow" in str(info.value)
+
+
+def test_site_full_band_is_a_lot_setting() -> None:
+    data = tomllib.loads(XIGANG.read_text())
+    data["lots"]["P1"]["full_band"] = 3
+    assert parse_site(data).lots["P1"].full_band == 3
+    data["lots"]["P1"]["full_band"] = -1
+    with pytest.raises(SiteError) as info:
+        parse_site(data)
+    assert "lots.P1.full_band" in str(info.value)

@@ -36,6 +36,7 @@ from firmware_protocols.uplink import (
     LotState,
     OpenBay,
     SignOverride,
+    SignState,
     Topics,
     encode_payload,
 )
@@ -62,7 +63,13 @@ SENSORS = {f"00A1000{i}": "nwave-nps" for i in range(1, 5)}  # B001..B004
 
 
 def box_config(
-    tmp_path: Path, broker: MosquittoBroker, device: Path, sign_port: int, **sensors: Any
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    device: Path,
+    sign_port: int,
+    *,
+    bus: dict[str, Any] | None = None,
+    **sensors: Any,
 ) -> EdgeConfig:
     return parse_config(
         {
@@ -87,6 +94,7 @@ def box_config(
                     "timeout_s": 0.3,
                     "refresh_interval_s": 1.0,
                     "watchdog_timeout_s": 10,
+                    **(bus or {}),
                     "signs": {
                         "S1": {
                             "unit": 1,
@@ -123,7 +131,9 @@ async def eventually(predicate: Callable[[], object], within: float = 10.0) -> N
 
 
 @contextlib.asynccontextmanager
-async def rig(tmp_path: Path, mosquitto: MosquittoBroker, **sensors: Any) -> AsyncIterator[Rig]:
+async def rig(
+    tmp_path: Path, mosquitto: MosquittoBroker, *, bus: dict[str, Any] | None = None, **sensors: Any
+) -> AsyncIterator[Rig]:
     central = CentralStandin(host=mosquitto.host, port=mosquitto.port, site=SITE).start()
     try:
         async with (
@@ -131,7 +141,7 @@ async def rig(tmp_path: Path, mosquitto: MosquittoBroker, **sensors: Any) -> Asy
             SignSimulator(units={1: "parkgrid-guidance"}, tcp=("127.0.0.1", 0)) as signs,
         ):
             assert signs.port is not None
-            config = box_config(tmp_path, mosquitto, sim.path, signs.port, **sensors)
+            config = box_config(tmp_path, mosquitto, sim.path, signs.port, bus=bus, **sensors)
             box = EdgeBox(config)
             task = asyncio.create_task(box.run())
             try:
@@ -247,7 +257,9 @@ async def test_box_full_lot_points_to_another_lot(
         await eventually(lambda: r.signs.display(1).label == "P2")
         shown = r.signs.display(1)
         assert shown.free == 37
-        # P2's box goes offline: its figures can no longer be trusted, so P1's sign says FULL.
+        assert r.signs.shown(1).startswith("满 FULL → P2 37")
+        # P2's box goes offline: its figures can no longer be trusted, so P1's sign says full
+        # with nowhere to send drivers (no label: never "P1" or "P2" next to the full words).
         await asyncio.to_thread(
             publish.single,
             other.status,
@@ -257,8 +269,8 @@ async def test_box_full_lot_points_to_another_lot(
             hostname=mosquitto.host,
             port=mosquitto.port,
         )
-        await eventually(lambda: r.signs.display(1).label == "P1")
-        assert r.signs.display(1).free == 0
+        await eventually(lambda: r.signs.display(1).label == "")
+        assert (r.signs.display(1).mode, r.signs.display(1).free) == (GuidanceMode.FULL, 0)
         # A car leaves P1: the sign shows P1's own count again.
         await r.sim.send_status("00A10002", occupied=False)
         await eventually(lambda: r.signs.display(1).mode == GuidanceMode.NORMAL)
@@ -435,4 +447,86 @@ async def test_box_sign_answering_exceptions_raises_alert_and_recovers(
                 a.kind == "alert_resolved" and a.alert_id == raised.alert_id
                 for a in alerts(r.central)
             )
+        )
+
+
+def sign_states(central: CentralStandin, sign_id: str) -> list[SignState]:
+    with central._lock:
+        return [
+            m.payload
+            for m in central.log
+            if isinstance(m.payload, SignState) and m.payload.sign_id == sign_id
+        ]
+
+
+def alert_bodies(central: CentralStandin, kind: str) -> list[Any]:
+    with central._lock:
+        events = sorted(central.events.values(), key=lambda e: e.seq)
+    return [e.body for e in events if e.body.kind == kind]
+
+
+async def test_box_reports_a_dark_sign_to_central_and_its_end(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """Finding 5: the sign state carries last_verified; a sign that reboots (the real
+    pymodbus simulator power-cycles it) reaches central as a sign state with its problem and
+    an alert, within a heartbeat, not a refresh (ten minutes here); then as verified again."""
+    bus = {"refresh_interval_s": 600, "watchdog_timeout_s": 1200, "heartbeat_interval_s": 0.3}
+    async with rig(tmp_path, mosquitto, bus=bus) as r:
+        for sensor in SENSORS:
+            await r.sim.send_status(sensor, occupied=False)
+        await eventually(lambda: r.signs.shown(1).startswith("P1 4"), within=30)
+        # What the read-back found reaches central with last_verified, within a heartbeat.
+        await eventually(
+            lambda: any(
+                s.last_verified is not None and s.shown is not None and s.shown.count == 4
+                for s in sign_states(r.central, "S1")
+            ),
+            within=30,
+        )
+        verified = [s for s in sign_states(r.central, "S1") if s.last_verified is not None][-1]
+        assert verified.problem is None
+        await eventually(lambda: (r.box.buses["bus1"].status("S1").uptime_s or 0) >= 1, 30)
+
+        r.signs.reboot(1)
+        await eventually(
+            lambda: any("rebooted" in (s.problem or "") for s in sign_states(r.central, "S1")),
+            within=30,
+        )
+        dark = next(s for s in sign_states(r.central, "S1") if s.problem)
+        assert dark.wrong_since is not None and dark.reboots == 1
+        await eventually(lambda: alert_bodies(r.central, "alert_raised"), within=30)
+        raised = [a for a in alert_bodies(r.central, "alert_raised") if a.sign_id == "S1"]
+        assert raised[0].alert_type.value == "sign_wrong"
+        assert "rebooted" in raised[0].message
+        faults = [f for f in alert_bodies(r.central, "sign_fault") if f.sign_id == "S1"]
+        assert faults and "rebooted" in faults[0].reason
+
+        # The box rewrites it; the read-back matches; central hears the end of it.
+        await eventually(lambda: r.signs.shown(1).startswith("P1 4"), within=30)
+        await eventually(lambda: alert_bodies(r.central, "alert_resolved"), within=30)
+        resolved = alert_bodies(r.central, "alert_resolved")[0]
+        assert resolved.alert_id == raised[0].alert_id
+        last = sign_states(r.central, "S1")[-1]
+        assert last.problem is None and last.wrong_since is None
+        assert last.last_verified is not None and last.last_verified > dark.wrong_since
+
+
+async def test_box_starting_up_shows_dashes_not_full(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """Finding 3: a box that has heard no sensor yet shows -- on its sign (and tells central
+    so), never FULL; the first reports bring the count."""
+    async with rig(tmp_path, mosquitto) as r:
+        await eventually(lambda: r.signs.display(1).mode == GuidanceMode.UNKNOWN, within=30)
+        assert r.signs.shown(1) == "--"
+        await eventually(
+            lambda: any(s.display.mode == SignMode.DASHES for s in sign_states(r.central, "S1")),
+            within=30,
+        )
+        for sensor in SENSORS:
+            await r.sim.send_status(sensor, occupied=False)
+        await eventually(lambda: r.signs.shown(1).startswith("P1 4"), within=30)
+        assert not any(
+            s.display.text and "FULL" in s.display.text for s in sign_states(r.central, "S1")
         )

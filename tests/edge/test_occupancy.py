@@ -9,7 +9,7 @@ from edge.agents.occupancy import Occupancy
 from edge.config import EdgeConfig, parse_config
 from edge.observations import SensorObservation
 from firmware_protocols.sensors import decode
-from firmware_protocols.signs import Arrow, Colour, GuidanceMode
+from firmware_protocols.signs import Arrow, Colour, GuidanceMode, guidance_text
 
 T0 = 1_700_000_000.0
 
@@ -138,12 +138,12 @@ def fill(occ: Occupancy, occupied: int, total: int, at: float) -> None:
         pytest.param([9, 8], "spacesAvailable", id="below-almost-full-decreasing-85pct"),
         pytest.param([10, 9, 10], "full", id="full-again"),
         pytest.param([10], "full", id="no-free-space"),
-        pytest.param([10, 9], "almostFull", id="full-to-almost-below-97pct"),
+        pytest.param([10, 9], "almostFull", id="full-to-almost-at-one-free-bay"),
         pytest.param([0], "spacesAvailable", id="empty"),
     ],
 )
 def test_occupancy_lot_status_hysteresis(sequence: list[int], expected: str) -> None:
-    """Status follows the increasing and decreasing thresholds (90/85, 100/97)."""
+    """Almost full follows its thresholds (90/85); full means no free bay (full_band 0)."""
     occ = Occupancy(make_config(), now=T0)
     for step, occupied in enumerate(sequence):
         fill(occ, occupied, 10, T0 + step)
@@ -180,8 +180,8 @@ def test_occupancy_trend() -> None:
     assert occ.lot_snapshot("P1", T0 + 5000).trend == "steady"
 
 
-def guidance_config() -> EdgeConfig:
-    data = make_config().model_dump()
+def guidance_config(bays: int = 10) -> EdgeConfig:
+    data = make_config(bays).model_dump()
     data["sign_buses"] = {
         "bus": {
             "transport": "tcp",
@@ -224,11 +224,107 @@ def test_guidance_projection_follows_status() -> None:
         37,
         Arrow.AHEAD,
     )
+    assert guidance_text(shown) == "满 FULL ↑ P3 37"
+    # Offline, or the fallback's box down: full, nowhere to send drivers, no label at all.
     offline = guidance_display(sign, full, remote, network_up=False)
-    assert (offline.mode, offline.label, offline.free) == (GuidanceMode.FULL, "P1", 0)
+    assert (offline.mode, offline.label, offline.free) == (GuidanceMode.FULL, "", 0)
+    assert guidance_text(offline) == "满 FULL"
     p3_box_down = {
         **remote,
         "P3": RemoteLot(lot_id="P3", free=37, status="spacesAvailable", box_online=False),
     }
-    assert guidance_display(sign, full, p3_box_down, network_up=True).label == "P1"
-    assert numeric_display(sign, full, remote, network_up=True).text == "FULL"
+    assert guidance_display(sign, full, p3_box_down, network_up=True).label == ""
+    assert numeric_display(sign, full, remote, network_up=True).text == "FULL ^P3 37"
+    assert numeric_display(sign, full, p3_box_down, network_up=True).text == "FULL"
+
+
+def test_guidance_arrows_come_from_the_fallback_targets() -> None:
+    """Finding 2: each fallback carries its own direction; nothing defaults every arrow to up."""
+    config = guidance_config()
+    sign = config.sign_buses["bus"].signs["S1"]
+    occ = Occupancy(config, now=T0)
+    fill(occ, 10, 10, T0)
+    full = occ.lot_snapshot("P1", T0)
+    p2_has_space = {"P2": RemoteLot(lot_id="P2", free=4, status="almostFull", box_online=True)}
+    shown = guidance_display(sign, full, p2_has_space, network_up=True)
+    assert (shown.label, shown.arrow) == ("P2", Arrow.RIGHT)
+    assert guidance_text(shown) == "满 FULL → P2 4"
+
+
+def test_guidance_unknown_at_start_up_is_dashes_not_full() -> None:
+    """Finding 3: with every bay unknown (a box just started) the sign shows --, not FULL."""
+    config = guidance_config()
+    sign = config.sign_buses["bus"].signs["S1"]
+    occ = Occupancy(config, now=T0)
+    start = occ.lot_snapshot("P1", T0)
+    assert start.unknown == start.capacity
+    remote = {"P2": RemoteLot(lot_id="P2", free=4, status="almostFull", box_online=True)}
+    shown = guidance_display(sign, start, remote, network_up=True)
+    assert shown.mode is GuidanceMode.UNKNOWN
+    assert guidance_text(shown) == "--"
+    assert numeric_display(sign, start, remote, network_up=True).text == "--"
+    # One sensor speaks (occupied): nine bays are still unknown, so "no free bay" is no news
+    # that the lot is full (a restarted box measured on the bench showed FULL with 23 bays
+    # free this way): still --, never sending drivers away.
+    occ.observe(obs(1, True, T0 + 1))
+    one_known = occ.lot_snapshot("P1", T0 + 1)
+    assert guidance_display(sign, one_known, remote, network_up=True).mode is GuidanceMode.UNKNOWN
+    assert numeric_display(sign, one_known, remote, network_up=True).text == "--"
+    # A known free bay is a true count, a lower bound: shown, whatever is unknown.
+    occ.observe(obs(2, False, T0 + 2))
+    shown = guidance_display(sign, occ.lot_snapshot("P1", T0 + 2), remote, network_up=True)
+    assert (shown.mode, shown.free) == (GuidanceMode.NORMAL, 1)
+
+
+def test_guidance_full_with_a_dead_sensor_or_two_is_full() -> None:
+    """A lot with no free bay and at most 10 % of its bays unknown (a dead sensor) is full."""
+    config = guidance_config()
+    sign = config.sign_buses["bus"].signs["S1"]
+    occ = Occupancy(config, now=T0)
+    for i in range(1, 10):
+        occ.observe(obs(i, True, T0))  # bay 10's sensor never speaks: 1 unknown in 10
+    snap = occ.lot_snapshot("P1", T0)
+    assert (snap.free, snap.unknown) == (0, 1)
+    assert guidance_display(sign, snap, {}, network_up=True).mode is GuidanceMode.FULL
+
+
+def test_full_band_default_shows_the_last_free_bays() -> None:
+    """Finding 4: by default a lot is full only with no free bay; one freed bay shows 1
+    (40 bays: one free is 97.5 % occupied, inside the old 97 % band that kept FULL)."""
+    config = guidance_config(bays=40)
+    sign = config.sign_buses["bus"].signs["S1"]
+    occ = Occupancy(config, now=T0)
+    fill(occ, 40, 40, T0)
+    assert occ.lot_snapshot("P1", T0).status == "full"
+    fill(occ, 39, 40, T0 + 1)
+    snap = occ.lot_snapshot("P1", T0 + 1)
+    assert snap.status != "full"
+    shown = guidance_display(sign, snap, {}, network_up=True)
+    assert (shown.mode, shown.free) == (GuidanceMode.NORMAL, 1)
+
+
+def test_full_band_is_a_per_lot_setting() -> None:
+    """A lot with full_band = 2 counts as full while 2 or fewer bays are free."""
+    data = guidance_config().model_dump()
+    data["lots"]["P1"]["full_band"] = 2
+    config = parse_config(data)
+    occ = Occupancy(config, now=T0)
+    fill(occ, 8, 10, T0)
+    assert occ.lot_snapshot("P1", T0).status == "full"
+    fill(occ, 7, 10, T0 + 1)
+    assert occ.lot_snapshot("P1", T0 + 1).status != "full"
+
+
+def test_a_fallback_full_by_its_own_band_is_not_offered() -> None:
+    """The rule: a sign never sends drivers to a lot whose own sign says full, even when
+    that lot's band leaves a few bays free, so the two signs never contradict each other."""
+    config = guidance_config()
+    sign = config.sign_buses["bus"].signs["S1"]
+    occ = Occupancy(config, now=T0)
+    fill(occ, 10, 10, T0)
+    full = occ.lot_snapshot("P1", T0)
+    remote = {
+        "P2": RemoteLot(lot_id="P2", free=2, status="full", box_online=True),
+        "P3": RemoteLot(lot_id="P3", free=6, status="spacesAvailable", box_online=True),
+    }
+    assert guidance_display(sign, full, remote, network_up=True).label == "P3"

@@ -393,3 +393,68 @@ async def test_modbus_client_maps_errors_to_driver_errors(sim: SignSimulator) ->
     with pytest.raises(SignBusConnectionError):
         await ModbusClient(bus="b9", transport="tcp", host="127.0.0.1", port=1,
                            timeout_s=0.2).connect()  # fmt: skip
+
+
+async def test_sign_bus_heartbeat_sees_a_reboot_long_before_the_refresh(
+    sim: SignSimulator, sim_clock: OffsetClock
+) -> None:
+    """Finding 5: a rebooted (dark) sign is seen by the cheap status heartbeat, reported
+    with its problem and since when, rewritten, and verified again; the full refresh is
+    ten minutes away, so nothing else could have seen it during this test."""
+    events: list[SignBusEvent] = []
+    config = tcp_config(
+        sim.port, refresh_interval_s=600, watchdog_timeout_s=1200, heartbeat_interval_s=0.2
+    )
+    bus = SignBus(bus_id="b1", config=config, on_event=events.append)
+    async with running(bus):
+        bus.set_display("g1", GUIDE)
+        await wait_until(lambda: bus.status("g1").verified_at is not None, 20, "first read-back")
+        assert bus.status("g1").problem is None
+        sim_clock.offset += 100  # the sign has been up for a while
+        await wait_until(lambda: (bus.status("g1").uptime_s or 0) >= 100, 20, "uptime")
+        refreshes = bus.status("g1").counters.verify_mismatches
+        before = time.time()
+        sim.reboot(1)
+        assert sim.shown(1) == "--"  # no count: power-on values, no controller heard yet
+        await wait_until(lambda: SignBusEventKind.REBOOT in kinds(events, "g1"), 20, "reboot")
+        reboot = next(e for e in events if e.kind is SignBusEventKind.REBOOT)
+        assert "uptime went back" in reboot.reason
+        await wait_until(lambda: sim.shown(1) == "P2 37 → green", 20, "rewritten")
+        await wait_until(
+            lambda: (
+                (bus.status("g1").verified_at or 0) > before and bus.status("g1").problem is None
+            ),
+            20,
+            "verified again",
+        )
+        after_reboot = events[events.index(reboot) :]
+        verified = next(e for e in after_reboot if e.kind is SignBusEventKind.VERIFIED)
+        assert "rebooted" in verified.reason  # the end of the dark period names what it was
+        assert bus.status("g1").counters.reboots_seen == 1
+        assert bus.status("g1").counters.verify_mismatches == refreshes  # no refresh needed
+
+
+async def test_sign_bus_reports_a_mismatch_as_the_signs_problem() -> None:
+    """A read-back that differs from what was written is the sign's problem, in words,
+    until the rewrite is read back as written."""
+    async with SignSimulator(units=UNITS, tcp=("127.0.0.1", 0)) as server:
+        events: list[SignBusEvent] = []
+        problems: list[str | None] = []
+        bus = SignBus(bus_id="b1", config=tcp_config(server.port), on_event=events.append)
+
+        def watch(event: SignBusEvent) -> None:
+            events.append(event)
+            problems.append(bus.status("g1").problem if event.sign_id == "g1" else None)
+
+        bus._on_event = watch
+        async with running(bus):
+            bus.set_display("g1", GUIDE)
+            await wait_until(lambda: bus.status("g1").verified_at is not None, 20)
+            intruder = ModbusClient(bus="intruder", transport="tcp", host="127.0.0.1",
+                                    port=server.port or 0, timeout_s=1)  # fmt: skip
+            await intruder.connect()
+            await intruder.write_registers(1, 0x0000, [99])
+            intruder.close()
+            await wait_until(lambda: SignBusEventKind.VERIFY_MISMATCH in kinds(events, "g1"), 20)
+            assert any(p and "shows 'P2 99 →' instead of 'P2 37 →'" in p for p in problems)
+            await wait_until(lambda: bus.status("g1").problem is None, 20)

@@ -35,6 +35,7 @@ from firmware_protocols.signs import (
     decode_status,
     encode_display,
     encode_fault_bits,
+    guidance_text,
     identify,
     looks_like_generic_led,
     merge_writes,
@@ -314,12 +315,19 @@ def test_custom_text_slot_is_shown() -> None:
         ),
         pytest.param(
             GuidanceDisplay(
-                free=0, mode=GuidanceMode.FULL, colour=Colour.RED, arrow=Arrow.LEFT, label="P2"
+                free=12, mode=GuidanceMode.FULL, colour=Colour.GREEN, arrow=Arrow.LEFT, label="P2"
             ),
             set(),
-            "P2 FULL ← red",
-            id="full",
+            "满 FULL ← P2 12 green",
+            id="full-with-fallback",
         ),
+        pytest.param(
+            GuidanceDisplay(free=0, mode=GuidanceMode.FULL, colour=Colour.RED),
+            set(),
+            "满 FULL red",
+            id="full-nowhere-to-go",
+        ),
+        pytest.param(GuidanceDisplay(free=0, mode=GuidanceMode.UNKNOWN), set(), "--", id="unknown"),
         pytest.param(
             GuidanceDisplay(free=5, mode=GuidanceMode.CLOSED, colour=Colour.RED, arrow=Arrow.AHEAD),
             set(),
@@ -369,3 +377,31 @@ def test_looks_like_generic_led() -> None:
     assert not looks_like_generic_led(2, holding)
     assert not looks_like_generic_led(1, holding | {0x0003: 9})
     assert not looks_like_generic_led(1, {})
+
+
+def test_full_sign_never_reads_as_the_fallback_is_full() -> None:
+    """Finding 1: a full lot's sign names where to go and how much space is there.
+
+    The words for full come first, then the direction, the fallback's label and its count;
+    the label is never next to the words for full with nothing after it."""
+    display = GuidanceDisplay(
+        free=12, mode=GuidanceMode.FULL, colour=Colour.GREEN, arrow=Arrow.RIGHT, label="P4"
+    )
+    holding = apply(
+        power_on_registers(PARKGRID_GUIDANCE)[Table.HOLDING],
+        encode_display(PARKGRID_GUIDANCE, display),
+    )
+    text = shown_text(PARKGRID_GUIDANCE, holding)
+    assert text.startswith("满 FULL → P4 12")
+    assert "P4 FULL" not in text and "P4 满" not in text
+    assert guidance_text(display) == "满 FULL → P4 12"
+
+
+def test_guidance_unknown_mode_round_trips() -> None:
+    """The unknown mode ("--") is a register value the sign accepts and reads back."""
+    display = GuidanceDisplay(free=0, mode=GuidanceMode.UNKNOWN, colour=Colour.AMBER)
+    holding = apply(
+        power_on_registers(PARKGRID_GUIDANCE)[Table.HOLDING],
+        encode_display(PARKGRID_GUIDANCE, display),
+    )
+    assert decode_display(PARKGRID_GUIDANCE, holding) == display

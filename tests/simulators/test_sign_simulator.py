@@ -266,3 +266,42 @@ def test_sign_simulator_registers_table_view(clock: FakeClock) -> None:
     simulator = SignSimulator(units={1: "parkgrid-warning"}, clock=clock)
     assert simulator.registers(1, Table.INPUT)[0] == PARKGRID_WARNING.model_code
     assert simulator.registers(1)[0x0004] == 30  # watchdog timeout power-on value
+
+
+async def test_sign_simulator_display_log_has_every_change_with_its_time(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    """The display log (JSON lines) holds every change of what a sign shows, with the wall
+    time, why (start, write, watchdog, reboot), and the watchdog's expiry at its own time."""
+    log = tmp_path / "display.jsonl"
+    async with SignSimulator(
+        units={1: "parkgrid-guidance"},
+        tcp=("127.0.0.1", 0),
+        clock=clock,
+        display_log=log,
+        names={1: "P1-ENTRANCE"},
+        wall=lambda: clock.now + 4000,  # the wall clock, 4000 s ahead of the sign's
+    ) as server:
+        assert server.port is not None
+        tcp = AsyncModbusTcpClient("127.0.0.1", port=server.port, timeout=0.5, retries=0)
+        assert await tcp.connect()
+        try:
+            await refresh(tcp, 1, GuidanceDisplay(free=37, arrow=Arrow.RIGHT, label="P1"))
+            await refresh(tcp, 1, GuidanceDisplay(free=37, arrow=Arrow.RIGHT, label="P1"), 2)
+            await refresh(tcp, 1, GuidanceDisplay(free=36, arrow=Arrow.RIGHT, label="P1"), 3)
+        finally:
+            tcp.close()
+        clock.now += 45  # 30 s watchdog: expired 15 s ago by the sign's clock
+        server.note_displays()
+        server.reboot(1)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["sign"], r["shown"], r["why"]) for r in lines] == [
+        ("P1-ENTRANCE", "--", "start"),
+        ("P1-ENTRANCE", "P1 37 → green", "write"),  # the identical refresh is no change
+        ("P1-ENTRANCE", "P1 36 → green", "write"),
+        ("P1-ENTRANCE", "--", "watchdog"),
+    ]
+    # Stamped when it expired (last kick at 1000 + 30 s), not when it was noticed (1045).
+    assert lines[3]["wall"] == pytest.approx(5030.0)
+    assert lines[2]["wall"] == pytest.approx(5000.0)
+    assert all(r["unit"] == 1 for r in lines)
