@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from central.auth.service import LoginThrottle, TokenCache
-from central.ingest.service import IngestStats
+from central.ingest.batch import IngestStats
 from central.settings import CentralSettings
 from central.site import Site, SiteIndex
 from central.stream.hub import Hub
