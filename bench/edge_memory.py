@@ -33,7 +33,11 @@ from simulators.signs import SignSimulator  # noqa: E402
 
 GOAL_MB = 80.0
 # What `edge run` loads; not sqlite_utils (only `edge inspect` uses it), but sqlite3.
-IMPORTS = "import aiomqtt, pymodbus.client, serial_asyncio_fast, sqlite3, pydantic, time"
+# prometheus_client: the health page's /metrics is written with it.
+IMPORTS = (
+    "import aiomqtt, pymodbus.client, serial_asyncio_fast, sqlite3, pydantic, "
+    "prometheus_client, time"
+)
 
 
 def floor_rss() -> float:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from central.auth.passwords import LoginThrottle, PasswordChecks
 from central.auth.service import TokenCache
-from central.ingest.service import IngestStats
+from central.ingest.batch import IngestStats
 from central.settings import CentralSettings
 from central.site import Site, SiteIndex
 from central.stream.hub import Hub

@@ -3,8 +3,9 @@
 Served on ``127.0.0.1`` by default (the config's ``health.listen``). It is deliberately a
 tiny asyncio HTTP/1.0 responder rather than a web framework: the box must stay small (no
 FastAPI or uvicorn on a box), and the two pages are snapshots of counters the agents keep
-anyway. The Prometheus text exposition format (version 0.0.4) is simple enough to write
-directly; ``prometheus_client``'s global metric objects would duplicate those counters.
+anyway. ``/metrics`` is written by ``prometheus_client`` from a snapshot of those counters
+(a custom collector on a registry of its own, built per scrape): no global metric objects
+duplicate what the agents already count.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric as MetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 log = logging.getLogger(__name__)
 
@@ -31,31 +36,31 @@ class Metric:
     samples: Sequence[tuple[Mapping[str, str], float]] = field(default_factory=list)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _Snapshot(Collector):
+    """A ``prometheus_client`` collector that yields one snapshot of ``Metric`` families."""
 
+    def __init__(self, metrics: Iterable[Metric]) -> None:
+        self._metrics = list(metrics)
 
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+    def collect(self) -> Iterator[MetricFamily]:
+        for metric in self._metrics:
+            # A counter family is named without "_total"; its samples keep the full name.
+            family_name = metric.name
+            if metric.kind == "counter":
+                family_name = family_name.removesuffix("_total")
+            family = MetricFamily(family_name, metric.help, metric.kind)
+            family.samples = [
+                Sample(metric.name, {key: str(val) for key, val in labels.items()}, float(value))
+                for labels, value in metric.samples
+            ]
+            yield family
 
 
 def render_metrics(metrics: Iterable[Metric]) -> str:
-    """The Prometheus text exposition of ``metrics``."""
-    lines: list[str] = []
-    for metric in metrics:
-        lines.append(f"# HELP {metric.name} {_escape(metric.help)}")
-        lines.append(f"# TYPE {metric.name} {metric.kind}")
-        for labels, value in metric.samples:
-            if labels:
-                text = ",".join(f'{key}="{_escape(str(val))}"' for key, val in labels.items())
-                lines.append(f"{metric.name}{{{text}}} {_number(value)}")
-            else:
-                lines.append(f"{metric.name} {_number(value)}")
-    return "\n".join(lines) + "\n"
+    """The Prometheus text exposition (0.0.4) of ``metrics``, written by prometheus_client."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(metrics))
+    return generate_latest(registry).decode()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

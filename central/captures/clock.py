@@ -18,6 +18,7 @@ the alerts page and duty routing can open a case for it.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -196,7 +197,8 @@ def confirm_held(
 
 
 def held_captures(engine: Engine, *, limit: int = 500) -> list[dict[str, Any]]:
-    """Captures waiting for a person to confirm their time, oldest first."""
+    """Captures waiting for a person to confirm their time, oldest first (times in
+    RFC 3339, as the API shows them)."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -221,5 +223,7 @@ def held_captures(engine: Engine, *, limit: int = 500) -> list[dict[str, Any]]:
         data["pictures"] = [
             {**p, "url": f"/api/v1/pictures/{p['sha256']}"} for p in json.loads(data["pictures"])
         ]
+        for key in ("camera_time", "received_at"):
+            data[key] = dt.datetime.fromtimestamp(data[key], dt.UTC).isoformat()
         out.append(data)
     return out

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
 
 from central.auth.models import Actor, Role
 from central.captures import clock, page, service
-from central.cases.service import sync_alert_cases
+from central.captures.models import ConfirmTimeIn
+from central.captures.notices import publish_results
+from central.captures.reading import check_reading, read_body
 from central.deps import CentralDep, EngineDep, Operator, Viewer, require
 from central.errors import Invalid, NotFound
 from central.evidence.store import PictureStore, is_sha256, picture_store_for
-from firmware_protocols.cameras import Reading, decode_parkgrid, read_dahua, read_hikvision
 from firmware_protocols.errors import DecodeError
 
 CameraToken = Annotated[Actor, Depends(require(Role.CAMERA))]
 router = APIRouter(prefix="/api/v1", tags=["captures"])
-log = logging.getLogger(__name__)
 __all__ = ["page", "router"]  # page: the dashboard's Cameras page, registered on import
 
 
@@ -37,15 +33,6 @@ def get_pictures(request: Request, central: CentralDep) -> PictureStore:
 
 
 Pictures = Annotated[PictureStore, Depends(get_pictures)]
-
-
-def read_body(kind: str, body: bytes, content_type: str | None, camera_tz: dt.tzinfo) -> Reading:
-    """The camera's body read by its kind's reader (DecodeError for an unreadable body)."""
-    if kind == "hikvision":
-        return read_hikvision(body, content_type, assume_tz=camera_tz)
-    if kind == "dahua":
-        return read_dahua(body, content_type, camera_tz=camera_tz)
-    return Reading(captures=(decode_parkgrid(body, content_type),))
 
 
 async def _intake(
@@ -66,17 +53,7 @@ async def _intake(
         reading = read_body(kind, body, content_type, tz)
     except DecodeError as exc:
         raise Invalid(f"{exc.fmt}: {exc.reason}", field="body") from None
-    refused = [{"where": r.where, "reason": r.reason} for r in reading.refused]
-    if not reading.captures and refused:
-        first = reading.refused[0]
-        raise Invalid(f"{kind}: {first.where}: {first.reason}", field="body")
-    if not reading.captures and not reading.heartbeats:
-        reason = (
-            f"{', '.join(reading.ignored)}: not ANPR or a plate event (nothing stored)"
-            if reading.ignored
-            else "no event in the body (nothing stored)"
-        )
-        raise Invalid(f"{kind}: {reason}", field="body")
+    refused = check_reading(kind, reading)
     results = []
     for capture in reading.captures:
         if kind == "parkgrid" and capture.camera_ref != actor.name:
@@ -102,7 +79,7 @@ async def _intake(
             refused.append({"where": f"event {capture.event_id}", "reason": str(exc)})
     fresh = any(not r["duplicate"] for r in results)
     response.status_code = 201 if fresh else 200
-    _publish(central, results)
+    publish_results(central, results)
     # One capture: its result at the top (as before streams); always the whole reading.
     out: dict[str, Any] = dict(results[0]) if len(results) == 1 else {}
     out.update(
@@ -184,15 +161,6 @@ def post_dahua_keepalive(central: CentralDep, actor: CameraToken) -> dict[str, A
     return {"ok": True, "camera_id": actor.name}
 
 
-class ConfirmTimeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    use: Literal["camera", "received"] = Field(
-        description="which time the capture has: the camera's stated time or its receipt"
-    )
-    reason: str | None = Field(default=None, max_length=500)
-
-
 @router.post(
     "/captures/{capture_id}/confirm-time",
     summary="A person confirms the time of a capture held for its camera's clock",
@@ -211,47 +179,8 @@ def confirm_time(
         reason=body.reason,
         actor=actor.label,
     )
-    _publish(central, [out])
+    publish_results(central, [out])
     return out
-
-
-def _publish(central: Any, results: list[dict[str, Any]]) -> None:
-    """Tell the dashboard's ledger and cases pages about new entries."""
-    notices = [
-        {"type": "ledger", "seq": o["seq"], "rule_id": o["rule"], "outcome": o["outcome"]}
-        for result in results
-        for o in result["outcomes"]
-        if o.get("seq") is not None
-    ]
-    # A tow order opens a case for the place's grid in the same transaction.
-    notices += [
-        {"type": "case", "ledger_seq": n["seq"]} for n in notices if n["rule_id"] == "left_for_days"
-    ]
-    # A held capture: the Cameras page re-reads. A camera's clock alert raised or resolved:
-    # cases for it (when the site's duty asks), and the alerts page re-reads.
-    notices += [
-        {"type": "capture_held", "capture_id": r["capture_id"], "camera_id": r.get("camera_id")}
-        for r in results
-        if r.get("held") and not r.get("duplicate")
-    ]
-    for result in results:
-        change = result.get("clock_alert")
-        if change and result.get("camera_id"):
-            box_id, alert_id = clock.alert_key(result["camera_id"])
-            notices.append(
-                {
-                    "type": f"alert_{change}",
-                    "box_id": box_id,
-                    "alert_id": alert_id,
-                    "alert_type": clock.ALERT_TYPE,
-                }
-            )
-            try:
-                sync_alert_cases(central.engine, central.site, keys=[(box_id, alert_id)])
-            except Exception:  # the periodic sweep opens it later
-                log.exception("opening a case for camera %s's clock alert failed", box_id)
-    if notices:
-        central.hub.publish(notices)
 
 
 @router.post(
@@ -270,17 +199,13 @@ def confirm_held(
         reason=body.reason,
         actor=actor.label,
     )
-    _publish(central, out)
+    publish_results(central, out)
     return {"camera_id": camera_id, "confirmed": out}
 
 
 @router.get("/captures/held", summary="Captures held for their camera's clock, oldest first")
 def held(engine: EngineDep, _: Viewer) -> list[dict[str, Any]]:
-    rows = clock.held_captures(engine)
-    for row in rows:
-        for key in ("camera_time", "received_at"):
-            row[key] = dt.datetime.fromtimestamp(row[key], dt.UTC).isoformat()
-    return rows
+    return clock.held_captures(engine)
 
 
 @router.get(
@@ -319,14 +244,7 @@ def get_picture(sha256: str, engine: EngineDep, pictures: Pictures, _: Viewer) -
     data = pictures.get(sha256)
     if data is None:
         raise NotFound("picture", sha256)
-    from sqlalchemy import select
-
-    from central.db import schema as t
-
-    with engine.connect() as conn:
-        kind = conn.execute(
-            select(t.pictures.c.content_type).where(t.pictures.c.sha256 == sha256)
-        ).scalar()
+    kind = service.picture_content_type(engine, sha256)
     return Response(
         data,
         media_type=kind or "application/octet-stream",
@@ -343,10 +261,4 @@ def get_captures(
     place: str | None = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 200,
 ) -> list[dict[str, Any]]:
-    rows = service.list_captures(engine, plate=plate, camera_id=camera_id, place=place, limit=limit)
-    for row in rows:
-        for key in ("captured_at", "received_at", "camera_time"):
-            if row.get(key) is not None:
-                row[key] = dt.datetime.fromtimestamp(row[key], dt.UTC).isoformat()
-        row["unmapped"] = json.loads(row["unmapped"]) if row.get("unmapped") else []
-    return rows
+    return service.list_captures(engine, plate=plate, camera_id=camera_id, place=place, limit=limit)

@@ -20,6 +20,7 @@ A Dahua parking-space event's space number becomes a bay through the camera's ``
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -258,6 +259,7 @@ def list_captures(
     place: str | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
+    """Stored captures, newest first, as the API shows them (times in RFC 3339)."""
     query = select(t.captures).order_by(t.captures.c.captured_at.desc(), t.captures.c.id.desc())
     if plate is not None:
         query = query.where(t.captures.c.plate == plate)
@@ -273,5 +275,18 @@ def list_captures(
         data["pictures"] = [
             {**p, "url": f"/api/v1/pictures/{p['sha256']}"} for p in json.loads(data["pictures"])
         ]
+        for key in ("captured_at", "received_at", "camera_time"):
+            if data.get(key) is not None:
+                data[key] = dt.datetime.fromtimestamp(data[key], dt.UTC).isoformat()
+        data["unmapped"] = json.loads(data["unmapped"]) if data.get("unmapped") else []
         out.append(data)
     return out
+
+
+def picture_content_type(engine: Engine, sha256: str) -> str | None:
+    """The content type a picture was stored with (None if no row names it)."""
+    with engine.connect() as conn:
+        kind: str | None = conn.execute(
+            select(t.pictures.c.content_type).where(t.pictures.c.sha256 == sha256)
+        ).scalar()
+    return kind

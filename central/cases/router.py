@@ -7,21 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
 
-from central.cases import service, workflow
+from central.cases import service
+from central.cases.models import CaseActionIn
+from central.cases.sweeper import sweep_now
 from central.deps import Admin, CentralDep, EngineDep, Operator, Viewer
-from central.ledger.service import sweep_bays
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 # A store row id: a bigger number is 422, not a 500 from the database driver.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Month = Annotated[str, Query(pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM")]
-
-
-class CaseActionIn(BaseModel):
-    action: str = Field(description=f"one of {sorted({a for _, a in workflow.TRANSITIONS})}")
-    note: str | None = Field(default=None, max_length=2000)
 
 
 @router.get("/cases", summary="Cases, newest first (state, grid, kind, overdue)")
@@ -43,9 +38,7 @@ def cases(
     "/cases/sweep", summary="Run the sweep now: cases for alerts, escalations, tows for long stays"
 )
 async def sweep(central: CentralDep, _: Admin) -> dict[str, Any]:
-    opened = await run_in_threadpool(service.sync_alert_cases, central.engine, central.site)
-    counts = await run_in_threadpool(service.sweep, central.engine, central.site)
-    tows = await run_in_threadpool(sweep_bays, central.engine, central.site)
+    opened, counts, tows = await run_in_threadpool(sweep_now, central.engine, central.site)
     if opened or any(counts.values()) or tows:
         central.hub.publish([{"type": "case", "sweep": True}])
     if tows:

@@ -7,10 +7,23 @@ import threading
 import time
 from typing import Any
 
+from sqlalchemy import Engine
+
 from central.cases.service import sweep, sync_alert_cases
 from central.ledger.service import sweep_bays
+from central.site import Site
 
 log = logging.getLogger(__name__)
+
+
+def sweep_now(
+    engine: Engine, site: Site, *, now: float | None = None
+) -> tuple[int, dict[str, int], list[int]]:
+    """One sweep: cases opened for alerts, the escalation counts, the tow orders' seqs."""
+    opened = sync_alert_cases(engine, site, now=now)
+    counts = sweep(engine, site, now=now)
+    tows = sweep_bays(engine, site, now=now)
+    return opened, counts, tows
 
 
 class Sweeper:
@@ -33,9 +46,7 @@ class Sweeper:
         while not self._stop.wait(self.interval_s):
             try:
                 now = time.time()
-                opened = sync_alert_cases(self.central.engine, self.central.site, now=now)
-                counts = sweep(self.central.engine, self.central.site, now=now)
-                tows = sweep_bays(self.central.engine, self.central.site, now=now)
+                opened, counts, tows = sweep_now(self.central.engine, self.central.site, now=now)
                 if opened or any(counts.values()) or tows:  # live dashboard pages re-read
                     self.central.hub.publish(
                         [{"type": "case", "sweep": True}]

@@ -48,8 +48,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from central.ingest.batch import RawMessage
 from central.ingest.process import WriterProcess
-from central.ingest.service import IngestWriter, RawMessage, store_with_retries
+from central.ingest.retries import store_with_retries
+from central.ingest.service import IngestWriter
 from central.settings import CentralSettings
 from firmware_protocols.uplink import (
     CentralStatus,

@@ -43,13 +43,9 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 from central.db.engine import make_engine
-from central.ingest.service import (
-    BatchResult,
-    IngestStats,
-    IngestWriter,
-    RawMessage,
-    store_with_retries,
-)
+from central.ingest.batch import BatchResult, IngestStats, RawMessage
+from central.ingest.retries import store_with_retries
+from central.ingest.service import IngestWriter
 from central.quarantine.retention import QuarantineRetention
 from central.site import SiteIndex
 

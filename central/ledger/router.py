@@ -3,38 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import select
 
-from central import audit
-from central.db import schema as t
-from central.db.engine import writer
 from central.deps import Admin, CentralDep, EngineDep, Operator, Viewer
-from central.errors import Conflict, Invalid, NotFound
+from central.errors import Invalid
 from central.ledger import chain, service, workflow
+from central.ledger import permits as permit_service
+from central.ledger.models import ActionIn, PermitIn
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
 # A store row id: a bigger number is 422, not a 500 from the database driver.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-
-
-class ActionIn(BaseModel):
-    action: str = Field(description=f"one of {sorted({a for _, a in workflow.TRANSITIONS})}")
-    reason: str | None = Field(default=None, max_length=2000)
-
-
-class PermitIn(BaseModel):
-    plate: str = Field(min_length=2, max_length=32)
-    area: str = Field(default="truck_ban", max_length=64)
-    valid_from: AwareDatetime
-    valid_until: AwareDatetime
-    reason: str = Field(min_length=1, max_length=500)
 
 
 def _bound(value: dt.datetime | None, tz: dt.tzinfo) -> float | None:
@@ -149,71 +132,23 @@ def act(seq: RowId, body: ActionIn, central: CentralDep, actor: Operator) -> dic
 
 @router.get("/permits", summary="Permits: from the site file and issued here")
 def permits(central: CentralDep, _: Viewer) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [
-        {**p.model_dump(mode="json"), "source": "site", "id": None} for p in central.site.permits
-    ]
-    with central.engine.connect() as conn:
-        for row in conn.execute(select(t.permits).order_by(t.permits.c.id)):
-            out.append(
-                {
-                    "id": row.id,
-                    "plate": row.plate,
-                    "area": row.area,
-                    "valid_from": dt.datetime.fromtimestamp(row.valid_from, dt.UTC).isoformat(),
-                    "valid_until": dt.datetime.fromtimestamp(row.valid_until, dt.UTC).isoformat(),
-                    "reason": row.reason,
-                    "issued_by": row.issued_by,
-                    "revoked": row.revoked_at is not None,
-                    "source": "api",
-                }
-            )
-    return out
+    return permit_service.list_permits(central.engine, central.site)
 
 
 @router.post("/permits", summary="Issue a permit (plate, area, validity, reason)", status_code=201)
 def add_permit(body: PermitIn, engine: EngineDep, actor: Operator) -> dict[str, Any]:
-    if body.valid_until <= body.valid_from:
-        raise Invalid("valid_until is not after valid_from", field="valid_until")
-    from firmware_protocols.cameras import normalise_plate
-
-    plate, _ = normalise_plate(body.plate)
-    if not plate:
-        raise Invalid("no plate", field="plate")
-    with writer(engine).begin() as conn:
-        result = conn.execute(
-            t.permits.insert().values(
-                plate=plate,
-                area=body.area,
-                valid_from=body.valid_from.timestamp(),
-                valid_until=body.valid_until.timestamp(),
-                reason=body.reason,
-                issued_by=actor.label,
-                issued_at=time.time(),
-            )
-        )
-        permit_id = int(result.inserted_primary_key[0])
-        audit.record(
-            conn,
-            actor=actor.label,
-            action="permit.add",
-            target=plate,
-            detail={"area": body.area, "reason": body.reason},
-        )
-    return {"id": permit_id, "plate": plate}
+    return permit_service.add_permit(
+        engine,
+        plate=body.plate,
+        area=body.area,
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+        reason=body.reason,
+        actor=actor.label,
+    )
 
 
 @router.delete("/permits/{permit_id}", summary="Revoke a permit", status_code=204)
 def revoke_permit(permit_id: RowId, engine: EngineDep, actor: Operator) -> Response:
-    with writer(engine).begin() as conn:
-        row = conn.execute(
-            select(t.permits.c.revoked_at).where(t.permits.c.id == permit_id)
-        ).first()
-        if row is None:
-            raise NotFound("permit", str(permit_id))
-        if row.revoked_at is not None:
-            raise Conflict(f"permit {permit_id} is already revoked")
-        conn.execute(
-            t.permits.update().where(t.permits.c.id == permit_id).values(revoked_at=time.time())
-        )
-        audit.record(conn, actor=actor.label, action="permit.revoke", target=str(permit_id))
+    permit_service.revoke_permit(engine, permit_id, actor=actor.label)
     return Response(status_code=204)

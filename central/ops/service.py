@@ -1,109 +1,126 @@
-"""Prometheus text exposition, written by hand (no client library needed for a few gauges)."""
+"""Central's ``/metrics``: a snapshot of the ingest counters and the store, written by
+``prometheus_client`` (a custom collector on a registry of its own, built per scrape)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric as MetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from sqlalchemy import func, select, text
 
 from central.context import Central
 from central.db import schema as t
 from central.quarantine.retention import stored_total
 
+Samples = list[tuple[dict[str, str], float]]  # (labels, value)
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+class _Snapshot(Collector):
+    """A ``prometheus_client`` collector over families gathered for one scrape."""
+
+    def __init__(self) -> None:
+        self.families: list[MetricFamily] = []
+
+    def add(self, name: str, kind: str, help_: str, samples: Samples) -> None:
+        # A counter family is named without "_total"; its samples keep the full name.
+        family = MetricFamily(
+            name.removesuffix("_total") if kind == "counter" else name, help_, kind
+        )
+        family.samples = [Sample(name, labels, float(value)) for labels, value in samples]
+        self.families.append(family)
+
+    def collect(self) -> Iterator[MetricFamily]:
+        yield from self.families
 
 
 def metrics_text(central: Central) -> str:
     s = central.stats
-    lines: list[str] = []
-
-    def metric(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP {name} {help_}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            lines.append(f"{name}{labels} {value}")
+    snapshot = _Snapshot()
+    metric = snapshot.add
 
     metric(
         "parkgrid_central_messages_total",
         "counter",
         "MQTT messages decoded, by topic kind",
-        [(f'{{kind="{k}"}}', v) for k, v in sorted(s.messages.items())] or [("", 0)],
+        [({"kind": k}, v) for k, v in sorted(s.messages.items())] or [({}, 0)],
     )
     metric(
         "parkgrid_central_events_stored_total",
         "counter",
         "Events stored (new)",
-        [("", s.events_stored)],
+        [({}, s.events_stored)],
     )
     metric(
         "parkgrid_central_events_duplicate_total",
         "counter",
         "Repeated events dropped",
-        [("", s.events_duplicate)],
+        [({}, s.events_duplicate)],
     )
     metric(
         "parkgrid_central_events_refused_total",
         "counter",
         "Events quarantined for a claim central cannot believe (a dropped range longer than "
         "the box's outbox can hold; a stored seq sent again as another event)",
-        [(f'{{reason="{r}"}}', s.events_refused[r]) for r in ("dropped_range", "seq_replayed")],
+        [({"reason": r}, s.events_refused[r]) for r in ("dropped_range", "seq_replayed")],
     )
     metric(
         "parkgrid_central_quarantined_total",
         "counter",
         "Messages quarantined by this process",
-        [("", s.quarantined)],
+        [({}, s.quarantined)],
     )
     metric(
-        "parkgrid_central_ingest_batches_total", "counter", "Committed batches", [("", s.batches)]
+        "parkgrid_central_ingest_batches_total", "counter", "Committed batches", [({}, s.batches)]
     )
     metric(
         "parkgrid_central_ingest_batch_seconds_total",
         "counter",
         "Time spent processing batches",
-        [("", round(s.batch_seconds_total, 6))],
+        [({}, round(s.batch_seconds_total, 6))],
     )
     metric(
-        "parkgrid_central_ingest_errors_total", "counter", "Failed batch attempts", [("", s.errors)]
+        "parkgrid_central_ingest_errors_total", "counter", "Failed batch attempts", [({}, s.errors)]
     )
     metric(
         "parkgrid_central_ingest_store_full",
         "gauge",
         "1 while the database's disk is full: events are neither stored nor acked",
-        [("", int(s.store_full))],
+        [({}, int(s.store_full))],
     )
     metric(
         "parkgrid_central_ingest_store_full_batches_total",
         "counter",
         "Batches refused for a full disk (the boxes keep and resend their events)",
-        [("", s.store_full_batches)],
+        [({}, s.store_full_batches)],
     )
     metric(
         "parkgrid_central_ingest_lag_seconds",
         "gauge",
         "Receipt to commit, oldest message of the last batch",
-        [("", round(s.lag_seconds, 6))],
+        [({}, round(s.lag_seconds, 6))],
     )
     metric(
         "parkgrid_central_acks_published_total",
         "counter",
         "Ack watermarks published",
-        [("", s.acks_published)],
+        [({}, s.acks_published)],
     )
     mqtt = central.mqtt
     metric(
         "parkgrid_central_ingest_queue_depth",
         "gauge",
         "Messages waiting for the writer",
-        [("", mqtt.queue_depth() if mqtt else 0)],
+        [({}, mqtt.queue_depth() if mqtt else 0)],
     )
     metric(
         "parkgrid_central_mqtt_connected",
         "gauge",
         "1 when connected to the broker",
-        [("", 1 if mqtt and mqtt.connected.is_set() else 0)],
+        [({}, 1 if mqtt and mqtt.connected.is_set() else 0)],
     )
     with central.engine.connect() as conn:
         quarantine, quarantine_bytes = stored_total(conn)
@@ -115,73 +132,73 @@ def metrics_text(central: Central) -> str:
         "parkgrid_central_quarantine_rows",
         "gauge",
         "Rows in the quarantine table",
-        [("", quarantine)],
+        [({}, quarantine)],
     )
     metric(
         "parkgrid_central_quarantine_bytes",
         "gauge",
         "Bytes the quarantine stores (payload + topic + reason)",
-        [("", quarantine_bytes)],
+        [({}, quarantine_bytes)],
     )
     metric(
         "parkgrid_central_quarantine_max_bytes",
         "gauge",
         "The quarantine's size cap (QUARANTINE_MAX_BYTES); the oldest rows go past it",
-        [("", central.settings.quarantine_max_bytes)],
+        [({}, central.settings.quarantine_max_bytes)],
     )
     metric(
         "parkgrid_central_quarantine_dropped_total",
         "counter",
         "Quarantine rows dropped by retention, oldest first, by reason (size cap, age)",
-        [(f'{{reason="{r}"}}', s.quarantine_dropped[r]) for r in ("size", "age")],
+        [({"reason": r}, s.quarantine_dropped[r]) for r in ("size", "age")],
     )
     metric(
         "parkgrid_central_site_problems",
         "gauge",
         "Box/site disagreements on record",
-        [("", problems)],
+        [({}, problems)],
     )
     metric(
         "parkgrid_central_box_online",
         "gauge",
         "1 when the box's last status is online",
-        [(f'{{box_id="{_escape(b)}"}}', 1 if online else 0) for b, online, _ in boxes],
+        [({"box_id": b}, 1 if online else 0) for b, online, _ in boxes],
     )
     metric(
         "parkgrid_central_box_last_seen_timestamp_seconds",
         "gauge",
         "When central last heard from the box (epoch s)",
-        [(f'{{box_id="{_escape(b)}"}}', seen) for b, _, seen in boxes if seen is not None],
+        [({"box_id": b}, seen) for b, _, seen in boxes if seen is not None],
     )
     metric(
         "parkgrid_central_stream_notices_total",
         "counter",
         "Notices sent to SSE clients",
-        [("", central.hub.published)],
+        [({}, central.hub.published)],
     )
     metric(
         "parkgrid_central_password_checks_total",
         "counter",
         "argon2 password checks run (logins that reached a check)",
-        [("", central.passwords.checks)],
+        [({}, central.passwords.checks)],
     )
     metric(
         "parkgrid_central_password_checks_busy_total",
         "counter",
         "Logins refused 503 because every password-check slot stayed taken",
-        [("", central.passwords.busy)],
+        [({}, central.passwords.busy)],
     )
     metric(
         "parkgrid_central_password_checks_waiting",
         "gauge",
         "Logins waiting for their turn to check a password",
-        [("", central.passwords.waiting)],
+        [({}, central.passwords.waiting)],
     )
     metric(
         "parkgrid_central_login_throttle_keys",
         "gauge",
         "User names and client addresses the login back-off remembers",
-        [("", len(central.throttle))],
+        [({}, len(central.throttle))],
     )
     guard = central.http_guard
     if guard is not None:
@@ -189,28 +206,29 @@ def metrics_text(central: Central) -> str:
             "parkgrid_central_http_connections",
             "gauge",
             "Open HTTP connections",
-            [("", guard.open_total)],
+            [({}, guard.open_total)],
         )
         metric(
             "parkgrid_central_http_refused_total",
             "counter",
             "HTTP connections refused at accept, by reason",
-            [(f'{{reason="{_escape(k)}"}}', v) for k, v in sorted(guard.refused.items())]
-            or [("", 0)],
+            [({"reason": k}, v) for k, v in sorted(guard.refused.items())] or [({}, 0)],
         )
         metric(
             "parkgrid_central_http_timeouts_total",
             "counter",
             "HTTP connections closed for a request head or body too slow, by phase",
-            [(f'{{phase="{k}"}}', v) for k, v in sorted(guard.timed_out.items())] or [("", 0)],
+            [({"phase": k}, v) for k, v in sorted(guard.timed_out.items())] or [({}, 0)],
         )
     metric(
         "parkgrid_central_uptime_seconds",
         "gauge",
         "Seconds since start",
-        [("", round(time.time() - central.started_at, 3))],
+        [({}, round(time.time() - central.started_at, 3))],
     )
-    return "\n".join(lines) + "\n"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(snapshot)
+    return generate_latest(registry).decode()
 
 
 def database_ok(central: Central) -> bool:

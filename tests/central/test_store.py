@@ -340,7 +340,7 @@ def test_store_walk_reads_ranges_a_page_at_a_time(
     """3,000 ranges reported far above a hole (a box flooding central with events_dropped)
     reach each walk a page at a time, not all at once: a batch of that box stays cheap
     (bench: 360 ms -> 12 ms per batch with 100,000 such ranges)."""
-    import central.ingest.service as ingest
+    import central.ingest.walk as ingest
 
     writer, _ = _writer(engine, site_index)
     writer.process([event_msg(bay_event("box-p1", 1, "P1-001"))])
@@ -378,7 +378,7 @@ def test_store_walk_in_small_pages_equals_the_whole_walk(
     ends (ranges chained over ranges, seqs over ranges, holes)."""
     import random
 
-    import central.ingest.service as ingest
+    import central.ingest.walk as ingest
 
     monkeypatch.setattr(ingest, "RANGE_CHUNK", 2)
     monkeypatch.setattr(ingest, "WALK_CHUNK", 3)

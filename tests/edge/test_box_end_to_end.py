@@ -24,6 +24,7 @@ from typing import Any
 
 import paho.mqtt.publish as publish
 import tomli_w
+from prometheus_client.parser import text_string_to_metric_families
 
 from edge.config import EdgeConfig, parse_config
 from edge.runtime import EdgeBox
@@ -394,8 +395,15 @@ async def test_box_process_health_page_and_sigterm(
                 assert health["lots"]["P1"]["free"] == 4
                 status, text = await asyncio.to_thread(http_get, health_port, "/metrics")
                 assert status == 200
-                assert 'parkgrid_edge_lot_bays{box="box-p1",lot="P1",state="free"} 4' in text
-                assert 'parkgrid_edge_serial_frames_total{box="box-p1",line="conc"}' in text
+                samples = {
+                    (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                }
+                free = (("box", "box-p1"), ("lot", "P1"), ("state", "free"))
+                assert samples["parkgrid_edge_lot_bays", free] == 4
+                line = (("box", "box-p1"), ("line", "conc"))
+                assert ("parkgrid_edge_serial_frames_total", line) in samples
                 assert (await asyncio.to_thread(http_get, health_port, "/nope"))[0] == 404
 
                 started = asyncio.get_running_loop().time()

@@ -1,0 +1,226 @@
+"""State documents in the transaction: each checked against the site file, newest wins.
+
+A state document (bay, lot, zone, sign) is handled by its payload type through
+``APPLY_BY_STATE``. The bay, lot and zone handlers check the document against the site
+file (a disagreement is recorded as a site problem) and return the row update to make;
+the update applies only if the stored document is not newer, and only an applied update
+is noticed to the live stream. A sign's state is upserted as it comes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Table, or_, update
+
+from central.db import schema as t
+from central.db.engine import upsert
+from central.ingest.batch import Batch, IngestContext, ts
+from firmware_protocols.uplink import BayState, LotState, SignState, ZoneState
+
+
+@dataclass(frozen=True)
+class StateUpdate:
+    """One row to update if the stored document is not newer, and the notice if it is."""
+
+    table: Table
+    where: ColumnElement[bool]
+    values: dict[str, Any]
+    state_ts: float
+    notice: dict[str, Any]
+
+
+# (context, connection, batch, box_id, payload, received_at) -> the update, or None
+ApplyState = Callable[[IngestContext, Connection, Batch, str, Any, float], StateUpdate | None]
+
+
+def apply_states(ctx: IngestContext, conn: Connection, batch: Batch) -> None:
+    """Apply the batch's state documents (already conflated per topic)."""
+    for msg, received_at in batch.states.values():
+        handler = APPLY_BY_STATE[type(msg.payload)]
+        change = handler(ctx, conn, batch, msg.topic.box_id, msg.payload, received_at)
+        if change is None:
+            continue
+        table = change.table
+        newer = or_(table.c.state_ts.is_(None), table.c.state_ts <= change.state_ts)
+        result = conn.execute(update(table).where(change.where, newer).values(change.values))
+        if result.rowcount:
+            batch.notices.append(change.notice)
+
+
+def _bay(
+    ctx: IngestContext,
+    conn: Connection,
+    batch: Batch,
+    box_id: str,
+    payload: BayState,
+    received_at: float,
+) -> StateUpdate | None:
+    place = ctx.site.bays.get(payload.bay_id)
+    subject = f"bay/{payload.bay_id}"
+    if place is None:
+        batch.problems.append((box_id, subject, f"bay {payload.bay_id!r} is not in the site file"))
+        return None
+    if place.box_id != box_id:
+        batch.problems.append(
+            (box_id, subject, f"the site file gives bay {payload.bay_id!r} to box {place.box_id!r}")
+        )
+        return None
+    if (payload.lot_id, payload.zone_id) != (place.lot_id, place.zone_id):
+        batch.problems.append(
+            (
+                box_id,
+                subject,
+                f"bay {payload.bay_id!r} is in lot {place.lot_id!r} / zone "
+                f"{place.zone_id!r} in the site file, but the box says lot "
+                f"{payload.lot_id!r} / zone {payload.zone_id!r}",
+            )
+        )
+    sensor = payload.sensor
+    values = {
+        "state": payload.state.value,
+        "since": ts(payload.since),
+        "sensor_id": sensor.sensor_id if sensor else None,
+        "sensor_json": sensor.model_dump_json() if sensor else None,
+        "sensor_flags": ",".join(f.value for f in sensor.flags) if sensor else None,
+        "state_ts": ts(payload.ts),
+        "updated_at": received_at,
+    }
+    notice = {
+        "type": "bay",
+        "bay_id": payload.bay_id,
+        "lot_id": place.lot_id,
+        "zone_id": place.zone_id,
+        "state": payload.state.value,
+        "since": values["since"],
+        "sensor_flags": values["sensor_flags"],
+    }
+    return StateUpdate(t.bays, t.bays.c.bay_id == payload.bay_id, values, ts(payload.ts), notice)
+
+
+def _lot(
+    ctx: IngestContext,
+    conn: Connection,
+    batch: Batch,
+    box_id: str,
+    payload: LotState,
+    received_at: float,
+) -> StateUpdate | None:
+    site = ctx.site
+    lot = site.lots.get(payload.lot_id)
+    subject = f"lot/{payload.lot_id}"
+    if lot is None or lot.box_id != box_id:
+        owner = (
+            "is not in the site file"
+            if lot is None
+            else (f"belongs to box {lot.box_id!r} in the site file")
+        )
+        batch.problems.append((box_id, subject, f"lot {payload.lot_id!r} {owner}"))
+        return None
+    capacity = site.capacity[payload.lot_id]
+    if payload.capacity != capacity:
+        batch.problems.append(
+            (
+                box_id,
+                f"{subject}/capacity",
+                f"lot {payload.lot_id!r} has {capacity} bays in the site file but "
+                f"the box reports a capacity of {payload.capacity}",
+            )
+        )
+    values = {
+        "free": payload.free,
+        "occupied": payload.occupied,
+        "unknown": payload.unknown,
+        "closed": payload.closed,
+        "reported_capacity": payload.capacity,
+        "status": payload.status.value,
+        "trend": payload.trend.value,
+        "state_ts": ts(payload.ts),
+        "updated_at": received_at,
+    }
+    notice = {"type": "lot", "lot_id": payload.lot_id, **values}
+    return StateUpdate(t.lots, t.lots.c.lot_id == payload.lot_id, values, ts(payload.ts), notice)
+
+
+def _zone(
+    ctx: IngestContext,
+    conn: Connection,
+    batch: Batch,
+    box_id: str,
+    payload: ZoneState,
+    received_at: float,
+) -> StateUpdate | None:
+    zone = ctx.site.zones.get(payload.zone_id)
+    subject = f"zone/{payload.zone_id}"
+    if zone is None or zone.box_id != box_id:
+        owner = (
+            "is not in the site file"
+            if zone is None
+            else (f"belongs to box {zone.box_id!r} in the site file")
+        )
+        batch.problems.append((box_id, subject, f"zone {payload.zone_id!r} {owner}"))
+        return None
+    if payload.zone_class.value != zone.zone_class.value:
+        batch.problems.append(
+            (
+                box_id,
+                f"{subject}/class",
+                f"zone {payload.zone_id!r} is {zone.zone_class.value} in the site "
+                f"file but the box runs it as {payload.zone_class.value}",
+            )
+        )
+    window = payload.window
+    values = {
+        "state": payload.state.value,
+        "occupied": payload.occupied,
+        "schedule_version": payload.schedule_version,
+        "window_start": ts(window.start) if window else None,
+        "window_end": ts(window.end) if window else None,
+        "next_transition": (ts(payload.next_transition) if payload.next_transition else None),
+        "state_ts": ts(payload.ts),
+        "updated_at": received_at,
+    }
+    notice = {"type": "zone", "zone_id": payload.zone_id, **values}
+    return StateUpdate(
+        t.zones, t.zones.c.zone_id == payload.zone_id, values, ts(payload.ts), notice
+    )
+
+
+def _sign(
+    ctx: IngestContext,
+    conn: Connection,
+    batch: Batch,
+    box_id: str,
+    payload: SignState,
+    received_at: float,
+) -> StateUpdate | None:
+    conn.execute(
+        upsert(
+            ctx.dialect,
+            t.signs,
+            ["sign_id"],
+            ["box_id", "up", "state_json", "state_ts", "updated_at"],
+        ),
+        {
+            "sign_id": payload.sign_id,
+            "box_id": box_id,
+            "up": payload.up,
+            "state_json": payload.model_dump_json(),
+            "state_ts": ts(payload.ts),
+            "updated_at": received_at,
+        },
+    )
+    batch.notices.append(
+        {"type": "sign", "sign_id": payload.sign_id, "box_id": box_id, "up": payload.up}
+    )
+    return None
+
+
+APPLY_BY_STATE: dict[type, ApplyState] = {
+    BayState: _bay,
+    LotState: _lot,
+    ZoneState: _zone,
+    SignState: _sign,
+}
