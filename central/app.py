@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central.alerts.router import router as alerts_router
+from central.auth.passwords import PasswordChecks, PasswordsBusy
 from central.auth.router import router as auth_router
 from central.boxes.router import router as boxes_router
 from central.captures.router import router as captures_router
@@ -34,6 +35,7 @@ from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
 from central.http_headers import SecurityHeaders, add_api_docs
+from central.http_limits import HttpGuard
 from central.ingest.service import IngestWriter
 from central.ledger.router import router as ledger_router
 from central.log_redaction import REDACT_SECRETS
@@ -68,7 +70,12 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         upgrade(engine)
     sync_site(engine, site)
     index = SiteIndex.of(site)
-    hub = Hub(loop, queue_size=settings.stream_queue)
+    hub = Hub(
+        loop,
+        queue_size=settings.stream_queue,
+        max_per_token=settings.stream_max_per_token,
+        max_clients=settings.stream_max_clients,
+    )
     central = Central(
         settings=settings,
         engine=engine,
@@ -79,6 +86,10 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         started_at=time.time(),
     )
     central.throttle.max_failures = settings.login_max_failures
+    central.throttle.backoff_s = settings.login_backoff_s
+    central.passwords = PasswordChecks(
+        slots=settings.password_check_slots, wait_s=settings.password_check_wait_s
+    )
     if settings.ingest:
         from central.ingest.mqtt import CentralMqtt
 
@@ -124,8 +135,13 @@ def _stop(central: Central) -> None:
     central.engine.dispose()
 
 
-def create_app(settings: CentralSettings | None = None) -> FastAPI:
-    """The central app; ``settings`` None means: read them from the environment at start."""
+def create_app(
+    settings: CentralSettings | None = None, *, http_guard: HttpGuard | None = None
+) -> FastAPI:
+    """The central app; ``settings`` None means: read them from the environment at start.
+
+    ``http_guard``: the server's connection limits (``central serve``), shown in /metrics.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -135,6 +151,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
             logging.getLogger(name).addFilter(REDACT_SECRETS)
         loop = asyncio.get_running_loop()
         central = await run_in_threadpool(_start, resolved, loop)
+        central.http_guard = http_guard
         app.state.central = central
         sweeper = Sweeper(central).start() if resolved.ingest else None
         try:
@@ -178,7 +195,7 @@ def create_app(settings: CentralSettings | None = None) -> FastAPI:
         headers: dict[str, str] = {}
         if isinstance(exc, Invalid):
             body["field"] = exc.field
-        if isinstance(exc, TooManyAttempts):
+        if isinstance(exc, TooManyAttempts | PasswordsBusy):
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         if isinstance(exc, Unauthenticated):
             headers["WWW-Authenticate"] = "Bearer"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "PARKGRID_CAMERA_CLOCK_SKEW_MINUTES; a camera's site-file setting wins)",
     )
     serve.add_argument("--log-level", default="info")
-    serve.set_defaults(handler=_serve)
+    serve.set_defaults(handler=_serve, structured_log=True)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     _db(migrate)
@@ -134,8 +135,52 @@ def _serve(args: argparse.Namespace) -> int:
     except SiteError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    # The ledger head leaves the database through this line (docs/ledger.md): logged
+    # whatever --log-level says.
+    logging.getLogger("central.ledger.chain").setLevel(logging.INFO)
+    guard = http_guard(settings)
+    # log_config=None: uvicorn keeps the JSON handler parkgrid.cli set up (parkgrid/logs.py).
+    uvicorn.run(
+        create_app(settings, http_guard=guard),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=None,
+        **guard.uvicorn_options(),
+    )
     return EXIT_OK
+
+
+def http_guard(settings):  # type: ignore[no-untyped-def]
+    """The HTTP limits of the settings, with the file-descriptor limit raised to hold them."""
+    import resource
+
+    from central.http_limits import HttpGuard, HttpLimits
+
+    wanted = settings.http_max_connections + 256  # the database, the MQTT link, threads
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        soft = raised
+    max_connections = settings.http_max_connections
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        max_connections = max(10, soft - 256)
+        logging.getLogger(__name__).warning(
+            "open files limited to %d: at most %d HTTP connections (raise LimitNOFILE)",
+            soft,
+            max_connections,
+        )
+    return HttpGuard(
+        HttpLimits(
+            max_connections=max_connections,
+            per_address=settings.http_max_connections_per_address,
+            header_timeout_s=settings.http_header_timeout_s,
+            body_timeout_s=settings.http_body_timeout_s,
+            keep_alive_s=settings.http_keep_alive_s,
+            max_header_bytes=settings.http_max_header_bytes,
+        )
+    )
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from central.auth.service import LoginThrottle, TokenCache
+from central.auth.passwords import LoginThrottle, PasswordChecks
+from central.auth.service import TokenCache
 from central.ingest.service import IngestStats
 from central.settings import CentralSettings
 from central.site import Site, SiteIndex
 from central.stream.hub import Hub
 
 if TYPE_CHECKING:
+    from central.http_limits import HttpGuard
     from central.ingest.mqtt import CentralMqtt
     from central.lots.service import LotsCache
 
@@ -28,6 +30,8 @@ class Central:
     lots: LotsCache
     stats: IngestStats = field(default_factory=IngestStats)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    passwords: PasswordChecks = field(default_factory=PasswordChecks)
     tokens: TokenCache = field(default_factory=TokenCache)
     mqtt: CentralMqtt | None = None
+    http_guard: HttpGuard | None = None  # set by `central serve`: its connection limits
     started_at: float = 0.0

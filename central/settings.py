@@ -83,6 +83,22 @@ class CentralSettings(BaseSettings):
 
     token_ttl_s: int = Field(default=12 * 3600, ge=60)
     login_max_failures: int = Field(default=5, ge=1)
+    login_backoff_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="The first back-off after login_max_failures attempts; doubles per attempt "
+        "up to 5 min.",
+    )
+    password_check_slots: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="argon2 checks run at once (each takes 64 MiB): bounds login memory.",
+    )
+    password_check_wait_s: float = Field(
+        default=10.0, gt=0, le=120, description="A login waits this long for a slot, then 503."
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     camera_clock_skew_minutes: float = Field(
         default=10.0,
@@ -91,9 +107,37 @@ class CentralSettings(BaseSettings):
         description="A capture further than this from its receipt is held for a person "
         "(camera clock); a camera's max_clock_skew_minutes in the site file wins.",
     )
+    # HTTP limits against slow and idle clients (central/http_limits.py), for `central serve`.
+    http_max_connections: int = Field(
+        default=1000, ge=10, description="Open HTTP connections in all; more are refused 503."
+    )
+    http_max_connections_per_address: int = Field(
+        default=100,
+        ge=1,
+        description="Open HTTP connections from one client address (behind a reverse proxy: "
+        "the proxy's own, so raise it or let the proxy limit).",
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="A request head must arrive within this."
+    )
+    http_body_timeout_s: float = Field(
+        default=60.0, gt=0, le=3600, description="A request body must arrive within this."
+    )
+    http_keep_alive_s: int = Field(
+        default=5, ge=1, le=300, description="An idle connection between requests is closed."
+    )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024, description="A request head's size cap."
+    )
     command_ttl_s: int = Field(default=300, ge=5)
     lots_cache_s: float = Field(default=1.0, ge=0, description="Public lot list cache, seconds.")
     stream_queue: int = Field(default=1000, ge=10)
+    stream_max_per_token: int = Field(
+        default=8, ge=1, description="Open live streams one token may hold (429 beyond)."
+    )
+    stream_max_clients: int = Field(
+        default=500, ge=1, description="Open live streams in all (503 beyond)."
+    )
 
     @field_validator("mqtt_url")
     @classmethod

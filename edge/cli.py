@@ -134,7 +134,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run = subs.add_parser("run", help="run the box (the service systemd starts)")
     run.add_argument("--config", required=True, help="the box's edge.toml")
     run.add_argument("--log-level", default="INFO")
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler=cmd_run, structured_log=True)
 
     check = subs.add_parser("check-config", help="validate a box config; list every problem")
     check.add_argument("file")

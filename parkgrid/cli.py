@@ -76,5 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "structured_log", False):
+        # The long-running services log JSON lines, set up here once (parkgrid/logs.py).
+        from parkgrid.logs import configure
+
+        configure(getattr(args, "log_level", "INFO"))
     result: int = handler(args)
     return result

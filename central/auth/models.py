@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
+from fastapi import Path
 from pydantic import BaseModel, Field
 
 
@@ -66,12 +67,33 @@ class UserIn(BaseModel):
     role: Role
 
 
+class UserPatch(BaseModel):
+    """What an admin may change of a user: disabled, role (each optional)."""
+
+    disabled: bool | None = None
+    role: Role | None = None
+
+
 class UserOut(BaseModel):
     id: int
     username: str
     role: Role
     disabled: bool
     created_at: datetime
+
+
+class TokenInfo(BaseModel):
+    """A live token as an admin sees it: never the token itself."""
+
+    id: str = Field(description="The first 16 hex digits of the token's sha256")
+    name: str
+    role: Role
+    user: str | None = Field(description="The user of a login session; null for a machine token")
+    created_at: datetime
+    expires_at: datetime
+
+
+TokenId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
 
 
 class MachineTokenIn(BaseModel):

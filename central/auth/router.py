@@ -3,9 +3,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
+from fastapi.concurrency import run_in_threadpool
 
 from central.auth import service
-from central.auth.models import MACHINE_ROLES, MachineTokenIn, Me, Role, TokenOut, UserIn, UserOut
+from central.auth.models import (
+    MACHINE_ROLES,
+    MachineTokenIn,
+    Me,
+    Role,
+    TokenId,
+    TokenInfo,
+    TokenOut,
+    UserIn,
+    Username,
+    UserOut,
+    UserPatch,
+)
 from central.deps import Admin, AnyActor, CentralDep
 from central.errors import Invalid
 
@@ -18,24 +31,31 @@ router = APIRouter(prefix="/api/v1", tags=["auth"])
     responses={
         401: {"description": "Wrong user name or password"},
         429: {"description": "Too many failed attempts"},
+        503: {"description": "Too many logins at once; retry after Retry-After seconds"},
     },
     summary="Exchange a user name and password for a bearer token (OAuth2 password form)",
 )
-def login(
+async def login(
     request: Request,
     central: CentralDep,
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=200)],
 ) -> TokenOut:
     client = request.client.host if request.client else "unknown"
-    token, expires, role = service.login(
-        central.engine,
-        username=username,
-        password=password,
-        client=client,
-        throttle=central.throttle,
-        ttl_s=central.settings.token_ttl_s,
-    )
+    # Counted before anything waits (a refused guess costs nothing), then the password
+    # check waits its turn on the event loop: a waiting login holds no worker thread.
+    central.throttle.reserve(service.login_keys(username, client))
+    async with central.passwords.turn():
+        token, expires, role = await run_in_threadpool(
+            service.check_login,
+            central.engine,
+            username=username,
+            password=password,
+            client=client,
+            throttle=central.throttle,
+            passwords=central.passwords,
+            ttl_s=central.settings.token_ttl_s,
+        )
     return TokenOut(access_token=token, expires_at=service.iso(expires), role=role)
 
 
@@ -43,6 +63,7 @@ def login(
 def logout(central: CentralDep, actor: AnyActor) -> None:
     service.revoke(central.engine, digest=actor.token_hash, actor=actor.label)
     central.tokens.forget(actor.token_hash)
+    central.hub.end_token(actor.token_hash, "logged out")
 
 
 @router.get("/auth/me", response_model=Me, summary="Who the token belongs to")
@@ -85,8 +106,63 @@ def add_user(body: UserIn, central: CentralDep, actor: Admin) -> UserOut:
         password=body.password,
         role=body.role,
         actor=actor.label,
+        passwords=central.passwords,
     )
     row = next(u for u in service.list_users(central.engine) if u["username"] == body.username)
     return UserOut(
         **{**row, "created_at": service.iso(row["created_at"]), "role": Role(row["role"])}
     )
+
+
+@router.patch(
+    "/users/{username}",
+    response_model=UserOut,
+    responses={
+        404: {"description": "No such user"},
+        409: {"description": "The last enabled admin cannot be disabled or demoted"},
+    },
+    summary="Disable or enable a user, or change their role (ends their sessions)",
+)
+def update_user(username: Username, body: UserPatch, central: CentralDep, actor: Admin) -> UserOut:
+    revoked = service.update_user(
+        central.engine,
+        username=username,
+        actor=actor.label,
+        disabled=body.disabled,
+        role=body.role,
+    )
+    reason = "user disabled" if body.disabled else "role changed; log in again"
+    for digest in revoked:  # their cached tokens and open streams end now
+        central.tokens.forget(digest)
+        central.hub.end_token(digest, reason)
+    row = next(u for u in service.list_users(central.engine) if u["username"] == username)
+    return UserOut(
+        **{**row, "created_at": service.iso(row["created_at"]), "role": Role(row["role"])}
+    )
+
+
+@router.get("/auth/tokens", response_model=list[TokenInfo], summary="Live tokens (admin)")
+def tokens(central: CentralDep, _: Admin) -> list[TokenInfo]:
+    return [
+        TokenInfo(
+            **{
+                **row,
+                "role": Role(row["role"]),
+                "created_at": service.iso(row["created_at"]),
+                "expires_at": service.iso(row["expires_at"]),
+            }
+        )
+        for row in service.list_tokens(central.engine)
+    ]
+
+
+@router.delete(
+    "/auth/tokens/{token_id}",
+    status_code=204,
+    responses={404: {"description": "No live token with this id"}},
+    summary="Revoke a token (a leaked machine token, a session): at once",
+)
+def revoke_token(token_id: TokenId, central: CentralDep, actor: Admin) -> None:
+    digest = service.revoke_by_id(central.engine, token_id=token_id, actor=actor.label)
+    central.tokens.forget(digest)
+    central.hub.end_token(digest, "token revoked by an admin")

@@ -3,39 +3,40 @@
 A token is 32 random bytes, URL-safe; the store keeps only its sha256, its role and its
 expiry, so a leaked database does not leak working tokens. Tokens are checked on every
 request through a small cache (a few seconds), so a revoked token stops working quickly.
-Failed logins are counted per user name and per client address; after
-``max_failures`` the next attempt is refused until a back-off (doubling from 1 s to 5 min)
-has passed.
+Login attempts are counted per user name and per client address before the password is
+checked (``central/auth/passwords.py``); after ``max_failures`` the next attempt is refused
+until a back-off (doubling from ``login_backoff_s`` to 5 min) has passed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, select
 
 from central import audit
 from central.auth.models import USER_ROLES, Actor, Role
+from central.auth.passwords import LoginThrottle, PasswordChecks
 from central.db import schema as t
 from central.db.engine import writer
-from central.errors import Conflict, Invalid, NotFound, TooManyAttempts, Unauthenticated
+from central.errors import Conflict, Invalid, NotFound, Unauthenticated
 
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+log = logging.getLogger(__name__)
+
 CACHE_S = 5.0
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def hash_password(password: str, passwords: PasswordChecks | None = None) -> str:
+    """An argon2 hash; through ``passwords`` (the server's gate) when given."""
+    return passwords.hash(password) if passwords is not None else PasswordHasher().hash(password)
 
 
 def token_hash(token: str) -> str:
@@ -43,14 +44,21 @@ def token_hash(token: str) -> str:
 
 
 def add_user(
-    engine: Engine, *, username: str, password: str, role: Role, actor: str, replace: bool = False
+    engine: Engine,
+    *,
+    username: str,
+    password: str,
+    role: Role,
+    actor: str,
+    replace: bool = False,
+    passwords: PasswordChecks | None = None,
 ) -> int:
     """Create a user (or, with ``replace``, set an existing user's password and role)."""
     if role not in USER_ROLES:
         raise Invalid(f"a user's role is one of {', '.join(USER_ROLES)}", field="role")
     if len(password) < 8:
         raise Invalid("a password has at least 8 characters", field="password")
-    hashed = hash_password(password)
+    hashed = hash_password(password, passwords)
     with writer(engine).begin() as conn:
         existing = conn.execute(select(t.users.c.id).where(t.users.c.username == username)).scalar()
         if existing is not None:
@@ -83,6 +91,69 @@ def add_user(
             conn, actor=actor, action="user.add", target=username, detail={"role": role.value}
         )
         return int(result.inserted_primary_key[0])
+
+
+def update_user(
+    engine: Engine,
+    *,
+    username: str,
+    actor: str,
+    disabled: bool | None = None,
+    role: Role | None = None,
+) -> list[str]:
+    """Disable or enable a user, or change their role; returns the token hashes revoked.
+
+    A role change or disabling revokes every token of the user (a token carries the role it
+    was issued with). The last enabled admin can be neither disabled nor demoted: that
+    would leave nobody to manage users.
+    """
+    if role is not None and role not in USER_ROLES:
+        raise Invalid(f"a user's role is one of {', '.join(USER_ROLES)}", field="role")
+    with writer(engine).begin() as conn:
+        row = conn.execute(
+            select(t.users.c.id, t.users.c.role, t.users.c.disabled).where(
+                t.users.c.username == username
+            )
+        ).first()
+        if row is None:
+            raise NotFound("user", username)
+        new_role = role.value if role is not None else row.role
+        new_disabled = row.disabled if disabled is None else disabled
+        if (
+            row.role == Role.ADMIN.value
+            and not row.disabled
+            and (new_disabled or new_role != Role.ADMIN.value)
+        ):
+            others = conn.execute(
+                select(t.users.c.id).where(
+                    t.users.c.role == Role.ADMIN.value,
+                    t.users.c.disabled.is_(False),
+                    t.users.c.id != row.id,
+                )
+            ).first()
+            if others is None:
+                raise Conflict(f"user {username!r} is the last enabled admin")
+        conn.execute(
+            t.users.update()
+            .where(t.users.c.id == row.id)
+            .values(role=new_role, disabled=new_disabled)
+        )
+        revoked: list[str] = []
+        if new_role != row.role or (new_disabled and not row.disabled):
+            revoked = list(
+                conn.execute(
+                    select(t.tokens.c.token_hash).where(t.tokens.c.user_id == row.id)
+                ).scalars()
+            )
+            conn.execute(delete(t.tokens).where(t.tokens.c.user_id == row.id))
+        audit.record(
+            conn,
+            actor=actor,
+            action="user.update",
+            target=username,
+            detail={"role": new_role, "disabled": new_disabled, "tokens_revoked": len(revoked)},
+        )
+    return revoked
 
 
 def list_users(engine: Engine) -> list[dict[str, Any]]:
@@ -136,55 +207,9 @@ def issue_token(
     return token, expires
 
 
-@dataclass
-class _Failures:
-    count: int = 0
-    last: float = 0.0
-
-
-class LoginThrottle:
-    """Counts failed logins per key (user name, client address) and imposes a back-off."""
-
-    def __init__(self, *, max_failures: int = 5, window_s: float = 900.0) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._failures: dict[str, _Failures] = {}
-        self._lock = threading.Lock()
-
-    def _wait(self, entry: _Failures, now: float) -> float:
-        over = entry.count - self.max_failures
-        if over < 0:
-            return 0.0
-        backoff = min(2.0**over, 300.0)
-        return max(0.0, entry.last + backoff - now)
-
-    def check(self, keys: list[str], now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            wait = 0.0
-            for key in keys:
-                entry = self._failures.get(key)
-                if entry is None:
-                    continue
-                if now - entry.last > self.window_s:
-                    del self._failures[key]
-                    continue
-                wait = max(wait, self._wait(entry, now))
-        if wait > 0:
-            raise TooManyAttempts(wait)
-
-    def failed(self, keys: list[str], now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            for key in keys:
-                entry = self._failures.setdefault(key, _Failures())
-                entry.count += 1
-                entry.last = now
-
-    def succeeded(self, keys: list[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._failures.pop(key, None)
+def login_keys(username: str, client: str) -> list[str]:
+    """What the back-off counts a login attempt against: the user name and the address."""
+    return [f"user:{username.lower()}", f"ip:{client}"]
 
 
 def login(
@@ -194,26 +219,46 @@ def login(
     password: str,
     client: str,
     throttle: LoginThrottle,
+    passwords: PasswordChecks,
     ttl_s: float,
 ) -> tuple[str, float, Role]:
-    keys = [f"user:{username.lower()}", f"ip:{client}"]
-    throttle.check(keys)
+    """A whole login from a thread: count the attempt, check the password, issue a token."""
+    keys = login_keys(username, client)
+    # Counted as a failure before the check, so concurrent guesses cannot race the back-off.
+    throttle.reserve(keys)
+    return check_login(
+        engine,
+        username=username,
+        password=password,
+        client=client,
+        throttle=throttle,
+        passwords=passwords,
+        ttl_s=ttl_s,
+    )
+
+
+def check_login(
+    engine: Engine,
+    *,
+    username: str,
+    password: str,
+    client: str,
+    throttle: LoginThrottle,
+    passwords: PasswordChecks,
+    ttl_s: float,
+) -> tuple[str, float, Role]:
+    """After ``throttle.reserve``: the password check and the token, or Unauthenticated."""
     with engine.connect() as conn:
         row = conn.execute(
             select(t.users.c.id, t.users.c.password_hash, t.users.c.role, t.users.c.disabled).where(
                 t.users.c.username == username
             )
         ).first()
-    try:
-        # An unknown user costs the same time as a wrong password.
-        _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
-        ok = row is not None and not row.disabled
-    except (VerificationError, InvalidHashError):
-        ok = False
-    if not ok or row is None:
-        throttle.failed(keys)
+    ok = passwords.verify(row.password_hash if row else None, password)
+    if not ok or row is None or row.disabled:
+        log.warning("login refused", extra={"user": username, "client": client})
         raise Unauthenticated("wrong user name or password")
-    throttle.succeeded(keys)
+    throttle.succeeded(login_keys(username, client))
     role = Role(row.role)
     token, expires = issue_token(
         engine, name=username, role=role, ttl_s=ttl_s, actor=f"user:{username}", user_id=row.id
@@ -234,7 +279,10 @@ class TokenCache:
         self.clock = clock
 
     def authenticate(self, engine: Engine, token: str) -> Actor:
-        digest = token_hash(token)
+        return self.by_digest(engine, token_hash(token))
+
+    def by_digest(self, engine: Engine, digest: str) -> Actor:
+        """The token's actor, or Unauthenticated (unknown, revoked, expired, user disabled)."""
         now = self.clock()
         with self._lock:
             hit = self._entries.get(digest)
@@ -280,6 +328,53 @@ def revoke(engine: Engine, *, digest: str, actor: str) -> None:
         if not result.rowcount:
             raise NotFound("token", digest[:8])
         audit.record(conn, actor=actor, action="token.revoke", target=digest[:8])
+
+
+TOKEN_ID_LEN = 16  # hex digits of a token's sha256 that name it in the API
+
+
+def list_tokens(engine: Engine, *, now: float | None = None) -> list[dict[str, Any]]:
+    """Every live token: an id from its hash (never the token), name, role, whose, times."""
+    now = time.time() if now is None else now
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                t.tokens.c.token_hash,
+                t.tokens.c.name,
+                t.tokens.c.role,
+                t.users.c.username,
+                t.tokens.c.created_at,
+                t.tokens.c.expires_at,
+            )
+            .select_from(t.tokens.outerjoin(t.users, t.users.c.id == t.tokens.c.user_id))
+            .where(t.tokens.c.expires_at > now)
+            .order_by(t.tokens.c.created_at)
+        )
+        return [
+            {
+                "id": r.token_hash[:TOKEN_ID_LEN],
+                "name": r.name,
+                "role": r.role,
+                "user": r.username,
+                "created_at": r.created_at,
+                "expires_at": r.expires_at,
+            }
+            for r in rows
+        ]
+
+
+def revoke_by_id(engine: Engine, *, token_id: str, actor: str) -> str:
+    """Revoke the token whose hash starts with ``token_id``; its full hash (to forget)."""
+    with engine.connect() as conn:
+        digests = list(
+            conn.execute(
+                select(t.tokens.c.token_hash).where(t.tokens.c.token_hash.startswith(token_id))
+            ).scalars()
+        )
+    if len(digests) != 1:
+        raise NotFound("token", token_id)
+    revoke(engine, digest=digests[0], actor=actor)
+    return digests[0]
 
 
 def iso(ts: float) -> dt.datetime:

@@ -40,6 +40,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from pythonjsonlogger.json import JsonFormatter
+
 from central.db.engine import make_engine
 from central.ingest.service import (
     BatchResult,
@@ -79,7 +81,18 @@ def writer_main(
     retention: QuarantineRetention | None = None,
 ) -> None:
     """The child: store each batch, answer with the result; sweep between batches."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # JSON lines like its parent `central serve` (parkgrid/logs.py; this package may not
+    # import parkgrid's, so the same formatter is named here).
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter(
+            "{levelname}{name}{message}",
+            style="{",
+            timestamp="time",
+            rename_fields={"levelname": "level", "name": "logger"},
+        )
+    )
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     engine = make_engine(database_url)
     writer = IngestWriter(
         engine=engine, site=site, sweep_window_s=sweep_window_s, retention=retention

@@ -146,7 +146,14 @@ def append(conn: Connection, *, at: float, **fields: Any) -> dict[str, Any]:
         conn.execute(t.ledger_head.update().where(t.ledger_head.c.id == HEAD_ID).values(**moved))
     new_head = Head(seq=row["seq"], hash=row["hash"])
     # Logged once the transaction commits: a retried or rolled-back append moved nothing.
-    event.listen(conn, "commit", lambda _conn: log.info("ledger head %s", new_head), once=True)
+    # The seq and hash also go as fields of their own, for a structured log (parkgrid/logs.py).
+    fields_ = {"seq": new_head.seq, "hash": new_head.hash}
+    event.listen(
+        conn,
+        "commit",
+        lambda _conn: log.info("ledger head %s", new_head, extra=fields_),
+        once=True,
+    )
     return row
 
 

@@ -160,6 +160,51 @@ def metrics_text(central: Central) -> str:
         [("", central.hub.published)],
     )
     metric(
+        "parkgrid_central_password_checks_total",
+        "counter",
+        "argon2 password checks run (logins that reached a check)",
+        [("", central.passwords.checks)],
+    )
+    metric(
+        "parkgrid_central_password_checks_busy_total",
+        "counter",
+        "Logins refused 503 because every password-check slot stayed taken",
+        [("", central.passwords.busy)],
+    )
+    metric(
+        "parkgrid_central_password_checks_waiting",
+        "gauge",
+        "Logins waiting for their turn to check a password",
+        [("", central.passwords.waiting)],
+    )
+    metric(
+        "parkgrid_central_login_throttle_keys",
+        "gauge",
+        "User names and client addresses the login back-off remembers",
+        [("", len(central.throttle))],
+    )
+    guard = central.http_guard
+    if guard is not None:
+        metric(
+            "parkgrid_central_http_connections",
+            "gauge",
+            "Open HTTP connections",
+            [("", guard.open_total)],
+        )
+        metric(
+            "parkgrid_central_http_refused_total",
+            "counter",
+            "HTTP connections refused at accept, by reason",
+            [(f'{{reason="{_escape(k)}"}}', v) for k, v in sorted(guard.refused.items())]
+            or [("", 0)],
+        )
+        metric(
+            "parkgrid_central_http_timeouts_total",
+            "counter",
+            "HTTP connections closed for a request head or body too slow, by phase",
+            [(f'{{phase="{k}"}}', v) for k, v in sorted(guard.timed_out.items())] or [("", 0)],
+        )
+    metric(
         "parkgrid_central_uptime_seconds",
         "gauge",
         "Seconds since start",

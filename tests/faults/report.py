@@ -55,6 +55,32 @@ NOT_COVERED = """
   The SSE stream is left out of it (an open stream never ends); tests/central covers it.
 """
 
+HOSTILE_NOT_COVERED = """
+### Hostile people: still not covered
+
+- Many addresses at once: the login back-off and the connection caps count per client
+  address, so a botnet (or a block of IPv6 addresses, each its own key) gets
+  `login_max_failures` guesses per user name, no more, but can keep the one password-check
+  slot busy: real users' logins then wait and get 503 after `PASSWORD_CHECK_WAIT_S` (the
+  rest of the API keeps answering: "login spray from many addresses"). A reverse proxy's
+  `limit_req`/`limit_conn` (`deploy/nginx/`) and the network are the answer; no test drives
+  thousands of addresses.
+- A locked-out user: the per-user-name back-off also holds back the real user while a
+  guesser keeps it going (at most 5 min per attempt); there is no second factor and no
+  alert to an admin on a burst of failed logins (the `login refused` log line and
+  `/metrics` only).
+- `?access_token=` is accepted on every route, though only the stream (EventSource) and
+  cameras that cannot set a header need it: a token in a URL can end up in a proxy's log
+  or a browser's history.
+- A stream client that stops reading keeps its connection until TCP gives up: its queue
+  is bounded and it receives nothing, but its end (logout, expiry) is only sent once the
+  connection can be written to again. A revocation made on another central instance
+  reaches open streams here within the token cache's 5 s.
+- TLS and the proxy's limits in front of central are the deployment's (`deploy/nginx/`,
+  checked with `nginx -t`); no test runs central behind them.
+"""
+
+
 SOAK_SECTION = RELIABILITY_JSON.with_name("reliability-soak-section.md")
 
 FAULT_COLUMNS = ("events sent", "stored", "lost", "duplicated", "recover (s)", "notes")
@@ -89,17 +115,25 @@ def _cell(value: Any) -> str:
 def when_run(data: dict[str, Any]) -> str:
     stamps = [
         row.get("recorded_at", 0)
-        for section in ("faults", "badinput", "security")
+        for section in SECTION_OF.values()
         for row in data.get(section, {}).values()
     ]
     return dt.datetime.fromtimestamp(max(stamps or [0]), dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def tables(data: dict[str, Any], level: str = "##") -> list[str]:
-    """The fault, bad-input and hostile-client tables (and known gaps) as Markdown lines."""
+def tables(
+    data: dict[str, Any], level: str = "##", kept: dict[str, str] | None = None
+) -> list[str]:
+    """The fault, bad-input, hostile-client and hostile-people tables (and known gaps).
+
+    ``kept``: sections of the page before, by title, used as they were for a section this
+    run has no rows for (a run of some of the tests keeps the others' figures).
+    """
     out: list[str] = []
     faults = data.get("faults", {})
-    if faults:
+    if not faults:
+        out += _kept(kept, "Fault scenarios")
+    else:
         out.append(f"{level} Fault scenarios\n")
         out.append("| scenario | " + " | ".join(FAULT_COLUMNS) + " |")
         out.append("|---" * (len(FAULT_COLUMNS) + 1) + "|")
@@ -119,6 +153,7 @@ def tables(data: dict[str, Any], level: str = "##") -> list[str]:
     for section, title in (("badinput", "Bad input"), ("security", "Hostile clients")):
         rows = data.get(section, {})
         if not rows:
+            out += _kept(kept, title)
             continue
         out.append(f"{level} {title}\n")
         out.append("| check | cases tried | refused as expected | how refused |")
@@ -130,6 +165,7 @@ def tables(data: dict[str, Any], level: str = "##") -> list[str]:
                 f"| {_cell(row.get('how'))} |"
             )
         out.append("")
+    out += hostile_table(data.get("hostile", {}), level) or _kept(kept, HOSTILE_TITLE)
     gaps = known_gaps(data)
     if gaps:
         out.append(f"{level} Known gaps (each held by a strict xfail test)\n")
@@ -138,19 +174,78 @@ def tables(data: dict[str, Any], level: str = "##") -> list[str]:
     return out
 
 
-def render(data: dict[str, Any], soak: str | None = None) -> str:
-    """The whole page; ``soak`` is the last ``make soak``'s section (soak.py writes it)."""
+def render(data: dict[str, Any], soak: str | None = None, previous: str | None = None) -> str:
+    """The whole page; ``soak`` is the last ``make soak``'s section (soak.py writes it).
+
+    ``previous``: the page before, whose sections this run has no rows for are kept.
+    """
+    kept = kept_sections(previous) if previous else {}
     out = [HEADER]
-    out.append(f"Last run: `{data.get('mode', 'test')}` mode, {when_run(data)}.\n")
-    out += tables(data)
+    out.append(f"Last run: `{data.get('mode', 'test')}` mode, {when_run(data)}.")
+    reused = [title for title in kept if not data.get(SECTION_OF[title])]
+    if reused:
+        out.append(f"Kept from the page before (not re-run this time): {', '.join(reused)}.")
+    out.append("")
+    out += tables(data, kept=kept)
     if soak:
         out.append(soak)
     out.append(NOT_COVERED)
+    out.append(HOSTILE_NOT_COVERED)
     out.append(EXPLAIN)
     return "\n".join(out)
 
 
 SOAK_HEADING = "## Soak: `make soak`"
+HOSTILE_TITLE = "Hostile people"
+# Page section title -> the reliability.json section it is rendered from.
+SECTION_OF = {
+    "Fault scenarios": "faults",
+    "Bad input": "badinput",
+    "Hostile clients": "security",
+    HOSTILE_TITLE: "hostile",
+}
+
+
+def kept_sections(page: str) -> dict[str, str]:
+    """The top-level table sections of an earlier page, by title, as they were written."""
+    kept = {}
+    for title in SECTION_OF:
+        start = page.find(f"\n## {title}\n")
+        if start < 0:
+            continue
+        end = page.find("\n## ", start + 1)
+        kept[title] = page[start + 1 : end if end >= 0 else len(page)].rstrip() + "\n"
+    return kept
+
+
+def _kept(kept: dict[str, str] | None, title: str) -> list[str]:
+    return [kept[title]] if kept and title in kept else []
+
+
+def _text(value: Any) -> str:
+    """A table cell: pipes escaped, one line."""
+    return _cell(value).replace("|", "\\|").replace("\n", " ")
+
+
+def hostile_table(rows: dict[str, Any], level: str = "##") -> list[str]:
+    """The "Hostile people" table: one row per attack an issue-14 test made and recorded."""
+    if not rows:
+        return []
+    out = [
+        f"{level} {HOSTILE_TITLE}\n",
+        "What people who mean harm tried against a running system, each by a test that "
+        'records its row (`record("hostile", name, {attack, tried, refused, notes})`): '
+        "**tried** how many attempts, **refused** how many got nothing (refused, cut off or "
+        "ended as they should be).\n",
+        "| attack | what was tried | tried | refused | notes |",
+        "|---|---|---|---|---|",
+    ]
+    for name in sorted(rows):
+        row = rows[name]
+        cells = [name, row.get("attack"), row.get("tried"), row.get("refused"), row.get("notes")]
+        out.append("| " + " | ".join(_text(c) for c in cells) + " |")
+    out.append("")
+    return out
 
 
 def kept_soak_section(page: str) -> str | None:
@@ -194,15 +289,20 @@ def bad_rows(data: dict[str, Any]) -> list[str]:
 
 
 def known_gaps(data: dict[str, Any]) -> list[str]:
-    """Bad-input and security rows where not every case was refused as it should be.
+    """Bad-input, security and hostile rows where not every case was refused as it should be.
 
     Each is a defect held by a strict xfail test naming it, so it is shown, not hidden.
     """
-    return [
+    gaps = [
         f"{name}: {row.get('refused')} of {row.get('cases')}"
         for section in ("badinput", "security")
         for name, row in data.get(section, {}).items()
         if row.get("cases") != row.get("refused")
+    ]
+    return gaps + [
+        f"{name}: {row.get('refused')} of {row.get('tried')} refused"
+        for name, row in data.get("hostile", {}).items()
+        if row.get("tried") != row.get("refused")
     ]
 
 
@@ -219,9 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     data = json.loads(args.json.read_text())
     soak = args.soak.read_text() if args.soak and args.soak.exists() else None
-    if soak is None and args.out and args.out.exists():
-        soak = kept_soak_section(args.out.read_text())
-    text = render(data, soak)
+    previous = args.out.read_text() if args.out and args.out.exists() else None
+    if soak is None and previous is not None:
+        soak = kept_soak_section(previous)
+    text = render(data, soak, previous)
     if args.out:
         args.out.write_text(text)
     else:

@@ -344,6 +344,12 @@ const pg = (() => {
         } else show("on");
       });
       source.addEventListener("resync", () => reload && reload());
+      // The token behind the stream ended (logout, expiry, a disabled user): log in again.
+      source.addEventListener("end", () => {
+        source.close();
+        clearSession();
+        toLogin();
+      });
       for (const [name, fn] of Object.entries(handlers || {})) {
         source.addEventListener(name, (e) => fn(JSON.parse(e.data)));
       }
