@@ -83,6 +83,10 @@ Notify = Callable[[list[dict[str, Any]]], None]
 QUARANTINE_KEEP_BYTES = 64 * 1024
 WALK_CHUNK = 5000
 RANGE_CHUNK = 1000
+STATE_AHEAD_S = 300.0
+"""A state document dated further than this after its receipt is ordered as if written at
+its receipt: a bay, lot or zone is kept in the newest state by its date, so a date years
+ahead (a box's stolen credentials, or a box clock that jumped) would otherwise freeze it."""
 
 
 @dataclass
@@ -562,7 +566,7 @@ class IngestWriter:
                         )
                     )
                 sensor = payload.sensor
-                ts = _ts(payload.ts)
+                ts = _state_ts(batch, box_id, subject, payload.ts, received_at)
                 table = t.bays
                 values = {
                     "state": payload.state.value,
@@ -604,7 +608,7 @@ class IngestWriter:
                             f"the box reports a capacity of {payload.capacity}",
                         )
                     )
-                ts = _ts(payload.ts)
+                ts = _state_ts(batch, box_id, subject, payload.ts, received_at)
                 table = t.lots
                 values = {
                     "free": payload.free,
@@ -639,7 +643,7 @@ class IngestWriter:
                             f"file but the box runs it as {payload.zone_class.value}",
                         )
                     )
-                ts = _ts(payload.ts)
+                ts = _state_ts(batch, box_id, subject, payload.ts, received_at)
                 table = t.zones
                 window = payload.window
                 values = {
@@ -657,6 +661,13 @@ class IngestWriter:
                 where = t.zones.c.zone_id == payload.zone_id
                 notice = {"type": "zone", "zone_id": payload.zone_id, **values}
             elif isinstance(payload, SignState):
+                owner = self._sign_owner(conn, payload.sign_id)
+                if owner is not None and owner != box_id:
+                    batch.problems.append(
+                        (box_id, f"sign/{payload.sign_id}", f"sign {payload.sign_id!r} "
+                         f"belongs to box {owner!r}; this box may not report it")
+                    )  # fmt: skip
+                    continue
                 conn.execute(
                     upsert(
                         self.dialect,
@@ -683,6 +694,14 @@ class IngestWriter:
             result = conn.execute(update(table).where(where, newer).values(values))
             if result.rowcount:
                 batch.notices.append(notice)
+
+    def _sign_owner(self, conn: Connection, sign_id: str) -> str | None:
+        """The box a sign belongs to: the site file's word, else the box that first reported
+        it (a box's credentials must not take over another box's sign); None if unknown."""
+        listed = self.site.signs.get(sign_id)
+        if listed is not None:
+            return listed.box_id
+        return conn.execute(select(t.signs.c.box_id).where(t.signs.c.sign_id == sign_id)).scalar()
 
     def _apply_replies(self, conn: Connection, batch: _Batch) -> None:
         for box_id, reply, received_at in batch.replies:
@@ -890,6 +909,21 @@ def store_with_retries(
         writer.stats.store_full_batches += 1
     log.error("dropping a batch of %d after 5 failures; boxes will resend", len(raw))
     return BatchResult()
+
+
+def _state_ts(
+    batch: _Batch, box_id: str, subject: str, ts: dt.datetime, received_at: float
+) -> float:
+    """A state's date for ordering (see ``STATE_AHEAD_S``); a date too far ahead is a
+    clock problem of the box."""
+    claimed = _ts(ts)
+    if claimed <= received_at + STATE_AHEAD_S:
+        return claimed
+    batch.problems.append(
+        (box_id, f"{subject}/ts", f"state dated {ts.isoformat()}, "
+         f"{claimed - received_at:.0f} s after central received it; ordered by its receipt")
+    )  # fmt: skip
+    return received_at
 
 
 def _now_dt() -> dt.datetime:
