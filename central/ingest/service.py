@@ -610,11 +610,17 @@ class IngestWriter:
                     )
                 ts = _state_ts(batch, box_id, subject, payload.ts, received_at)
                 table = t.lots
+                # The site file's bays bound what a box may say: with a capacity of its own
+                # it could show drivers more free bays than the lot has. Counts past the
+                # site's capacity are unknown, never free.
+                occupied = min(payload.occupied, capacity)
+                closed = min(payload.closed, capacity - occupied)
+                free = min(payload.free, capacity - occupied - closed)
                 values = {
-                    "free": payload.free,
-                    "occupied": payload.occupied,
-                    "unknown": payload.unknown,
-                    "closed": payload.closed,
+                    "free": free,
+                    "occupied": occupied,
+                    "unknown": capacity - occupied - closed - free,
+                    "closed": closed,
                     "reported_capacity": payload.capacity,
                     "status": payload.status.value,
                     "trend": payload.trend.value,

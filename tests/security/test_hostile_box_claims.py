@@ -23,6 +23,7 @@ from tests.security.test_hostile_protocol import (
     PLANS,
     Client,
     Field,
+    _birth,
     _http,
     _stored,
     _wait,
@@ -151,5 +152,48 @@ def test_hostile_box_dates_a_state_in_the_future(field: Field) -> None:  # noqa:
             "refused": honest.count(True),
             "notes": "the honest state applied after each (was: the bay frozen until the "
             "future date); the date recorded as a clock problem of box-01",
+        },
+    )
+
+
+def _public_lot(rig: Field, lot_id: str) -> dict[str, object] | None:
+    status, body = _http(f"{rig.central.url}/api/v1/lots")
+    assert status == 200, body
+    doc = json.loads(body)
+    items = doc["lots"] if isinstance(doc, dict) else doc
+    return next((lot for lot in items if lot["id"] == lot_id), None)
+
+
+def test_hostile_box_claims_more_free_bays_than_its_lot_has(field: Field) -> None:  # noqa: F811
+    """box-01's credentials report its 2-bay lot with a capacity of a million, all free:
+    the public lot list (what drivers see) never shows more free bays than the site file's
+    capacity, and the claim is a site problem."""
+    plan = PLANS[0]
+    claim = {"v": 1, "lot_id": plan.lot_id, "capacity": 1_000_000, "free": 1_000_000,
+             "occupied": 0, "unknown": 0, "closed": 0, "status": "spacesAvailable",
+             "trend": "steady", "ts": dt.datetime.now(dt.UTC).isoformat()}  # fmt: skip
+    box = Client(field.broker.port, BOX, field.secrets[BOX])
+    try:
+        box.publish(Topics(SITE_ID, BOX).status, _birth(cap_bytes=64 * 1024), True)
+        box.publish(Topics(SITE_ID, BOX).lot(plan.lot_id), json.dumps(claim).encode(), True)
+        _wait(lambda: f"lot/{plan.lot_id}/capacity" in _problems(field, BOX), "the problem")
+        _wait(lambda: (_public_lot(field, plan.lot_id) or {}).get("stale") is False, "online")
+    finally:
+        box.close()
+    lot = _public_lot(field, plan.lot_id)
+    assert lot is not None
+    capacity = len(plan.bays)
+    assert lot["capacity"] == capacity, lot
+    shown = [lot[k] for k in ("free", "occupied", "unknown", "closed")]
+    assert lot["free"] <= capacity and sum(shown) <= capacity, lot  # type: ignore[operator]
+    record(
+        "hostile",
+        "a box claims more free bays than its lot has",
+        {
+            "attack": "box-01's credentials report its 2-bay lot with capacity 1,000,000, all free",
+            "tried": 1,
+            "refused": 1,
+            "notes": f"the public lot list shows {lot['free']} free of {capacity} (was "
+            "1,000,000 free of 2); the capacity claim is a site problem",
         },
     )
