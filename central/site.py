@@ -612,6 +612,7 @@ class SiteIndex:
     zones: dict[str, ZoneEntry]
     bays: dict[str, BayPlace]
     capacity: dict[str, int]
+    signs: dict[str, SignEntry]
 
     @classmethod
     def of(cls, site: Site) -> SiteIndex:
@@ -632,4 +633,5 @@ class SiteIndex:
             zones=dict(site.zones),
             bays=bays,
             capacity={lot_id: len(lot.bay_ids(lot_id)) for lot_id, lot in site.lots.items()},
+            signs=dict(site.signs),
         )

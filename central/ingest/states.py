@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, or_, update
+from sqlalchemy import ColumnElement, Connection, Table, or_, select, update
 
 from central.db import schema as t
 from central.db.engine import upsert
@@ -30,6 +30,25 @@ class StateUpdate:
     values: dict[str, Any]
     state_ts: float
     notice: dict[str, Any]
+
+
+STATE_AHEAD_S = 300.0
+"""A state document dated further than this after its receipt is ordered as if written at
+its receipt: a bay, lot or zone is kept in the newest state by its date, so a date years
+ahead (a box's stolen credentials, or a box clock that jumped) would otherwise freeze it."""
+
+
+def state_ts(batch: Batch, box_id: str, subject: str, when: Any, received_at: float) -> float:
+    """A state's date for ordering (see ``STATE_AHEAD_S``); a date too far ahead is a
+    clock problem of the box."""
+    claimed = ts(when)
+    if claimed <= received_at + STATE_AHEAD_S:
+        return claimed
+    batch.problems.append(
+        (box_id, f"{subject}/ts", f"state dated {when.isoformat()}, "
+         f"{claimed - received_at:.0f} s after central received it; ordered by its receipt")
+    )  # fmt: skip
+    return received_at
 
 
 # (context, connection, batch, box_id, payload, received_at) -> the update, or None
@@ -79,13 +98,14 @@ def _bay(
             )
         )
     sensor = payload.sensor
+    when = state_ts(batch, box_id, subject, payload.ts, received_at)
     values = {
         "state": payload.state.value,
         "since": ts(payload.since),
         "sensor_id": sensor.sensor_id if sensor else None,
         "sensor_json": sensor.model_dump_json() if sensor else None,
         "sensor_flags": ",".join(f.value for f in sensor.flags) if sensor else None,
-        "state_ts": ts(payload.ts),
+        "state_ts": when,
         "updated_at": received_at,
     }
     notice = {
@@ -97,7 +117,7 @@ def _bay(
         "since": values["since"],
         "sensor_flags": values["sensor_flags"],
     }
-    return StateUpdate(t.bays, t.bays.c.bay_id == payload.bay_id, values, ts(payload.ts), notice)
+    return StateUpdate(t.bays, t.bays.c.bay_id == payload.bay_id, values, when, notice)
 
 
 def _lot(
@@ -129,19 +149,26 @@ def _lot(
                 f"the box reports a capacity of {payload.capacity}",
             )
         )
+    when = state_ts(batch, box_id, subject, payload.ts, received_at)
+    # The site file's bays bound what a box may say: with a capacity of its own it could show
+    # drivers more free bays than the lot has. Counts past the site's capacity are unknown,
+    # never free.
+    occupied = min(payload.occupied, capacity)
+    closed = min(payload.closed, capacity - occupied)
+    free = min(payload.free, capacity - occupied - closed)
     values = {
-        "free": payload.free,
-        "occupied": payload.occupied,
-        "unknown": payload.unknown,
-        "closed": payload.closed,
+        "free": free,
+        "occupied": occupied,
+        "unknown": capacity - occupied - closed - free,
+        "closed": closed,
         "reported_capacity": payload.capacity,
         "status": payload.status.value,
         "trend": payload.trend.value,
-        "state_ts": ts(payload.ts),
+        "state_ts": when,
         "updated_at": received_at,
     }
     notice = {"type": "lot", "lot_id": payload.lot_id, **values}
-    return StateUpdate(t.lots, t.lots.c.lot_id == payload.lot_id, values, ts(payload.ts), notice)
+    return StateUpdate(t.lots, t.lots.c.lot_id == payload.lot_id, values, when, notice)
 
 
 def _zone(
@@ -172,6 +199,7 @@ def _zone(
             )
         )
     window = payload.window
+    when = state_ts(batch, box_id, subject, payload.ts, received_at)
     values = {
         "state": payload.state.value,
         "occupied": payload.occupied,
@@ -179,13 +207,11 @@ def _zone(
         "window_start": ts(window.start) if window else None,
         "window_end": ts(window.end) if window else None,
         "next_transition": (ts(payload.next_transition) if payload.next_transition else None),
-        "state_ts": ts(payload.ts),
+        "state_ts": when,
         "updated_at": received_at,
     }
     notice = {"type": "zone", "zone_id": payload.zone_id, **values}
-    return StateUpdate(
-        t.zones, t.zones.c.zone_id == payload.zone_id, values, ts(payload.ts), notice
-    )
+    return StateUpdate(t.zones, t.zones.c.zone_id == payload.zone_id, values, when, notice)
 
 
 def _sign(
@@ -196,6 +222,13 @@ def _sign(
     payload: SignState,
     received_at: float,
 ) -> StateUpdate | None:
+    owner = _sign_owner(ctx, conn, payload.sign_id)
+    if owner is not None and owner != box_id:
+        batch.problems.append(
+            (box_id, f"sign/{payload.sign_id}", f"sign {payload.sign_id!r} "
+             f"belongs to box {owner!r}; this box may not report it")
+        )  # fmt: skip
+        return None
     conn.execute(
         upsert(
             ctx.dialect,
@@ -216,6 +249,18 @@ def _sign(
         {"type": "sign", "sign_id": payload.sign_id, "box_id": box_id, "up": payload.up}
     )
     return None
+
+
+def _sign_owner(ctx: IngestContext, conn: Connection, sign_id: str) -> str | None:
+    """The box a sign belongs to: the site file's word, else the box that first reported it
+    (a box's credentials must not take over another box's sign); None if unknown."""
+    listed = ctx.site.signs.get(sign_id)
+    if listed is not None:
+        return listed.box_id
+    owner: str | None = conn.execute(
+        select(t.signs.c.box_id).where(t.signs.c.sign_id == sign_id)
+    ).scalar()
+    return owner
 
 
 APPLY_BY_STATE: dict[type, ApplyState] = {

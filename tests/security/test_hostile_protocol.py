@@ -39,6 +39,7 @@ BOX, OTHER = PLANS[0].box_id, PLANS[1].box_id
 AS_ROOT = ["user root"] if os.geteuid() == 0 else []
 QUARANTINE_MAX_BYTES = 1024 * 1024  # the retention cap this central runs with
 OPERATOR_PASSWORD = "olga-hostile-protocol-4f1c"
+OTHERS_SIGN = "sign-02"  # the site file gives it to box-02
 
 
 @dataclass
@@ -60,6 +61,9 @@ def _run(args: list[str], stdin: str | None = None) -> subprocess.CompletedProce
 def field(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Field]:
     tmp = tmp_path_factory.mktemp("hostile")
     site = write_site(tmp / "site.toml", PLANS)
+    with site.open("a") as f:  # a sign of box-02's (test_hostile_box_claims.py)
+        f.write(f'\n[signs.{OTHERS_SIGN}]\nbox_id = "{OTHER}"\nkind = "guidance"\n')
+        f.write(f'lot = "{PLANS[1].lot_id}"\n')
     passwd, acl = tmp / "passwd", tmp / "acl"
     secrets: dict[str, str] = {}
     for plan in PLANS:
