@@ -14,7 +14,6 @@ import os
 import random
 import re
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -65,8 +64,8 @@ from firmware_protocols.uplink.models import (
     ZoneOpenState,
     ZoneState,
 )
-from simulators.broker import MosquittoBroker, free_port
-from tests.central.helpers import wait_for
+from simulators.broker import MosquittoBroker
+from tests.central.helpers import serving, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "xigang"
@@ -532,21 +531,13 @@ def server(broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) ->
         instance="central-dashboard-test",
     )
     app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, what="uvicorn to start")
-    running = Server(url=f"http://127.0.0.1:{port}", app=app, server=srv)
-    wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")
-    for name, role in (("duty", Role.OPERATOR), ("watch", Role.VIEWER), ("chief", Role.ADMIN)):
-        add_user(running.central.engine, username=name, password=PASSWORD, role=role, actor="test")
-    yield running
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app) as (url, srv):
+        running = Server(url=url, app=app, server=srv)
+        wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")
+        engine = running.central.engine
+        for name, role in (("duty", Role.OPERATOR), ("watch", Role.VIEWER), ("chief", Role.ADMIN)):
+            add_user(engine, username=name, password=PASSWORD, role=role, actor="test")
+        yield running
 
 
 @pytest.fixture(scope="module")

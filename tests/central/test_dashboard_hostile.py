@@ -10,7 +10,6 @@ leaves central's origin (such requests are recorded and aborted, never sent).
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,6 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect
 
 from central.app import create_app
@@ -36,8 +34,8 @@ from firmware_protocols.uplink.models import (
     SignMode,
     SignState,
 )
-from simulators.broker import MosquittoBroker, free_port
-from tests.central.helpers import wait_for
+from simulators.broker import MosquittoBroker
+from tests.central.helpers import serving, wait_for
 from tests.central.test_dashboard import PASSWORD, FakeBox, Server, _birth, browser
 from tests.faults.rig import record
 
@@ -107,22 +105,13 @@ def server(broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) ->
         instance="central-hostile-test",
     )
     app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, what="uvicorn to start")
-    running = Server(url=f"http://127.0.0.1:{port}", app=app, server=srv)
-    wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")
-    engine = running.central.engine
-    add_user(engine, username="chief", password=PASSWORD, role=Role.ADMIN, actor="t")
-    add_user(engine, username="watch", password=PASSWORD, role=Role.VIEWER, actor="t")
-    yield running
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app) as (url, srv):
+        running = Server(url=url, app=app, server=srv)
+        wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")
+        engine = running.central.engine
+        add_user(engine, username="chief", password=PASSWORD, role=Role.ADMIN, actor="t")
+        add_user(engine, username="watch", password=PASSWORD, role=Role.VIEWER, actor="t")
+        yield running
 
 
 @dataclass
