@@ -13,6 +13,8 @@ from typing import Any
 
 import uvicorn
 
+from central.app import create_app
+from central.settings import CentralSettings
 from firmware_protocols.uplink import (
     BayChanged,
     BayState,
@@ -170,3 +172,15 @@ def serving(app: Any) -> Iterator[tuple[str, uvicorn.Server]]:
     finally:
         srv.should_exit = True
         thread.join(10)
+
+
+def central_app(work: Path, site_toml: str, *, site_name: str, **settings: Any) -> Any:
+    """Central's app on ``site_toml`` written into ``work`` as ``site_name``, with its SQLite
+    store in ``work``; ``settings`` are the rest of its CentralSettings."""
+    site_file = work / site_name
+    site_file.write_text(site_toml, encoding="utf-8")
+    return create_app(
+        CentralSettings(
+            site_file=site_file, database_url=f"sqlite:///{work / 'central.db'}", **settings
+        )
+    )

@@ -29,11 +29,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user
 from central.db import schema as t
-from central.settings import CentralSettings
 from firmware_protocols.uplink import BayChanged, BayState, BoxStatus, Event, LotState, Topics
 from firmware_protocols.uplink import encode_payload as encode
 from firmware_protocols.uplink.models import (
@@ -65,7 +63,7 @@ from firmware_protocols.uplink.models import (
     ZoneState,
 )
 from simulators.broker import MosquittoBroker
-from tests.central.helpers import serving, wait_for
+from tests.central.helpers import central_app, serving, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "xigang"
@@ -522,15 +520,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker
 @pytest.fixture(scope="module")
 def server(broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("central")
-    site_file = work / "xigang.toml"
-    site_file.write_text(SITE_TOML, encoding="utf-8")
-    settings = CentralSettings(
-        site_file=site_file,
-        database_url=f"sqlite:///{work / 'central.db'}",
+    app = central_app(
+        work,
+        SITE_TOML,
+        site_name="xigang.toml",
         mqtt_url=broker.url,
         instance="central-dashboard-test",
     )
-    app = create_app(settings)
     with serving(app) as (url, srv):
         running = Server(url=url, app=app, server=srv)
         wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")

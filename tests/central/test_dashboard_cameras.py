@@ -18,11 +18,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user, issue_token
-from central.settings import CentralSettings
-from tests.central.helpers import serving
+from tests.central.helpers import central_app, serving
 from tests.central.test_dashboard import PASSWORD, _live, _login, _shot, browser
 from tests.central.test_dashboard_ledger import SITE_TOML, Ledgered
 from tests.firmware_protocols.camera_corpus import hik_pid_multipart, sample
@@ -40,15 +38,9 @@ def _ago(minutes: float) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledgered]:
     work = tmp_path_factory.mktemp("central-cameras")
-    site_file = work / "xigang.toml"
-    site_file.write_text(SITE_TOML, encoding="utf-8")
-    settings = CentralSettings(
-        site_file=site_file,
-        database_url=f"sqlite:///{work / 'central.db'}",
-        ingest=False,
-        instance="central-cameras-test",
+    app = central_app(
+        work, SITE_TOML, site_name="xigang.toml", ingest=False, instance="central-cameras-test"
     )
-    app = create_app(settings)
     with serving(app) as (url, srv):
         running = Ledgered(url=url, app=app, server=srv)
         engine = running.central.engine

@@ -19,11 +19,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect
 
-from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user, issue_token
 from central.dashboard.pages import pages
-from central.settings import CentralSettings
 from firmware_protocols.uplink.models import (
     AlertRaised,
     AlertType,
@@ -35,11 +33,11 @@ from firmware_protocols.uplink.models import (
     SignState,
 )
 from simulators.broker import MosquittoBroker
-from tests.central.helpers import serving, wait_for
-from tests.central.test_dashboard import PASSWORD, FakeBox, Server, _birth, browser
+from tests.central.helpers import central_app, serving, wait_for
+from tests.central.test_dashboard import PASSWORD, FakeBox, Server, _birth, broker, browser
 from tests.faults.rig import record
 
-__all__ = ["browser"]  # a fixture, used by name
+__all__ = ["broker", "browser"]  # fixtures, used by name
 
 # Markup where a name goes: the site file is written by people, and a name is shown on pages.
 MARKUP = (
@@ -88,23 +86,15 @@ LIVE_PAGES = {"", "lot", "zones", "alerts", "boxes", "history", "ledger", "cases
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
-    with MosquittoBroker(workdir=tmp_path_factory.mktemp("broker")) as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
 def server(broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("central-hostile")
-    site_file = work / "hostile.toml"
-    site_file.write_text(SITE_TOML, encoding="utf-8")
-    settings = CentralSettings(
-        site_file=site_file,
-        database_url=f"sqlite:///{work / 'central.db'}",
+    app = central_app(
+        work,
+        SITE_TOML,
+        site_name="hostile.toml",
         mqtt_url=broker.url,
         instance="central-hostile-test",
     )
-    app = create_app(settings)
     with serving(app) as (url, srv):
         running = Server(url=url, app=app, server=srv)
         wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")

@@ -22,13 +22,11 @@ import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page, expect
 
-from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user, issue_token
-from central.settings import CentralSettings
 from simulators.cameras import isapi_multipart, parkgrid_multipart
 from simulators.town import CaptureSeen
-from tests.central.helpers import serving, wait_for
+from tests.central.helpers import central_app, serving, wait_for
 from tests.central.test_dashboard import (  # the browser and login of the dashboard test
     PASSWORD,
     Server,
@@ -127,15 +125,9 @@ def _shot_of(camera: str, plate: str, ago_s: float, n: int, colour: str = "blue"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledgered]:
     work = tmp_path_factory.mktemp("central-ledger")
-    site_file = work / "xigang.toml"
-    site_file.write_text(SITE_TOML, encoding="utf-8")
-    settings = CentralSettings(
-        site_file=site_file,
-        database_url=f"sqlite:///{work / 'central.db'}",
-        ingest=False,
-        instance="central-ledger-test",
+    app = central_app(
+        work, SITE_TOML, site_name="xigang.toml", ingest=False, instance="central-ledger-test"
     )
-    app = create_app(settings)
     with serving(app) as (url, srv):
         running = Ledgered(url=url, app=app, server=srv)
         engine = running.central.engine
