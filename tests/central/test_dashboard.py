@@ -576,11 +576,16 @@ def _login(browser: Browser, server: Server, user: str) -> Page:
     page = context.new_page()
     page.goto(f"{server.url}/dashboard/")
     expect(page).to_have_url(f"{server.url}/dashboard/login?next=%2Fdashboard%2F")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
+    _submit_login(page, user)
     expect(page).to_have_url(f"{server.url}/dashboard/")
     return page
+
+
+def _submit_login(page: Page, user: str, password: str = PASSWORD) -> None:
+    """Fill in the dashboard's login form (the page shows it) and send it."""
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("#login-button")
 
 
 @pytest.fixture(scope="module")

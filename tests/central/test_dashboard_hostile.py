@@ -34,7 +34,15 @@ from firmware_protocols.uplink.models import (
 )
 from simulators.broker import MosquittoBroker
 from tests.central.helpers import central_app, serving, wait_for
-from tests.central.test_dashboard import PASSWORD, FakeBox, Server, _birth, broker, browser
+from tests.central.test_dashboard import (
+    PASSWORD,
+    FakeBox,
+    Server,
+    _birth,
+    _submit_login,
+    broker,
+    browser,
+)
 from tests.faults.rig import record
 
 __all__ = ["broker", "browser"]  # fixtures, used by name
@@ -155,9 +163,7 @@ def _log_in(page: Page, server: Server, next_target: str | None = None) -> None:
     if next_target is not None:
         url += "?next=" + quote(next_target, safe="")
     page.goto(url)
-    page.fill("#username", "chief")
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
+    _submit_login(page, "chief")
 
 
 def _booted(page: Page) -> None:

@@ -37,7 +37,7 @@ from firmware_protocols.uplink import encode_payload as encode
 from simulators.broker import MosquittoBroker
 from simulators.history import bay_changes, town_days
 from tests.central.helpers import birth, lot_state, serving, wait_for
-from tests.central.test_dashboard import browser
+from tests.central.test_dashboard import _submit_login, browser
 
 __all__ = ["browser"]  # a fixture, used by name
 
@@ -283,9 +283,7 @@ def test_office_dashboard_shows_the_forecast_on_each_lot_card(
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.goto(f"{server.url}/dashboard/")
-    page.fill("#username", "duty")
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
+    _submit_login(page, "duty", PASSWORD)
     expect(page).to_have_url(f"{server.url}/dashboard/")
     p1 = page.locator('#cards [data-lot="P1"] .forecast')
     expect(p1).to_contain_text("预计空位", timeout=30_000)
