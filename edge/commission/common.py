@@ -20,7 +20,7 @@ from typing import Literal
 
 import serial
 
-from edge.config import SerialLineConfig
+from edge.config import EdgeConfig, SerialLineConfig
 from edge.drivers.errors import SignUnitException
 from edge.drivers.modbus_client import ModbusClient
 from edge.drivers.serial_line import SerialLine
@@ -103,6 +103,14 @@ def check_serial_device(path: str, *, baud: int = 9600) -> None:
     except (OSError, ValueError) as exc:  # SerialException is an OSError
         raise CheckFailed(f"{path} cannot be opened: {exc}") from exc
     port.close()
+
+
+def check_serial_lines(config: EdgeConfig, config_path: str) -> None:
+    """Each of the config's serial lines opened once; a config with none is bad input."""
+    if not config.serial:
+        raise BadInput(f"{config_path} has no [serial] lines to listen on")
+    for line in config.serial.values():
+        check_serial_device(line.device, baud=line.baud)
 
 
 # --- sensors heard ----------------------------------------------------------------------------

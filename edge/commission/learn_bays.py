@@ -55,7 +55,7 @@ from edge.commission.common import (
     EXIT_OK,
     BadInput,
     CommissionError,
-    check_serial_device,
+    check_serial_lines,
     listening,
 )
 from edge.commission.walk_test import Triggers
@@ -236,10 +236,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{', '.join(config.lots) or 'none'}): use this box's bays.csv from "
                 "provision-box, or --lot"
             )
-        if not config.serial:
-            raise BadInput(f"{args.config} has no [serial] lines to listen on")
-        for line in config.serial.values():
-            check_serial_device(line.device, baud=line.baud)
+        check_serial_lines(config, args.config)
     except CommissionError as exc:
         print(f"learn-bays: {exc.reason}", file=sys.stderr)
         return exc.exit_code

@@ -50,7 +50,7 @@ from edge.commission.common import (
     EXIT_OK,
     BadInput,
     CommissionError,
-    check_serial_device,
+    check_serial_lines,
     listening,
 )
 from edge.config import M77_FORMAT, ConfigError, EdgeConfig, config_hash, load_config
@@ -266,10 +266,7 @@ def run(args: argparse.Namespace) -> int:
         steps = steps_of(config, lot=args.lot, bays=bays)
         if not steps:
             raise BadInput("no bays to walk (check --lot / --bays and the config)")
-        if not config.serial:
-            raise BadInput(f"{args.config} has no [serial] lines to listen on")
-        for line in config.serial.values():
-            check_serial_device(line.device, baud=line.baud)
+        check_serial_lines(config, args.config)
     except CommissionError as exc:
         print(f"walk-test: {exc.reason}", file=sys.stderr)
         return exc.exit_code

@@ -547,22 +547,13 @@ class SignBus:
 
     async def _do_refresh(self, unit: _Unit) -> None:
         prof = unit.profile
-        holding: dict[int, int] = {}
         await self._preempt()
         # the display's reads go back to back, so a write of ours never lands between them
-        for address, count in unit.verify_spans:
-            words = await self._read(unit, Table.HOLDING, address, count)
-            holding.update(zip(range(address, address + count), words, strict=True))
-        reinit, matched = self._verify(unit, holding)
+        reinit, matched = self._verify(unit, await self._read_display(unit))
         span = _status_span(prof)
         if span is not None:
             await self._preempt()
-            words = await self._read(unit, Table.INPUT, span[0], span[1])
-            inputs = dict(zip(range(span[0], span[0] + span[1]), words, strict=True))
-            rebooted = self._check_status(unit, inputs)
-            dark = unit.faults is not None and "watchdog_expired" in unit.faults
-            reinit = reinit or rebooted or dark
-            matched = matched and not (rebooted or dark)
+            reinit, matched = await self._read_status(unit, span, reinit, matched)
         if matched:
             self._verified(unit)
         await self._preempt()
@@ -573,6 +564,24 @@ class SignBus:
         unit.next_refresh = self._clock() + self.config.refresh_interval_s
         unit.next_heartbeat = self._clock() + self.config.heartbeat_interval_s
 
+    async def _read_display(self, unit: _Unit) -> dict[int, int]:
+        """The holding registers the display is verified against, address -> word."""
+        holding: dict[int, int] = {}
+        for address, count in unit.verify_spans:
+            words = await self._read(unit, Table.HOLDING, address, count)
+            holding.update(zip(range(address, address + count), words, strict=True))
+        return holding
+
+    async def _read_status(
+        self, unit: _Unit, span: tuple[int, int], reinit: bool, matched: bool
+    ) -> tuple[bool, bool]:
+        """Read the status span: a reboot or a dark sign means init again, and no match."""
+        words = await self._read(unit, Table.INPUT, span[0], span[1])
+        inputs = dict(zip(range(span[0], span[0] + span[1]), words, strict=True))
+        rebooted = self._check_status(unit, inputs)
+        dark = unit.faults is not None and "watchdog_expired" in unit.faults
+        return reinit or rebooted or dark, matched and not (rebooted or dark)
+
     async def _do_heartbeat(self, unit: _Unit) -> None:
         """One short read between refreshes: has the sign rebooted or gone dark? After a
         write, the display is read back too (once, however many writes came meanwhile)."""
@@ -581,18 +590,9 @@ class SignBus:
         reinit = matched = False
         if span is None or unit.verify_pending:
             unit.verify_pending = False
-            holding: dict[int, int] = {}
-            for address, count in unit.verify_spans:
-                words = await self._read(unit, Table.HOLDING, address, count)
-                holding.update(zip(range(address, address + count), words, strict=True))
-            reinit, matched = self._verify(unit, holding)
+            reinit, matched = self._verify(unit, await self._read_display(unit))
         if span is not None:
-            words = await self._read(unit, Table.INPUT, span[0], span[1])
-            inputs = dict(zip(range(span[0], span[0] + span[1]), words, strict=True))
-            rebooted = self._check_status(unit, inputs)
-            dark = unit.faults is not None and "watchdog_expired" in unit.faults
-            reinit = reinit or rebooted or dark
-            matched = matched and not (rebooted or dark)
+            reinit, matched = await self._read_status(unit, span, reinit, matched)
         if matched:
             self._verified(unit)
         if reinit:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
+from central.app import create_app
+from central.settings import CentralSettings
 from firmware_protocols.uplink import (
     BayChanged,
     BayState,
@@ -29,6 +35,7 @@ from firmware_protocols.uplink.models import (
     SensorsHealth,
     Trend,
 )
+from simulators.broker import free_port
 
 SITE_FILE = Path(__file__).with_name("site_small.toml")
 SITE = "testtown"
@@ -144,3 +151,36 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[tuple[str, uvicorn.Server]]:
+    """Central's app served by uvicorn on a free local port in a thread: (its URL, the server).
+
+    Waits until uvicorn has started; on leaving, asks it to exit and waits up to 10 s.
+    """
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)
+    thread.start()
+    wait_for(lambda: srv.started, what="uvicorn to start")
+    try:
+        yield f"http://127.0.0.1:{port}", srv
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+def central_app(work: Path, site_toml: str, *, site_name: str, **settings: Any) -> Any:
+    """Central's app on ``site_toml`` written into ``work`` as ``site_name``, with its SQLite
+    store in ``work``; ``settings`` are the rest of its CentralSettings."""
+    site_file = work / site_name
+    site_file.write_text(site_toml, encoding="utf-8")
+    return create_app(
+        CentralSettings(
+            site_file=site_file, database_url=f"sqlite:///{work / 'central.db'}", **settings
+        )
+    )

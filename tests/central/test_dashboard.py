@@ -14,7 +14,6 @@ import os
 import random
 import re
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,11 +29,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user
 from central.db import schema as t
-from central.settings import CentralSettings
 from firmware_protocols.uplink import BayChanged, BayState, BoxStatus, Event, LotState, Topics
 from firmware_protocols.uplink import encode_payload as encode
 from firmware_protocols.uplink.models import (
@@ -65,8 +62,8 @@ from firmware_protocols.uplink.models import (
     ZoneOpenState,
     ZoneState,
 )
-from simulators.broker import MosquittoBroker, free_port
-from tests.central.helpers import wait_for
+from simulators.broker import MosquittoBroker
+from tests.central.helpers import central_app, serving, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = "xigang"
@@ -523,30 +520,20 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker
 @pytest.fixture(scope="module")
 def server(broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("central")
-    site_file = work / "xigang.toml"
-    site_file.write_text(SITE_TOML, encoding="utf-8")
-    settings = CentralSettings(
-        site_file=site_file,
-        database_url=f"sqlite:///{work / 'central.db'}",
+    app = central_app(
+        work,
+        SITE_TOML,
+        site_name="xigang.toml",
         mqtt_url=broker.url,
         instance="central-dashboard-test",
     )
-    app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, what="uvicorn to start")
-    running = Server(url=f"http://127.0.0.1:{port}", app=app, server=srv)
-    wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")
-    for name, role in (("duty", Role.OPERATOR), ("watch", Role.VIEWER), ("chief", Role.ADMIN)):
-        add_user(running.central.engine, username=name, password=PASSWORD, role=role, actor="test")
-    yield running
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app) as (url, srv):
+        running = Server(url=url, app=app, server=srv)
+        wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")
+        engine = running.central.engine
+        for name, role in (("duty", Role.OPERATOR), ("watch", Role.VIEWER), ("chief", Role.ADMIN)):
+            add_user(engine, username=name, password=PASSWORD, role=role, actor="test")
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -589,11 +576,16 @@ def _login(browser: Browser, server: Server, user: str) -> Page:
     page = context.new_page()
     page.goto(f"{server.url}/dashboard/")
     expect(page).to_have_url(f"{server.url}/dashboard/login?next=%2Fdashboard%2F")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
+    _submit_login(page, user)
     expect(page).to_have_url(f"{server.url}/dashboard/")
     return page
+
+
+def _submit_login(page: Page, user: str, password: str = PASSWORD) -> None:
+    """Fill in the dashboard's login form (the page shows it) and send it."""
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("#login-button")
 
 
 @pytest.fixture(scope="module")

@@ -11,21 +11,16 @@ click, and sees the unknown value counted.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect
 
-from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user, issue_token
-from central.settings import CentralSettings
-from simulators.broker import free_port
-from tests.central.helpers import wait_for
+from tests.central.helpers import central_app, serving
 from tests.central.test_dashboard import PASSWORD, _live, _login, _shot, browser
 from tests.central.test_dashboard_ledger import SITE_TOML, Ledgered
 from tests.firmware_protocols.camera_corpus import hik_pid_multipart, sample
@@ -43,32 +38,20 @@ def _ago(minutes: float) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledgered]:
     work = tmp_path_factory.mktemp("central-cameras")
-    site_file = work / "xigang.toml"
-    site_file.write_text(SITE_TOML, encoding="utf-8")
-    settings = CentralSettings(
-        site_file=site_file,
-        database_url=f"sqlite:///{work / 'central.db'}",
-        ingest=False,
-        instance="central-cameras-test",
+    app = central_app(
+        work, SITE_TOML, site_name="xigang.toml", ingest=False, instance="central-cameras-test"
     )
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=free_port(), log_level="warning", timeout_graceful_shutdown=1
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, what="uvicorn to start")
-    running = Ledgered(url=f"http://127.0.0.1:{config.port}", app=app, server=srv)
-    engine = running.central.engine
-    for name, role in (("duty", Role.OPERATOR), ("boss", Role.OPERATOR)):
-        add_user(engine, username=name, password=PASSWORD, role=role, actor="test")
-    running.cameras = {
-        "CAM-DX-1": issue_token(engine, name="CAM-DX-1", role=Role.CAMERA, ttl_s=3600, actor="t")[0]
-    }
-    yield running
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app) as (url, srv):
+        running = Ledgered(url=url, app=app, server=srv)
+        engine = running.central.engine
+        for name, role in (("duty", Role.OPERATOR), ("boss", Role.OPERATOR)):
+            add_user(engine, username=name, password=PASSWORD, role=role, actor="test")
+        running.cameras = {
+            "CAM-DX-1": issue_token(
+                engine, name="CAM-DX-1", role=Role.CAMERA, ttl_s=3600, actor="t"
+            )[0]
+        }
+        yield running
 
 
 def _push(server: Ledgered, body: bytes, content_type: str) -> dict:

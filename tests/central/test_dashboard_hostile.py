@@ -10,7 +10,6 @@ leaves central's origin (such requests are recorded and aborted, never sent).
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +17,11 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect
 
-from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user, issue_token
 from central.dashboard.pages import pages
-from central.settings import CentralSettings
 from firmware_protocols.uplink.models import (
     AlertRaised,
     AlertType,
@@ -36,12 +32,20 @@ from firmware_protocols.uplink.models import (
     SignMode,
     SignState,
 )
-from simulators.broker import MosquittoBroker, free_port
-from tests.central.helpers import wait_for
-from tests.central.test_dashboard import PASSWORD, FakeBox, Server, _birth, browser
+from simulators.broker import MosquittoBroker
+from tests.central.helpers import central_app, serving, wait_for
+from tests.central.test_dashboard import (
+    PASSWORD,
+    FakeBox,
+    Server,
+    _birth,
+    _submit_login,
+    broker,
+    browser,
+)
 from tests.faults.rig import record
 
-__all__ = ["browser"]  # a fixture, used by name
+__all__ = ["broker", "browser"]  # fixtures, used by name
 
 # Markup where a name goes: the site file is written by people, and a name is shown on pages.
 MARKUP = (
@@ -90,39 +94,22 @@ LIVE_PAGES = {"", "lot", "zones", "alerts", "boxes", "history", "ledger", "cases
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
-    with MosquittoBroker(workdir=tmp_path_factory.mktemp("broker")) as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
 def server(broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("central-hostile")
-    site_file = work / "hostile.toml"
-    site_file.write_text(SITE_TOML, encoding="utf-8")
-    settings = CentralSettings(
-        site_file=site_file,
-        database_url=f"sqlite:///{work / 'central.db'}",
+    app = central_app(
+        work,
+        SITE_TOML,
+        site_name="hostile.toml",
         mqtt_url=broker.url,
         instance="central-hostile-test",
     )
-    app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, what="uvicorn to start")
-    running = Server(url=f"http://127.0.0.1:{port}", app=app, server=srv)
-    wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")
-    engine = running.central.engine
-    add_user(engine, username="chief", password=PASSWORD, role=Role.ADMIN, actor="t")
-    add_user(engine, username="watch", password=PASSWORD, role=Role.VIEWER, actor="t")
-    yield running
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app) as (url, srv):
+        running = Server(url=url, app=app, server=srv)
+        wait_for(lambda: running.central.mqtt.wait_connected(0.1), what="central's MQTT link")
+        engine = running.central.engine
+        add_user(engine, username="chief", password=PASSWORD, role=Role.ADMIN, actor="t")
+        add_user(engine, username="watch", password=PASSWORD, role=Role.VIEWER, actor="t")
+        yield running
 
 
 @dataclass
@@ -176,9 +163,7 @@ def _log_in(page: Page, server: Server, next_target: str | None = None) -> None:
     if next_target is not None:
         url += "?next=" + quote(next_target, safe="")
     page.goto(url)
-    page.fill("#username", "chief")
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
+    _submit_login(page, "chief")
 
 
 def _booted(page: Page) -> None:

@@ -13,25 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, Page, expect
 
-from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user, issue_token
-from central.settings import CentralSettings
-from simulators.broker import free_port
 from simulators.cameras import isapi_multipart, parkgrid_multipart
 from simulators.town import CaptureSeen
-from tests.central.helpers import wait_for
+from tests.central.helpers import central_app, serving, wait_for
 from tests.central.test_dashboard import (  # the browser and login of the dashboard test
     PASSWORD,
     Server,
@@ -130,34 +125,19 @@ def _shot_of(camera: str, plate: str, ago_s: float, n: int, colour: str = "blue"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledgered]:
     work = tmp_path_factory.mktemp("central-ledger")
-    site_file = work / "xigang.toml"
-    site_file.write_text(SITE_TOML, encoding="utf-8")
-    settings = CentralSettings(
-        site_file=site_file,
-        database_url=f"sqlite:///{work / 'central.db'}",
-        ingest=False,
-        instance="central-ledger-test",
+    app = central_app(
+        work, SITE_TOML, site_name="xigang.toml", ingest=False, instance="central-ledger-test"
     )
-    app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, what="uvicorn to start")
-    running = Ledgered(url=f"http://127.0.0.1:{port}", app=app, server=srv)
-    engine = running.central.engine
-    for name, role in (("duty", Role.OPERATOR), ("boss", Role.OPERATOR), ("chief", Role.ADMIN)):
-        add_user(engine, username=name, password=PASSWORD, role=role, actor="test")
-    running.cameras = {
-        cam: issue_token(engine, name=cam, role=Role.CAMERA, ttl_s=3600, actor="test")[0]
-        for cam in ("CAM-DX-1", "CAM-XSL-1")
-    }
-    yield running
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app) as (url, srv):
+        running = Ledgered(url=url, app=app, server=srv)
+        engine = running.central.engine
+        for name, role in (("duty", Role.OPERATOR), ("boss", Role.OPERATOR), ("chief", Role.ADMIN)):
+            add_user(engine, username=name, password=PASSWORD, role=role, actor="test")
+        running.cameras = {
+            cam: issue_token(engine, name=cam, role=Role.CAMERA, ttl_s=3600, actor="test")[0]
+            for cam in ("CAM-DX-1", "CAM-XSL-1")
+        }
+        yield running
 
 
 @pytest.fixture(scope="module")

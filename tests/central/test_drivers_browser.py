@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from pydantic import BaseModel
@@ -36,10 +34,10 @@ from central.settings import CentralSettings
 from central.site import load_site
 from firmware_protocols.uplink import Topics
 from firmware_protocols.uplink import encode_payload as encode
-from simulators.broker import MosquittoBroker, free_port
+from simulators.broker import MosquittoBroker
 from simulators.history import bay_changes, town_days
-from tests.central.helpers import birth, lot_state, wait_for
-from tests.central.test_dashboard import browser
+from tests.central.helpers import birth, lot_state, serving, wait_for
+from tests.central.test_dashboard import _submit_login, browser
 
 __all__ = ["browser"]  # a fixture, used by name
 
@@ -132,22 +130,12 @@ def server(broker: MosquittoBroker, tmp_path_factory: pytest.TempPathFactory) ->
         town_clock_file=town_clock,
     )
     app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="uvicorn", daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, what="uvicorn to start")
-    running = Server(url=f"http://127.0.0.1:{port}", app=app)
-    wait_for(lambda: app.state.central.mqtt.wait_connected(0.1), what="central's MQTT link")
-    add_user(
-        app.state.central.engine, username="duty", password=PASSWORD, role=Role.VIEWER, actor="t"
-    )
-    yield running
-    srv.should_exit = True
-    thread.join(10)
+    with serving(app) as (url, _srv):
+        running = Server(url=url, app=app)
+        wait_for(lambda: app.state.central.mqtt.wait_connected(0.1), what="central's MQTT link")
+        engine = app.state.central.engine
+        add_user(engine, username="duty", password=PASSWORD, role=Role.VIEWER, actor="t")
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -295,9 +283,7 @@ def test_office_dashboard_shows_the_forecast_on_each_lot_card(
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.goto(f"{server.url}/dashboard/")
-    page.fill("#username", "duty")
-    page.fill("#password", PASSWORD)
-    page.click("#login-button")
+    _submit_login(page, "duty", PASSWORD)
     expect(page).to_have_url(f"{server.url}/dashboard/")
     p1 = page.locator('#cards [data-lot="P1"] .forecast')
     expect(p1).to_contain_text("预计空位", timeout=30_000)
