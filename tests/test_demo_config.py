@@ -21,6 +21,7 @@ def _configs(tmp_path: Path) -> dict[str, dict[str, object]]:
         sensors=sensor_plan(site),
         run_dir=tmp_path,
         mqtt_urls={b: "mqtt://127.0.0.1:1883" for b in boxes},
+        box_dirs={b: tmp_path / b for b in boxes},
         conc_paths={b: tmp_path / f"{b}.pty" for b in boxes},
         sign_ports={b: 5020 + i for i, b in enumerate(boxes)},
         sign_units=sign_units,
