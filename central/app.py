@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central.alerts.router import router as alerts_router
@@ -40,6 +41,7 @@ from central.lots.router import public as lots_public
 from central.lots.router import router as lots_router
 from central.lots.service import LotsCache
 from central.ops.router import router as ops_router
+from central.quarantine.retention import QuarantineRetention
 from central.quarantine.router import router as quarantine_router
 from central.settings import CentralSettings
 from central.site import SiteIndex, load_site
@@ -101,6 +103,10 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             notify=notify,
             stats=central.stats,
             wants_notices=lambda: hub.active,
+            retention=QuarantineRetention(
+                max_bytes=settings.quarantine_max_bytes,
+                max_age_s=settings.quarantine_max_age_days * 86400,
+            ),
         )
         central.mqtt = CentralMqtt(
             settings=settings,
@@ -266,7 +272,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -282,8 +288,15 @@ class BodyLimit:
                 await _too_large(send, limit)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised while a body without Content-Length (chunked) streams in past the limit.
+
+    An ``HTTPException`` so FastAPI's body reading passes it on as is: it turns any other
+    exception from ``receive`` into "400 There was an error parsing the body".
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"request body over {limit} bytes")
 
 
 async def _too_large(send: Send, limit: int) -> None:

@@ -72,6 +72,14 @@ class CentralSettings(BaseSettings):
     batch_delay_s: float = Field(default=0.05, gt=0, le=10)
     queue_max: int = Field(default=20_000, ge=10)
     ack_sweep_interval_s: float = Field(default=0.5, gt=0, le=60)
+    quarantine_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=256 * 1024,
+        description="Refused messages kept, in stored bytes; the oldest go first past it.",
+    )
+    quarantine_max_age_days: float = Field(
+        default=30.0, gt=0, description="Refused messages older than this are dropped."
+    )
 
     token_ttl_s: int = Field(default=12 * 3600, ge=60)
     login_max_failures: int = Field(default=5, ge=1)

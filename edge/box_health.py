@@ -136,6 +136,14 @@ def box_metrics(box: EdgeBox) -> list[Metric]:
             samples=[(base, outbox.oldest_event_age_s or 0.0)],
         )
     )
+    metrics.append(
+        Metric(
+            name="parkgrid_edge_acks_refused_total",
+            kind="counter",
+            help="acks above the outbox's last committed seq, refused (nothing deleted)",
+            samples=[(base, box.uplink.stats().acks_refused)],
+        )
+    )
     line_samples: dict[str, list[tuple[dict[str, str], float]]] = {
         "bytes": [],
         "frames": [],

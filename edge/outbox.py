@@ -59,7 +59,9 @@ from typing import Final
 from pydantic import AwareDatetime, BaseModel, TypeAdapter
 
 from edge.config import OutboxConfig
+from edge.outbox_errors import SEQ_HEADROOM, AckBeyondOutbox, SeqLineFull
 from firmware_protocols.uplink import encode_payload
+from firmware_protocols.uplink.models import MAX_SEQ
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,6 @@ DROP_TO_FRACTION: Final = 0.9
 EPISODE_ENDS_BELOW_FRACTION: Final = 0.5
 _SCAN_PAGE: Final = 1000
 _TS: Final = TypeAdapter(AwareDatetime)
-
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS events (
         seq INTEGER PRIMARY KEY,
@@ -281,6 +282,10 @@ class Outbox:
             "corrupt_recoveries": 0,
         }
         meta.update(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        if "acked_seq" not in meta:
+            # A file from before the key: what it no longer holds was acked (or dropped).
+            oldest = self._conn.execute("SELECT min(seq) FROM events").fetchone()[0]
+            meta["acked_seq"] = meta["last_seq"] if oldest is None else int(oldest) - 1
         return meta
 
     def close(self) -> None:
@@ -455,8 +460,19 @@ class Outbox:
             self._meta["dropped_events_total"],
         )
 
+    @property
+    def acked_seq(self) -> int:
+        """The highest ack this outbox applied (0: central never acked this seq line)."""
+        return self._meta["acked_seq"]
+
     def ack(self, upto_seq: int) -> int:
-        """Delete the committed events with ``seq <= upto_seq``; return how many went."""
+        """Delete the committed events with ``seq <= upto_seq``; return how many went.
+
+        Raises ``AckBeyondOutbox`` (deleting nothing) for an ack above the last committed
+        seq: only committed events are ever published, so central cannot hold more.
+        """
+        if upto_seq > self._meta["last_seq"]:
+            raise AckBeyondOutbox(upto_seq, self._meta["last_seq"])
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -464,10 +480,17 @@ class Outbox:
                 "SELECT count(*), coalesce(sum(size), 0) FROM events WHERE seq <= ?", (upto_seq,)
             ).fetchone()
             conn.execute("DELETE FROM events WHERE seq <= ?", (upto_seq,))
+            if upto_seq > self._meta["acked_seq"]:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('acked_seq', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (upto_seq,),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self._meta["acked_seq"] = max(self._meta["acked_seq"], upto_seq)
         self._depth -= int(row[0])
         self._bytes -= int(row[1])
         return int(row[0])
@@ -482,11 +505,17 @@ class Outbox:
         them, queued or committed, and the recorded drop ranges move up by ``acked_seq``
         in one transaction with the counter, keeping their order and spacing. Event bodies
         are not rewritten: an ``events_dropped`` body already queued keeps the old numbers.
+
+        Raises ``SeqLineFull``, changing nothing, for a watermark that would leave fewer
+        than ``SEQ_HEADROOM`` seqs above the renumbered line (2**63-1 is the top).
         """
         self.flush()
-        if acked_seq <= self._meta["last_seq"]:
+        old_last = self._meta["last_seq"]
+        if acked_seq <= old_last:
             return 0
         offset = acked_seq
+        if old_last + offset > MAX_SEQ - SEQ_HEADROOM:
+            raise SeqLineFull(acked_seq, old_last)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -496,13 +525,13 @@ class Outbox:
                 "UPDATE drops SET first_seq = first_seq + ?, last_seq = last_seq + ?",
                 (offset, offset),
             )
-            self._meta["last_seq"] += offset
+            self._meta["last_seq"] = old_last + offset
             self._meta_dirty.add("last_seq")
             self._write_meta()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
-            self._meta["last_seq"] -= offset
+            self._meta["last_seq"] = old_last  # whether or not the new value was set
             raise
         self._next_seq = self._meta["last_seq"] + 1
         self._report_queue = [first + offset for first in self._report_queue]

@@ -48,6 +48,7 @@ from central.ingest.service import (
     RawMessage,
     store_with_retries,
 )
+from central.quarantine.retention import QuarantineRetention
 from central.site import SiteIndex
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,14 @@ def writer_main(
     site: SiteIndex,
     sweep_window_s: float,
     sweep_interval_s: float,
+    retention: QuarantineRetention | None = None,
 ) -> None:
     """The child: store each batch, answer with the result; sweep between batches."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     engine = make_engine(database_url)
-    writer = IngestWriter(engine=engine, site=site, sweep_window_s=sweep_window_s)
+    writer = IngestWriter(
+        engine=engine, site=site, sweep_window_s=sweep_window_s, retention=retention
+    )
     next_sweep = time.monotonic() + sweep_interval_s
     try:
         while True:
@@ -143,6 +147,7 @@ class WriterProcess:
                 self.writer.site,
                 self.writer.sweep_window_s,
                 self.sweep_interval_s,
+                self.writer.retention,
             ),
             daemon=True,
         )

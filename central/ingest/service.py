@@ -41,11 +41,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 
 from central.db import schema as t
 from central.db.engine import BulkInsert, insert_ignore, upsert, writer
+from central.ingest import claims
 from central.ingest.watermark import advance
+from central.quarantine.retention import QuarantineRetention
 from central.site import SiteIndex
 from firmware_protocols.errors import DecodeError
 from firmware_protocols.uplink import (
@@ -80,6 +82,7 @@ Notify = Callable[[list[dict[str, Any]]], None]
 
 QUARANTINE_KEEP_BYTES = 64 * 1024
 WALK_CHUNK = 5000
+RANGE_CHUNK = 1000
 
 
 @dataclass
@@ -90,6 +93,9 @@ class IngestStats:
     events_stored: int = 0
     events_duplicate: int = 0
     quarantined: int = 0
+    # events refused for a claim central cannot believe: "dropped_range", "seq_replayed"
+    events_refused: Counter[str] = field(default_factory=Counter)
+    quarantine_dropped: Counter[str] = field(default_factory=Counter)  # by retention: size, age
     batches: int = 0
     batch_seconds_total: float = 0.0
     last_batch_size: int = 0
@@ -109,6 +115,8 @@ class IngestStats:
         self.events_stored += other.events_stored
         self.events_duplicate += other.events_duplicate
         self.quarantined += other.quarantined
+        self.events_refused.update(other.events_refused)
+        self.quarantine_dropped.update(other.quarantine_dropped)
         self.batches += other.batches
         self.batch_seconds_total += other.batch_seconds_total
         self.acks_published += other.acks_published
@@ -174,8 +182,10 @@ class IngestWriter:
         stats: IngestStats | None = None,
         sweep_window_s: float = 3.0,
         wants_notices: Callable[[], bool] | None = None,
+        retention: QuarantineRetention | None = None,
     ) -> None:
         self.engine = writer(engine)
+        self.retention = retention or QuarantineRetention()
         self.dialect = engine.dialect.name
         self.site = site
         self.publish = publish
@@ -225,7 +235,12 @@ class IngestWriter:
             if isinstance(payload, Event):
                 key = (box_id, payload.seq)
                 if key in batch.events:
-                    self.stats.events_duplicate += 1
+                    first = batch.events[key][0].event_id
+                    if first != payload.event_id:
+                        reason = claims.replayed_seq(payload.seq, str(first), str(payload.event_id))
+                        self._refuse(batch, "seq_replayed", topic, data, reason, received_at)
+                    else:
+                        self.stats.events_duplicate += 1
                     continue
                 batch.events[key] = (payload, _event_row(payload, data, received_at))
             elif isinstance(payload, BoxStatus):
@@ -270,9 +285,12 @@ class IngestWriter:
             started = time.monotonic()
             batch = self._decode(raw)
             with self.engine.begin() as conn:
-                if batch.quarantine:
-                    conn.execute(self._insert_quarantine, batch.quarantine)
+                if batch.events:
+                    self._refuse_implausible_drops(conn, batch)
                 new_events = self._store_events(conn, batch) if batch.events else []
+                kept, dropped = self.retention.admit(conn, batch.quarantine)
+                if kept:
+                    conn.execute(self._insert_quarantine, kept)
                 self._apply_events(conn, batch, new_events, live)
                 self._apply_statuses(conn, batch)
                 self._apply_states(conn, batch)
@@ -285,6 +303,7 @@ class IngestWriter:
             self._published.update(marks)
             stats = self.stats
             stats.quarantined += len(batch.quarantine)
+            stats.quarantine_dropped.update(dropped)
             stats.events_stored += len(new_events)
             stats.events_duplicate += len(batch.events) - len(new_events)
             stats.batches += 1
@@ -311,19 +330,70 @@ class IngestWriter:
         by_box: dict[str, list[int]] = {}
         for box, seq in batch.events:
             by_box.setdefault(box, []).append(seq)
-        held: set[tuple[str, int]] = set()
+        held: dict[tuple[str, int], str] = {}
         for box, seqs in by_box.items():
             found = conn.execute(
-                select(t.events.c.seq).where(
+                select(t.events.c.seq, t.events.c.event_id).where(
                     t.events.c.box_id == box,
                     t.events.c.seq >= min(seqs),
                     t.events.c.seq <= max(seqs),
                 )
-            ).scalars()
-            held.update((box, seq) for seq in found)
+            )
+            held.update(((box, seq), event_id) for seq, event_id in found)
+        for key, (event, row) in list(batch.events.items()):
+            held_id = held.get(key)
+            if held_id is not None and held_id != str(event.event_id):
+                del batch.events[key]  # refused, not a repeat
+                reason = claims.replayed_seq(event.seq, held_id, str(event.event_id))
+                topic = Topics(self.site.site_id, event.box_id).event
+                self._refuse(
+                    batch, "seq_replayed", topic, row["payload"].encode(), reason,
+                    row["received_at"],
+                )  # fmt: skip
         new = [item for key, item in batch.events.items() if key not in held]
         self._insert_events.execute(conn, [row for _, row in new])
         return new
+
+    def _refuse(
+        self, batch: _Batch, why: str, topic: str, data: bytes, reason: str, received_at: float
+    ) -> None:
+        """Quarantine an event whose claim central cannot believe; count it; record it as a
+        site problem (the ops page and ``parkgrid_central_site_problems`` show it)."""
+        box_id = topic.split("/")[3]
+        batch.quarantine.append(_quarantined(topic, data, reason, received_at, box_id))
+        batch.problems.append((box_id, f"events/{why}", reason))
+        self.stats.events_refused[why] += 1
+
+    def _refuse_implausible_drops(self, conn: Connection, batch: _Batch) -> None:
+        # The strictest word the box gave: its stored birth and any birth in this batch (a
+        # birth arriving with the report may come before or after it; a drop happened under
+        # the older cap if the box was reconfigured in between).
+        births: dict[str, list[int]] = {}
+        for status, _ in batch.statuses:
+            if status.health is not None:
+                cap = claims.capacity_of(status.health.outbox.event.cap_bytes)
+                births.setdefault(status.box_id, []).append(cap)
+        capacity: dict[str, int | None] = {}
+        for key, (event, row) in list(batch.events.items()):
+            body = event.body
+            if not isinstance(body, EventsDropped):
+                continue
+            box_id = event.box_id
+            if box_id not in capacity:
+                status = conn.execute(
+                    select(t.boxes.c.status_json).where(t.boxes.c.box_id == box_id)
+                ).scalar()
+                known = [c for c in (claims.outbox_capacity(status),) if c is not None]
+                words = known + births.get(box_id, [])
+                capacity[box_id] = min(words) if words else None
+            reason = claims.implausible_drop(body, capacity[box_id])
+            if reason is not None:
+                del batch.events[key]
+                topic = Topics(self.site.site_id, box_id).event
+                self._refuse(
+                    batch, "dropped_range", topic, row["payload"].encode(), reason,
+                    row["received_at"],
+                )  # fmt: skip
 
     def _apply_events(
         self, conn: Connection, batch: _Batch, new: list[tuple[Event, dict[str, Any]]], live: bool
@@ -678,13 +748,21 @@ class IngestWriter:
         wm = t.watermarks
         current = conn.execute(select(wm.c.acked_seq).where(wm.c.box_id == box_id)).scalar()
         acked = start = current or 0
-        dropped = conn.execute(
-            select(t.dropped_ranges.c.first_seq, t.dropped_ranges.c.last_seq)
-            .where(t.dropped_ranges.c.box_id == box_id, t.dropped_ranges.c.last_seq > acked)
-            .order_by(t.dropped_ranges.c.first_seq)
-        ).all()
-        ranges = [(first, last) for first, last in dropped]
+        # A range counts only below a stored seq of the box: the event that reported it is
+        # stored with it, above it. This keeps a range stored before central checked the
+        # claims (one reaching past its own report) from carrying the watermark.
+        top = conn.execute(select(func.max(t.events.c.seq)).where(t.events.c.box_id == box_id))
+        highest = top.scalar() or 0
+        dr = t.dropped_ranges.c
         while True:
+            # Both read a page at a time: a box that reported (or forged) a flood of ranges or
+            # seqs far above a hole costs each walk one page of each, not all of them.
+            ranges = conn.execute(
+                select(dr.first_seq, dr.last_seq)
+                .where(dr.box_id == box_id, dr.last_seq > acked, dr.last_seq < highest)
+                .order_by(dr.first_seq)
+                .limit(RANGE_CHUNK)
+            ).all()
             seqs = (
                 conn.execute(
                     select(t.events.c.seq)
@@ -695,11 +773,14 @@ class IngestWriter:
                 .scalars()
                 .all()
             )
-            moved = advance(acked, seqs, ranges)
-            if moved == acked or len(seqs) < WALK_CHUNK or moved < seqs[-1]:
-                acked = moved
-                break
+            moved = advance(acked, seqs, [(first, last) for first, last in ranges])
+            # More to read only if the walk used up a full page of either.
+            more_seqs = len(seqs) == WALK_CHUNK and moved >= seqs[-1]
+            more_ranges = len(ranges) == RANGE_CHUNK and moved >= ranges[-1][0] - 1
+            stuck = moved == acked
             acked = moved
+            if stuck or not (more_seqs or more_ranges):
+                break
         if current is None:
             conn.execute(
                 insert_ignore(self.dialect, t.watermarks, ["box_id"]),

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, text
 
 from central.context import Central
 from central.db import schema as t
+from central.quarantine.retention import stored_total
 
 
 def _escape(value: str) -> str:
@@ -41,6 +42,13 @@ def metrics_text(central: Central) -> str:
         "counter",
         "Repeated events dropped",
         [("", s.events_duplicate)],
+    )
+    metric(
+        "parkgrid_central_events_refused_total",
+        "counter",
+        "Events quarantined for a claim central cannot believe (a dropped range longer than "
+        "the box's outbox can hold; a stored seq sent again as another event)",
+        [(f'{{reason="{r}"}}', s.events_refused[r]) for r in ("dropped_range", "seq_replayed")],
     )
     metric(
         "parkgrid_central_quarantined_total",
@@ -98,7 +106,7 @@ def metrics_text(central: Central) -> str:
         [("", 1 if mqtt and mqtt.connected.is_set() else 0)],
     )
     with central.engine.connect() as conn:
-        quarantine = conn.execute(select(func.count()).select_from(t.quarantine)).scalar() or 0
+        quarantine, quarantine_bytes = stored_total(conn)
         problems = conn.execute(select(func.count()).select_from(t.site_problems)).scalar() or 0
         boxes = conn.execute(
             select(t.boxes.c.box_id, t.boxes.c.online, t.boxes.c.last_seen_at)
@@ -108,6 +116,24 @@ def metrics_text(central: Central) -> str:
         "gauge",
         "Rows in the quarantine table",
         [("", quarantine)],
+    )
+    metric(
+        "parkgrid_central_quarantine_bytes",
+        "gauge",
+        "Bytes the quarantine stores (payload + topic + reason)",
+        [("", quarantine_bytes)],
+    )
+    metric(
+        "parkgrid_central_quarantine_max_bytes",
+        "gauge",
+        "The quarantine's size cap (QUARANTINE_MAX_BYTES); the oldest rows go past it",
+        [("", central.settings.quarantine_max_bytes)],
+    )
+    metric(
+        "parkgrid_central_quarantine_dropped_total",
+        "counter",
+        "Quarantine rows dropped by retention, oldest first, by reason (size cap, age)",
+        [(f'{{reason="{r}"}}', s.quarantine_dropped[r]) for r in ("size", "age")],
     )
     metric(
         "parkgrid_central_site_problems",

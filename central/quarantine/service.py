@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 
+from central.context import Central
 from central.db import schema as t
-from central.quarantine.models import QuarantinedOut, QuarantineOut
+from central.quarantine.models import QuarantinedOut, QuarantineOut, RetentionOut
+from central.quarantine.retention import stored_total
 
 
 def list_quarantine(
-    engine: Engine, *, limit: int = 100, box_id: str | None = None
+    central: Central, *, limit: int = 100, box_id: str | None = None
 ) -> QuarantineOut:
     q = t.quarantine
     query = select(q).order_by(q.c.id.desc()).limit(limit)
@@ -17,7 +19,7 @@ def list_quarantine(
     if box_id is not None:
         query = query.where(q.c.box_id == box_id)
         count = count.where(q.c.box_id == box_id)
-    with engine.connect() as conn:
+    with central.engine.connect() as conn:
         total = int(conn.execute(count).scalar() or 0)
         items = [
             QuarantinedOut(
@@ -31,4 +33,17 @@ def list_quarantine(
             )
             for row in conn.execute(query)
         ]
-    return QuarantineOut(total=total, items=items)
+        rows, held = stored_total(conn)
+    return QuarantineOut(total=total, items=items, retention=retention(central, rows, held))
+
+
+def retention(central: Central, rows: int, held: int) -> RetentionOut:
+    settings, dropped = central.settings, central.stats.quarantine_dropped
+    return RetentionOut(
+        max_bytes=settings.quarantine_max_bytes,
+        max_age_days=settings.quarantine_max_age_days,
+        rows=rows,
+        bytes=held,
+        dropped_by_size=dropped["size"],
+        dropped_by_age=dropped["age"],
+    )

@@ -57,6 +57,7 @@ from pydantic import BaseModel
 
 from edge.config import EdgeConfig
 from edge.outbox import Outbox
+from edge.outbox_errors import AckBeyondOutbox, SeqLineFull
 from firmware_protocols.errors import DecodeError
 from firmware_protocols.uplink import (
     AckWatermark,
@@ -118,6 +119,8 @@ class UplinkStats:
     bad_messages: int
     seq_advances: int = 0
     """Times central's watermark was ahead of the outbox and its events were renumbered."""
+    acks_refused: int = 0
+    """Acks above the outbox's last committed seq, refused (nothing deleted)."""
 
 
 class Uplink:
@@ -188,6 +191,8 @@ class Uplink:
         self._commands_repeated = 0
         self._bad_messages = 0
         self._seq_advances = 0
+        self._acks_refused = 0
+        self._ack_alert: str | None = None  # the open ack_refused alert, if any
 
     def _clock(self) -> dt.datetime:
         value = self._wall()
@@ -612,19 +617,63 @@ class Uplink:
                 f"central's watermark went back from {self._acked} to {acked}; keeping ours",
             )
             return
-        if acked > self._outbox.last_seq + self._outbox.queued:
-            # Central holds seqs up to ``acked`` from before this outbox was recreated and
-            # would drop ours as repeats: renumber them above it before anything new goes out
-            # (the outbox logs it). What was already sent under the old numbers is sent again.
-            shift = self._outbox.advance_past(acked)
-            self._historical_below += shift
-            self._seq_advances += 1
         if acked == self._acked:
             return
-        self._outbox.ack(acked)
+        outbox = self._outbox
+        if acked > outbox.last_seq and outbox.queued:
+            outbox.flush()  # only committed events count (and only they were ever sent)
+        if acked > outbox.last_seq:
+            if outbox.acked_seq > 0:
+                # Central acked this seq line before, so it cannot hold seqs the line never
+                # reached: a forged or corrupt watermark. Deleting on it would lose events.
+                self._refuse_ack(acked, str(AckBeyondOutbox(acked, outbox.last_seq)))
+                return
+            # A line central never acked (a new or recreated outbox) behind central's
+            # watermark: central holds seqs up to ``acked`` from the old line and would drop
+            # ours as repeats, so renumber them above it before anything new goes out (the
+            # outbox logs it). What was already sent under the old numbers is sent again.
+            try:
+                shift = outbox.advance_past(acked)
+            except SeqLineFull as exc:
+                self._refuse_ack(acked, str(exc))
+                return
+            self._historical_below += shift
+            self._seq_advances += 1
+        outbox.ack(acked)
         self._acked = acked
         self._progress_at = time.monotonic()
         self._wake.set()
+        if self._ack_alert is not None:
+            alert_id, self._ack_alert = self._ack_alert, None
+            now = self._clock()
+            self.emit(
+                AlertResolved(
+                    alert_id=alert_id,
+                    alert_type=AlertType.ACK_REFUSED,
+                    since=now,
+                    message=f"central's ack watermark is back within this box's seqs ({acked})",
+                ),
+                now,
+            )
+
+    def _refuse_ack(self, acked: int, reason: str) -> None:
+        """A protocol error: logged once, counted, alerted (one alert until a sane ack), and
+        otherwise ignored: nothing is deleted and the box's own watermark stays."""
+        self._acks_refused += 1
+        self._bad("ack-refused", self.topics.ack, reason)
+        if self._ack_alert is None:
+            now = self._clock()
+            self._ack_alert = f"ack-refused-{uuid.uuid4().hex[:12]}"
+            self.emit(
+                AlertRaised(
+                    alert_id=self._ack_alert,
+                    alert_type=AlertType.ACK_REFUSED,
+                    severity=Severity.CRITICAL,
+                    since=now,
+                    message=reason[:500],
+                ),
+                now,
+            )
 
     def _on_central(self, online: bool) -> None:
         previous, self._central_online = self._central_online, online
@@ -775,6 +824,7 @@ class Uplink:
             commands_repeated=self._commands_repeated,
             bad_messages=self._bad_messages,
             seq_advances=self._seq_advances,
+            acks_refused=self._acks_refused,
         )
 
 

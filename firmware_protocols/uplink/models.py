@@ -173,6 +173,7 @@ class AlertType(StrEnum):
     SENSOR_LOW_BATTERY = "sensor_low_battery"
     OUTBOX_OVERFLOW = "outbox_overflow"
     CLOCK_UNSYNCHRONISED = "clock_unsynchronised"
+    ACK_REFUSED = "ack_refused"  # central's ack named seqs the box never sent; nothing deleted
 
 
 class Severity(StrEnum):
@@ -549,7 +550,10 @@ class AlertResolved(_Model):
 class EventsDropped(_Model):
     """The outbox overflowed and the box deleted events ``first_seq..last_seq`` unsent.
 
-    Central counts those seqs as settled so its ack watermark can pass them.
+    Central counts those seqs as settled so its ack watermark can pass them. The box reports
+    a drop after it happened, so the range ends below the reporting event's own ``seq``
+    (``Event`` refuses anything else); central also refuses a range longer than the box's
+    outbox can hold (see docs/central.md).
     """
 
     kind: Literal["events_dropped"] = Field(default="events_dropped", description=_KIND)
@@ -606,6 +610,16 @@ class Event(_Payload):
     @property
     def kind(self) -> str:
         return self.body.kind
+
+    @model_validator(mode="after")
+    def _dropped_before_own_seq(self) -> Self:
+        body = self.body
+        if isinstance(body, EventsDropped) and body.last_seq >= self.seq:
+            raise ValueError(
+                f"events_dropped range {body.first_seq}..{body.last_seq} must end below the "
+                f"event's own seq {self.seq}: a box reports a drop after it happened"
+            )
+        return self
 
 
 # --- AckWatermark / CentralStatus ----------------------------------------------------------

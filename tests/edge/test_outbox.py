@@ -16,6 +16,7 @@ import pytest
 
 from edge.config import OutboxConfig
 from edge.outbox import Outbox
+from edge.outbox_errors import AckBeyondOutbox, SeqLineFull
 from firmware_protocols.uplink import BayChanged, Event, decode_message
 from firmware_protocols.uplink.models import BayOccupancy
 
@@ -240,4 +241,46 @@ def test_outbox_advance_past_renumbers_above_the_watermark(tmp_path: Path) -> No
     box.close()
     again = Outbox(path)
     assert again.last_seq == 107 and again.append(body(7), T0) == 108
+    again.close()
+
+
+def test_outbox_ack_beyond_its_last_seq_deletes_nothing(tmp_path: Path) -> None:
+    """An ack above the last committed seq (a poisoned watermark, or events still queued)
+    deletes nothing and says why; an ack within the line still works and is kept."""
+    box = open_outbox(tmp_path)
+    for i in range(5):
+        box.append(body(i), T0)
+    box.flush()
+    box.append(body(5), T0)  # seq 6: queued, never published, so central cannot hold it
+    for beyond in (2**63 - 2, 6):
+        with pytest.raises(AckBeyondOutbox) as info:
+            box.ack(beyond)
+        assert info.value.acked_seq == beyond and info.value.last_seq == 5
+        assert "last committed seq 5" in str(info.value)
+    assert box.depth() == 5 and box.acked_seq == 0
+    assert box.ack(3) == 3 and box.acked_seq == 3
+    box.close()
+    again = open_outbox(tmp_path)
+    assert again.acked_seq == 3 and [e.seq for e in again.pending()] == [4, 5, 6]
+    again.close()
+
+
+def test_outbox_advance_past_the_top_of_the_seq_line_changes_nothing(tmp_path: Path) -> None:
+    """advance_past(2**63-1) is refused before anything moves: last_seq stays (never
+    negative), the events keep their seqs, new events continue the line."""
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    for i in range(3):
+        box.append(body(i), T0)
+    box.flush()
+    for watermark in (2**63 - 1, 2**63 - 2, 2**63 - 2**40):
+        with pytest.raises(SeqLineFull) as info:
+            box.advance_past(watermark)
+        assert info.value.acked_seq == watermark and info.value.last_seq == 3
+    assert box.last_seq == 3
+    assert [e.seq for e in box.pending()] == [1, 2, 3]
+    assert box.append(body(3), T0) == 4
+    box.close()
+    again = Outbox(path)
+    assert again.last_seq == 4 and [e.seq for e in again.pending()] == [1, 2, 3, 4]
     again.close()

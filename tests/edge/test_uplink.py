@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -19,7 +20,9 @@ from edge.agents.uplink import Uplink, _paho
 from edge.config import EdgeConfig, MqttConfig, OutboxConfig
 from edge.outbox import Outbox
 from firmware_protocols.uplink import (
+    AckWatermark,
     AlertRaised,
+    AlertResolved,
     BayChanged,
     BoxStatus,
     Command,
@@ -50,6 +53,7 @@ from firmware_protocols.uplink.models import (
 )
 from simulators.broker import MosquittoBroker
 from tests.edge.central_standin import CentralStandin, wait_until
+from tests.faults.rig import record
 
 SITE = "xigang"
 BOX = "box-p1"
@@ -607,3 +611,113 @@ async def test_uplink_restart_birth_is_not_overwritten_by_the_last_boots_status(
     finally:
         await second.stop()
         second.outbox.close()
+
+
+def _ack_alerts(central: CentralStandin) -> tuple[list[Event], list[Event]]:
+    events = [e for (box_id, _), e in sorted(central.events.items()) if box_id == BOX]
+    raised = [
+        e
+        for e in events
+        if isinstance(e.body, AlertRaised) and e.body.alert_type is AlertType.ACK_REFUSED
+    ]
+    resolved = [
+        e
+        for e in events
+        if isinstance(e.body, AlertResolved) and e.body.alert_type is AlertType.ACK_REFUSED
+    ]
+    return raised, resolved
+
+
+async def test_uplink_ack_beyond_its_last_seq_deletes_nothing(
+    box: Box, central: CentralStandin, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A retained ack far above the box's last seq (issue 14's poisoned watermark, here on a
+    line central already acked) is a protocol error: nothing deleted, the box's watermark
+    stays, logged once, counted, one alert; central's next sane ack clears the alert."""
+    caplog.set_level(logging.WARNING, logger="edge.agents.uplink")
+    uplink = await box.start()
+    topics = Topics(SITE, BOX)
+    for i in range(5):
+        uplink.emit(bay_event(i))
+    await eventually(lambda: box.outbox.depth() == 0 and uplink.acked_seq == 5)
+    central.acking = False
+    for i in range(3):
+        uplink.emit(bay_event(10 + i))
+    await eventually(lambda: central.seqs(BOX)[-1:] == [8])
+    forged = encode_payload(AckWatermark(box_id=BOX, acked_seq=2**63 - 2, ts=now()))
+    for _ in range(3):
+        await asyncio.to_thread(central.send_raw, topics.ack, forged, retain=True)
+    await eventually(lambda: uplink.stats().acks_refused == 3)
+    assert uplink.acked_seq == 5
+    assert [e.seq for e in box.outbox.pending()][:3] == [6, 7, 8]
+    assert 8 <= box.outbox.last_seq < 100
+    await eventually(lambda: len(_ack_alerts(central)[0]) == 1)
+    raised = _ack_alerts(central)[0][0].body
+    assert isinstance(raised, AlertRaised) and "nothing deleted" in raised.message
+    logged = [r for r in caplog.records if "above this outbox's last committed seq" in r.message]
+    assert len(logged) == 1
+    central.acking = True
+    await eventually(lambda: box.outbox.depth() == 0 and uplink.acked_seq == box.outbox.last_seq)
+    await eventually(lambda: len(_ack_alerts(central)[1]) == 1)
+    assert len(_ack_alerts(central)[0]) == 1
+    record(
+        "hostile",
+        "ack beyond the box's last seq",
+        {
+            "attack": "a retained ack of 2^63-2 to a box whose line central acked up to 5 "
+            "(the poisoned watermark of issue 14), sent 3 times",
+            "tried": 3,
+            "refused": uplink.stats().acks_refused,
+            "notes": "nothing deleted, box watermark kept, logged once, one ack_refused "
+            "alert resolved by central's next sane ack",
+        },
+    )
+
+
+async def test_uplink_malformed_and_foreign_acks_delete_nothing(
+    box: Box, central: CentralStandin
+) -> None:
+    """On an open broker anyone can publish acks: a string, negative, 2^64, fractional or
+    null acked_seq, another box's id in the payload, and a huge ack on another box's topic
+    are refused (counted, nothing deleted); central's real ack still works afterwards."""
+    uplink = await box.start()
+    topics, other = Topics(SITE, BOX), Topics(SITE, "box-p2")
+    for i in range(3):
+        uplink.emit(bay_event(i))
+    await eventually(lambda: uplink.acked_seq == 3)
+    central.acking = False
+    for i in range(3):
+        uplink.emit(bay_event(10 + i))
+    await eventually(lambda: central.seqs(BOX)[-1:] == [6])
+    ts = '"ts":"2026-12-06T04:00:00Z"'
+    hostile = [
+        (topics.ack, b'{"v":1,"box_id":"box-p1","acked_seq":"6",%s}' % ts.encode()),
+        (topics.ack, b'{"v":1,"box_id":"box-p1","acked_seq":-1,%s}' % ts.encode()),
+        (topics.ack, b'{"v":1,"box_id":"box-p1","acked_seq":%d,%s}' % (2**64, ts.encode())),
+        (topics.ack, b'{"v":1,"box_id":"box-p1","acked_seq":5.5,%s}' % ts.encode()),
+        (topics.ack, b'{"v":1,"box_id":"box-p1","acked_seq":null,%s}' % ts.encode()),
+        (topics.ack, b'{"v":1,"box_id":"box-p2","acked_seq":6,%s}' % ts.encode()),
+    ]
+    before = uplink.stats().bad_messages
+    for topic, payload in hostile:
+        await asyncio.to_thread(central.send_raw, topic, payload, retain=True)
+    foreign = encode_payload(AckWatermark(box_id="box-p2", acked_seq=2**63 - 1, ts=now()))
+    await asyncio.to_thread(central.send_raw, other.ack, foreign, retain=True)
+    await eventually(lambda: uplink.stats().bad_messages >= before + len(hostile))
+    assert uplink.acked_seq == 3
+    assert [e.seq for e in box.outbox.pending()] == [4, 5, 6]
+    assert uplink.stats().acks_refused == 0  # refused by the decoder, before any trust
+    central.acking = True
+    await eventually(lambda: box.outbox.depth() == 0 and uplink.acked_seq == 6)
+    record(
+        "hostile",
+        "malformed and foreign acks to a box",
+        {
+            "attack": "acks with a string, negative, 2^64, fractional or null acked_seq, "
+            "another box's id, and 2^63-1 on another box's ack topic (open broker)",
+            "tried": len(hostile) + 1,
+            "refused": len(hostile) + 1,
+            "notes": "refused by the decoder or not subscribed; counted as bad messages; "
+            "nothing deleted",
+        },
+    )

@@ -142,7 +142,7 @@ EVENT_BODIES: list[Any] = [
     AlertResolved(
         alert_id="a-S3-0001", alert_type=m.AlertType.ZONE_OVERSTAY, zone_id="S3", since=TS
     ),
-    EventsDropped(first_seq=100, last_seq=199, count=100, total=100),
+    EventsDropped(first_seq=1, last_seq=5, count=5, total=5),  # reported at a later seq
 ]
 
 COMMAND_BODIES: list[Any] = [
@@ -420,6 +420,16 @@ def test_decode_payload_bad_raises(kind: TopicKind, data: bytes, reason: str) ->
             lambda: EventsDropped(first_seq=5, last_seq=4, count=0, total=0), "last_seq", id="drop"
         ),
         pytest.param(
+            lambda: event(EventsDropped(first_seq=1, last_seq=2**63 - 2, count=0, total=0), 5),
+            "below the event's own seq 5",
+            id="drop-beyond-own-seq",
+        ),
+        pytest.param(
+            lambda: event(EventsDropped(first_seq=3, last_seq=7, count=5, total=5), 7),
+            "below the event's own seq 7",
+            id="drop-includes-own-seq",
+        ),
+        pytest.param(
             lambda: BayState(bay_id="b", state=m.BayOccupancy.FREE, since=TS, ts=TS),
             "exactly one",
             id="nolot",
@@ -519,6 +529,8 @@ def test_event_property_round_trip(
     body: Any,
 ) -> None:
     """Any valid event decodes from its encoding to an equal event, on its box's topic."""
+    if isinstance(body, EventsDropped):
+        seq = max(seq, body.last_seq + 1)  # a drop is reported after it, at a later seq
     ev = Event(
         box_id=box_id,
         boot_id=boot,

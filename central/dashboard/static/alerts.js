@@ -4,7 +4,7 @@
 pg.page(async () => {
   const { t, el, $, fmt } = pg;
   const TYPES = ["zone_overstay", "bay_occupied_while_closed", "sign_down", "sensor_silent",
-    "sensor_low_battery", "outbox_overflow", "clock_unsynchronised"];
+    "sensor_low_battery", "outbox_overflow", "clock_unsynchronised", "ack_refused"];
   const RANK = { critical: 0, escalated: 1, warning: 2, info: 3 };
   $("#f-type").append(...TYPES.map((x) => el("option", { value: x, text: t("alerttype." + x) })));
   const q = pg.cfg.query;
