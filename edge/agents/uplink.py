@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 ``run()`` is a reconnect loop around one MQTT session (a fresh ``aiomqtt.Client`` per
 attempt, so the Last Will's ``ts`` is the connect time, as the contract says). Back-off
-doubles from 0.5 s up to 30 s; the loss is logged once and the return once.
+doubles from 0.5 s up to 30 s, jittered; while waiting, a bare TCP probe of the broker's
+address each second ends the wait (back-off reset) when the path answers again after it
+did not. The loss is logged once and the return once.
 
 Each session, in this order::
 
@@ -23,7 +25,9 @@ window (``mqtt.max_inflight`` messages, far below paho's 65,535 message ids). An
 deleted only when central's retained ``AckWatermark`` covers its seq. When the watermark
 has not moved for ``outbox.resend_after_s`` while events are outstanding, or when
 ``_central/status`` turns from offline to online, the cursor goes back to
-``acked_seq + 1`` and everything above is published again with ``historical=true``;
+``acked_seq + 1`` and the oldest ``resend_window_min`` events are published again with
+``historical=true`` (the send window, doubled per ack up to ``send_window_max``, caps
+what may be outstanding above the watermark);
 central's store is unique on (box, seq), so repeats cost bandwidth, never a double count.
 
 The event publish path hands messages straight to aiomqtt's paho client (``_paho``): an
@@ -42,6 +46,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import random
 import sqlite3
 import ssl
 import time
@@ -93,6 +98,9 @@ SEEN_COMMANDS: Final = 1024
 COMMAND_QUEUE: Final = 64
 PAHO_MAX_MIDS: Final = 65_535
 GOODBYE_TIMEOUT_S: Final = 1.5
+PATH_PROBE_INTERVAL_S: Final = 1.0
+PATH_PROBE_TIMEOUT_S: Final = 2.0
+PATH_RETURN_JITTER_S: Final = 0.5
 
 
 def _utc_now() -> dt.datetime:
@@ -121,6 +129,16 @@ class UplinkStats:
     """Times central's watermark was ahead of the outbox and its events were renumbered."""
     acks_refused: int = 0
     """Acks above the outbox's last committed seq, refused (nothing deleted)."""
+    connect_failures: int = 0
+    """Sessions that could not be opened or ended in an error."""
+    backoff_s: float = 0.0
+    """The current wait before the next connect attempt (0: connected, or reset)."""
+    path_probes: int = 0
+    """TCP probes of the broker's address made while backing off."""
+    network_returns: int = 0
+    """Back-offs cut short because the broker's address answered again after it did not."""
+    send_window: int = 0
+    """Events that may be outstanding above central's watermark (shrinks on a resend)."""
 
 
 class Uplink:
@@ -141,6 +159,7 @@ class Uplink:
         clock: Callable[[], dt.datetime] | Callable[[], float] = _utc_now,
         ack_wait_s: float = 1.0,
         flush_delay_s: float = 0.002,
+        backoff_min_s: float = BACKOFF_MIN_S,
         backoff_max_s: float = BACKOFF_MAX_S,
     ) -> None:
         self._config = config
@@ -155,6 +174,7 @@ class Uplink:
         self._wall = clock
         self._ack_wait_s = ack_wait_s
         self._flush_delay_s = flush_delay_s
+        self._backoff_min_s = backoff_min_s
         self._backoff_max_s = backoff_max_s
         self.topics = Topics(config.site, config.box_id)
         self._box_id = config.box_id
@@ -192,6 +212,12 @@ class Uplink:
         self._bad_messages = 0
         self._seq_advances = 0
         self._acks_refused = 0
+        self._connect_failures = 0
+        self._backoff_s = 0.0
+        self._path_probes = 0
+        self._network_returns = 0
+        self._send_window_max = config.outbox.send_window_max
+        self._send_window = self._send_window_max
         self._ack_alert: str | None = None  # the open ack_refused alert, if any
 
     def _clock(self) -> dt.datetime:
@@ -302,6 +328,7 @@ class Uplink:
                 try:
                     async with client:
                         attempt = 0
+                        self._backoff_s = 0.0
                         if down_since is not None:
                             log.info(
                                 "uplink: connection to %s is back after %.1f s",
@@ -328,16 +355,64 @@ class Uplink:
                 finally:
                     self._session_ended()
                 attempt += 1
-                delay = min(self._backoff_max_s, BACKOFF_MIN_S * 2 ** min(attempt - 1, 10))
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        while not self._stop_requested:
-                            await self._wake.wait()
-                            self._wake.clear()
+                self._connect_failures += 1
+                ceiling = min(self._backoff_max_s, self._backoff_min_s * 2 ** min(attempt - 1, 10))
+                # Jitter (half to all of the ceiling) spreads a town's boxes after an outage.
+                self._backoff_s = random.uniform(ceiling / 2, ceiling)
+                if await self._back_off(self._backoff_s):
+                    attempt = 0
+                    self._backoff_s = 0.0
         finally:
             self._running = False
             self._done.set()
+
+    async def _back_off(self, delay: float) -> bool:
+        """Wait ``delay`` s (or until ``stop()``), probing the broker's address with a bare
+        TCP connect every ``PATH_PROBE_INTERVAL_S``. A probe that succeeds after one failed
+        is a fresh network path (the cable, route or broker is back): return True at once,
+        after a short jitter, so the caller resets its back-off and reconnects. A path that
+        never went down does not cut the wait short (a broker refusing the session is not
+        hammered)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        path_was_down = False
+        self._wake.clear()
+        while not self._stop_requested:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if remaining > PATH_PROBE_INTERVAL_S:
+                if not await self._path_answers(min(PATH_PROBE_TIMEOUT_S, remaining)):
+                    path_was_down = True
+                elif path_was_down:
+                    self._network_returns += 1
+                    log.info(
+                        "uplink: %s answers again; reconnecting now (back-off reset)",
+                        self._config.mqtt.url,
+                    )
+                    await asyncio.sleep(random.uniform(0, PATH_RETURN_JITTER_S))
+                    return not self._stop_requested
+            wait = max(0.0, min(PATH_PROBE_INTERVAL_S, deadline - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            self._wake.clear()
+        return False
+
+    async def _path_answers(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """True when a TCP connection to the broker's address opens (closed at once)."""
+        self._path_probes += 1
+        mqtt = self._config.mqtt
+        try:
+            async with asyncio.timeout(timeout):
+                _, writer = await asyncio.open_connection(mqtt.host, mqtt.port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(timeout):
+                await writer.wait_closed()
+        return True
 
     async def stop(self) -> None:
         """Say ``offline shutdown``, disconnect, and let ``run()`` return (within ~2 s)."""
@@ -508,7 +583,9 @@ class Uplink:
                 continue
             self._wake.clear()
             self._cursor = max(self._cursor, self._acked + 1)
-            rows = outbox.pending(self._cursor - 1, room)
+            # The send window: no event above acked + window goes out until acks come.
+            allowed = self._acked + self._send_window - self._cursor + 1
+            rows = outbox.pending(self._cursor - 1, min(room, allowed)) if allowed > 0 else []
             if rows:
                 if self._cursor == self._acked + 1:
                     self._progress_at = time.monotonic()
@@ -545,12 +622,18 @@ class Uplink:
                     await self._window_free.wait()
 
     def _resend(self, reason: str) -> None:
+        """Go back to the oldest unacked event with the window shrunk to
+        ``resend_window_min`` (TCP-like: a timeout means the far side is not taking what
+        it gets), so a connected central that does not ack sees a bounded trickle, oldest
+        first, not the whole backlog every ``resend_after_s``; acks widen it again."""
         if self._cursor <= self._acked + 1:
             return
+        self._send_window = min(self._config.outbox.resend_window_min, self._send_window_max)
         log.info(
-            "uplink: publishing events %d..%d again (%s)",
+            "uplink: publishing events %d..%d again, at most %d until central acks (%s)",
             self._acked + 1,
             self._cursor - 1,
+            self._send_window,
             reason,
         )
         self._historical_below = max(self._historical_below, self._cursor)
@@ -641,6 +724,8 @@ class Uplink:
             self._seq_advances += 1
         outbox.ack(acked)
         self._acked = acked
+        # Each ack that moves doubles the window, up to its maximum (TCP's slow start).
+        self._send_window = min(self._send_window_max, self._send_window * 2)
         self._progress_at = time.monotonic()
         self._wake.set()
         if self._ack_alert is not None:
@@ -825,6 +910,11 @@ class Uplink:
             bad_messages=self._bad_messages,
             seq_advances=self._seq_advances,
             acks_refused=self._acks_refused,
+            connect_failures=self._connect_failures,
+            backoff_s=self._backoff_s,
+            path_probes=self._path_probes,
+            network_returns=self._network_returns,
+            send_window=self._send_window,
         )
 
 
