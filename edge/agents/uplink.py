@@ -47,12 +47,12 @@ import datetime as dt
 import json
 import logging
 import random
-import sqlite3
 import ssl
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -194,6 +194,12 @@ class Uplink:
         self._done = asyncio.Event()
         self._running = False
         self._flush_handle: asyncio.TimerHandle | None = None
+        # The outbox's commits (and deletes) run on this one thread, never on the event
+        # loop: an fsync on an SD card takes tens to hundreds of ms (issue 15 finding 7).
+        self._writer: ThreadPoolExecutor | None = None
+        self._flush_running = False
+        self._flush_again = False
+        outbox.flush_at = 0  # the writer commits; an append never does
         self._overflow_was_active = outbox.overflow_active
         self._seen_commands: OrderedDict[uuid.UUID, None] = OrderedDict()
         self._commands: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(COMMAND_QUEUE)
@@ -249,28 +255,77 @@ class Uplink:
             except aiomqtt.MqttError as exc:
                 log.debug("state %s kept for the next connection: %s", topic, exc)
 
+    def _writer_pool(self) -> ThreadPoolExecutor:
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-writer")
+        return self._writer
+
     def _schedule_flush(self) -> None:
+        if self._flush_running:
+            self._flush_again = True
+            return
         if self._flush_handle is not None:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._flush_now()
+            self._outbox.flush()  # no loop (a tool, or after shutdown): commit inline
             return
         self._flush_handle = loop.call_later(self._flush_delay_s, self._flush_now)
 
     def _flush_now(self) -> None:
+        """Hand the group commit of everything queued to the writer thread (on the loop:
+        returns at once; ``_flushed`` runs on the loop when the commit is done)."""
         self._flush_handle = None
-        try:
-            committed = self._outbox.flush()
-        except sqlite3.Error:
-            log.exception("outbox flush failed; retrying in 1 s")
-            with contextlib.suppress(RuntimeError):
-                self._flush_handle = asyncio.get_running_loop().call_later(1.0, self._flush_now)
+        if self._flush_running:
+            self._flush_again = True
             return
+        self._flush_running = True
+        self._flush_again = False
+        future = self._writer_pool().submit(self._outbox.flush)
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._flushed, f))
+
+    def _flushed(self, future: Future[int]) -> None:
+        self._flush_running = False
+        if self._writer is None:
+            return  # stopped: stop() committed what was left
+        exc = future.exception()
+        if exc is not None:
+            log.error("outbox flush failed; retrying in 1 s", exc_info=exc)
+            if self._flush_handle is None:
+                loop = asyncio.get_running_loop()
+                self._flush_handle = loop.call_later(1.0, self._flush_now)
+            return
+        self._report_overflow()
+        if future.result():
+            self._wake.set()
+        if self._flush_handle is None and (self._flush_again or self._outbox.queued):
+            # What came while the last commit was on disk goes in the next one, at once.
+            self._flush_now()
+
+    async def _commit_queued(self) -> None:
+        """Commit what is queued now (on the writer thread) and wait for it."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        loop = asyncio.get_running_loop()
+        committed = await loop.run_in_executor(self._writer_pool(), self._outbox.flush)
         self._report_overflow()
         if committed:
             self._wake.set()
+
+    def _ack_in_writer(self, acked: int) -> None:
+        """Delete what central's watermark covers, on the writer thread, after every commit
+        handed to it before (so only committed events are ever deleted)."""
+
+        def delete() -> None:
+            try:
+                self._outbox.ack(acked)
+            except Exception:
+                log.exception("uplink: deleting events up to %d failed", acked)
+
+        self._writer_pool().submit(delete)
 
     def _report_overflow(self) -> None:
         outbox = self._outbox
@@ -423,9 +478,12 @@ class Uplink:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(3.0):
                     await self._done.wait()
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-        self._flush_now()
+        await self._commit_queued()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await asyncio.to_thread(writer.shutdown, wait=True)
+        self._flush_running = False
+        self._outbox.flush()  # anything its callback would have committed
 
     def _make_client(self) -> aiomqtt.Client:
         mqtt = self._config.mqtt
@@ -520,9 +578,7 @@ class Uplink:
                 async with asyncio.timeout(self._ack_wait_s):
                     await self._ack_seen.wait()
             # Everything committed before this point is backlog; emitted from now on is live.
-            if self._flush_handle is not None:
-                self._flush_handle.cancel()
-            self._flush_now()
+            await self._commit_queued()
             self._historical_below = self._outbox.last_seq + 1
             self._cursor = self._acked + 1
             self._progress_at = time.monotonic()
@@ -568,7 +624,9 @@ class Uplink:
                 await self._wait_for_room()
                 self._fast_publish(client, topic, payload, retain=True)
                 self._states_published += 1
-        self._outbox.mark_state_clean()
+        await asyncio.get_running_loop().run_in_executor(
+            self._writer_pool(), self._outbox.mark_state_clean
+        )
 
     async def _send_events(self, client: aiomqtt.Client) -> None:
         outbox = self._outbox
@@ -722,7 +780,7 @@ class Uplink:
                 return
             self._historical_below += shift
             self._seq_advances += 1
-        outbox.ack(acked)
+        self._ack_in_writer(acked)
         self._acked = acked
         # Each ack that moves doubles the window, up to its maximum (TCP's slow start).
         self._send_window = min(self._send_window_max, self._send_window * 2)
