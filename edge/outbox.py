@@ -16,8 +16,9 @@ Group commit. ``append()`` does not touch the disk: it numbers the event in memo
 queues it. ``flush()`` writes every queued event, every queued state upsert and the seq
 counter in ONE transaction (one fsync). The uplink runs ``flush()`` on its writer thread
 a couple of milliseconds after the first ``append()`` of a burst (and sets ``flush_at`` to
-0); standalone, ``append()`` flushes by itself once ``flush_at`` events are queued. Only committed events are ever returned by
-``pending()``, so nothing is published before it is durable::
+0); standalone, ``append()`` flushes by itself once ``flush_at`` events are queued. Only
+committed events are ever returned by ``pending()``, so nothing is published before it is
+durable::
 
     append() --seq n, n+1, ...--> [memory queue] --flush(): BEGIN; INSERT..; meta; COMMIT-->
                                                                                 |
