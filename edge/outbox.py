@@ -206,6 +206,7 @@ class Outbox:
         self.state_max_bytes = state_max_bytes or limits.state_max_bytes
         self.flush_at = flush_at
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._closed = False  # a late writer job (an ack after shutdown) then does nothing
         self._write_lock = threading.RLock()
         self._mem_lock = threading.Lock()
         self._conn = self._open_or_recover()
@@ -302,8 +303,9 @@ class Outbox:
 
     def close(self) -> None:
         """Flush what is queued and close the file."""
-        self.flush()
         with self._write_lock:
+            self._flush_locked()
+            self._closed = True
             self._rconn.close()
             self._conn.close()
 
@@ -331,6 +333,11 @@ class Outbox:
         return seq
 
     @property
+    def closed(self) -> bool:
+        """``close()`` was called: writes are then no-ops."""
+        return self._closed
+
+    @property
     def queued(self) -> int:
         """Events appended but not yet committed."""
         with self._mem_lock:
@@ -350,6 +357,8 @@ class Outbox:
             return self._flush_locked()
 
     def _flush_locked(self) -> int:
+        if self._closed:
+            return 0
         with self._mem_lock:
             if not (self._queue or self._state_queue or self._report_queue or self._meta_dirty):
                 return 0
@@ -501,6 +510,8 @@ class Outbox:
             return self._ack_locked(upto_seq)
 
     def _ack_locked(self, upto_seq: int) -> int:
+        if self._closed:
+            return 0  # central's watermark deletes these after the next connect
         if upto_seq > self._meta["last_seq"]:
             raise AckBeyondOutbox(upto_seq, self._meta["last_seq"])
         conn = self._conn

@@ -288,8 +288,8 @@ class Uplink:
 
     def _flushed(self, future: Future[int]) -> None:
         self._flush_running = False
-        if self._writer is None:
-            return  # stopped: stop() committed what was left
+        if self._writer is None or self._outbox.closed:
+            return  # stopped (stop() committed what was left) or the box shut the outbox
         exc = future.exception()
         if exc is not None:
             log.error("outbox flush failed; retrying in 1 s", exc_info=exc)
