@@ -48,6 +48,8 @@ async def test_uplink_reconnects_when_the_broker_answers_again_not_after_its_bac
         await asyncio.to_thread(mosquitto.kill)
         await eventually(lambda: not uplink.connected, timeout=30)
         await eventually(lambda: uplink.stats().backoff_s >= 300.0, timeout=30)
+        # A second probe starts only once the first is done, and the first found no broker.
+        await eventually(lambda: uplink.stats().path_probes >= 2, timeout=30)
         assert uplink.stats().network_returns == 0
         await asyncio.to_thread(mosquitto.start)
         await eventually(lambda: uplink.live, timeout=60)
