@@ -52,7 +52,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -60,6 +59,8 @@ import aiomqtt
 import paho.mqtt.client as paho_mqtt
 from pydantic import BaseModel
 
+from edge.agents.network_path import PathWatch
+from edge.agents.outbox_commits import Commits
 from edge.config import EdgeConfig
 from edge.outbox import Outbox
 from edge.outbox_errors import AckBeyondOutbox, SeqLineFull
@@ -98,9 +99,6 @@ SEEN_COMMANDS: Final = 1024
 COMMAND_QUEUE: Final = 64
 PAHO_MAX_MIDS: Final = 65_535
 GOODBYE_TIMEOUT_S: Final = 1.5
-PATH_PROBE_INTERVAL_S: Final = 1.0
-PATH_PROBE_TIMEOUT_S: Final = 2.0
-PATH_RETURN_JITTER_S: Final = 0.5
 
 
 def _utc_now() -> dt.datetime:
@@ -173,7 +171,6 @@ class Uplink:
         self._on_connection = on_connection
         self._wall = clock
         self._ack_wait_s = ack_wait_s
-        self._flush_delay_s = flush_delay_s
         self._backoff_min_s = backoff_min_s
         self._backoff_max_s = backoff_max_s
         self.topics = Topics(config.site, config.box_id)
@@ -193,13 +190,9 @@ class Uplink:
         self._stop_requested = False
         self._done = asyncio.Event()
         self._running = False
-        self._flush_handle: asyncio.TimerHandle | None = None
-        # The outbox's commits (and deletes) run on this one thread, never on the event
-        # loop: an fsync on an SD card takes tens to hundreds of ms (issue 15 finding 7).
-        self._writer: ThreadPoolExecutor | None = None
-        self._flush_running = False
-        self._flush_again = False
-        outbox.flush_at = 0  # the writer commits; an append never does
+        # Commits and deletes run on their own thread, never on the event loop: an fsync
+        # on an SD card takes tens to hundreds of ms (issue 15 finding 7).
+        self._commits = Commits(outbox, delay_s=flush_delay_s, on_committed=self._committed)
         self._overflow_was_active = outbox.overflow_active
         self._seen_commands: OrderedDict[uuid.UUID, None] = OrderedDict()
         self._commands: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(COMMAND_QUEUE)
@@ -220,8 +213,13 @@ class Uplink:
         self._acks_refused = 0
         self._connect_failures = 0
         self._backoff_s = 0.0
-        self._path_probes = 0
-        self._network_returns = 0
+        self._path = PathWatch(
+            config.mqtt.host,
+            config.mqtt.port,
+            url=config.mqtt.url,
+            stopping=lambda: self._stop_requested,
+            wake=self._wake,
+        )
         self._send_window_max = config.outbox.send_window_max
         self._send_window = self._send_window_max
         self._ack_alert: str | None = None  # the open ack_refused alert, if any
@@ -238,7 +236,7 @@ class Uplink:
         """Put an event body into the outbox and return its seq; it is published once
         committed (a few milliseconds later, in one transaction with the rest of its burst)."""
         seq = self._outbox.append(body, self._clock() if ts is None else ts, boot_id=self._boot_id)
-        self._schedule_flush()
+        self._commits.schedule()
         return seq
 
     def publish_state(self, topic: str, model: BaseModel) -> None:
@@ -247,7 +245,7 @@ class Uplink:
         payload = encode_payload(model)
         client = self._client if self._connected else None
         self._outbox.put_state(topic, payload, dirty=client is None)
-        self._schedule_flush()
+        self._commits.schedule()
         if client is not None:
             try:
                 self._fast_publish(client, topic, payload, retain=True)
@@ -255,77 +253,11 @@ class Uplink:
             except aiomqtt.MqttError as exc:
                 log.debug("state %s kept for the next connection: %s", topic, exc)
 
-    def _writer_pool(self) -> ThreadPoolExecutor:
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-writer")
-        return self._writer
-
-    def _schedule_flush(self) -> None:
-        if self._flush_running:
-            self._flush_again = True
-            return
-        if self._flush_handle is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._outbox.flush()  # no loop (a tool, or after shutdown): commit inline
-            return
-        self._flush_handle = loop.call_later(self._flush_delay_s, self._flush_now)
-
-    def _flush_now(self) -> None:
-        """Hand the group commit of everything queued to the writer thread (on the loop:
-        returns at once; ``_flushed`` runs on the loop when the commit is done)."""
-        self._flush_handle = None
-        if self._flush_running:
-            self._flush_again = True
-            return
-        self._flush_running = True
-        self._flush_again = False
-        future = self._writer_pool().submit(self._outbox.flush)
-        loop = asyncio.get_running_loop()
-        future.add_done_callback(lambda f: loop.call_soon_threadsafe(self._flushed, f))
-
-    def _flushed(self, future: Future[int]) -> None:
-        self._flush_running = False
-        if self._writer is None or self._outbox.closed:
-            return  # stopped (stop() committed what was left) or the box shut the outbox
-        exc = future.exception()
-        if exc is not None:
-            log.error("outbox flush failed; retrying in 1 s", exc_info=exc)
-            if self._flush_handle is None:
-                loop = asyncio.get_running_loop()
-                self._flush_handle = loop.call_later(1.0, self._flush_now)
-            return
+    def _committed(self, count: int) -> None:
+        """After each commit, on the loop: report overflow; wake the sender for new rows."""
         self._report_overflow()
-        if future.result():
+        if count:
             self._wake.set()
-        if self._flush_handle is None and (self._flush_again or self._outbox.queued):
-            # What came while the last commit was on disk goes in the next one, at once.
-            self._flush_now()
-
-    async def _commit_queued(self) -> None:
-        """Commit what is queued now (on the writer thread) and wait for it."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        loop = asyncio.get_running_loop()
-        committed = await loop.run_in_executor(self._writer_pool(), self._outbox.flush)
-        self._report_overflow()
-        if committed:
-            self._wake.set()
-
-    def _ack_in_writer(self, acked: int) -> None:
-        """Delete what central's watermark covers, on the writer thread, after every commit
-        handed to it before (so only committed events are ever deleted)."""
-
-        def delete() -> None:
-            try:
-                self._outbox.ack(acked)
-            except Exception:
-                log.exception("uplink: deleting events up to %d failed", acked)
-
-        self._writer_pool().submit(delete)
 
     def _report_overflow(self) -> None:
         outbox = self._outbox
@@ -414,60 +346,12 @@ class Uplink:
                 ceiling = min(self._backoff_max_s, self._backoff_min_s * 2 ** min(attempt - 1, 10))
                 # Jitter (half to all of the ceiling) spreads a town's boxes after an outage.
                 self._backoff_s = random.uniform(ceiling / 2, ceiling)
-                if await self._back_off(self._backoff_s):
+                if await self._path.back_off(self._backoff_s):
                     attempt = 0
                     self._backoff_s = 0.0
         finally:
             self._running = False
             self._done.set()
-
-    async def _back_off(self, delay: float) -> bool:
-        """Wait ``delay`` s (or until ``stop()``), probing the broker's address with a bare
-        TCP connect every ``PATH_PROBE_INTERVAL_S``. A probe that succeeds after one failed
-        is a fresh network path (the cable, route or broker is back): return True at once,
-        after a short jitter, so the caller resets its back-off and reconnects. A path that
-        never went down does not cut the wait short (a broker refusing the session is not
-        hammered)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + delay
-        path_was_down = False
-        self._wake.clear()
-        while not self._stop_requested:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            if remaining > PATH_PROBE_INTERVAL_S:
-                if not await self._path_answers(min(PATH_PROBE_TIMEOUT_S, remaining)):
-                    path_was_down = True
-                elif path_was_down:
-                    self._network_returns += 1
-                    log.info(
-                        "uplink: %s answers again; reconnecting now (back-off reset)",
-                        self._config.mqtt.url,
-                    )
-                    await asyncio.sleep(random.uniform(0, PATH_RETURN_JITTER_S))
-                    return not self._stop_requested
-            wait = max(0.0, min(PATH_PROBE_INTERVAL_S, deadline - loop.time()))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            self._wake.clear()
-        return False
-
-    async def _path_answers(self, timeout: float) -> bool:  # noqa: ASYNC109
-        """True when a TCP connection to the broker's address opens (closed at once)."""
-        self._path_probes += 1
-        mqtt = self._config.mqtt
-        try:
-            async with asyncio.timeout(timeout):
-                _, writer = await asyncio.open_connection(mqtt.host, mqtt.port)
-        except (OSError, TimeoutError):
-            return False
-        writer.close()
-        with contextlib.suppress(OSError, TimeoutError):
-            async with asyncio.timeout(timeout):
-                await writer.wait_closed()
-        return True
 
     async def stop(self) -> None:
         """Say ``offline shutdown``, disconnect, and let ``run()`` return (within ~2 s)."""
@@ -478,12 +362,7 @@ class Uplink:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(3.0):
                     await self._done.wait()
-        await self._commit_queued()
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            await asyncio.to_thread(writer.shutdown, wait=True)
-        self._flush_running = False
-        self._outbox.flush()  # anything its callback would have committed
+        await self._commits.stop()
 
     def _make_client(self) -> aiomqtt.Client:
         mqtt = self._config.mqtt
@@ -578,7 +457,7 @@ class Uplink:
                 async with asyncio.timeout(self._ack_wait_s):
                     await self._ack_seen.wait()
             # Everything committed before this point is backlog; emitted from now on is live.
-            await self._commit_queued()
+            await self._commits.commit_now()
             self._historical_below = self._outbox.last_seq + 1
             self._cursor = self._acked + 1
             self._progress_at = time.monotonic()
@@ -624,9 +503,7 @@ class Uplink:
                 await self._wait_for_room()
                 self._fast_publish(client, topic, payload, retain=True)
                 self._states_published += 1
-        await asyncio.get_running_loop().run_in_executor(
-            self._writer_pool(), self._outbox.mark_state_clean
-        )
+        await self._commits.mark_state_clean()
 
     async def _send_events(self, client: aiomqtt.Client) -> None:
         outbox = self._outbox
@@ -780,7 +657,7 @@ class Uplink:
                 return
             self._historical_below += shift
             self._seq_advances += 1
-        self._ack_in_writer(acked)
+        self._commits.ack(acked)
         self._acked = acked
         # Each ack that moves doubles the window, up to its maximum (TCP's slow start).
         self._send_window = min(self._send_window_max, self._send_window * 2)
@@ -970,8 +847,8 @@ class Uplink:
             acks_refused=self._acks_refused,
             connect_failures=self._connect_failures,
             backoff_s=self._backoff_s,
-            path_probes=self._path_probes,
-            network_returns=self._network_returns,
+            path_probes=self._path.probes,
+            network_returns=self._path.returns,
             send_window=self._send_window,
         )
 
