@@ -74,13 +74,17 @@ def box_config(
     }
 
 
-def start_box(config: dict[str, Any], workdir: Path) -> subprocess.Popen[bytes]:
+def start_box(
+    config: dict[str, Any], workdir: Path, *, wrapper: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``parkgrid edge run`` on ``config``; ``wrapper`` (e.g. an strace command line) is put
+    in front of the box's command."""
     path = workdir / "edge.toml"
     path.write_text(tomli_w.dumps(config))
     log = open(workdir / "box.log", "wb")  # noqa: SIM115 - the child owns it
     return subprocess.Popen(
-        [sys.executable, "-m", "parkgrid", "edge", "run", "--config", str(path),
-         "--log-level", "WARNING"],
+        [*(wrapper or []), sys.executable, "-m", "parkgrid", "edge", "run", "--config",
+         str(path), "--log-level", "WARNING"],
         stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
     )  # fmt: skip
 

@@ -432,6 +432,18 @@ class OutboxConfig(_Model):
     events_max_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
     state_max_bytes: int = Field(default=8 * 1024 * 1024, ge=16 * 1024)
     resend_after_s: float = Field(default=30, gt=0, le=3600)
+    resend_window_min: int = Field(
+        default=500,
+        ge=1,
+        le=1_000_000,
+        description="events published again, oldest first, when no ack came for resend_after_s",
+    )
+    send_window_max: int = Field(
+        default=50_000,
+        ge=1,
+        le=10_000_000,
+        description="most events outstanding above central's ack; the window widens to it",
+    )
 
 
 class HealthConfig(_Model):

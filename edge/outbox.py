@@ -14,10 +14,11 @@ Two lanes live in one SQLite file (WAL, ``synchronous=FULL``):
 
 Group commit. ``append()`` does not touch the disk: it numbers the event in memory and
 queues it. ``flush()`` writes every queued event, every queued state upsert and the seq
-counter in ONE transaction (one fsync). The uplink calls ``flush()`` a couple of
-milliseconds after the first ``append()`` of a burst, and ``append()`` flushes by itself
-once ``flush_at`` events are queued. Only committed events are ever returned by
-``pending()``, so nothing is published before it is durable::
+counter in ONE transaction (one fsync). The uplink runs ``flush()`` on its writer thread
+a couple of milliseconds after the first ``append()`` of a burst (and sets ``flush_at`` to
+0); standalone, ``append()`` flushes by itself once ``flush_at`` events are queued. Only
+committed events are ever returned by ``pending()``, so nothing is published before it is
+durable::
 
     append() --seq n, n+1, ...--> [memory queue] --flush(): BEGIN; INSERT..; meta; COMMIT-->
                                                                                 |
@@ -49,6 +50,7 @@ import builtins
 import datetime as dt
 import logging
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -170,7 +172,14 @@ class _Queued:
 
 
 class Outbox:
-    """The two-lane SQLite outbox of one box. Not thread-safe: one owner (the uplink)."""
+    """The two-lane SQLite outbox of one box, owned by the uplink.
+
+    Thread-safe in one shape: one thread (the event loop) appends, puts states and reads;
+    the writing methods (``flush``, ``ack``, ``mark_state_clean``, ``advance_past``) may
+    run on another thread (the uplink's writer). Writes go through one connection, one at
+    a time (``_write_lock``); reads use their own connection (WAL: readers never wait for
+    a writer's fsync). The in-memory queues are swapped under ``_mem_lock``, which is never
+    held across disk I/O."""
 
     def __init__(
         self,
@@ -197,7 +206,11 @@ class Outbox:
         self.state_max_bytes = state_max_bytes or limits.state_max_bytes
         self.flush_at = flush_at
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._closed = False  # a late writer job (an ack after shutdown) then does nothing
+        self._write_lock = threading.RLock()
+        self._mem_lock = threading.Lock()
         self._conn = self._open_or_recover()
+        self._rconn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._queue: list[_Queued] = []
         self._state_queue: dict[str, tuple[bytes, bool]] = {}
         self._report_queue: list[int] = []
@@ -290,33 +303,45 @@ class Outbox:
 
     def close(self) -> None:
         """Flush what is queued and close the file."""
-        self.flush()
-        self._conn.close()
+        with self._write_lock:
+            self._flush_locked()
+            self._closed = True
+            self._rconn.close()
+            self._conn.close()
 
     # --- events lane --------------------------------------------------------------------
 
     def append(self, body: BaseModel, ts: dt.datetime, *, boot_id: uuid.UUID | None = None) -> int:
-        """Queue an event body for the next group commit and return its seq."""
-        seq = self._next_seq
-        self._next_seq += 1
-        self._queue.append(
-            _Queued(
-                seq=seq,
-                event_id=str(uuid.uuid4()),
-                ts=_TS.dump_json(ts).decode(),
-                created=ts.timestamp(),
-                body=encode_payload(body),
-                boot_id=str(boot_id or self.boot_id),
-            )
-        )
-        if len(self._queue) >= self.flush_at:
+        """Queue an event body for the next group commit and return its seq.
+
+        With ``flush_at`` > 0 the append commits by itself once that many are queued; the
+        uplink sets it to 0 (its writer thread commits, never the caller)."""
+        event_id = str(uuid.uuid4())
+        ts_json = _TS.dump_json(ts).decode()
+        encoded = encode_payload(body)
+        boot = str(boot_id or self.boot_id)
+        with self._mem_lock:
+            seq = self._next_seq
+            self._next_seq += 1
+            self._queue.append(
+                _Queued(seq=seq, event_id=event_id, ts=ts_json, created=ts.timestamp(),
+                        body=encoded, boot_id=boot)
+            )  # fmt: skip
+            full = bool(self.flush_at) and len(self._queue) >= self.flush_at
+        if full:
             self.flush()
         return seq
 
     @property
+    def closed(self) -> bool:
+        """``close()`` was called: writes are then no-ops."""
+        return self._closed
+
+    @property
     def queued(self) -> int:
         """Events appended but not yet committed."""
-        return len(self._queue)
+        with self._mem_lock:
+            return len(self._queue)
 
     @property
     def last_seq(self) -> int:
@@ -328,11 +353,19 @@ class Outbox:
 
         Then enforce the events lane's byte cap (in a second transaction).
         """
-        if not (self._queue or self._state_queue or self._report_queue or self._meta_dirty):
+        with self._write_lock:
+            return self._flush_locked()
+
+    def _flush_locked(self) -> int:
+        if self._closed:
             return 0
-        queue, self._queue = self._queue, []
-        states, self._state_queue = self._state_queue, {}
-        reports, self._report_queue = self._report_queue, []
+        with self._mem_lock:
+            if not (self._queue or self._state_queue or self._report_queue or self._meta_dirty):
+                return 0
+            queue, self._queue = self._queue, []
+            states, self._state_queue = self._state_queue, {}
+            reports, self._report_queue = self._report_queue, []
+        old_last = self._meta["last_seq"]
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -364,11 +397,13 @@ class Outbox:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            self._meta["last_seq"] = old_last
             # Put the work back so a later flush retries it in order.
-            self._queue = queue + self._queue
-            for topic, value in states.items():
-                self._state_queue.setdefault(topic, value)
-            self._report_queue = reports + self._report_queue
+            with self._mem_lock:
+                self._queue = queue + self._queue
+                for topic, value in states.items():
+                    self._state_queue.setdefault(topic, value)
+                self._report_queue = reports + self._report_queue
             raise
         self._depth += len(queue)
         self._bytes += sum(len(q.body) for q in queue)
@@ -471,6 +506,12 @@ class Outbox:
         Raises ``AckBeyondOutbox`` (deleting nothing) for an ack above the last committed
         seq: only committed events are ever published, so central cannot hold more.
         """
+        with self._write_lock:
+            return self._ack_locked(upto_seq)
+
+    def _ack_locked(self, upto_seq: int) -> int:
+        if self._closed:
+            return 0  # central's watermark deletes these after the next connect
         if upto_seq > self._meta["last_seq"]:
             raise AckBeyondOutbox(upto_seq, self._meta["last_seq"])
         conn = self._conn
@@ -509,7 +550,11 @@ class Outbox:
         Raises ``SeqLineFull``, changing nothing, for a watermark that would leave fewer
         than ``SEQ_HEADROOM`` seqs above the renumbered line (2**63-1 is the top).
         """
-        self.flush()
+        with self._write_lock:
+            return self._advance_past_locked(acked_seq)
+
+    def _advance_past_locked(self, acked_seq: int) -> int:
+        self._flush_locked()
         old_last = self._meta["last_seq"]
         if acked_seq <= old_last:
             return 0
@@ -533,8 +578,9 @@ class Outbox:
             conn.execute("ROLLBACK")
             self._meta["last_seq"] = old_last  # whether or not the new value was set
             raise
-        self._next_seq = self._meta["last_seq"] + 1
-        self._report_queue = [first + offset for first in self._report_queue]
+        with self._mem_lock:
+            self._next_seq = self._meta["last_seq"] + 1
+            self._report_queue = [first + offset for first in self._report_queue]
         log.warning(
             "outbox %s: central's watermark %d is ahead of this outbox (recreated?): its %d "
             "events are renumbered from %d, new events continue at %d",
@@ -548,7 +594,7 @@ class Outbox:
 
     def pending(self, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Committed events with ``seq > after_seq``, oldest first, at most ``limit``."""
-        rows = self._conn.execute(
+        rows = self._rconn.execute(
             "SELECT seq, event_id, ts, boot_id, body FROM events WHERE seq > ? "
             "ORDER BY seq LIMIT ?",
             (after_seq, limit),
@@ -568,7 +614,7 @@ class Outbox:
 
     def oldest_age(self, now: dt.datetime) -> float | None:
         """Seconds since the oldest unacked event happened; ``None`` when there is none."""
-        row = self._conn.execute("SELECT created FROM events ORDER BY seq LIMIT 1").fetchone()
+        row = self._rconn.execute("SELECT created FROM events ORDER BY seq LIMIT 1").fetchone()
         if row is None:
             return None
         return max(0.0, now.timestamp() - float(row[0]))
@@ -593,16 +639,22 @@ class Outbox:
         return started
 
     def unreported_drops(self) -> list[DropRange]:
-        """Drop ranges not yet turned into an ``EventsDropped`` event (bounded: newest 100)."""
-        rows = self._conn.execute(
+        """Drop ranges not yet turned into an ``EventsDropped`` event (bounded: newest 100);
+        a range marked reported but not yet committed is left out."""
+        with self._mem_lock:
+            marked = set(self._report_queue)
+        rows = self._rconn.execute(
             "SELECT first_seq, last_seq, count FROM drops WHERE reported = 0 "
             "ORDER BY first_seq LIMIT 100"
         ).fetchall()
-        return [DropRange(first_seq=r[0], last_seq=r[1], count=r[2]) for r in rows]
+        return [
+            DropRange(first_seq=r[0], last_seq=r[1], count=r[2]) for r in rows if r[0] not in marked
+        ]
 
     def mark_reported(self, drop: DropRange) -> None:
         """Mark ``drop`` reported in the next flush, with the event that reports it."""
-        self._report_queue.append(drop.first_seq)
+        with self._mem_lock:
+            self._report_queue.append(drop.first_seq)
 
     # --- state lane ---------------------------------------------------------------------
 
@@ -621,30 +673,42 @@ class Outbox:
             return False
         self._state_bytes += len(payload) - (old or 0)
         self._state_sizes[topic] = len(payload)
-        self._state_queue[topic] = (payload, dirty)
+        with self._mem_lock:
+            self._state_queue[topic] = (payload, dirty)
         return True
 
     def mark_state_clean(self) -> None:
         """Every state has been handed to the broker."""
-        self.flush()
-        self._conn.execute("UPDATE state SET dirty = 0 WHERE dirty = 1")
+        with self._write_lock:
+            self._flush_locked()
+            self._conn.execute("UPDATE state SET dirty = 0 WHERE dirty = 1")
 
     def states(self) -> Iterator[tuple[str, builtins.bytes]]:
-        """Every kept state (topic, payload), committed ones included."""
-        self.flush()
-        for topic, payload in self._conn.execute("SELECT topic, payload FROM state ORDER BY topic"):
-            yield topic, bytes(payload)
+        """Every kept state (topic, payload): committed ones, and queued ones over them.
+        Reads only (no commit), so the event loop may call it."""
+        with self._mem_lock:
+            queued = {topic: payload for topic, (payload, _) in self._state_queue.items()}
+        rows = self._rconn.execute("SELECT topic, payload FROM state ORDER BY topic").fetchall()
+        kept = {str(topic): bytes(payload) for topic, payload in rows}
+        kept.update(queued)
+        for topic in sorted(kept):
+            yield topic, kept[topic]
 
     def state_dirty(self) -> int:
-        self.flush()
-        row = self._conn.execute("SELECT count(*) FROM state WHERE dirty = 1").fetchone()
-        return int(row[0])
+        """States not yet handed to the broker (committed or queued); reads only."""
+        with self._mem_lock:
+            queued = {topic: dirty for topic, (_, dirty) in self._state_queue.items()}
+        rows = self._rconn.execute("SELECT topic FROM state WHERE dirty = 1").fetchall()
+        dirty = {str(r[0]) for r in rows if str(r[0]) not in queued}
+        dirty.update(topic for topic, is_dirty in queued.items() if is_dirty)
+        return len(dirty)
 
     # --- health -------------------------------------------------------------------------
 
     def integrity_check(self) -> list[str]:
         """``PRAGMA integrity_check``: an empty list when the file is sound."""
-        return integrity_problems(self._conn, quick=False)
+        with self._write_lock:
+            return integrity_problems(self._conn, quick=False)
 
     def stats(self) -> OutboxStats:
         return OutboxStats(

@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 ``run()`` is a reconnect loop around one MQTT session (a fresh ``aiomqtt.Client`` per
 attempt, so the Last Will's ``ts`` is the connect time, as the contract says). Back-off
-doubles from 0.5 s up to 30 s; the loss is logged once and the return once.
+doubles from 0.5 s up to 30 s, jittered; while waiting, a bare TCP probe of the broker's
+address each second ends the wait (back-off reset) when the path answers again after it
+did not. The loss is logged once and the return once.
 
 Each session, in this order::
 
@@ -23,7 +25,9 @@ window (``mqtt.max_inflight`` messages, far below paho's 65,535 message ids). An
 deleted only when central's retained ``AckWatermark`` covers its seq. When the watermark
 has not moved for ``outbox.resend_after_s`` while events are outstanding, or when
 ``_central/status`` turns from offline to online, the cursor goes back to
-``acked_seq + 1`` and everything above is published again with ``historical=true``;
+``acked_seq + 1`` and the oldest ``resend_window_min`` events are published again with
+``historical=true`` (the send window, doubled per ack up to ``send_window_max``, caps
+what may be outstanding above the watermark);
 central's store is unique on (box, seq), so repeats cost bandwidth, never a double count.
 
 The event publish path hands messages straight to aiomqtt's paho client (``_paho``): an
@@ -42,7 +46,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import sqlite3
+import random
 import ssl
 import time
 import uuid
@@ -55,6 +59,8 @@ import aiomqtt
 import paho.mqtt.client as paho_mqtt
 from pydantic import BaseModel
 
+from edge.agents.network_path import PathWatch
+from edge.agents.outbox_commits import Commits
 from edge.config import EdgeConfig
 from edge.outbox import Outbox
 from edge.outbox_errors import AckBeyondOutbox, SeqLineFull
@@ -121,6 +127,16 @@ class UplinkStats:
     """Times central's watermark was ahead of the outbox and its events were renumbered."""
     acks_refused: int = 0
     """Acks above the outbox's last committed seq, refused (nothing deleted)."""
+    connect_failures: int = 0
+    """Sessions that could not be opened or ended in an error."""
+    backoff_s: float = 0.0
+    """The current wait before the next connect attempt (0: connected, or reset)."""
+    path_probes: int = 0
+    """TCP probes of the broker's address made while backing off."""
+    network_returns: int = 0
+    """Back-offs cut short because the broker's address answered again after it did not."""
+    send_window: int = 0
+    """Events that may be outstanding above central's watermark (shrinks on a resend)."""
 
 
 class Uplink:
@@ -141,6 +157,7 @@ class Uplink:
         clock: Callable[[], dt.datetime] | Callable[[], float] = _utc_now,
         ack_wait_s: float = 1.0,
         flush_delay_s: float = 0.002,
+        backoff_min_s: float = BACKOFF_MIN_S,
         backoff_max_s: float = BACKOFF_MAX_S,
     ) -> None:
         self._config = config
@@ -154,7 +171,7 @@ class Uplink:
         self._on_connection = on_connection
         self._wall = clock
         self._ack_wait_s = ack_wait_s
-        self._flush_delay_s = flush_delay_s
+        self._backoff_min_s = backoff_min_s
         self._backoff_max_s = backoff_max_s
         self.topics = Topics(config.site, config.box_id)
         self._box_id = config.box_id
@@ -173,7 +190,9 @@ class Uplink:
         self._stop_requested = False
         self._done = asyncio.Event()
         self._running = False
-        self._flush_handle: asyncio.TimerHandle | None = None
+        # Commits and deletes run on their own thread, never on the event loop: an fsync
+        # on an SD card takes tens to hundreds of ms (issue 15 finding 7).
+        self._commits = Commits(outbox, delay_s=flush_delay_s, on_committed=self._committed)
         self._overflow_was_active = outbox.overflow_active
         self._seen_commands: OrderedDict[uuid.UUID, None] = OrderedDict()
         self._commands: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(COMMAND_QUEUE)
@@ -192,6 +211,17 @@ class Uplink:
         self._bad_messages = 0
         self._seq_advances = 0
         self._acks_refused = 0
+        self._connect_failures = 0
+        self._backoff_s = 0.0
+        self._path = PathWatch(
+            config.mqtt.host,
+            config.mqtt.port,
+            url=config.mqtt.url,
+            stopping=lambda: self._stop_requested,
+            wake=self._wake,
+        )
+        self._send_window_max = config.outbox.send_window_max
+        self._send_window = self._send_window_max
         self._ack_alert: str | None = None  # the open ack_refused alert, if any
 
     def _clock(self) -> dt.datetime:
@@ -206,7 +236,7 @@ class Uplink:
         """Put an event body into the outbox and return its seq; it is published once
         committed (a few milliseconds later, in one transaction with the rest of its burst)."""
         seq = self._outbox.append(body, self._clock() if ts is None else ts, boot_id=self._boot_id)
-        self._schedule_flush()
+        self._commits.schedule()
         return seq
 
     def publish_state(self, topic: str, model: BaseModel) -> None:
@@ -215,7 +245,7 @@ class Uplink:
         payload = encode_payload(model)
         client = self._client if self._connected else None
         self._outbox.put_state(topic, payload, dirty=client is None)
-        self._schedule_flush()
+        self._commits.schedule()
         if client is not None:
             try:
                 self._fast_publish(client, topic, payload, retain=True)
@@ -223,27 +253,10 @@ class Uplink:
             except aiomqtt.MqttError as exc:
                 log.debug("state %s kept for the next connection: %s", topic, exc)
 
-    def _schedule_flush(self) -> None:
-        if self._flush_handle is not None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._flush_now()
-            return
-        self._flush_handle = loop.call_later(self._flush_delay_s, self._flush_now)
-
-    def _flush_now(self) -> None:
-        self._flush_handle = None
-        try:
-            committed = self._outbox.flush()
-        except sqlite3.Error:
-            log.exception("outbox flush failed; retrying in 1 s")
-            with contextlib.suppress(RuntimeError):
-                self._flush_handle = asyncio.get_running_loop().call_later(1.0, self._flush_now)
-            return
+    def _committed(self, count: int) -> None:
+        """After each commit, on the loop: report overflow; wake the sender for new rows."""
         self._report_overflow()
-        if committed:
+        if count:
             self._wake.set()
 
     def _report_overflow(self) -> None:
@@ -302,6 +315,7 @@ class Uplink:
                 try:
                     async with client:
                         attempt = 0
+                        self._backoff_s = 0.0
                         if down_since is not None:
                             log.info(
                                 "uplink: connection to %s is back after %.1f s",
@@ -328,13 +342,13 @@ class Uplink:
                 finally:
                     self._session_ended()
                 attempt += 1
-                delay = min(self._backoff_max_s, BACKOFF_MIN_S * 2 ** min(attempt - 1, 10))
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        while not self._stop_requested:
-                            await self._wake.wait()
-                            self._wake.clear()
+                self._connect_failures += 1
+                ceiling = min(self._backoff_max_s, self._backoff_min_s * 2 ** min(attempt - 1, 10))
+                # Jitter (half to all of the ceiling) spreads a town's boxes after an outage.
+                self._backoff_s = random.uniform(ceiling / 2, ceiling)
+                if await self._path.back_off(self._backoff_s):
+                    attempt = 0
+                    self._backoff_s = 0.0
         finally:
             self._running = False
             self._done.set()
@@ -348,9 +362,7 @@ class Uplink:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(3.0):
                     await self._done.wait()
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-        self._flush_now()
+        await self._commits.stop()
 
     def _make_client(self) -> aiomqtt.Client:
         mqtt = self._config.mqtt
@@ -445,9 +457,7 @@ class Uplink:
                 async with asyncio.timeout(self._ack_wait_s):
                     await self._ack_seen.wait()
             # Everything committed before this point is backlog; emitted from now on is live.
-            if self._flush_handle is not None:
-                self._flush_handle.cancel()
-            self._flush_now()
+            await self._commits.commit_now()
             self._historical_below = self._outbox.last_seq + 1
             self._cursor = self._acked + 1
             self._progress_at = time.monotonic()
@@ -493,7 +503,7 @@ class Uplink:
                 await self._wait_for_room()
                 self._fast_publish(client, topic, payload, retain=True)
                 self._states_published += 1
-        self._outbox.mark_state_clean()
+        await self._commits.mark_state_clean()
 
     async def _send_events(self, client: aiomqtt.Client) -> None:
         outbox = self._outbox
@@ -508,7 +518,9 @@ class Uplink:
                 continue
             self._wake.clear()
             self._cursor = max(self._cursor, self._acked + 1)
-            rows = outbox.pending(self._cursor - 1, room)
+            # The send window: no event above acked + window goes out until acks come.
+            allowed = self._acked + self._send_window - self._cursor + 1
+            rows = outbox.pending(self._cursor - 1, min(room, allowed)) if allowed > 0 else []
             if rows:
                 if self._cursor == self._acked + 1:
                     self._progress_at = time.monotonic()
@@ -545,12 +557,18 @@ class Uplink:
                     await self._window_free.wait()
 
     def _resend(self, reason: str) -> None:
+        """Go back to the oldest unacked event with the window shrunk to
+        ``resend_window_min`` (TCP-like: a timeout means the far side is not taking what
+        it gets), so a connected central that does not ack sees a bounded trickle, oldest
+        first, not the whole backlog every ``resend_after_s``; acks widen it again."""
         if self._cursor <= self._acked + 1:
             return
+        self._send_window = min(self._config.outbox.resend_window_min, self._send_window_max)
         log.info(
-            "uplink: publishing events %d..%d again (%s)",
+            "uplink: publishing events %d..%d again, at most %d until central acks (%s)",
             self._acked + 1,
             self._cursor - 1,
+            self._send_window,
             reason,
         )
         self._historical_below = max(self._historical_below, self._cursor)
@@ -639,8 +657,10 @@ class Uplink:
                 return
             self._historical_below += shift
             self._seq_advances += 1
-        outbox.ack(acked)
+        self._commits.ack(acked)
         self._acked = acked
+        # Each ack that moves doubles the window, up to its maximum (TCP's slow start).
+        self._send_window = min(self._send_window_max, self._send_window * 2)
         self._progress_at = time.monotonic()
         self._wake.set()
         if self._ack_alert is not None:
@@ -825,6 +845,11 @@ class Uplink:
             bad_messages=self._bad_messages,
             seq_advances=self._seq_advances,
             acks_refused=self._acks_refused,
+            connect_failures=self._connect_failures,
+            backoff_s=self._backoff_s,
+            path_probes=self._path.probes,
+            network_returns=self._path.returns,
+            send_window=self._send_window,
         )
 
 
