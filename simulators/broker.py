@@ -3,7 +3,7 @@
 The broker is the real thing (Debian's ``mosquitto``), started with a generated
 configuration so each test gets its own, isolated, on its own port. ``set_tcp_nodelay true``
 is always written: Mosquitto's default holds back acknowledgements, which cut QoS 1 rates
-by a factor of four in our measurements (DESIGN.md).
+by a factor of four in our measurements.
 """
 
 from __future__ import annotations

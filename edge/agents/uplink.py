@@ -32,7 +32,7 @@ central's store is unique on (box, seq), so repeats cost bandwidth, never a doub
 
 The event publish path hands messages straight to aiomqtt's paho client (``_paho``): an
 awaited ``aiomqtt.Client.publish`` per event costs a task and a future per message, and
-caps the drain at about a third of paho's rate (see DESIGN.md). The socket is still driven
+caps the drain at about a third of paho's rate (docs/edge-uplink.md). The socket is still driven
 by aiomqtt's reader and writer on this event loop; only the per-message await is skipped.
 
 Commands run one at a time in their own task, so a slow ``on_command`` never stalls acks.

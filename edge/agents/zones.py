@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-Each zone runs two tables (STYLE.md: a state machine is a table), both driven by ``now`` and
-the occupancy of the zone's bays, both re-evaluated whenever a bay changes or a deadline
+Each zone runs two tables (state machines are tables: docs/architecture.md), both driven by
+``now`` and the occupancy of the zone's bays, both re-evaluated whenever a bay changes or a deadline
 (:meth:`ZoneAgent.next_deadline`) passes:
 
 1. **The zone table** ``ZONE_TABLE[(state, phase)] -> (action, next_state)``. The input is
