@@ -78,6 +78,17 @@ HOSTILE_NOT_COVERED = """
   reaches open streams here within the token cache's 5 s.
 - TLS and the proxy's limits in front of central are the deployment's (`deploy/nginx/`,
   checked with `nginx -t`); no test runs central behind them.
+- A box's birth says how many events its outbox holds (`cap_bytes`) and central believes
+  it: with stolen box credentials, a birth claiming a huge outbox plus a drop report can
+  still move that box's watermark past its real events (the box then refuses every ack, so
+  nothing is deleted, but it is never acked again). Central should take the size from
+  provisioning.
+- Anyone with a box's credentials can send that box's future seqs first: the real events
+  are then flagged as replays and kept in the (bounded) quarantine, not stored. Only signed
+  events would close this.
+- A box can create sign rows for made-up sign ids without limit; zone counts are not
+  bounded by the zone's bays (not tried).
+- `/metrics` answers without a token (box ids, last-seen times, site-problem counts).
 """
 
 
@@ -302,7 +313,8 @@ def known_gaps(data: dict[str, Any]) -> list[str]:
     return gaps + [
         f"{name}: {row.get('refused')} of {row.get('tried')} refused"
         for name, row in data.get("hostile", {}).items()
-        if row.get("tried") != row.get("refused")
+        # a count of attempts that got something; a text (a bound held) is the row's figure
+        if isinstance(row.get("refused"), int) and row.get("tried") != row.get("refused")
     ]
 
 
