@@ -30,10 +30,12 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def fill(directory: Path) -> Path:
-    """Write a filler file until the file system is full."""
-    filler = directory / "filler"
-    with open(filler, "wb") as out:
+def fill(filler: Path) -> Path:
+    """Append to ``filler`` (made before central started) until its file system is full.
+
+    The file exists beforehand because creating one needs room too: when central's database
+    had already taken the last of the tmpfs, ``open(..., "wb")`` itself failed with ENOSPC."""
+    with open(filler, "ab") as out:
         chunk = b"\0" * 65536
         with contextlib.suppress(OSError):
             while True:
@@ -55,12 +57,13 @@ async def test_faults_central_disk_full_keeps_events_at_boxes(tmp_path: Path) ->
     """Disk full: ingest refuses with an error and a metric, boxes hold, nothing lost later."""
     # Sized with the load: a soak stores 30x the events, which alone would fill 16 MB for good.
     with small_tmpfs(tmp_path / "dbfs", f"{16 * max(1, round(soak_factor()))}m") as fs:
+        (fs / "filler").touch()
         async with rig(tmp_path, central_db=fs / "central.db") as r:
             seen: dict[str, object] = {}
             assert r.central.proc.running
 
             async def fault() -> dict[str, object]:
-                filler = fill(fs)
+                filler = fill(fs / "filler")
                 took = await r.wait(
                     lambda: metric(r.central.metrics(), "parkgrid_central_ingest_store_full") == 1,
                     within=60,
