@@ -124,7 +124,7 @@ def role_central(args: argparse.Namespace) -> None:
     from central.ingest.mqtt import CentralMqtt
     from central.ingest.service import IngestWriter
     from central.settings import CentralSettings
-    from central.site import SiteIndex, load_site
+    from site_model.site import SiteIndex, load_site
 
     settings = CentralSettings(
         site_file=Path(args.site),
@@ -288,8 +288,8 @@ def check_store(db: str, events: dict[str, list[bytes]]) -> None:
 def fresh_db(tmp: Path, name: str, site_file: Path, db: str | None) -> str:
     from central.db.engine import make_engine
     from central.db.migrate import upgrade
-    from central.site import load_site
     from central.sites.service import sync_site
+    from site_model.site import load_site
 
     url = db or f"sqlite:///{tmp / name}"
     engine = make_engine(url)

@@ -131,7 +131,7 @@ class Run:
 
 
 def load_run(run_dir: Path) -> Run:
-    from central.site import SignKind, load_site
+    from site_model.site import SignKind, load_site
 
     state = json.loads((run_dir / "demo.json").read_text())
     site = load_site(Path(state["site_file"]))

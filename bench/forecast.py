@@ -50,8 +50,8 @@ from central.forecast.model import (
     predict_on_grid,
     prepare,
 )
-from central.site import load_site
 from simulators.history import lot_series, town_days
+from site_model.site import load_site
 
 ROOT = Path(__file__).resolve().parent.parent
 HORIZONS = (30, 60)

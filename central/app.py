@@ -50,13 +50,13 @@ from central.public import mount as mount_public
 from central.quarantine.retention import QuarantineRetention
 from central.quarantine.router import router as quarantine_router
 from central.settings import CentralSettings
-from central.site import SiteIndex, load_site
 from central.sites.router import router as site_router
 from central.sites.service import sync_site
 from central.stream.hub import Hub
 from central.stream.router import router as stream_router
 from central.townclock import TownClock
 from central.zones.router import router as zones_router
+from site_model.site import SiteIndex, load_site
 
 log = logging.getLogger(__name__)
 

@@ -109,7 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from central.app import create_app
     from central.settings import CentralSettings
-    from central.site import SiteError, load_site
+    from site_model.site import SiteError, load_site
 
     overrides: dict[str, object] = {"database_url": args.database_url}
     for name, value in (
@@ -263,7 +263,7 @@ def _verify_ledger(args: argparse.Namespace) -> int:
 
 
 def _check_site(args: argparse.Namespace) -> int:
-    from central.site import SiteError, load_site
+    from site_model.site import SiteError, load_site
 
     try:
         site = load_site(args.site)

@@ -11,8 +11,8 @@ from central.auth.passwords import LoginThrottle, PasswordChecks
 from central.auth.service import TokenCache
 from central.ingest.batch import IngestStats
 from central.settings import CentralSettings
-from central.site import Site, SiteIndex
 from central.stream.hub import Hub
+from site_model.site import Site, SiteIndex
 
 if TYPE_CHECKING:
     from central.http_limits import HttpGuard

@@ -45,8 +45,8 @@ from typing import Any
 
 import tomli_w
 
-from central.site import Site, SiteError, load_site
 from firmware_protocols.uplink import Topics
+from site_model.site import Site, SiteError, load_site
 
 MOSQUITTO_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
 MOSQUITTO_SALT_BYTES = 12

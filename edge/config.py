@@ -35,13 +35,13 @@ from pydantic import (
 from firmware_protocols.sensors import FORMATS as SENSOR_FORMATS
 from firmware_protocols.signs import PROFILES as SIGN_PROFILES
 from firmware_protocols.signs import Message
-from parkgrid.configfile import (
+from site_model.configfile import (
     ConfigFileError,
     file_hash,
     load_file_data,
     validate_file_data,
 )
-from parkgrid.configfile import ConfigProblem as ConfigProblem  # re-exported: edge's name
+from site_model.configfile import ConfigProblem as ConfigProblem  # re-exported: edge's name
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]

@@ -222,7 +222,7 @@ def box_configs(
     ``provision-box`` gives a technician (``central.provision.starter_config``), filled in as
     the technician would (the line, the bays, the signs) plus the demo's faster timings."""
     from central.provision import starter_config
-    from central.site import SignKind
+    from site_model.site import SignKind
 
     tz = ZoneInfo(site.site.timezone)
     speed = clock.speed
@@ -367,7 +367,7 @@ async def _wait_http(url: str, *, within: float, child: Child | None = None) -> 
 
 class Demo:
     def __init__(self, options: Options) -> None:
-        from central.site import load_site
+        from site_model.site import load_site
 
         self.options = options
         self.site = load_site(options.site)
@@ -913,7 +913,7 @@ def _handle(args: argparse.Namespace) -> int:
         demand=args.demand,
         start=args.start,
     )
-    from central.site import SiteError
+    from site_model.site import SiteError
 
     try:
         return run_demo(options)

@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 
 from central.db.engine import make_engine
 from central.lots.generated import AlreadyGenerated, GeneratedChange, write_generated_history
-from central.site import Site
 from simulators.history import bay_changes, town_days
 from simulators.town import TownClock
+from site_model.site import Site
 
 HISTORY_DAYS = 28
 

@@ -37,9 +37,9 @@ from xml.sax.saxutils import escape
 
 import httpx
 
-from central.site import Site
 from simulators.sites import XIGANG
 from simulators.town import CaptureSeen
+from site_model.site import Site
 
 __all__ = [
     "CameraPoster",
@@ -277,8 +277,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _cli(args: argparse.Namespace) -> int:
-    from central.site import SiteError, load_site
     from simulators.town import TownClock, default_start, plan_town
+    from site_model.site import SiteError, load_site
 
     try:
         tokens = json.loads(args.tokens.read_text())

@@ -52,8 +52,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from central.site import SignKind, Site, load_site
 from simulators.sites import XIGANG
+from site_model.site import SignKind, Site, load_site
 
 __all__ = [
     "Arrival",
@@ -691,7 +691,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _cli(args: argparse.Namespace) -> int:
-    from central.site import SiteError
+    from site_model.site import SiteError
 
     try:
         site = load_site(args.site)

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from central.site import Site
 from simulators.town import (
     Arrival,
     BayChange,
@@ -33,6 +32,7 @@ from simulators.town import (
     TownEvent,
     TownTruth,
 )
+from site_model.site import Site
 
 __all__ = ["DriverStats", "NetworkCut", "TownDriver"]
 

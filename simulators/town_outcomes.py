@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from central.site import SignKind, Site
 from firmware_protocols.signs import Display, GuidanceDisplay, GuidanceMode, NumericDisplay
+from site_model.site import SignKind, Site
 
 __all__ = ["Decision", "DriverTally", "SignFace", "SignFollowers", "TruthTimeline", "read_face"]
 

@@ -1,4 +1,4 @@
-"""parkgrid.configfile: TOML reading and pydantic errors as one path + sentence per place."""
+"""site_model.configfile: TOML reading and pydantic errors as one path + sentence per place."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
-from central.site import SiteError, SiteProblem, load_site
 from edge.config import ConfigError, ConfigProblem, load_config
-from parkgrid.configfile import (
+from site_model.configfile import (
     ConfigFileError,
     problems_from_validation_error,
     read_toml,
 )
-from parkgrid.configfile import ConfigProblem as SharedProblem
+from site_model.configfile import ConfigProblem as SharedProblem
+from site_model.site import SiteError, SiteProblem, load_site
 
 
 class _Model(BaseModel):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from central.site import load_site
 from parkgrid.demo import box_configs
 from simulators.town import TownClock, sensor_plan
+from site_model.site import load_site
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 from central.boxes.models import BoxOut, SignOut
 from central.db import schema as t
 from central.errors import NotFound
-from central.site import Site
+from site_model.site import Site
 
 
 def _dt(ts: float | None) -> dt.datetime | None:

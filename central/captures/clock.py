@@ -29,7 +29,7 @@ from central import audit
 from central.db import schema as t
 from central.errors import Conflict, Invalid, NotFound
 from central.ledger.service import evaluate_capture, retrying
-from central.site import Site
+from site_model.site import Site
 
 HOLD = "camera_clock"
 ALERT_TYPE = "camera_clock"

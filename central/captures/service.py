@@ -34,8 +34,8 @@ from central.db.engine import insert_ignore
 from central.errors import Invalid
 from central.evidence.store import PictureStore
 from central.ledger.service import evaluate_capture, retrying
-from central.site import Site
 from firmware_protocols.cameras import Capture
+from site_model.site import Site
 
 
 def camera_of(site: Site, camera_id: str, *, kind: str | None) -> Any:

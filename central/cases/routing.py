@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from central.site import Site, SiteIndex
+from site_model.site import Site, SiteIndex
 
 _INDEXES: dict[int, tuple[Site, SiteIndex]] = {}
 

@@ -20,7 +20,7 @@ from central.cases.routing import grid_of, place_of_alert
 from central.db import schema as t
 from central.db.engine import insert_ignore, writer
 from central.errors import Invalid, NotFound
-from central.site import Site
+from site_model.site import Site
 
 SYSTEM = "system"
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from central.cases.service import sweep, sync_alert_cases
 from central.ledger.service import sweep_bays
-from central.site import Site
+from site_model.site import Site
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from central.commands.models import CommandOut, ReplyOut
 from central.db import schema as t
 from central.db.engine import writer
 from central.errors import Invalid, NotFound, Unavailable
-from central.site import SiteIndex
 from firmware_protocols.uplink import (
     CloseBay,
     Command,
@@ -27,6 +26,7 @@ from firmware_protocols.uplink import (
     encode_payload,
 )
 from firmware_protocols.uplink.models import CommandBody
+from site_model.site import SiteIndex
 
 _BODY: TypeAdapter[Any] = TypeAdapter(CommandBody)
 SendCommand = Callable[[str, bytes, float | None], bool]

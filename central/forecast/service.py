@@ -30,7 +30,7 @@ from central.forecast.model import (
     prepare,
 )
 from central.lots.service import list_lots, occupancy_history
-from central.site import Site
+from site_model.site import Site
 
 log = logging.getLogger(__name__)
 HISTORY_DAYS = 28

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from central.site import SiteIndex
 from firmware_protocols.uplink import (
     BayChanged,
     BoxStatus,
@@ -26,6 +25,7 @@ from firmware_protocols.uplink import (
 )
 from firmware_protocols.uplink.codec import check_message
 from firmware_protocols.uplink.topics import ParsedTopic
+from site_model.site import SiteIndex
 
 RawMessage = tuple[str, bytes, float]  # topic, payload, received_at (epoch seconds)
 Publish = Callable[[str, bytes, bool], None]  # topic, payload, retain

@@ -47,7 +47,7 @@ from central.ingest.batch import BatchResult, IngestStats, RawMessage
 from central.ingest.retries import store_with_retries
 from central.ingest.service import IngestWriter
 from central.quarantine.retention import QuarantineRetention
-from central.site import SiteIndex
+from site_model.site import SiteIndex
 
 log = logging.getLogger(__name__)
 

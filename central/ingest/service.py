@@ -61,8 +61,8 @@ from central.ingest.retries import is_disk_full, store_with_retries
 from central.ingest.states import apply_states
 from central.ingest.walk import walk
 from central.quarantine.retention import QuarantineRetention
-from central.site import SiteIndex
 from firmware_protocols.uplink import AckWatermark, CentralStatus, Topics, encode_payload
+from site_model.site import SiteIndex
 
 __all__ = [
     "BatchResult",

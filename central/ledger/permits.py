@@ -13,8 +13,8 @@ from central import audit
 from central.db import schema as t
 from central.db.engine import writer
 from central.errors import Conflict, Invalid, NotFound
-from central.site import Site
 from firmware_protocols.cameras import normalise_plate
+from site_model.site import Site
 
 
 def list_permits(engine: Engine, site: Site) -> list[dict[str, Any]]:

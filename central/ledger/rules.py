@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from central.site import LeftForDaysRule, NoParkingRule, Site
+from site_model.site import LeftForDaysRule, NoParkingRule, Site
 
 # For "left for days" a camera may not pass by for a night or a weekend; a longer silence
 # than this between two sightings counts as the vehicle having gone.

@@ -28,7 +28,7 @@ from central.db import schema as t
 from central.db.engine import writer
 from central.errors import NotFound
 from central.ledger import chain, rules, workflow
-from central.site import Site
+from site_model.site import Site
 
 T = TypeVar("T")
 RETRIES = 50

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, insert, select
 
 from central.db import schema as t
-from central.site import Site
+from site_model.site import Site
 
 GENERATED = "generated"
 CHUNK = 5000

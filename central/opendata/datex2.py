@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from central.lots.models import LotOut
 from central.opendata.parkapi import opening_status
-from central.site import Site
+from site_model.site import Site
 
 NS = {
     "d2": "http://datex2.eu/schema/3/d2Payload",

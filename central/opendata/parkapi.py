@@ -14,7 +14,7 @@ from typing import Any
 
 from central.lots.models import LotOut
 from central.public.board import in_window
-from central.site import Site
+from site_model.site import Site
 
 
 def _utc(value: dt.datetime) -> str:

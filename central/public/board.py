@@ -14,7 +14,7 @@ from typing import Any
 
 from central.lots.models import LotOut
 from central.public.geo import LatLon, nav_links
-from central.site import Site
+from site_model.site import Site
 
 # The driver's state of a lot, in the order a driver cares about.
 AVAILABLE, TIGHT, FULL, CLOSED, NO_DATA = "available", "tight", "full", "closed", "nodata"

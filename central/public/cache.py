@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from central.lots.models import LotsOut
 from central.lots.service import LotsCache
 from central.public.board import build_board
-from central.site import Site
+from site_model.site import Site
 
 _LOTS = TypeAdapter(LotsOut)
 

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, delete, select
 
 from central.db import schema as t
 from central.db.engine import upsert, writer
-from central.site import Site
+from site_model.site import Site
 
 
 def sync_site(engine: Engine, site: Site) -> dict[str, int]:

@@ -35,10 +35,10 @@ from central.auth.service import add_user, issue_token
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.ingest.service import IngestWriter
-from central.site import SiteIndex, load_site
 from central.sites.service import sync_site
 from firmware_protocols.uplink import Topics
 from simulators.broker import MosquittoBroker
+from site_model.site import SiteIndex, load_site
 from tests.central.helpers import SITE, SITE_FILE, bay_state, birth, lot_state, raw
 from tests.faults.rig import record, soak_factor
 

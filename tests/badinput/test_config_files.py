@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from central.site import SiteError, parse_site
 from edge.config import ConfigError, parse_config
+from site_model.site import SiteError, parse_site
 from tests.faults.rig import ROOT, record
 
 EDGE_EXAMPLE = ROOT / "docs" / "examples" / "edge-p1.toml"

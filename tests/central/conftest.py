@@ -12,8 +12,8 @@ from sqlalchemy import Engine, create_engine, text
 
 from central.db.engine import make_engine, normalise_url
 from central.db.migrate import upgrade
-from central.site import Site, SiteIndex, load_site
 from central.sites.service import sync_site
+from site_model.site import Site, SiteIndex, load_site
 from tests.central.helpers import SITE_FILE
 
 

@@ -15,9 +15,9 @@ from central.auth.service import add_user
 from central.db.engine import make_engine
 from central.ingest.service import IngestWriter
 from central.settings import CentralSettings
-from central.site import SiteIndex, load_site
 from firmware_protocols.uplink import AlertRaised, Event, Topics
 from firmware_protocols.uplink.models import AlertType, Severity
+from site_model.site import SiteIndex, load_site
 from tests.central.helpers import BOOT, SITE, SITE_FILE, at, birth, event_msg, lot_state, raw
 
 P1 = Topics(SITE, "box-p1")

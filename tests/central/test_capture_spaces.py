@@ -11,8 +11,8 @@ from sqlalchemy import Engine, select
 from central.captures.service import intake
 from central.db import schema as t
 from central.evidence.store import DiskPictureStore
-from central.site import CameraEntry, CameraKind, Site
 from firmware_protocols.cameras import read_dahua
+from site_model.site import CameraEntry, CameraKind, Site
 from tests.firmware_protocols.camera_corpus import sample
 
 

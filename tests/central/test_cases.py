@@ -24,9 +24,9 @@ from central.db.engine import make_engine
 from central.errors import Conflict
 from central.ingest.service import IngestWriter
 from central.settings import CentralSettings
-from central.site import Site, SiteIndex, load_site
 from firmware_protocols.uplink import AlertRaised, AlertResolved, Event
 from firmware_protocols.uplink.models import AlertType, Severity
+from site_model.site import Site, SiteIndex, load_site
 from tests.central.helpers import BOOT, SITE_FILE, at, event_msg
 
 T0 = dt.datetime(2025, 3, 10, 2, 0, tzinfo=dt.UTC).timestamp()  # 10:00 local, March 2025

@@ -31,11 +31,11 @@ from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.lots.generated import GeneratedChange, write_generated_history
 from central.settings import CentralSettings
-from central.site import load_site
 from firmware_protocols.uplink import Topics
 from firmware_protocols.uplink import encode_payload as encode
 from simulators.broker import MosquittoBroker
 from simulators.history import bay_changes, town_days
+from site_model.site import load_site
 from tests.central.helpers import birth, lot_state, serving, wait_for
 from tests.central.test_dashboard import _submit_login, browser
 

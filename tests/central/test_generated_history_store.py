@@ -15,7 +15,7 @@ from central.forecast.model import Calendar
 from central.forecast.service import Forecaster
 from central.lots.generated import AlreadyGenerated, GeneratedChange, write_generated_history
 from central.lots.service import occupancy_history
-from central.site import Site
+from site_model.site import Site
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 START = dt.datetime(2026, 11, 2, tzinfo=TZ).timestamp()

@@ -22,11 +22,11 @@ from central.db.migrate import upgrade
 from central.ingest.mqtt import CentralMqtt
 from central.ingest.service import IngestWriter
 from central.settings import CentralSettings
-from central.site import SiteIndex, load_site
 from central.sites.service import sync_site
 from firmware_protocols.uplink import CommandReply, Topics, central_status_topic, encode_payload
 from firmware_protocols.uplink.models import CommandName
 from simulators.broker import MosquittoBroker
+from site_model.site import SiteIndex, load_site
 from tests.central.helpers import SITE, SITE_FILE, bay_event, birth, death, lot_state, wait_for
 
 P1 = Topics(SITE, "box-p1")

@@ -17,9 +17,9 @@ from central.db import schema as t
 from central.errors import Conflict, Invalid
 from central.evidence.store import DiskPictureStore
 from central.ledger import chain, service
-from central.site import Site
 from firmware_protocols.cameras import CaptureKind, PlateColor
 from firmware_protocols.cameras import VehicleClass as VC
+from site_model.site import Site
 from tests.central.ledger_helpers import T0, capture
 
 MIN = 60.0

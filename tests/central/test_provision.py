@@ -23,9 +23,9 @@ from central.provision import (
     upsert_password,
     verify_mosquitto_hash,
 )
-from central.site import load_site
 from edge.config import load_config
 from simulators.broker import MosquittoBroker
+from site_model.site import load_site
 
 SITE_FILE = Path(__file__).parent / "site_small.toml"
 # Started as root, mosquitto drops to its own user, which cannot enter pytest's 0700 tmp dirs.

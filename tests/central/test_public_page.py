@@ -24,8 +24,8 @@ from central.auth.service import add_user
 from central.db.engine import make_engine
 from central.ingest.service import IngestWriter
 from central.settings import CentralSettings
-from central.site import SiteIndex, load_site
 from firmware_protocols.uplink import Topics
+from site_model.site import SiteIndex, load_site
 from tests.central.helpers import birth, lot_state, raw
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from sqlalchemy import Engine, select
 from central.db import schema as t
 from central.ingest.service import IngestWriter
 from central.quarantine.retention import QuarantineRetention, stored_total
-from central.site import SiteIndex
 from firmware_protocols.uplink import Topics
+from site_model.site import SiteIndex
 from tests.central.helpers import SITE, raw
 
 P1 = Topics(SITE, "box-p1")

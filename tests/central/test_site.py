@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from central.site import SiteError, SiteIndex, load_site, parse_site
+from site_model.site import SiteError, SiteIndex, load_site, parse_site
 from tests.central.helpers import SITE_FILE
 
 

@@ -12,7 +12,6 @@ from central.db import schema as t
 from central.db.migrate import current, differences, upgrade
 from central.ingest.service import IngestWriter
 from central.lots import service as lots
-from central.site import SiteIndex
 from firmware_protocols.uplink import (
     AlertRaised,
     AlertResolved,
@@ -22,6 +21,7 @@ from firmware_protocols.uplink import (
     Topics,
 )
 from firmware_protocols.uplink.models import AlertType, CommandName, Severity
+from site_model.site import SiteIndex
 from tests.central.helpers import (
     BOOT,
     SITE,

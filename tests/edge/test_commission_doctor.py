@@ -14,12 +14,12 @@ import pytest
 import tomli_w
 
 from central.provision import provision_box, upsert_acl, upsert_password
-from central.site import load_site
 from edge.clock import read_clock
 from edge.commission.doctor import CheckResult, Status, diagnose
 from simulators.broker import MosquittoBroker, free_port
 from simulators.concentrator import ConcentratorSimulator
 from simulators.signs import SignSimulator
+from site_model.site import load_site
 from tests.edge.commission_support import parkgrid
 
 SITE_FILE = Path(__file__).parent.parent / "central" / "site_small.toml"

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from central.site import load_site
 from simulators.history import lot_series, town_days
+from site_model.site import load_site
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))

@@ -29,13 +29,13 @@ from central.db.migrate import upgrade
 from central.ingest.mqtt import CentralMqtt
 from central.ingest.service import IngestWriter
 from central.settings import CentralSettings
-from central.site import SiteIndex, load_site
 from central.sites.service import sync_site
 from edge.config import parse_config
 from edge.runtime import EdgeBox
 from firmware_protocols.uplink import Topics
 from simulators.concentrator import ConcentratorSimulator
 from simulators.embedded_broker import EmbeddedBroker
+from site_model.site import SiteIndex, load_site
 from tests.central.helpers import SITE_FILE
 from tests.edge.test_box_end_to_end import SENSORS, bay_events, eventually, lot_states, rig
 

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from central.site import SiteError, load_site, parse_site
 from firmware_protocols.cameras import decode_hikvision, decode_parkgrid
 from simulators.cameras import CameraPoster, isapi_multipart, parkgrid_multipart, picture
 from simulators.concentrator import ConcentratorSimulator
@@ -30,6 +29,7 @@ from simulators.town import (
     sensor_plan,
 )
 from simulators.town_driver import NetworkCut, TownDriver
+from site_model.site import SiteError, load_site, parse_site
 
 SITE_FILE = XIGANG
 SITE = load_site(SITE_FILE)

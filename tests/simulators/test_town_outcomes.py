@@ -8,7 +8,6 @@ from pathlib import Path
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from central.site import load_site
 from firmware_protocols.signs import (
     PARKGRID_GUIDANCE,
     Arrow,
@@ -29,6 +28,7 @@ from simulators.town import (
 )
 from simulators.town_driver import TownDriver
 from simulators.town_outcomes import SignFace, SignFollowers, read_face
+from site_model.site import load_site
 
 SITE = load_site(Path(__file__).resolve().parents[2] / "sites" / "xigang.toml")
 START = day_start(dt.date(2026, 3, 7), dt.time(4, 30), __import__("zoneinfo").ZoneInfo(

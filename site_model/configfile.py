@@ -1,6 +1,6 @@
 """Configuration files: read TOML, and turn pydantic's errors into path + sentence problems.
 
-The edge box's config (``edge/config.py``) and central's site file (``central/site.py``)
+The edge box's config (``edge/config.py``) and central's site file (``site_model/site.py``)
 report what is wrong the same way: every problem is a :class:`ConfigProblem` with a dotted
 path into the file (``lots.P1.box_id``) and a plain sentence. This module is the shared part.
 

@@ -48,7 +48,7 @@ from pydantic import (
     field_validator,
 )
 
-from parkgrid.configfile import (
+from site_model.configfile import (
     ConfigFileError,
     ConfigProblem,
     file_hash,
@@ -63,7 +63,7 @@ BoxIdent = Annotated[str, Field(pattern=BOX_ID_PATTERN)]
 MAX_BAYS = 100_000
 
 
-# The edge box's config reports problems the same way (parkgrid/configfile.py).
+# The edge box's config reports problems the same way (site_model/configfile.py).
 SiteProblem = ConfigProblem
 
 
@@ -142,10 +142,10 @@ def _bays_value(value: object) -> object:
             raise ValueError(f"{BAYS_FORMS}; a count is 0 to {MAX_BAYS}, not {value}")
         return value
     if isinstance(value, list):
-        wrong = [i for i, item in enumerate(value) if not _is_ident(item)]
-        if wrong:
+        bad_items = [i for i, item in enumerate(value) if not _is_ident(item)]
+        if bad_items:
             raise ValueError(
-                f"{BAYS_FORMS}; item {wrong[0]} ({value[wrong[0]]!r}) is not a bay id "
+                f"{BAYS_FORMS}; item {bad_items[0]} ({value[bad_items[0]]!r}) is not a bay id "
                 "(1 to 64 letters, digits, '_', '.', '-')"
             )
         return value
