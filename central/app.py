@@ -87,7 +87,7 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         site=site,
         index=index,
         hub=hub,
-        lots=LotsCache(engine, max_age_s=settings.lots_cache_s),
+        lots=LotsCache(engine, max_age_s=settings.lots_cache_s, settings=site.availability),
         started_at=time.time(),
     )
     central.throttle.max_failures = settings.login_max_failures
