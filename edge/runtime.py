@@ -38,7 +38,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from edge import box_health
-from edge.agents.guidance import LOT_PROJECTIONS, RemoteLot, fixed_warning_display
+from edge.agents.guidance import (
+    LOT_PROJECTIONS,
+    RemoteLot,
+    fixed_warning_display,
+    own_lot,
+    remote_lot_of,
+)
 from edge.agents.occupancy import BayChange, LotSnapshot, Occupancy, SensorNotice
 from edge.agents.sign_display import UnsupportedDisplay, from_override, to_uplink
 from edge.agents.uplink import Uplink
@@ -516,21 +522,14 @@ class EdgeBox:
 
     def _remote_view(self) -> dict[str, RemoteLot]:
         """Every lot a sign may point to: the other boxes' (as MQTT says) and this box's."""
+        # A box never heard (None: no status yet, or none we may read) is unknown by the
+        # availability rule: its lot's figures may be from before it died.
         view = {
-            lot_id: RemoteLot(
-                lot_id=lot_id,
-                free=state.free,
-                status=state.status.value,
-                # A box never heard (no status yet, or none we may read) is not trusted:
-                # its lot's figures may be from before it died.
-                box_online=self.remote_boxes.get(box_id, False),
-            )
+            lot_id: remote_lot_of(state, self.remote_boxes.get(box_id))
             for lot_id, (box_id, state) in self.remote_lots.items()
         }
-        for lot_id, snap in self._lot_snapshots.items():
-            view[lot_id] = RemoteLot(
-                lot_id=lot_id, free=snap.free, status=snap.status, box_online=True
-            )
+        for snap in self._lot_snapshots.values():
+            view[snap.lot_id] = own_lot(snap)
         return view
 
     def _project_all_signs(self) -> None:

@@ -11,7 +11,7 @@ functions, so a lot whose box went silent reads the same everywhere.
     offline for stale_for_s or longer    unknown         occupied kept, free counted unknown
 
 A lot whose box is online but whose figures vouch for nothing reads ``unknown`` too: no bay
-in service has a known state, or it looks full (no free bay known) while more than
+in service has a known state, or it looks full (its status full) while more than
 ``FULL_UNKNOWN_MAX_PERCENT`` of its bays in service are unknown (a restarted box that has
 heard only a few sensors must not call its lot full, nor send drivers away from it).
 
@@ -70,15 +70,16 @@ def box_availability(
     return Availability.STALE if age_s < settings.stale_for_s else Availability.UNKNOWN
 
 
-def figures_unknown(*, capacity: int, unknown: int, closed: int, free: int) -> bool:
-    """A lot's figures vouch for nothing: no bay in service is known, or none is known free
-    while more than ``FULL_UNKNOWN_MAX_PERCENT`` of the bays in service are unknown."""
+def figures_unknown(*, capacity: int, unknown: int, closed: int, status: str) -> bool:
+    """A lot's figures vouch for nothing: no bay in service is known, or it looks full
+    (``status`` full: no more free bays known than its full band) while more than
+    ``FULL_UNKNOWN_MAX_PERCENT`` of the bays in service are unknown."""
     in_service = capacity - closed
     if in_service <= 0:
         return False
     if unknown >= in_service:
         return True
-    return free <= 0 and unknown * 100 > in_service * FULL_UNKNOWN_MAX_PERCENT
+    return status == "full" and unknown * 100 > in_service * FULL_UNKNOWN_MAX_PERCENT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,7 +131,7 @@ def lot_view(
         capacity=figures.capacity,
         unknown=figures.unknown,
         closed=figures.closed,
-        free=figures.free,
+        status=figures.status,
     )
     if box is not Availability.UNKNOWN and (vouched or figures.status == "closed"):
         return LotView(

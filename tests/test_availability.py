@@ -69,7 +69,16 @@ def test_figures_unknown_table(
     free: int, occupied: int, unknown: int, closed: int, expected: bool
 ) -> None:
     capacity = free + occupied + unknown + closed
-    assert figures_unknown(capacity=capacity, unknown=unknown, closed=closed, free=free) is expected
+    status = "full" if free == 0 and capacity > closed else "spacesAvailable"
+    assert figures_unknown(capacity=capacity, unknown=unknown, closed=closed, status=status) is (
+        expected
+    )
+
+
+def test_figures_unknown_follows_the_full_band() -> None:
+    """A lot full by its band (2 free, band 3) with 20 % unknown is not called full."""
+    assert figures_unknown(capacity=100, unknown=20, closed=0, status="full")
+    assert not figures_unknown(capacity=100, unknown=20, closed=0, status="almostFull")
 
 
 def test_lot_view_online_stale_unknown() -> None:
