@@ -10,7 +10,9 @@ functions, so a lot whose box went silent reads the same everywhere.
     offline for less than stale_for_s    stale           the last figures, with their age
     offline for stale_for_s or longer    unknown         occupied kept, free counted unknown
 
-A lot whose box is online but whose figures vouch for nothing reads ``unknown`` too: no bay
+A bay is unknown at its box once its sensor has been silent for its heartbeat timeout
+(``sensor_silent``; the timeout is per sensor, in the box's edge.toml). A lot whose box is
+online but whose figures vouch for nothing reads ``unknown`` too: no bay
 in service has a known state, or it looks full (its status full) while more than
 ``FULL_UNKNOWN_MAX_PERCENT`` of its bays in service are unknown (a restarted box that has
 heard only a few sensors must not call its lot full, nor send drivers away from it).
@@ -68,6 +70,11 @@ def box_availability(
     if online is None or age_s is None:
         return Availability.UNKNOWN
     return Availability.STALE if age_s < settings.stale_for_s else Availability.UNKNOWN
+
+
+def sensor_silent(silent_for_s: float, heartbeat_timeout_s: float) -> bool:
+    """A bay's sensor has been silent too long: its bay is unknown (never counted free)."""
+    return silent_for_s >= heartbeat_timeout_s
 
 
 def figures_unknown(*, capacity: int, unknown: int, closed: int, status: str) -> bool:

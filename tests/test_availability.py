@@ -13,6 +13,7 @@ from site_model.availability import (
     fallback_eligible,
     figures_unknown,
     lot_view,
+    sensor_silent,
     zone_view,
 )
 from site_model.site import SiteError, parse_site
@@ -127,6 +128,11 @@ def test_lot_view_closed_stays_closed() -> None:
 )
 def test_bay_view_table(box: Availability, reported: str | None, expected: tuple[str, str]) -> None:
     assert bay_view(box, reported) == expected
+
+
+def test_sensor_silent_at_its_timeout() -> None:
+    assert not sensor_silent(44.9, 45.0)
+    assert sensor_silent(45.0, 45.0)
 
 
 def test_zone_view_and_fallbacks() -> None:
