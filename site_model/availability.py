@@ -5,7 +5,8 @@ bays, the zones, the boxes) and, through the API, the dashboard all decide with 
 functions, so a lot whose box went silent reads the same everywhere.
 
     the box (as MQTT says)               availability    what its figures say
-    online                               online          as reported
+    online                               online          as reported (once republished
+                                                         on its present connection)
     never heard (no status, no figures)  unknown         nothing
     offline for less than stale_for_s    stale           the last figures, with their age
     offline for stale_for_s or longer    unknown         occupied kept, free counted unknown
@@ -120,9 +121,18 @@ class LotView:
 
 
 def lot_view(
-    box: Availability, figures: LotFigures | None, *, capacity: int, age_s: float | None
+    box: Availability,
+    figures: LotFigures | None,
+    *,
+    capacity: int,
+    age_s: float | None,
+    current: bool = True,
 ) -> LotView:
-    """A lot from its box's availability and its last reported figures (None: never)."""
+    """A lot from its box's availability and its last reported figures (None: never).
+    ``current``: the figures came on the box's present connection; figures from before it
+    (a box back from a network cut, not yet republished) are unknown, never shown as now."""
+    if box is Availability.ONLINE and not current:
+        box = Availability.UNKNOWN
     if figures is None:
         return LotView(
             availability=Availability.UNKNOWN,
@@ -163,9 +173,14 @@ def lot_view(
     )
 
 
-def bay_view(box: Availability, reported: str | None) -> tuple[Availability, str]:
+def bay_view(
+    box: Availability, reported: str | None, *, current: bool = True
+) -> tuple[Availability, str]:
     """A bay: (availability, the state to believe). A bay last reported free is unknown once
-    its box is unknown; occupied and closed are kept (a car or a closure is no space)."""
+    its box is unknown, or its report is from before the box's present connection
+    (``current`` False); occupied and closed are kept (a car or a closure is no space)."""
+    if box is Availability.ONLINE and not current:
+        box = Availability.UNKNOWN
     if reported is None:
         return Availability.UNKNOWN, "unknown"
     if box is Availability.UNKNOWN and reported == "free":
@@ -173,8 +188,11 @@ def bay_view(box: Availability, reported: str | None) -> tuple[Availability, str
     return box, reported
 
 
-def zone_view(box: Availability, reported: bool) -> Availability:
-    """A stall zone: its box's availability once it has reported, else unknown."""
+def zone_view(box: Availability, reported: bool, *, current: bool = True) -> Availability:
+    """A stall zone: its box's availability once it has reported on the box's present
+    connection (a box back online has not republished it yet: unknown), else unknown."""
+    if box is Availability.ONLINE and not current:
+        return Availability.UNKNOWN
     return box if reported else Availability.UNKNOWN
 
 

@@ -104,6 +104,14 @@ def test_lot_view_online_stale_unknown() -> None:
     )  # fmt: skip
 
 
+def test_figures_from_before_the_present_connection_are_unknown() -> None:
+    figures = _figures(free=12, occupied=88, unknown=0)
+    view = lot_view(ONLINE, figures, capacity=100, age_s=None, current=False)
+    assert (view.availability, view.free, view.status) == (UNKNOWN, 0, "unknown")
+    assert bay_view(ONLINE, "free", current=False) == (UNKNOWN, "unknown")
+    assert zone_view(ONLINE, reported=True, current=False) is UNKNOWN
+
+
 def test_lot_view_every_bay_unknown_is_unknown_not_full() -> None:
     view = lot_view(ONLINE, _figures(free=0, occupied=0, unknown=100), capacity=100, age_s=None)
     assert (view.availability, view.status, view.free, view.unknown) == (UNKNOWN, "unknown", 0, 100)

@@ -16,6 +16,14 @@ def box_age_s(row: Any, now: float) -> float | None:
     return max(0.0, now - row.status_changed_at)
 
 
+def reported_now(row: Any) -> bool:
+    """The row's state (``updated_at``, when central received it) came on its box's
+    present connection: not before the box last came online (``status_changed_at``)."""
+    if row.updated_at is None or row.status_changed_at is None:
+        return True
+    return bool(row.updated_at >= row.status_changed_at)
+
+
 def box_of(
     row: Any, settings: AvailabilitySettings, now: float
 ) -> tuple[Availability, float | None]:

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy import Engine, select
 
-from central.boxes.availability import box_of
+from central.boxes.availability import box_of, reported_now
 from central.db import schema as t
 from central.errors import Invalid, NotFound
 from central.lots.models import (
@@ -62,7 +62,7 @@ def _lot_out(row: Any, settings: AvailabilitySettings, now: float) -> LotOut:
             closed=row.closed or 0,
             status=row.status,
         )
-    view = lot_view(box, figures, capacity=capacity, age_s=age)
+    view = lot_view(box, figures, capacity=capacity, age_s=age, current=reported_now(row))
     location = Location(lat=row.lat, lon=row.lon) if row.lat is not None else None
     return LotOut(
         id=row.lot_id,
@@ -173,7 +173,7 @@ class LotsCache:
 def _bay_out(row: Any, settings: AvailabilitySettings, now: float) -> BayOut:
     box, _ = box_of(row, settings, now)
     reported = row.state
-    availability, state = bay_view(box, reported)
+    availability, state = bay_view(box, reported, current=reported_now(row))
     sensor = None
     if row.sensor_id is not None:
         sensor = SensorOut(

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from central.boxes.availability import box_of
+from central.boxes.availability import box_of, reported_now
 from central.db import schema as t
 from central.errors import NotFound
 from central.zones.models import ZoneOut
@@ -19,7 +19,7 @@ def _dt(ts: float | None) -> dt.datetime | None:
 
 def _zone_out(row: Any, settings: AvailabilitySettings, now: float) -> ZoneOut:
     box, _ = box_of(row, settings, now)
-    availability = zone_view(box, row.state_ts is not None)
+    availability = zone_view(box, row.state_ts is not None, current=reported_now(row))
     return ZoneOut(
         id=row.zone_id,
         name=row.name,
