@@ -37,7 +37,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from edge import box_health
+from edge import bay_memory, box_health
 from edge.agents.guidance import (
     LOT_PROJECTIONS,
     RemoteLot,
@@ -130,6 +130,7 @@ class EdgeBox:
         self.occupancy = Occupancy(config, now=self.started_at)
         self.restarts = Restarts()
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        bay_memory.load_into(self.occupancy, config.data_dir, self.started_at)
         self.outbox = Outbox(Outbox.path_in(config.data_dir), config=config.outbox)
         self.zones = ZoneAgent(config, data_dir=config.data_dir, now=self.started_at)
         self.uplink = Uplink(
@@ -197,6 +198,9 @@ class EdgeBox:
                 run_supervised(f"signs:{bus_id}", bus.run)
             run_supervised("clock", self._clock_loop)
             run_supervised("status", self._status_loop)
+            run_supervised(
+                "bay-memory", lambda: bay_memory.keep(self.occupancy, self.config.data_dir)
+            )
             if self.health._server is not None:
                 run_supervised("health", self.health.run)
 
