@@ -21,8 +21,8 @@ A sign is *right* at a moment when its face matches the truth of some moment in 
 before (a count equal to the free bays while there is space; the words for full while the
 lot is full). ``--`` and a dark sign are never right (the truth is always known to the town).
 The API is right when ``free`` matches and ``status`` is ``full`` exactly when the lot is,
-and the lot is not ``stale``; while the lot's box is cut off from the network (the fault
-script's cut, to 2 s after it ends) central cannot know the lot, and the right answer is the
+and the lot is not ``stale``; while the lot's box cannot be heard (its network cut, or its
+process stopped by the restart, to 2 s after it is back) central cannot know the lot, and the right answer is the
 availability rule's: ``stale`` (its last figure, true when the box was last heard, with its
 age) or ``unknown`` (no free bay claimed), never a figure presented as current. Stale or
 unknown at any other time is wrong (docs/field-truth.md).
@@ -161,9 +161,13 @@ def load_run(run_dir: Path) -> Run:
             subject = record.get("sign_id") or record.get("box_id") or record.get("bay_id")
             if record["fault"] == "BoxNetwork":
                 what = "network back" if record.get("up") else "network cut"
+            if record["fault"] in ("BoxNetwork", "BoxRestarts", "BoxStarted"):
+                # The box cannot be heard from its network cut (or its process stopping for
+                # a restart) until the network is back (its process runs again).
+                gone = record["fault"] == "BoxRestarts" or record.get("up") is False
                 for lot in site.lots_of_box(record["box_id"]):
                     cuts = cut_off[lot]
-                    if not record.get("up"):
+                    if gone:
                         cuts.append((record["wall"], float("inf")))
                     elif cuts and cuts[-1][1] == float("inf"):
                         cuts[-1] = (cuts[-1][0], record["wall"])
@@ -184,6 +188,9 @@ def load_run(run_dir: Path) -> Run:
                 api[lot["id"]].append(
                     (record["wall"], lot["free"], lot["status"], bool(lot.get("stale")))
                 )
+    restarts = [at for at, name in faults if name.startswith("BoxRestarts")]
+    for lot, cuts in cut_off.items():  # a restart with no BoxStarted (an older run): no window
+        cut_off[lot] = [c for c in cuts if not (c[1] == float("inf") and c[0] in restarts)]
     # From the town's first event on, after a warm-up: at the start every box hears all its
     # sensors' first frames at once (620 bays); that is the boxes' start, not a fault.
     first = timeline[0]["wall"] if timeline else 0.0

@@ -270,6 +270,10 @@ class TownDriver:
         try:
             await self.restart_box(box_id)
             self.stats.faults += 1
+            if self.timeline is not None:  # its process runs again (the box is heard soon)
+                self.timeline.write(
+                    self.clock.sim(self.wall()), "fault", fault="BoxStarted", box_id=box_id
+                )
         except Exception as exc:  # a box that would not restart is counted; the day goes on
             self.stats.last_capture_error = f"restart {box_id}: {type(exc).__name__}: {exc}"
 
