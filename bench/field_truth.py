@@ -22,9 +22,10 @@ before (a count equal to the free bays while there is space; the words for full 
 lot is full). ``--`` and a dark sign are never right (the truth is always known to the town).
 The API is right when ``free`` matches and ``status`` is ``full`` exactly when the lot is,
 and the lot is not ``stale``; while the lot's box cannot be heard (its network cut, or its
-process stopped by the restart, to 2 s after it is back) central cannot know the lot, and the right answer is the
-availability rule's: ``stale`` (its last figure, true when the box was last heard, with its
-age) or ``unknown`` (no free bay claimed), never a figure presented as current. Stale or
+process stopped by the restart, to 2 s after it is back) central cannot know the lot, and
+the right answer is the availability rule's: ``stale`` (its last figure, true when the box
+was last heard, with its age) or ``unknown`` (no free bay claimed), never a figure presented
+as current. Stale or
 unknown at any other time is wrong (docs/field-truth.md).
 Lag: for each change of the truth, how long until the sign showed it (changes overtaken by
 the next one within 2 s are not counted). The drivers' outcomes come from the timeline:
