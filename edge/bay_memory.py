@@ -1,21 +1,22 @@
 """What a box remembers of its car-park bays across a restart, so it does not start blind.
 
 A restarted box used to forget every bay: its lots read unknown (``--`` on the signs,
-``unknown`` at central) until it had heard most of its sensors again, and counted too few
-free bays until it had heard them all (a sensor's heartbeat, minutes). Now the box keeps,
+``unknown`` at central) until it had heard most of its sensors again. Now the box keeps,
 for each car-park bay, what its sensor last said and when it was last heard, in
 ``bays.json`` in its ``data_dir`` (rewritten whole from a worker thread every
-``SAVE_EVERY_S`` and on the way out), and a restarted box takes them back *with their
-age*: a bay whose sensor was last heard longer ago than its heartbeat timeout stays
-unknown, and the others expire by the same rule as if the box had never stopped
+``SAVE_EVERY_S`` and on the way out), and a restarted box takes its *occupied* bays back
+*with their age*: a bay whose sensor was last heard longer ago than its heartbeat timeout
+stays unknown, and the others expire by the same rule as if the box had never stopped
 (``site_model/availability.py``'s ``sensor_silent``, in ``Occupancy.tick``). A sensor's
 next frame replaces what was restored.
 
-What it cannot know: a frame sent while the box was down is lost (the serial line has no
-one reading it), so a bay that changed in that gap is wrong until its sensor speaks again
-(its next change or heartbeat). That is the same exposure as a frame lost on the radio, and
-bounded the same way; forgetting instead costs drivers the whole lot's guidance for minutes.
-Stall-zone bays are not restored (the zone agent keeps its own state, ``zones_store``).
+Bays last free stay unknown until their sensor speaks: a frame sent while the box was down
+is lost (no one reads the serial line), and a car that took a bay in that gap would be
+counted free. Measured in the demo with free bays restored too: after a 2 s restart at the
+peak P1's sign showed 2 free with none free and sent a driver to a full lot. A bay restored
+occupied whose car left in the gap only makes the count too low (never misleading) until
+its sensor speaks. Stall-zone bays are not restored (the zone agent keeps its own state,
+``zones_store``).
 A file that cannot be read is moved aside (``.corrupt``) and logged; the box starts blind.
 """
 
@@ -55,9 +56,10 @@ def remembered(occupancy: Occupancy) -> dict[str, dict[str, Any]]:
 
 
 def restore(occupancy: Occupancy, records: object, now: float) -> int:
-    """Take back what ``remembered`` kept, with its age; returns the bays restored. Records
-    of another sensor (the bay was remapped), a silent sensor, a fault or a time in the
-    future are left out."""
+    """Take back the occupied bays ``remembered`` kept, with their age; returns how many.
+    Bays last free (a car may have come while no one read the line), records of another
+    sensor (the bay was remapped), a silent sensor, a fault or a time in the future are
+    left out: those bays stay unknown until their sensor speaks."""
     if not isinstance(records, dict):
         return 0
     restored = 0
@@ -66,7 +68,7 @@ def restore(occupancy: Occupancy, records: object, now: float) -> int:
         if bay is None or bay.lot_id is None or not isinstance(record, dict):
             continue
         occupied, since, last_seen = (record.get(k) for k in ("occupied", "since", "last_seen"))
-        if record.get("sensor") != bay.sensor_id or not isinstance(occupied, bool):
+        if record.get("sensor") != bay.sensor_id or occupied is not True:
             continue
         if not (_time(since) and _time(last_seen)):
             continue
@@ -76,9 +78,9 @@ def restore(occupancy: Occupancy, records: object, now: float) -> int:
             continue
         if sensor_silent(now - last_seen, bay.heartbeat_timeout_s):
             continue
-        bay.sensor_occupied = occupied
+        bay.sensor_occupied = True
         bay.health.last_seen = last_seen
-        bay.state = "occupied" if occupied else "free"
+        bay.state = "occupied"
         bay.since = min(since, last_seen)
         restored += 1
     return restored
