@@ -26,6 +26,7 @@ from firmware_protocols.release_manifest import (
     check_platform,
     check_upgrade,
     decode_manifest,
+    digest,
     verify_signature,
 )
 
@@ -45,8 +46,11 @@ def _read_member(tar: tarfile.TarFile, name: str, limit: int) -> bytes | None:
     return member.read()
 
 
-def read_verified_manifest(bundle: Path, public_key_pem: bytes, installed: str | None) -> Manifest:
-    """The bundle's manifest once its signature, platform and version are accepted."""
+def read_verified_manifest(
+    bundle: Path, public_key_pem: bytes, installed: str | None
+) -> tuple[Manifest, str]:
+    """The bundle's manifest, and the sha256 of its bytes, once its signature, platform and
+    version are accepted."""
     try:
         with tarfile.open(bundle, "r:") as tar:
             manifest_bytes = _read_member(tar, MANIFEST_NAME, MAX_MANIFEST_BYTES)
@@ -65,7 +69,7 @@ def read_verified_manifest(bundle: Path, public_key_pem: bytes, installed: str |
         machine=platform.machine(),
     )
     check_upgrade(manifest, installed)
-    return manifest
+    return manifest, digest(manifest_bytes)
 
 
 def unpack_verified(bundle: Path, manifest: Manifest, staging: Path) -> list[Path]:

@@ -85,7 +85,7 @@ def _run(step: str, argv: list[str]) -> str:
 
 
 def build_slot(layout: Layout, slot: str, wheels: list[Path], manifest: Manifest,
-               python: Path) -> None:  # fmt: skip
+               manifest_sha256: str, python: Path) -> None:  # fmt: skip
     target = layout.slot_dir(slot)
     if target.exists():
         shutil.rmtree(target)
@@ -97,7 +97,13 @@ def build_slot(layout: Layout, slot: str, wheels: list[Path], manifest: Manifest
     said = _run("slot", [str(target / "bin" / "parkgrid"), "--version"]).strip()
     if said != manifest.version:
         raise UpdateFailed("slot", f"the new slot's parkgrid says {said!r}, not {manifest.version}")
-    info = {"version": manifest.version, "created": manifest.created, "installed": time.time()}
+    os.sync()  # every file of the slot on disk before the file that says it is complete
+    info = {
+        "version": manifest.version,
+        "created": manifest.created,
+        "manifest_sha256": manifest_sha256,
+        "installed": time.time(),
+    }
     write_atomically(target / RELEASE_FILE, (json.dumps(info) + "\n").encode())
 
 
@@ -122,17 +128,23 @@ def update(options: UpdateOptions, say: Callable[[str], None] = print) -> Manife
     installed = layout.installed_version()
 
     say("update: step 1/6 verify")
-    manifest = read_verified_manifest(options.bundle, public_key, installed)
-    say(f"update: step 2/6 disk (parkgrid {manifest.version} over {installed or 'nothing'})")
-    check_free_disk(layout.releases, manifest)
-    say("update: step 3/6 unpack")
-    wheels = unpack_verified(options.bundle, manifest, layout.staging)
+    manifest, manifest_sha256 = read_verified_manifest(options.bundle, public_key, installed)
     slot = layout.inactive_slot()
-    say(f"update: step 4/6 slot {slot}")
-    build_slot(layout, slot, wheels, manifest, options.python or base_python())
-    shutil.rmtree(layout.staging)
+    # A slot completed from this very manifest (an update cut after its step 4, or a release
+    # rolled back from and installed again) is kept: its files were checked when it was built.
+    kept = layout.slot_info(slot).get("manifest_sha256") == manifest_sha256
+    say(f"update: step 2/6 disk (parkgrid {manifest.version} over {installed or 'nothing'})")
+    if not kept:
+        check_free_disk(layout.releases, manifest)
+    say("update: step 3/6 unpack")
+    if not kept:
+        wheels = unpack_verified(options.bundle, manifest, layout.staging)
+    say(f"update: step 4/6 slot {slot}" + (" (already holds this release: kept)" if kept else ""))
+    if not kept:
+        python = options.python or base_python()
+        build_slot(layout, slot, wheels, manifest, manifest_sha256, python)
+        shutil.rmtree(layout.staging)
     say("update: step 5/6 trial")
-    os.sync()  # the new slot's files on disk before anything points at them
     if current is None:
         state.good, state.trial = slot, None  # a first install has nothing to return to
         state.note("installed", manifest.version, "first release on this box")

@@ -73,13 +73,17 @@ class Layout:
     def inactive_slot(self) -> str:
         return "b" if self.current_slot() == "a" else "a"
 
-    def slot_version(self, slot: str) -> str | None:
-        """The version of a complete slot (its release file written last), else None."""
+    def slot_info(self, slot: str) -> dict[str, Any]:
+        """A complete slot's release file (written last), else an empty dict."""
         try:
             info = json.loads((self.slot_dir(slot) / RELEASE_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return None
-        version = info.get("version") if isinstance(info, dict) else None
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def slot_version(self, slot: str) -> str | None:
+        """The version of a complete slot, else None."""
+        version = self.slot_info(slot).get("version")
         return version if isinstance(version, str) else None
 
     def installed_version(self) -> str | None:
