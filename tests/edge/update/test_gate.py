@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from edge.box_health import box_metrics, health_report
 from edge.health_http import HealthReport, HealthServer, Metric, render_metrics
 from edge.update.gate import confirm, gate_failures
+from simulators.broker import MosquittoBroker
+from simulators.signs import Fault
+from tests.edge.test_box_end_to_end import eventually, rig
 from tests.edge.update.test_boot_check import make_box, on_trial
 
 
@@ -97,3 +101,25 @@ def test_confirm_gives_up_at_the_deadline_and_records_why(tmp_path: Path, page: 
 def test_confirm_with_nothing_on_trial_returns_at_once(tmp_path: Path) -> None:
     layout = make_box(tmp_path, current="a")
     assert confirm(layout, "127.0.0.1:9", say=lambda _: None)
+
+
+async def test_the_gate_reads_what_a_real_box_reports(
+    tmp_path: Path, mosquitto: MosquittoBroker
+) -> None:
+    """On a box with a concentrator and a sign (real simulators): no gate while its sensors
+    are silent, the gate once one is heard; a renamed metric would fail here, not pass."""
+    async with rig(tmp_path, mosquitto) as r:
+        await eventually(lambda: all(r.box.buses[b].status(s).up for b in r.box.buses
+                                     for s in r.box.buses[b].sign_ids), within=60)  # fmt: skip
+
+        def failures() -> list[str]:
+            report = health_report(r.box)
+            return gate_failures(report.detail, render_metrics(box_metrics(r.box)))
+
+        assert failures() == ["no sensor heard on serial line conc"]
+        await r.sim.send_status("00A10001", occupied=False)
+        await eventually(lambda: failures() == [], within=60)
+        r.signs.inject(1, Fault.SILENT)  # the sign stops answering the box's reads
+        await eventually(
+            lambda: failures() == ["sign S1 does not answer (not read back)"], within=60
+        )
