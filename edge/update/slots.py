@@ -43,6 +43,7 @@ class State:
     good: str | None = None  # the last confirmed slot: where a failed trial returns
     trial: Trial | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: str | None = None  # why the state file could not be read, if it could not
 
     def note(self, event: str, version: str | None, reason: str = "") -> None:
         entry = {"at": round(time.time(), 3), "event": event, "version": version}
@@ -103,16 +104,22 @@ class Layout:
         return asked.stdout.strip() or None
 
     def load(self) -> State:
+        """The state; a missing file is a box with nothing on trial, and so is an unreadable
+        one (a disk fault), noted in ``unreadable`` so that it is said, never a crash."""
         try:
             raw = json.loads(self.state_file.read_text(encoding="utf-8"))
+            trial = raw.get("trial")
+            return State(
+                good=raw.get("good"),
+                trial=Trial(**trial) if isinstance(trial, dict) else None,
+                history=list(raw.get("history") or []),
+            )
         except FileNotFoundError:
             return State(good=self.current_slot())
-        trial = raw.get("trial")
-        return State(
-            good=raw.get("good"),
-            trial=Trial(**trial) if isinstance(trial, dict) else None,
-            history=list(raw.get("history") or []),
-        )
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            state = State(good=self.current_slot(), unreadable=f"{self.state_file.name}: {exc}")
+            state.note("state unreadable", None, state.unreadable or "")
+            return state
 
     def save(self, state: State) -> None:
         document = {

@@ -97,3 +97,11 @@ def test_the_commands_answer_on_a_box(
     make_box(tmp_path, current="a")
     assert main(["edge", command, "--prefix", str(tmp_path)]) == 0
     assert "1.0.0" in capsys.readouterr().out
+
+
+def test_an_unreadable_state_file_does_not_stop_the_box(tmp_path: Path) -> None:
+    layout = make_box(tmp_path, current="b")
+    layout.state_file.write_bytes(b'{"good": "a", "trial": {"slot": ')  # a disk fault
+    decision = boot_check(layout, now=T0)
+    assert decision.slot == "b" and "state.json unreadable" in decision.said
+    assert layout.load().history[-1]["event"] == "state unreadable"
