@@ -110,7 +110,6 @@ def build_slot(layout: Layout, slot: str, wheels: list[Path], manifest: Manifest
 def update(options: UpdateOptions, say: Callable[[str], None] = print) -> Manifest:
     """Install the bundle into the inactive slot and switch to it, on trial."""
     layout = Layout(options.prefix)
-    layout.releases.mkdir(parents=True, exist_ok=True)
     state = layout.load()
     current = layout.current_slot()
     if state.trial is not None and state.trial.slot == current:
@@ -134,6 +133,7 @@ def update(options: UpdateOptions, say: Callable[[str], None] = print) -> Manife
     # rolled back from and installed again) is kept: its files were checked when it was built.
     kept = layout.slot_info(slot).get("manifest_sha256") == manifest_sha256
     say(f"update: step 2/6 disk (parkgrid {manifest.version} over {installed or 'nothing'})")
+    layout.releases.mkdir(parents=True, exist_ok=True)  # nothing is written before this
     if not kept:
         check_free_disk(layout.releases, manifest)
     say("update: step 3/6 unpack")
