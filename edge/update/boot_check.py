@@ -54,11 +54,9 @@ def boot_check(layout: Layout, now: float | None = None) -> BootDecision:
     state = layout.load()
     current = _repair_current(layout, state)
     trial = state.trial
-    said = (
-        f"{layout.state_file.name} unreadable, started afresh ({state.unreadable}); "
-        if (state.unreadable)
-        else ""
-    )
+    said = ""
+    if state.unreadable:
+        said = f"{layout.state_file.name} unreadable, started afresh ({state.unreadable}); "
     if trial is not None and current != trial.slot:
         # the power went between the trial's record and the switch: the old release stays
         state.note("interrupted", trial.version, "the switch never happened; kept the old one")
