@@ -424,6 +424,9 @@ class ZoneConfig(_Model):
 class SensorDefaults(_Model):
     heartbeat_timeout_s: float = Field(default=1800, gt=0, description="silent longer: unknown")
     min_dwell_s: float = Field(default=0, ge=0, description="flap filter; 0 switches at once")
+    trend_window_s: float = Field(
+        default=900, gt=0, le=86400, description="a lot's trend: its change over this long"
+    )
     battery_low_mv: int = Field(default=3000, ge=0)
     temperature_range_c: tuple[float, float] = (-40.0, 85.0)
 
