@@ -83,13 +83,6 @@ def heartbeat_wall_s(speed: float) -> tuple[float, float]:
     return interval, max(3 * interval, HEARTBEAT_TIMEOUT_TOWN_S / speed)
 
 
-LADDER_BY_CLASS = {
-    "prohibited": ((0.0, "escalated"), (600.0, "critical")),
-    "controlled": ((0.0, "warning"), (600.0, "escalated")),
-    "regulated": ((0.0, "warning"), (1800.0, "escalated")),
-}
-
-
 class DemoError(RuntimeError):
     """The demo could not start; ``str()`` says why in words for the terminal."""
 
@@ -218,101 +211,54 @@ def box_configs(
     clock: Any,
     sim_to: float,
 ) -> dict[str, dict[str, Any]]:
-    """One box config (as TOML-ready data) per box of the site: the starter config
-    ``provision-box`` gives a technician (``central.provision.starter_config``), filled in as
-    the technician would (the line, the bays, the signs) plus the demo's faster timings."""
-    from central.provision import starter_config
-    from site_model.site import SignKind
+    """One box config (as TOML-ready data) per box of the site: the projection
+    ``provision-box`` gives a technician (``site_model.edge_config``), with what the
+    technician fills in (the line, the sensors, the signs' units) and the demo's timings:
+    every duration divided by the town clock's speed, the zones' windows at the wall times
+    the town's clock reaches them."""
+    from site_model.edge_config import Deployment, SignBus, edge_config
 
     tz = ZoneInfo(site.site.timezone)
     speed = clock.speed
     configs: dict[str, dict[str, Any]] = {}
     for box_id in site.boxes:
-        bays_of: dict[str, dict[str, Any]] = {}
-        for plan in sensors.values():
-            if plan.box_id == box_id:
-                bays_of.setdefault(plan.place, {})[plan.bay_id] = {
-                    "sensor": plan.sensor_id,
-                    "format": plan.fmt,
-                }
-        config = starter_config(
-            site, box_id, mqtt_url=mqtt_urls[box_id], box_etc=str(box_dirs[box_id])
-        )
-        lots = {
-            lot_id: {**lot, "bays": bays_of.get(lot_id, {})}
-            for lot_id, lot in config["lots"].items()
+        units = {sign_id: unit for sign_id, (box, unit) in sign_units.items() if box == box_id}
+        bus = None
+        if units and box_id in sign_ports:
+            bus = SignBus(
+                host="127.0.0.1",
+                port=sign_ports[box_id],
+                units=units,
+                settings={"timeout_s": 0.5, "refresh_interval_s": 5, "watchdog_timeout_s": 30},
+            )
+        town_windows = {
+            zone_id: zone_overrides(
+                site.zones[zone_id].trading_hours,
+                clock=clock,
+                tz=tz,
+                sim_from=clock.sim_start,
+                sim_to=sim_to,
+            )
+            for zone_id in site.zones_of_box(box_id)
         }
-        zones: dict[str, Any] = {}
-        for zone_id, zone in site.zones.items():
-            if zone.box_id != box_id:
-                continue
-            klass = zone.zone_class.value
-            entry: dict[str, Any] = {
-                "name": zone.name,
-                "class": klass,
-                "bays": bays_of.get(zone_id, {}),
-            }
-            if klass != "prohibited":
-                entry["overrides"] = zone_overrides(
-                    zone.trading_hours, clock=clock, tz=tz, sim_from=clock.sim_start, sim_to=sim_to
-                )
-                entry["grace_s"] = round(zone.grace_min * 60 / speed, 3)
-                entry["closing_soon_s"] = round(900 / speed, 3)
-            entry["ladder"] = [
-                {"after_s": round(after / speed, 3), "severity": severity}
-                for after, severity in LADDER_BY_CLASS[klass]
-            ]
-            zones[zone_id] = entry
-        signs: dict[str, Any] = {}
-        for sign_id, sign in site.signs.items():
-            if sign.box_id != box_id:
-                continue
-            unit = sign_units[sign_id][1]
-            if sign.kind is SignKind.GUIDANCE:
-                signs[sign_id] = {
-                    "unit": unit,
-                    "profile": "parkgrid-guidance",
-                    "lot": sign.lot,
-                    "arrow": sign.arrow,
-                    "fallback": [{"lot": t.lot, "arrow": t.arrow} for t in sign.fallback],
-                }
-            elif sign.zone is not None:
-                signs[sign_id] = {"unit": unit, "profile": "parkgrid-warning", "zone": sign.zone}
-            else:
-                signs[sign_id] = {
-                    "unit": unit,
-                    "profile": "parkgrid-warning",
-                    "message": sign.message or "no_parking",
-                }
-        config.update(
-            {
-                "data_dir": str(run_dir / "boxes" / box_id / "data"),
-                "mqtt": {**config["mqtt"], "keepalive_s": 10},
-                "lots": lots,
-                "sensors": {"heartbeat_timeout_s": round(heartbeat_wall_s(speed)[1], 3)},
-                "outbox": {"resend_after_s": 5},
-                "health": {
-                    "listen": f"127.0.0.1:{health_ports[box_id]}",
-                    "status_interval_s": 15,
-                },
-            }
+        deployment = Deployment(
+            mqtt_url=mqtt_urls[box_id],
+            box_etc=str(box_dirs[box_id]),
+            data_dir=str(run_dir / "boxes" / box_id / "data"),
+            serial_device=str(conc_paths[box_id]),
+            sensors={
+                p.bay_id: (p.sensor_id, p.fmt) for p in sensors.values() if p.box_id == box_id
+            },
+            sign_bus=bus,
+            time_scale=speed,
+            zone_overrides=town_windows,
+            mqtt_keepalive_s=10,
+            heartbeat_timeout_s=round(heartbeat_wall_s(speed)[1], 3),
+            resend_after_s=5,
+            health_listen=f"127.0.0.1:{health_ports[box_id]}",
+            status_interval_s=15,
         )
-        config["serial"]["conc"]["device"] = str(conc_paths[box_id])
-        if zones:
-            config["zones"] = zones
-        if signs:
-            config["sign_buses"] = {
-                "bus": {
-                    "transport": "tcp",
-                    "host": "127.0.0.1",
-                    "port": sign_ports[box_id],
-                    "timeout_s": 0.5,
-                    "refresh_interval_s": 5,
-                    "watchdog_timeout_s": 30,
-                    "signs": signs,
-                }
-            }
-        configs[box_id] = config
+        configs[box_id] = edge_config(site, box_id, deployment)
     return configs
 
 
