@@ -5,7 +5,7 @@ One TOML file describes a site. ``load_site(path)`` returns a :class:`Site` or r
 path (``lots.P1.box_id``) and a plain sentence, the same way the edge box reports its own
 configuration (``edge/config.py``). Cross-references (a lot naming a box that is not
 declared, a bay in two lots, a grid naming a zone that does not exist) are checked after the
-field-by-field validation, with the same kind of path (`site_model/site_checks.py`).
+field-by-field validation, with the same kind of path.
 
 ::
 
@@ -30,22 +30,12 @@ default, so an older file stays valid.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-)
+from pydantic import AwareDatetime, Field
 
 from site_model.configfile import (
     ConfigFileError,
@@ -55,20 +45,30 @@ from site_model.configfile import (
     validate_file_data,
 )
 
-# The sections' kinds and the cross-section checks live in their own modules; both names
-# stay importable from here, where every reader of the site file looks for them.
-from site_model.site_checks import cross_check
-from site_model.site_kinds import CameraKind as CameraKind
-from site_model.site_kinds import GridKind as GridKind
-from site_model.site_kinds import SignKind as SignKind
-from site_model.site_kinds import ZoneClass as ZoneClass
-
-ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-BOX_ID_PATTERN = r"^[A-Za-z0-9.-][A-Za-z0-9_.-]{0,63}$"
-Ident = Annotated[str, Field(pattern=ID_PATTERN)]
-BoxIdent = Annotated[str, Field(pattern=BOX_ID_PATTERN)]
-MAX_BAYS = 100_000
-
+# The sections live in site_model/site_sections.py; the names readers of the site file use
+# are importable from here as well.
+from site_model.site_sections import ID_PATTERN as ID_PATTERN
+from site_model.site_sections import BayRange as BayRange
+from site_model.site_sections import (
+    BoxEntry,
+    BoxIdent,
+    CameraEntry,
+    EntryPoint,
+    GridEntry,
+    Ident,
+    LotEntry,
+    SegmentEntry,
+    SignEntry,
+    SiteFileModel,
+    SiteInfo,
+    ZoneEntry,
+)
+from site_model.site_sections import CameraKind as CameraKind
+from site_model.site_sections import FallbackEntry as FallbackEntry
+from site_model.site_sections import GridKind as GridKind
+from site_model.site_sections import Location as Location
+from site_model.site_sections import SignKind as SignKind
+from site_model.site_sections import ZoneClass as ZoneClass
 
 # The edge box's config reports problems the same way (site_model/configfile.py).
 SiteProblem = ConfigProblem
@@ -78,243 +78,7 @@ class SiteError(ConfigFileError):
     """A site file that cannot be used; ``problems`` lists every reason."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-HOURS_PATTERN = r"^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
-Hours = Annotated[str, Field(pattern=HOURS_PATTERN, description="'HH:MM-HH:MM', local time")]
-
-
-class Location(_Model):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-
-
-class BayRange(_Model):
-    """``count`` bays named by ``pattern`` (``{n}`` is 1-based from ``start``)."""
-
-    count: int = Field(ge=0, le=MAX_BAYS)
-    pattern: str = Field(description="e.g. 'P1-{n:03d}'")
-    start: int = Field(default=1, ge=0)
-
-    @field_validator("pattern")
-    @classmethod
-    def _pattern(cls, value: str) -> str:
-        try:
-            sample = value.format(n=1)
-        except (KeyError, IndexError, ValueError):
-            raise ValueError(f"{value!r} is not a bay id pattern such as 'P1-{{n:03d}}'") from None
-        if sample == value:
-            raise ValueError(f"{value!r} has no {{n}}: every bay would get the same id")
-        return value
-
-    def ids(self) -> list[str]:
-        return [self.pattern.format(n=n) for n in range(self.start, self.start + self.count)]
-
-
-BAYS_FORMS = "bays must be a count (150), a list of bay ids, or {count, pattern}"
-_ident = re.compile(ID_PATTERN)
-
-
-def _bays_value(value: object) -> object:
-    """Any wrong ``bays`` becomes one sentence, not one pydantic error per union member."""
-    if isinstance(value, bool):
-        raise ValueError(f"{BAYS_FORMS}, not {value!r}")
-    if isinstance(value, int):
-        if not 0 <= value <= MAX_BAYS:
-            raise ValueError(f"{BAYS_FORMS}; a count is 0 to {MAX_BAYS}, not {value}")
-        return value
-    if isinstance(value, list):
-        bad_items = [i for i, item in enumerate(value) if not _is_ident(item)]
-        if bad_items:
-            raise ValueError(
-                f"{BAYS_FORMS}; item {bad_items[0]} ({value[bad_items[0]]!r}) is not a bay id "
-                "(1 to 64 letters, digits, '_', '.', '-')"
-            )
-        return value
-    if isinstance(value, BayRange):
-        return value
-    if isinstance(value, dict):
-        unknown = sorted(str(key) for key in value if key not in BayRange.model_fields)
-        missing = [key for key in ("count", "pattern") if key not in value]
-        if unknown or missing:
-            wrong = [f"lacks {', '.join(missing)}"] if missing else []
-            wrong += [f"has unknown key(s) {', '.join(unknown)}"] if unknown else []
-            raise ValueError(f"{BAYS_FORMS}; this table {' and '.join(wrong)}")
-        # The right keys: pydantic checks their values, each at its own path (bays.count).
-        return value
-    raise ValueError(f"{BAYS_FORMS}, not {type(value).__name__} {value!r}")
-
-
-def _is_ident(item: object) -> bool:
-    return isinstance(item, str) and _ident.fullmatch(item) is not None
-
-
-# The union stays for the JSON schema and the type checker. The before-validator answers for
-# every value of the wrong shape; a {count, pattern} table of the right shape goes on to
-# BayRange, whose errors problems_from_validation_error reports at their own paths.
-Bays = Annotated[int | list[Ident] | BayRange, BeforeValidator(_bays_value)]
-
-
-def _expand_bays(owner: str, bays: Bays) -> list[str]:
-    if isinstance(bays, int):
-        return [f"{owner}-{n:03d}" for n in range(1, bays + 1)]
-    if isinstance(bays, BayRange):
-        return bays.ids()
-    return list(bays)
-
-
-class SiteInfo(_Model):
-    id: Ident
-    name: str = Field(min_length=1, max_length=200)
-    timezone: str = "Asia/Shanghai"
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
-        return value
-
-
-class BoxEntry(_Model):
-    name: str | None = None
-    lots: list[Ident] | None = None
-    zones: list[Ident] | None = None
-
-
-class LotEntry(_Model):
-    name: str = Field(min_length=1, max_length=200)
-    box_id: BoxIdent
-    bays: Bays = Field(description="a count, a list of bay ids, or {count, pattern}")
-    location: Location | None = None
-    address: str | None = None
-    hours: Hours | None = Field(default=None, description="opening hours; none: always open")
-    full_band: int = Field(
-        default=0,
-        ge=0,
-        description="full while this many bays or fewer are free (0: only with none free)",
-    )
-
-    def bay_ids(self, lot_id: str) -> list[str]:
-        return _expand_bays(lot_id, self.bays)
-
-
-class ZoneEntry(_Model):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    name: str = Field(min_length=1, max_length=200)
-    zone_class: ZoneClass = Field(alias="class")
-    box_id: BoxIdent
-    bays: Bays = Field(default_factory=list)
-    location: Location | None = None
-    trading_hours: list[Hours] = Field(
-        default_factory=list, description="trading windows, every day; may cross midnight"
-    )
-    grace_min: int = Field(default=10, ge=0, le=24 * 60, description="after close, before alert")
-
-    def bay_ids(self, zone_id: str) -> list[str]:
-        return _expand_bays(zone_id, self.bays)
-
-
-class SegmentEntry(_Model):
-    name: str = Field(min_length=1, max_length=200)
-    road: str | None = None
-    capture: bool = Field(default=True, description="electronic capture of illegal parking")
-
-
-class EntryPoint(_Model):
-    """A road into the town centre: the boundary of the truck-ban area."""
-
-    name: str = Field(min_length=1, max_length=200)
-    road: str | None = None
-    location: Location | None = None
-
-
-SignArrowName = Literal["none", "left", "right", "ahead"]
-
-
-class FallbackEntry(_Model):
-    """A lot a full lot's sign sends drivers to, and which way it lies from that sign."""
-
-    lot: Ident
-    arrow: SignArrowName = Field(description="the way from the sign: left, right, ahead, none")
-
-
-def _fallback_value(value: object) -> object:
-    if isinstance(value, str):
-        raise ValueError(
-            f"give the way to {value!r} as well: {{ lot = {json.dumps(value)}, "
-            'arrow = "left" | "right" | "ahead" }'
-        )
-    return value
-
-
-Fallback = Annotated[FallbackEntry, BeforeValidator(_fallback_value)]
-
-
-class SignEntry(_Model):
-    """A sign in the street, driven by a box: a lot's guidance sign or a warning sign."""
-
-    box_id: BoxIdent
-    kind: SignKind
-    lot: Ident | None = None
-    zone: Ident | None = None
-    segment: Ident | None = None
-    entry: Ident | None = None
-    message: str | None = Field(default=None, description="warning: a fixed message name")
-    arrow: SignArrowName = Field(default="none", description="guidance: the way into its own lot")
-    fallback: list[Fallback] = Field(default_factory=list, description="lots, ways; nearest first")
-
-
-class CameraEntry(_Model):
-    kind: CameraKind
-    segment: Ident | None = None
-    entry: Ident | None = Field(default=None, description="a truck-ban camera at a town entry")
-    lots: list[Ident] = Field(default_factory=list)
-    zones: list[Ident] = Field(default_factory=list)
-    timezone: str | None = Field(
-        default=None,
-        description="the zone the camera's clock is set to (Dahua UTC/LocaleTime are local "
-        "wall time); default the site's",
-    )
-    max_clock_skew_minutes: float | None = Field(
-        default=None,
-        gt=0,
-        le=525_600,
-        description="a capture further than this from its receipt is held for a person "
-        "(default: central's camera_clock_skew_minutes, 10)",
-    )
-    spaces: dict[str, Ident] = Field(
-        default_factory=dict,
-        description="the camera's parking-space numbers (Dahua TrafficParkingSpace*) -> bay ids",
-    )
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}") from None
-        return value
-
-
-class GridEntry(_Model):
-    name: str = Field(min_length=1, max_length=200)
-    kind: GridKind
-    duty_role: str = Field(min_length=1, max_length=200, description="a role, never a person")
-    lots: list[Ident] = Field(default_factory=list)
-    zones: list[Ident] = Field(default_factory=list)
-    segments: list[Ident] = Field(default_factory=list)
-    entries: list[Ident] = Field(default_factory=list)
-
-
-class NoParkingRule(_Model):
+class NoParkingRule(SiteFileModel):
     """No-parking segment: K captures over at least T minutes, no departure in between."""
 
     version: int = Field(default=1, ge=1, description="bump whenever a value here changes")
@@ -327,7 +91,7 @@ class NoParkingRule(_Model):
     points: int = Field(default=0, ge=0, le=12)
 
 
-class TruckBanRule(_Model):
+class TruckBanRule(SiteFileModel):
     """Large goods vehicles inside the ban area, at any hour."""
 
     version: int = Field(default=1, ge=1, description="bump whenever a value here changes")
@@ -343,7 +107,7 @@ class TruckBanRule(_Model):
     vehicle_classes: list[str] = Field(default_factory=lambda: ["truck"])
 
 
-class LeftForDaysRule(_Model):
+class LeftForDaysRule(SiteFileModel):
     """A vehicle left for days: a tow order."""
 
     version: int = Field(default=1, ge=1, description="bump whenever a value here changes")
@@ -351,13 +115,13 @@ class LeftForDaysRule(_Model):
     dwell_hours: float = Field(default=48.0, gt=0, description="or standing this long")
 
 
-class Rules(_Model):
+class Rules(SiteFileModel):
     no_parking: NoParkingRule = Field(default_factory=NoParkingRule)
     truck_ban: TruckBanRule = Field(default_factory=TruckBanRule)
     left_for_days: LeftForDaysRule = Field(default_factory=LeftForDaysRule)
 
 
-class PermitEntry(_Model):
+class PermitEntry(SiteFileModel):
     """The plate may be inside ``area`` (a rule id) from ``valid_from`` to ``valid_until``."""
 
     plate: str = Field(min_length=2, max_length=32)
@@ -367,14 +131,14 @@ class PermitEntry(_Model):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class ExemptEntry(_Model):
+class ExemptEntry(SiteFileModel):
     """A plate no rule applies to (a listed service vehicle), with the reason."""
 
     plate: str = Field(min_length=2, max_length=32)
     reason: str = Field(min_length=1, max_length=500)
 
 
-class DutyLimits(_Model):
+class DutyLimits(SiteFileModel):
     """Cases: time limits per case kind (``default`` for the rest), and which alerts open one."""
 
     ack_minutes: dict[str, float] = Field(default_factory=lambda: {"default": 30.0})
@@ -397,7 +161,7 @@ class DutyLimits(_Model):
         return 3600.0 * self.close_hours.get(kind, self.close_hours.get("default", 72.0))
 
 
-class Site(_Model):
+class Site(SiteFileModel):
     site: SiteInfo
     boxes: dict[BoxIdent, BoxEntry] = Field(default_factory=dict)
     lots: dict[Ident, LotEntry] = Field(default_factory=dict)
@@ -433,6 +197,133 @@ class Site(_Model):
 
     def zones_of_box(self, box_id: str) -> list[str]:
         return [zone_id for zone_id, zone in self.zones.items() if zone.box_id == box_id]
+
+
+def cross_check(site: Site) -> list[SiteProblem]:
+    """Problems that span sections: references, duplicates, disagreeing lists."""
+    problems: list[SiteProblem] = []
+    owner: dict[str, str] = {}
+    for section, items in (("lots", site.lots), ("zones", site.zones)):
+        for item_id, item in items.items():
+            path = f"{section}.{item_id}"
+            if item.box_id not in site.boxes:
+                problems.append(
+                    SiteProblem(f"{path}.box_id", f"box {item.box_id!r} is not in [boxes]")
+                )
+            for bay_id in item.bay_ids(item_id):
+                if bay_id in owner:
+                    problems.append(
+                        SiteProblem(f"{path}.bays", f"bay {bay_id!r} is already in {owner[bay_id]}")
+                    )
+                else:
+                    owner[bay_id] = path
+    if set(site.lots) & set(site.zones):
+        for both in sorted(set(site.lots) & set(site.zones)):
+            problems.append(SiteProblem(f"zones.{both}", "a lot already has this id"))
+    for box_id, box in site.boxes.items():
+        for section, listed, actual in (
+            ("lots", box.lots, site.lots_of_box(box_id)),
+            ("zones", box.zones, site.zones_of_box(box_id)),
+        ):
+            if listed is not None and sorted(listed) != sorted(actual):
+                problems.append(
+                    SiteProblem(
+                        f"boxes.{box_id}.{section}",
+                        f"lists {sorted(listed)} but the {section} naming this box are "
+                        f"{sorted(actual)}",
+                    )
+                )
+    refs: dict[str, Any] = {
+        "lots": site.lots,
+        "zones": site.zones,
+        "segments": site.segments,
+        "entries": site.entries,
+    }
+    for camera_id, camera in site.cameras.items():
+        path = f"cameras.{camera_id}"
+        if camera.segment is not None and camera.segment not in site.segments:
+            problems.append(SiteProblem(f"{path}.segment", f"no segment {camera.segment!r}"))
+        if camera.entry is not None and camera.entry not in site.entries:
+            problems.append(SiteProblem(f"{path}.entry", f"no entry {camera.entry!r}"))
+        if camera.segment is None and camera.entry is None and not camera.lots and not camera.zones:
+            problems.append(SiteProblem(path, "a camera needs a segment, an entry, lots or zones"))
+        for section in ("lots", "zones"):
+            for index, ref in enumerate(getattr(camera, section)):
+                if ref not in refs[section]:
+                    problems.append(
+                        SiteProblem(f"{path}.{section}.{index}", f"no {section[:-1]} {ref!r}")
+                    )
+        if camera.spaces:
+            watched = {b for lot, b in site.lot_bays() if lot in camera.lots}
+            watched |= {b for zone, b in site.zone_bays() if zone in camera.zones}
+            for number, bay_id in camera.spaces.items():
+                if bay_id not in watched:
+                    problems.append(
+                        SiteProblem(
+                            f"{path}.spaces.{number}",
+                            f"bay {bay_id!r} is not in the camera's lots or zones",
+                        )
+                    )
+    problems.extend(_sign_problems(site, refs))
+    problems.extend(_rule_problems(site))
+    for grid_id, grid in site.grids.items():
+        for section in ("lots", "zones", "segments", "entries"):
+            for index, ref in enumerate(getattr(grid, section)):
+                if ref not in refs[section]:
+                    problems.append(
+                        SiteProblem(
+                            f"grids.{grid_id}.{section}.{index}", f"no {_singular(section)} {ref!r}"
+                        )
+                    )
+    return problems
+
+
+def _singular(section: str) -> str:
+    return "entry" if section == "entries" else section[:-1]
+
+
+def _rule_problems(site: Site) -> list[SiteProblem]:
+    problems: list[SiteProblem] = []
+    ban = site.rules.truck_ban
+    for index, ref in enumerate(ban.segments or []):
+        if ref not in site.segments:
+            problems.append(SiteProblem(f"rules.truck_ban.segments.{index}", f"no segment {ref!r}"))
+    for index, ref in enumerate(ban.cameras):
+        if ref not in site.cameras:
+            problems.append(SiteProblem(f"rules.truck_ban.cameras.{index}", f"no camera {ref!r}"))
+    for index, permit in enumerate(site.permits):
+        if permit.valid_until <= permit.valid_from:
+            problems.append(SiteProblem(f"permits.{index}.valid_until", "ends before it starts"))
+    return problems
+
+
+def _sign_problems(site: Site, refs: dict[str, Any]) -> list[SiteProblem]:
+    problems: list[SiteProblem] = []
+    for sign_id, sign in site.signs.items():
+        path = f"signs.{sign_id}"
+        if sign.box_id not in site.boxes:
+            problems.append(SiteProblem(f"{path}.box_id", f"box {sign.box_id!r} is not in [boxes]"))
+        targets = {"lots": sign.lot, "zones": sign.zone, "segments": sign.segment}
+        targets["entries"] = sign.entry
+        for section, ref in targets.items():
+            if ref is not None and ref not in refs[section]:
+                field = {"lots": "lot", "zones": "zone", "segments": "segment"}.get(
+                    section, "entry"
+                )
+                problems.append(SiteProblem(f"{path}.{field}", f"no {_singular(section)} {ref!r}"))
+        if sign.kind is SignKind.GUIDANCE and sign.lot is None:
+            problems.append(SiteProblem(f"{path}.lot", "a guidance sign needs the lot it shows"))
+        if sign.kind is SignKind.WARNING and sign.zone is None and sign.message is None:
+            problems.append(SiteProblem(path, "a warning sign needs a zone or a fixed message"))
+        for index, target in enumerate(sign.fallback):
+            lot = target.lot
+            if lot not in site.lots:
+                problems.append(SiteProblem(f"{path}.fallback.{index}", f"no lot {lot!r}"))
+            elif lot == sign.lot:
+                problems.append(
+                    SiteProblem(f"{path}.fallback.{index}", "a lot cannot be its own fallback")
+                )
+    return problems
 
 
 def parse_site(data: dict[str, Any], *, source: str = "<site>") -> Site:
