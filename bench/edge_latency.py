@@ -45,6 +45,11 @@ from simulators.signs import SignSimulator  # noqa: E402
 GOAL_RATIO = 5.0
 
 
+def box_kicked_watchdog(signs: SignSimulator) -> bool:
+    """Whether a controller has written sign 1 since it powered on (its watchdog is running)."""
+    return not signs.snapshot()["signs"]["1"]["watchdog_expired"]
+
+
 async def until(predicate, deadline_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.perf_counter() + deadline_s
     while not predicate():
@@ -82,9 +87,10 @@ async def measure(
             await bare.connect()
             reader = os.open(floor_link.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
             try:
-                # The box is up once it has written the sign; then every bay free, and wait
+                # The box is up once it has written the sign (its watchdog no longer expired;
+                # the face stays "--" while no bay is known); then every bay free, and wait
                 # until the sign shows them all.
-                await until(lambda: "L1" in signs.shown(1), deadline_s=60)
+                await until(lambda: box_kicked_watchdog(signs), deadline_s=60)
                 for sid in ids:
                     link.write(core.status(sid, occupied=False))
                 await until(lambda: signs.registers(1).get(0) == bays, deadline_s=60)
