@@ -19,8 +19,9 @@ One box, one MQTT user named after its box id. Provisioning makes:
 
   The ACL file opens with central's block (``topic readwrite #``): Mosquitto applies
   ``topic`` lines to the ``user`` above them, so no box block may come first;
-* a starter ``edge.toml`` for the box's lots from the site file, valid as it stands, with
-  the bays listed in a ``bays.csv`` template for the technician to fill with sensor ids.
+* a starter ``edge.toml`` for the box's lots and stall zones, the site file's projection
+  onto the box (``site_model.edge_config``), valid as it stands, with the bays listed in a
+  ``bays.csv`` template for the technician to fill with sensor ids.
 
 ``--password-file`` / ``--acl-file`` update the broker's files in place: the box's line and
 block are replaced (found by user name and by ``# >>> parkgrid box`` markers), others kept.

@@ -189,7 +189,7 @@ def _zones(site: Site, box_id: str, deployment: Deployment) -> dict[str, Any]:
                 entry["overrides"] = [dict(o) for o in deployment.zone_overrides[zone_id]]
             elif zone.trading_hours:
                 entry["windows"] = [
-                    {"days": WEEK, "start": _clock(opens), "end": _clock(closes)}
+                    {"days": list(WEEK), "start": _clock(opens), "end": _clock(closes)}
                     for opens, closes in (hours.split("-") for hours in zone.trading_hours)
                 ]
             if deployment.time_scale != 1.0:
