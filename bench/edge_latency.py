@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -43,11 +44,6 @@ from simulators.pty_link import PtyLink  # noqa: E402
 from simulators.signs import SignSimulator  # noqa: E402
 
 GOAL_RATIO = 5.0
-
-
-def box_kicked_watchdog(signs: SignSimulator) -> bool:
-    """Whether a controller has written sign 1 since it powered on (its watchdog is running)."""
-    return not signs.snapshot()["signs"]["1"]["watchdog_expired"]
 
 
 async def until(predicate, deadline_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -87,13 +83,17 @@ async def measure(
             await bare.connect()
             reader = os.open(floor_link.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
             try:
-                # The box is up once it has written the sign (its watchdog no longer expired;
-                # the face stays "--" while no bay is known); then every bay free, and wait
-                # until the sign shows them all.
-                await until(lambda: box_kicked_watchdog(signs), deadline_s=60)
-                for sid in ids:
-                    link.write(core.status(sid, occupied=False))
-                await until(lambda: signs.registers(1).get(0) == bays, deadline_s=60)
+                # Every bay free, sent again until the sign shows them all: the box is up
+                # once it counts them (before it has heard a sensor it shows "--", as a
+                # fresh sign does, so its first write cannot be told from no write).
+                started = time.perf_counter()
+                while signs.registers(1).get(0) != bays:
+                    if time.perf_counter() - started > 120:
+                        raise TimeoutError("the box never showed its free bays")
+                    for sid in ids:
+                        link.write(core.status(sid, occupied=False))
+                    with contextlib.suppress(TimeoutError):
+                        await until(lambda: signs.registers(1).get(0) == bays, deadline_s=5)
                 floor_times: list[float] = []
                 box_times: list[float] = []
                 occupied: set[str] = set()
