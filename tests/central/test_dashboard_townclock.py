@@ -121,3 +121,18 @@ def test_the_history_chart_asks_for_the_towns_day(town_page: Page) -> None:
     # the start are 620 wall seconds at 60x.
     start = dt.datetime.fromisoformat(day["start"][0].replace("Z", "+00:00")).timestamp()
     assert start == pytest.approx(town_page.wall_start - 620, abs=2)  # type: ignore[attr-defined]
+
+
+def test_the_ledgers_date_filter_asks_for_the_towns_day(town_page: Page) -> None:
+    base = town_page.base  # type: ignore[attr-defined]
+    town_page.goto(f"{base}/dashboard/ledger")
+    town_page.wait_for_selector("#f-start")
+    with town_page.expect_request(
+        lambda r: "/api/v1/ledger?" in r.url and "start=" in r.url
+    ) as asked:
+        town_page.fill("#f-start", "2026-06-03")
+        town_page.dispatch_event("#f-start", "change")
+    start = parse_qs(urlparse(asked.value.url).query)["start"][0]
+    # Entries under 3 June in the town: from the town's midnight, 620 wall s before the start.
+    at = dt.datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
+    assert at == pytest.approx(town_page.wall_start - 620, abs=2)  # type: ignore[attr-defined]
