@@ -43,6 +43,14 @@ def eventually(condition: Callable[[], object], what: str, log: Path) -> None:
         time.sleep(0.5)
 
 
+def connected(listen: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{listen}/healthz", timeout=2) as page:
+            return bool(json.loads(page.read())["mqtt_connected"])
+    except OSError:
+        return False
+
+
 def last_event(layout: Layout) -> dict[str, object]:
     history = layout.load().history
     return history[-1] if history else {}
@@ -74,12 +82,34 @@ def test_a_release_that_fails_its_health_gate_goes_back_by_itself(
         assert layout.slot_version(layout.current_slot() or "") == "1.0.1"
 
         # and the release it went back to runs and reports the broker connected
-        def connected() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://{listen}/healthz", timeout=2) as page:
-                    return bool(json.loads(page.read())["mqtt_connected"])
-            except OSError:
-                return False
-
-        eventually(connected, "1.0.1 running again", log)
+        eventually(lambda: connected(listen), "1.0.1 running again", log)
     assert "rolled back from 1.0.2" in log.read_text()
+
+
+def crashes_on_start(source: Path) -> None:
+    runtime = source / "edge" / "runtime.py"
+    runtime.write_text(runtime.read_text() + '\nraise RuntimeError("a bug met at start")\n')
+
+
+def test_a_release_that_crashes_on_start_goes_back_after_its_starts(
+    box: Path, kit: Kit, mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """``edge run`` of 1.0.3 dies at once (its runtime raises on import); the boot check and
+    the confirm still run (they do not import it). After --max-boots starts, back to 1.0.0."""
+    listen = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        f'site = "xigang"\nbox_id = "box-p1"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[mqtt]\nurl = "{mosquitto.url}"\n[health]\nlisten = "{listen}"\n'
+    )
+    layout, log = Layout(box), tmp_path / "unit.log"
+    update(box, kit.bundle("1.0.3", patch=crashes_on_start), kit, "--max-boots", "2")
+    with UnitStandin(box, config, log) as unit:
+        eventually(lambda: last_event(layout).get("event") == "rolled back", "rolled back", log)
+        assert unit.starts >= 2
+        eventually(lambda: connected(listen), "1.0.0 running again", log)
+    event = last_event(layout)
+    assert event["version"] == "1.0.3"
+    assert "started 2 times without being confirmed" in str(event["reason"])
+    assert layout.slot_version(layout.current_slot() or "") == "1.0.0"
+    assert log.read_text().count("a bug met at start") >= 2
