@@ -123,6 +123,7 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
                 max_bytes=settings.quarantine_max_bytes,
                 max_age_s=settings.quarantine_max_age_days * 86400,
             ),
+            shared=bool(settings.ingest_group),
         )
         central.mqtt = CentralMqtt(
             settings=settings,
