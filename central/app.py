@@ -39,6 +39,7 @@ from central.forecast.service import start_forecaster
 from central.http_headers import SecurityHeaders, add_api_docs
 from central.http_limits import HttpGuard
 from central.ingest.service import IngestWriter
+from central.leases import ACKS_REPUBLISH, JOBS, SITE_SYNC, Leases, exclusive
 from central.ledger.router import router as ledger_router
 from central.log_redaction import REDACT_SECRETS
 from central.lots.router import public as lots_public
@@ -71,9 +72,11 @@ Everything else needs a bearer token from `POST /api/v1/auth/login`.
 def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Central:
     site = load_site(settings.site_file)
     engine = make_engine(settings.database_url)
-    if settings.migrate_on_start:
-        upgrade(engine)
-    sync_site(engine, site)
+    # Processes started together migrate and load the site file one after another.
+    with exclusive(engine, SITE_SYNC):
+        if settings.migrate_on_start:
+            upgrade(engine)
+        sync_site(engine, site)
     index = SiteIndex.of(site)
     hub = Hub(
         loop,
@@ -124,6 +127,7 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
                 max_age_s=settings.quarantine_max_age_days * 86400,
             ),
             shared=bool(settings.ingest_group),
+            lease=lambda: central.leases is not None and central.leases.holds(ACKS_REPUBLISH),
         )
         central.mqtt = CentralMqtt(
             settings=settings,
@@ -132,10 +136,24 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             writer_process=settings.ingest_writer_process,
         )
         central.mqtt.start()
+        central.leases = Leases(
+            engine,
+            JOBS,
+            instance=central.mqtt.instance,
+            on_gain=lambda name: _lease_taken(central, name),
+        ).start()
     return central
 
 
+def _lease_taken(central: Central, name: str) -> None:
+    """A job's lease was taken (at start, or from a holder that died): catch up now."""
+    if name == ACKS_REPUBLISH and central.mqtt is not None and central.mqtt.connected.is_set():
+        central.mqtt.writer.republish_acks()
+
+
 def _stop(central: Central) -> None:
+    if central.leases is not None:
+        central.leases.stop()
     if central.mqtt is not None:
         central.mqtt.stop()
     central.engine.dispose()

@@ -100,7 +100,8 @@ class IngestWriter:
     live stream after each commit; ``on_central_status`` sees other central instances'
     status documents. ``shared``: other processes store this site's events too (an ingest
     group); the marks then also read what they stored. Without a group say False: one
-    writer's marks need no read of the store.
+    writer's marks need no read of the store. ``lease``: whether this process republishes
+    every stored ack after a reconnect (``central.leases``; None: always).
     """
 
     def __init__(
@@ -116,9 +117,11 @@ class IngestWriter:
         wants_notices: Callable[[], bool] | None = None,
         retention: QuarantineRetention | None = None,
         shared: bool = True,
+        lease: Callable[[], bool] | None = None,
     ) -> None:
         self.engine = writer(engine)
         self.shared = shared
+        self.lease = lease  # republish every ack only while this holds (one process does)
         self.marks = MarkBook(engine.dialect.name, shared=shared)
         self.retention = retention or QuarantineRetention()
         self.dialect = engine.dialect.name
@@ -276,7 +279,10 @@ class IngestWriter:
             return moved
 
     def republish_acks(self) -> int:
-        """Publish every box's stored watermark again (after a reconnect to the broker)."""
+        """Publish every box's stored watermark again (after a reconnect to the broker);
+        with several processes, only the one holding the lease does."""
+        if self.lease is not None and not self.lease():
+            return 0
         with self.engine.connect() as c:
             rows = c.execute(select(t.watermarks.c.box_id, t.watermarks.c.acked_seq)).all()
         self.publish_marks({box: acked for box, acked in rows if box in self.site.boxes})
