@@ -54,6 +54,7 @@ from central.settings import CentralSettings
 from central.sites.router import router as site_router
 from central.sites.service import sync_site
 from central.stream.hub import Hub
+from central.stream.relay import Relay, channel_for
 from central.stream.router import router as stream_router
 from central.townclock import TownClock
 from central.zones.router import router as zones_router
@@ -93,6 +94,9 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         lots=LotsCache(engine, max_age_s=settings.lots_cache_s),
         started_at=time.time(),
     )
+    if engine.dialect.name == "postgresql" and (settings.ingest_group or not settings.ingest):
+        # Several processes: every live stream hears every process's commits.
+        _relay_stream(central)
     central.throttle.max_failures = settings.login_max_failures
     central.throttle.backoff_s = settings.login_backoff_s
     central.passwords = PasswordChecks(
@@ -114,20 +118,22 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
                     sync_alert_cases(engine, site, keys=alerts)
                 except Exception:
                     log.exception("opening cases for alerts failed")
-            hub.publish(notices)
+            if hub.relay is None:  # else they went out with the commit (stream.relay)
+                hub.publish(notices)
 
         writer = IngestWriter(
             engine=engine,
             site=index,
             notify=notify,
             stats=central.stats,
-            wants_notices=lambda: hub.active,
+            wants_notices=lambda: hub.active or hub.relay is not None,
             retention=QuarantineRetention(
                 max_bytes=settings.quarantine_max_bytes,
                 max_age_s=settings.quarantine_max_age_days * 86400,
             ),
             shared=bool(settings.ingest_group),
             lease=lambda: central.leases is not None and central.leases.holds(ACKS_REPUBLISH),
+            stream_channel=hub.relay.channel if hub.relay is not None else None,
         )
         central.mqtt = CentralMqtt(
             settings=settings,
@@ -145,6 +151,25 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
     return central
 
 
+def _relay_stream(central: Central) -> None:
+    """Route the live stream through PostgreSQL (``central.stream.relay``)."""
+
+    def arrived(notices: list[dict[str, Any]]) -> None:
+        if any(n.get("type") in ("lot", "box") for n in notices):
+            central.lots.invalidate()
+        central.hub.deliver(notices)
+
+    relay = Relay(
+        central.engine,
+        channel_for(central.engine, central.site.id),
+        deliver=arrived,
+        on_gap=central.hub.resync_all,
+    ).start()
+    if not relay.listening.wait(10):
+        log.warning("the live stream relay is not listening yet; it keeps trying")
+    central.hub.relay = relay
+
+
 def _lease_taken(central: Central, name: str) -> None:
     """A job's lease was taken (at start, or from a holder that died): catch up now."""
     if name == ACKS_REPUBLISH and central.mqtt is not None and central.mqtt.connected.is_set():
@@ -156,6 +181,8 @@ def _stop(central: Central) -> None:
         central.leases.stop()
     if central.mqtt is not None:
         central.mqtt.stop()
+    if central.hub.relay is not None:
+        central.hub.relay.stop()
     central.engine.dispose()
 
 

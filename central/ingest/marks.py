@@ -16,13 +16,15 @@ with no read of ``events`` at all while a box sends in order. ::
 
 The store may hold seqs the frontier never saw: those stored before this process started
 (``unknown_to``: the box's highest seq when the walk repaired it) and, when the ingest is
-shared, those another process stores. Only then, and only while the mark waits at a hole,
-the book reads the store, and only the hole: seqs and ranges between the mark and the
-lowest seq known above it. With a shared ingest it also takes the stored mark (another
-process may have moved it) and ``sweep`` settles boxes left waiting at a hole a moment
-later, when the other process's rows are visible. A box whose frontier holds more than
-``max_waiting`` seqs above a hole forgets them and reads them back from the store when
-the hole fills, so memory stays bounded.
+shared, those another process stores. Only then the book looks: one probe (is the seq
+just above the mark, or a range reaching it, stored?) and, only if so, the hole: seqs and
+ranges between the mark and the lowest seq known above it, a page at a time. So the
+process that commits last finds what the others committed before it. With a shared
+ingest it also takes the stored mark (another process may have moved it), and ``sweep``
+settles boxes left waiting at a hole a moment later: two transactions that commit at the
+same time cannot see each other's rows, and the sweep runs after both. A box whose
+frontier holds more than ``max_waiting`` seqs above a hole forgets them and reads them
+back from the store when the hole fills, so memory stays bounded.
 
 The book is changed inside the transaction; if the transaction fails the writer forgets
 the batch's boxes and the next batch repairs them with a walk.
@@ -89,16 +91,18 @@ class MarkBook:
             entries[box] = entry
         return self._settle(conn, entries)
 
-    def waiting(self, boxes: Iterable[str]) -> list[str]:
-        """Of these boxes, those a sweep may move: shared, and waiting at a hole."""
+    def sweepable(self, boxes: Iterable[str]) -> list[str]:
+        """Of these boxes, those a sweep may move: any this book knows, if shared."""
         if not self.shared:
             return []
-        return [b for b in boxes if b in self._boxes and len(self._boxes[b].frontier)]
+        return [b for b in boxes if b in self._boxes]
 
     def sweep(self, conn: Connection, boxes: Iterable[str]) -> dict[str, int]:
-        """Settle boxes left waiting at a hole another process may have filled since."""
-        entries = {box: self._boxes[box] for box in self.waiting(boxes)}
-        return self._settle(conn, entries) if entries else {}
+        """A moment after the batches: take the stored marks (one read for all the boxes;
+        another process may have moved them past what this one published) and settle the
+        boxes left waiting at a hole another process may have filled since."""
+        entries = {box: self._boxes[box] for box in self.sweepable(boxes)}
+        return self._settle(conn, entries, holes_only=True) if entries else {}
 
     # --- inside -------------------------------------------------------------------------
 
@@ -118,7 +122,9 @@ class MarkBook:
         )
         return [(first, last) for first, last in rows]
 
-    def _settle(self, conn: Connection, entries: dict[str, BoxMark]) -> dict[str, int]:
+    def _settle(
+        self, conn: Connection, entries: dict[str, BoxMark], *, holes_only: bool = False
+    ) -> dict[str, int]:
         if self.shared:
             wm = t.watermarks.c
             rows = conn.execute(select(wm.box_id, wm.acked_seq).where(wm.box_id.in_(list(entries))))
@@ -129,7 +135,7 @@ class MarkBook:
             if len(frontier) > self.max_waiting:
                 entry.unknown_to = max(entry.unknown_to, frontier.highest)
                 frontier.clear_waiting()
-            if self._unsure(entry):
+            if self._unsure(entry) and not (holes_only and frontier.waiting is None):
                 self._fill(conn, box, entry)
         now = time.time()
         moved = [
@@ -144,35 +150,40 @@ class MarkBook:
         return {box: entry.frontier.acked for box, entry in entries.items()}
 
     def _unsure(self, entry: BoxMark) -> bool:
-        """Whether the store may hold what the frontier waits for."""
-        acked = entry.frontier.acked
-        return acked < entry.unknown_to or (self.shared and entry.frontier.waiting is not None)
+        """Whether the store may hold seqs above the mark the frontier never saw."""
+        return self.shared or entry.frontier.acked < entry.unknown_to
 
     def _fill(self, conn: Connection, box: str, entry: BoxMark) -> None:
-        """Read the hole above the mark from the store, until the mark stops moving."""
+        """Read the hole above the mark from the store, until the mark stops moving.
+
+        First one probe: is the seq just above the mark, or a range reaching it, stored?
+        Only then the hole (up to the lowest seq known above it) is read, a page at a time.
+        """
         frontier = entry.frontier
         ev, dr = t.events.c, t.dropped_ranges.c
+        # A range counts only below a stored seq of the box, as in the walk.
         top = select(func.max(ev.seq)).where(ev.box_id == box).scalar_subquery()
         while self._unsure(entry):
             acked, waiting = frontier.acked, frontier.waiting
             bounds = [] if waiting is None else [waiting]
             if acked < entry.unknown_to:
                 bounds.append(entry.unknown_to + 1)
-            upper = min(bounds)
-            seqs = conn.execute(
-                select(ev.seq)
-                .where(ev.box_id == box, ev.seq > acked, ev.seq < upper)
-                .order_by(ev.seq)
-                .limit(WALK_CHUNK)
-            ).scalars()
-            # A range counts only below a stored seq of the box, as in the walk.
-            ranges = conn.execute(
-                select(dr.first_seq, dr.last_seq)
-                .where(dr.box_id == box, dr.last_seq > acked, dr.first_seq < upper)
-                .where(dr.last_seq < top)
-                .order_by(dr.first_seq)
-                .limit(RANGE_CHUNK)
-            ).all()
-            frontier.add(seqs, [(first, last) for first, last in ranges])
-            if frontier.acked == acked:
+            upper = min(bounds) if bounds else None
+            next_seq = select(ev.seq).where(ev.box_id == box, ev.seq == acked + 1)
+            reaching = select(dr.first_seq).where(
+                dr.box_id == box, dr.first_seq <= acked + 1, dr.last_seq > acked, dr.last_seq < top
+            )
+            if conn.execute(next_seq.union_all(reaching).limit(1)).first() is None:
                 break  # a hole the store does not fill either
+            seqs = select(ev.seq).where(ev.box_id == box, ev.seq > acked)
+            ranges = select(dr.first_seq, dr.last_seq).where(
+                dr.box_id == box, dr.last_seq > acked, dr.last_seq < top
+            )
+            if upper is not None:
+                seqs = seqs.where(ev.seq < upper)
+                ranges = ranges.where(dr.first_seq < upper)
+            found = conn.execute(seqs.order_by(ev.seq).limit(WALK_CHUNK)).scalars().all()
+            held = conn.execute(ranges.order_by(dr.first_seq).limit(RANGE_CHUNK)).all()
+            frontier.add(found, [(first, last) for first, last in held])
+            if frontier.acked == acked:
+                break

@@ -76,6 +76,7 @@ def writer_main(
     sweep_interval_s: float,
     retention: QuarantineRetention | None = None,
     shared: bool = True,
+    stream_channel: str | None = None,
 ) -> None:
     """The child: store each batch, answer with the result; sweep between batches."""
     # JSON lines like its parent `central serve` (parkgrid/logs.py; this package may not
@@ -97,6 +98,7 @@ def writer_main(
         sweep_window_s=sweep_window_s,
         retention=retention,
         shared=shared,
+        stream_channel=stream_channel,
     )
     next_sweep = time.monotonic() + sweep_interval_s
     try:
@@ -163,6 +165,7 @@ class WriterProcess:
                 self.sweep_interval_s,
                 self.writer.retention,
                 self.writer.shared,
+                self.writer.stream_channel,
             ),
             daemon=True,
         )

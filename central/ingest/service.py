@@ -29,8 +29,9 @@ and sends it again. ::
 With several central processes on a shared subscription, one box's events are spread over
 processes: a process's mark may wait at a hole another process is filling. ``sweep()``
 settles recently touched boxes left waiting at a hole a moment later (reading only the
-hole), so the watermark always catches up; with one process nothing waits that the store
-could fill, and the sweep reads nothing.
+hole) and publishes a stored mark another process moved past the one this process
+published last, so the watermark always catches up; with one process nothing waits that
+the store could fill, and the sweep reads nothing.
 
 Where each step lives: ``batch`` (the data a batch is made of), ``decode`` (decode and
 file each message by payload type, through a table), ``events`` (refuse, insert, apply by
@@ -72,6 +73,7 @@ from central.ingest.marks import MarkBook
 from central.ingest.retries import is_disk_full, store_with_retries
 from central.ingest.states import apply_states
 from central.quarantine.retention import QuarantineRetention
+from central.stream.relay import notify_in
 from firmware_protocols.uplink import (
     AckWatermark,
     CentralStatus,
@@ -102,6 +104,8 @@ class IngestWriter:
     group); the marks then also read what they stored. Without a group say False: one
     writer's marks need no read of the store. ``lease``: whether this process republishes
     every stored ack after a reconnect (``central.leases``; None: always).
+    ``stream_channel``: send each batch's notices with ``pg_notify`` in its transaction,
+    for every process's live stream (``central.stream.relay``).
     """
 
     def __init__(
@@ -118,10 +122,13 @@ class IngestWriter:
         retention: QuarantineRetention | None = None,
         shared: bool = True,
         lease: Callable[[], bool] | None = None,
+        stream_channel: str | None = None,
     ) -> None:
         self.engine = writer(engine)
         self.shared = shared
         self.lease = lease  # republish every ack only while this holds (one process does)
+        # PostgreSQL with several processes: notices go out with the commit (stream.relay).
+        self.stream_channel = stream_channel
         self.marks = MarkBook(engine.dialect.name, shared=shared)
         self.retention = retention or QuarantineRetention()
         self.dialect = engine.dialect.name
@@ -201,10 +208,6 @@ class IngestWriter:
             now = time.monotonic()
             for box in marks:
                 self._recent[box] = now
-            for row in batch.quarantine:
-                batch.notices.append(
-                    {"type": "quarantine", "topic": row["topic"], "reason": row["reason"]}
-                )
             return BatchResult(
                 marks=marks, notices=batch.notices, central_statuses=batch.central_statuses
             )
@@ -234,6 +237,12 @@ class IngestWriter:
                 if isinstance(event.body, EventsDropped):
                     firsts.setdefault(box, []).append(event.body.first_seq)
             marks = self.marks.move(conn, stored, firsts)
+            for row in batch.quarantine:
+                batch.notices.append(
+                    {"type": "quarantine", "topic": row["topic"], "reason": row["reason"]}
+                )
+            if self.stream_channel is not None and batch.notices:
+                notify_in(conn, self.stream_channel, batch.notices)
         return marks, dropped, new_events
 
     # --- the watermark --------------------------------------------------------------------
@@ -265,14 +274,14 @@ class IngestWriter:
         for box in [b for b, at in self._recent.items() if now - at > self.sweep_window_s]:
             del self._recent[box]
         with self._lock:
-            waiting = self.marks.waiting(boxes)
-            if not waiting:
+            sweepable = self.marks.sweepable(boxes)
+            if not sweepable:
                 return {}
             try:
                 with self.engine.begin() as conn:
-                    marks = self.marks.sweep(conn, waiting)
+                    marks = self.marks.sweep(conn, sweepable)
             except BaseException:
-                self.marks.forget(waiting)
+                self.marks.forget(sweepable)
                 raise
             moved = {b: m for b, m in marks.items() if m > self._published.get(b, -1)}
             self._published.update(moved)
