@@ -48,6 +48,7 @@ from central.lots.service import LotsCache
 from central.opendata.router import router as opendata_router
 from central.ops.router import router as ops_router
 from central.public import mount as mount_public
+from central.quarantine.heal import heal_quarantine
 from central.quarantine.retention import QuarantineRetention
 from central.quarantine.router import router as quarantine_router
 from central.settings import CentralSettings
@@ -73,12 +74,18 @@ Everything else needs a bearer token from `POST /api/v1/auth/login`.
 def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Central:
     site = load_site(settings.site_file)
     engine = make_engine(settings.database_url)
-    # Processes started together migrate and load the site file one after another.
+    index = SiteIndex.of(site)
+    # Processes started together migrate and load the site file one after another; a box
+    # new in the site file gets the messages it sent before (central.quarantine.heal).
     with exclusive(engine, SITE_SYNC):
         if settings.migrate_on_start:
             upgrade(engine)
         sync_site(engine, site)
-    index = SiteIndex.of(site)
+        heal_quarantine(
+            engine,
+            index,
+            writer=IngestWriter(engine=engine, site=index, retention=_retention(settings)),
+        )
     hub = Hub(
         loop,
         queue_size=settings.stream_queue,
@@ -127,10 +134,7 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             notify=notify,
             stats=central.stats,
             wants_notices=lambda: hub.active or hub.relay is not None,
-            retention=QuarantineRetention(
-                max_bytes=settings.quarantine_max_bytes,
-                max_age_s=settings.quarantine_max_age_days * 86400,
-            ),
+            retention=_retention(settings),
             shared=bool(settings.ingest_group),
             lease=lambda: central.leases is not None and central.leases.holds(ACKS_REPUBLISH),
             stream_channel=hub.relay.channel if hub.relay is not None else None,
@@ -149,6 +153,13 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             on_gain=lambda name: _lease_taken(central, name),
         ).start()
     return central
+
+
+def _retention(settings: CentralSettings) -> QuarantineRetention:
+    return QuarantineRetention(
+        max_bytes=settings.quarantine_max_bytes,
+        max_age_s=settings.quarantine_max_age_days * 86400,
+    )
 
 
 def _relay_stream(central: Central) -> None:
