@@ -285,6 +285,10 @@ class IngestWriter:
                 raise
             moved = {b: m for b, m in marks.items() if m > self._published.get(b, -1)}
             self._published.update(moved)
+            # What this sweep publishes may reach the broker after a higher ack another
+            # process published meanwhile: sweep the box once more (it then reads that).
+            for box in moved:
+                self._recent[box] = now
             return moved
 
     def republish_acks(self) -> int:
