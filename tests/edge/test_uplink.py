@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from pydantic import BaseModel
 
-from edge.agents.uplink import Uplink, _paho
+from edge.agents.uplink import Uplink
 from edge.config import EdgeConfig, MqttConfig, OutboxConfig
 from edge.outbox import Outbox
 from firmware_protocols.uplink import (
@@ -254,8 +254,8 @@ async def test_uplink_last_will_on_abrupt_close_and_shutdown_on_stop(
 ) -> None:
     """A connection cut without DISCONNECT gives the retained will; a clean stop says shutdown."""
     uplink = await box.start()
-    assert uplink._client is not None
-    sock = _paho(uplink._client).socket()
+    assert uplink.link is not None
+    sock = uplink.link.socket()
     assert isinstance(sock, socket.socket)
     sock.shutdown(socket.SHUT_RDWR)
 
@@ -468,7 +468,9 @@ async def test_uplink_overflow_drops_oldest_and_reports_it(
     uplink = b.make_uplink()
     for i in range(3000):
         uplink.emit(bay_event(i))
-    await asyncio.sleep(0.05)
+    # The burst is committed (and the overflow dropped) on the outbox's writer thread, then
+    # the uplink's reports of it (EventsDropped, the alert) are committed after it.
+    await eventually(lambda: b.outbox.last_seq > 3000 and b.outbox.queued == 0)
     dropped = b.outbox.dropped_events_total
     assert dropped > 0
     assert b.outbox.bytes() <= cap

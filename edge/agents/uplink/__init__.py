@@ -4,6 +4,6 @@ The agent lives in ``agent.py``; this package keeps ``from edge.agents.uplink im
 working for the runtime, the benches and the tests.
 """
 
-from edge.agents.uplink.agent import PAHO_MAX_MIDS, Uplink, UplinkStats, _paho
+from edge.agents.uplink.agent import PAHO_MAX_MIDS, Uplink, UplinkStats
 
-__all__ = ["PAHO_MAX_MIDS", "Uplink", "UplinkStats", "_paho"]
+__all__ = ["PAHO_MAX_MIDS", "Uplink", "UplinkStats"]

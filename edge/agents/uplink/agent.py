@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-``run()`` is a reconnect loop around one MQTT session (a fresh ``aiomqtt.Client`` per
+``run()`` is a reconnect loop around one MQTT session (a fresh ``MqttLink`` per
 attempt, so the Last Will's ``ts`` is the connect time, as the contract says). Back-off
 doubles from 0.5 s up to 30 s, jittered; while waiting, a bare TCP probe of the broker's
 address each second ends the wait (back-off reset) when the path answers again after it
@@ -30,10 +30,11 @@ has not moved for ``outbox.resend_after_s`` while events are outstanding, or whe
 what may be outstanding above the watermark);
 central's store is unique on (box, seq), so repeats cost bandwidth, never a double count.
 
-The event publish path hands messages straight to aiomqtt's paho client (``_paho``): an
-awaited ``aiomqtt.Client.publish`` per event costs a task and a future per message, and
-caps the drain at about a third of paho's rate (docs/edge-uplink.md). The socket is still driven
-by aiomqtt's reader and writer on this event loop; only the per-message await is skipped.
+Events and states go out through ``MqttLink.publish_nowait`` (``mqtt_link.py``, the box's
+MQTT adapter over paho's public API): one paho ``publish()`` each, no await, counted in flight
+until the PUBACK. An awaited publish per event costs a future and a timeout per message and
+capped the drain at about a third of paho's rate (docs/edge-uplink.md). The birth, the
+shutdown status and command replies use the awaited ``MqttLink.publish``.
 
 Commands run one at a time in their own task, so a slow ``on_command`` never stalls acks.
 ``rebirth`` is handled here (birth + states again); the others go to ``on_command``.
@@ -53,14 +54,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import aiomqtt
-import paho.mqtt.client as paho_mqtt
 from pydantic import BaseModel
 
 from edge.agents.network_path import PathWatch
 from edge.agents.outbox_commits import Commits
+from edge.agents.uplink.mqtt_link import LinkSettings, MqttLink, MqttLinkError
 from edge.config import EdgeConfig
 from edge.outbox import Outbox
 from edge.outbox_errors import AckBeyondOutbox, SeqLineFull
@@ -177,15 +177,13 @@ class Uplink:
         self._box_id = config.box_id
         self._window = min(config.mqtt.max_inflight, PAHO_MAX_MIDS - 1000)
 
-        self._client: aiomqtt.Client | None = None
+        self._link: MqttLink | None = None
         self._acked = 0
         self._cursor = 1
         self._historical_below = 1
         self._progress_at = time.monotonic()
         self._central_online: bool | None = None
-        self._our_mids: set[int] = set()
         self._wake = asyncio.Event()
-        self._window_free = asyncio.Event()
         self._ack_seen = asyncio.Event()
         self._stop_requested = False
         self._done = asyncio.Event()
@@ -243,14 +241,14 @@ class Uplink:
         """Latest value wins: publish ``model`` retained at once if connected, and keep it
         (conflated by topic) for the next connection."""
         payload = encode_payload(model)
-        client = self._client if self._connected else None
-        self._outbox.put_state(topic, payload, dirty=client is None)
+        link = self._link if self._connected else None
+        self._outbox.put_state(topic, payload, dirty=link is None)
         self._commits.schedule()
-        if client is not None:
+        if link is not None:
             try:
-                self._fast_publish(client, topic, payload, retain=True)
+                link.publish_nowait(topic, payload, retain=True)
                 self._states_published += 1
-            except aiomqtt.MqttError as exc:
+            except MqttLinkError as exc:
                 log.debug("state %s kept for the next connection: %s", topic, exc)
 
     def _committed(self, count: int) -> None:
@@ -311,9 +309,9 @@ class Uplink:
         down_since: float | None = None
         try:
             while not self._stop_requested:
-                client = self._make_client()
+                link = self._make_link()
                 try:
-                    async with client:
+                    async with link:
                         attempt = 0
                         self._backoff_s = 0.0
                         if down_since is not None:
@@ -323,7 +321,7 @@ class Uplink:
                                 time.monotonic() - down_since,
                             )
                         down_since = None
-                        await self._guarded_session(client)
+                        await self._guarded_session(link)
                         return
                 except asyncio.CancelledError:
                     raise
@@ -337,7 +335,7 @@ class Uplink:
                             self._config.mqtt.url,
                             _describe(exc),
                         )
-                    if not isinstance(exc, aiomqtt.MqttError) and not _only_mqtt_errors(exc):
+                    if not _only_mqtt_errors(exc):
                         log.exception("uplink: unexpected error in the session")
                 finally:
                     self._session_ended()
@@ -357,14 +355,15 @@ class Uplink:
         """Say ``offline shutdown``, disconnect, and let ``run()`` return (within ~2 s)."""
         self._stop_requested = True
         self._wake.set()
-        self._window_free.set()
+        if self._link is not None:
+            self._link.wake()
         if self._running:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(3.0):
                     await self._done.wait()
         await self._commits.stop()
 
-    def _make_client(self) -> aiomqtt.Client:
+    def _make_link(self) -> MqttLink:
         mqtt = self._config.mqtt
         will = BoxStatus(
             box_id=self._box_id,
@@ -380,43 +379,29 @@ class Uplink:
             )
             if mqtt.cert_file is not None and mqtt.key_file is not None:
                 tls_context.load_cert_chain(str(mqtt.cert_file), str(mqtt.key_file))
-        client = aiomqtt.Client(
-            mqtt.host,
-            mqtt.port,
-            identifier=mqtt.client_id or f"parkgrid-{self._box_id}",
+        settings = LinkSettings(
+            host=mqtt.host,
+            port=mqtt.port,
+            client_id=mqtt.client_id or f"parkgrid-{self._box_id}",
             username=mqtt.username,
             password=mqtt.password(),
-            will=aiomqtt.Will(self.topics.status, encode_payload(will), qos=1, retain=True),
-            keepalive=mqtt.keepalive_s,
-            clean_session=True,
+            keepalive_s=mqtt.keepalive_s,
             tls_context=tls_context,
-            max_inflight_messages=self._window,
-            timeout=10,
+            will_topic=self.topics.status,
+            will_payload=encode_payload(will),
+            max_inflight=self._window,
         )
-        # A publish above the threshold is normal here (the window is bounded by us).
-        client.pending_calls_threshold = self._window + 100
-        paho = _paho(client)
-        aiomqtt_on_publish = paho.on_publish
+        return MqttLink(settings, on_message=self._on_message)
 
-        def on_publish(*args: Any) -> None:
-            if aiomqtt_on_publish is not None:
-                aiomqtt_on_publish(*args)
-            self._our_mids.discard(args[2])
-            if len(self._our_mids) <= self._window // 2:
-                self._window_free.set()
-
-        paho.on_publish = on_publish
-        return client
-
-    async def _guarded_session(self, client: aiomqtt.Client) -> None:
+    async def _guarded_session(self, link: MqttLink) -> None:
         try:
-            await self._session(client)
+            await self._session(link)
         except asyncio.CancelledError:
-            await self._goodbye(client)
+            await self._goodbye(link)
             raise
-        await self._goodbye(client)
+        await self._goodbye(link)
 
-    async def _goodbye(self, client: aiomqtt.Client) -> None:
+    async def _goodbye(self, link: MqttLink) -> None:
         status = BoxStatus(
             box_id=self._box_id,
             state=Online.OFFLINE,
@@ -426,33 +411,32 @@ class Uplink:
         )
         try:
             async with asyncio.timeout(GOODBYE_TIMEOUT_S):
-                await client.publish(self.topics.status, encode_payload(status), qos=1, retain=True)
-        except (TimeoutError, aiomqtt.MqttError) as exc:
+                await link.publish(self.topics.status, encode_payload(status), retain=True)
+        except (TimeoutError, MqttLinkError) as exc:
             log.warning("uplink: could not publish the shutdown status: %s", _describe(exc))
 
     def _session_ended(self) -> None:
         was_connected = self._connected
         self._connected = False
         self._live = False
-        self._client = None
-        self._our_mids.clear()
+        self._link = None
         if was_connected:
             self._disconnects += 1
             self._safe_call("on_connection", self._on_connection, False)
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, link: MqttLink) -> None:
         # The same filters the broker's ACL grants the box (central.provision.box_acl).
-        await client.subscribe([(topic_filter, 1) for topic_filter in self.topics.box_filters()])
-        self._client = client
+        await link.subscribe(list(self.topics.box_filters()))
+        self._link = link
         self._connected = True
         self._connects += 1
         self._ack_seen.clear()
         self._central_online = None
         self._safe_call("on_connection", self._on_connection, True)
         async with asyncio.TaskGroup() as tg:
-            receiver = tg.create_task(self._receive(client), name="uplink-receive")
-            commands = tg.create_task(self._run_commands(client), name="uplink-commands")
-            await self._publish_birth_and_states(client)
+            watch = tg.create_task(link.lost(), name="uplink-link")
+            commands = tg.create_task(self._run_commands(link), name="uplink-commands")
+            await self._publish_birth_and_states(link)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._ack_wait_s):
                     await self._ack_seen.wait()
@@ -462,59 +446,48 @@ class Uplink:
             self._cursor = self._acked + 1
             self._progress_at = time.monotonic()
             self._live = True
-            await self._send_events(client)
-            receiver.cancel()
+            await self._send_events(link)
+            watch.cancel()
             commands.cancel()
 
     # --- publishing ---------------------------------------------------------------------
 
-    def _fast_publish(
-        self, client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool
-    ) -> None:
-        info = _paho(client).publish(topic, payload, qos=1, retain=retain)
-        if info.rc != paho_mqtt.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, f"could not publish to {topic}")
-        if not info.is_published():
-            self._our_mids.add(info.mid)
+    async def _wait_for_room(self, link: MqttLink) -> None:
+        await link.wait_for_room(self._window - 1, stopping=lambda: self._stop_requested)
 
-    async def _wait_for_room(self) -> None:
-        while len(self._our_mids) >= self._window and not self._stop_requested:
-            self._window_free.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._window_free.wait()
-
-    async def _publish_birth_and_states(self, client: aiomqtt.Client) -> None:
+    async def _publish_birth_and_states(self, link: MqttLink) -> None:
         # The birth is this boot's status: it replaces whatever status the outbox kept (the
         # previous boot's periodic one), which must not be replayed over it below.
         birth = encode_payload(self._birth())
         self._outbox.put_state(self.topics.status, birth, dirty=False)
-        await client.publish(self.topics.status, birth, qos=1, retain=True)
+        await link.publish(self.topics.status, birth, retain=True)
         published: set[str] = {self.topics.status}
         for topic, model in self._states():
             payload = encode_payload(model)
             self._outbox.put_state(topic, payload, dirty=False)
-            await self._wait_for_room()
-            self._fast_publish(client, topic, payload, retain=True)
+            await self._wait_for_room(link)
+            link.publish_nowait(topic, payload, retain=True)
             published.add(topic)
             self._states_published += 1
         for topic, payload in self._outbox.states():
             if topic not in published:
-                await self._wait_for_room()
-                self._fast_publish(client, topic, payload, retain=True)
+                await self._wait_for_room(link)
+                link.publish_nowait(topic, payload, retain=True)
                 self._states_published += 1
         await self._commits.mark_state_clean()
 
-    async def _send_events(self, client: aiomqtt.Client) -> None:
+    async def _send_events(self, link: MqttLink) -> None:
         outbox = self._outbox
         event_topic = self.topics.event
         box_id = self._box_id
         refill_at = max(1, self._window // 2)
         resend_after = self._config.outbox.resend_after_s
         while not self._stop_requested:
-            room = self._window - len(self._our_mids)
+            room = self._window - link.in_flight
             if room < refill_at:
-                await self._wait_for_room_below(refill_at)
+                await link.wait_for_room(
+                    self._window - refill_at, stopping=lambda: self._stop_requested
+                )
                 continue
             self._wake.clear()
             self._cursor = max(self._cursor, self._acked + 1)
@@ -526,8 +499,7 @@ class Uplink:
                     self._progress_at = time.monotonic()
                 below = self._historical_below
                 for ev in rows:
-                    self._fast_publish(
-                        client,
+                    link.publish_nowait(
                         event_topic,
                         ev.envelope(box_id, historical=ev.seq < below),
                         retain=False,
@@ -548,13 +520,6 @@ class Uplink:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
-
-    async def _wait_for_room_below(self, limit: int) -> None:
-        while self._window - len(self._our_mids) < limit and not self._stop_requested:
-            self._window_free.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._window_free.wait()
 
     def _resend(self, reason: str) -> None:
         """Go back to the oldest unacked event with the window shrunk to
@@ -579,21 +544,13 @@ class Uplink:
 
     # --- receiving ----------------------------------------------------------------------
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            if isinstance(payload, bytes | bytearray):
-                data = bytes(payload)
-            elif isinstance(payload, str):
-                data = payload.encode()
-            else:
-                data = b"" if payload is None else str(payload).encode()
-            topic = message.topic.value
-            try:
-                self._dispatch(topic, data)
-            except Exception:
-                self._bad_messages += 1
-                log.exception("uplink: error while handling a message on %s", topic)
+    def _on_message(self, topic: str, data: bytes) -> None:
+        """Every message the broker sends, on the loop as it is read (``MqttLink``)."""
+        try:
+            self._dispatch(topic, data)
+        except Exception:
+            self._bad_messages += 1
+            log.exception("uplink: error while handling a message on %s", topic)
 
     def _dispatch(self, topic: str, data: bytes) -> None:
         if topic.startswith(self.topics.prefix + "/cmd/"):
@@ -719,22 +676,22 @@ class Uplink:
 
     # --- commands -----------------------------------------------------------------------
 
-    async def _run_commands(self, client: aiomqtt.Client) -> None:
+    async def _run_commands(self, link: MqttLink) -> None:
         while True:
             topic, data = await self._commands.get()
             try:
-                await self._handle_command(client, topic, data)
-            except aiomqtt.MqttError:
+                await self._handle_command(link, topic, data)
+            except MqttLinkError:
                 raise
             except Exception:
                 self._bad_messages += 1
                 log.exception("uplink: command on %s failed", topic)
 
-    async def _handle_command(self, client: aiomqtt.Client, topic: str, data: bytes) -> None:
+    async def _handle_command(self, link: MqttLink, topic: str, data: bytes) -> None:
         try:
             message = decode_message(topic, data)
         except DecodeError as exc:
-            await self._answer_malformed(client, topic, data, str(exc))
+            await self._answer_malformed(link, topic, data, str(exc))
             return
         command = message.payload
         if not isinstance(command, Command):
@@ -751,7 +708,7 @@ class Uplink:
             self._commands_refused += 1
             reply = self._reply(command.command_id, command.name, error="expired")
         elif command.name is CommandName.REBIRTH:
-            await self._publish_birth_and_states(client)
+            await self._publish_birth_and_states(link)
             reply = self._reply(command.command_id, command.name)
         else:
             try:
@@ -760,9 +717,7 @@ class Uplink:
                 log.exception("uplink: command %s failed", command.name.value)
                 reply = self._reply(command.command_id, command.name, error=f"failed: {exc}"[:500])
         self._commands_handled += 1
-        await client.publish(
-            self.topics.reply(command.name), encode_payload(reply), qos=1, retain=False
-        )
+        await link.publish(self.topics.reply(command.name), encode_payload(reply), retain=False)
 
     def _reply(
         self, command_id: uuid.UUID, name: CommandName, *, error: str | None = None
@@ -775,9 +730,7 @@ class Uplink:
             ts=self._clock(),
         )
 
-    async def _answer_malformed(
-        self, client: aiomqtt.Client, topic: str, data: bytes, reason: str
-    ) -> None:
+    async def _answer_malformed(self, link: MqttLink, topic: str, data: bytes, reason: str) -> None:
         self._bad("command", topic, reason)
         self._commands_refused += 1
         try:
@@ -790,13 +743,18 @@ class Uplink:
         if name is None or parsed.kind is not TopicKind.CMD:
             return
         reply = self._reply(command_id, name, error=f"malformed command: {reason}"[:500])
-        await client.publish(self.topics.reply(name), encode_payload(reply), qos=1)
+        await link.publish(self.topics.reply(name), encode_payload(reply), retain=False)
 
     # --- figures ------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def link(self) -> MqttLink | None:
+        """This session's MQTT link (None between sessions)."""
+        return self._link
 
     @property
     def live(self) -> bool:
@@ -853,16 +811,10 @@ class Uplink:
         )
 
 
-def _paho(client: aiomqtt.Client) -> paho_mqtt.Client:
-    # aiomqtt exposes no public handle on its paho client; the fast event path needs it.
-    paho: paho_mqtt.Client = client._client
-    return paho
-
-
 def _only_mqtt_errors(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(_only_mqtt_errors(e) for e in exc.exceptions)
-    return isinstance(exc, aiomqtt.MqttError | OSError)
+    return isinstance(exc, MqttLinkError | OSError)
 
 
 def _describe(exc: BaseException) -> str:
