@@ -553,7 +553,7 @@ class Uplink:
             log.exception("uplink: error while handling a message on %s", topic)
 
     def _dispatch(self, topic: str, data: bytes) -> None:
-        if topic.startswith(self.topics.prefix + "/cmd/"):
+        if self.topics.is_cmd(topic):
             try:
                 self._commands.put_nowait((topic, data))
             except asyncio.QueueFull:
