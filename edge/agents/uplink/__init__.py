@@ -1,9 +1,9 @@
-"""The box's MQTT uplink: ``Uplink`` (the agent) and ``UplinkStats`` (its figures).
-
-The agent lives in ``agent.py``; this package keeps ``from edge.agents.uplink import Uplink``
-working for the runtime, the benches and the tests.
+"""The box's MQTT uplink: ``Uplink`` (the agent, ``agent.py``) and ``UplinkStats`` (its
+figures, ``stats.py``); ``from edge.agents.uplink import Uplink`` keeps working for the
+runtime, the benches and the tests.
 """
 
-from edge.agents.uplink.agent import PAHO_MAX_MIDS, Uplink, UplinkStats
+from edge.agents.uplink.agent import PAHO_MAX_MIDS, Uplink
+from edge.agents.uplink.stats import UplinkStats
 
 __all__ = ["PAHO_MAX_MIDS", "Uplink", "UplinkStats"]

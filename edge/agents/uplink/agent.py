@@ -36,8 +36,10 @@ until the PUBACK. An awaited publish per event costs a future and a timeout per 
 capped the drain at about a third of paho's rate (docs/edge-uplink.md). The birth, the
 shutdown status and command replies use the awaited ``MqttLink.publish``.
 
-Commands run one at a time in their own task, so a slow ``on_command`` never stalls acks.
-``rebirth`` is handled here (birth + states again); the others go to ``on_command``.
+Its parts: ``mqtt_link`` (the MQTT adapter), ``connection`` (a connection's settings from
+the config), ``commands`` (central's commands, one at a time in their own task, so a slow
+``on_command`` never stalls acks), ``ack_refusals`` (acks the box does not believe),
+``overflow`` (the outbox's overflow told as events), ``stats`` (the figures).
 """
 
 from __future__ import annotations
@@ -45,98 +47,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import random
-import ssl
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Final
 
 from pydantic import BaseModel
 
 from edge.agents.network_path import PathWatch
 from edge.agents.outbox_commits import Commits
-from edge.agents.uplink.mqtt_link import LinkSettings, MqttLink, MqttLinkError
+from edge.agents.uplink.ack_refusals import AckRefusals
+from edge.agents.uplink.commands import CommandRunner
+from edge.agents.uplink.connection import describe, link_settings, only_link_errors
+from edge.agents.uplink.mqtt_link import MqttLink, MqttLinkError
+from edge.agents.uplink.overflow import OverflowReports
+from edge.agents.uplink.stats import UplinkStats, outbox_health
 from edge.config import EdgeConfig
 from edge.outbox import Outbox
 from edge.outbox_errors import AckBeyondOutbox, SeqLineFull
 from firmware_protocols.errors import DecodeError
 from firmware_protocols.uplink import (
     AckWatermark,
-    AlertRaised,
-    AlertResolved,
     BoxStatus,
     CentralStatus,
     Command,
-    CommandName,
     CommandReply,
-    EventsDropped,
     LotState,
-    TopicKind,
     Topics,
     decode_message,
     encode_payload,
-    parse_topic,
 )
 from firmware_protocols.uplink.models import (
-    AlertType,
-    LaneHealth,
     OfflineReason,
     Online,
     OutboxHealth,
-    Severity,
 )
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S: Final = 0.5
 BACKOFF_MAX_S: Final = 30.0
-SEEN_COMMANDS: Final = 1024
-COMMAND_QUEUE: Final = 64
 PAHO_MAX_MIDS: Final = 65_535
 GOODBYE_TIMEOUT_S: Final = 1.5
 
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UplinkStats:
-    connected: bool
-    connects: int
-    disconnects: int
-    events_published: int
-    states_published: int
-    resends: int
-    acked_seq: int
-    last_seq: int
-    outbox_depth: int
-    outbox_bytes: int
-    oldest_event_age_s: float | None
-    dropped_events_total: int
-    commands_handled: int
-    commands_refused: int
-    commands_repeated: int
-    bad_messages: int
-    seq_advances: int = 0
-    """Times central's watermark was ahead of the outbox and its events were renumbered."""
-    acks_refused: int = 0
-    """Acks above the outbox's last committed seq, refused (nothing deleted)."""
-    connect_failures: int = 0
-    """Sessions that could not be opened or ended in an error."""
-    backoff_s: float = 0.0
-    """The current wait before the next connect attempt (0: connected, or reset)."""
-    path_probes: int = 0
-    """TCP probes of the broker's address made while backing off."""
-    network_returns: int = 0
-    """Back-offs cut short because the broker's address answered again after it did not."""
-    send_window: int = 0
-    """Events that may be outstanding above central's watermark (shrinks on a resend)."""
 
 
 class Uplink:
@@ -165,7 +123,6 @@ class Uplink:
         self._boot_id = boot_id
         self._birth = birth
         self._states = states
-        self._on_command = on_command
         self._on_remote_lot = on_remote_lot
         self._on_remote_box = on_remote_box
         self._on_connection = on_connection
@@ -191,10 +148,15 @@ class Uplink:
         # Commits and deletes run on their own thread, never on the event loop: an fsync
         # on an SD card takes tens to hundreds of ms (issue 15 finding 7).
         self._commits = Commits(outbox, delay_s=flush_delay_s, on_committed=self._committed)
-        self._overflow_was_active = outbox.overflow_active
-        self._seen_commands: OrderedDict[uuid.UUID, None] = OrderedDict()
-        self._commands: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(COMMAND_QUEUE)
+        self._overflow = OverflowReports(outbox, emit=self.emit, clock=self._clock)
         self._bad_logged: set[str] = set()
+        self._commands = CommandRunner(
+            topics=self.topics,
+            on_command=on_command,
+            rebirth=self._publish_birth_and_states,
+            bad=self._bad,
+            clock=self._clock,
+        )
 
         self._connected = False
         self._live = False
@@ -203,12 +165,8 @@ class Uplink:
         self._events_published = 0
         self._states_published = 0
         self._resends = 0
-        self._commands_handled = 0
-        self._commands_refused = 0
-        self._commands_repeated = 0
         self._bad_messages = 0
         self._seq_advances = 0
-        self._acks_refused = 0
         self._connect_failures = 0
         self._backoff_s = 0.0
         self._path = PathWatch(
@@ -220,7 +178,9 @@ class Uplink:
         )
         self._send_window_max = config.outbox.send_window_max
         self._send_window = self._send_window_max
-        self._ack_alert: str | None = None  # the open ack_refused alert, if any
+        self._ack_refusals = AckRefusals(
+            ack_topic=self.topics.ack, emit=self.emit, bad=self._bad, clock=self._clock
+        )
 
     def _clock(self) -> dt.datetime:
         value = self._wall()
@@ -253,50 +213,9 @@ class Uplink:
 
     def _committed(self, count: int) -> None:
         """After each commit, on the loop: report overflow; wake the sender for new rows."""
-        self._report_overflow()
+        self._overflow.report()
         if count:
             self._wake.set()
-
-    def _report_overflow(self) -> None:
-        outbox = self._outbox
-        now = self._clock()
-        alert_id = f"outbox-overflow-{outbox.overflow_episodes}"
-        if outbox.take_episode_start():
-            self.emit(
-                AlertRaised(
-                    alert_id=alert_id,
-                    alert_type=AlertType.OUTBOX_OVERFLOW,
-                    severity=Severity.CRITICAL,
-                    since=now,
-                    message=(
-                        f"outbox events lane passed its cap of {outbox.events_max_bytes} bytes; "
-                        "oldest unacked events are being dropped"
-                    ),
-                ),
-                now,
-            )
-        for drop in outbox.unreported_drops():
-            self.emit(
-                EventsDropped(
-                    first_seq=drop.first_seq,
-                    last_seq=drop.last_seq,
-                    count=drop.count,
-                    total=outbox.dropped_events_total,
-                ),
-                now,
-            )
-            outbox.mark_reported(drop)
-        if self._overflow_was_active and not outbox.overflow_active:
-            self.emit(
-                AlertResolved(
-                    alert_id=alert_id,
-                    alert_type=AlertType.OUTBOX_OVERFLOW,
-                    since=now,
-                    message="outbox events lane back under half its cap",
-                ),
-                now,
-            )
-        self._overflow_was_active = outbox.overflow_active
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -333,9 +252,9 @@ class Uplink:
                         log.warning(
                             "uplink: connection to %s lost or refused (%s); retrying",
                             self._config.mqtt.url,
-                            _describe(exc),
+                            describe(exc),
                         )
-                    if not _only_mqtt_errors(exc):
+                    if not only_link_errors(exc):
                         log.exception("uplink: unexpected error in the session")
                 finally:
                     self._session_ended()
@@ -364,7 +283,6 @@ class Uplink:
         await self._commits.stop()
 
     def _make_link(self) -> MqttLink:
-        mqtt = self._config.mqtt
         will = BoxStatus(
             box_id=self._box_id,
             state=Online.OFFLINE,
@@ -372,21 +290,9 @@ class Uplink:
             ts=self._clock(),
             reason=OfflineReason.CONNECTION_LOST,
         )
-        tls_context: ssl.SSLContext | None = None
-        if mqtt.tls:
-            tls_context = ssl.create_default_context(
-                cafile=str(mqtt.ca_file) if mqtt.ca_file else None
-            )
-            if mqtt.cert_file is not None and mqtt.key_file is not None:
-                tls_context.load_cert_chain(str(mqtt.cert_file), str(mqtt.key_file))
-        settings = LinkSettings(
-            host=mqtt.host,
-            port=mqtt.port,
-            client_id=mqtt.client_id or f"parkgrid-{self._box_id}",
-            username=mqtt.username,
-            password=mqtt.password(),
-            keepalive_s=mqtt.keepalive_s,
-            tls_context=tls_context,
+        settings = link_settings(
+            self._config.mqtt,
+            box_id=self._box_id,
             will_topic=self.topics.status,
             will_payload=encode_payload(will),
             max_inflight=self._window,
@@ -413,7 +319,7 @@ class Uplink:
             async with asyncio.timeout(GOODBYE_TIMEOUT_S):
                 await link.publish(self.topics.status, encode_payload(status), retain=True)
         except (TimeoutError, MqttLinkError) as exc:
-            log.warning("uplink: could not publish the shutdown status: %s", _describe(exc))
+            log.warning("uplink: could not publish the shutdown status: %s", describe(exc))
 
     def _session_ended(self) -> None:
         was_connected = self._connected
@@ -435,7 +341,7 @@ class Uplink:
         self._safe_call("on_connection", self._on_connection, True)
         async with asyncio.TaskGroup() as tg:
             watch = tg.create_task(link.lost(), name="uplink-link")
-            commands = tg.create_task(self._run_commands(link), name="uplink-commands")
+            commands = tg.create_task(self._commands.run(link), name="uplink-commands")
             await self._publish_birth_and_states(link)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._ack_wait_s):
@@ -554,10 +460,7 @@ class Uplink:
 
     def _dispatch(self, topic: str, data: bytes) -> None:
         if self.topics.is_cmd(topic):
-            try:
-                self._commands.put_nowait((topic, data))
-            except asyncio.QueueFull:
-                self._bad("command-queue", topic, "command queue full, command dropped")
+            self._commands.put(topic, data)
             return
         if not data and topic != self.topics.ack:
             # A cleared retained message (another box removed): nothing to learn.
@@ -601,7 +504,7 @@ class Uplink:
             if outbox.acked_seq > 0:
                 # Central acked this seq line before, so it cannot hold seqs the line never
                 # reached: a forged or corrupt watermark. Deleting on it would lose events.
-                self._refuse_ack(acked, str(AckBeyondOutbox(acked, outbox.last_seq)))
+                self._ack_refusals.refuse(str(AckBeyondOutbox(acked, outbox.last_seq)))
                 return
             # A line central never acked (a new or recreated outbox) behind central's
             # watermark: central holds seqs up to ``acked`` from the old line and would drop
@@ -610,7 +513,7 @@ class Uplink:
             try:
                 shift = outbox.advance_past(acked)
             except SeqLineFull as exc:
-                self._refuse_ack(acked, str(exc))
+                self._ack_refusals.refuse(str(exc))
                 return
             self._historical_below += shift
             self._seq_advances += 1
@@ -620,37 +523,7 @@ class Uplink:
         self._send_window = min(self._send_window_max, self._send_window * 2)
         self._progress_at = time.monotonic()
         self._wake.set()
-        if self._ack_alert is not None:
-            alert_id, self._ack_alert = self._ack_alert, None
-            now = self._clock()
-            self.emit(
-                AlertResolved(
-                    alert_id=alert_id,
-                    alert_type=AlertType.ACK_REFUSED,
-                    since=now,
-                    message=f"central's ack watermark is back within this box's seqs ({acked})",
-                ),
-                now,
-            )
-
-    def _refuse_ack(self, acked: int, reason: str) -> None:
-        """A protocol error: logged once, counted, alerted (one alert until a sane ack), and
-        otherwise ignored: nothing is deleted and the box's own watermark stays."""
-        self._acks_refused += 1
-        self._bad("ack-refused", self.topics.ack, reason)
-        if self._ack_alert is None:
-            now = self._clock()
-            self._ack_alert = f"ack-refused-{uuid.uuid4().hex[:12]}"
-            self.emit(
-                AlertRaised(
-                    alert_id=self._ack_alert,
-                    alert_type=AlertType.ACK_REFUSED,
-                    severity=Severity.CRITICAL,
-                    since=now,
-                    message=reason[:500],
-                ),
-                now,
-            )
+        self._ack_refusals.sane(acked)
 
     def _on_central(self, online: bool) -> None:
         previous, self._central_online = self._central_online, online
@@ -674,77 +547,6 @@ class Uplink:
         except Exception:
             log.exception("uplink: %s callback failed", name)
 
-    # --- commands -----------------------------------------------------------------------
-
-    async def _run_commands(self, link: MqttLink) -> None:
-        while True:
-            topic, data = await self._commands.get()
-            try:
-                await self._handle_command(link, topic, data)
-            except MqttLinkError:
-                raise
-            except Exception:
-                self._bad_messages += 1
-                log.exception("uplink: command on %s failed", topic)
-
-    async def _handle_command(self, link: MqttLink, topic: str, data: bytes) -> None:
-        try:
-            message = decode_message(topic, data)
-        except DecodeError as exc:
-            await self._answer_malformed(link, topic, data, str(exc))
-            return
-        command = message.payload
-        if not isinstance(command, Command):
-            return
-        if command.command_id in self._seen_commands:
-            self._commands_repeated += 1
-            log.info("uplink: command %s repeated; ignored", command.command_id)
-            return
-        self._seen_commands[command.command_id] = None
-        while len(self._seen_commands) > SEEN_COMMANDS:
-            self._seen_commands.popitem(last=False)
-        now = self._clock()
-        if command.expires_at is not None and command.expires_at <= now:
-            self._commands_refused += 1
-            reply = self._reply(command.command_id, command.name, error="expired")
-        elif command.name is CommandName.REBIRTH:
-            await self._publish_birth_and_states(link)
-            reply = self._reply(command.command_id, command.name)
-        else:
-            try:
-                reply = await self._on_command(command)
-            except Exception as exc:
-                log.exception("uplink: command %s failed", command.name.value)
-                reply = self._reply(command.command_id, command.name, error=f"failed: {exc}"[:500])
-        self._commands_handled += 1
-        await link.publish(self.topics.reply(command.name), encode_payload(reply), retain=False)
-
-    def _reply(
-        self, command_id: uuid.UUID, name: CommandName, *, error: str | None = None
-    ) -> CommandReply:
-        return CommandReply(
-            command_id=command_id,
-            command=name,
-            ok=error is None,
-            error=error,
-            ts=self._clock(),
-        )
-
-    async def _answer_malformed(self, link: MqttLink, topic: str, data: bytes, reason: str) -> None:
-        self._bad("command", topic, reason)
-        self._commands_refused += 1
-        try:
-            parsed = parse_topic(topic)
-            name = parsed.command
-            raw = json.loads(data)
-            command_id = uuid.UUID(str(raw["command_id"]))
-        except (DecodeError, ValueError, KeyError, TypeError):
-            return  # nothing to answer to: no known command name or no command id
-        if name is None or parsed.kind is not TopicKind.CMD:
-            return
-        reply = self._reply(command_id, name, error=f"malformed command: {reason}"[:500])
-        await link.publish(self.topics.reply(name), encode_payload(reply), retain=False)
-
     # --- figures ------------------------------------------------------------------------
 
     @property
@@ -767,20 +569,7 @@ class Uplink:
 
     def outbox_health(self) -> OutboxHealth:
         """The outbox part of the box's health summary (for the birth and /healthz)."""
-        outbox = self._outbox
-        stats = outbox.stats()
-        return OutboxHealth(
-            state=LaneHealth(
-                depth=stats.state_depth, bytes=stats.state_bytes, cap_bytes=outbox.state_max_bytes
-            ),
-            event=LaneHealth(
-                depth=stats.depth + stats.queued,
-                bytes=stats.bytes,
-                cap_bytes=outbox.events_max_bytes,
-            ),
-            oldest_event_age_s=outbox.oldest_age(self._clock()),
-            dropped_events_total=stats.dropped_events_total,
-        )
+        return outbox_health(self._outbox, self._clock())
 
     def stats(self) -> UplinkStats:
         outbox = self._outbox
@@ -797,27 +586,15 @@ class Uplink:
             outbox_bytes=outbox.bytes(),
             oldest_event_age_s=outbox.oldest_age(self._clock()),
             dropped_events_total=outbox.dropped_events_total,
-            commands_handled=self._commands_handled,
-            commands_refused=self._commands_refused,
-            commands_repeated=self._commands_repeated,
-            bad_messages=self._bad_messages,
+            commands_handled=self._commands.handled,
+            commands_refused=self._commands.refused,
+            commands_repeated=self._commands.repeated,
+            bad_messages=self._bad_messages + self._commands.errors,
             seq_advances=self._seq_advances,
-            acks_refused=self._acks_refused,
+            acks_refused=self._ack_refusals.refused,
             connect_failures=self._connect_failures,
             backoff_s=self._backoff_s,
             path_probes=self._path.probes,
             network_returns=self._path.returns,
             send_window=self._send_window,
         )
-
-
-def _only_mqtt_errors(exc: BaseException) -> bool:
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_only_mqtt_errors(e) for e in exc.exceptions)
-    return isinstance(exc, MqttLinkError | OSError)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
