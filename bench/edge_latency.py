@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -82,12 +83,18 @@ async def measure(
             await bare.connect()
             reader = os.open(floor_link.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
             try:
-                # The box is up once it has written the sign; then every bay free, and wait
-                # until the sign shows them all.
-                await until(lambda: "L1" in signs.shown(1), deadline_s=60)
-                for sid in ids:
-                    link.write(core.status(sid, occupied=False))
-                await until(lambda: signs.registers(1).get(0) == bays, deadline_s=60)
+                # The box is up once it has written the sign ("--": no bay known yet, since
+                # issue 15); then every bay free, and wait until the sign shows them all. The
+                # sign may be written before the serial line is open, and a frame written to
+                # the pty before then is lost, so the frames go again until the count is in.
+                await until(lambda: signs.shown(1) != "", deadline_s=60)
+                for _ in range(12):
+                    for sid in ids:
+                        link.write(core.status(sid, occupied=False))
+                    with contextlib.suppress(TimeoutError):
+                        await until(lambda: signs.registers(1).get(0) == bays, deadline_s=5)
+                        break
+                await until(lambda: signs.registers(1).get(0) == bays, deadline_s=1)
                 floor_times: list[float] = []
                 box_times: list[float] = []
                 occupied: set[str] = set()
