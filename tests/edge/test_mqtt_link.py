@@ -107,3 +107,36 @@ async def test_a_lost_link_refuses_publishes_and_waits(mosquitto: MosquittoBroke
     with pytest.raises(MqttLinkError):
         await link.wait_for_room(0, stopping=lambda: False)
     await link.close()
+
+
+async def test_a_connect_given_up_leaves_no_connection_behind() -> None:
+    """A connect cancelled while waiting for a CONNACK that never comes (a server that takes
+    TCP and says nothing) closes its socket: the server sees the connection end."""
+    accepted = asyncio.Event()
+    ended = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        while await reader.read(1024):
+            pass  # CONNECT, then nothing until the client goes
+        ended.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = MqttLink(
+        LinkSettings(host="127.0.0.1", port=port, client_id="given-up"),
+        on_message=lambda t, p: None,
+    )
+    connecting = asyncio.create_task(link.connect())
+    try:
+        async with asyncio.timeout(10):
+            await accepted.wait()
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        async with asyncio.timeout(10):
+            await ended.wait()
+    finally:
+        server.close()
+        await server.wait_closed()

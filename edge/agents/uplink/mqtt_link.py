@@ -96,6 +96,7 @@ class MqttLink:
         self._connack: asyncio.Future[None] = self._loop.create_future()
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._closing = False
+        self._abandoned = False
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._subacks: dict[int, asyncio.Future[list[Any]]] = {}
         self._unacked: set[int] = set()
@@ -144,14 +145,16 @@ class MqttLink:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 await asyncio.to_thread(self._client.connect, s.host, s.port, s.keepalive_s)
                 await asyncio.shield(self._connack)
-        except TimeoutError:
+        except BaseException as exc:
+            # Given up (timed out, refused, cancelled): a connect thread still running must
+            # not leave a live connection behind, so its socket is closed when it shows up.
+            self._abandoned = True
             self._drop_socket()
-            raise MqttLinkError("connack", self.broker, "no answer in time") from None
-        except (OSError, ValueError) as exc:
-            self._drop_socket()
-            raise MqttLinkError("connect", self.broker, f"{type(exc).__name__}: {exc}") from exc
-        except MqttLinkError:
-            self._drop_socket()
+            if isinstance(exc, TimeoutError):
+                raise MqttLinkError("connack", self.broker, "no answer in time") from None
+            if isinstance(exc, OSError | ValueError):
+                detail = f"{type(exc).__name__}: {exc}"
+                raise MqttLinkError("connect", self.broker, detail) from exc
             raise
         self._misc = self._loop.create_task(self._keepalive(), name="mqtt-keepalive")
 
@@ -299,11 +302,16 @@ class MqttLink:
         self._loop.call_soon_threadsafe(self._watch_reads, sock.fileno())
 
     def _watch_reads(self, fd: int) -> None:
+        if self._abandoned:
+            self._drop_socket()
+            return
         if self._client.socket() is None:
             return  # closed again before the loop got here
         self._loop.add_reader(fd, self._readable)
 
     def _on_socket_close(self, _c: Any, _u: Any, sock: Any) -> None:
+        if self._loop.is_closed():
+            return  # paho's __del__ closing a link left behind by a finished loop
         fd = sock.fileno()
         if threading.get_ident() == self._loop_thread:
             if fd >= 0:
@@ -322,7 +330,7 @@ class MqttLink:
 
     def _watch_writes(self, fd: int) -> None:
         # Unconditionally: paho will not ask again until a loop_write has run.
-        if self._client.socket() is not None:
+        if self._client.socket() is not None and not self._abandoned:
             self._loop.add_writer(fd, self._writable)
 
     def _on_unregister_write(self, _c: Any, _u: Any, sock: Any) -> None:
