@@ -140,7 +140,7 @@ class Box:
         self.commands.append(command)
         return CommandReply(command_id=command.command_id, command=command.name, ok=True, ts=now())
 
-    def make_uplink(self) -> Uplink:
+    def make_uplink(self, ack_wait_s: float = 0.3) -> Uplink:
         self.uplink = Uplink(
             config=self.config,
             outbox=self.outbox,
@@ -151,7 +151,7 @@ class Box:
             on_remote_lot=lambda box, lot: self.remote_lots.append((box, lot)),
             on_remote_box=lambda box, up: self.remote_boxes.append((box, up)),
             on_connection=self.connection.append,
-            ack_wait_s=0.3,
+            ack_wait_s=ack_wait_s,
             backoff_max_s=1.0,
         )
         return self.uplink
@@ -454,6 +454,27 @@ async def test_uplink_recreated_outbox_renumbers_above_centrals_watermark(
         assert uplink2.stats().seq_advances == 1
         assert uplink2.emit(bay_event(200)) == 51
         await eventually(lambda: central.seqs(BOX)[-1] == 51)
+    finally:
+        await second.stop()
+        second.outbox.close()
+
+
+async def test_uplink_takes_the_retained_ack_that_comes_with_the_suback(
+    tmp_path: Path, mosquitto: MosquittoBroker, central: CentralStandin
+) -> None:
+    """The retained ack is read as the subscription is granted: the box goes live on it and
+    does not sit out its whole ack wait (here a minute) for one it already had."""
+    first = make_box(tmp_path, mosquitto)
+    uplink = await first.start()
+    uplink.emit(bay_event(1))
+    await eventually(lambda: uplink.acked_seq == 1)
+    await first.stop()
+    first.outbox.close()
+    second = make_box(tmp_path, mosquitto)
+    again = second.make_uplink(ack_wait_s=60)
+    try:
+        await second.start()
+        assert again.acked_seq == 1
     finally:
         await second.stop()
         second.outbox.close()

@@ -30,11 +30,9 @@ has not moved for ``outbox.resend_after_s`` while events are outstanding, or whe
 what may be outstanding above the watermark);
 central's store is unique on (box, seq), so repeats cost bandwidth, never a double count.
 
-Events and states go out through ``MqttLink.publish_nowait`` (``mqtt_link.py``, the box's
-MQTT adapter over paho's public API): one paho ``publish()`` each, no await, counted in flight
-until the PUBACK. An awaited publish per event costs a future and a timeout per message and
-capped the drain at about a third of paho's rate (docs/edge-uplink.md). The birth, the
-shutdown status and command replies use the awaited ``MqttLink.publish``.
+Events and states go out with ``MqttLink.publish_nowait`` (one paho ``publish()`` each, no
+await; an awaited publish per event capped the drain at a third of paho's rate); the birth,
+the shutdown status and command replies with the awaited ``MqttLink.publish``.
 
 Its parts: ``mqtt_link`` (the MQTT adapter), ``connection`` (a connection's settings from
 the config), ``commands`` (central's commands, one at a time in their own task, so a slow
@@ -331,13 +329,15 @@ class Uplink:
             self._safe_call("on_connection", self._on_connection, False)
 
     async def _session(self, link: MqttLink) -> None:
+        # Reset before subscribing: the retained ack and central's status are handled as
+        # they are read, which may be before subscribe() returns.
+        self._ack_seen.clear()
+        self._central_online = None
         # The same filters the broker's ACL grants the box (central.provision.box_acl).
         await link.subscribe(list(self.topics.box_filters()))
         self._link = link
         self._connected = True
         self._connects += 1
-        self._ack_seen.clear()
-        self._central_online = None
         self._safe_call("on_connection", self._on_connection, True)
         async with asyncio.TaskGroup() as tg:
             watch = tg.create_task(link.lost(), name="uplink-link")
