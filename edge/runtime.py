@@ -37,8 +37,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from edge import box_health
-from edge.agents.guidance import LOT_PROJECTIONS, RemoteLot, fixed_warning_display
+from edge import bay_memory, box_health
+from edge.agents.guidance import (
+    LOT_PROJECTIONS,
+    RemoteLot,
+    fixed_warning_display,
+    own_lot,
+    remote_lot_of,
+)
 from edge.agents.occupancy import BayChange, LotSnapshot, Occupancy, SensorNotice
 from edge.agents.sign_display import UnsupportedDisplay, from_override, to_uplink
 from edge.agents.uplink import Uplink
@@ -124,6 +130,7 @@ class EdgeBox:
         self.occupancy = Occupancy(config, now=self.started_at)
         self.restarts = Restarts()
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        bay_memory.load_into(self.occupancy, config.data_dir, self.started_at)
         self.outbox = Outbox(Outbox.path_in(config.data_dir), config=config.outbox)
         self.zones = ZoneAgent(config, data_dir=config.data_dir, now=self.started_at)
         self.uplink = Uplink(
@@ -191,6 +198,9 @@ class EdgeBox:
                 run_supervised(f"signs:{bus_id}", bus.run)
             run_supervised("clock", self._clock_loop)
             run_supervised("status", self._status_loop)
+            run_supervised(
+                "bay-memory", lambda: bay_memory.keep(self.occupancy, self.config.data_dir)
+            )
             if self.health._server is not None:
                 run_supervised("health", self.health.run)
 
@@ -516,21 +526,14 @@ class EdgeBox:
 
     def _remote_view(self) -> dict[str, RemoteLot]:
         """Every lot a sign may point to: the other boxes' (as MQTT says) and this box's."""
+        # A box never heard (None: no status yet, or none we may read) is unknown by the
+        # availability rule: its lot's figures may be from before it died.
         view = {
-            lot_id: RemoteLot(
-                lot_id=lot_id,
-                free=state.free,
-                status=state.status.value,
-                # A box never heard (no status yet, or none we may read) is not trusted:
-                # its lot's figures may be from before it died.
-                box_online=self.remote_boxes.get(box_id, False),
-            )
+            lot_id: remote_lot_of(state, self.remote_boxes.get(box_id))
             for lot_id, (box_id, state) in self.remote_lots.items()
         }
-        for lot_id, snap in self._lot_snapshots.items():
-            view[lot_id] = RemoteLot(
-                lot_id=lot_id, free=snap.free, status=snap.status, box_online=True
-            )
+        for snap in self._lot_snapshots.values():
+            view[snap.lot_id] = own_lot(snap)
         return view
 
     def _project_all_signs(self) -> None:
