@@ -14,19 +14,22 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user
+from central.captures.service import intake
 from central.cases import service
 from central.db import schema as t
 from central.db.engine import make_engine
+from central.evidence.store import DiskPictureStore
 from central.ingest.service import IngestWriter
 from central.settings import CentralSettings
 from firmware_protocols.uplink.models import AlertType
 from site_model.site import SiteIndex, load_site
 from tests.central.helpers import SITE_FILE, event_msg
+from tests.central.ledger_helpers import capture
 from tests.central.test_cases import _alert
 
 SPEED = 60.0
@@ -87,6 +90,30 @@ def test_tow_order_from_bay_dwell_is_town_time(fast_town: TestClient) -> None:
             .values(state="occupied", since=time.time() - 49 * 3600 / SPEED)
         )
     assert len(_sweep(fast_town)["tow_orders"]) == 1
+    with engine.connect() as conn:
+        case = conn.execute(select(t.cases)).one()
+    assert case.kind == "tow"
+    assert case.ack_due_at - case.registered_at == pytest.approx(30 * 60 / SPEED)
+
+
+def test_tow_order_from_captures_gets_town_limits(engine: Engine, tmp_path: Path) -> None:
+    """A plate left in a lot over two local days (camera times: town time already) gives a
+    tow order whose case has the town's limits when central's town runs at 60x."""
+    site = load_site(SITE_FILE)
+    store = DiskPictureStore(tmp_path / "pictures")
+    for c in (
+        capture(0, plate="苏B11111", lot_id="P1"),
+        capture(23 * 3600, plate="苏B11111", lot_id="P1"),
+    ):
+        intake(
+            engine,
+            store,
+            site,
+            camera_id="C3",
+            capture=c,
+            now=c.captured_at.timestamp() + 60,
+            town_speed=SPEED,
+        )
     with engine.connect() as conn:
         case = conn.execute(select(t.cases)).one()
     assert case.kind == "tow"
