@@ -101,6 +101,7 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         hub=hub,
         lots=LotsCache(engine, max_age_s=settings.lots_cache_s, settings=site.availability),
         started_at=time.time(),
+        town=TownClock(settings.town_clock_file),
     )
     if engine.dialect.name == "postgresql" and (settings.ingest_group or not settings.ingest):
         # Several processes: every live stream hears every process's commits.
@@ -123,7 +124,7 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             ]
             if alerts:  # cases for alerts that need a person; the sweep catches up on failure
                 try:
-                    sync_alert_cases(engine, site, keys=alerts)
+                    sync_alert_cases(engine, site, keys=alerts, town_speed=central.town.speed)
                 except Exception:
                     log.exception("opening cases for alerts failed")
             if hub.relay is None:  # else they went out with the commit (stream.relay)
@@ -217,7 +218,7 @@ def create_app(
         central.http_guard = http_guard
         app.state.central = central
         sweeper = Sweeper(central).start() if resolved.ingest else None
-        app.state.town_clock = TownClock(resolved.town_clock_file)
+        app.state.town_clock = central.town  # the one town clock (central.townclock)
         forecaster = start_forecaster(app, central)
         try:
             yield

@@ -12,6 +12,7 @@ from central.auth.service import TokenCache
 from central.ingest.batch import IngestStats
 from central.settings import CentralSettings
 from central.stream.hub import Hub
+from central.townclock import TownClock
 from site_model.site import Site, SiteIndex
 
 if TYPE_CHECKING:
@@ -37,3 +38,4 @@ class Central:
     leases: Leases | None = None  # the jobs that run once among processes (ingest only)
     http_guard: HttpGuard | None = None  # set by `central serve`: its connection limits
     started_at: float = 0.0
+    town: TownClock = field(default_factory=lambda: TownClock(None))  # the one town clock

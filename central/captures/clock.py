@@ -119,7 +119,15 @@ def clear_alert(conn: Connection, *, camera_id: str, now: float) -> bool:
 
 
 def _confirm(
-    conn: Connection, site: Site, row: Any, *, use: str, reason: str | None, actor: str, now: float
+    conn: Connection,
+    site: Site,
+    row: Any,
+    *,
+    use: str,
+    reason: str | None,
+    actor: str,
+    now: float,
+    town_speed: float,
 ) -> dict[str, Any]:
     at = float(row.camera_time if use == "camera" else row.received_at)
     conn.execute(
@@ -133,7 +141,7 @@ def _confirm(
         detail={"use": use, "reason": reason, "clock_skew_s": row.clock_skew_s},
     )
     data = {**dict(row._mapping), "captured_at": at, "held": None}
-    outcomes = evaluate_capture(conn, site, data, now=now)
+    outcomes = evaluate_capture(conn, site, data, now=now, town_speed=town_speed)
     return {"capture_id": int(row.id), "captured_at": at, "outcomes": outcomes}
 
 
@@ -151,6 +159,7 @@ def confirm_time(
     reason: str | None,
     actor: str,
     now: float | None = None,
+    town_speed: float = 1.0,
 ) -> dict[str, Any]:
     """A person says which time a held capture has (the camera's or its receipt); the rules
     then read it, in the same transaction as the record of who decided."""
@@ -163,7 +172,9 @@ def confirm_time(
             raise NotFound("capture", str(capture_id))
         if row.held != HOLD:
             raise Conflict(f"capture {capture_id} is not held for its camera's clock")
-        return _confirm(conn, site, row, use=use, reason=reason, actor=actor, now=now)
+        return _confirm(
+            conn, site, row, use=use, reason=reason, actor=actor, now=now, town_speed=town_speed
+        )
 
     return retrying(engine, work)
 
@@ -177,6 +188,7 @@ def confirm_held(
     reason: str | None,
     actor: str,
     now: float | None = None,
+    town_speed: float = 1.0,
 ) -> list[dict[str, Any]]:
     """Every held capture of one camera confirmed at once, oldest first (a camera catching
     up after an outage sends a backlog: one decision for all of it)."""
@@ -190,7 +202,10 @@ def confirm_held(
             .order_by(t.captures.c.camera_time, t.captures.c.id)
         ).all()
         return [
-            _confirm(conn, site, row, use=use, reason=reason, actor=actor, now=now) for row in rows
+            _confirm(
+                conn, site, row, use=use, reason=reason, actor=actor, now=now, town_speed=town_speed
+            )
+            for row in rows
         ]
 
     return retrying(engine, work)

@@ -44,7 +44,12 @@ def publish_results(central: Any, results: list[dict[str, Any]]) -> None:
                 }
             )
             try:
-                sync_alert_cases(central.engine, central.site, keys=[(box_id, alert_id)])
+                sync_alert_cases(
+                    central.engine,
+                    central.site,
+                    keys=[(box_id, alert_id)],
+                    town_speed=central.town.speed,
+                )
             except Exception:  # the periodic sweep opens it later
                 log.exception("opening a case for camera %s's clock alert failed", box_id)
     if notices:

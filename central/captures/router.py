@@ -71,6 +71,7 @@ async def _intake(
                     camera_id=actor.name,
                     capture=capture,
                     max_skew_s=central.settings.camera_clock_skew_minutes * 60,
+                    town_speed=central.town.speed,
                 )
             )
         except Invalid as exc:
@@ -178,6 +179,7 @@ def confirm_time(
         use=body.use,
         reason=body.reason,
         actor=actor.label,
+        town_speed=central.town.speed,
     )
     publish_results(central, [out])
     return out
@@ -198,6 +200,7 @@ def confirm_held(
         use=body.use,
         reason=body.reason,
         actor=actor.label,
+        town_speed=central.town.speed,
     )
     publish_results(central, out)
     return {"camera_id": camera_id, "confirmed": out}

@@ -108,10 +108,12 @@ def intake(
     capture: Capture,
     now: float | None = None,
     max_skew_s: float = 600.0,
+    town_speed: float = 1.0,
 ) -> dict[str, Any]:
     """Store a capture once; on first sight apply the rules. Returns what happened.
 
     ``max_skew_s`` is central's allowance; the camera's own setting in the site file wins.
+    ``town_speed`` is the town clock's: a tow order's case limits are town time.
     """
     now = time.time() if now is None else now
     place, bay_id = place_of(site, camera_id, capture)
@@ -195,7 +197,9 @@ def intake(
                 ],
             }
         resolved = clock.clear_alert(conn, camera_id=camera_id, now=now)
-        outcomes = evaluate_capture(conn, site, {**row, "id": capture_id}, now=now)
+        outcomes = evaluate_capture(
+            conn, site, {**row, "id": capture_id}, now=now, town_speed=town_speed
+        )
         return {
             "capture_id": capture_id,
             "duplicate": False,

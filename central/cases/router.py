@@ -38,7 +38,9 @@ def cases(
     "/cases/sweep", summary="Run the sweep now: cases for alerts, escalations, tows for long stays"
 )
 async def sweep(central: CentralDep, _: Admin) -> dict[str, Any]:
-    opened, counts, tows = await run_in_threadpool(sweep_now, central.engine, central.site)
+    opened, counts, tows = await run_in_threadpool(
+        sweep_now, central.engine, central.site, town_speed=central.town.speed
+    )
     if opened or any(counts.values()) or tows:
         central.hub.publish([{"type": "case", "sweep": True}])
     if tows:

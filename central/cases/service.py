@@ -36,8 +36,15 @@ def open_case(
     now: float,
     detail: dict[str, Any] | None = None,
     ledger_seq: int | None = None,
+    town_speed: float = 1.0,
 ) -> tuple[int, bool]:
-    """Register a case (once per ``source_ref``); return ``(case id, newly opened)``."""
+    """Register a case (once per ``source_ref``); return ``(case id, newly opened)``.
+
+    The site's ``[duty]`` limits are town time and ``now`` is the wall clock: with the town
+    clock at ``town_speed`` (``central.townclock``; 1 in a real town) a limit of L town
+    seconds is due L / town_speed wall seconds after ``now``, so the stored due times, the
+    sweep and the ``overdue`` flag all stay on the one (wall) axis the rest of central uses.
+    """
     existing = conn.execute(select(t.cases.c.id).where(t.cases.c.source_ref == source_ref)).scalar()
     if existing is not None:
         return int(existing), False
@@ -54,8 +61,8 @@ def open_case(
             "ledger_seq": ledger_seq,
             "state": "registered",
             "registered_at": now,
-            "ack_due_at": now + duty.ack_s(kind),
-            "close_due_at": now + duty.close_s(kind),
+            "ack_due_at": now + duty.ack_s(kind) / town_speed,
+            "close_due_at": now + duty.close_s(kind) / town_speed,
             "escalation": 0,
             "reopened": 0,
             "updated_at": now,
@@ -98,12 +105,14 @@ def sync_alert_cases(
     *,
     keys: list[tuple[str, str]] | None = None,
     now: float | None = None,
+    town_speed: float = 1.0,
 ) -> int:
     """Open cases for edge alerts that need a person; note later steps and resolutions.
 
     Reads the ``alerts`` table the ingest keeps, so it is idempotent and catches up after
     any interruption: the ingest calls it for the alerts of each batch (``keys``: box id,
-    alert id), the sweep for all of them.
+    alert id), the sweep for all of them. ``town_speed`` scales the cases' limits
+    (:func:`open_case`).
     """
     now = time.time() if now is None else now
     wanted = list(site.duty.alert_cases)
@@ -148,6 +157,7 @@ def sync_alert_cases(
                     place=place,
                     title=alert.message or alert.alert_type,
                     now=now,
+                    town_speed=town_speed,
                     detail={
                         "box_id": alert.box_id,
                         "alert_id": alert.alert_id,

@@ -21,12 +21,15 @@ log = logging.getLogger(__name__)
 
 
 def sweep_now(
-    engine: Engine, site: Site, *, now: float | None = None
+    engine: Engine, site: Site, *, now: float | None = None, town_speed: float = 1.0
 ) -> tuple[int, dict[str, int], list[int]]:
-    """One sweep: cases opened for alerts, the escalation counts, the tow orders' seqs."""
-    opened = sync_alert_cases(engine, site, now=now)
+    """One sweep: cases opened for alerts, the escalation counts, the tow orders' seqs.
+
+    ``town_speed`` is the town clock's (``Central.town``): limits and the bays' dwell are
+    town time (:func:`central.cases.service.open_case`, :func:`sweep_bays`)."""
+    opened = sync_alert_cases(engine, site, now=now, town_speed=town_speed)
     counts = sweep(engine, site, now=now)
-    tows = sweep_bays(engine, site, now=now)
+    tows = sweep_bays(engine, site, now=now, town_speed=town_speed)
     return opened, counts, tows
 
 
@@ -53,7 +56,12 @@ class Sweeper:
                 continue  # another process sweeps (central.leases)
             try:
                 now = time.time()
-                opened, counts, tows = sweep_now(self.central.engine, self.central.site, now=now)
+                opened, counts, tows = sweep_now(
+                    self.central.engine,
+                    self.central.site,
+                    now=now,
+                    town_speed=self.central.town.speed,
+                )
                 if opened or any(counts.values()) or tows:  # live dashboard pages re-read
                     self.central.hub.publish(
                         [{"type": "case", "sweep": True}]

@@ -145,7 +145,7 @@ def permit_for(conn: Connection, site: Site, *, plate: str, area: str, at: float
 
 
 def evaluate_capture(
-    conn: Connection, site: Site, capture: dict[str, Any], *, now: float
+    conn: Connection, site: Site, capture: dict[str, Any], *, now: float, town_speed: float = 1.0
 ) -> list[dict[str, Any]]:
     """Apply every rule to a newly stored capture; append what they find; say what happened."""
     plate = capture["plate"]
@@ -247,6 +247,7 @@ def evaluate_capture(
                 conn,
                 site,
                 now=now,
+                town_speed=town_speed,
                 evidence=_evidence(finding, span_s=round(finding.span_s, 3)),
                 dedup_key=key,
                 title=f"Tow {plate}: left at {place} since "
@@ -266,9 +267,10 @@ def order_tow(
     dedup_key: str,
     title: str,
     place: str,
+    town_speed: float = 1.0,
     **vehicle: Any,
 ) -> int:
-    """A tow order in the ledger, and a case for the grid that answers for the place."""
+    """A tow order in the ledger, and a case (town-time limits) for the place's grid."""
     rule = site.rules.left_for_days
     row = chain.append(
         conn,
@@ -292,17 +294,19 @@ def order_tow(
         place=place,
         title=title,
         now=now,
+        town_speed=town_speed,
         ledger_seq=row["seq"],
         detail={"plate": vehicle.get("plate")},
     )
     return int(row["seq"])
 
 
-def sweep_bays(engine: Engine, site: Site, *, now: float | None = None) -> list[int]:
-    """Tow orders for bays occupied longer than the rule's dwell (from the edge's bay state)."""
+def sweep_bays(
+    engine: Engine, site: Site, *, now: float | None = None, town_speed: float = 1.0
+) -> list[int]:
+    """Tow orders for bays occupied over the rule's dwell: town hours, so / town_speed on wall."""
     now = time.time() if now is None else now
-    rule = site.rules.left_for_days
-    limit = now - rule.dwell_hours * 3600
+    limit = now - site.rules.left_for_days.dwell_hours * 3600 / town_speed
     tz = ZoneInfo(site.site.timezone)
 
     def work(conn: Connection) -> list[int]:
@@ -323,6 +327,7 @@ def sweep_bays(engine: Engine, site: Site, *, now: float | None = None) -> list[
                     conn,
                     site,
                     now=now,
+                    town_speed=town_speed,
                     evidence={
                         "bay_id": row.bay_id,
                         "occupied_since": round(row.since, 3),
