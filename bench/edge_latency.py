@@ -82,9 +82,9 @@ async def measure(
             await bare.connect()
             reader = os.open(floor_link.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
             try:
-                # The box is up once it has written the sign; then every bay free, and wait
-                # until the sign shows them all.
-                await until(lambda: "L1" in signs.shown(1), deadline_s=60)
+                # The box is up once it has talked to the sign (it shows "--" while no bay
+                # is known); then every bay free, and wait until the sign shows them all.
+                await until(lambda: signs.requests(1) > 0, deadline_s=60)
                 for sid in ids:
                     link.write(core.status(sid, occupied=False))
                 await until(lambda: signs.registers(1).get(0) == bays, deadline_s=60)
