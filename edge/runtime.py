@@ -160,6 +160,20 @@ class EdgeBox:
         self._open_alerts: dict[str, AlertRaised] = {}
         self._sign_published: dict[str, tuple[float, SignState]] = {}  # last sent, when
         self._wake = asyncio.Event()
+        self._health_sources = box_health.HealthSources(
+            box_id=config.box_id,
+            boot_id=self.boot_id,
+            started_at=self.started_at,
+            clock=clock,
+            network_up=lambda: self.network_up,
+            uplink=self.uplink,
+            lines=self.lines,
+            buses=self.buses,
+            occupancy=self.occupancy,
+            lots=self._lot_snapshots,
+            zones=self.zones,
+            restarts=self.restarts,
+        )
         self.health = HealthServer(
             listen=config.health.listen, health=self.health_report, metrics=self.metrics
         )
@@ -688,13 +702,13 @@ class EdgeBox:
         )
 
     def health_summary(self) -> HealthSummary:
-        return box_health.health_summary(self)
+        return box_health.health_summary(self._health_sources)
 
     def health_report(self) -> HealthReport:
-        return box_health.health_report(self)
+        return box_health.health_report(self._health_sources)
 
     def metrics(self) -> list[Metric]:
-        return box_health.box_metrics(self)
+        return box_health.box_metrics(self._health_sources)
 
 
 def _same_figures(a: LotSnapshot, b: LotSnapshot) -> bool:
