@@ -50,6 +50,8 @@ from edge.drivers.sign_bus import SignBus, SignBusEvent, SignBusEventKind
 from edge.health_http import HealthReport, HealthServer, Metric
 from edge.observations import SensorObservation
 from edge.outbox import Outbox
+from edge.pipeline import commands
+from edge.pipeline.commands import CommandTable
 from edge.supervise import Restarts, supervised
 from firmware_protocols.errors import EncodeError
 from firmware_protocols.signs import Display
@@ -62,12 +64,14 @@ from firmware_protocols.uplink.models import (
     BayState,
     BoxStatus,
     ClockStatus,
+    CloseBay,
     Command,
     CommandReply,
     HealthSummary,
     LotState,
     LotStatus,
     Online,
+    OpenBay,
     SensorFault,
     SensorFaultType,
     SensorFlag,
@@ -77,9 +81,11 @@ from firmware_protocols.uplink.models import (
     SignDisplay,
     SignFault,
     SignMode,
+    SignOverride,
     SignRecovered,
     SignState,
     Trend,
+    ZoneScheduleCommand,
 )
 from firmware_protocols.uplink.topics import Topics
 
@@ -160,6 +166,16 @@ class EdgeBox:
         self._open_alerts: dict[str, AlertRaised] = {}
         self._sign_published: dict[str, tuple[float, SignState]] = {}  # last sent, when
         self._wake = asyncio.Event()
+        self.commands = CommandTable(
+            {
+                "rebirth": commands.rebirth,
+                "close-bay": self._close_or_open_bay,
+                "open-bay": self._close_or_open_bay,
+                "sign-override": self._sign_override,
+                "zone-schedule": self._zone_schedule,
+            },
+            clock=clock,
+        )
         self._health_sources = box_health.HealthSources(
             box_id=config.box_id,
             boot_id=self.boot_id,
@@ -439,44 +455,36 @@ class EdgeBox:
         self._project_all_signs()
 
     async def on_command(self, command: Command) -> CommandReply:
+        return await self.commands.run(command)
+
+    def _close_or_open_bay(self, command: Command, now: float) -> str | None:
+        """The ``close-bay`` and ``open-bay`` commands."""
         body = command.body
-        error: str | None = None
-        now = self.clock()
-        if body.command == "rebirth":
-            pass  # the uplink publishes birth and every state again after this reply
-        elif body.command in ("close-bay", "open-bay"):
-            bay_id = body.bay_id
-            if bay_id not in self.occupancy.bays:
-                error = f"no bay {bay_id} on this box"
-            else:
-                action = (
-                    self.occupancy.close_bay
-                    if body.command == "close-bay"
-                    else (self.occupancy.open_bay)
-                )
-                log.info("%s %s by command %s", body.command, bay_id, command.command_id)
-                self._apply(action(bay_id, now), [], now)
-        elif body.command == "sign-override":
-            error = self._override(body.sign_id, body.display, body.until)
-        elif body.command == "zone-schedule":
-            try:
-                outcome = self.zones.install(body.schedule, now)
-            except ScheduleRejected as exc:
-                error = exc.reason
-            else:
-                log.info("zone-schedule by command %s: %s", command.command_id, outcome)
-                self._refresh_zones(now)
-                self.uplink.publish_state(self.topics.status, self.birth())  # its version
-                self._wake.set()
-        else:
-            error = f"this box does not run {body.command}"
-        return CommandReply(
-            command_id=command.command_id,
-            command=command.name,
-            ok=error is None,
-            error=error,
-            ts=utc(self.clock()),
-        )
+        assert isinstance(body, CloseBay | OpenBay)  # the command table sends only these
+        if body.bay_id not in self.occupancy.bays:
+            return f"no bay {body.bay_id} on this box"
+        act = self.occupancy.close_bay if isinstance(body, CloseBay) else self.occupancy.open_bay
+        log.info("%s %s by command %s", body.command, body.bay_id, command.command_id)
+        self._apply(act(body.bay_id, now), [], now)
+        return None
+
+    def _sign_override(self, command: Command, now: float) -> str | None:
+        body = command.body
+        assert isinstance(body, SignOverride)  # the command table sends only these
+        return self._override(body.sign_id, body.display, body.until)
+
+    def _zone_schedule(self, command: Command, now: float) -> str | None:
+        body = command.body
+        assert isinstance(body, ZoneScheduleCommand)  # the command table sends only these
+        try:
+            outcome = self.zones.install(body.schedule, now)
+        except ScheduleRejected as exc:
+            return exc.reason
+        log.info("zone-schedule by command %s: %s", command.command_id, outcome)
+        self._refresh_zones(now)
+        self.uplink.publish_state(self.topics.status, self.birth())  # its version
+        self._wake.set()
+        return None
 
     def _override(self, sign_id: str, wanted: object, until: datetime | None) -> str | None:
         if sign_id not in self.signs:
