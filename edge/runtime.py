@@ -121,7 +121,7 @@ class EdgeBox:
             buses=self.buses,
             lots=lots.snapshots,
             town=town,
-            zones=self.zones,
+            zone_display=self.zones.display,
             outlet=uplink,
             topics=topics,
             wake=ticker.wake,

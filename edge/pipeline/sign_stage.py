@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from pydantic import BaseModel
 
 from edge.agents.guidance import LOT_PROJECTIONS, fixed_warning_display
 from edge.agents.occupancy import LotSnapshot
 from edge.agents.sign_display import UnsupportedDisplay, from_override
-from edge.agents.zones import ZoneAgent
 from edge.config import EdgeConfig, SignConfig
 from edge.drivers.sign_bus import SignBus
 from edge.pipeline.outlet import Outlet
 from edge.pipeline.town_view import TownView
 from edge.pipeline.uplink_states import sign_state
 from firmware_protocols.errors import EncodeError
-from firmware_protocols.signs import Display
+from firmware_protocols.signs import Display, WarningDisplay
 from firmware_protocols.uplink.models import Command, SignOverride, SignState
 from firmware_protocols.uplink.topics import Topics
 
@@ -35,6 +35,12 @@ log = logging.getLogger(__name__)
 SIGN_VERIFIED_REPUBLISH_S = 30.0
 
 
+class ZoneDisplay(Protocol):
+    """What a zone's warning signs show now (``ZoneAgent.display``)."""
+
+    def __call__(self, zone_id: str, *, brightness: int) -> WarningDisplay: ...
+
+
 class SignStage:
     def __init__(
         self,
@@ -43,7 +49,7 @@ class SignStage:
         buses: Mapping[str, SignBus],
         lots: Mapping[str, LotSnapshot],
         town: TownView,
-        zones: ZoneAgent,
+        zone_display: ZoneDisplay,
         outlet: Outlet,
         topics: Topics,
         wake: Callable[[], None],
@@ -53,7 +59,7 @@ class SignStage:
         self._buses = buses
         self._lots = lots
         self._town = town
-        self._zones = zones
+        self._zone_display = zone_display
         self._outlet = outlet
         self._topics = topics
         self._wake = wake
@@ -149,7 +155,7 @@ class SignStage:
                 remote = {k: v for k, v in remote.items() if k in self._own_lots}
             return project(sign, snapshot, remote, network_up=network_up)
         if sign.zone is not None:
-            return self._zones.display(sign.zone, brightness=sign.brightness)
+            return self._zone_display(sign.zone, brightness=sign.brightness)
         if sign.message is not None:
             return fixed_warning_display(sign)
         return None
