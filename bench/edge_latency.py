@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -82,12 +83,17 @@ async def measure(
             await bare.connect()
             reader = os.open(floor_link.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
             try:
-                # The box is up once it has talked to the sign (it shows "--" while no bay
-                # is known); then every bay free, and wait until the sign shows them all.
-                await until(lambda: signs.requests(1) > 0, deadline_s=60)
-                for sid in ids:
-                    link.write(core.status(sid, occupied=False))
-                await until(lambda: signs.registers(1).get(0) == bays, deadline_s=60)
+                # Every bay free, sent again until the sign shows them all: the box is up
+                # once it counts them (before it has heard a sensor it shows "--", as a
+                # fresh sign does, so its first write cannot be told from no write).
+                started = time.perf_counter()
+                while signs.registers(1).get(0) != bays:
+                    if time.perf_counter() - started > 120:
+                        raise TimeoutError("the box never showed its free bays")
+                    for sid in ids:
+                        link.write(core.status(sid, occupied=False))
+                    with contextlib.suppress(TimeoutError):
+                        await until(lambda: signs.registers(1).get(0) == bays, deadline_s=5)
                 floor_times: list[float] = []
                 box_times: list[float] = []
                 occupied: set[str] = set()
