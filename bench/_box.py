@@ -11,11 +11,47 @@ from typing import Any
 
 import tomli_w
 
+from site_model.edge_config import Deployment, SignBus, edge_config
+from site_model.site import Site, parse_site
+
 REPO = Path(__file__).resolve().parent.parent
+SITE_ID = "bench"
+BOX_ID = "box-bench"
 
 
 def sensor_ids(count: int, first: int = 0x00B1_0000) -> list[str]:
     return [f"{first + i:08X}" for i in range(count)]
+
+
+def bench_site(*, bays: int, lots: int, signs: int) -> Site:
+    """A site of one box with ``bays`` bays spread over ``lots`` lots and ``signs`` guidance
+    signs, each showing a lot in turn."""
+    per_lot = -(-bays // lots)
+    lot_ids = [f"L{n + 1}" for n in range(lots)]
+    counts = [min(per_lot, max(0, bays - n * per_lot)) for n in range(lots)]
+    return parse_site(
+        {
+            "site": {"id": SITE_ID, "name": "Bench", "timezone": "Asia/Shanghai"},
+            "boxes": {BOX_ID: {}},
+            "lots": {
+                lot_id: {
+                    "name": lot_id,
+                    "box_id": BOX_ID,
+                    "bays": [f"{lot_id}-{i:03d}" for i in range(count)],
+                }
+                for lot_id, count in zip(lot_ids, counts, strict=True)
+            },
+            "signs": {
+                f"S{n + 1}": {
+                    "box_id": BOX_ID,
+                    "kind": "guidance",
+                    "lot": lot_ids[n % lots],
+                    "arrow": "left",
+                }
+                for n in range(signs)
+            },
+        }
+    )
 
 
 def box_config(
@@ -29,49 +65,27 @@ def box_config(
     signs: int,
     health_port: int = 0,
 ) -> dict[str, Any]:
-    """A box with ``bays`` nwave sensors spread over ``lots`` lots and ``signs`` guidance signs."""
-    ids = sensor_ids(bays)
-    per_lot = -(-bays // lots)
-    lot_ids = [f"L{n + 1}" for n in range(lots)]
-    lot_table: dict[str, Any] = {}
-    for n, lot_id in enumerate(lot_ids):
-        chunk = ids[n * per_lot : (n + 1) * per_lot]
-        lot_table[lot_id] = {
-            "bays": {
-                f"{lot_id}-{i:03d}": {"sensor": s, "format": "nwave-nps"}
-                for i, s in enumerate(chunk)
-            }
-        }
-    sign_table = {
-        f"S{n + 1}": {
-            "unit": n + 1,
-            "profile": "parkgrid-guidance",
-            "lot": lot_ids[n % lots],
-            "arrow": "left",
-        }
-        for n in range(signs)
-    }
-    return {
-        "site": "bench",
-        "box_id": "box-bench",
-        "data_dir": str(data_dir),
-        "mqtt": {"url": broker_url},
-        "serial": {"conc": {"device": str(device), "protocol": "concentrator"}},
-        "lots": lot_table,
-        "sign_buses": {
-            "bus1": {
-                "transport": "tcp",
-                "host": "127.0.0.1",
-                "port": sign_port,
-                "inter_frame_gap_ms": 0,
-                "refresh_interval_s": 10,
-                "watchdog_timeout_s": 60,
-                "signs": sign_table,
-            }
-        },
-        "sensors": {"heartbeat_timeout_s": 3600},
-        "health": {"listen": f"127.0.0.1:{health_port}"},
-    }
+    """The bench site's box (``bench_site``) with nwave sensors, projected by the one config
+    projection (``site_model.edge_config``), on an anonymous broker."""
+    site = bench_site(bays=bays, lots=lots, signs=signs)
+    bay_ids = [bay_id for _, bay_id in site.lot_bays()]
+    deployment = Deployment(
+        mqtt_url=broker_url,
+        box_etc=None,
+        data_dir=str(data_dir),
+        serial_device=str(device),
+        sensors={bay: (s, "nwave-nps") for bay, s in zip(bay_ids, sensor_ids(bays), strict=True)},
+        sign_bus=SignBus(
+            bus_id="bus1",
+            host="127.0.0.1",
+            port=sign_port,
+            units={f"S{n + 1}": n + 1 for n in range(signs)},
+            settings={"inter_frame_gap_ms": 0, "refresh_interval_s": 10, "watchdog_timeout_s": 60},
+        ),
+        heartbeat_timeout_s=3600,
+        health_listen=f"127.0.0.1:{health_port}",
+    )
+    return edge_config(site, BOX_ID, deployment)
 
 
 def start_box(

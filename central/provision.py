@@ -19,8 +19,9 @@ One box, one MQTT user named after its box id. Provisioning makes:
 
   The ACL file opens with central's block (``topic readwrite #``): Mosquitto applies
   ``topic`` lines to the ``user`` above them, so no box block may come first;
-* a starter ``edge.toml`` for the box's lots from the site file, valid as it stands, with
-  the bays listed in a ``bays.csv`` template for the technician to fill with sensor ids.
+* a starter ``edge.toml`` for the box's lots and stall zones, the site file's projection
+  onto the box (``site_model.edge_config``), valid as it stands, with the bays listed in a
+  ``bays.csv`` template for the technician to fill with sensor ids.
 
 ``--password-file`` / ``--acl-file`` update the broker's files in place: the box's line and
 block are replaced (found by user name and by ``# >>> parkgrid box`` markers), others kept.
@@ -41,18 +42,15 @@ import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import tomli_w
 
 from firmware_protocols.uplink import Topics
+from site_model.edge_config import DEFAULT_BOX_ETC, Deployment, edge_config_toml
 from site_model.site import Site, SiteError, load_site
 
 MOSQUITTO_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
 MOSQUITTO_SALT_BYTES = 12
 CENTRAL_USER = "central"
 ROOT = "parkgrid/v1"
-DEFAULT_BOX_ETC = "/etc/parkgrid"
 DEFAULT_MQTT_URL = "mqtts://broker:8883"  # a placeholder: no town's broker has this name
 
 
@@ -201,37 +199,6 @@ def _write_private(path: Path, text: str, *, mode: int) -> None:
 # --- the starter box config ----------------------------------------------------------------------
 
 
-def starter_config(
-    site: Site,
-    box_id: str,
-    *,
-    mqtt_url: str,
-    box_etc: str = DEFAULT_BOX_ETC,
-) -> dict[str, Any]:
-    """The box's config as data: the projection of the site file onto one box, valid as it
-    stands. ``provision-box`` writes it for the technician (``starter_edge_toml``) and the
-    demo starts every box from it, so the two cannot differ."""
-    mqtt: dict[str, Any] = {
-        "url": mqtt_url,
-        "username": box_id,
-        "password_file": f"{box_etc}/mqtt-password",
-    }
-    if mqtt_url.startswith("mqtts://"):
-        mqtt["ca_file"] = f"{box_etc}/ca.crt"
-    return {
-        "site": site.id,
-        "box_id": box_id,
-        "timezone": site.site.timezone,
-        "data_dir": "/var/lib/parkgrid",
-        "mqtt": mqtt,
-        "serial": {"conc": {"device": "/dev/serial/by-id/CHANGE-ME", "protocol": "concentrator"}},
-        "lots": {
-            lot_id: {"name": site.lots[lot_id].name, "full_band": site.lots[lot_id].full_band}
-            for lot_id in site.lots_of_box(box_id)
-        },
-    }
-
-
 def starter_edge_toml(
     site: Site,
     box_id: str,
@@ -239,7 +206,9 @@ def starter_edge_toml(
     mqtt_url: str,
     box_etc: str = DEFAULT_BOX_ETC,
 ) -> str:
-    """``starter_config`` as TOML (tomli-w), with comments saying what to fill in."""
+    """The box's config projected from the site file (``site_model.edge_config``, written
+    by tomli-w), with comments saying what to fill in. The demo starts every box from the
+    same projection, so the two cannot differ."""
     lots = site.lots_of_box(box_id)
     zones = site.zones_of_box(box_id)
     head = [
@@ -258,7 +227,11 @@ def starter_edge_toml(
             f"--config {box_etc}/edge.toml",
         ]
     if zones:
-        head.append(f"# stall zones of this box in the site file: {', '.join(zones)}")
+        head += [
+            f"# stall zones {', '.join(zones)}: class, trading hours and grace from the site "
+            "file; add",
+            "# each pitch's sensor as [zones.<zone>.bays.<bay>] sensor = ..., format = ...",
+        ]
     example_lot = json.dumps(lots[0] if lots else "LOT", ensure_ascii=False)
     tail = [
         "",
@@ -277,7 +250,7 @@ def starter_edge_toml(
         '# fallback = [{ lot = "P2", arrow = "right" }]',
         "",
     ]
-    body = tomli_w.dumps(starter_config(site, box_id, mqtt_url=mqtt_url, box_etc=box_etc))
+    body = edge_config_toml(site, box_id, Deployment(mqtt_url=mqtt_url, box_etc=box_etc))
     return "\n".join(head) + "\n" + body + "\n".join(tail)
 
 

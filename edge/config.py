@@ -42,6 +42,8 @@ from site_model.configfile import (
     validate_file_data,
 )
 from site_model.configfile import ConfigProblem as ConfigProblem  # re-exported: edge's name
+from site_model.zone_classes import CLOSING_SOON_S, ZONE_CLASS_DEFAULTS
+from site_model.zone_classes import SeverityName as SeverityName  # re-exported: edge's name
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Ident = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -322,7 +324,6 @@ class SignBusConfig(_Model):
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-SeverityName = Literal["info", "warning", "escalated", "critical"]
 ZoneClassName = Literal["prohibited", "controlled", "regulated"]
 
 
@@ -374,14 +375,6 @@ class ZoneMessages(_Model):
         return value.lower().replace("-", "_")
 
 
-# Defaults by class, strictest first: (grace_s, ladder). A town office changes them per zone.
-ZONE_CLASS_DEFAULTS: dict[str, tuple[float, tuple[tuple[float, SeverityName], ...]]] = {
-    "prohibited": (60.0, ((0.0, "escalated"), (600.0, "critical"))),
-    "controlled": (300.0, ((0.0, "warning"), (600.0, "escalated"))),
-    "regulated": (900.0, ((0.0, "warning"), (1800.0, "escalated"))),
-}
-
-
 class ZoneConfig(_Model):
     """A stall zone or no-parking kerb: its class, bays, windows, grace and ladder."""
 
@@ -393,7 +386,7 @@ class ZoneConfig(_Model):
     windows: list[WeeklyWindowConfig] = Field(default_factory=list)
     overrides: list[DateOverrideConfig] = Field(default_factory=list)
     grace_s: float | None = Field(default=None, ge=0, description="default by class")
-    closing_soon_s: float = Field(default=900, ge=0)
+    closing_soon_s: float = Field(default=CLOSING_SOON_S, ge=0)
     ladder: list[LadderStepConfig] | None = Field(default=None, description="default by class")
     messages: ZoneMessages = ZoneMessages()
 

@@ -42,6 +42,11 @@ Recovery. A database left by a killed process is opened as is (SQLite replays it
 A file that SQLite cannot read, or that fails ``PRAGMA quick_check``, is moved aside as
 ``<name>.corrupt-<unix time>`` with an error log line, and a fresh one is created; the
 fresh file counts the recovery in ``meta.corrupt_recoveries``.
+
+Its rooms: ``outbox_file`` (the SQLite file: schema, opening, recovery, meta),
+``outbox_records`` (the records it holds and hands out), ``outbox_errors``; this module is
+the two lanes and their rules. ``StoredEvent``, ``DropRange``, ``OutboxStats`` and
+``integrity_problems`` stay importable from here.
 """
 
 from __future__ import annotations
@@ -54,7 +59,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -62,6 +66,8 @@ from pydantic import AwareDatetime, BaseModel, TypeAdapter
 
 from edge.config import OutboxConfig
 from edge.outbox_errors import SEQ_HEADROOM, AckBeyondOutbox, SeqLineFull
+from edge.outbox_file import integrity_problems, load_meta, open_or_recover
+from edge.outbox_records import DropRange, OutboxStats, QueuedEvent, StoredEvent
 from firmware_protocols.uplink import encode_payload
 from firmware_protocols.uplink.models import MAX_SEQ
 
@@ -72,103 +78,6 @@ DROP_TO_FRACTION: Final = 0.9
 EPISODE_ENDS_BELOW_FRACTION: Final = 0.5
 _SCAN_PAGE: Final = 1000
 _TS: Final = TypeAdapter(AwareDatetime)
-_SCHEMA: Final = (
-    """CREATE TABLE IF NOT EXISTS events (
-        seq INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL,
-        ts TEXT NOT NULL,
-        created REAL NOT NULL,
-        boot_id TEXT NOT NULL,
-        body BLOB NOT NULL,
-        size INTEGER NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS state (
-        topic TEXT PRIMARY KEY,
-        payload BLOB NOT NULL,
-        size INTEGER NOT NULL,
-        dirty INTEGER NOT NULL,
-        updated REAL NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS drops (
-        first_seq INTEGER PRIMARY KEY,
-        last_seq INTEGER NOT NULL,
-        count INTEGER NOT NULL,
-        reported INTEGER NOT NULL DEFAULT 0
-    )""",
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredEvent:
-    """One committed event as the outbox holds it."""
-
-    seq: int
-    event_id: str
-    ts: str
-    """The event time as the JSON string the envelope carries (quotes included)."""
-    boot_id: str
-    body: bytes
-
-    def envelope(self, box_id: str, *, historical: bool) -> bytes:
-        """The ``Event`` JSON for the wire, built without re-validating the stored body.
-
-        Field order and spelling are those of ``encode_payload(Event(...))``; the tests
-        check the bytes with ``decode_message``.
-        """
-        return b"".join(
-            (
-                b'{"v":1,"box_id":"',
-                box_id.encode(),
-                b'","boot_id":"',
-                self.boot_id.encode(),
-                b'","seq":',
-                str(self.seq).encode(),
-                b',"event_id":"',
-                self.event_id.encode(),
-                b'","ts":',
-                self.ts.encode(),
-                b',"historical":',
-                b"true" if historical else b"false",
-                b',"body":',
-                self.body,
-                b"}",
-            )
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DropRange:
-    """Events ``first_seq..last_seq`` deleted unsent because the lane was full."""
-
-    first_seq: int
-    last_seq: int
-    count: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OutboxStats:
-    depth: int
-    bytes: int
-    queued: int
-    last_seq: int
-    state_depth: int
-    state_bytes: int
-    state_dirty: int
-    state_refused_total: int
-    dropped_events_total: int
-    overflow_active: bool
-    corrupt_recoveries: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Queued:
-    seq: int
-    event_id: str
-    ts: str
-    created: float
-    body: bytes
-    boot_id: str
 
 
 class Outbox:
@@ -209,13 +118,13 @@ class Outbox:
         self._closed = False  # a late writer job (an ack after shutdown) then does nothing
         self._write_lock = threading.RLock()
         self._mem_lock = threading.Lock()
-        self._conn = self._open_or_recover()
+        self._conn = open_or_recover(self.path)
         self._rconn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._queue: list[_Queued] = []
+        self._queue: list[QueuedEvent] = []
         self._state_queue: dict[str, tuple[bytes, bool]] = {}
         self._report_queue: list[int] = []
         self._meta_dirty: set[str] = set()
-        self._meta = self._load_meta()
+        self._meta = load_meta(self._conn)
         self._next_seq = self._meta["last_seq"] + 1
         row = self._conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM events").fetchone()
         self._depth, self._bytes = int(row[0]), int(row[1])
@@ -246,61 +155,6 @@ class Outbox:
             state_max_bytes=state_max_bytes,
         )
 
-    # --- opening ------------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        return conn
-
-    def _open_or_recover(self) -> sqlite3.Connection:
-        try:
-            conn = self._connect()
-            problems = integrity_problems(conn, quick=True)
-            if not problems:
-                return conn
-            conn.close()
-            reason = "; ".join(problems[:3])
-        except sqlite3.DatabaseError as exc:
-            reason = str(exc)
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-        log.error(
-            "outbox %s is corrupt (%s): moved aside to %s, starting a fresh outbox; "
-            "events it held are lost and its seq counter restarts",
-            self.path,
-            reason,
-            aside,
-        )
-        self.path.rename(aside)
-        for suffix in ("-wal", "-shm"):
-            side = self.path.with_name(self.path.name + suffix)
-            if side.exists():
-                side.rename(aside.with_name(aside.name + suffix))
-        conn = self._connect()
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('corrupt_recoveries', 1) "
-            "ON CONFLICT(key) DO UPDATE SET value = value + 1"
-        )
-        return conn
-
-    def _load_meta(self) -> dict[str, int]:
-        meta = {
-            "last_seq": 0,
-            "dropped_events_total": 0,
-            "overflow_active": 0,
-            "overflow_episodes": 0,
-            "corrupt_recoveries": 0,
-        }
-        meta.update(self._conn.execute("SELECT key, value FROM meta").fetchall())
-        if "acked_seq" not in meta:
-            # A file from before the key: what it no longer holds was acked (or dropped).
-            oldest = self._conn.execute("SELECT min(seq) FROM events").fetchone()[0]
-            meta["acked_seq"] = meta["last_seq"] if oldest is None else int(oldest) - 1
-        return meta
-
     def close(self) -> None:
         """Flush what is queued and close the file."""
         with self._write_lock:
@@ -324,7 +178,7 @@ class Outbox:
             seq = self._next_seq
             self._next_seq += 1
             self._queue.append(
-                _Queued(seq=seq, event_id=event_id, ts=ts_json, created=ts.timestamp(),
+                QueuedEvent(seq=seq, event_id=event_id, ts=ts_json, created=ts.timestamp(),
                         body=encoded, boot_id=boot)
             )  # fmt: skip
             full = bool(self.flush_at) and len(self._queue) >= self.flush_at
@@ -724,10 +578,3 @@ class Outbox:
             overflow_active=self.overflow_active,
             corrupt_recoveries=self._meta["corrupt_recoveries"],
         )
-
-
-def integrity_problems(conn: sqlite3.Connection, *, quick: bool) -> list[str]:
-    """The rows of ``PRAGMA quick_check`` / ``integrity_check`` other than ``ok``."""
-    pragma = "quick_check" if quick else "integrity_check"
-    rows = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}").fetchall()]
-    return [] if rows == ["ok"] else rows

@@ -45,19 +45,27 @@ import json
 import os
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from parkgrid.demo_broker import CENTRAL_MQTT_USER, TownAccess, start_field_broker
-from parkgrid.demo_processes import Child, Processes, exit_words
+from parkgrid.demo_configs import box_configs as box_configs  # re-exported: the tests' name
+from parkgrid.demo_configs import heartbeat_wall_s
+from parkgrid.demo_lock import alive, demo_lock, lock_path, port_busy
+from parkgrid.demo_processes import (
+    Child,
+    DemoError,
+    Processes,
+    exit_words,
+    free_port,
+    parkgrid_argv,
+    run_checked,
+)
+from parkgrid.demo_terminal import DEMO_USER, DemoTerminal
 from simulators.sites import XIGANG
 
 EXIT_OK = 0
@@ -65,258 +73,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 DEFAULT_SITE = XIGANG
-DEMO_USER = "demo"
 DEMO_CAMERA_SKEW_MINUTES = 30 * 24 * 60
 STARTUP_ALLOWANCE_S = 25.0
-# Sensors heartbeat every 10 minutes of town time and go unknown after 30 silent minutes
-# (the box's field default), both scaled by --speed; on the wall clock a heartbeat round of
-# every sensor is kept at least 6 s apart so a fast demo does not flood the serial lines.
-HEARTBEAT_INTERVAL_TOWN_S = 600.0
-HEARTBEAT_TIMEOUT_TOWN_S = 1800.0
-HEARTBEAT_INTERVAL_MIN_S = 6.0
 DEFAULT_DEMAND = 1.6  # a busy day: the morning peak fills the lots (1.0: a quiet day)
-
-
-def heartbeat_wall_s(speed: float) -> tuple[float, float]:
-    """(interval, timeout) of sensor heartbeats in wall seconds at ``speed``."""
-    interval = max(HEARTBEAT_INTERVAL_MIN_S, HEARTBEAT_INTERVAL_TOWN_S / speed)
-    return interval, max(3 * interval, HEARTBEAT_TIMEOUT_TOWN_S / speed)
-
-
-LADDER_BY_CLASS = {
-    "prohibited": ((0.0, "escalated"), (600.0, "critical")),
-    "controlled": ((0.0, "warning"), (600.0, "escalated")),
-    "regulated": ((0.0, "warning"), (1800.0, "escalated")),
-}
-
-
-class DemoError(RuntimeError):
-    """The demo could not start; ``str()`` says why in words for the terminal."""
-
-
-def lock_path() -> Path:
-    return Path(
-        os.environ.get("PARKGRID_DEMO_LOCK", Path(tempfile.gettempdir()) / "parkgrid-demo.lock")
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def port_busy(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-@contextlib.contextmanager
-def demo_lock(*, url: str, run_dir: Path) -> Iterator[None]:
-    """Hold the one-demo-at-a-time lock; raise DemoError naming the running demo."""
-    path = lock_path()
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                held = json.loads(path.read_text() or "{}")
-            except (OSError, ValueError):
-                held = {}
-            pid = int(held.get("pid", 0))
-            if pid and _alive(pid):
-                raise DemoError(
-                    f"a demo is already running (pid {pid}) at {held.get('url', '?')}; "
-                    f"its files are in {held.get('run_dir', '?')}. Stop it with Ctrl-C first."
-                ) from None
-            path.unlink(missing_ok=True)  # left by a demo that died: take it over
-            continue
-        with os.fdopen(fd, "w") as out:
-            json.dump({"pid": os.getpid(), "url": url, "run_dir": str(run_dir)}, out)
-        break
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(path.read_text()).get("pid") == os.getpid():
-                path.unlink()
-
-
-# --- processes ------------------------------------------------------------------------
-
-
-def parkgrid_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "parkgrid", *args]
-
-
-def run_checked(argv: list[str], *, stdin: str | None = None, what: str) -> str:
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120)
-    if result.returncode != 0:
-        raise DemoError(f"{what} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
-    return result.stdout
-
-
-def free_port() -> int:
-    from simulators.broker import free_port as _free
-
-    return _free()
-
-
-# --- configs --------------------------------------------------------------------------
-
-
-def zone_overrides(
-    windows: list[str], *, clock: Any, tz: ZoneInfo, sim_from: float, sim_to: float
-) -> list[dict[str, Any]]:
-    """The zone's trading windows in the town's time, as wall-clock date overrides.
-
-    Each window the town's clock reaches between ``sim_from`` and ``sim_to`` becomes a
-    window at the wall time the clock reaches it, grouped by wall date.
-    """
-    from simulators.town import DAY, _hours
-
-    by_date: dict[dt.date, list[dict[str, dt.time]]] = {}
-    sim_tz_day = dt.datetime.fromtimestamp(sim_from, tz).date()
-    for offset in range(-1, int((sim_to - sim_from) // DAY) + 2):
-        day = sim_tz_day + dt.timedelta(days=offset)
-        midnight = dt.datetime.combine(day, dt.time(0), tzinfo=tz).timestamp()
-        for text in windows:
-            opens, closes = _hours(text, midnight)
-            if closes < sim_from or opens > sim_to:
-                continue
-            w_open = dt.datetime.fromtimestamp(clock.wall(opens), tz)
-            w_close = dt.datetime.fromtimestamp(clock.wall(closes), tz)
-            window = {
-                "start": w_open.time().replace(microsecond=0),
-                "end": w_close.time().replace(microsecond=0),
-            }
-            by_date.setdefault(w_open.date(), []).append(window)
-    return [
-        {"date": d, "windows": w, "note": "demo: town clock"} for d, w in sorted(by_date.items())
-    ]
-
-
-def box_configs(
-    *,
-    site: Any,
-    sensors: dict[str, Any],
-    run_dir: Path,
-    mqtt_urls: dict[str, str],
-    box_dirs: dict[str, Path],
-    conc_paths: dict[str, Path],
-    sign_ports: dict[str, int],
-    sign_units: dict[str, tuple[str, int]],
-    health_ports: dict[str, int],
-    clock: Any,
-    sim_to: float,
-) -> dict[str, dict[str, Any]]:
-    """One box config (as TOML-ready data) per box of the site: the starter config
-    ``provision-box`` gives a technician (``central.provision.starter_config``), filled in as
-    the technician would (the line, the bays, the signs) plus the demo's faster timings."""
-    from central.provision import starter_config
-    from site_model.site import SignKind
-
-    tz = ZoneInfo(site.site.timezone)
-    speed = clock.speed
-    configs: dict[str, dict[str, Any]] = {}
-    for box_id in site.boxes:
-        bays_of: dict[str, dict[str, Any]] = {}
-        for plan in sensors.values():
-            if plan.box_id == box_id:
-                bays_of.setdefault(plan.place, {})[plan.bay_id] = {
-                    "sensor": plan.sensor_id,
-                    "format": plan.fmt,
-                }
-        config = starter_config(
-            site, box_id, mqtt_url=mqtt_urls[box_id], box_etc=str(box_dirs[box_id])
-        )
-        lots = {
-            lot_id: {**lot, "bays": bays_of.get(lot_id, {})}
-            for lot_id, lot in config["lots"].items()
-        }
-        zones: dict[str, Any] = {}
-        for zone_id, zone in site.zones.items():
-            if zone.box_id != box_id:
-                continue
-            klass = zone.zone_class.value
-            entry: dict[str, Any] = {
-                "name": zone.name,
-                "class": klass,
-                "bays": bays_of.get(zone_id, {}),
-            }
-            if klass != "prohibited":
-                entry["overrides"] = zone_overrides(
-                    zone.trading_hours, clock=clock, tz=tz, sim_from=clock.sim_start, sim_to=sim_to
-                )
-                entry["grace_s"] = round(zone.grace_min * 60 / speed, 3)
-                entry["closing_soon_s"] = round(900 / speed, 3)
-            entry["ladder"] = [
-                {"after_s": round(after / speed, 3), "severity": severity}
-                for after, severity in LADDER_BY_CLASS[klass]
-            ]
-            zones[zone_id] = entry
-        signs: dict[str, Any] = {}
-        for sign_id, sign in site.signs.items():
-            if sign.box_id != box_id:
-                continue
-            unit = sign_units[sign_id][1]
-            if sign.kind is SignKind.GUIDANCE:
-                signs[sign_id] = {
-                    "unit": unit,
-                    "profile": "parkgrid-guidance",
-                    "lot": sign.lot,
-                    "arrow": sign.arrow,
-                    "fallback": [{"lot": t.lot, "arrow": t.arrow} for t in sign.fallback],
-                }
-            elif sign.zone is not None:
-                signs[sign_id] = {"unit": unit, "profile": "parkgrid-warning", "zone": sign.zone}
-            else:
-                signs[sign_id] = {
-                    "unit": unit,
-                    "profile": "parkgrid-warning",
-                    "message": sign.message or "no_parking",
-                }
-        config.update(
-            {
-                "data_dir": str(run_dir / "boxes" / box_id / "data"),
-                "mqtt": {**config["mqtt"], "keepalive_s": 10},
-                "lots": lots,
-                "sensors": {"heartbeat_timeout_s": round(heartbeat_wall_s(speed)[1], 3)},
-                "outbox": {"resend_after_s": 5},
-                "health": {
-                    "listen": f"127.0.0.1:{health_ports[box_id]}",
-                    "status_interval_s": 15,
-                },
-            }
-        )
-        config["serial"]["conc"]["device"] = str(conc_paths[box_id])
-        if zones:
-            config["zones"] = zones
-        if signs:
-            config["sign_buses"] = {
-                "bus": {
-                    "transport": "tcp",
-                    "host": "127.0.0.1",
-                    "port": sign_ports[box_id],
-                    "timeout_s": 0.5,
-                    "refresh_interval_s": 5,
-                    "watchdog_timeout_s": 30,
-                    "signs": signs,
-                }
-            }
-        configs[box_id] = config
-    return configs
-
-
-# --- the run --------------------------------------------------------------------------
 
 
 @dataclass
@@ -334,17 +93,6 @@ class Options:
     embedded_broker: bool = False
     demand: float = DEFAULT_DEMAND
     start: str = "04:30"
-
-
-def _http_get(url: str, token: str | None = None, timeout: float = 3.0) -> tuple[int, Any]:
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.get(url, headers=headers, timeout=timeout)
-    try:
-        return response.status_code, response.json()
-    except ValueError:
-        return response.status_code, response.text
 
 
 async def _wait_http(url: str, *, within: float, child: Child | None = None) -> None:
@@ -365,7 +113,7 @@ async def _wait_http(url: str, *, within: float, child: Child | None = None) -> 
             await asyncio.sleep(0.3)
 
 
-class Demo:
+class Demo(DemoTerminal):
     def __init__(self, options: Options) -> None:
         from site_model.site import load_site
 
@@ -695,91 +443,6 @@ class Demo:
         }
         (self.run_dir / "truth.json").write_text(json.dumps(record, ensure_ascii=False, indent=2))
 
-    # the terminal
-
-    def say(self, text: str) -> None:
-        print(f"[demo] {text}", flush=True)
-
-    def print_banner(self) -> None:
-        self.say(f"Xigang is running. Dashboard: {self.url}/  (API docs: {self.url}/docs)")
-        self.say(f"login: {DEMO_USER} / {self.password}")
-        self.say(
-            f"speed x{self.options.speed:g}, seed {self.options.seed}, "
-            f"{len(self.site.boxes)} boxes, run folder {self.run_dir}"
-        )
-        self.say("Ctrl-C stops everything." if not self.options.duration else
-                 f"stops by itself after {self.options.duration:g} s (or Ctrl-C).")  # fmt: skip
-
-    async def snapshot(self) -> dict[str, Any]:
-        import httpx
-
-        out: dict[str, Any] = {"lots": [], "boxes_online": None, "alerts": None}
-        async with httpx.AsyncClient(timeout=3) as client:
-            headers = {"Authorization": f"Bearer {self.user_token}"} if self.user_token else {}
-            with contextlib.suppress(httpx.HTTPError, ValueError):
-                out["lots"] = (await client.get(f"{self.url}/api/v1/lots")).json()["lots"]
-            with contextlib.suppress(httpx.HTTPError, ValueError, TypeError):
-                boxes = (await client.get(f"{self.url}/api/v1/boxes", headers=headers)).json()
-                out["boxes_online"] = sum(1 for b in boxes if b.get("online"))
-            with contextlib.suppress(httpx.HTTPError, ValueError, TypeError):
-                alerts = (await client.get(f"{self.url}/api/v1/alerts", headers=headers)).json()
-                out["alerts"] = len(alerts)
-        return out
-
-    def render(self, snap: dict[str, Any]) -> Any:
-        from rich.table import Table
-
-        assert self.clock is not None and self.driver is not None
-        now = dt.datetime.fromtimestamp(
-            self.clock.sim(time.time()), ZoneInfo(self.site.site.timezone)
-        )
-        stats = self.driver.stats
-        table = Table(
-            title=f"Xigang {now:%H:%M} (x{self.options.speed:g})  {self.url}/",
-            caption=(
-                f"boxes online {snap['boxes_online']}/{len(self.site.boxes)}  alerts "
-                f"{snap['alerts']}  captures {stats.captures} (refused {stats.capture_failures})"
-                f"  faults {stats.faults}"
-            ),
-        )
-        for column in ("lot", "free", "occupied", "unknown", "status"):
-            table.add_column(column)
-        for lot in snap["lots"] if isinstance(snap["lots"], list) else []:
-            table.add_row(
-                str(lot.get("id")), str(lot.get("free")), str(lot.get("occupied")),
-                str(lot.get("unknown")), str(lot.get("status")),
-            )  # fmt: skip
-        return table
-
-    async def summary_loop(self) -> None:
-        if self.options.headless or not sys.stdout.isatty():
-            while True:
-                await asyncio.sleep(15)
-                snap = await self.snapshot()
-                lots = " ".join(
-                    f"{lot.get('id')}:{lot.get('free')}free"
-                    for lot in snap["lots"]
-                    if isinstance(lot, dict)
-                )
-                self.say(f"{lots} boxes online {snap['boxes_online']} alerts {snap['alerts']}")
-        from rich.live import Live
-
-        with Live(self.render(await self.snapshot()), refresh_per_second=1) as live:
-            while True:
-                await asyncio.sleep(2)
-                live.update(self.render(await self.snapshot()))
-
-    async def final_summary(self) -> None:
-        assert self.driver is not None
-        stats = self.driver.stats
-        self.say(
-            f"the town played {self.driver.position} of {len(self.driver.events)} events: "
-            f"{stats.bay_changes} bay changes, {stats.captures} captures posted "
-            f"({stats.capture_failures} refused), {stats.faults} faults injected"
-        )
-        if stats.last_capture_error:
-            self.say(f"last refused capture: {stats.last_capture_error}")
-
 
 def _host_port(url: str) -> tuple[str, int]:
     rest = url.split("://", 1)[-1].rstrip("/")
@@ -792,7 +455,7 @@ def run_demo(options: Options) -> int:
         held = {}
         with contextlib.suppress(OSError, ValueError):
             held = json.loads(lock_path().read_text())
-        if held.get("pid") and _alive(int(held["pid"])):
+        if held.get("pid") and alive(int(held["pid"])):
             print(f"parkgrid demo: a demo is already running (pid {held['pid']}) at "
                   f"{held.get('url')}.", file=sys.stderr)  # fmt: skip
         else:

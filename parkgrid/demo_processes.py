@@ -1,4 +1,5 @@
-"""The demo's child processes: each in its own process group, stopped together."""
+"""The demo's child processes (each in its own process group, stopped together), the
+one-shot commands it runs, and ``DemoError``, what a failed step raises."""
 
 from __future__ import annotations
 
@@ -6,9 +7,31 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+class DemoError(RuntimeError):
+    """The demo could not start; ``str()`` says why in words for the terminal."""
+
+
+def parkgrid_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "parkgrid", *args]
+
+
+def run_checked(argv: list[str], *, stdin: str | None = None, what: str) -> str:
+    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise DemoError(f"{what} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
+    return result.stdout
+
+
+def free_port() -> int:
+    from simulators.broker import free_port as _free
+
+    return _free()
 
 
 @dataclass

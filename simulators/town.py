@@ -25,6 +25,11 @@ models:
 :class:`TownTruth` replays the same plan to say what every bay holds at any time, and what
 a lot should report (a dead sensor's bay is ``unknown``): the demo's end-of-run check.
 
+This module is the planner and ``parkgrid sim town``; the rest of the town has a module
+each, their names importable from here too: the events (``town_events.py``), the clock
+(``town_clock.py``), which sensor lies in which bay (``town_sensors.py``) and the truth
+(``town_truth.py``).
+
 ``simulators.town_driver.TownDriver`` turns events into the real interfaces: sensor frames on
 pty lines (``ConcentratorSimulator``), sign reboots on the Modbus sign servers
 (``SignSimulator``), captures posted to central (``simulators.cameras``), and network cuts
@@ -45,14 +50,27 @@ import json
 import math
 import random
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time, timedelta
+from collections.abc import Mapping
+from datetime import datetime, time
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from simulators.sites import XIGANG
+from simulators.town_clock import DAY, HOUR, MINUTE, TownClock, day_start, default_start
+from simulators.town_events import (
+    Arrival,
+    BayChange,
+    BoxNetwork,
+    BoxRestarts,
+    CaptureSeen,
+    SensorDies,
+    SignReboots,
+    TownEvent,
+    event_record,
+    summarise,
+)
+from simulators.town_sensors import SensorPlan, sensor_plan
+from simulators.town_truth import TownTruth
 from site_model.site import SignKind, Site, load_site
 
 __all__ = [
@@ -67,14 +85,13 @@ __all__ = [
     "TownClock",
     "TownEvent",
     "TownTruth",
+    "day_start",
+    "default_start",
+    "event_record",
     "plan_town",
     "sensor_plan",
+    "summarise",
 ]
-
-SENSOR_FORMATS = ("nwave-nps", "bosch-pls", "dingtek-do20x")
-MINUTE = 60.0
-HOUR = 3600.0
-DAY = 86400.0
 
 # Arrivals per bay per hour, by hour of day (a small town: quiet nights, a morning peak
 # from 7 to 9, a lunch bump, an evening peak). Invented, plausible.
@@ -85,146 +102,6 @@ HOURLY_RATE = (
 MARKET_DAY_FACTOR = 1.6  # the farmers' market lot on market days
 MARKET_LOT = "P1"
 OVERNIGHT_SHARE = 0.12  # bays taken by residents' cars at night
-
-
-# --- events ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BayChange:
-    """A vehicle arrives in (``occupied``) or leaves a bay of a lot or a stall pitch."""
-
-    at: float
-    bay_id: str
-    occupied: bool
-    why: str = "car"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CaptureSeen:
-    """A camera sees a plate; ``captured_at`` may be earlier than ``at`` (a replay)."""
-
-    at: float
-    captured_at: float
-    camera_id: str
-    plate: str
-    plate_colour: str
-    vehicle_class: str
-    event_id: str
-    why: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SensorDies:
-    at: float
-    bay_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignReboots:
-    at: float
-    sign_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BoxNetwork:
-    """A box loses (``up=False``) or gets back its network."""
-
-    at: float
-    box_id: str
-    up: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BoxRestarts:
-    """A box's process is stopped and started again (a power cut, a watchdog reset)."""
-
-    at: float
-    box_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Arrival:
-    """A driver reaches a lot's entrance and decides by its sign where to park (``drivers=
-    "signs"``); ``knows_town`` drivers ignore a full sign's direction and try the lots they
-    know, nearest first. Where they end up is decided when they arrive, not in the plan."""
-
-    at: float
-    lot_id: str
-    dwell_s: float
-    knows_town: bool
-    driver_id: int
-
-
-TownEvent = BayChange | CaptureSeen | SensorDies | SignReboots | BoxNetwork | BoxRestarts | Arrival
-
-
-def event_record(event: TownEvent) -> dict[str, Any]:
-    """An event as a JSON-able dict with its type name (``parkgrid sim town --plan``)."""
-    return {"type": type(event).__name__, **asdict(event)}
-
-
-# --- the clock ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TownClock:
-    """Simulated time runs ``speed`` times faster than the wall clock from a common origin."""
-
-    sim_start: float
-    wall_start: float
-    speed: float
-
-    def sim(self, wall: float) -> float:
-        return self.sim_start + (wall - self.wall_start) * self.speed
-
-    def wall(self, sim: float) -> float:
-        return self.wall_start + (sim - self.sim_start) / self.speed
-
-
-def day_start(day: date, at: time, tz: ZoneInfo) -> float:
-    """Epoch seconds of ``day`` at ``at`` in the site's time zone."""
-    return datetime.combine(day, at, tzinfo=tz).timestamp()
-
-
-# --- sensors --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SensorPlan:
-    """Which sensor lies in which bay, and which box hears it."""
-
-    box_id: str
-    bay_id: str
-    place: str  # lot or zone id
-    sensor_id: str
-    fmt: str
-
-
-def sensor_plan(site: Site) -> dict[str, SensorPlan]:
-    """Every bay's sensor: ids ``1BBBNNNN`` (box index, bay index), formats in turn."""
-    plans: dict[str, SensorPlan] = {}
-    for box_index, box_id in enumerate(sorted(site.boxes), start=1):
-        places = [(lot_id, lot.bay_ids(lot_id)) for lot_id, lot in site.lots.items()]
-        places += [(zid, zone.bay_ids(zid)) for zid, zone in site.zones.items()]
-        owned = [
-            (place, bays)
-            for place, bays in places
-            if (site.lots[place].box_id if place in site.lots else site.zones[place].box_id)
-            == box_id
-        ]
-        n = 0
-        for place, bays in owned:
-            for bay_id in bays:
-                n += 1
-                plans[bay_id] = SensorPlan(
-                    box_id=box_id,
-                    bay_id=bay_id,
-                    place=place,
-                    sensor_id=f"{0x10000000 + box_index * 0x10000 + n:08X}",
-                    fmt=SENSOR_FORMATS[n % len(SENSOR_FORMATS)],
-                )
-    return plans
 
 
 # --- the plan -------------------------------------------------------------------------
@@ -583,96 +460,7 @@ def plan_town(
     return sorted((e for e in planner.events if start <= e.at < end), key=_sort_key)
 
 
-# --- the truth ------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class TownTruth:
-    """Bays' true state, replayed from the plan; what each lot should report."""
-
-    site: Site
-    occupied: dict[str, bool] = field(default_factory=dict)
-    dead: set[str] = field(default_factory=set)
-
-    def apply(self, event: TownEvent) -> None:
-        if isinstance(event, BayChange):
-            self.occupied[event.bay_id] = event.occupied
-        elif isinstance(event, SensorDies):
-            self.dead.add(event.bay_id)
-
-    def apply_all(self, events: Iterable[TownEvent]) -> TownTruth:
-        for event in events:
-            self.apply(event)
-        return self
-
-    _bays: dict[str, list[str]] = field(default_factory=dict)
-    _lot_of: dict[str, str] = field(default_factory=dict)
-
-    def bays_of(self, lot_id: str) -> list[str]:
-        if not self._bays:
-            self._bays = {lot_id: lot.bay_ids(lot_id) for lot_id, lot in self.site.lots.items()}
-            self._lot_of = {b: lot for lot, bays in self._bays.items() for b in bays}
-        return self._bays[lot_id]
-
-    def lot_of(self, bay_id: str) -> str | None:
-        """The lot a bay belongs to (None: a stall pitch or unknown bay)."""
-        if not self._bays:
-            self.bays_of(next(iter(self.site.lots)))
-        return self._lot_of.get(bay_id)
-
-    def free_bays(self, lot_id: str) -> list[str]:
-        """Bays with no car in them now (a dead sensor's bay may be one)."""
-        return [b for b in self.bays_of(lot_id) if not self.occupied.get(b, False)]
-
-    def lot_figure(self, lot_id: str, *, dead_unknown: bool = True) -> dict[str, int]:
-        """One lot: capacity, free, occupied, unknown (dead sensors), closed."""
-        figures = {"capacity": 0, "free": 0, "occupied": 0, "unknown": 0, "closed": 0}
-        for bay_id in self.bays_of(lot_id):
-            figures["capacity"] += 1
-            if dead_unknown and bay_id in self.dead:
-                figures["unknown"] += 1
-            elif self.occupied.get(bay_id, False):
-                figures["occupied"] += 1
-            else:
-                figures["free"] += 1
-        return figures
-
-    def lot_figures(self, *, dead_unknown: bool = True) -> dict[str, dict[str, int]]:
-        """Per lot: capacity, free, occupied, unknown (dead sensors), closed."""
-        return {
-            lot_id: self.lot_figure(lot_id, dead_unknown=dead_unknown) for lot_id in self.site.lots
-        }
-
-    def zone_occupied(self) -> dict[str, int]:
-        return {
-            zone_id: sum(self.occupied.get(b, False) for b in zone.bay_ids(zone_id))
-            for zone_id, zone in self.site.zones.items()
-        }
-
-
-def summarise(events: Sequence[TownEvent]) -> dict[str, int]:
-    """Counts by kind and reason: what a plan holds, for people and tests."""
-    counts: dict[str, int] = {}
-    for event in events:
-        key = type(event).__name__
-        if isinstance(event, BayChange | CaptureSeen):
-            key = f"{key}: {event.why}"
-        counts[key] = counts.get(key, 0) + 1
-    return dict(sorted(counts.items()))
-
-
 # --- CLI ------------------------------------------------------------------------------
-
-
-def default_start(site: Site, *, at: str = "04:30", days_back: int = 1) -> float:
-    """The town's day starts at ``at`` local time, ``days_back`` days before today.
-
-    The simulated day lies in the past so that no capture is stamped in the future.
-    """
-    tz = ZoneInfo(site.site.timezone)
-    today = datetime.now(tz).date() - timedelta(days=days_back)
-    hh, mm = map(int, at.split(":"))
-    return day_start(today, time(hh, mm), tz)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -39,6 +39,9 @@ keeps the schedule of the config file. Version 0 is the config file's own schedu
 
 The agent emits uplink models (``ZoneState``, ``ZoneTransition``, ``AlertRaised``,
 ``AlertResolved``) and warning-sign displays; the box runtime publishes them.
+
+Its rooms: ``zone_tables`` (the two tables, as data), ``zone_rules`` (a zone's rules from the
+config or a schedule document, and the document check); this module runs them for every zone.
 """
 
 from __future__ import annotations
@@ -49,24 +52,33 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from edge.agents.zone_rules import (
+    ScheduleRejected,
+    check_document,
+    rules_from_config,
+    rules_from_document,
+)
+from edge.agents.zone_tables import (
+    UPLINK_STATE,
+    BayCondition,
+    BayOccupancy,
+    BayWatch,
+    ZoneStateName,
+    bay_step,
+    zone_step,
+)
 from edge.config import EdgeConfig, ZoneConfig
 from edge.schedule import (
-    DailyWindow,
     Interval,
-    LadderStep,
     Phase,
-    PhaseName,
-    WeeklyWindow,
     ZoneRules,
     next_step_at,
     phase_at,
     step_due,
-    weekday_numbers,
 )
 from edge.zones_store import AlertStore, OpenAlert, ScheduleStore
 from firmware_protocols.signs import Message, WarningDisplay
@@ -78,114 +90,14 @@ from firmware_protocols.uplink.models import (
     Severity,
     Window,
     ZoneClass,
-    ZoneOpenState,
     ZoneSchedule,
     ZoneState,
     ZoneTransition,
 )
 
+__all__ = ["BayView", "ScheduleRejected", "ZoneAgent", "ZoneUpdate", "alert_id_for"]
+
 log = logging.getLogger(__name__)
-
-ZoneStateName = Literal["starting", "open", "closing_soon", "closing", "closed", "always_closed"]
-ZoneAction = Literal["derive", "announce", "sign", "none"]
-BayWatch = Literal["clear", "pending", "alerted"]
-BayCondition = Literal["ok", "unknown", "waiting", "due"]
-BayAction = Literal["none", "watch", "forget", "raise", "escalate", "resolve"]
-BayOccupancy = Literal["free", "occupied", "unknown", "closed"]
-
-PHASES: tuple[PhaseName, ...] = ("open", "closing_soon", "closing", "closed", "always_closed")
-
-# (state, phase the schedule gives now) -> (action, next state). Every phase can follow every
-# state: a clock step, a restart or a new schedule can jump anywhere.
-ZONE_TABLE: dict[tuple[ZoneStateName, PhaseName], tuple[ZoneAction, ZoneStateName]] = {
-    ("starting", "open"): ("derive", "open"),
-    ("starting", "closing_soon"): ("derive", "closing_soon"),
-    ("starting", "closing"): ("derive", "closing"),
-    ("starting", "closed"): ("derive", "closed"),
-    ("starting", "always_closed"): ("derive", "always_closed"),
-    ("open", "open"): ("none", "open"),
-    ("open", "closing_soon"): ("sign", "closing_soon"),
-    ("open", "closing"): ("announce", "closing"),
-    ("open", "closed"): ("announce", "closed"),
-    ("open", "always_closed"): ("announce", "always_closed"),
-    ("closing_soon", "open"): ("sign", "open"),
-    ("closing_soon", "closing_soon"): ("none", "closing_soon"),
-    ("closing_soon", "closing"): ("announce", "closing"),
-    ("closing_soon", "closed"): ("announce", "closed"),
-    ("closing_soon", "always_closed"): ("announce", "always_closed"),
-    ("closing", "open"): ("announce", "open"),
-    ("closing", "closing_soon"): ("announce", "closing_soon"),
-    ("closing", "closing"): ("none", "closing"),
-    ("closing", "closed"): ("announce", "closed"),
-    ("closing", "always_closed"): ("announce", "always_closed"),
-    ("closed", "open"): ("announce", "open"),
-    ("closed", "closing_soon"): ("announce", "closing_soon"),
-    ("closed", "closing"): ("announce", "closing"),
-    ("closed", "closed"): ("none", "closed"),
-    ("closed", "always_closed"): ("announce", "always_closed"),
-    ("always_closed", "open"): ("announce", "open"),
-    ("always_closed", "closing_soon"): ("announce", "closing_soon"),
-    ("always_closed", "closing"): ("announce", "closing"),
-    ("always_closed", "closed"): ("announce", "closed"),
-    ("always_closed", "always_closed"): ("none", "always_closed"),
-}
-
-# (watch, condition) -> (action, next watch)
-BAY_TABLE: dict[tuple[BayWatch, BayCondition], tuple[BayAction, BayWatch]] = {
-    ("clear", "ok"): ("none", "clear"),
-    ("clear", "unknown"): ("none", "clear"),
-    ("clear", "waiting"): ("watch", "pending"),
-    ("clear", "due"): ("raise", "alerted"),
-    ("pending", "ok"): ("forget", "clear"),
-    ("pending", "unknown"): ("none", "pending"),
-    ("pending", "waiting"): ("none", "pending"),
-    ("pending", "due"): ("raise", "alerted"),
-    ("alerted", "ok"): ("resolve", "clear"),
-    ("alerted", "unknown"): ("none", "alerted"),
-    ("alerted", "waiting"): ("none", "alerted"),  # the clock stepped back: no step is undone
-    ("alerted", "due"): ("escalate", "alerted"),
-}
-
-UPLINK_STATE: dict[ZoneStateName, ZoneOpenState] = {
-    "open": ZoneOpenState.OPEN,
-    "closing_soon": ZoneOpenState.OPEN,
-    "closing": ZoneOpenState.CLOSING,
-    "closed": ZoneOpenState.CLOSED,
-    "always_closed": ZoneOpenState.ALWAYS_CLOSED,
-}
-
-
-class ZoneTableError(LookupError):
-    """An input the table has no row for: a bug, never a situation to guess through."""
-
-    def __init__(self, table: str, state: str, value: str) -> None:
-        self.table = table
-        self.state = state
-        self.input = value
-        super().__init__(f"{table}: no transition from {state!r} on {value!r}")
-
-
-class ScheduleRejected(ValueError):
-    """A schedule document the box will not run; ``reason`` says why, for the reply."""
-
-    def __init__(self, version: int, reason: str) -> None:
-        self.version = version
-        self.reason = reason
-        super().__init__(f"schedule version {version}: {reason}")
-
-
-def zone_step(state: ZoneStateName, phase: PhaseName) -> tuple[ZoneAction, ZoneStateName]:
-    try:
-        return ZONE_TABLE[(state, phase)]
-    except KeyError:
-        raise ZoneTableError("zone", state, phase) from None
-
-
-def bay_step(watch: BayWatch, condition: BayCondition) -> tuple[BayAction, BayWatch]:
-    try:
-        return BAY_TABLE[(watch, condition)]
-    except KeyError:
-        raise ZoneTableError("bay", watch, condition) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,87 +149,6 @@ def alert_id_for(zone_id: str, bay_id: str, since: float) -> str:
         return candidate
     digest = hashlib.sha256(candidate.encode()).hexdigest()[:40]
     return f"zone-{digest}"
-
-
-def rules_from_config(zone_id: str, zone: ZoneConfig, tz: ZoneInfo) -> ZoneRules:
-    return ZoneRules(
-        zone_id=zone_id,
-        zone_class=zone.zone_class,
-        tz=tz,
-        weekly=tuple(
-            WeeklyWindow(days=weekday_numbers(w.days), start=w.start, end=w.end)
-            for w in zone.windows
-        ),
-        overrides={
-            o.date: tuple(DailyWindow(w.start, w.end) for w in o.windows) for o in zone.overrides
-        },
-        grace_s=zone.grace,
-        closing_soon_s=zone.closing_soon_s,
-        ladder=tuple(
-            LadderStep(after_s=after, severity=severity) for after, severity in zone.ladder_steps()
-        ),
-        version=0,
-    )
-
-
-def rules_from_document(
-    entry: ZoneSchedule, zone: ZoneConfig, tz: ZoneInfo, version: int
-) -> ZoneRules:
-    """A zone's rules from a schedule document; what it leaves out comes from the config."""
-    base = rules_from_config(entry.zone_id, zone, tz)
-    ladder = base.ladder
-    if entry.ladder is not None:
-        ladder = tuple(
-            LadderStep(after_s=s.after_s, severity=s.severity.value) for s in entry.ladder
-        )
-    return ZoneRules(
-        zone_id=entry.zone_id,
-        zone_class=entry.zone_class.value,
-        tz=tz,
-        weekly=tuple(
-            WeeklyWindow(days=weekday_numbers([d.value for d in w.days]), start=w.start, end=w.end)
-            for w in entry.weekly
-        ),
-        overrides={
-            o.date: tuple(DailyWindow(w.start, w.end) for w in o.windows) for o in entry.overrides
-        },
-        grace_s=float(entry.grace_s),
-        closing_soon_s=(
-            float(entry.closing_soon_s) if entry.closing_soon_s is not None else base.closing_soon_s
-        ),
-        ladder=ladder,
-        version=version,
-    )
-
-
-def check_document(document: ScheduleDocument, zones: Mapping[str, ZoneConfig]) -> None:
-    """Raise ``ScheduleRejected`` unless the box can run ``document`` as it stands."""
-
-    def reject(reason: str) -> ScheduleRejected:
-        return ScheduleRejected(document.version, reason)
-
-    try:
-        ZoneInfo(document.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise reject(f"unknown time zone {document.timezone!r}") from None
-    seen: set[str] = set()
-    for entry in document.zones:
-        if entry.zone_id in seen:
-            raise reject(f"zone {entry.zone_id} appears twice")
-        seen.add(entry.zone_id)
-        if entry.zone_id not in zones:
-            raise reject(f"no zone {entry.zone_id} on this box")
-        if entry.zone_class is ZoneClass.PROHIBITED and (entry.weekly or entry.overrides):
-            raise reject(f"zone {entry.zone_id} is prohibited: it takes no windows")
-        dates = [o.date for o in entry.overrides]
-        if len(set(dates)) != len(dates):
-            raise reject(f"zone {entry.zone_id}: a date is overridden twice")
-        if entry.ladder is not None:
-            if not entry.ladder:
-                raise reject(f"zone {entry.zone_id}: an empty ladder never alerts")
-            times = [s.after_s for s in entry.ladder]
-            if times != sorted(set(times)):
-                raise reject(f"zone {entry.zone_id}: ladder steps must come in order")
 
 
 class ZoneAgent:

@@ -33,6 +33,9 @@ Nothing read from the wire raises out of the loop: bad frames are the decoder's 
 payloads that do not decode are counted per reason and logged once per sensor, and any other
 exception in a cycle is counted and logged once per kind. Only the device failing ends a
 connection, and that is a reopen, never a crash.
+
+Its rooms: ``serial_line_stats`` (the counters and the snapshot), ``m77_readings`` (an M77
+answer as the common reading, pure); this module is the owner loop and both protocols' serving.
 """
 
 from __future__ import annotations
@@ -40,15 +43,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from types import MappingProxyType
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 import serial_asyncio_fast
 
 from edge.config import SerialLineConfig
 from edge.drivers.errors import SerialDeviceGone, SerialLineError
+from edge.drivers.m77_readings import m77_reading, m77_sensor_id
+from edge.drivers.serial_line_stats import LineCounters, SerialLineStats, add_counts
 from edge.observations import SensorObservation
 from firmware_protocols import sensors
 from firmware_protocols.concentrator import (
@@ -62,17 +66,13 @@ from firmware_protocols.concentrator import (
 )
 from firmware_protocols.crc import ChecksumError
 from firmware_protocols.errors import DecodeError
-from firmware_protocols.m77 import FMT as M77_FMT
-from firmware_protocols.m77 import LineSplitter, LineStats, M77Answer, encode_poll, parse_answer
-from firmware_protocols.sensors import SensorReading
+from firmware_protocols.m77 import LineSplitter, LineStats, encode_poll, parse_answer
 
 __all__ = [
     "INITIAL_BACKOFF_S",
     "SerialLine",
     "SerialLineStats",
     "StatusMessage",
-    "m77_reading",
-    "m77_sensor_id",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -89,107 +89,12 @@ MAX_LOGGED_SENSORS: Final = 4096
 DOWNLINK_QUEUE: Final = 256
 
 StatusMessage: TypeAlias = StatusFrame | DownlinkAck
-_M77_OCCUPIED: Final[Mapping[str, bool | None]] = MappingProxyType(
-    {"free": False, "occupied": True, "fault": None}
-)
-
-
-def m77_sensor_id(host_id: int, detector_id: int) -> str:
-    """The canonical id of a detector behind an M77 receiver (``M77-001-007``)."""
-    return f"M77-{host_id:03d}-{detector_id:03d}"
-
-
-def m77_reading(answer: M77Answer, *, raw: bytes = b"") -> SensorReading:
-    """An M77 answer as the common reading; a fault gives ``occupied=None``."""
-    return SensorReading(
-        fmt=M77_FMT,
-        kind="status",
-        occupied=_M77_OCCUPIED[answer.state],
-        raw=raw,
-        extra={
-            "battery_level": answer.battery,
-            "threshold": answer.threshold,
-            "delay_ms": answer.delay_ms,
-            "channel": answer.channel,
-            "state": answer.state,
-        },
-    )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SerialLineStats:
-    """A snapshot of one line's counters, totals since the ``SerialLine`` was made.
-
-    Stream counters (``frames`` .. ``buffered_bytes``) come from the concentrator decoder,
-    or on an m77 line from the line splitter (``frames`` are lines, ``oversize`` overlong
-    lines). Every byte read is in a delivered frame, in ``dropped_bytes`` or in
-    ``buffered_bytes``.
-    """
-
-    line: str
-    protocol: str
-    device: str
-    up: bool
-    down_since: float | None
-    down_reason: str | None
-    opens: int
-    reopen_count: int
-    bytes_in: int
-    bytes_out: int
-    frames: int
-    dropped_bytes: int
-    buffered_bytes: int
-    crc_failures: int
-    oversize: int
-    unknown_types: int
-    unknown_formats: int
-    malformed_frames: int
-    unexpected_frames: int
-    payload_decode_errors: int
-    decode_errors_by_reason: Mapping[str, int]
-    observations: int
-    downlinks_sent: int
-    downlink_acks: int
-    last_status: StatusFrame | None
-    polls: int
-    answers: int
-    checksum_failures: int
-    bad_lines: int
-    echoes: int
-    timeouts: Mapping[int, int]
-    hosts_up: Mapping[int, bool]
-    errors: Mapping[str, int]
-
-
-@dataclass(slots=True)
-class _Counters:
-    opens: int = 0
-    bytes_out: int = 0
-    unexpected_frames: int = 0
-    payload_decode_errors: int = 0
-    decode_errors_by_reason: dict[str, int] = field(default_factory=dict)
-    observations: int = 0
-    downlinks_sent: int = 0
-    downlink_acks: int = 0
-    last_status: StatusFrame | None = None
-    polls: int = 0
-    answers: int = 0
-    checksum_failures: int = 0
-    bad_lines: int = 0
-    echoes: int = 0
-    timeouts: dict[int, int] = field(default_factory=dict)
-    errors: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
 class _Outgoing:
     data: bytes
     done: asyncio.Future[None]
-
-
-def _add_into(total: StreamStats | LineStats, part: StreamStats | LineStats) -> None:
-    for f in fields(part):
-        setattr(total, f.name, getattr(total, f.name) + getattr(part, f.name))
 
 
 def _describe(exc: BaseException) -> str:
@@ -218,7 +123,7 @@ class SerialLine:
         self._status_sink = status_sink
         self._clock = clock
         self._host_down_after = host_down_after
-        self._c = _Counters(timeouts={h: 0 for h in config.receiver_hosts})
+        self._c = LineCounters(timeouts={h: 0 for h in config.receiver_hosts})
         self._hosts_up = {h: True for h in config.receiver_hosts}
         self._misses = {h: 0 for h in config.receiver_hosts}
         self._stream_total = StreamStats()
@@ -245,13 +150,13 @@ class SerialLine:
         """A consistent snapshot of the counters."""
         c = self._c
         stream = StreamStats()
-        _add_into(stream, self._stream_total)
+        add_counts(stream, self._stream_total)
         if self._decoder is not None:
-            _add_into(stream, self._decoder.stats)
+            add_counts(stream, self._decoder.stats)
         lines = LineStats()
-        _add_into(lines, self._lines_total)
+        add_counts(lines, self._lines_total)
         if self._splitter is not None:
-            _add_into(lines, self._splitter.stats)
+            add_counts(lines, self._splitter.stats)
         m77 = self.config.protocol == "m77-ascii"
         buffered = 0
         if self._decoder is not None:
@@ -504,7 +409,7 @@ class SerialLine:
                         item.done.set_exception(self._gone("line went down before sending"))
                 else:
                     out_task.cancel()
-            _add_into(self._stream_total, decoder.stats)
+            add_counts(self._stream_total, decoder.stats)
             self._decoder = None
 
     async def _send_item(self, writer: asyncio.StreamWriter, item: _Outgoing) -> None:
@@ -589,7 +494,7 @@ class SerialLine:
                 rest = self.config.poll_interval_s - (loop.time() - started)
                 await asyncio.sleep(max(rest, 0.0))
         finally:
-            _add_into(self._lines_total, splitter.stats)
+            add_counts(self._lines_total, splitter.stats)
             self._splitter = None
 
     async def _collect(

@@ -48,6 +48,10 @@ the first time, charged to the unit it concerned, and the loop goes on.
 
 Timestamps and schedules use ``clock`` (default ``time.monotonic``); idle waits sleep for the
 clock difference in real seconds, and the inter-frame gap uses the event loop's own time.
+
+Its rooms: ``sign_bus_reports`` (the events and snapshots it reports), ``sign_unit`` (one
+sign's state and the register spans it reads), ``sign_requests`` (one request: the gap,
+retries and the unit's up/down state); this module is the owner loop and its jobs.
 """
 
 from __future__ import annotations
@@ -57,29 +61,27 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TypeVar
 
 from edge.config import SignBusConfig
-from edge.drivers.errors import (
-    SignBusConnectionError,
-    SignBusError,
-    SignUnitException,
-    SignUnitTimeout,
-)
+from edge.drivers.errors import SignBusConnectionError, SignBusError
 from edge.drivers.modbus_client import ModbusClient
+from edge.drivers.sign_bus_reports import (
+    SignBusEvent,
+    SignBusEventKind,
+    SignBusStats,
+    SignUnitCounters,
+    SignUnitStatus,
+)
+from edge.drivers.sign_requests import SignRequests
+from edge.drivers.sign_unit import SignUnit, display_words, status_span, verify_spans
 from firmware_protocols.errors import ProtocolError
 from firmware_protocols.signs import (
     Display,
-    GuidanceDisplay,
-    SignProfile,
     Table,
     WriteBlock,
     decode_display,
     decode_status,
     encode_display,
-    guidance_text,
     merge_writes,
     profile,
     watchdog_timeout_write,
@@ -97,180 +99,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_READ_REGISTERS = 125  # function 3/4 read at most 125 registers (Modbus spec 6.3)
-RETRYABLE_EXCEPTIONS = frozenset({5, 6})  # acknowledge, device busy: ask again
 RECONNECT_FIRST_DELAY_S = 0.1
-_T = TypeVar("_T")
-
-
-class SignBusEventKind(StrEnum):
-    UNIT_DOWN = "unit-down"
-    UNIT_UP = "unit-up"
-    FAULTS_CHANGED = "faults-changed"
-    VERIFY_MISMATCH = "verify-mismatch"
-    REBOOT = "reboot"
-    BUS_DOWN = "bus-down"
-    BUS_UP = "bus-up"
-    VERIFIED = "verified"  # a read-back matched what was written
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignBusEvent:
-    """Something the rest of the box should know about a sign or the bus."""
-
-    kind: SignBusEventKind
-    bus_id: str
-    at: float  # the bus clock
-    sign_id: str | None = None  # None for bus-down / bus-up
-    unit: int | None = None
-    reason: str = ""
-    faults: frozenset[str] = frozenset()  # faults-changed: the new set
-    shown: Display | None = None  # verify-mismatch: what was read back (None: unreadable)
-    expected: Display | None = None  # verify-mismatch: what had been written
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignUnitCounters:
-    requests: int = 0  # frames sent, retries included
-    writes: int = 0
-    reads: int = 0
-    timeouts: int = 0
-    exceptions: Mapping[int, int] = field(default_factory=dict)  # exception code -> count
-    retries: int = 0
-    verify_mismatches: int = 0
-    reboots_seen: int = 0
-    last_ok: float | None = None
-    last_error: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignUnitStatus:
-    """A snapshot of one sign as the bus owner knows it."""
-
-    sign_id: str
-    unit: int
-    profile: str
-    up: bool
-    down_since: float | None
-    shown: Display | None  # as last read back from the sign
-    desired: Display | None
-    faults: frozenset[str] | None  # None until the status registers were read
-    firmware: str | None
-    uptime_s: int | None
-    counters: SignUnitCounters
-    verified_at: float | None = None  # wall clock of the last read-back that matched
-    problem: str | None = None  # why the sign does not show what was written, in words
-    wrong_since: float | None = None  # wall clock since when it has not
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SignBusStats:
-    bus_id: str
-    connected: bool
-    connects: int
-    disconnects: int
-    requests: int
-    writes: int
-    reads: int
-    timeouts: int
-    exceptions: int
-    retries: int
-    verify_mismatches: int
-    reboots_seen: int
-    units_up: int
-    units_down: int
-    errors: Mapping[str, int]  # unexpected exceptions by kind (class name)
-    signs: Mapping[str, SignUnitStatus]
-
-
-@dataclass(slots=True)
-class _Unit:
-    sign_id: str
-    unit: int
-    profile: SignProfile
-    verify_spans: tuple[tuple[int, int], ...]  # (address, count) reads covering the display
-    desired: Display | None = None
-    written: Display | None = None  # last display a write of ours was acknowledged for
-    shown: Display | None = None
-    pending: dict[int, int] = field(default_factory=dict)  # address -> word, newest wins
-    up: bool = True
-    down_since: float | None = None
-    failures: int = 0
-    retry_at: float = 0.0
-    needs_init: bool = True
-    next_refresh: float = 0.0
-    next_heartbeat: float = 0.0
-    verify_pending: bool = False  # read the display back at the next heartbeat
-    verified_at: float | None = None
-    problem: str | None = None
-    wrong_since: float | None = None
-    faults: frozenset[str] | None = None
-    firmware: str | None = None
-    uptime_s: int | None = None
-    kicks: int = 0
-    requests: int = 0
-    writes: int = 0
-    reads: int = 0
-    timeouts: int = 0
-    exceptions: Counter[int] = field(default_factory=Counter)
-    retries: int = 0
-    verify_mismatches: int = 0
-    reboots_seen: int = 0
-    last_ok: float | None = None
-    last_error: str | None = None
-
-    def counters(self) -> SignUnitCounters:
-        return SignUnitCounters(
-            requests=self.requests,
-            writes=self.writes,
-            reads=self.reads,
-            timeouts=self.timeouts,
-            exceptions=dict(self.exceptions),
-            retries=self.retries,
-            verify_mismatches=self.verify_mismatches,
-            reboots_seen=self.reboots_seen,
-            last_ok=self.last_ok,
-            last_error=self.last_error,
-        )
-
-
-def _verify_spans(prof: SignProfile) -> tuple[tuple[int, int], ...]:
-    """Reads covering the display (and watchdog timeout) registers, bridging only over
-    registers the profile defines, since a sign may refuse an address it does not have."""
-    names = list(prof.display_fields)
-    if prof.watchdog_timeout is not None:
-        names.append(prof.watchdog_timeout)
-    wanted = sorted({a for name in names for a in prof.register(name).addresses})
-    defined = {a for reg in prof.table(Table.HOLDING) for a in reg.addresses}
-    spans: list[tuple[int, int]] = []
-    start = end = wanted[0]
-    for address in wanted[1:]:
-        bridge = all(a in defined for a in range(end + 1, address))
-        if bridge and address - start < MAX_READ_REGISTERS:
-            end = address
-        else:
-            spans.append((start, end - start + 1))
-            start = end = address
-    spans.append((start, end - start + 1))
-    return tuple(spans)
-
-
-def _words(display: Display | None) -> str:
-    """A display in a few words for logs and reports."""
-    if display is None:
-        return "an unreadable display"
-    if isinstance(display, GuidanceDisplay):
-        return repr(guidance_text(display) or "dark")
-    return repr(display)
-
-
-def _status_span(prof: SignProfile) -> tuple[int, int] | None:
-    regs = prof.table(Table.INPUT)
-    if prof.model_code is None or not regs:
-        return None
-    first = min(r.address for r in regs)
-    last = max(r.address + r.count - 1 for r in regs)
-    return first, last - first + 1
 
 
 class SignBus:
@@ -291,16 +120,21 @@ class SignBus:
         self._clock = clock
         self._wall = wall
         self._client = ModbusClient.from_config(bus_id, config)
-        self._units: dict[str, _Unit] = {}
+        self._units: dict[str, SignUnit] = {}
         for sign_id, sign in config.signs.items():
             prof = profile(sign.profile)
-            self._units[sign_id] = _Unit(
-                sign_id=sign_id, unit=sign.unit, profile=prof, verify_spans=_verify_spans(prof)
+            self._units[sign_id] = SignUnit(
+                sign_id=sign_id, unit=sign.unit, profile=prof, verify_spans=verify_spans(prof)
             )
+        self._requests = SignRequests(
+            bus_id=bus_id,
+            client=self._client,
+            config=config,
+            clock=clock,
+            on_unit_event=self._unit_event,
+        )
         self._dirty: dict[str, None] = {}  # signs with queued writes, oldest first
         self._wake = asyncio.Event()
-        self._gap_s = config.inter_frame_gap_ms / 1000
-        self._last_frame = 0.0  # event-loop time the previous frame ended
         self._bus_down = False
         self._connects = 0
         self._disconnects = 0
@@ -331,23 +165,7 @@ class SignBus:
         self._wake.set()
 
     def status(self, sign_id: str) -> SignUnitStatus:
-        unit = self._unit(sign_id)
-        return SignUnitStatus(
-            sign_id=unit.sign_id,
-            unit=unit.unit,
-            profile=unit.profile.name,
-            up=unit.up,
-            down_since=unit.down_since,
-            shown=unit.shown,
-            desired=unit.desired,
-            faults=unit.faults,
-            firmware=unit.firmware,
-            uptime_s=unit.uptime_s,
-            counters=unit.counters(),
-            verified_at=unit.verified_at,
-            problem=unit.problem,
-            wrong_since=unit.wrong_since,
-        )
+        return self._unit(sign_id).status()
 
     def stats(self) -> SignBusStats:
         units = self._units.values()
@@ -370,7 +188,7 @@ class SignBus:
             signs={sign_id: self.status(sign_id) for sign_id in self._units},
         )
 
-    def _unit(self, sign_id: str) -> _Unit:
+    def _unit(self, sign_id: str) -> SignUnit:
         try:
             return self._units[sign_id]
         except KeyError:
@@ -434,14 +252,14 @@ class SignBus:
         except TimeoutError:
             pass
 
-    def _next_write(self) -> _Unit | None:
+    def _next_write(self) -> SignUnit | None:
         for sign_id in self._dirty:
             unit = self._units[sign_id]
             if unit.up and not unit.needs_init:
                 return unit
         return None
 
-    async def _job(self, unit: _Unit, job: Awaitable[None]) -> None:
+    async def _job(self, unit: SignUnit, job: Awaitable[None]) -> None:
         try:
             await job
         except SignBusConnectionError:
@@ -450,7 +268,7 @@ class SignBus:
             pass  # already counted and charged to the unit in _request
         except Exception as exc:  # a bug for one sign must not stop the others
             self._unexpected(exc, unit)
-            self._failed(unit, f"{type(exc).__name__}: {exc}")
+            self._requests.failed(unit, f"{type(exc).__name__}: {exc}")
 
     # --- connection --------------------------------------------------------------------
 
@@ -492,11 +310,11 @@ class SignBus:
 
     # --- jobs --------------------------------------------------------------------------
 
-    def _kick(self, unit: _Unit) -> WriteBlock:
+    def _kick(self, unit: SignUnit) -> WriteBlock:
         unit.kicks = (unit.kicks + 1) & 0xFFFF
         return watchdog_write(unit.profile, unit.kicks)
 
-    async def _do_write(self, unit: _Unit) -> None:
+    async def _do_write(self, unit: SignUnit) -> None:
         sent = dict(unit.pending)
         desired = unit.desired
         unit.pending.clear()
@@ -520,7 +338,7 @@ class SignBus:
             unit.written = desired
         unit.verify_pending = True
 
-    async def _do_init(self, unit: _Unit) -> None:
+    async def _do_init(self, unit: SignUnit) -> None:
         prof = unit.profile
         desired = unit.desired
         blocks: list[WriteBlock] = []
@@ -545,12 +363,12 @@ class SignBus:
         unit.next_refresh = self._clock()  # verify what we wrote at the next free moment
         unit.next_heartbeat = unit.next_refresh + self.config.heartbeat_interval_s
 
-    async def _do_refresh(self, unit: _Unit) -> None:
+    async def _do_refresh(self, unit: SignUnit) -> None:
         prof = unit.profile
         await self._preempt()
         # the display's reads go back to back, so a write of ours never lands between them
         reinit, matched = self._verify(unit, await self._read_display(unit))
-        span = _status_span(prof)
+        span = status_span(prof)
         if span is not None:
             await self._preempt()
             reinit, matched = await self._read_status(unit, span, reinit, matched)
@@ -564,7 +382,7 @@ class SignBus:
         unit.next_refresh = self._clock() + self.config.refresh_interval_s
         unit.next_heartbeat = self._clock() + self.config.heartbeat_interval_s
 
-    async def _read_display(self, unit: _Unit) -> dict[int, int]:
+    async def _read_display(self, unit: SignUnit) -> dict[int, int]:
         """The holding registers the display is verified against, address -> word."""
         holding: dict[int, int] = {}
         for address, count in unit.verify_spans:
@@ -573,7 +391,7 @@ class SignBus:
         return holding
 
     async def _read_status(
-        self, unit: _Unit, span: tuple[int, int], reinit: bool, matched: bool
+        self, unit: SignUnit, span: tuple[int, int], reinit: bool, matched: bool
     ) -> tuple[bool, bool]:
         """Read the status span: a reboot or a dark sign means init again, and no match."""
         words = await self._read(unit, Table.INPUT, span[0], span[1])
@@ -582,11 +400,11 @@ class SignBus:
         dark = unit.faults is not None and "watchdog_expired" in unit.faults
         return reinit or rebooted or dark, matched and not (rebooted or dark)
 
-    async def _do_heartbeat(self, unit: _Unit) -> None:
+    async def _do_heartbeat(self, unit: SignUnit) -> None:
         """One short read between refreshes: has the sign rebooted or gone dark? After a
         write, the display is read back too (once, however many writes came meanwhile)."""
         unit.next_heartbeat = self._clock() + self.config.heartbeat_interval_s
-        span = _status_span(unit.profile)
+        span = status_span(unit.profile)
         reinit = matched = False
         if span is None or unit.verify_pending:
             unit.verify_pending = False
@@ -605,7 +423,7 @@ class SignBus:
 
     # --- verification ------------------------------------------------------------------
 
-    def _verify(self, unit: _Unit, holding: Mapping[int, int]) -> tuple[bool, bool]:
+    def _verify(self, unit: SignUnit, holding: Mapping[int, int]) -> tuple[bool, bool]:
         """Compare the read-back with what was written: (needs an init, matched)."""
         prof = unit.profile
         try:
@@ -623,7 +441,7 @@ class SignBus:
         matched = expected is not None and shown == expected
         if expected is not None and shown != expected:
             unit.verify_mismatches += 1
-            self._wrong(unit, f"shows {_words(shown)} instead of {_words(expected)}")
+            self._wrong(unit, f"shows {display_words(shown)} instead of {display_words(expected)}")
             log.info(
                 "sign bus %s sign %s (unit %d) shows %r instead of %r; rewriting",
                 self.bus_id, unit.sign_id, unit.unit, shown, expected,
@@ -638,7 +456,7 @@ class SignBus:
             needs_init = True
         return needs_init, matched
 
-    def _check_status(self, unit: _Unit, inputs: Mapping[int, int]) -> bool:
+    def _check_status(self, unit: SignUnit, inputs: Mapping[int, int]) -> bool:
         """Record faults, firmware and uptime; True when the sign rebooted."""
         try:
             status = decode_status(unit.profile, inputs)
@@ -667,7 +485,7 @@ class SignBus:
         unit.uptime_s = status.uptime_s
         return rebooted
 
-    def _verified(self, unit: _Unit) -> None:
+    def _verified(self, unit: SignUnit) -> None:
         unit.verified_at = self._wall()
         was = unit.problem
         unit.problem = None
@@ -675,96 +493,25 @@ class SignBus:
         reason = f"shows what was written again (was: {was})" if was else "read back as written"
         self._emit(SignBusEventKind.VERIFIED, unit=unit, reason=reason)
 
-    def _wrong(self, unit: _Unit, problem: str) -> None:
+    def _wrong(self, unit: SignUnit, problem: str) -> None:
         if unit.problem is None:
             unit.wrong_since = self._wall()
         unit.problem = problem
 
-    # --- one request, with retries and the unit's up/down state -----------------------
+    # --- one request, through the bus's request layer ----------------------------------
 
-    async def _write(self, unit: _Unit, block: WriteBlock) -> None:
-        def call() -> Awaitable[None]:
-            unit.writes += 1
-            return self._client.write_registers(unit.unit, block.address, block.values)
+    async def _write(self, unit: SignUnit, block: WriteBlock) -> None:
+        await self._requests.write(unit, block)
 
-        await self._request(unit, call)
+    async def _read(self, unit: SignUnit, table: Table, address: int, count: int) -> list[int]:
+        return await self._requests.read(unit, table, address, count)
 
-    async def _read(self, unit: _Unit, table: Table, address: int, count: int) -> list[int]:
-        def call() -> Awaitable[list[int]]:
-            unit.reads += 1
-            if table is Table.INPUT:
-                return self._client.read_input(unit.unit, address, count)
-            return self._client.read_holding(unit.unit, address, count)
-
-        return await self._request(unit, call)
-
-    async def _request(self, unit: _Unit, call: Callable[[], Awaitable[_T]]) -> _T:
-        loop = asyncio.get_running_loop()
-        error: SignBusError | None = None
-        for attempt in range(1 + self.config.retries):
-            if attempt:
-                unit.retries += 1
-            wait = self._last_frame + self._gap_s - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            unit.requests += 1
-            try:
-                result = await call()
-            except SignBusConnectionError:
-                raise
-            except SignUnitTimeout as exc:
-                unit.timeouts += 1
-                error = exc
-                continue
-            except SignUnitException as exc:
-                unit.exceptions[exc.code] += 1
-                error = exc
-                if exc.code in RETRYABLE_EXCEPTIONS:
-                    continue
-                break
-            except SignBusError as exc:
-                error = exc
-                continue
-            finally:
-                self._last_frame = loop.time()
-            self._ok(unit)
-            return result
-        assert error is not None
-        self._failed(unit, str(error))
-        raise error
-
-    def _ok(self, unit: _Unit) -> None:
-        unit.failures = 0
-        unit.last_ok = self._clock()
-        if not unit.up:
-            down_for = unit.last_ok - (unit.down_since or unit.last_ok)
-            unit.up = True
-            unit.down_since = None
-            log.info(
-                "sign bus %s sign %s (unit %d) answers again after %.1f s",
-                self.bus_id, unit.sign_id, unit.unit, down_for,
-            )  # fmt: skip
-            self._emit(SignBusEventKind.UNIT_UP, unit=unit, reason="answers again")
-
-    def _failed(self, unit: _Unit, reason: str) -> None:
-        now = self._clock()
-        unit.failures += 1
-        unit.last_error = reason
-        if unit.up and unit.failures >= self.config.down_after_failures:
-            unit.up = False
-            unit.down_since = now
-            unit.needs_init = True
-            log.warning(
-                "sign bus %s sign %s (unit %d) down after %d failures: %s",
-                self.bus_id, unit.sign_id, unit.unit, unit.failures, reason,
-            )  # fmt: skip
-            self._emit(SignBusEventKind.UNIT_DOWN, unit=unit, reason=reason)
-        if not unit.up:
-            unit.retry_at = now + self.config.retry_down_after_s
+    def _unit_event(self, kind: SignBusEventKind, unit: SignUnit, reason: str) -> None:
+        self._emit(kind, unit=unit, reason=reason)
 
     # --- reporting ---------------------------------------------------------------------
 
-    def _unexpected(self, exc: Exception, unit: _Unit | None) -> None:
+    def _unexpected(self, exc: Exception, unit: SignUnit | None) -> None:
         kind = type(exc).__name__
         self._errors[kind] += 1
         where = f"sign {unit.sign_id} (unit {unit.unit})" if unit else "the owner loop"
@@ -780,7 +527,7 @@ class SignBus:
         self,
         kind: SignBusEventKind,
         *,
-        unit: _Unit | None = None,
+        unit: SignUnit | None = None,
         reason: str = "",
         faults: frozenset[str] = frozenset(),
         shown: Display | None = None,

@@ -1,8 +1,9 @@
 """Uplink v1: the MQTT contract between edge boxes and central.
 
-``topics`` builds and parses the topic tree, ``models`` holds the JSON payloads (pydantic),
-``codec`` turns payloads into bytes and back and checks a message against its topic. The
-prose version, with examples, is ``docs/protocols/uplink-v1.md``.
+``topics`` builds and parses the topic tree, ``models`` holds the JSON payloads (pydantic,
+one module per message family), ``codec`` turns payloads into bytes and back and checks a
+message against its topic. The prose version, with examples, is
+``docs/protocols/uplink-v1.md``.
 """
 
 from firmware_protocols.uplink.codec import (

@@ -57,10 +57,35 @@ from firmware_protocols.uplink.models import (
 from simulators.broker import MosquittoBroker
 from simulators.concentrator import ConcentratorSimulator
 from simulators.signs import Fault, SignSimulator
+from site_model.edge_config import Deployment, SignBus, edge_config
+from site_model.site import parse_site
 from tests.edge.central_standin import CentralStandin
 
 SITE = "xigang"
 SENSORS = {f"00A1000{i}": "nwave-nps" for i in range(1, 5)}  # B001..B004
+
+
+# The box's part of Xigang for this rig: lot P1 with four bays, its entrance sign sending
+# drivers on to P2 (another box's lot).
+RIG_SITE = parse_site(
+    {
+        "site": {"id": SITE, "name": "Xigang"},
+        "boxes": {"box-p1": {}, "box-p2": {}},
+        "lots": {
+            "P1": {"name": "P1", "box_id": "box-p1", "bays": [f"B00{i}" for i in range(1, 5)]},
+            "P2": {"name": "P2", "box_id": "box-p2", "bays": 10},
+        },
+        "signs": {
+            "S1": {
+                "box_id": "box-p1",
+                "kind": "guidance",
+                "lot": "P1",
+                "arrow": "left",
+                "fallback": [{"lot": "P2", "arrow": "right"}],
+            }
+        },
+    }
+)
 
 
 def box_config(
@@ -70,48 +95,33 @@ def box_config(
     sign_port: int,
     *,
     bus: dict[str, Any] | None = None,
-    **sensors: Any,
+    heartbeat_timeout_s: float = 600,
 ) -> EdgeConfig:
-    return parse_config(
-        {
-            "site": SITE,
-            "box_id": "box-p1",
-            "data_dir": str(tmp_path / "box"),
-            "mqtt": {"url": broker.url, "keepalive_s": 5},
-            "serial": {"conc": {"device": str(device), "protocol": "concentrator"}},
-            "lots": {
-                "P1": {
-                    "bays": {
-                        f"B00{i}": {"sensor": sensor, "format": fmt}
-                        for i, (sensor, fmt) in enumerate(SENSORS.items(), start=1)
-                    }
-                }
+    """box-p1's config, projected from ``RIG_SITE`` (``site_model.edge_config``)."""
+    deployment = Deployment(
+        mqtt_url=broker.url,
+        box_etc=None,  # the test broker lets anyone in
+        data_dir=str(tmp_path / "box"),
+        serial_device=str(device),
+        sensors={f"B00{i}": s for i, s in enumerate(SENSORS.items(), start=1)},
+        sign_bus=SignBus(
+            bus_id="bus1",
+            host="127.0.0.1",
+            port=sign_port,
+            units={"S1": 1},
+            settings={
+                "timeout_s": 0.3,
+                "refresh_interval_s": 1.0,
+                "watchdog_timeout_s": 10,
+                **(bus or {}),
             },
-            "sign_buses": {
-                "bus1": {
-                    "transport": "tcp",
-                    "host": "127.0.0.1",
-                    "port": sign_port,
-                    "timeout_s": 0.3,
-                    "refresh_interval_s": 1.0,
-                    "watchdog_timeout_s": 10,
-                    **(bus or {}),
-                    "signs": {
-                        "S1": {
-                            "unit": 1,
-                            "profile": "parkgrid-guidance",
-                            "lot": "P1",
-                            "arrow": "left",
-                            "fallback": [{"lot": "P2", "arrow": "right"}],
-                        }
-                    },
-                }
-            },
-            "sensors": {"heartbeat_timeout_s": 600, **sensors},
-            "outbox": {"resend_after_s": 2},
-            "health": {"listen": "127.0.0.1:0"},
-        }
+        ),
+        mqtt_keepalive_s=5,
+        heartbeat_timeout_s=heartbeat_timeout_s,
+        resend_after_s=2,
+        health_listen="127.0.0.1:0",
     )
+    return parse_config(edge_config(RIG_SITE, "box-p1", deployment))
 
 
 @dataclass
@@ -133,7 +143,11 @@ async def eventually(predicate: Callable[[], object], within: float = 10.0) -> N
 
 @contextlib.asynccontextmanager
 async def rig(
-    tmp_path: Path, mosquitto: MosquittoBroker, *, bus: dict[str, Any] | None = None, **sensors: Any
+    tmp_path: Path,
+    mosquitto: MosquittoBroker,
+    *,
+    bus: dict[str, Any] | None = None,
+    heartbeat_timeout_s: float = 600,
 ) -> AsyncIterator[Rig]:
     central = CentralStandin(host=mosquitto.host, port=mosquitto.port, site=SITE).start()
     try:
@@ -142,7 +156,10 @@ async def rig(
             SignSimulator(units={1: "parkgrid-guidance"}, tcp=("127.0.0.1", 0)) as signs,
         ):
             assert signs.port is not None
-            config = box_config(tmp_path, mosquitto, sim.path, signs.port, bus=bus, **sensors)
+            config = box_config(
+                tmp_path, mosquitto, sim.path, signs.port, bus=bus,
+                heartbeat_timeout_s=heartbeat_timeout_s,
+            )  # fmt: skip
             box = EdgeBox(config)
             task = asyncio.create_task(box.run())
             try:

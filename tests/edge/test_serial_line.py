@@ -11,7 +11,8 @@ import pytest
 
 from edge.config import SerialLineConfig
 from edge.drivers.errors import SerialDeviceGone, SerialLineError
-from edge.drivers.serial_line import SerialLine, StatusMessage, m77_reading, m77_sensor_id
+from edge.drivers.m77_readings import m77_reading, m77_sensor_id
+from edge.drivers.serial_line import SerialLine, StatusMessage
 from edge.observations import SensorObservation
 from firmware_protocols.concentrator import (
     ConfigDownlink,

@@ -10,19 +10,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import BaseModel
 
-from edge.agents.zones import (
+from edge.agents.zone_tables import (
     BAY_TABLE,
     PHASES,
     ZONE_TABLE,
-    BayView,
-    ScheduleRejected,
-    ZoneAgent,
     ZoneTableError,
-    ZoneUpdate,
-    alert_id_for,
     bay_step,
     zone_step,
 )
+from edge.agents.zones import BayView, ScheduleRejected, ZoneAgent, ZoneUpdate, alert_id_for
 from edge.config import ConfigError, EdgeConfig, parse_config
 from firmware_protocols.signs import Message
 from firmware_protocols.uplink.models import (

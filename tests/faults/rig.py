@@ -43,6 +43,8 @@ import tomli_w
 from edge.outbox import Outbox
 from simulators.broker import MosquittoBroker, free_port
 from simulators.concentrator import ConcentratorSimulator
+from site_model.edge_config import Deployment, edge_config
+from site_model.site import parse_site
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -73,8 +75,9 @@ def plan_boxes(n: int, bays: int) -> list[BoxPlan]:
     return plans
 
 
-def write_site(path: Path, plans: list[BoxPlan]) -> Path:
-    doc: dict[str, Any] = {
+def site_doc(plans: list[BoxPlan]) -> dict[str, Any]:
+    """The fault site: one lot per box."""
+    return {
         "site": {"id": SITE_ID, "name": "Fault town", "timezone": "UTC"},
         "boxes": {p.box_id: {"name": p.box_id, "lots": [p.lot_id]} for p in plans},
         "lots": {
@@ -82,7 +85,10 @@ def write_site(path: Path, plans: list[BoxPlan]) -> Path:
             for p in plans
         },
     }
-    path.write_text(tomli_w.dumps(doc))
+
+
+def write_site(path: Path, plans: list[BoxPlan]) -> Path:
+    path.write_text(tomli_w.dumps(site_doc(plans)))
     return path
 
 
@@ -96,22 +102,20 @@ def box_config_doc(
     resend_after_s: float = 2,
     keepalive_s: int = 5,
 ) -> dict[str, Any]:
-    return {
-        "site": SITE_ID,
-        "box_id": plan.box_id,
-        "timezone": "UTC",
-        "data_dir": str(data_dir),
-        "mqtt": {"url": mqtt_url, "keepalive_s": keepalive_s},
-        "serial": {"conc": {"device": str(device), "protocol": "concentrator"}},
-        "lots": {
-            plan.lot_id: {
-                "bays": {bay: {"sensor": s, "format": FORMAT} for s, bay in plan.bays.items()}
-            }
-        },
-        "sensors": {"heartbeat_timeout_s": heartbeat_timeout_s},
-        "outbox": {"resend_after_s": resend_after_s},
-        "health": {"listen": "127.0.0.1:0", "status_interval_s": 5},
-    }
+    """The box's config, projected from the fault site (``site_model.edge_config``)."""
+    deployment = Deployment(
+        mqtt_url=mqtt_url,
+        box_etc=None,  # the fault broker lets anyone in
+        data_dir=str(data_dir),
+        serial_device=str(device),
+        sensors={bay: (sensor, FORMAT) for sensor, bay in plan.bays.items()},
+        mqtt_keepalive_s=keepalive_s,
+        heartbeat_timeout_s=heartbeat_timeout_s,
+        resend_after_s=resend_after_s,
+        health_listen="127.0.0.1:0",
+        status_interval_s=5,
+    )
+    return edge_config(parse_site(site_doc([plan])), plan.box_id, deployment)
 
 
 # --- processes ----------------------------------------------------------------------------

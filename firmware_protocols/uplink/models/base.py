@@ -1,0 +1,56 @@
+"""What every uplink v1 model shares: strict frozen models, the ``v`` field, field types.
+
+Every top-level document (a :class:`Document`) carries ``v`` (``1``), required on the wire.
+Every model is frozen, strict and forbids unknown fields, so a typo on either side is a
+validation error, not silently dropped data.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from firmware_protocols.uplink.topics import BOX_ID_PATTERN, ID_PATTERN
+
+MAX_SEQ = 2**63 - 1
+
+Id = Annotated[str, StringConstraints(pattern=f"^{ID_PATTERN}$")]
+BoxId = Annotated[str, StringConstraints(pattern=f"^{BOX_ID_PATTERN}$")]
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ)]
+Count = Annotated[int, Field(ge=0)]
+Ts = Annotated[AwareDatetime, Field(description="When the box wrote this document (RFC 3339).")]
+ModbusUnit = Annotated[int, Field(ge=0, le=247)]
+Text = Annotated[str, StringConstraints(max_length=500)]
+
+
+class WireModel(BaseModel):
+    # strict: on the wire "seq": "7" or "free": "3" is a sender's bug, not something to coerce.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def require_v_in_schema(schema: dict[str, Any]) -> None:
+    required = schema.setdefault("required", [])
+    if "v" not in required:
+        required.insert(0, "v")
+
+
+class Document(WireModel):
+    """A top-level document. Its ``v`` defaults to 1 in Python but is required on the wire:
+    the schema lists it as required and ``codec.decode_payload`` refuses a document
+    without it, so a consumer never has to guess which version it reads."""
+
+    model_config = ConfigDict(json_schema_extra=require_v_in_schema)
+
+
+def v_field() -> Any:
+    return Field(default=1, description="Uplink protocol version of this document; always 1.")
+
+
+def one_of_lot_or_zone(lot_id: str | None, zone_id: str | None) -> None:
+    if (lot_id is None) == (zone_id is None):
+        raise ValueError("exactly one of lot_id and zone_id must be set")
+
+
+KIND_DESCRIPTION = "Event kind; selects the body type."
+COMMAND_DESCRIPTION = "Command name; equals the {name} level of the cmd topic."
