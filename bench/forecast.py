@@ -18,7 +18,8 @@ only the counts up to its origin. MAE in bays of occupied (= of free) bays:
 * persistence: the count at the origin ("it stays as it is");
 * seasonal naive: the count at the same time a week before the target.
 
-It also prints how often the truth fell inside the model's 10-90 % interval (goal: near 80 %).
+It also prints how often the truth fell inside the model's 10-90 % interval (stated: 80 %),
+over all points and by the hour the forecast was made (night, morning peak, day, evening).
 
 Goal: model / persistence <= 0.75 at 60 minutes and <= 0.9 at 30 minutes, and the model
 beats the seasonal naive at both. Rows that cannot be read are counted and skipped; a lot
@@ -58,6 +59,14 @@ HORIZONS = (30, 60)
 GOALS = {60: 0.75, 30: 0.9}
 ORIGIN_EVERY = 3  # grid steps: every 15 minutes
 WEEK_S = 7 * 86400.0
+STATED_COVERAGE = 0.8  # the 10th to 90th percentile
+BLOCKS = {
+    "00-06": (0, 6),
+    "06-10": (6, 10),
+    "10-16": (10, 16),
+    "16-20": (16, 20),
+    "20-24": (20, 24),
+}
 FIRST_DAY = dt.date(2026, 11, 2)  # a Monday: four weeks, no public holiday
 
 
@@ -68,6 +77,9 @@ class Scores:
     )
 
     inside: dict[int, list[bool]] = field(default_factory=lambda: defaultdict(list))
+    inside_by_block: dict[tuple[int, str], list[bool]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
     def add(self, method: str, minutes: int, error: float) -> None:
         self.errors[method][minutes].append(abs(error))
@@ -78,6 +90,11 @@ class Scores:
 
     def count(self, minutes: int) -> int:
         return len(self.errors["model"][minutes])
+
+
+def block_of(hour: int) -> str:
+    """The part of the day an origin falls in, for the interval's coverage by time of day."""
+    return next(name for name, (first, end) in BLOCKS.items() if first <= hour < end)
 
 
 def score_lot(grid: Grid, calendar: Calendar, split: float, scores: Scores) -> int:
@@ -102,7 +119,9 @@ def score_lot(grid: Grid, calendar: Calendar, split: float, scores: Scores) -> i
                 continue
             value, low, high = predicted
             scores.add("model", minutes, value - truth)
-            scores.inside[minutes].append(low - 1e-9 <= truth <= high + 1e-9)
+            inside = low - 1e-9 <= truth <= high + 1e-9
+            scores.inside[minutes].append(inside)
+            scores.inside_by_block[minutes, block_of(grid.local[i].hour)].append(inside)
             scores.add("persistence", minutes, now * cap - truth)
             scores.add("seasonal", minutes, week_before * cap - truth)
             scored += 1
@@ -170,6 +189,10 @@ def read_csv(path: Path) -> tuple[dict[str, list[Observation]], dict[str, float]
     return dict(observations), splits, str(path)
 
 
+def _share(inside: list[bool]) -> str:
+    return f"{100 * sum(inside) / len(inside):.1f} %" if inside else "-"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", type=Path, help="lot_id,capacity,observed_at,occupied")
@@ -205,13 +228,25 @@ def main(argv: list[str] | None = None) -> int:
         f"{'':14}{'model':>10}{'persistence':>13}{'seasonal':>10}{'points':>8}{'in 80% band':>13}"
     )
     for minutes in HORIZONS:
-        inside = scores.inside[minutes]
-        share = f"{100 * sum(inside) / len(inside):.0f} %" if inside else "-"
+        share = _share(scores.inside[minutes])
         print(
             f"  MAE {minutes:>2} min {scores.mae('model', minutes):10.2f}"
             f"{scores.mae('persistence', minutes):13.2f}{scores.mae('seasonal', minutes):10.2f}"
             f"{scores.count(minutes):8d}{share:>13}"
         )
+    print(
+        "interval: truth inside the 10-90 % band "
+        + ", ".join(f"{m} min {_share(scores.inside[m])}" for m in HORIZONS)
+        + f" (stated {STATED_COVERAGE * 100:.0f} %)"
+    )
+    print(
+        "interval by the hour asked (30 / 60 min): "
+        + ", ".join(
+            f"{name} {_share(scores.inside_by_block[30, name])} / "
+            f"{_share(scores.inside_by_block[60, name])}"
+            for name in BLOCKS
+        )
+    )
     parts = []
     ok = all(scores.count(m) > 0 for m in HORIZONS)
     beaten = ok

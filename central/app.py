@@ -55,6 +55,7 @@ from central.sites.service import sync_site
 from central.stream.hub import Hub
 from central.stream.router import router as stream_router
 from central.townclock import TownClock
+from central.townclock_router import router as clock_router
 from central.zones.router import router as zones_router
 from site_model.site import SiteIndex, load_site
 
@@ -181,6 +182,7 @@ def create_app(
     for router in (
         lots_public,
         forecast_router,
+        clock_router,
         lots_router,
         zones_router,
         alerts_router,

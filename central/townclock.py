@@ -89,3 +89,16 @@ class TownClock:
     @property
     def speed(self) -> float:
         return self.mapping().speed
+
+    def reading(self) -> dict[str, float | bool]:
+        """One reading for the pages: the town's and the wall's time now (epoch seconds),
+        the speed and whether a simulated clock runs. A page maps the API's (wall) times
+        with it, so no page keeps a clock of its own."""
+        mapping = self.mapping()
+        wall = time.time()
+        return {
+            "town": mapping.town(wall),
+            "wall": wall,
+            "speed": mapping.speed,
+            "simulated": self._simulated,
+        }

@@ -42,6 +42,7 @@ from site_model.configfile import (
     validate_file_data,
 )
 from site_model.configfile import ConfigProblem as ConfigProblem  # re-exported: edge's name
+from site_model.edge_config import TREND_WINDOW_S
 from site_model.zone_classes import CLOSING_SOON_S, ZONE_CLASS_DEFAULTS
 from site_model.zone_classes import SeverityName as SeverityName  # re-exported: edge's name
 
@@ -417,6 +418,9 @@ class ZoneConfig(_Model):
 class SensorDefaults(_Model):
     heartbeat_timeout_s: float = Field(default=1800, gt=0, description="silent longer: unknown")
     min_dwell_s: float = Field(default=0, ge=0, description="flap filter; 0 switches at once")
+    trend_window_s: float = Field(
+        default=TREND_WINDOW_S, gt=0, le=86400, description="a lot's trend: change over this long"
+    )
     battery_low_mv: int = Field(default=3000, ge=0)
     temperature_range_c: tuple[float, float] = (-40.0, 85.0)
 

@@ -253,7 +253,6 @@ class Demo(DemoTerminal):
         from simulators.signs import SignSimulator
         from simulators.town import (
             BoxNetwork,
-            TownClock,
             default_start,
             plan_town,
             sensor_plan,
@@ -278,13 +277,12 @@ class Demo(DemoTerminal):
             demand=dict.fromkeys(site.lots, options.demand), drivers="signs", box_restarts=True,
         )  # fmt: skip
         sensors = sensor_plan(site)
-        wall_start = time.time() + STARTUP_ALLOWANCE_S
-        self.clock = clock = TownClock(sim_start=sim_start, wall_start=wall_start, speed=speed)
-        from parkgrid.demo_history import start_demo_history  # four weeks before the town
+        from parkgrid.demo_history import demo_town_clock, start_demo_history
 
-        history = start_demo_history(
-            site, self.database_url, clock, seed=options.seed, say=self.say
+        self.clock = clock = demo_town_clock(
+            sim_start, speed=speed, wall_now=time.time(), allowance_s=STARTUP_ALLOWANCE_S
         )
+        wall_start = clock.wall_start
 
         async with contextlib.AsyncExitStack() as stack:
             concs: dict[str, Any] = {}
@@ -362,10 +360,17 @@ class Demo(DemoTerminal):
                 )
             self.write_state(phase="starting")
             await _wait_http(f"{self.url}/healthz", within=90, child=central)
+            # The history is one write transaction: started once central has set up its store
+            # (a loaded machine took 41 s, beyond SQLite's 30 s busy wait of central's start),
+            # and done before the demo logs in (a login writes).
+            history = start_demo_history(
+                site, self.database_url, clock, seed=options.seed, say=self.say
+            )
             for box_id, child in boxes.items():
                 await _wait_http(
                     f"http://127.0.0.1:{health_ports[box_id]}/healthz", within=90, child=child
                 )
+            await history
             await self.login()
 
             import httpx
@@ -388,7 +393,6 @@ class Demo(DemoTerminal):
                 restart_box=self.restart_box,
                 seed=options.seed,
             )
-            await history
             await driver.send_initial_state()
             self.write_state(
                 phase="running", sim_start=sim_start, wall_start=wall_start, speed=speed

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +30,18 @@ from simulators.town import TownClock
 from site_model.site import Site
 
 HISTORY_DAYS = 28
+
+
+def demo_town_clock(
+    sim_start: float, *, speed: float, wall_now: float, allowance_s: float
+) -> TownClock:
+    """The town's clock: ``sim_start`` (town) at least ``allowance_s`` wall seconds from
+    now, on a whole wall second. The boxes get the zones' hours as wall times to the second;
+    from a whole second, a town minute at the demo's speeds (60, 120, ...) is a whole number
+    of wall seconds, so a market opening at 05:00 opens at 05:00:00 in the town, not 04:59."""
+    return TownClock(
+        sim_start=sim_start, wall_start=float(math.ceil(wall_now + allowance_s)), speed=speed
+    )
 
 
 def town_clock_env(run_dir: Path) -> None:

@@ -34,6 +34,7 @@ DEFAULT_DATA_DIR = "/var/lib/parkgrid"
 UNKNOWN_SERIAL_DEVICE = "/dev/serial/by-id/CHANGE-ME"
 WEEK = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 PROFILE_BY_KIND = {SignKind.GUIDANCE: "parkgrid-guidance", SignKind.WARNING: "parkgrid-warning"}
+TREND_WINDOW_S = 900.0  # a lot's trend is its change over 15 minutes (the box's default)
 
 
 class EdgeConfigError(ValueError):
@@ -106,6 +107,8 @@ def edge_config(site: Site, box_id: str, deployment: Deployment) -> dict[str, An
         doc["zones"] = zones
     if deployment.sign_bus is not None and (signs := _signs(site, box_id, deployment.sign_bus)):
         doc["sign_buses"] = {deployment.sign_bus.bus_id: _bus(deployment.sign_bus, signs)}
+    if deployment.time_scale != 1.0 and doc["lots"]:  # 15 minutes of the town's clock
+        doc.setdefault("sensors", {})["trend_window_s"] = _scaled(TREND_WINDOW_S, deployment)
     for section, key, value in (
         ("sensors", "heartbeat_timeout_s", deployment.heartbeat_timeout_s),
         ("outbox", "resend_after_s", deployment.resend_after_s),

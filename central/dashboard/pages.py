@@ -131,15 +131,31 @@ def _environment() -> Environment:
 ENV = _environment()
 
 
-def render_page(p: Page, *, lang: str, kiosk: bool, site: dict[str, str]) -> str:
+def render_page(
+    p: Page,
+    *,
+    lang: str,
+    kiosk: bool,
+    site: dict[str, str],
+    clock: dict[str, float | bool] | None = None,
+) -> str:
     """The page's HTML: ``base.html`` around the page's body, all values escaped by Jinja2.
 
-    The page's data (language, site, words) goes into a ``<script type="application/json"
+    The page's data (language, site, words, a reading of the town's clock: ``GET
+    /api/v1/clock``'s, so the page shows the API's wall times on the town's clock from its
+    first paint) goes into a ``<script type="application/json"
     id="pg-config">`` block that is never run; ``pg.js`` parses it. The query string is not
     in it: scripts read ``location.search`` themselves, so nothing a link carries is ever
     written into the page.
     """
-    config = {"lang": lang, "page": p.id, "kiosk": kiosk, "site": site, "strings": strings(lang)}
+    config = {
+        "lang": lang,
+        "page": p.id,
+        "kiosk": kiosk,
+        "site": site,
+        "strings": strings(lang),
+        "clock": clock,
+    }
     other = "en" if lang == "zh" else "zh"
     return ENV.get_template("base.html").render(
         t=lambda key: word(lang, key),

@@ -22,6 +22,7 @@ from central.dashboard.pages import (
     render_page,
 )
 from central.errors import NotFound
+from central.townclock_router import clock_reading
 
 router = APIRouter(include_in_schema=False)
 LANG_COOKIE = "pg_lang"
@@ -79,7 +80,7 @@ def _show(request: Request, page_id: str) -> Response:
         raise NotFound("page", page_id)
     lang, chosen = _language(request)
     kiosk = request.query_params.get("kiosk") in ("1", "true", "yes")
-    text = render_page(p, lang=lang, kiosk=kiosk, site=_site(request))
+    text = render_page(p, lang=lang, kiosk=kiosk, site=_site(request), clock=clock_reading(request))
     response = HTMLResponse(text, headers={"Cache-Control": "no-cache"})
     if chosen:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")

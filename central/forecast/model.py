@@ -10,7 +10,10 @@ the same day type and quarter hour in its own history; the day type is the weekd
 its group, workdays or rest days, so three weeks are enough), ``dy`` the change over the
 last 15 minutes. ``a_h``, ``b_h`` are least-squares fits per horizon (15, 30, 60 min):
 how long today's difference from the usual day lasts, and how much the current trend
-carries. The interval is the 10th to 90th percentile of the fit's own residuals.
+carries. The interval is the 10th to 90th percentile of held-out residuals (split-conformal
+style): each training point's residual is taken with the profile read without its own day
+(and its target's), as a forecast meets a day the profile never saw, and the quantiles are
+kept per hour of the day the forecast is made (a quiet night and a morning peak differ).
 
 Real records are untidy; ``prepare`` copes (each case is tested):
 
@@ -33,7 +36,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 STEP_S = 300.0  # the grid
@@ -47,6 +50,8 @@ MIN_DAYS = 7  # distinct local days with data, before a lot gets a forecast
 MIN_POINTS_PER_DAY = 24  # two hours of 5-minute points
 SPIKE = 0.25  # a jump above capacity by more than this share of it is a glitch
 SHRINK = 3.0  # days: how strongly a weekday's mean leans on its group's
+LOW_Q, HIGH_Q = 0.1, 0.9  # the interval: 10th to 90th percentile of held-out residuals
+MIN_PER_HOUR = 60  # residuals an hour of the day needs for its own interval
 WORKDAY, RESTDAY = "workday", "restday"
 
 
@@ -177,11 +182,71 @@ def _bin(local: dt.datetime) -> int:
     return (local.hour * 3600 + local.minute * 60) // BIN_S
 
 
+Key = tuple[str, int]  # (day type or group, quarter-hour bin)
+
+
+class ProfileSums:
+    """Occupancy sums per (day type, bin) and per (group, bin), kept day by day, so the
+    profile can be read as it would be without some days (the days a residual is scored on).
+    """
+
+    def __init__(self, grid: Grid, calendar: Calendar, *, until: float | None = None) -> None:
+        self.calendar = calendar
+        self.sums: dict[Key, list[float]] = {}
+        self.by_day: dict[Key, dict[dt.date, list[float]]] = {}
+        for t, local, y in zip(grid.ts, grid.local, grid.y, strict=True):
+            if y is None or (until is not None and t >= until):
+                continue
+            day, b = local.date(), _bin(local)
+            for key in ((calendar.day_type(day), b), (calendar.group(day), b)):
+                acc = self.sums.setdefault(key, [0.0, 0.0])
+                acc[0] += y
+                acc[1] += 1
+                per_day = self.by_day.setdefault(key, {}).setdefault(day, [0.0, 0.0])
+                per_day[0] += y
+                per_day[1] += 1
+
+    def _mean(self, key: Key, without: frozenset[dt.date]) -> tuple[float, int] | None:
+        """The mean at ``key`` and its number of days, leaving ``without`` out."""
+        found = self.sums.get(key)
+        if found is None:
+            return None
+        total, n = found
+        days = self.by_day[key]
+        left_out = 0
+        for day in without:
+            if day in days:
+                total -= days[day][0]
+                n -= days[day][1]
+                left_out += 1
+        if n <= 0:
+            return None
+        return total / n, len(days) - left_out
+
+    def mean(self, key: Key, without: frozenset[dt.date] = frozenset()) -> float | None:
+        """A weekday's mean shrunk towards its group's (by SHRINK days); a group's as is."""
+        own = self._mean(key, without)
+        kind, b = key
+        if own is None or kind in (WORKDAY, RESTDAY):
+            return None if own is None else own[0]
+        group = self._mean((RESTDAY if kind in ("5", "6", "holiday") else WORKDAY, b), without)
+        if group is None:
+            return own[0]
+        mean, n_days = own
+        return (n_days * mean + SHRINK * group[0]) / (n_days + SHRINK)
+
+    def value(self, local: dt.datetime, without: frozenset[dt.date] = frozenset()) -> float | None:
+        """The profile at ``local``: its day type's mean, else its group's."""
+        day, b = local.date(), _bin(local)
+        own = self.mean((self.calendar.day_type(day), b), without)
+        return own if own is not None else self.mean((self.calendar.group(day), b), without)
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """Mean occupancy fraction per (day type, bin), shrunk towards its group's mean."""
 
-    means: dict[tuple[str, int], float]
+    means: dict[Key, float]
     calendar: Calendar
 
     def value(self, local: dt.datetime) -> float | None:
@@ -194,31 +259,12 @@ class Profile:
 
 
 def fit_profile(grid: Grid, calendar: Calendar, *, until: float | None = None) -> Profile:
-    sums: dict[tuple[str, int], list[float]] = {}
-    days: dict[tuple[str, int], set[dt.date]] = {}
-    for t, local, y in zip(grid.ts, grid.local, grid.y, strict=True):
-        if y is None or (until is not None and t >= until):
-            continue
-        b = _bin(local)
-        for key in ((calendar.day_type(local.date()), b), (calendar.group(local.date()), b)):
-            acc = sums.setdefault(key, [0.0, 0.0])
-            acc[0] += y
-            acc[1] += 1
-            days.setdefault(key, set()).add(local.date())
-    means: dict[tuple[str, int], float] = {}
-    for key, (total, n) in sums.items():
-        means[key] = total / n
-    for key in list(means):
-        kind, b = key
-        if kind in (WORKDAY, RESTDAY):
-            continue
-        group = RESTDAY if kind in ("5", "6", "holiday") else WORKDAY
-        mean_group = means.get((group, b))
-        if mean_group is None:
-            continue
-        n_days = len(days[key])
-        means[key] = (n_days * means[key] + SHRINK * mean_group) / (n_days + SHRINK)
-    return Profile(means=means, calendar=calendar)
+    return _profile(ProfileSums(grid, calendar, until=until))
+
+
+def _profile(sums: ProfileSums) -> Profile:
+    means = {key: sums.mean(key) for key in sums.sums}
+    return Profile(means={k: v for k, v in means.items() if v is not None}, calendar=sums.calendar)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +272,15 @@ class HorizonFit:
     minutes: int
     a: float  # how much of the current anomaly remains
     b: float  # how much of the current trend anomaly carries
-    low: float  # residual quantiles (fraction of capacity)
+    low: float  # residual quantiles (fraction of capacity), all hours
     high: float
     n: int
+    hourly: tuple[tuple[float, float] | None, ...] = ()  # the same, by the origin's hour
+
+    def band(self, hour: int) -> tuple[float, float]:
+        """The residual quantiles for an origin at ``hour``; all hours' where it has few."""
+        own = self.hourly[hour] if hour < len(self.hourly) else None
+        return own if own is not None else (self.low, self.high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,19 +311,63 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def _features(grid: Grid, profile: Profile, i: int) -> tuple[float, float, float] | None:
+ProfileAt = Callable[[dt.datetime], float | None]
+
+
+def _features(grid: Grid, profile: ProfileAt, i: int) -> tuple[float, float, float] | None:
     """(anomaly now, trend anomaly, profile now) at grid index ``i``, or None."""
     y = grid.y[i]
-    p = profile.value(grid.local[i])
+    p = profile(grid.local[i])
     if y is None or p is None:
         return None
     back = i - int(TREND_S / STEP_S)
     trend = 0.0
     if back >= 0 and grid.y[back] is not None:
-        p_back = profile.value(grid.local[back])
+        p_back = profile(grid.local[back])
         if p_back is not None:
             trend = (y - grid.y[back]) - (p - p_back)  # type: ignore[operator]
     return y - p, trend, p
+
+
+Row = tuple[float, float, float, int]  # anomaly now, trend anomaly, ``h`` later; origin's hour
+
+
+def _held_out_rows(grid: Grid, sums: ProfileSums, end: float, ahead: int) -> list[Row]:
+    """Every training origin with its target ``ahead`` steps later, the profile read
+    without the origin's and the target's days: as a forecast meets a day it never saw."""
+    rows: list[Row] = []
+    for i in range(len(grid.ts) - ahead):
+        if grid.ts[i + ahead] >= end:
+            break
+        target = grid.y[i + ahead]
+        if target is None or grid.y[i] is None:
+            continue
+        without = frozenset({grid.local[i].date(), grid.local[i + ahead].date()})
+
+        def profile(local: dt.datetime, without: frozenset[dt.date] = without) -> float | None:
+            return sums.value(local, without)
+
+        f = _features(grid, profile, i)
+        p_ahead = profile(grid.local[i + ahead])
+        if f is None or p_ahead is None:
+            continue
+        rows.append((f[0], f[1], target - p_ahead, grid.local[i].hour))
+    return rows
+
+
+def _least_squares(rows: list[Row]) -> tuple[float, float]:
+    """``a``, ``b`` of ``later = a * anomaly + b * trend`` (a 2x2 system)."""
+    saa = sum(r[0] * r[0] for r in rows)
+    sab = sum(r[0] * r[1] for r in rows)
+    sbb = sum(r[1] * r[1] for r in rows)
+    say = sum(r[0] * r[2] for r in rows)
+    sby = sum(r[1] * r[2] for r in rows)
+    det = saa * sbb - sab * sab
+    if abs(det) > 1e-12:
+        return (say * sbb - sby * sab) / det, (saa * sby - sab * say) / det
+    if saa > 1e-12:
+        return say / saa, 0.0
+    return 1.0, 0.0
 
 
 def fit(grid: Grid, calendar: Calendar, *, until: float | None = None) -> LotModel:
@@ -284,44 +380,28 @@ def fit(grid: Grid, calendar: Calendar, *, until: float | None = None) -> LotMod
     days = sum(1 for n in per_day.values() if n >= MIN_POINTS_PER_DAY)
     if days < MIN_DAYS:
         raise TooLittleHistory(f"{days} day(s) of history; a forecast needs {MIN_DAYS}", days=days)
-    profile = fit_profile(grid, calendar, until=end)
+    sums = ProfileSums(grid, calendar, until=end)
+    profile = _profile(sums)
     fits: list[HorizonFit] = []
     for minutes in HORIZONS_MIN:
-        ahead = int(minutes * 60 / STEP_S)
-        rows: list[tuple[float, float, float]] = []
-        for i in range(len(grid.ts) - ahead):
-            if grid.ts[i + ahead] >= end:
-                break
-            target = grid.y[i + ahead]
-            if target is None:
-                continue
-            f = _features(grid, profile, i)
-            p_ahead = profile.value(grid.local[i + ahead])
-            if f is None or p_ahead is None:
-                continue
-            rows.append((f[0], f[1], target - p_ahead))
-        saa = sum(r[0] * r[0] for r in rows)
-        sab = sum(r[0] * r[1] for r in rows)
-        sbb = sum(r[1] * r[1] for r in rows)
-        say = sum(r[0] * r[2] for r in rows)
-        sby = sum(r[1] * r[2] for r in rows)
-        det = saa * sbb - sab * sab
-        if abs(det) > 1e-12:
-            a = (say * sbb - sby * sab) / det
-            b = (saa * sby - sab * say) / det
-        elif saa > 1e-12:
-            a, b = say / saa, 0.0
-        else:
-            a, b = 1.0, 0.0
+        rows = _held_out_rows(grid, sums, end, int(minutes * 60 / STEP_S))
+        a, b = _least_squares(rows)
         residuals = [r[2] - a * r[0] - b * r[1] for r in rows]
+        by_hour: list[list[float]] = [[] for _ in range(24)]
+        for r, residual in zip(rows, residuals, strict=True):
+            by_hour[r[3]].append(residual)
         fits.append(
             HorizonFit(
                 minutes=minutes,
                 a=a,
                 b=b,
-                low=_quantile(residuals, 0.1),
-                high=_quantile(residuals, 0.9),
+                low=_quantile(residuals, LOW_Q),
+                high=_quantile(residuals, HIGH_Q),
                 n=len(rows),
+                hourly=tuple(
+                    (_quantile(r, LOW_Q), _quantile(r, HIGH_Q)) if len(r) >= MIN_PER_HOUR else None
+                    for r in by_hour
+                ),
             )
         )
     return LotModel(
@@ -350,11 +430,12 @@ def _fractions(
     out: list[tuple[HorizonFit, float, float, float, str]] = []
     for h in model.horizons:
         p_ahead = model.profile.value(local + dt.timedelta(minutes=h.minutes))
+        low, high = h.band(local.hour)
         if p is None or p_ahead is None:
-            out.append((h, y, y + h.low, y + h.high, "persistence"))
+            out.append((h, y, y + low, y + high, "persistence"))
         else:
             value = p_ahead + h.a * (y - p) + h.b * trend
-            out.append((h, value, value + h.low, value + h.high, "model"))
+            out.append((h, value, value + low, value + high, "model"))
     return out
 
 

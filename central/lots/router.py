@@ -57,7 +57,7 @@ def history(
     _: Viewer,
     start: Start = None,
     end: End = None,
-    step: Annotated[int, Query(ge=60, le=7 * 86400, description="seconds")] = 900,
+    step: Annotated[int, Query(ge=1, le=7 * 86400, description="seconds")] = 900,
 ) -> OccupancyHistory:
     return service.occupancy_history(engine, lot_id=lot_id, start=start, end=end, step_s=step)
 

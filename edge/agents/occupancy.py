@@ -27,7 +27,8 @@ driver away from a space; the band trades that against drivers who circle for th
 bay or two (docs/edge.md, "The full band").
 
 A lot with no bay in service is ``closed``. The trend compares the occupied count with what it
-was ``TREND_WINDOW_S`` ago (occupied, not free, so bays leaving "unknown" are no trend).
+was ``[sensors] trend_window_s`` ago (15 minutes; a demo's faster town divides it by its
+speed), occupied, not free, so bays leaving "unknown" are no trend.
 
 Nothing here reads a clock: every method takes ``now`` (wall seconds), so tests move time by
 hand and the box can compute when it next needs to look (``next_deadline``).
@@ -46,7 +47,6 @@ BayStateName = Literal["free", "occupied", "unknown", "closed"]
 LotStatus = Literal["spacesAvailable", "almostFull", "full", "closed"]
 Trend = Literal["filling", "emptying", "steady"]
 
-TREND_WINDOW_S = 900.0
 BATTERY_PLAUSIBLE_MV = (2000, 4500)
 
 
@@ -152,6 +152,7 @@ class Occupancy:
     def __init__(self, config: EdgeConfig, *, now: float) -> None:
         self._config = config
         self._min_dwell = config.sensors.min_dwell_s
+        self._trend_window = config.sensors.trend_window_s
         self.bays: dict[str, Bay] = {}
         self._by_sensor: dict[str, Bay] = {}
         self._lot_bays: dict[str, list[Bay]] = {lot_id: [] for lot_id in config.lots}
@@ -441,7 +442,7 @@ class Occupancy:
         occupied = sum(1 for bay in self._lot_bays[lot_id] if bay.state == "occupied")
         history = self._lots[lot_id].history
         history.append((at, occupied))
-        while len(history) > 2 and history[1][0] <= at - TREND_WINDOW_S:
+        while len(history) > 2 and history[1][0] <= at - self._trend_window:
             history.popleft()
 
     def _trend(self, lot_id: str, occupied: int, capacity: int, now: float) -> Trend:
@@ -450,7 +451,7 @@ class Occupancy:
         # Occupied, not free: bays coming out of "unknown" at start-up are not a trend.
         past = history[0][1] if history else occupied
         for at, value in history:
-            if at > now - TREND_WINDOW_S:
+            if at > now - self._trend_window:
                 break
             past = value
         step = max(1, capacity // 50)

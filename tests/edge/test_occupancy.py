@@ -328,3 +328,12 @@ def test_a_fallback_full_by_its_own_band_is_not_offered() -> None:
         "P3": RemoteLot(lot_id="P3", free=6, status="spacesAvailable", box_online=True),
     }
     assert guidance_display(sign, full, remote, network_up=True).label == "P3"
+
+
+def test_occupancy_trend_window_is_the_configs() -> None:
+    """A demo's town at 60x gives the box a 15 s window: 15 town minutes, not 15 town hours."""
+    occ = Occupancy(make_config(trend_window_s=15), now=T0)
+    fill(occ, 0, 10, T0)
+    fill(occ, 5, 10, T0 + 10)
+    assert occ.lot_snapshot("P1", T0 + 11).trend == "filling"
+    assert occ.lot_snapshot("P1", T0 + 40).trend == "steady"  # 15 s on, no change since

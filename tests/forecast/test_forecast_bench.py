@@ -139,3 +139,31 @@ def test_bench_on_a_file_that_is_not_a_record(tmp_path: Path) -> None:
     assert "missing columns" in lines[0]
     nothing = LAST_LINE.pattern.replace(r"\d+\.\d\d", "nan")
     assert re.match(nothing, lines[-1]) and lines[-1].endswith(": FAIL"), lines[-1]
+
+
+COVERAGE = re.compile(
+    r"^interval: truth inside the 10-90 % band 30 min ([\d.]+) %, 60 min ([\d.]+) %"
+)
+
+
+def _coverage(lines: list[str]) -> tuple[float, float]:
+    found = next(m for line in lines if (m := COVERAGE.match(line)))
+    return float(found[1]), float(found[2])
+
+
+def test_the_interval_holds_about_80_percent_of_held_out_truths(
+    tidy: list[Row], tmp_path: Path
+) -> None:
+    """The stated 10-90 % band, scored on days the model never saw: the town and a record."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        bench.main([])
+    lines = out.getvalue().splitlines()
+    town = _coverage(lines)
+    record = _coverage(_run(_write(tmp_path / "tidy.csv", tidy)))
+    for share in (*town, *record):
+        assert 75.0 <= share <= 85.0, (town, record)
+    # ... and at every time of day, not 99 % at night to make up for 60 % in the peaks.
+    by_block = next(line for line in lines if line.startswith("interval by the hour asked"))
+    shares = [float(x) for x in re.findall(r"([\d.]+) %", by_block)]
+    assert len(shares) == 10 and all(70.0 <= x <= 90.0 for x in shares), by_block

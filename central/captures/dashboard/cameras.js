@@ -60,7 +60,9 @@ pg.page(async () => {
       el("td", {}, el("span", { class: "plate " + (h.plate_color || ""), text: h.plate || t("cameras.no_plate") })),
       el("td", { title: h.place, text: placeName(h.place) }),
       el("td", { class: "camera-time", text: full(h.camera_time) }),
-      el("td", { class: "received", text: full(h.received_at) }),
+      // The camera's time is its own clock's (the town's, in the demo); the receipt is
+      // central's wall time, shown on the town's clock.
+      el("td", { class: "received", text: full(h.received_at && pg.town(Date.parse(h.received_at))) }),
       el("td", { class: "skew", text: skew(h.clock_skew_s) }),
       operator ? el("td", { class: "actions" },
         el("button", { class: "ok", "data-use": "camera", onclick: () => confirm(`/api/v1/captures/${h.id}/confirm-time`, "camera"), text: t("cameras.use_camera") }),

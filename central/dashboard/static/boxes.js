@@ -56,7 +56,8 @@ pg.page(async () => {
     const text = el("input", { name: "text", placeholder: t("boxes.override_text"), size: 10, maxlength: 32 });
     const colour = el("select", { name: "colour" }, ["red", "amber", "green"].map((c) => el("option", { value: c, text: t("colour." + c) })));
     const minutes = el("input", { name: "minutes", type: "number", min: 1, max: 1440, value: 30, style: { width: "6em" } });
-    const until = () => new Date(Date.now() + Math.max(1, +minutes.value || 30) * 60000).toISOString();
+    // Town minutes from the town's now, sent on the box's (wall) clock.
+    const until = () => new Date(pg.wall(pg.now() + Math.max(1, +minutes.value || 30) * 60000)).toISOString();
     return el("div", { class: "control" },
       el("form", { onsubmit: (e) => { e.preventDefault(); send({ command: "rebirth" }); } },
         el("button", { type: "submit", "data-command": "rebirth", text: t("boxes.rebirth") })),

@@ -1,4 +1,6 @@
-/* History: a lot's occupancy over a day or a week, the hour-of-week heat map, CSV download. */
+/* History: a lot's occupancy over a day or a week, the hour-of-week heat map, CSV download.
+ * Days, hours and weeks are the town's (pg.now, pg.wall, pg.town): a demo's town runs
+ * faster than the wall clock the API's times are on. */
 "use strict";
 
 pg.page(async () => {
@@ -7,7 +9,7 @@ pg.page(async () => {
   const lots = (await pg.api("/api/v1/lots")).lots;
   $("#h-lot").append(...lots.map((l) => el("option", { value: l.id, text: `${l.name} (${l.id})` })));
   if (pg.cfg.query.lot) $("#h-lot").value = pg.cfg.query.lot;
-  const today = pg.parts(Date.now());
+  const today = pg.parts(pg.now());
   $("#h-date").value = `${today.y}-${String(today.mo).padStart(2, "0")}-${String(today.d).padStart(2, "0")}`;
   let points = [];
 
@@ -17,6 +19,15 @@ pg.page(async () => {
     return pg.midnight(Date.UTC(y, m - 1, d, 12));
   }
 
+  /** The API's query for town times ``start``..``end`` every ``step`` town seconds. */
+  function span(start, end, step) {
+    return new URLSearchParams({
+      start: new Date(pg.wall(start)).toISOString(), end: new Date(pg.wall(end)).toISOString(),
+      step: String(Math.max(1, Math.round(step / pg.speed()))),
+    });
+  }
+  const townPoints = (h) => h.points.map((p) => Object.assign({}, p, { town: pg.town(Date.parse(p.at)) }));
+
   async function plot() {
     const lotId = $("#h-lot").value;
     const week = $("#h-range").value === "week";
@@ -24,18 +35,15 @@ pg.page(async () => {
     const day = startOf($("#h-date").value || $("#h-date").defaultValue);
     const start = week ? day - 6 * DAY : day;
     const end = day + DAY;
-    const q = new URLSearchParams({
-      start: new Date(start).toISOString(), end: new Date(Math.min(end, Date.now() + 60000)).toISOString(),
-      step: week ? "3600" : "900",
-    });
+    const q = span(start, Math.min(end, pg.now() + 60000), week ? 3600 : 900);
     const h = await pg.api(`/api/v1/lots/${encodeURIComponent(lotId)}/history?${q}`);
-    points = h.points;
+    points = townPoints(h);
     const ticks = week
-      ? Array.from({ length: 8 }, (_, i) => [start + i * DAY, i < 7 ? fmt.day(start + i * DAY + 1) : ""])
+      ? Array.from({ length: 8 }, (_, i) => [start + i * DAY, i < 7 ? fmt.town.day(start + i * DAY + 1) : ""])
       : [0, 3, 6, 9, 12, 15, 18, 21, 24].map((x) => [start + x * 3600000, String(x).padStart(2, "0") + ":00"]);
     $("#h-plot").replaceChildren(pg.lineChart(
-      [{ points: points.map((p) => [Date.parse(p.at), p.occupancy]), colour: "#3b82f6", width: 3 }],
-      { x0: start, x1: end, ticks, now: Date.now() }));
+      [{ points: points.map((p) => [p.town, p.occupancy]), colour: "#3b82f6", width: 3 }],
+      { x0: start, x1: end, ticks, now: pg.now() }));
     const occ = points.map((p) => p.occupancy);
     const peak = occ.length ? Math.max(...occ) : null;
     const mean = occ.length ? occ.reduce((a, b) => a + b, 0) / occ.length : null;
@@ -44,14 +52,14 @@ pg.page(async () => {
 
   async function heat() {
     const lotId = $("#h-lot").value;
-    const end = Date.now();
-    const q = new URLSearchParams({ start: new Date(end - 28 * DAY).toISOString(), end: new Date(end).toISOString(), step: "3600" });
+    const end = pg.now();
+    const q = span(end - 28 * DAY, end, 3600);
     const h = await pg.api(`/api/v1/lots/${encodeURIComponent(lotId)}/history?${q}`);
     const sum = Array.from({ length: 7 }, () => new Array(24).fill(0));
     const n = Array.from({ length: 7 }, () => new Array(24).fill(0));
-    for (const p of h.points) {
+    for (const p of townPoints(h)) {
       if (p.occupied + p.free === 0) continue; // nothing known yet
-      const at = pg.parts(Date.parse(p.at));
+      const at = pg.parts(p.town);
       sum[at.wd][at.h] += p.occupancy;
       n[at.wd][at.h] += 1;
     }
@@ -61,8 +69,9 @@ pg.page(async () => {
 
   function csv() {
     const lotId = $("#h-lot").value;
+    // "at" is the town's time (UTC, as the API's): in a demo, not the wall's.
     const lines = ["at,occupied,free,unknown,closed,occupancy"];
-    for (const p of points) lines.push([p.at, p.occupied, p.free, p.unknown, p.closed, p.occupancy.toFixed(4)].join(","));
+    for (const p of points) lines.push([new Date(p.town).toISOString(), p.occupied, p.free, p.unknown, p.closed, p.occupancy.toFixed(4)].join(","));
     const blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv" });
     const a = el("a", { href: URL.createObjectURL(blob), download: `${lotId}-${$("#h-range").value}-${$("#h-date").value}.csv` });
     document.body.append(a);

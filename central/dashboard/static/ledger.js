@@ -32,6 +32,12 @@ pg.page(async () => {
   const status = (s) => el("span", { class: "badge lstatus " + (TONE[s] || "grey"), "data-status": s, text: t("lstatus." + s) });
   const sec = (v) => (v === null || v === undefined ? null : v * 1000);
   const nextDay = (d) => new Date(Date.parse(d + "T00:00:00Z") + 86400000).toISOString().slice(0, 10);
+  // A date picked is a town date: its midnight on the town's clock, asked on the API's
+  // (wall) clock, so the rows found are the ones shown under that date.
+  const at = (d) => {
+    const [y, m, day] = d.split("-").map(Number);
+    return new Date(pg.wall(pg.midnight(Date.UTC(y, m - 1, day, 12)))).toISOString();
+  };
 
   function query() {
     const p = new URLSearchParams({ limit: "1000" });
@@ -39,8 +45,8 @@ pg.page(async () => {
     if (kind === "tow") p.set("kind", "tow");
     else if (kind) p.set("rule_id", kind);
     if ($("#f-status").value) p.set("status", $("#f-status").value);
-    if ($("#f-start").value) p.set("start", $("#f-start").value);
-    if ($("#f-end").value) p.set("end", nextDay($("#f-end").value));
+    if ($("#f-start").value) p.set("start", at($("#f-start").value));
+    if ($("#f-end").value) p.set("end", at(nextDay($("#f-end").value)));
     return p.toString();
   }
 
@@ -60,7 +66,8 @@ pg.page(async () => {
     el("td", { class: "num", text: r.seq }),
     el("td", {}, plate(r)),
     el("td", { title: r.place }, placeName(r.place), el("div", { class: "muted", text: r.grid_id || "" })),
-    el("td", { text: fmt.dateTime(sec(r.evidence.until) || r.at) }),
+    // Evidence is on the cameras' clock (the town's, in the demo); r.at on central's.
+    el("td", { text: r.evidence.until ? fmt.town.dateTime(sec(r.evidence.until)) : fmt.dateTime(r.at) }),
     el("td", {}, t("rule." + r.rule_id), el("div", { class: "muted", text: `${r.rule_id} v${r.rule_version}` })),
     el("td", { class: "num", text: r.kind === "tow" ? "—" : `¥${r.fine_cny}` + (r.points ? ` · ${t("ledger.points", { n: r.points })}` : "") }),
     el("td", { class: "state" }, status(r.status)))));
@@ -96,7 +103,7 @@ pg.page(async () => {
     const ev = r.evidence;
     const pics = [];
     for (const c of ev.captures) {
-      for (const p of c.pictures) pics.push(picture(p, `${c.camera_id} · ${fmt.time(c.captured_at)} · ${t("pic." + (p.kind || "other"))}`));
+      for (const p of c.pictures) pics.push(picture(p, `${c.camera_id} · ${fmt.town.time(c.captured_at)} · ${t("pic." + (p.kind || "other"))}`));
     }
     if (!pics.length) for (const p of ev.pictures) pics.push(picture(p, p.sha256.slice(0, 12)));
     const reason = el("input", { placeholder: t("ledger.reason"), class: "reason" });
@@ -107,7 +114,7 @@ pg.page(async () => {
       el("dl", {},
         el("dt", { text: t("ledger.place") }), el("dd", { text: `${placeName(r.place)} (${r.place})` }),
         el("dt", { text: t("ledger.grid") }), el("dd", { text: r.grid_id ? (site.grids[r.grid_id] || {}).name || r.grid_id : "—" }),
-        el("dt", { text: t("ledger.seen") }), el("dd", { text: `${fmt.dateTime(sec(ev.from))} – ${fmt.time(sec(ev.until))}` + (ev.span_s !== undefined ? ` (${fmt.dur(ev.span_s)})` : "") }),
+        el("dt", { text: t("ledger.seen") }), el("dd", { text: `${fmt.town.dateTime(sec(ev.from))} – ${fmt.town.time(sec(ev.until))}` + (ev.span_s !== undefined ? ` (${fmt.town.dur(ev.span_s)})` : "") }),
         el("dt", { text: t("ledger.rule") }), el("dd", { text: `${r.rule_id} v${r.rule_version}` }),
         el("dt", { text: t("ledger.fine") }), el("dd", { text: `¥${r.fine_cny} · ${t("ledger.points", { n: r.points })}` }),
         el("dt", { text: t("ledger.vehicle") }), el("dd", { text: [t("pcolour." + (r.plate_color || "unknown")), r.vehicle_class, r.ga_plate_type ? "GA " + r.ga_plate_type : null].filter(Boolean).join(" · ") }),
@@ -121,7 +128,7 @@ pg.page(async () => {
       el("table", { class: "list captures" },
         el("thead", {}, el("tr", {}, ["#", t("ledger.camera"), t("ledger.time"), t("ledger.plate"), t("ledger.capture_kind")].map((h) => el("th", { text: h })))),
         el("tbody", {}, ev.captures.map((c) => el("tr", {},
-          el("td", { text: c.id }), el("td", { text: c.camera_id }), el("td", { text: fmt.time(c.captured_at) }),
+          el("td", { text: c.id }), el("td", { text: c.camera_id }), el("td", { text: fmt.town.time(c.captured_at) }),
           el("td", { text: c.plate || "?" }), el("td", { text: c.kind }))))),
       el("h3", { text: t("ledger.history") }),
       el("ul", { class: "steps" },
@@ -168,13 +175,14 @@ pg.page(async () => {
   }
 
   async function exportFile(format) {
-    const p = pg.parts(Date.now());
+    const p = pg.parts(pg.now());
     const month = `${p.y}-${String(p.mo).padStart(2, "0")}`;
     const start = $("#f-start").value || `${month}-01`;
     const end = $("#f-end").value ? nextDay($("#f-end").value)
       : nextDay(`${month}-${String(p.d).padStart(2, "0")}`);
     try {
-      const path = `/api/v1/ledger/export?start=${start}&end=${end}&format=${format}`;
+      const q = new URLSearchParams({ start: at(start), end: at(end), format });
+      const path = `/api/v1/ledger/export?${q}`;
       const url = await blobUrl(path);
       const a = el("a", { href: url, download: `ledger-${start}-${end}.${format}` });
       document.body.append(a);

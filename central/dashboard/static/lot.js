@@ -64,26 +64,32 @@ pg.page(async () => {
   }
 
   async function loadCurve() {
-    const now = Date.now();
+    // Town times (a demo's town runs faster than the wall clock the API's times are on).
+    const now = pg.now();
     const day0 = pg.midnight(now);
     const span = 86400000;
-    const fetchDay = (start, end) => {
-      const q = new URLSearchParams({ start: new Date(start).toISOString(), end: new Date(end).toISOString(), step: "900" });
-      return pg.api(`/api/v1/lots/${enc}/history?${q}`);
+    const fetchDay = async (start, end) => {
+      const q = new URLSearchParams({
+        start: new Date(pg.wall(start)).toISOString(), end: new Date(pg.wall(end)).toISOString(),
+        step: String(Math.max(1, Math.round(900 / pg.speed()))),
+      });
+      const h = await pg.api(`/api/v1/lots/${enc}/history?${q}`);
+      for (const p of h.points) p.town = pg.town(Date.parse(p.at));
+      return h;
     };
     const weeks = [1, 2, 3, 4].map((k) => day0 - k * 7 * span);
-    const [today, ...past] = await Promise.all([fetchDay(day0, Math.max(now, day0 + 60000)), ...weeks.map((s) => fetchDay(s, s + span))]);
+    const [today, ...past] = await Promise.all([fetchDay(day0, Math.max(now, day0 + 60000 * pg.speed())), ...weeks.map((s) => fetchDay(s, s + span))]);
     const sums = new Array(96).fill(0);
     const counts = new Array(96).fill(0);
     past.forEach((h, k) => {
       for (const p of h.points) {
         if (p.occupied + p.free === 0) continue; // nothing was known yet that day
-        const slot = Math.round((Date.parse(p.at) - weeks[k]) / 900000);
+        const slot = Math.round((p.town - weeks[k]) / 900000);
         if (slot >= 0 && slot < 96) { sums[slot] += p.occupancy; counts[slot] += 1; }
       }
     });
     const avg = sums.map((s, i) => [day0 + i * 900000, counts[i] ? s / counts[i] : null]);
-    const todayPts = today.points.map((p) => [Date.parse(p.at), p.occupancy]);
+    const todayPts = today.points.map((p) => [p.town, p.occupancy]);
     // The curve ends at the live figure, not at the last whole step.
     if (current && !current.stale && current.capacity > current.closed) {
       todayPts.push([now, current.occupied / (current.capacity - current.closed)]);

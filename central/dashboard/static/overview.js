@@ -75,8 +75,12 @@ pg.page(async () => {
   }
 
   async function loadSpark(lotId) {
-    const start = pg.midnight(Date.now());
-    const q = new URLSearchParams({ start: new Date(start).toISOString(), end: new Date().toISOString(), step: "900" });
+    // The town's day so far, every town quarter hour (the API is on the wall clock).
+    const start = pg.midnight(pg.now());
+    const q = new URLSearchParams({
+      start: new Date(pg.wall(start)).toISOString(), end: new Date(pg.wall(pg.now())).toISOString(),
+      step: String(Math.max(1, Math.round(900 / pg.speed()))),
+    });
     try {
       const h = await pg.api(`/api/v1/lots/${encodeURIComponent(lotId)}/history?${q}`);
       sparks[lotId] = h.points.map((p) => p.occupancy);

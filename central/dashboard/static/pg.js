@@ -135,6 +135,34 @@ const pg = (() => {
     return res.status === 204 ? null : res.json();
   }
 
+  // ---- the town's clock ----------------------------------------------------------------
+  // Central owns it (central/townclock.py). A reading {town, wall, speed, simulated} (epoch
+  // seconds) comes in the page's data block and from GET /api/v1/clock, re-read every half
+  // minute (an open page learns the demo's clock when the town starts). The API's times are
+  // the boxes' wall times; every time the dashboard shows is on the town's clock, through
+  // the reading: town(w) = reading.town + (w - reading.wall) * speed. In a real town the
+  // speed is 1 and town time is the site's local time.
+  let reading = null;
+  function setClock(r) {
+    if (!r || !(r.speed > 0)) return;
+    reading = { town: r.town * 1000, wall: r.wall * 1000, speed: r.speed, simulated: !!r.simulated, at: performance.now() };
+  }
+  setClock(cfg.clock);
+  if (!reading) setClock({ town: Date.now() / 1000, wall: Date.now() / 1000, speed: 1, simulated: false });
+  /** Town epoch ms of a wall (API) time in epoch ms. */
+  const town = (wallMs) => reading.town + (wallMs - reading.wall) * reading.speed;
+  /** Wall (API) epoch ms of a town time in epoch ms: what a query about town time asks. */
+  const wall = (townMs) => reading.wall + (townMs - reading.town) / reading.speed;
+  /** The town's time now, epoch ms (central's wall clock, not this browser's, moved on). */
+  const now = () => town(reading.wall + (performance.now() - reading.at));
+  const speed = () => reading.speed;
+  async function refreshClock() {
+    try {
+      const res = await fetch("/api/v1/clock", { headers: { Accept: "application/json" } });
+      if (res.ok) setClock(await res.json());
+    } catch (e) { /* keep the last reading */ }
+  }
+
   // ---- time in the site's time zone --------------------------------------------------
   const tz = (cfg.site && cfg.site.timezone) || undefined;
   const locale = cfg.lang === "zh" ? "zh-CN" : "en-GB";
@@ -170,25 +198,35 @@ const pg = (() => {
   });
   const dayFmt = new Intl.DateTimeFormat(locale, { timeZone: tz, month: "2-digit", day: "2-digit", weekday: "short" });
   const ms = (v) => (v === null || v === undefined ? null : typeof v === "number" ? v : Date.parse(v));
+  function durText(s) {
+    if (s === null || s === undefined) return "—";
+    if (s < 60) return Math.round(s) + " s";
+    if (s < 3600) return Math.round(s / 60) + " min";
+    return (s / 3600).toFixed(1) + " h";
+  }
+  /* fmt.* take the API's (wall) times and durations and show them on the town's clock;
+   * fmt.town.* take town times already: a chart's axis, the clock, and what cameras stamp
+   * (captures' times, a ledger entry's evidence), which in the demo is the town's clock. */
   const fmt = {
-    time: (v) => (v ? timeFmt.format(ms(v)) : "—"),
-    dateTime: (v) => (v ? dateTimeFmt.format(ms(v)) : "—"),
-    hm: (v) => (v ? hmFmt.format(ms(v)) : "—"),
-    day: (v) => (v ? dayFmt.format(ms(v)) : "—"),
+    time: (v) => (v ? timeFmt.format(town(ms(v))) : "—"),
+    dateTime: (v) => (v ? dateTimeFmt.format(town(ms(v))) : "—"),
+    hm: (v) => (v ? hmFmt.format(town(ms(v))) : "—"),
+    day: (v) => (v ? dayFmt.format(town(ms(v))) : "—"),
+    town: {
+      time: (v) => (v ? timeFmt.format(ms(v)) : "—"),
+      dateTime: (v) => (v ? dateTimeFmt.format(ms(v)) : "—"),
+      day: (v) => (v ? dayFmt.format(ms(v)) : "—"),
+      dur: (s) => durText(s),
+    },
     ago(v) {
       if (!v) return "—";
-      const s = Math.max(0, Math.round((Date.now() - ms(v)) / 1000));
+      const s = Math.max(0, Math.round((now() - town(ms(v))) / 1000));
       if (s < 60) return t("ago.s", { n: s });
       if (s < 3600) return t("ago.m", { n: Math.round(s / 60) });
       if (s < 86400) return t("ago.h", { n: Math.round(s / 3600) });
       return t("ago.d", { n: Math.round(s / 86400) });
     },
-    dur(s) {
-      if (s === null || s === undefined) return "—";
-      if (s < 60) return Math.round(s) + " s";
-      if (s < 3600) return Math.round(s / 60) + " min";
-      return (s / 3600).toFixed(1) + " h";
-    },
+    dur: (wallS) => durText(wallS === null || wallS === undefined ? wallS : wallS * reading.speed),
     pct: (x) => (x === null || x === undefined ? "—" : Math.round(x * 100) + "%"),
   };
 
@@ -338,7 +376,7 @@ const pg = (() => {
         if (lost) {
           lost = false;
           show("back");
-          banner(t("live.reconnected", { time: fmt.time(Date.now()) }), "ok");
+          banner(t("live.reconnected", { time: fmt.town.time(now()) }), "ok");
           setTimeout(() => { if (!lost) { banner(""); show("on"); } }, 4000);
           if (reload) reload();
         } else show("on");
@@ -415,9 +453,17 @@ const pg = (() => {
     applyRoles();
     const clock = $("#clock");
     if (clock) {
-      const tick = () => { clock.textContent = fmt.time(Date.now()); };
+      // Town time, labelled; with its speed when a demo's town runs faster than the wall.
+      const tick = () => {
+        const fast = reading.simulated && reading.speed !== 1;
+        clock.textContent = t("clock.town") + " " + fmt.town.time(now()) +
+          (fast ? " " + t("clock.speed", { n: reading.speed }) : "");
+        clock.title = t(fast ? "clock.title_sim" : "clock.title", { n: reading.speed, tz: tz || "" });
+      };
       tick();
       setInterval(tick, 1000);
+      refreshClock().then(tick);
+      setInterval(refreshClock, 30000);
     }
     if (init) {
       try {
@@ -432,7 +478,7 @@ const pg = (() => {
 
   return {
     cfg, t, el, $, $$, debounce, banner, api, ApiError, session, saveSession, clearSession,
-    can, applyRoles, parts, midnight, fmt, STATUS_COLOUR, OCC_COLOURS, occColour, sparkline,
+    can, applyRoles, parts, midnight, fmt, town, wall, now, speed, STATUS_COLOUR, OCC_COLOURS, occColour, sparkline,
     lineChart, heatmap, tip, live, page,
   };
 })();
