@@ -141,7 +141,7 @@ def role_central(args: argparse.Namespace) -> None:
 
     site = load_site(settings.site_file)
     engine = make_engine(args.db)
-    writer = IngestWriter(engine=engine, site=SiteIndex.of(site))
+    writer = IngestWriter(engine=engine, site=SiteIndex.of(site), shared=bool(args.group))
     first = {"t": 0.0}
     stats = writer.stats  # in process mode, the child's counters merged after each batch
 
@@ -162,6 +162,10 @@ def role_central(args: argparse.Namespace) -> None:
             "first": first["t"],
             "last": stats.last_commit_at,
             "dup": stats.events_duplicate,
+            "cpu": _cpu_seconds(os.getpid()),
+            "writer_cpu": _cpu_seconds(link.writer_process._process.pid)
+            if link.writer_process is not None and link.writer_process._process is not None
+            else 0.0,
         }
 
     started = time.time()
@@ -174,6 +178,12 @@ def role_central(args: argparse.Namespace) -> None:
     link.start()
     link.wait_connected(10)
     report(snapshot)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def report(snapshot) -> None:  # type: ignore[no-untyped-def]
@@ -259,9 +269,19 @@ def run(
         sub.stop()
     rate = total / (last - first)
     counts = [int(s.latest.get("count", 0)) for s in subs]
+    # CPU when the last event was counted, per 1,000 events: the writer child (decode,
+    # store, watermark) and the MQTT process (paho, batching, acks).
+    writer_cpu = sum(s.latest.get("writer_cpu", 0.0) for s in subs)
+    own_cpu = sum(s.latest.get("cpu", 0.0) for s in subs)
+    cpu = (
+        f", CPU per 1k events: writer {writer_cpu * 1000 / total * 1000:.0f} ms,"
+        f" mqtt process {own_cpu * 1000 / total * 1000:.0f} ms"
+        if writer_cpu
+        else ""
+    )
     print(
         f"  {label:<34} {rate:>9,.0f} msg/s   ({' + '.join(map(str, counts))} in "
-        f"{last - first:.2f} s)",
+        f"{last - first:.2f} s{cpu})",
         flush=True,
     )
     return rate

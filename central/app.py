@@ -39,6 +39,7 @@ from central.forecast.service import start_forecaster
 from central.http_headers import SecurityHeaders, add_api_docs
 from central.http_limits import HttpGuard
 from central.ingest.service import IngestWriter
+from central.leases import ACKS_REPUBLISH, JOBS, SITE_SYNC, Leases, exclusive
 from central.ledger.router import router as ledger_router
 from central.log_redaction import REDACT_SECRETS
 from central.lots.router import public as lots_public
@@ -47,12 +48,14 @@ from central.lots.service import LotsCache
 from central.opendata.router import router as opendata_router
 from central.ops.router import router as ops_router
 from central.public import mount as mount_public
+from central.quarantine.heal import heal_quarantine
 from central.quarantine.retention import QuarantineRetention
 from central.quarantine.router import router as quarantine_router
 from central.settings import CentralSettings
 from central.sites.router import router as site_router
 from central.sites.service import sync_site
 from central.stream.hub import Hub
+from central.stream.relay import Relay, channel_for
 from central.stream.router import router as stream_router
 from central.townclock import TownClock
 from central.townclock_router import router as clock_router
@@ -72,10 +75,18 @@ Everything else needs a bearer token from `POST /api/v1/auth/login`.
 def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Central:
     site = load_site(settings.site_file)
     engine = make_engine(settings.database_url)
-    if settings.migrate_on_start:
-        upgrade(engine)
-    sync_site(engine, site)
     index = SiteIndex.of(site)
+    # Processes started together migrate and load the site file one after another; a box
+    # new in the site file gets the messages it sent before (central.quarantine.heal).
+    with exclusive(engine, SITE_SYNC):
+        if settings.migrate_on_start:
+            upgrade(engine)
+        sync_site(engine, site)
+        heal_quarantine(
+            engine,
+            index,
+            writer=IngestWriter(engine=engine, site=index, retention=_retention(settings)),
+        )
     hub = Hub(
         loop,
         queue_size=settings.stream_queue,
@@ -91,6 +102,9 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         lots=LotsCache(engine, max_age_s=settings.lots_cache_s),
         started_at=time.time(),
     )
+    if engine.dialect.name == "postgresql" and (settings.ingest_group or not settings.ingest):
+        # Several processes: every live stream hears every process's commits.
+        _relay_stream(central)
     central.throttle.max_failures = settings.login_max_failures
     central.throttle.backoff_s = settings.login_backoff_s
     central.passwords = PasswordChecks(
@@ -112,18 +126,19 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
                     sync_alert_cases(engine, site, keys=alerts)
                 except Exception:
                     log.exception("opening cases for alerts failed")
-            hub.publish(notices)
+            if hub.relay is None:  # else they went out with the commit (stream.relay)
+                hub.publish(notices)
 
         writer = IngestWriter(
             engine=engine,
             site=index,
             notify=notify,
             stats=central.stats,
-            wants_notices=lambda: hub.active,
-            retention=QuarantineRetention(
-                max_bytes=settings.quarantine_max_bytes,
-                max_age_s=settings.quarantine_max_age_days * 86400,
-            ),
+            wants_notices=lambda: hub.active or hub.relay is not None,
+            retention=_retention(settings),
+            shared=bool(settings.ingest_group),
+            lease=lambda: central.leases is not None and central.leases.holds(ACKS_REPUBLISH),
+            stream_channel=hub.relay.channel if hub.relay is not None else None,
         )
         central.mqtt = CentralMqtt(
             settings=settings,
@@ -132,12 +147,54 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             writer_process=settings.ingest_writer_process,
         )
         central.mqtt.start()
+        central.leases = Leases(
+            engine,
+            JOBS,
+            instance=central.mqtt.instance,
+            on_gain=lambda name: _lease_taken(central, name),
+        ).start()
     return central
 
 
+def _retention(settings: CentralSettings) -> QuarantineRetention:
+    return QuarantineRetention(
+        max_bytes=settings.quarantine_max_bytes,
+        max_age_s=settings.quarantine_max_age_days * 86400,
+    )
+
+
+def _relay_stream(central: Central) -> None:
+    """Route the live stream through PostgreSQL (``central.stream.relay``)."""
+
+    def arrived(notices: list[dict[str, Any]]) -> None:
+        if any(n.get("type") in ("lot", "box") for n in notices):
+            central.lots.invalidate()
+        central.hub.deliver(notices)
+
+    relay = Relay(
+        central.engine,
+        channel_for(central.engine, central.site.id),
+        deliver=arrived,
+        on_gap=central.hub.resync_all,
+    ).start()
+    if not relay.listening.wait(10):
+        log.warning("the live stream relay is not listening yet; it keeps trying")
+    central.hub.relay = relay
+
+
+def _lease_taken(central: Central, name: str) -> None:
+    """A job's lease was taken (at start, or from a holder that died): catch up now."""
+    if name == ACKS_REPUBLISH and central.mqtt is not None and central.mqtt.connected.is_set():
+        central.mqtt.writer.republish_acks()
+
+
 def _stop(central: Central) -> None:
+    if central.leases is not None:
+        central.leases.stop()
     if central.mqtt is not None:
         central.mqtt.stop()
+    if central.hub.relay is not None:
+        central.hub.relay.stop()
     central.engine.dispose()
 
 

@@ -17,6 +17,7 @@ from site_model.site import Site, SiteIndex
 if TYPE_CHECKING:
     from central.http_limits import HttpGuard
     from central.ingest.mqtt import CentralMqtt
+    from central.leases import Leases
     from central.lots.service import LotsCache
 
 
@@ -33,5 +34,6 @@ class Central:
     passwords: PasswordChecks = field(default_factory=PasswordChecks)
     tokens: TokenCache = field(default_factory=TokenCache)
     mqtt: CentralMqtt | None = None
+    leases: Leases | None = None  # the jobs that run once among processes (ingest only)
     http_guard: HttpGuard | None = None  # set by `central serve`: its connection limits
     started_at: float = 0.0

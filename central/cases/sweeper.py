@@ -1,4 +1,7 @@
-"""The periodic sweep (escalations, tow orders from bay dwell) in a thread of its own."""
+"""The periodic sweep (escalations, tow orders from bay dwell) in a thread of its own.
+
+With several central processes only the one holding the ``cases-sweep`` lease sweeps.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from central.cases.service import sweep, sync_alert_cases
+from central.leases import CASES_SWEEP
 from central.ledger.service import sweep_bays
 from site_model.site import Site
 
@@ -44,6 +48,9 @@ class Sweeper:
     def _run(self) -> None:
         failing = False
         while not self._stop.wait(self.interval_s):
+            leases = getattr(self.central, "leases", None)
+            if leases is not None and not leases.holds(CASES_SWEEP):
+                continue  # another process sweeps (central.leases)
             try:
                 now = time.time()
                 opened, counts, tows = sweep_now(self.central.engine, self.central.site, now=now)

@@ -18,7 +18,7 @@ never leaves before its batch is committed. ::
 
     MQTT process                                      writer process
     paho thread --deque--> shipper --("batch", raw, live)--> store(): decode, one
-                                                              transaction, walk marks
+                                                              transaction, move marks
     results thread <--("done", BatchResult, stats)----------- (commit)
       publish acks, notify SSE   <--("acks", marks)---------- sweep every interval
                                   --("stop",)--------------->  drain, ("stopped",), exit
@@ -75,6 +75,8 @@ def writer_main(
     sweep_window_s: float,
     sweep_interval_s: float,
     retention: QuarantineRetention | None = None,
+    shared: bool = True,
+    stream_channel: str | None = None,
 ) -> None:
     """The child: store each batch, answer with the result; sweep between batches."""
     # JSON lines like its parent `central serve` (parkgrid/logs.py; this package may not
@@ -91,7 +93,12 @@ def writer_main(
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     engine = make_engine(database_url)
     writer = IngestWriter(
-        engine=engine, site=site, sweep_window_s=sweep_window_s, retention=retention
+        engine=engine,
+        site=site,
+        sweep_window_s=sweep_window_s,
+        retention=retention,
+        shared=shared,
+        stream_channel=stream_channel,
     )
     next_sweep = time.monotonic() + sweep_interval_s
     try:
@@ -157,6 +164,8 @@ class WriterProcess:
                 self.writer.sweep_window_s,
                 self.sweep_interval_s,
                 self.writer.retention,
+                self.writer.shared,
+                self.writer.stream_channel,
             ),
             daemon=True,
         )

@@ -12,27 +12,33 @@ takes a batch off the queue and, in **one** transaction:
    events have side effects (alerts, dropped seq ranges);
 3. applies state documents, conflated per topic (the latest in the batch wins; a document
    older than the stored one is ignored), and command replies;
-4. walks each box's watermark forward over the stored seqs (``watermark.advance``).
+4. moves each box's watermark from the seqs and dropped ranges it has just stored
+   (``marks.MarkBook``: in memory, O(new events); the walk over the store only repairs a
+   box the process has not seen since it started).
 
 After the commit, and never before, it publishes each touched box's ``AckWatermark``
 (retained): the box may then delete those events from its outbox. A crash before the
 commit loses nothing: the box still has every event above the last published watermark
 and sends it again. ::
 
-    paho thread --(topic, bytes, t)--> queue --batch--> [decode | insert | states | walk]
+    paho thread --(topic, bytes, t)--> queue --batch--> [decode | insert | states | marks]
                                                                |  commit
                                                                v
                                                   publish acks, notify the live stream
 
 With several central processes on a shared subscription, one box's events are spread over
-processes and a walk may run before another process's rows are visible; ``sweep()`` walks
-recently touched boxes again a moment later, so the watermark always catches up.
+processes: a process's mark may wait at a hole another process is filling. ``sweep()``
+settles recently touched boxes left waiting at a hole a moment later (reading only the
+hole) and publishes a stored mark another process moved past the one this process
+published last, so the watermark always catches up; with one process nothing waits that
+the store could fill, and the sweep reads nothing.
 
 Where each step lives: ``batch`` (the data a batch is made of), ``decode`` (decode and
 file each message by payload type, through a table), ``events`` (refuse, insert, apply by
 event body type, through a table), ``states`` (state documents by type, through a table),
-``boxes`` (statuses, replies, last seen, site problems), ``walk`` (the watermark walk),
-``retries`` (retries and the full disk). This module runs them in order and publishes.
+``boxes`` (statuses, replies, last seen, site problems), ``marks`` (each box's watermark,
+moved by the insert), ``walk`` (the watermark walk, the repair), ``retries`` (retries and
+the full disk). This module runs them in order and publishes.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from sqlalchemy import Engine, select
 from central.db import schema as t
 from central.db.engine import BulkInsert, insert_ignore, writer
 from central.ingest.batch import (
+    Batch,
     BatchResult,
     IngestContext,
     IngestStats,
@@ -56,12 +63,24 @@ from central.ingest.batch import (
 )
 from central.ingest.boxes import apply_replies, apply_seen, apply_statuses, record_problems
 from central.ingest.decode import decode_batch
-from central.ingest.events import apply_events, refuse_implausible_drops, store_events
+from central.ingest.events import (
+    NewEvent,
+    apply_events,
+    refuse_implausible_drops,
+    store_events,
+)
+from central.ingest.marks import MarkBook
 from central.ingest.retries import is_disk_full, store_with_retries
 from central.ingest.states import apply_states
-from central.ingest.walk import walk
 from central.quarantine.retention import QuarantineRetention
-from firmware_protocols.uplink import AckWatermark, CentralStatus, Topics, encode_payload
+from central.stream.relay import notify_in
+from firmware_protocols.uplink import (
+    AckWatermark,
+    CentralStatus,
+    EventsDropped,
+    Topics,
+    encode_payload,
+)
 from site_model.site import SiteIndex
 
 __all__ = [
@@ -81,7 +100,12 @@ class IngestWriter:
 
     ``publish`` sends an MQTT message (the ack); ``notify`` receives change notices for the
     live stream after each commit; ``on_central_status`` sees other central instances'
-    status documents.
+    status documents. ``shared``: other processes store this site's events too (an ingest
+    group); the marks then also read what they stored. Without a group say False: one
+    writer's marks need no read of the store. ``lease``: whether this process republishes
+    every stored ack after a reconnect (``central.leases``; None: always).
+    ``stream_channel``: send each batch's notices with ``pg_notify`` in its transaction,
+    for every process's live stream (``central.stream.relay``).
     """
 
     def __init__(
@@ -96,8 +120,16 @@ class IngestWriter:
         sweep_window_s: float = 3.0,
         wants_notices: Callable[[], bool] | None = None,
         retention: QuarantineRetention | None = None,
+        shared: bool = True,
+        lease: Callable[[], bool] | None = None,
+        stream_channel: str | None = None,
     ) -> None:
         self.engine = writer(engine)
+        self.shared = shared
+        self.lease = lease  # republish every ack only while this holds (one process does)
+        # PostgreSQL with several processes: notices go out with the commit (stream.relay).
+        self.stream_channel = stream_channel
+        self.marks = MarkBook(engine.dialect.name, shared=shared)
         self.retention = retention or QuarantineRetention()
         self.dialect = engine.dialect.name
         self.site = site
@@ -154,23 +186,12 @@ class IngestWriter:
             started = time.monotonic()
             ctx = self._context()
             batch = decode_batch(ctx, raw)
-            with self.engine.begin() as conn:
-                if batch.events:
-                    refuse_implausible_drops(ctx, conn, batch)
-                new_events = (
-                    store_events(ctx, conn, batch, self._insert_events) if batch.events else []
-                )
-                kept, dropped = self.retention.admit(conn, batch.quarantine)
-                if kept:
-                    conn.execute(self._insert_quarantine, kept)
-                apply_events(ctx, conn, batch, new_events, live)
-                apply_statuses(ctx, conn, batch)
-                apply_states(ctx, conn, batch)
-                apply_replies(ctx, conn, batch)
-                apply_seen(conn, batch)
-                record_problems(ctx, conn, batch)
-                boxes = sorted({box for box, _ in batch.events})
-                marks = {box: walk(conn, self.dialect, box) for box in boxes}
+            boxes = sorted({box for box, _ in batch.events})
+            try:
+                marks, dropped, new_events = self._transaction(ctx, batch, live)
+            except BaseException:
+                self.marks.forget(boxes)  # the book moved with a transaction that did not commit
+                raise
             committed = time.time()
             self._published.update(marks)
             stats = self.stats
@@ -185,15 +206,44 @@ class IngestWriter:
             stats.lag_seconds = committed - min(r[2] for r in raw)
             stats.box_last_seen.update(batch.seen)
             now = time.monotonic()
-            for box in boxes:
+            for box in marks:
                 self._recent[box] = now
+            return BatchResult(
+                marks=marks, notices=batch.notices, central_statuses=batch.central_statuses
+            )
+
+    def _transaction(
+        self, ctx: IngestContext, batch: Batch, live: bool
+    ) -> tuple[dict[str, int], dict[str, int], list[NewEvent]]:
+        """The batch's one transaction; the marks, the quarantine's drops and the new events."""
+        with self.engine.begin() as conn:
+            if batch.events:
+                refuse_implausible_drops(ctx, conn, batch)
+            new_events = store_events(ctx, conn, batch, self._insert_events) if batch.events else []
+            kept, dropped = self.retention.admit(conn, batch.quarantine)
+            if kept:
+                conn.execute(self._insert_quarantine, kept)
+            apply_events(ctx, conn, batch, new_events, live)
+            apply_statuses(ctx, conn, batch)
+            apply_states(ctx, conn, batch)
+            apply_replies(ctx, conn, batch)
+            apply_seen(conn, batch)
+            record_problems(ctx, conn, batch)
+            # Every event left in the batch is stored now (new, or a repeat of a stored one).
+            stored: dict[str, list[int]] = {}
+            firsts: dict[str, list[int]] = {}
+            for (box, seq), (event, _row) in batch.events.items():
+                stored.setdefault(box, []).append(seq)
+                if isinstance(event.body, EventsDropped):
+                    firsts.setdefault(box, []).append(event.body.first_seq)
+            marks = self.marks.move(conn, stored, firsts)
             for row in batch.quarantine:
                 batch.notices.append(
                     {"type": "quarantine", "topic": row["topic"], "reason": row["reason"]}
                 )
-            return BatchResult(
-                marks=marks, notices=batch.notices, central_statuses=batch.central_statuses
-            )
+            if self.stream_channel is not None and batch.notices:
+                notify_in(conn, self.stream_channel, batch.notices)
+        return marks, dropped, new_events
 
     # --- the watermark --------------------------------------------------------------------
 
@@ -223,17 +273,29 @@ class IngestWriter:
         boxes = [b for b, at in self._recent.items() if now - at <= self.sweep_window_s]
         for box in [b for b, at in self._recent.items() if now - at > self.sweep_window_s]:
             del self._recent[box]
-        if not boxes:
-            return {}
         with self._lock:
-            with self.engine.begin() as conn:
-                marks = {box: walk(conn, self.dialect, box) for box in boxes}
+            sweepable = self.marks.sweepable(boxes)
+            if not sweepable:
+                return {}
+            try:
+                with self.engine.begin() as conn:
+                    marks = self.marks.sweep(conn, sweepable)
+            except BaseException:
+                self.marks.forget(sweepable)
+                raise
             moved = {b: m for b, m in marks.items() if m > self._published.get(b, -1)}
             self._published.update(moved)
+            # What this sweep publishes may reach the broker after a higher ack another
+            # process published meanwhile: sweep the box once more (it then reads that).
+            for box in moved:
+                self._recent[box] = now
             return moved
 
     def republish_acks(self) -> int:
-        """Publish every box's stored watermark again (after a reconnect to the broker)."""
+        """Publish every box's stored watermark again (after a reconnect to the broker);
+        with several processes, only the one holding the lease does."""
+        if self.lease is not None and not self.lease():
+            return 0
         with self.engine.connect() as c:
             rows = c.execute(select(t.watermarks.c.box_id, t.watermarks.c.acked_seq)).all()
         self.publish_marks({box: acked for box, acked in rows if box in self.site.boxes})

@@ -7,6 +7,10 @@ client that cannot keep up loses notices: on *every* overflow its queue is empti
 single ``resync`` event put in their place, telling it to reload what it shows (notices
 queued before a reload are moot). ``end_token`` ends the streams of a token (logout); the
 stream router also re-checks each stream's token itself (expiry, a disabled user).
+
+With several central processes on PostgreSQL the hub has a ``relay``: ``publish`` sends
+through the database and every process's relay hands what arrives to ``deliver``
+(``central.stream.relay``).
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from central.auth.models import RANK, Role
 from central.errors import CentralError, Unavailable
+
+if TYPE_CHECKING:
+    from central.stream.relay import Relay
 
 RESYNC = b'event: resync\ndata: {"reason":"client too slow; notices were dropped"}\n\n'
 # Notice kinds only some roles may read (as the API that lists them).
@@ -98,6 +105,7 @@ class Hub:
         self._subscribers: set[Subscriber] = set()
         self._lock = threading.Lock()
         self.published = 0
+        self.relay: Relay | None = None  # set when notices go through PostgreSQL
 
     @property
     def active(self) -> bool:
@@ -134,7 +142,15 @@ class Hub:
             self._subscribers.discard(sub)
 
     def publish(self, notices: list[dict[str, Any]]) -> None:
-        """From any thread: send each notice to every subscriber that may read it."""
+        """From any thread: send each notice to every subscriber that may read it; with a
+        relay (several processes on PostgreSQL), to every process's subscribers."""
+        if self.relay is not None:
+            self.relay.send(notices)
+            return
+        self.deliver(notices)
+
+    def deliver(self, notices: list[dict[str, Any]]) -> None:
+        """From any thread: send each notice to this process's subscribers."""
         if not self._subscribers:
             return
         frames = [(str(n.get("type", "change")), n) for n in notices]
@@ -149,6 +165,17 @@ class Hub:
             for kind, frame in frames:
                 if sub.may_read(kind):
                     sub.offer(frame)
+
+    def resync_all(self) -> None:
+        """From any thread: tell every client to reload (notices may have been missed)."""
+
+        def resync() -> None:
+            with self._lock:
+                subscribers = list(self._subscribers)
+            for sub in subscribers:
+                sub.offer(RESYNC)
+
+        self.loop.call_soon_threadsafe(resync)
 
     def end_token(self, token_hash: str, reason: str) -> None:
         """From any thread: end every stream opened with this token (it was revoked)."""

@@ -1,0 +1,189 @@
+"""Each box's ack watermark, kept in memory and moved by the seqs each batch commits.
+
+Theory of operation
+-------------------
+The walk (``walk.py``) reads a box's stored seqs above its mark, a page at a time, and
+stops at the first hole. Run after every batch and again by a sweep every half second for
+every recently touched box, it cost three quarters of the ingest writer's CPU at a
+county's rate (issue 17). The book instead keeps, per box, a :class:`Frontier`: the mark
+and what is known held above it. Inside each batch's transaction, after the inserts, the
+batch's stored seqs and dropped ranges are added and the mark moves in O(new events),
+with no read of ``events`` at all while a box sends in order. ::
+
+    batch: insert events --> seqs + ranges --> Frontier.add --> mark --> UPDATE watermarks
+                                                 ^                        (only if moved)
+          first time a box is seen: the walk ----+ (the repair after a restart)
+
+The store may hold seqs the frontier never saw: those stored before this process started
+(``unknown_to``: the box's highest seq when the walk repaired it) and, when the ingest is
+shared, those another process stores. Only then the book looks: one probe (is the seq
+just above the mark, or a range reaching it, stored?) and, only if so, the hole: seqs and
+ranges between the mark and the lowest seq known above it, a page at a time. So the
+process that commits last finds what the others committed before it. With a shared
+ingest it also takes the stored mark (another process may have moved it), and ``sweep``
+settles boxes left waiting at a hole a moment later: two transactions that commit at the
+same time cannot see each other's rows, and the sweep runs after both. A box whose
+frontier holds more than ``max_waiting`` seqs above a hole forgets them and reads them
+back from the store when the hole fills, so memory stays bounded.
+
+The book is changed inside the transaction; if the transaction fails the writer forgets
+the batch's boxes and the next batch repairs them with a walk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, bindparam, func, select
+
+from central.db import schema as t
+from central.ingest.walk import RANGE_CHUNK, WALK_CHUNK, walk
+from central.ingest.watermark import Frontier
+
+MAX_WAITING = 50_000
+
+
+@dataclass
+class BoxMark:
+    frontier: Frontier
+    unknown_to: int  # the store may hold seqs up to here that the frontier never saw
+    written: int  # the mark as last stored by this book
+
+
+class MarkBook:
+    """The watermarks of the boxes one writer has seen; ``shared``: other writers store too."""
+
+    def __init__(self, dialect: str, *, shared: bool, max_waiting: int = MAX_WAITING) -> None:
+        self.dialect = dialect
+        self.shared = shared
+        self.max_waiting = max_waiting
+        self._boxes: dict[str, BoxMark] = {}
+        wm = t.watermarks.c
+        self._update = (
+            t.watermarks.update()
+            .where(wm.box_id == bindparam("b"), wm.acked_seq < bindparam("m"))
+            .values(acked_seq=bindparam("m"), updated_at=bindparam("at"))
+        )
+
+    def forget(self, boxes: Iterable[str]) -> None:
+        """Drop what is known of these boxes (their transaction failed): walk them again."""
+        for box in boxes:
+            self._boxes.pop(box, None)
+
+    def move(
+        self,
+        conn: Connection,
+        stored: Mapping[str, Iterable[int]],
+        dropped_firsts: Mapping[str, Iterable[int]] | None = None,
+    ) -> dict[str, int]:
+        """In a batch's transaction, after its inserts: add each box's stored seqs (new and
+        repeats) and the first seqs of the dropped ranges its events reported; store and
+        return each box's mark."""
+        entries: dict[str, BoxMark] = {}
+        for box, seqs in stored.items():
+            entry = self._boxes.get(box)
+            if entry is None:
+                entry = self._boxes[box] = self._repair(conn, box)
+            firsts = list((dropped_firsts or {}).get(box, ()))
+            entry.frontier.add(seqs, self._stored_ranges(conn, box, firsts) if firsts else ())
+            entries[box] = entry
+        return self._settle(conn, entries)
+
+    def sweepable(self, boxes: Iterable[str]) -> list[str]:
+        """Of these boxes, those a sweep may move: any this book knows, if shared."""
+        if not self.shared:
+            return []
+        return [b for b in boxes if b in self._boxes]
+
+    def sweep(self, conn: Connection, boxes: Iterable[str]) -> dict[str, int]:
+        """A moment after the batches: take the stored marks (one read for all the boxes;
+        another process may have moved them past what this one published) and settle the
+        boxes left waiting at a hole another process may have filled since."""
+        entries = {box: self._boxes[box] for box in self.sweepable(boxes)}
+        return self._settle(conn, entries, holes_only=True) if entries else {}
+
+    # --- inside -------------------------------------------------------------------------
+
+    def _repair(self, conn: Connection, box: str) -> BoxMark:
+        mark = walk(conn, self.dialect, box)
+        top = conn.execute(select(func.max(t.events.c.seq)).where(t.events.c.box_id == box))
+        highest = top.scalar() or 0
+        return BoxMark(frontier=Frontier(mark), unknown_to=max(mark, highest), written=mark)
+
+    def _stored_ranges(
+        self, conn: Connection, box: str, firsts: list[int]
+    ) -> list[tuple[int, int]]:
+        # What the store holds under those first seqs (the first report of a range wins).
+        dr = t.dropped_ranges.c
+        rows = conn.execute(
+            select(dr.first_seq, dr.last_seq).where(dr.box_id == box, dr.first_seq.in_(firsts))
+        )
+        return [(first, last) for first, last in rows]
+
+    def _settle(
+        self, conn: Connection, entries: dict[str, BoxMark], *, holes_only: bool = False
+    ) -> dict[str, int]:
+        if self.shared:
+            wm = t.watermarks.c
+            rows = conn.execute(select(wm.box_id, wm.acked_seq).where(wm.box_id.in_(list(entries))))
+            for box, acked in rows:
+                entries[box].frontier.raise_to(acked)
+        for box, entry in entries.items():
+            frontier = entry.frontier
+            if len(frontier) > self.max_waiting:
+                entry.unknown_to = max(entry.unknown_to, frontier.highest)
+                frontier.clear_waiting()
+            if self._unsure(entry) and not (holes_only and frontier.waiting is None):
+                self._fill(conn, box, entry)
+        now = time.time()
+        moved = [
+            {"b": box, "m": entry.frontier.acked, "at": now}
+            for box, entry in entries.items()
+            if entry.frontier.acked > entry.written
+        ]
+        if moved:
+            conn.execute(self._update, moved)
+            for row in moved:
+                entries[row["b"]].written = row["m"]
+        return {box: entry.frontier.acked for box, entry in entries.items()}
+
+    def _unsure(self, entry: BoxMark) -> bool:
+        """Whether the store may hold seqs above the mark the frontier never saw."""
+        return self.shared or entry.frontier.acked < entry.unknown_to
+
+    def _fill(self, conn: Connection, box: str, entry: BoxMark) -> None:
+        """Read the hole above the mark from the store, until the mark stops moving.
+
+        First one probe: is the seq just above the mark, or a range reaching it, stored?
+        Only then the hole (up to the lowest seq known above it) is read, a page at a time.
+        """
+        frontier = entry.frontier
+        ev, dr = t.events.c, t.dropped_ranges.c
+        # A range counts only below a stored seq of the box, as in the walk.
+        top = select(func.max(ev.seq)).where(ev.box_id == box).scalar_subquery()
+        while self._unsure(entry):
+            acked, waiting = frontier.acked, frontier.waiting
+            bounds = [] if waiting is None else [waiting]
+            if acked < entry.unknown_to:
+                bounds.append(entry.unknown_to + 1)
+            upper = min(bounds) if bounds else None
+            next_seq = select(ev.seq).where(ev.box_id == box, ev.seq == acked + 1)
+            reaching = select(dr.first_seq).where(
+                dr.box_id == box, dr.first_seq <= acked + 1, dr.last_seq > acked, dr.last_seq < top
+            )
+            if conn.execute(next_seq.union_all(reaching).limit(1)).first() is None:
+                break  # a hole the store does not fill either
+            seqs = select(ev.seq).where(ev.box_id == box, ev.seq > acked)
+            ranges = select(dr.first_seq, dr.last_seq).where(
+                dr.box_id == box, dr.last_seq > acked, dr.last_seq < top
+            )
+            if upper is not None:
+                seqs = seqs.where(ev.seq < upper)
+                ranges = ranges.where(dr.first_seq < upper)
+            found = conn.execute(seqs.order_by(ev.seq).limit(WALK_CHUNK)).scalars().all()
+            held = conn.execute(ranges.order_by(dr.first_seq).limit(RANGE_CHUNK)).all()
+            frontier.add(found, [(first, last) for first, last in held])
+            if frontier.acked == acked:
+                break
