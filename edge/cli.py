@@ -220,3 +220,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from edge.commission import add_commands
 
     add_commands(subs)
+
+    # A release's install, boot check and confirm (docs/fleet.md).
+    from edge.update.cli import add_commands as add_update_commands
+
+    add_update_commands(subs)

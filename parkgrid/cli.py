@@ -27,6 +27,7 @@ GROUPS: dict[str, tuple[str, str]] = {
         "commission a camera (listen), relay a Dahua attach stream to central (attach)",
     ),
     "schema": ("parkgrid.schema", "write the JSON Schema of the uplink payloads"),
+    "release": ("parkgrid.release.cli", "build, sign and key the bundles boxes install"),
 }
 
 

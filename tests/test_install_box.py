@@ -40,14 +40,23 @@ def test_install_box_into_a_prefix(tmp_path: Path) -> None:
     unit = (root / "etc/systemd/system/parkgrid-edge.service").read_text()
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     command = exec_start.removeprefix("ExecStart=").split()
-    assert command[0] == str(prefix / "bin" / "parkgrid")
+    assert command[0] == str(prefix / "current" / "bin" / "parkgrid")
+    # before each start, the boot check of the A/B slots (docs/fleet.md), from the prefix
+    pre = next(line for line in unit.splitlines() if line.startswith("ExecStartPre="))
+    assert pre.split()[1:] == ["edge", "boot-check", "--prefix", str(prefix)]
+    assert (prefix / "current").resolve() == prefix / "releases" / "a"
+    assert (prefix / "releases" / "a" / "parkgrid-release.json").is_file()
     assert (root / "etc/udev/rules.d/99-parkgrid-serial.rules").is_file()
     assert (prefix / "share/doc/parkgrid/field-guide.md").is_file()
 
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     got = subprocess.run([command[0], "--version"], capture_output=True, text=True, env=env)
     assert got.stdout.strip() == version
-    python = str(prefix / "bin" / "python")
+    # the technician's path, whichever slot runs
+    got = subprocess.run([prefix / "bin" / "parkgrid", "--version"], capture_output=True,
+                         text=True, env=env)  # fmt: skip
+    assert got.stdout.strip() == version
+    python = str(prefix / "current" / "bin" / "python")
     for test_tool in ("pytest", "hypothesis", "playwright", "mypy"):
         found = subprocess.run([python, "-c", f"import {test_tool}"], capture_output=True, env=env)
         assert found.returncode != 0, f"{test_tool} installed on the box"

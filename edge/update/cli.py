@@ -1,0 +1,144 @@
+"""``parkgrid edge update|boot-check|confirm|releases``: the box's side of a release.
+
+``update`` is the technician's (a bundle from a USB stick) and the fleet's; ``boot-check``
+and ``confirm`` are run by the unit around ``edge run``; ``releases`` shows the slots.
+Exit codes: 0 done, 1 failed (a gate, a step), 2 refused (the bundle, bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from edge.update.slots import SLOTS, Layout
+
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
+DEFAULT_PREFIX = "/opt/parkgrid"
+DEFAULT_KEY = "/etc/parkgrid/release.pub"
+DEFAULT_CONFIG = "/etc/parkgrid/edge.toml"
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from edge.update.install import UpdateFailed, UpdateOptions, update
+    from firmware_protocols.release_manifest import ReleaseRefused
+
+    options = UpdateOptions(
+        bundle=Path(args.from_file),
+        prefix=Path(args.prefix),
+        public_key=Path(args.key),
+        confirm_within_s=args.confirm_within,
+        max_boots=args.max_boots,
+        python=Path(args.python) if args.python else None,
+    )
+    try:
+        manifest = update(options, say=_say)
+    except ReleaseRefused as exc:
+        print(f"update refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except UpdateFailed as exc:
+        print(f"update failed at {exc}; the running release is unchanged", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        print(f"update failed: {exc}; the running release is unchanged", file=sys.stderr)
+        return EXIT_FAILED
+    if Layout(Path(args.prefix)).load().trial is None:
+        _say(f"update: parkgrid {manifest.version} installed (the first release on this box)")
+        return EXIT_OK
+    _say(
+        f"update: parkgrid {manifest.version} installed and switched to, on trial; "
+        "now restart the box (sudo systemctl restart parkgrid-edge): it must pass its health "
+        f"gate within {args.confirm_within:g} s of starting or it goes back by itself"
+    )
+    return EXIT_OK
+
+
+def cmd_boot_check(args: argparse.Namespace) -> int:
+    from edge.update.boot_check import boot_check
+
+    decision = boot_check(Layout(Path(args.prefix)))
+    _say(f"boot-check: {decision.said}")
+    return EXIT_OK if decision.slot is not None else EXIT_FAILED
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from edge.config import ConfigError, load_config
+    from edge.update.gate import confirm
+
+    try:
+        listen = load_config(args.config).health.listen
+    except ConfigError as exc:
+        print(f"confirm: {exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return EXIT_REFUSED
+    return EXIT_OK if confirm(Layout(Path(args.prefix)), listen, say=_say) else EXIT_FAILED
+
+
+def cmd_releases(args: argparse.Namespace) -> int:
+    layout = Layout(Path(args.prefix))
+    state = layout.load()
+    current = layout.current_slot()
+    history = state.history[-args.history :] if args.history else []
+    view: dict[str, object] = {
+        "current": current,
+        "good": state.good,
+        "slots": {slot: layout.slot_version(slot) for slot in SLOTS},
+        "trial": None if state.trial is None else asdict(state.trial),
+        "history": history,
+    }
+    if args.json:
+        print(json.dumps(view, indent=1))
+        return EXIT_OK
+    for slot in SLOTS:
+        mark = "*" if slot == current else " "
+        good = " (good)" if slot == state.good else ""
+        print(f"{mark} slot {slot}: {layout.slot_version(slot) or '-'}{good}")
+    if state.trial is not None:
+        t = state.trial
+        print(f"  on trial: {t.version} in slot {t.slot}, start {t.boots} of {t.max_boots}")
+    for entry in history:
+        print(f"  {entry['event']}: {entry.get('version')} {entry.get('reason', '')}".rstrip())
+    return EXIT_OK
+
+
+def add_commands(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = subs.add_parser(
+        "update", help="install a signed release bundle (USB stick) into the other slot"
+    )
+    up.add_argument("--from", dest="from_file", required=True, help="the bundle file")
+    up.add_argument("--prefix", default=DEFAULT_PREFIX, help="where the slots live")
+    up.add_argument("--key", default=DEFAULT_KEY, help="the release public key")
+    up.add_argument(
+        "--confirm-within",
+        type=float,
+        default=600.0,
+        help="seconds from its first start for the new release to pass its gate",
+    )
+    up.add_argument(
+        "--max-boots",
+        type=int,
+        default=3,
+        help="starts the new release gets to be confirmed (crash on start)",
+    )
+    up.add_argument("--python", help="the interpreter the slot's venv is made from")
+    up.set_defaults(handler=cmd_update)
+
+    check = subs.add_parser("boot-check", help="before each start: roll back a failed trial")
+    check.add_argument("--prefix", default=DEFAULT_PREFIX)
+    check.set_defaults(handler=cmd_boot_check)
+
+    conf = subs.add_parser("confirm", help="after a start: confirm a trial when its gate passes")
+    conf.add_argument("--prefix", default=DEFAULT_PREFIX)
+    conf.add_argument("--config", default=DEFAULT_CONFIG, help="the box's edge.toml")
+    conf.set_defaults(handler=cmd_confirm)
+
+    rel = subs.add_parser("releases", help="the slots, the trial and the update history")
+    rel.add_argument("--prefix", default=DEFAULT_PREFIX)
+    rel.add_argument("--history", type=int, default=10)
+    rel.add_argument("--json", action="store_true")
+    rel.set_defaults(handler=cmd_releases)
