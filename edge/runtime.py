@@ -161,7 +161,7 @@ class EdgeBox:
         ticker.watch(zone_stage.next_deadline, zone_stage.refresh)
         ticker.watch(signs.next_deadline, signs.expire_overrides)
 
-        health = box_health.HealthSources(
+        self.health_sources = health = box_health.HealthSources(
             box_id=config.box_id,
             boot_id=self.boot_id,
             started_at=self.started_at,
