@@ -35,7 +35,7 @@ GOAL_MB = 80.0
 # What `edge run` loads; not sqlite_utils (only `edge inspect` uses it), but sqlite3.
 # prometheus_client: the health page's /metrics is written with it.
 IMPORTS = (
-    "import aiomqtt, pymodbus.client, serial_asyncio_fast, sqlite3, pydantic, "
+    "import paho.mqtt.client, pymodbus.client, serial_asyncio_fast, sqlite3, pydantic, "
     "prometheus_client, time"
 )
 

@@ -43,14 +43,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware_protocols.uplink import Topics
+from firmware_protocols.uplink import Topics, central_filters
 from site_model.edge_config import DEFAULT_BOX_ETC, Deployment, edge_config_toml
 from site_model.site import Site, SiteError, load_site
 
 MOSQUITTO_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
 MOSQUITTO_SALT_BYTES = 12
 CENTRAL_USER = "central"
-ROOT = "parkgrid/v1"
 DEFAULT_MQTT_URL = "mqtts://broker:8883"  # a placeholder: no town's broker has this name
 
 
@@ -123,13 +122,10 @@ class Access:
 
 
 def box_access(site_id: str, box_id: str) -> Access:
-    """The box writes only under its own id and reads exactly what it subscribes to
-    (``Topics.box_filters``: one list, so the ACL cannot lag behind the box)."""
-    own = f"{ROOT}/{site_id}/{box_id}"
-    writes = tuple(
-        f"{own}/{kind}"
-        for kind in ("status", "event", "bay/+", "lot/+", "zone/+", "sign/+", "reply/+")
-    )
+    """The box writes only under its own id, exactly the topics central reads from it
+    (``central_filters`` for this box), and reads exactly what it subscribes to
+    (``Topics.box_filters``): the topic helpers' lists, so the ACL cannot drift from them."""
+    writes = central_filters(site_id, box_id=box_id)
     return Access(user=box_id, writes=writes, reads=Topics(site_id, box_id).box_filters())
 
 

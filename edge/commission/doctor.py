@@ -52,6 +52,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge.agents.uplink.connection import tls_context  # the uplink's own
 from edge.clock import read_clock
 from edge.commission import bay_records
 from edge.commission.checklist import (
@@ -72,7 +73,7 @@ from edge.commission.common import (
     probe_sign,
 )
 from edge.commission.sensor_check import check_sensors
-from edge.config import ConfigError, EdgeConfig, MqttConfig, load_config
+from edge.config import ConfigError, EdgeConfig, load_config
 from edge.drivers.errors import SignBusError, SignUnitTimeout
 from edge.drivers.modbus_client import ModbusClient
 
@@ -195,14 +196,6 @@ class BrokerOutcome:
     peer_cert: dict[str, Any] | None = None
     tls_error: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def tls_context(mqtt: MqttConfig) -> ssl.SSLContext:
-    """The same context the uplink builds (``edge.agents.uplink``)."""
-    context = ssl.create_default_context(cafile=str(mqtt.ca_file) if mqtt.ca_file else None)
-    if mqtt.cert_file is not None and mqtt.key_file is not None:
-        context.load_cert_chain(str(mqtt.cert_file), str(mqtt.key_file))
-    return context
 
 
 def check_broker(config: EdgeConfig, *, timeout_s: float) -> BrokerOutcome:

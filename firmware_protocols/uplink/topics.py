@@ -303,6 +303,10 @@ class Topics:
     def reply(self, name: CommandName | str) -> str:
         return f"{self.prefix}/reply/{_command_name(name).value}"
 
+    def is_cmd(self, topic: str) -> bool:
+        """Whether ``topic`` lies under this box's ``cmd/`` (a command, well-formed or not)."""
+        return topic.startswith(f"{self.prefix}/cmd/")
+
     # Subscription filters of the box itself.
 
     @property

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from pydantic import BaseModel
 
-from edge.agents.uplink import Uplink, _paho
+from edge.agents.uplink import Uplink
 from edge.config import EdgeConfig, MqttConfig, OutboxConfig
 from edge.outbox import Outbox
 from firmware_protocols.uplink import (
@@ -140,7 +140,7 @@ class Box:
         self.commands.append(command)
         return CommandReply(command_id=command.command_id, command=command.name, ok=True, ts=now())
 
-    def make_uplink(self) -> Uplink:
+    def make_uplink(self, ack_wait_s: float = 0.3) -> Uplink:
         self.uplink = Uplink(
             config=self.config,
             outbox=self.outbox,
@@ -151,7 +151,7 @@ class Box:
             on_remote_lot=lambda box, lot: self.remote_lots.append((box, lot)),
             on_remote_box=lambda box, up: self.remote_boxes.append((box, up)),
             on_connection=self.connection.append,
-            ack_wait_s=0.3,
+            ack_wait_s=ack_wait_s,
             backoff_max_s=1.0,
         )
         return self.uplink
@@ -254,8 +254,8 @@ async def test_uplink_last_will_on_abrupt_close_and_shutdown_on_stop(
 ) -> None:
     """A connection cut without DISCONNECT gives the retained will; a clean stop says shutdown."""
     uplink = await box.start()
-    assert uplink._client is not None
-    sock = _paho(uplink._client).socket()
+    assert uplink.link is not None
+    sock = uplink.link.socket()
     assert isinstance(sock, socket.socket)
     sock.shutdown(socket.SHUT_RDWR)
 
@@ -459,6 +459,27 @@ async def test_uplink_recreated_outbox_renumbers_above_centrals_watermark(
         second.outbox.close()
 
 
+async def test_uplink_takes_the_retained_ack_that_comes_with_the_suback(
+    tmp_path: Path, mosquitto: MosquittoBroker, central: CentralStandin
+) -> None:
+    """The retained ack is read as the subscription is granted: the box goes live on it and
+    does not sit out its whole ack wait (here a minute) for one it already had."""
+    first = make_box(tmp_path, mosquitto)
+    uplink = await first.start()
+    uplink.emit(bay_event(1))
+    await eventually(lambda: uplink.acked_seq == 1)
+    await first.stop()
+    first.outbox.close()
+    second = make_box(tmp_path, mosquitto)
+    again = second.make_uplink(ack_wait_s=60)
+    try:
+        await second.start()
+        assert again.acked_seq == 1
+    finally:
+        await second.stop()
+        second.outbox.close()
+
+
 async def test_uplink_overflow_drops_oldest_and_reports_it(
     tmp_path: Path, mosquitto: MosquittoBroker, central: CentralStandin
 ) -> None:
@@ -468,16 +489,12 @@ async def test_uplink_overflow_drops_oldest_and_reports_it(
     uplink = b.make_uplink()
     for i in range(3000):
         uplink.emit(bay_event(i))
-    # The writer thread commits the burst and drops the oldest, then commits the report of
-    # the drop (seqs above 3000): wait for both, not for a fixed time (a loaded machine).
-    await eventually(
-        lambda: (
-            b.outbox.dropped_events_total > 0
-            and b.outbox.bytes() <= cap
-            and b.outbox.last_seq > 3000
-        )
-    )
+    # The burst is committed (and the overflow dropped) on the outbox's writer thread, then
+    # the uplink's reports of it (EventsDropped, the alert) are committed after it.
+    await eventually(lambda: b.outbox.last_seq > 3000 and b.outbox.queued == 0)
     dropped = b.outbox.dropped_events_total
+    assert dropped > 0
+    assert b.outbox.bytes() <= cap
     last = b.outbox.last_seq
     try:
         await b.start()

@@ -195,6 +195,12 @@ def test_box_filters_are_its_own_and_shared_lots() -> None:
     )
 
 
+def test_is_cmd_takes_only_this_boxs_commands() -> None:
+    assert T.is_cmd(T.cmd("rebirth")) and T.is_cmd("parkgrid/v1/xigang/box-p1/cmd/bogus")
+    assert not T.is_cmd(Topics("xigang", "box-p2").cmd("rebirth"))
+    assert not T.is_cmd(T.ack) and not T.is_cmd(T.reply("rebirth"))
+
+
 def test_shared_filter_prefixes_group() -> None:
     """Shared subscriptions use the MQTT 5 $share prefix; the group name is checked."""
     assert shared_filter("ingest", T.event) == "$share/ingest/parkgrid/v1/xigang/box-p1/event"

@@ -1,7 +1,7 @@
 """The demo's embedded broker (amqtt in a child process) with our clients and our programs.
 
-Clients speak MQTT 3.1.1, as the edge uplink (aiomqtt) and central without an ingest group
-(paho) do. One broker serves the module; every test uses topics of its own.
+Clients speak MQTT 3.1.1, as the edge uplink (its ``MqttLink``) and central without an
+ingest group (paho) do. One broker serves the module; every test uses topics of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,6 +29,7 @@ from central.ingest.mqtt import CentralMqtt
 from central.ingest.service import IngestWriter
 from central.settings import CentralSettings
 from central.sites.service import sync_site
+from edge.agents.uplink.mqtt_link import LinkSettings, MqttLink
 from edge.config import parse_config
 from edge.runtime import EdgeBox
 from firmware_protocols.uplink import Topics
@@ -38,8 +38,6 @@ from simulators.embedded_broker import EmbeddedBroker
 from site_model.site import SiteIndex, load_site
 from tests.central.helpers import SITE_FILE
 from tests.edge.test_box_end_to_end import SENSORS, bay_events, eventually, lot_states, rig
-
-V311 = aiomqtt.ProtocolVersion.V311
 
 
 @pytest.fixture(scope="module")
@@ -98,30 +96,41 @@ def wait_until(check: Callable[[], Any], within: float = 15.0) -> Any:
     return value
 
 
-async def test_embedded_broker_qos1_in_order_between_paho_and_aiomqtt(
+def box_link(embedded: EmbeddedBroker, on_message: Callable[[str, bytes], None]) -> MqttLink:
+    """The box's MQTT adapter on the embedded broker."""
+    settings = LinkSettings(
+        host=embedded.host, port=embedded.port, client_id=f"box-{uuid.uuid4().hex[:10]}"
+    )
+    return MqttLink(settings, on_message=on_message)
+
+
+async def test_embedded_broker_qos1_in_order_between_paho_and_the_box_link(
     embedded: EmbeddedBroker,
 ) -> None:
-    """QoS 1 both ways: every message once, in order, at QoS 1, paho to aiomqtt and back."""
+    """QoS 1 both ways: every message once, in order, paho to the box's link and back."""
     count = 400
-    to_aio, to_paho = fresh_topic(), fresh_topic()
+    to_box, to_paho = fresh_topic(), fresh_topic()
     sub = PahoClient(embedded)
     sub.subscribe(to_paho)
     pub = PahoClient(embedded)
+    got: list[int] = []
+    all_in = asyncio.Event()
+
+    def on_message(_topic: str, payload: bytes) -> None:
+        got.append(int(payload))
+        if len(got) == count:
+            all_in.set()
+
     try:
-        async with aiomqtt.Client(embedded.host, embedded.port, protocol=V311) as aio:
-            await aio.subscribe(to_aio, qos=1)
-            infos = [pub.client.publish(to_aio, str(i).encode(), qos=1) for i in range(count)]
-            got: list[tuple[int, int]] = []
+        async with box_link(embedded, on_message) as link:
+            await link.subscribe([to_box])
+            infos = [pub.client.publish(to_box, str(i).encode(), qos=1) for i in range(count)]
             async with asyncio.timeout(30):
-                async for message in aio.messages:
-                    assert isinstance(message.payload, bytes)
-                    got.append((int(message.payload), message.qos))
-                    if len(got) == count:
-                        break
+                await all_in.wait()
             for i in range(count):
-                await aio.publish(to_paho, str(i).encode(), qos=1)
+                await link.publish(to_paho, str(i).encode(), retain=False)
         await asyncio.to_thread(wait_until, lambda: len(sub.messages()) >= count)
-        assert got == [(i, 1) for i in range(count)]
+        assert got == list(range(count))
         assert all(info.is_published() for info in infos)
         back = [(int(m.payload), m.qos) for m in sub.messages()]
         assert back == [(i, 1) for i in range(count)]
@@ -139,11 +148,18 @@ async def test_embedded_broker_keeps_the_latest_retained_message_until_cleared(
     try:
         for body in (b"first", b"latest"):
             pub.client.publish(topic, body, qos=1, retain=True).wait_for_publish(10)
-        async with aiomqtt.Client(embedded.host, embedded.port, protocol=V311) as aio:
-            await aio.subscribe(topic, qos=1)
+        got: list[bytes] = []
+        one = asyncio.Event()
+
+        def on_message(_topic: str, payload: bytes) -> None:
+            got.append(payload)
+            one.set()
+
+        async with box_link(embedded, on_message) as link:
+            await link.subscribe([topic])
             async with asyncio.timeout(10):
-                message = await anext(aio.messages)
-            assert (message.payload, message.retain, message.qos) == (b"latest", True, 1)
+                await one.wait()
+        assert got == [b"latest"]
         pub.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
         late = PahoClient(embedded)
         late.subscribe(topic)
@@ -154,19 +170,20 @@ async def test_embedded_broker_keeps_the_latest_retained_message_until_cleared(
         pub.close()
 
 
-AIOMQTT_WITH_WILL = """
-import asyncio, sys, aiomqtt
+BOX_LINK_WITH_WILL = """
+import asyncio, sys
+from edge.agents.uplink.mqtt_link import LinkSettings, MqttLink
 async def main():
-    will = aiomqtt.Will(sys.argv[3], b"offline", qos=1, retain=True)
-    async with aiomqtt.Client(sys.argv[1], int(sys.argv[2]), will=will,
-                              protocol=aiomqtt.ProtocolVersion.V311):
+    settings = LinkSettings(host=sys.argv[1], port=int(sys.argv[2]), client_id="box-will",
+                            will_topic=sys.argv[3], will_payload=b"offline")
+    async with MqttLink(settings, on_message=lambda t, p: None):
         print("connected", flush=True)
         await asyncio.sleep(60)
 asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("client", ["paho", "aiomqtt"])
+@pytest.mark.parametrize("client", ["paho", "box-link"])
 def test_embedded_broker_publishes_a_retained_last_will(
     embedded: EmbeddedBroker, client: str
 ) -> None:
@@ -183,7 +200,14 @@ def test_embedded_broker_publishes_a_retained_last_will(
             sock.close()  # no DISCONNECT: as a crash or a cut network
         else:
             proc = subprocess.Popen(
-                [sys.executable, "-c", AIOMQTT_WITH_WILL, embedded.host, str(embedded.port), topic],
+                [
+                    sys.executable,
+                    "-c",
+                    BOX_LINK_WITH_WILL,
+                    embedded.host,
+                    str(embedded.port),
+                    topic,
+                ],
                 stdout=subprocess.PIPE,
             )
             assert proc.stdout is not None and proc.stdout.readline() == b"connected\n"

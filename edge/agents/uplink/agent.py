@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-``run()`` is a reconnect loop around one MQTT session (a fresh ``aiomqtt.Client`` per
+``run()`` is a reconnect loop around one MQTT session (a fresh ``MqttLink`` per
 attempt, so the Last Will's ``ts`` is the connect time, as the contract says). Back-off
 doubles from 0.5 s up to 30 s, jittered; while waiting, a bare TCP probe of the broker's
 address each second ends the wait (back-off reset) when the path answers again after it
@@ -30,13 +30,14 @@ has not moved for ``outbox.resend_after_s`` while events are outstanding, or whe
 what may be outstanding above the watermark);
 central's store is unique on (box, seq), so repeats cost bandwidth, never a double count.
 
-The event publish path hands messages straight to aiomqtt's paho client (``_paho``): an
-awaited ``aiomqtt.Client.publish`` per event costs a task and a future per message, and
-caps the drain at about a third of paho's rate (docs/edge-uplink.md). The socket is still driven
-by aiomqtt's reader and writer on this event loop; only the per-message await is skipped.
+Events and states go out with ``MqttLink.publish_nowait`` (one paho ``publish()`` each, no
+await; an awaited publish per event capped the drain at a third of paho's rate); the birth,
+the shutdown status and command replies with the awaited ``MqttLink.publish``.
 
-Commands run one at a time in their own task, so a slow ``on_command`` never stalls acks.
-``rebirth`` is handled here (birth + states again); the others go to ``on_command``.
+Its parts: ``mqtt_link`` (the MQTT adapter), ``connection`` (a connection's settings from
+the config), ``commands`` (central's commands, one at a time in their own task, so a slow
+``on_command`` never stalls acks), ``ack_refusals`` (acks the box does not believe),
+``overflow`` (the outbox's overflow told as events), ``stats`` (the figures).
 """
 
 from __future__ import annotations
@@ -44,99 +45,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import random
-import ssl
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import aiomqtt
-import paho.mqtt.client as paho_mqtt
 from pydantic import BaseModel
 
 from edge.agents.network_path import PathWatch
 from edge.agents.outbox_commits import Commits
+from edge.agents.uplink.ack_refusals import AckRefusals
+from edge.agents.uplink.commands import CommandRunner
+from edge.agents.uplink.connection import describe, link_settings, only_link_errors
+from edge.agents.uplink.mqtt_link import MqttLink, MqttLinkError
+from edge.agents.uplink.overflow import OverflowReports
+from edge.agents.uplink.stats import UplinkStats, outbox_health
 from edge.config import EdgeConfig
 from edge.outbox import Outbox
 from edge.outbox_errors import AckBeyondOutbox, SeqLineFull
 from firmware_protocols.errors import DecodeError
 from firmware_protocols.uplink import (
     AckWatermark,
-    AlertRaised,
-    AlertResolved,
     BoxStatus,
     CentralStatus,
     Command,
-    CommandName,
     CommandReply,
-    EventsDropped,
     LotState,
-    TopicKind,
     Topics,
     decode_message,
     encode_payload,
-    parse_topic,
 )
 from firmware_protocols.uplink.models import (
-    AlertType,
-    LaneHealth,
     OfflineReason,
     Online,
     OutboxHealth,
-    Severity,
 )
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S: Final = 0.5
 BACKOFF_MAX_S: Final = 30.0
-SEEN_COMMANDS: Final = 1024
-COMMAND_QUEUE: Final = 64
 PAHO_MAX_MIDS: Final = 65_535
 GOODBYE_TIMEOUT_S: Final = 1.5
 
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UplinkStats:
-    connected: bool
-    connects: int
-    disconnects: int
-    events_published: int
-    states_published: int
-    resends: int
-    acked_seq: int
-    last_seq: int
-    outbox_depth: int
-    outbox_bytes: int
-    oldest_event_age_s: float | None
-    dropped_events_total: int
-    commands_handled: int
-    commands_refused: int
-    commands_repeated: int
-    bad_messages: int
-    seq_advances: int = 0
-    """Times central's watermark was ahead of the outbox and its events were renumbered."""
-    acks_refused: int = 0
-    """Acks above the outbox's last committed seq, refused (nothing deleted)."""
-    connect_failures: int = 0
-    """Sessions that could not be opened or ended in an error."""
-    backoff_s: float = 0.0
-    """The current wait before the next connect attempt (0: connected, or reset)."""
-    path_probes: int = 0
-    """TCP probes of the broker's address made while backing off."""
-    network_returns: int = 0
-    """Back-offs cut short because the broker's address answered again after it did not."""
-    send_window: int = 0
-    """Events that may be outstanding above central's watermark (shrinks on a resend)."""
 
 
 class Uplink:
@@ -165,7 +121,6 @@ class Uplink:
         self._boot_id = boot_id
         self._birth = birth
         self._states = states
-        self._on_command = on_command
         self._on_remote_lot = on_remote_lot
         self._on_remote_box = on_remote_box
         self._on_connection = on_connection
@@ -177,15 +132,13 @@ class Uplink:
         self._box_id = config.box_id
         self._window = min(config.mqtt.max_inflight, PAHO_MAX_MIDS - 1000)
 
-        self._client: aiomqtt.Client | None = None
+        self._link: MqttLink | None = None
         self._acked = 0
         self._cursor = 1
         self._historical_below = 1
         self._progress_at = time.monotonic()
         self._central_online: bool | None = None
-        self._our_mids: set[int] = set()
         self._wake = asyncio.Event()
-        self._window_free = asyncio.Event()
         self._ack_seen = asyncio.Event()
         self._stop_requested = False
         self._done = asyncio.Event()
@@ -193,10 +146,15 @@ class Uplink:
         # Commits and deletes run on their own thread, never on the event loop: an fsync
         # on an SD card takes tens to hundreds of ms (issue 15 finding 7).
         self._commits = Commits(outbox, delay_s=flush_delay_s, on_committed=self._committed)
-        self._overflow_was_active = outbox.overflow_active
-        self._seen_commands: OrderedDict[uuid.UUID, None] = OrderedDict()
-        self._commands: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(COMMAND_QUEUE)
+        self._overflow = OverflowReports(outbox, emit=self.emit, clock=self._clock)
         self._bad_logged: set[str] = set()
+        self._commands = CommandRunner(
+            topics=self.topics,
+            on_command=on_command,
+            rebirth=self._publish_birth_and_states,
+            bad=self._bad,
+            clock=self._clock,
+        )
 
         self._connected = False
         self._live = False
@@ -205,12 +163,8 @@ class Uplink:
         self._events_published = 0
         self._states_published = 0
         self._resends = 0
-        self._commands_handled = 0
-        self._commands_refused = 0
-        self._commands_repeated = 0
         self._bad_messages = 0
         self._seq_advances = 0
-        self._acks_refused = 0
         self._connect_failures = 0
         self._backoff_s = 0.0
         self._path = PathWatch(
@@ -222,7 +176,9 @@ class Uplink:
         )
         self._send_window_max = config.outbox.send_window_max
         self._send_window = self._send_window_max
-        self._ack_alert: str | None = None  # the open ack_refused alert, if any
+        self._ack_refusals = AckRefusals(
+            ack_topic=self.topics.ack, emit=self.emit, bad=self._bad, clock=self._clock
+        )
 
     def _clock(self) -> dt.datetime:
         value = self._wall()
@@ -243,62 +199,21 @@ class Uplink:
         """Latest value wins: publish ``model`` retained at once if connected, and keep it
         (conflated by topic) for the next connection."""
         payload = encode_payload(model)
-        client = self._client if self._connected else None
-        self._outbox.put_state(topic, payload, dirty=client is None)
+        link = self._link if self._connected else None
+        self._outbox.put_state(topic, payload, dirty=link is None)
         self._commits.schedule()
-        if client is not None:
+        if link is not None:
             try:
-                self._fast_publish(client, topic, payload, retain=True)
+                link.publish_nowait(topic, payload, retain=True)
                 self._states_published += 1
-            except aiomqtt.MqttError as exc:
+            except MqttLinkError as exc:
                 log.debug("state %s kept for the next connection: %s", topic, exc)
 
     def _committed(self, count: int) -> None:
         """After each commit, on the loop: report overflow; wake the sender for new rows."""
-        self._report_overflow()
+        self._overflow.report()
         if count:
             self._wake.set()
-
-    def _report_overflow(self) -> None:
-        outbox = self._outbox
-        now = self._clock()
-        alert_id = f"outbox-overflow-{outbox.overflow_episodes}"
-        if outbox.take_episode_start():
-            self.emit(
-                AlertRaised(
-                    alert_id=alert_id,
-                    alert_type=AlertType.OUTBOX_OVERFLOW,
-                    severity=Severity.CRITICAL,
-                    since=now,
-                    message=(
-                        f"outbox events lane passed its cap of {outbox.events_max_bytes} bytes; "
-                        "oldest unacked events are being dropped"
-                    ),
-                ),
-                now,
-            )
-        for drop in outbox.unreported_drops():
-            self.emit(
-                EventsDropped(
-                    first_seq=drop.first_seq,
-                    last_seq=drop.last_seq,
-                    count=drop.count,
-                    total=outbox.dropped_events_total,
-                ),
-                now,
-            )
-            outbox.mark_reported(drop)
-        if self._overflow_was_active and not outbox.overflow_active:
-            self.emit(
-                AlertResolved(
-                    alert_id=alert_id,
-                    alert_type=AlertType.OUTBOX_OVERFLOW,
-                    since=now,
-                    message="outbox events lane back under half its cap",
-                ),
-                now,
-            )
-        self._overflow_was_active = outbox.overflow_active
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -311,9 +226,9 @@ class Uplink:
         down_since: float | None = None
         try:
             while not self._stop_requested:
-                client = self._make_client()
+                link = self._make_link()
                 try:
-                    async with client:
+                    async with link:
                         attempt = 0
                         self._backoff_s = 0.0
                         if down_since is not None:
@@ -323,7 +238,7 @@ class Uplink:
                                 time.monotonic() - down_since,
                             )
                         down_since = None
-                        await self._guarded_session(client)
+                        await self._guarded_session(link)
                         return
                 except asyncio.CancelledError:
                     raise
@@ -335,9 +250,9 @@ class Uplink:
                         log.warning(
                             "uplink: connection to %s lost or refused (%s); retrying",
                             self._config.mqtt.url,
-                            _describe(exc),
+                            describe(exc),
                         )
-                    if not isinstance(exc, aiomqtt.MqttError) and not _only_mqtt_errors(exc):
+                    if not only_link_errors(exc):
                         log.exception("uplink: unexpected error in the session")
                 finally:
                     self._session_ended()
@@ -357,15 +272,15 @@ class Uplink:
         """Say ``offline shutdown``, disconnect, and let ``run()`` return (within ~2 s)."""
         self._stop_requested = True
         self._wake.set()
-        self._window_free.set()
+        if self._link is not None:
+            self._link.wake()
         if self._running:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(3.0):
                     await self._done.wait()
         await self._commits.stop()
 
-    def _make_client(self) -> aiomqtt.Client:
-        mqtt = self._config.mqtt
+    def _make_link(self) -> MqttLink:
         will = BoxStatus(
             box_id=self._box_id,
             state=Online.OFFLINE,
@@ -373,50 +288,24 @@ class Uplink:
             ts=self._clock(),
             reason=OfflineReason.CONNECTION_LOST,
         )
-        tls_context: ssl.SSLContext | None = None
-        if mqtt.tls:
-            tls_context = ssl.create_default_context(
-                cafile=str(mqtt.ca_file) if mqtt.ca_file else None
-            )
-            if mqtt.cert_file is not None and mqtt.key_file is not None:
-                tls_context.load_cert_chain(str(mqtt.cert_file), str(mqtt.key_file))
-        client = aiomqtt.Client(
-            mqtt.host,
-            mqtt.port,
-            identifier=mqtt.client_id or f"parkgrid-{self._box_id}",
-            username=mqtt.username,
-            password=mqtt.password(),
-            will=aiomqtt.Will(self.topics.status, encode_payload(will), qos=1, retain=True),
-            keepalive=mqtt.keepalive_s,
-            clean_session=True,
-            tls_context=tls_context,
-            max_inflight_messages=self._window,
-            timeout=10,
+        settings = link_settings(
+            self._config.mqtt,
+            box_id=self._box_id,
+            will_topic=self.topics.status,
+            will_payload=encode_payload(will),
+            max_inflight=self._window,
         )
-        # A publish above the threshold is normal here (the window is bounded by us).
-        client.pending_calls_threshold = self._window + 100
-        paho = _paho(client)
-        aiomqtt_on_publish = paho.on_publish
+        return MqttLink(settings, on_message=self._on_message)
 
-        def on_publish(*args: Any) -> None:
-            if aiomqtt_on_publish is not None:
-                aiomqtt_on_publish(*args)
-            self._our_mids.discard(args[2])
-            if len(self._our_mids) <= self._window // 2:
-                self._window_free.set()
-
-        paho.on_publish = on_publish
-        return client
-
-    async def _guarded_session(self, client: aiomqtt.Client) -> None:
+    async def _guarded_session(self, link: MqttLink) -> None:
         try:
-            await self._session(client)
+            await self._session(link)
         except asyncio.CancelledError:
-            await self._goodbye(client)
+            await self._goodbye(link)
             raise
-        await self._goodbye(client)
+        await self._goodbye(link)
 
-    async def _goodbye(self, client: aiomqtt.Client) -> None:
+    async def _goodbye(self, link: MqttLink) -> None:
         status = BoxStatus(
             box_id=self._box_id,
             state=Online.OFFLINE,
@@ -426,33 +315,34 @@ class Uplink:
         )
         try:
             async with asyncio.timeout(GOODBYE_TIMEOUT_S):
-                await client.publish(self.topics.status, encode_payload(status), qos=1, retain=True)
-        except (TimeoutError, aiomqtt.MqttError) as exc:
-            log.warning("uplink: could not publish the shutdown status: %s", _describe(exc))
+                await link.publish(self.topics.status, encode_payload(status), retain=True)
+        except (TimeoutError, MqttLinkError) as exc:
+            log.warning("uplink: could not publish the shutdown status: %s", describe(exc))
 
     def _session_ended(self) -> None:
         was_connected = self._connected
         self._connected = False
         self._live = False
-        self._client = None
-        self._our_mids.clear()
+        self._link = None
         if was_connected:
             self._disconnects += 1
             self._safe_call("on_connection", self._on_connection, False)
 
-    async def _session(self, client: aiomqtt.Client) -> None:
-        # The same filters the broker's ACL grants the box (central.provision.box_acl).
-        await client.subscribe([(topic_filter, 1) for topic_filter in self.topics.box_filters()])
-        self._client = client
-        self._connected = True
-        self._connects += 1
+    async def _session(self, link: MqttLink) -> None:
+        # Reset before subscribing: the retained ack and central's status are handled as
+        # they are read, which may be before subscribe() returns.
         self._ack_seen.clear()
         self._central_online = None
+        # The same filters the broker's ACL grants the box (central.provision.box_acl).
+        await link.subscribe(list(self.topics.box_filters()))
+        self._link = link
+        self._connected = True
+        self._connects += 1
         self._safe_call("on_connection", self._on_connection, True)
         async with asyncio.TaskGroup() as tg:
-            receiver = tg.create_task(self._receive(client), name="uplink-receive")
-            commands = tg.create_task(self._run_commands(client), name="uplink-commands")
-            await self._publish_birth_and_states(client)
+            watch = tg.create_task(link.lost(), name="uplink-link")
+            commands = tg.create_task(self._commands.run(link), name="uplink-commands")
+            await self._publish_birth_and_states(link)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._ack_wait_s):
                     await self._ack_seen.wait()
@@ -462,59 +352,48 @@ class Uplink:
             self._cursor = self._acked + 1
             self._progress_at = time.monotonic()
             self._live = True
-            await self._send_events(client)
-            receiver.cancel()
+            await self._send_events(link)
+            watch.cancel()
             commands.cancel()
 
     # --- publishing ---------------------------------------------------------------------
 
-    def _fast_publish(
-        self, client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool
-    ) -> None:
-        info = _paho(client).publish(topic, payload, qos=1, retain=retain)
-        if info.rc != paho_mqtt.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, f"could not publish to {topic}")
-        if not info.is_published():
-            self._our_mids.add(info.mid)
+    async def _wait_for_room(self, link: MqttLink) -> None:
+        await link.wait_for_room(self._window - 1, stopping=lambda: self._stop_requested)
 
-    async def _wait_for_room(self) -> None:
-        while len(self._our_mids) >= self._window and not self._stop_requested:
-            self._window_free.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._window_free.wait()
-
-    async def _publish_birth_and_states(self, client: aiomqtt.Client) -> None:
+    async def _publish_birth_and_states(self, link: MqttLink) -> None:
         # The birth is this boot's status: it replaces whatever status the outbox kept (the
         # previous boot's periodic one), which must not be replayed over it below.
         birth = encode_payload(self._birth())
         self._outbox.put_state(self.topics.status, birth, dirty=False)
-        await client.publish(self.topics.status, birth, qos=1, retain=True)
+        await link.publish(self.topics.status, birth, retain=True)
         published: set[str] = {self.topics.status}
         for topic, model in self._states():
             payload = encode_payload(model)
             self._outbox.put_state(topic, payload, dirty=False)
-            await self._wait_for_room()
-            self._fast_publish(client, topic, payload, retain=True)
+            await self._wait_for_room(link)
+            link.publish_nowait(topic, payload, retain=True)
             published.add(topic)
             self._states_published += 1
         for topic, payload in self._outbox.states():
             if topic not in published:
-                await self._wait_for_room()
-                self._fast_publish(client, topic, payload, retain=True)
+                await self._wait_for_room(link)
+                link.publish_nowait(topic, payload, retain=True)
                 self._states_published += 1
         await self._commits.mark_state_clean()
 
-    async def _send_events(self, client: aiomqtt.Client) -> None:
+    async def _send_events(self, link: MqttLink) -> None:
         outbox = self._outbox
         event_topic = self.topics.event
         box_id = self._box_id
         refill_at = max(1, self._window // 2)
         resend_after = self._config.outbox.resend_after_s
         while not self._stop_requested:
-            room = self._window - len(self._our_mids)
+            room = self._window - link.in_flight
             if room < refill_at:
-                await self._wait_for_room_below(refill_at)
+                await link.wait_for_room(
+                    self._window - refill_at, stopping=lambda: self._stop_requested
+                )
                 continue
             self._wake.clear()
             self._cursor = max(self._cursor, self._acked + 1)
@@ -526,8 +405,7 @@ class Uplink:
                     self._progress_at = time.monotonic()
                 below = self._historical_below
                 for ev in rows:
-                    self._fast_publish(
-                        client,
+                    link.publish_nowait(
                         event_topic,
                         ev.envelope(box_id, historical=ev.seq < below),
                         retain=False,
@@ -548,13 +426,6 @@ class Uplink:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
-
-    async def _wait_for_room_below(self, limit: int) -> None:
-        while self._window - len(self._our_mids) < limit and not self._stop_requested:
-            self._window_free.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._window_free.wait()
 
     def _resend(self, reason: str) -> None:
         """Go back to the oldest unacked event with the window shrunk to
@@ -579,28 +450,17 @@ class Uplink:
 
     # --- receiving ----------------------------------------------------------------------
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            if isinstance(payload, bytes | bytearray):
-                data = bytes(payload)
-            elif isinstance(payload, str):
-                data = payload.encode()
-            else:
-                data = b"" if payload is None else str(payload).encode()
-            topic = message.topic.value
-            try:
-                self._dispatch(topic, data)
-            except Exception:
-                self._bad_messages += 1
-                log.exception("uplink: error while handling a message on %s", topic)
+    def _on_message(self, topic: str, data: bytes) -> None:
+        """Every message the broker sends, on the loop as it is read (``MqttLink``)."""
+        try:
+            self._dispatch(topic, data)
+        except Exception:
+            self._bad_messages += 1
+            log.exception("uplink: error while handling a message on %s", topic)
 
     def _dispatch(self, topic: str, data: bytes) -> None:
-        if topic.startswith(self.topics.prefix + "/cmd/"):
-            try:
-                self._commands.put_nowait((topic, data))
-            except asyncio.QueueFull:
-                self._bad("command-queue", topic, "command queue full, command dropped")
+        if self.topics.is_cmd(topic):
+            self._commands.put(topic, data)
             return
         if not data and topic != self.topics.ack:
             # A cleared retained message (another box removed): nothing to learn.
@@ -644,7 +504,7 @@ class Uplink:
             if outbox.acked_seq > 0:
                 # Central acked this seq line before, so it cannot hold seqs the line never
                 # reached: a forged or corrupt watermark. Deleting on it would lose events.
-                self._refuse_ack(acked, str(AckBeyondOutbox(acked, outbox.last_seq)))
+                self._ack_refusals.refuse(str(AckBeyondOutbox(acked, outbox.last_seq)))
                 return
             # A line central never acked (a new or recreated outbox) behind central's
             # watermark: central holds seqs up to ``acked`` from the old line and would drop
@@ -653,7 +513,7 @@ class Uplink:
             try:
                 shift = outbox.advance_past(acked)
             except SeqLineFull as exc:
-                self._refuse_ack(acked, str(exc))
+                self._ack_refusals.refuse(str(exc))
                 return
             self._historical_below += shift
             self._seq_advances += 1
@@ -663,37 +523,7 @@ class Uplink:
         self._send_window = min(self._send_window_max, self._send_window * 2)
         self._progress_at = time.monotonic()
         self._wake.set()
-        if self._ack_alert is not None:
-            alert_id, self._ack_alert = self._ack_alert, None
-            now = self._clock()
-            self.emit(
-                AlertResolved(
-                    alert_id=alert_id,
-                    alert_type=AlertType.ACK_REFUSED,
-                    since=now,
-                    message=f"central's ack watermark is back within this box's seqs ({acked})",
-                ),
-                now,
-            )
-
-    def _refuse_ack(self, acked: int, reason: str) -> None:
-        """A protocol error: logged once, counted, alerted (one alert until a sane ack), and
-        otherwise ignored: nothing is deleted and the box's own watermark stays."""
-        self._acks_refused += 1
-        self._bad("ack-refused", self.topics.ack, reason)
-        if self._ack_alert is None:
-            now = self._clock()
-            self._ack_alert = f"ack-refused-{uuid.uuid4().hex[:12]}"
-            self.emit(
-                AlertRaised(
-                    alert_id=self._ack_alert,
-                    alert_type=AlertType.ACK_REFUSED,
-                    severity=Severity.CRITICAL,
-                    since=now,
-                    message=reason[:500],
-                ),
-                now,
-            )
+        self._ack_refusals.sane(acked)
 
     def _on_central(self, online: bool) -> None:
         previous, self._central_online = self._central_online, online
@@ -717,86 +547,16 @@ class Uplink:
         except Exception:
             log.exception("uplink: %s callback failed", name)
 
-    # --- commands -----------------------------------------------------------------------
-
-    async def _run_commands(self, client: aiomqtt.Client) -> None:
-        while True:
-            topic, data = await self._commands.get()
-            try:
-                await self._handle_command(client, topic, data)
-            except aiomqtt.MqttError:
-                raise
-            except Exception:
-                self._bad_messages += 1
-                log.exception("uplink: command on %s failed", topic)
-
-    async def _handle_command(self, client: aiomqtt.Client, topic: str, data: bytes) -> None:
-        try:
-            message = decode_message(topic, data)
-        except DecodeError as exc:
-            await self._answer_malformed(client, topic, data, str(exc))
-            return
-        command = message.payload
-        if not isinstance(command, Command):
-            return
-        if command.command_id in self._seen_commands:
-            self._commands_repeated += 1
-            log.info("uplink: command %s repeated; ignored", command.command_id)
-            return
-        self._seen_commands[command.command_id] = None
-        while len(self._seen_commands) > SEEN_COMMANDS:
-            self._seen_commands.popitem(last=False)
-        now = self._clock()
-        if command.expires_at is not None and command.expires_at <= now:
-            self._commands_refused += 1
-            reply = self._reply(command.command_id, command.name, error="expired")
-        elif command.name is CommandName.REBIRTH:
-            await self._publish_birth_and_states(client)
-            reply = self._reply(command.command_id, command.name)
-        else:
-            try:
-                reply = await self._on_command(command)
-            except Exception as exc:
-                log.exception("uplink: command %s failed", command.name.value)
-                reply = self._reply(command.command_id, command.name, error=f"failed: {exc}"[:500])
-        self._commands_handled += 1
-        await client.publish(
-            self.topics.reply(command.name), encode_payload(reply), qos=1, retain=False
-        )
-
-    def _reply(
-        self, command_id: uuid.UUID, name: CommandName, *, error: str | None = None
-    ) -> CommandReply:
-        return CommandReply(
-            command_id=command_id,
-            command=name,
-            ok=error is None,
-            error=error,
-            ts=self._clock(),
-        )
-
-    async def _answer_malformed(
-        self, client: aiomqtt.Client, topic: str, data: bytes, reason: str
-    ) -> None:
-        self._bad("command", topic, reason)
-        self._commands_refused += 1
-        try:
-            parsed = parse_topic(topic)
-            name = parsed.command
-            raw = json.loads(data)
-            command_id = uuid.UUID(str(raw["command_id"]))
-        except (DecodeError, ValueError, KeyError, TypeError):
-            return  # nothing to answer to: no known command name or no command id
-        if name is None or parsed.kind is not TopicKind.CMD:
-            return
-        reply = self._reply(command_id, name, error=f"malformed command: {reason}"[:500])
-        await client.publish(self.topics.reply(name), encode_payload(reply), qos=1)
-
     # --- figures ------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def link(self) -> MqttLink | None:
+        """This session's MQTT link (None between sessions)."""
+        return self._link
 
     @property
     def live(self) -> bool:
@@ -809,20 +569,7 @@ class Uplink:
 
     def outbox_health(self) -> OutboxHealth:
         """The outbox part of the box's health summary (for the birth and /healthz)."""
-        outbox = self._outbox
-        stats = outbox.stats()
-        return OutboxHealth(
-            state=LaneHealth(
-                depth=stats.state_depth, bytes=stats.state_bytes, cap_bytes=outbox.state_max_bytes
-            ),
-            event=LaneHealth(
-                depth=stats.depth + stats.queued,
-                bytes=stats.bytes,
-                cap_bytes=outbox.events_max_bytes,
-            ),
-            oldest_event_age_s=outbox.oldest_age(self._clock()),
-            dropped_events_total=stats.dropped_events_total,
-        )
+        return outbox_health(self._outbox, self._clock())
 
     def stats(self) -> UplinkStats:
         outbox = self._outbox
@@ -839,33 +586,15 @@ class Uplink:
             outbox_bytes=outbox.bytes(),
             oldest_event_age_s=outbox.oldest_age(self._clock()),
             dropped_events_total=outbox.dropped_events_total,
-            commands_handled=self._commands_handled,
-            commands_refused=self._commands_refused,
-            commands_repeated=self._commands_repeated,
-            bad_messages=self._bad_messages,
+            commands_handled=self._commands.handled,
+            commands_refused=self._commands.refused,
+            commands_repeated=self._commands.repeated,
+            bad_messages=self._bad_messages + self._commands.errors,
             seq_advances=self._seq_advances,
-            acks_refused=self._acks_refused,
+            acks_refused=self._ack_refusals.refused,
             connect_failures=self._connect_failures,
             backoff_s=self._backoff_s,
             path_probes=self._path.probes,
             network_returns=self._path.returns,
             send_window=self._send_window,
         )
-
-
-def _paho(client: aiomqtt.Client) -> paho_mqtt.Client:
-    # aiomqtt exposes no public handle on its paho client; the fast event path needs it.
-    paho: paho_mqtt.Client = client._client
-    return paho
-
-
-def _only_mqtt_errors(exc: BaseException) -> bool:
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_only_mqtt_errors(e) for e in exc.exceptions)
-    return isinstance(exc, aiomqtt.MqttError | OSError)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
