@@ -20,7 +20,13 @@ at 4 Hz. Then it compares, on the wall clock:
 A sign is *right* at a moment when its face matches the truth of some moment in the 2 s
 before (a count equal to the free bays while there is space; the words for full while the
 lot is full). ``--`` and a dark sign are never right (the truth is always known to the town).
-The API is right when ``free`` matches and ``status`` is ``full`` exactly when the lot is.
+The API is right when ``free`` matches and ``status`` is ``full`` exactly when the lot is,
+and the lot is not ``stale``; while the lot's box cannot be heard (its network cut, or its
+process stopped by the restart, to 2 s after it is back) central cannot know the lot, and
+the right answer is the availability rule's: ``stale`` (its last figure, true when the box
+was last heard, with its age) or ``unknown`` (no free bay claimed), never a figure presented
+as current. Stale or
+unknown at any other time is wrong (docs/field-truth.md).
 Lag: for each change of the truth, how long until the sign showed it (changes overtaken by
 the next one within 2 s are not counted). The drivers' outcomes come from the timeline:
 *misled* are drivers a sign sent to a lot with no free bay (a count at a full lot, or a way
@@ -57,6 +63,7 @@ GOAL_API = 99.5
 POLL_HZ = 4.0
 STEP_S = 0.05  # sampling step of the comparison, wall seconds
 WARM_UP_S = 5.0  # after the first event, before the comparison starts
+API_FIELDS = ("id", "free", "status", "stale", "availability", "age_s")
 
 
 # --- reading the run folder ------------------------------------------------------------
@@ -125,6 +132,7 @@ class Run:
     signs: dict[str, Series]  # lot -> face of its entrance sign
     api: dict[str, list[tuple[float, int, str, bool]]]  # lot -> (wall, free, status, stale)
     faults: list[tuple[float, str]]
+    cut_off: dict[str, list[tuple[float, float]]]  # lot -> its box's network cuts (wall)
     drivers: list[dict[str, Any]]
     start: float
     end: float
@@ -142,6 +150,7 @@ def load_run(run_dir: Path) -> Run:
             entrance.setdefault(sign.lot, sign_id)
     truth = {lot: Series() for lot in lots}
     faults: list[tuple[float, str]] = []
+    cut_off: dict[str, list[tuple[float, float]]] = {lot: [] for lot in lots}
     drivers: list[dict[str, Any]] = []
     timeline = read_jsonl(run_dir / "truth-timeline.jsonl")
     for record in timeline:
@@ -153,6 +162,16 @@ def load_run(run_dir: Path) -> Run:
             subject = record.get("sign_id") or record.get("box_id") or record.get("bay_id")
             if record["fault"] == "BoxNetwork":
                 what = "network back" if record.get("up") else "network cut"
+            if record["fault"] in ("BoxNetwork", "BoxRestarts", "BoxStarted"):
+                # The box cannot be heard from its network cut (or its process stopping for
+                # a restart) until the network is back (its process runs again).
+                gone = record["fault"] == "BoxRestarts" or record.get("up") is False
+                for lot in site.lots_of_box(record["box_id"]):
+                    cuts = cut_off[lot]
+                    if gone:
+                        cuts.append((record["wall"], float("inf")))
+                    elif cuts and cuts[-1][1] == float("inf"):
+                        cuts[-1] = (cuts[-1][0], record["wall"])
             faults.append((record["wall"], f"{what} {subject}"))
         elif record["kind"] == "driver":
             drivers.append(record)
@@ -170,13 +189,16 @@ def load_run(run_dir: Path) -> Run:
                 api[lot["id"]].append(
                     (record["wall"], lot["free"], lot["status"], bool(lot.get("stale")))
                 )
+    restarts = [at for at, name in faults if name.startswith("BoxRestarts")]
+    for lot, cuts in cut_off.items():  # a restart with no BoxStarted (an older run): no window
+        cut_off[lot] = [c for c in cuts if not (c[1] == float("inf") and c[0] in restarts)]
     # From the town's first event on, after a warm-up: at the start every box hears all its
     # sensors' first frames at once (620 bays); that is the boxes' start, not a fault.
     first = timeline[0]["wall"] if timeline else 0.0
     start = max(float(state.get("wall_start") or first), first) + WARM_UP_S
     # Up to the town's last event: after it the demo stops (boxes first), which is no fault.
     end = timeline[-1]["wall"] if timeline else start
-    return Run(lots, entrance, truth, signs, api, faults, drivers, start, end)
+    return Run(lots, entrance, truth, signs, api, faults, cut_off, drivers, start, end)
 
 
 # --- the comparison ----------------------------------------------------------------------
@@ -204,6 +226,7 @@ class LotResult:
     episodes: list[Episode]
     api_samples: int
     api_right: int
+    api_cut_off: int  # samples while the box was cut off, said stale or unknown: right
 
     @property
     def share(self) -> float:
@@ -263,14 +286,24 @@ def compare_lot(run: Run, lot: str) -> LotResult:
                 break
             j += 1
     samples = [s for s in run.api[lot] if run.start <= s[0] <= run.end]
-    api_right = 0
+    api_right = api_cut_off = 0
     for wall, free_api, status, stale in samples:
-        ok = False
-        for free in truth.within(wall - TOLERANCE_S, wall):
-            if free_api == free and (status == "full") == (free == 0) and not stale:
-                ok = True
+        cut = next((c for c in run.cut_off[lot] if c[0] <= wall <= c[1] + TOLERANCE_S), None)
+        if stale and cut is not None:
+            # Central cannot know: "unknown" (no free bay claimed) is the honest answer, as
+            # a sign's "--"; a stale figure must have been true since the box was cut off.
+            ok = (status == "unknown" and free_api == 0) or free_api in truth.within(
+                cut[0] - TOLERANCE_S, wall
+            )
+            api_cut_off += ok
+        else:
+            ok = not stale and any(
+                free_api == free and (status == "full") == (free == 0)
+                for free in truth.within(wall - TOLERANCE_S, wall)
+            )
         api_right += ok
-    return LotResult(lot, seconds, right_s, space_in_full, lags, episodes, len(samples), api_right)
+    return LotResult(lot, seconds, right_s, space_in_full, lags, episodes, len(samples),
+                     api_right, api_cut_off)  # fmt: skip
 
 
 def cause_of(episode: Episode, faults: Sequence[tuple[float, str]]) -> str:
@@ -375,6 +408,12 @@ def report(run: Run) -> tuple[float, float, int, list[str]]:
             > run.start
         )
         lines.append(f"  {lot} truly full for {full_s:.0f} s wall")
+    for r in results:
+        if r.api_cut_off:
+            lines.append(
+                f"  {r.lot} API while its box was cut off: {r.api_cut_off} of {r.api_samples} "
+                f"polls said stale or unknown (counted right: central cannot know)"
+            )
     return signs_share, api_share, misled, lines
 
 
@@ -391,10 +430,7 @@ def poll_api(url: str, out: Path, proc: subprocess.Popen[bytes]) -> None:
             try:
                 response = client.get(f"{url}/api/v1/lots")
                 if response.status_code == 200:
-                    lots = [
-                        {k: lot.get(k) for k in ("id", "free", "status", "stale")}
-                        for lot in response.json()["lots"]
-                    ]
+                    lots = [{k: lot.get(k) for k in API_FIELDS} for lot in response.json()["lots"]]
                     sink.write(json.dumps({"wall": time.time(), "lots": lots}) + "\n")
             except (httpx.HTTPError, ValueError, KeyError):
                 pass

@@ -99,7 +99,7 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         site=site,
         index=index,
         hub=hub,
-        lots=LotsCache(engine, max_age_s=settings.lots_cache_s),
+        lots=LotsCache(engine, max_age_s=settings.lots_cache_s, settings=site.availability),
         started_at=time.time(),
     )
     if engine.dialect.name == "postgresql" and (settings.ingest_group or not settings.ingest):

@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from edge import box_health
+from edge import bay_memory, box_health
 from edge.agents.occupancy import Occupancy
 from edge.agents.uplink import Uplink
 from edge.agents.zones import ZoneAgent
@@ -87,6 +87,7 @@ class EdgeBox:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(Outbox.path_in(config.data_dir), config=config.outbox)
         self.occupancy = Occupancy(config, now=self.started_at)
+        bay_memory.load_into(self.occupancy, config.data_dir, self.started_at)
         self.zones = ZoneAgent(config, data_dir=config.data_dir, now=self.started_at)
         self.ticker = ticker = Ticker(clock)
         self.town = town = TownView(box_id=config.box_id, own_lots=config.lots)
@@ -228,6 +229,9 @@ class EdgeBox:
                 run_supervised(f"signs:{bus_id}", bus.run)
             run_supervised("clock", self.ticker.run)
             run_supervised("status", self.status.run)
+            run_supervised(
+                "bay-memory", lambda: bay_memory.keep(self.occupancy, self.config.data_dir)
+            )
             if self.health._server is not None:
                 run_supervised("health", self.health.run)
 

@@ -47,7 +47,8 @@ def write_atomically(path: Path, data: object) -> None:
         os.close(with_dir)
 
 
-def _read(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A JSON file, or None when absent; one that cannot be read is moved aside (logged)."""
     if not path.exists():
         return None
     try:
@@ -67,7 +68,7 @@ class ScheduleStore:
         self.current: ScheduleDocument | None = None
         self.previous: ScheduleDocument | None = None
         self.pending: ScheduleDocument | None = None
-        raw = _read(self.path)
+        raw = read_json(self.path)
         if isinstance(raw, dict):
             try:
                 self.current = self._doc(raw.get("current"))
@@ -141,7 +142,7 @@ class AlertStore:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / ALERTS_FILE
         self.alerts: dict[str, OpenAlert] = {}
-        raw = _read(self.path)
+        raw = read_json(self.path)
         if isinstance(raw, list):
             for item in raw:
                 try:

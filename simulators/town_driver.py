@@ -40,8 +40,10 @@ __all__ = ["DriverStats", "NetworkCut", "TownDriver"]
 class NetworkCut:
     """A TCP relay between one box and the broker that can be cut and restored.
 
-    Cutting closes every relayed connection and refuses new ones (the box sees its broker
-    vanish, as when a 4G router drops); restoring accepts again, and the box reconnects.
+    Cutting closes every relayed connection and stops listening, so a new connection is
+    refused (the box sees its broker vanish, as when a 4G router drops, and its bare TCP
+    probes of the broker fail); restoring listens again on the same port, and the box
+    reconnects.
     """
 
     def __init__(self, *, target_host: str, target_port: int, host: str = "127.0.0.1") -> None:
@@ -51,11 +53,15 @@ class NetworkCut:
         self.up = True
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._listening: asyncio.Task[None] | None = None
 
     async def start(self) -> NetworkCut:
-        self._server = await asyncio.start_server(self._serve, self.host, 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        await self._listen()
         return self
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
@@ -83,18 +89,27 @@ class NetworkCut:
 
     def cut(self) -> None:
         self.up = False
+        if self._server is not None:
+            self._server.close()  # no more accepts: a connect is refused
+            self._server = None
         for writer in list(self._writers):
             writer.close()
 
     def restore(self) -> None:
+        if self.up:
+            return
         self.up = True
+        self._listening = asyncio.get_running_loop().create_task(self._listen())
 
     async def close(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
+        if self._listening is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                await self._listening
+        server = self._server
+        self.cut()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
 
 
 CapturePost = Callable[[CaptureSeen], Awaitable[object]]
@@ -270,6 +285,10 @@ class TownDriver:
         try:
             await self.restart_box(box_id)
             self.stats.faults += 1
+            if self.timeline is not None:  # its process runs again (the box is heard soon)
+                self.timeline.write(
+                    self.clock.sim(self.wall()), "fault", fault="BoxStarted", box_id=box_id
+                )
         except Exception as exc:  # a box that would not restart is counted; the day goes on
             self.stats.last_capture_error = f"restart {box_id}: {type(exc).__name__}: {exc}"
 

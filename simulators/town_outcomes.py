@@ -36,6 +36,9 @@ counted the way a box must: a bay whose sensor is dead is unknown, never free)::
      "read": "满 FULL → P4 12 green", "knows_town": false, "parked": "P4", "misled": null,
      "turned_away_with_space": false}
     {"wall": ..., "town": ..., "kind": "fault", "fault": "SignReboots", "sign_id": "P1-ENTRANCE"}
+    {"wall": ..., "town": ..., "kind": "fault", "fault": "BoxStarted", "box_id": "box-p1"}
+
+(``BoxStarted``: the process of a box that ``BoxRestarts`` stopped runs again.)
 
 ``kind`` ``lot`` lines (at the start) give every lot's truth before anything happened.
 """

@@ -23,6 +23,7 @@ field-by-field validation, with the same kind of path.
     [entries.<entry_id>]        name, road: a town entry (truck-ban area boundary)
     [signs.<sign_id>]           box_id, kind, lot | zone | segment | entry, message, arrow,
                                 fallback ([{lot, arrow}], nearest first)
+    [availability]              stale_for_s (site_model/availability.py)
 
 Other domains add their own sections (ledger rules, fines) as new fields of ``Site`` with a
 default, so an older file stays valid.
@@ -37,6 +38,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, Field
 
+from site_model.availability import AvailabilitySettings
 from site_model.configfile import (
     ConfigFileError,
     ConfigProblem,
@@ -175,6 +177,7 @@ class Site(SiteFileModel):
     permits: list[PermitEntry] = Field(default_factory=list)
     exempt: list[ExemptEntry] = Field(default_factory=list)
     duty: DutyLimits = Field(default_factory=DutyLimits)
+    availability: AvailabilitySettings = Field(default_factory=AvailabilitySettings)
 
     @property
     def id(self) -> str:

@@ -90,3 +90,46 @@ def test_field_truth_counts_wrong_signs_api_and_misled_drivers(run_dir: Path) ->
     assert misled == 1  # the 3 driver 1 read matched no truth of the 2 s before
     assert any("turned away while their lot had space: 1 by a wrong sign" in x for x in lines)
     assert signs < 99.9
+
+
+def test_field_truth_api_while_a_box_is_cut_off(run_dir: Path) -> None:
+    """While box-p2's network is cut (20..30 s), central cannot know P2: "unknown" (no free
+    bay claimed) is right, like a sign's "--"; a stale figure only if it was true since the
+    cut; stale beyond 2 s after the network came back is wrong."""
+    field_truth.WARM_UP_S = 0.0
+    timeline = run_dir / "truth-timeline.jsonl"
+    faults = [
+        {"wall": T0 + 20, "town": T0, "kind": "fault", "fault": "BoxNetwork",
+         "box_id": "box-p2", "up": False},
+        {"wall": T0 + 30, "town": T0, "kind": "fault", "fault": "BoxNetwork",
+         "box_id": "box-p2", "up": True},
+        # box-p4 restarts (its process stopped 20..25 s); box-p3's restart has no BoxStarted
+        # (a run from before that record): no window.
+        {"wall": T0 + 20, "town": T0, "kind": "fault", "fault": "BoxRestarts", "box_id": "box-p4"},
+        {"wall": T0 + 25, "town": T0, "kind": "fault", "fault": "BoxStarted", "box_id": "box-p4"},
+        {"wall": T0 + 20, "town": T0, "kind": "fault", "fault": "BoxRestarts", "box_id": "box-p3"},
+    ]  # fmt: skip
+    records = field_truth.read_jsonl(timeline)
+    _lines(timeline, records[:-1] + faults + records[-1:])  # the last record ends the window
+    poll = run_dir / "api-poll.jsonl"
+    records = field_truth.read_jsonl(poll)
+    for record in records:
+        if 20 <= record["wall"] - T0 < 27:  # P4 unknown while its box restarts
+            next(lot for lot in record["lots"] if lot["id"] == "P4").update(
+                stale=True, status="unknown", free=0
+            )
+        p2 = next(lot for lot in record["lots"] if lot["id"] == "P2")
+        since_cut = record["wall"] - T0 - 20
+        if 0 <= since_cut < 15:  # unknown for 10 s, then a stale 5 (true), then a stale 9
+            p2.update(stale=True, status="unknown", free=0)
+            if since_cut >= 10:
+                p2.update(status="spacesAvailable", free=5 if since_cut < 13 else 9)
+    _lines(poll, records)
+    run = field_truth.load_run(run_dir)
+    assert run.cut_off["P3"] == []
+    p4 = field_truth.compare_lot(run, "P4")
+    assert p4.api_cut_off == 7 * 4  # unknown 20..27 s: right, to 2 s after BoxStarted
+    p2 = field_truth.compare_lot(run, "P2")
+    # Wrong: stale from 32 s (2 s after the network came back) to 35 s: 3 s of 100.
+    assert p2.api_share == pytest.approx(97.0, abs=0.5)
+    assert p2.api_cut_off == 12 * 4 + 1  # 20..32 s inclusive, polled at 4 Hz

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -10,6 +10,13 @@ class BoxOut(BaseModel):
     id: str
     name: str | None
     online: bool
+    availability: Literal["online", "stale", "unknown"] = Field(
+        description="online; stale (offline for less than the site's stale_for_s); unknown "
+        "(never heard, or offline longer): site_model/availability.py"
+    )
+    offline_for_s: float | None = Field(
+        description="Seconds since central marked it offline; null while online."
+    )
     seen: bool = Field(description="Whether central ever heard a status from it.")
     boot_id: str | None
     offline_reason: str | None

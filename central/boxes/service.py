@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from central.boxes.availability import box_of
 from central.boxes.models import BoxOut, SignOut
 from central.db import schema as t
 from central.errors import NotFound
@@ -38,13 +40,17 @@ def list_boxes(engine: Engine, site: Site, *, box_id: str | None = None) -> list
     if box_id is not None and not rows:
         raise NotFound("box", box_id)
     out = []
+    now = time.time()
     for row in rows:
+        availability, age = box_of(row, site.availability, now)
         status: dict[str, Any] = json.loads(row.status_json) if row.status_json else {}
         out.append(
             BoxOut(
                 id=row.box_id,
                 name=row.name,
                 online=bool(row.online),
+                availability=availability.value,
+                offline_for_s=None if age is None else round(age, 1),
                 seen=bool(row.seen),
                 boot_id=row.boot_id,
                 offline_reason=row.offline_reason,

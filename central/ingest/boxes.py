@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam
+from sqlalchemy import Connection, and_, bindparam, case
 
 from central.db import schema as t
 from central.ingest.batch import Batch, IngestContext, ts
@@ -25,7 +25,15 @@ def apply_statuses(ctx: IngestContext, conn: Connection, batch: Batch) -> None:
             "boot_id": str(status.boot_id),
             "offline_reason": None if online else (status.reason and status.reason.value),
             "status_ts": ts(status.ts),
-            "status_changed_at": received_at,
+            # When it came online or went offline (or rebooted), not every periodic status:
+            # the availability rule dates figures against it (central/boxes/availability.py).
+            "status_changed_at": case(
+                (
+                    and_(t.boxes.c.online == online, t.boxes.c.boot_id == str(status.boot_id)),
+                    t.boxes.c.status_changed_at,
+                ),
+                else_=received_at,
+            ),
         }
         if online:
             values.update(

@@ -16,10 +16,14 @@ class Location(BaseModel):
 
 
 class LotOut(BaseModel):
-    """A lot as drivers and navigation apps see it.
+    """A lot as drivers and navigation apps see it, by the availability rule
+    (``site_model/availability.py``, docs/architecture.md).
 
-    When the lot's box is offline (``stale``), bays last reported free are counted as
-    ``unknown`` and ``free`` is 0: nobody is sent to a space that may be gone.
+    ``availability`` says whether the figures can be believed: ``online`` (current),
+    ``stale`` (the box is cut off: its last figures, ``age_s`` seconds old, for the site's
+    ``[availability] stale_for_s``), ``unknown`` (never reported, cut off longer, or the
+    figures vouch for nothing: every bay unknown). When unknown, bays last reported free are
+    counted as ``unknown`` and ``free`` is 0: nobody is sent to a space that may be gone.
     ``last_known_free`` keeps the box's last figure for the office.
     """
 
@@ -34,7 +38,13 @@ class LotOut(BaseModel):
     closed: int
     status: LotStatusOut
     trend: Literal["filling", "emptying", "steady"] | None
-    stale: bool = Field(description="The lot's box is offline or has not reported yet.")
+    stale: bool = Field(description="The figures are not current: availability is not online.")
+    availability: Literal["online", "stale", "unknown"] = Field(
+        description="online: current; stale: the box is cut off, figures age_s old; unknown."
+    )
+    age_s: float | None = Field(
+        description="Seconds since central marked the lot's box offline; null while online."
+    )
     last_known_free: int | None
     updated: datetime | None = Field(description="When the box last reported the lot.")
     location: Location | None
@@ -61,6 +71,7 @@ class BayOut(BaseModel):
     )
     reported_state: str | None = Field(description="The box's last report.")
     stale: bool
+    availability: Literal["online", "stale", "unknown"]
     since: datetime | None
     updated: datetime | None
     sensor: SensorOut | None

@@ -42,12 +42,14 @@ async def lot(lot_id: str, central: CentralDep) -> Response:
 
 @public.get("/ngsi/lots", summary="The lots as FIWARE OffStreetParking entities (key-values)")
 def ngsi_lots(central: CentralDep) -> list[dict[str, object]]:
-    return service.ngsi_lots(service.list_lots(central.engine), site_id=central.site.id)
+    return service.ngsi_lots(
+        service.list_lots(central.engine, central.site.availability), site_id=central.site.id
+    )
 
 
 @router.get("/{lot_id}/bays", response_model=list[BayOut], summary="Bays of a lot")
-def bays(lot_id: str, engine: EngineDep, _: Viewer) -> list[BayOut]:
-    return service.list_bays(engine, lot_id=lot_id)
+def bays(lot_id: str, central: CentralDep, _: Viewer) -> list[BayOut]:
+    return service.list_bays(central.engine, lot_id=lot_id, settings=central.site.availability)
 
 
 @router.get("/{lot_id}/history", response_model=OccupancyHistory, summary="Occupancy over time")

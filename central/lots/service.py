@@ -1,4 +1,5 @@
-"""Lots: live figures (with the stale rule), bays, occupancy history and dwell times.
+"""Lots: live figures (by the availability rule, site_model/availability.py), bays,
+occupancy history and dwell times.
 
 History is answered from ``events``: the state of every bay at ``start`` is its last
 ``bay_changed`` before ``start`` (one indexed look-up per bay via ``ix_events_bay_ts``), then
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy import Engine, select
 
+from central.boxes.availability import box_of, reported_now
 from central.db import schema as t
 from central.errors import Invalid, NotFound
 from central.lots.models import (
@@ -31,6 +33,14 @@ from central.lots.models import (
     OccupancyPoint,
     SensorOut,
 )
+from site_model.availability import (
+    DEFAULT_SETTINGS,
+    Availability,
+    AvailabilitySettings,
+    LotFigures,
+    bay_view,
+    lot_view,
+)
 
 MAX_POINTS = 5000
 
@@ -39,32 +49,34 @@ def _dt(ts: float | None) -> dt.datetime | None:
     return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
-def _lot_out(row: Any) -> LotOut:
-    online = bool(row.online)
-    reported = row.state_ts is not None
+def _lot_out(row: Any, settings: AvailabilitySettings, now: float) -> LotOut:
+    box, age = box_of(row, settings, now)
     capacity = row.capacity
-    closed = row.closed or 0
-    if online and reported:
-        free, occupied, unknown = row.free, row.occupied, row.unknown
-        status = row.status
-    else:
-        # Stale: what was free may be taken by now; it is unknown, never free.
-        occupied = row.occupied or 0
-        free = 0
-        unknown = max(0, capacity - occupied - closed)
-        status = "closed" if reported and row.status == "closed" else "unknown"
+    figures = None
+    if row.state_ts is not None:
+        figures = LotFigures(
+            capacity=capacity,
+            free=row.free,
+            occupied=row.occupied,
+            unknown=row.unknown,
+            closed=row.closed or 0,
+            status=row.status,
+        )
+    view = lot_view(box, figures, capacity=capacity, age_s=age, current=reported_now(row))
     location = Location(lat=row.lat, lon=row.lon) if row.lat is not None else None
     return LotOut(
         id=row.lot_id,
         name=row.name,
         capacity=capacity,
-        free=free,
-        occupied=occupied,
-        unknown=unknown,
-        closed=closed,
-        status=status,
-        trend=row.trend if online else None,
-        stale=not (online and reported),
+        free=view.free,
+        occupied=view.occupied,
+        unknown=view.unknown,
+        closed=view.closed,
+        status=view.status,  # type: ignore[arg-type]
+        trend=row.trend if view.availability is Availability.ONLINE else None,
+        stale=view.stale,
+        availability=view.availability.value,
+        age_s=None if view.age_s is None else round(view.age_s, 1),
         last_known_free=row.free,
         updated=_dt(row.state_ts),
         location=location,
@@ -74,23 +86,26 @@ def _lot_out(row: Any) -> LotOut:
 
 def _lots_query() -> Any:
     return (
-        select(t.lots, t.boxes.c.online)
+        select(t.lots, t.boxes.c.online, t.boxes.c.seen, t.boxes.c.status_changed_at)
         .select_from(t.lots.outerjoin(t.boxes, t.boxes.c.box_id == t.lots.c.box_id))
         .order_by(t.lots.c.lot_id)
     )
 
 
-def list_lots(engine: Engine) -> list[LotOut]:
+def list_lots(engine: Engine, settings: AvailabilitySettings = DEFAULT_SETTINGS) -> list[LotOut]:
+    now = time.time()
     with engine.connect() as conn:
-        return [_lot_out(row) for row in conn.execute(_lots_query())]
+        return [_lot_out(row, settings, now) for row in conn.execute(_lots_query())]
 
 
-def get_lot(engine: Engine, lot_id: str) -> LotOut:
+def get_lot(
+    engine: Engine, lot_id: str, settings: AvailabilitySettings = DEFAULT_SETTINGS
+) -> LotOut:
     with engine.connect() as conn:
         row = conn.execute(_lots_query().where(t.lots.c.lot_id == lot_id)).first()
     if row is None:
         raise NotFound("lot", lot_id)
-    return _lot_out(row)
+    return _lot_out(row, settings, time.time())
 
 
 _LOTS = TypeAdapter(LotsOut)
@@ -101,9 +116,16 @@ class LotsCache:
     """The public lot list, pre-encoded: rebuilt when a lot or box changes, or after
     ``max_age_s`` (changes made by other processes). The open-data endpoint serves bytes."""
 
-    def __init__(self, engine: Engine, *, max_age_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_age_s: float = 1.0,
+        settings: AvailabilitySettings = DEFAULT_SETTINGS,
+    ) -> None:
         self.engine = engine
         self.max_age_s = max_age_s
+        self.settings = settings
         self._built_at = 0.0
         self._version = 0
         self._built_version = -1
@@ -125,7 +147,7 @@ class LotsCache:
             if self._fresh():
                 return
             version = self._version
-            lots = list_lots(self.engine)
+            lots = list_lots(self.engine, self.settings)
             self._list = _LOTS.dump_json(LotsOut(lots=lots))
             self._one = {lot.id: _LOT.dump_json(lot) for lot in lots}
             self._built_at = time.monotonic()
@@ -148,10 +170,10 @@ class LotsCache:
         return found
 
 
-def _bay_out(row: Any) -> BayOut:
-    online = bool(row.online)
+def _bay_out(row: Any, settings: AvailabilitySettings, now: float) -> BayOut:
+    box, _ = box_of(row, settings, now)
     reported = row.state
-    state = "unknown" if reported is None or (not online and reported == "free") else reported
+    availability, state = bay_view(box, reported, current=reported_now(row))
     sensor = None
     if row.sensor_id is not None:
         sensor = SensorOut(
@@ -165,7 +187,8 @@ def _bay_out(row: Any) -> BayOut:
         zone_id=row.zone_id,
         state=state,
         reported_state=reported,
-        stale=not online or reported is None,
+        stale=availability is not Availability.ONLINE,
+        availability=availability.value,
         since=_dt(row.since),
         updated=_dt(row.state_ts),
         sensor=sensor,
@@ -173,10 +196,15 @@ def _bay_out(row: Any) -> BayOut:
 
 
 def list_bays(
-    engine: Engine, *, lot_id: str | None = None, zone_id: str | None = None
+    engine: Engine,
+    *,
+    lot_id: str | None = None,
+    zone_id: str | None = None,
+    settings: AvailabilitySettings = DEFAULT_SETTINGS,
 ) -> list[BayOut]:
+    now = time.time()
     query = (
-        select(t.bays, t.boxes.c.online)
+        select(t.bays, t.boxes.c.online, t.boxes.c.seen, t.boxes.c.status_changed_at)
         .select_from(t.bays.outerjoin(t.boxes, t.boxes.c.box_id == t.bays.c.box_id))
         .order_by(t.bays.c.bay_id)
     )
@@ -190,7 +218,7 @@ def list_bays(
             query = query.where(t.bays.c.lot_id == lot_id)
         if zone_id is not None:
             query = query.where(t.bays.c.zone_id == zone_id)
-        return [_bay_out(row) for row in conn.execute(query)]
+        return [_bay_out(row, settings, now) for row in conn.execute(query)]
 
 
 def _range(

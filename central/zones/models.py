@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ZoneOut(BaseModel):
@@ -17,4 +18,8 @@ class ZoneOut(BaseModel):
     window_end: datetime | None
     next_transition: datetime | None
     stale: bool
+    availability: Literal["online", "stale", "unknown"] = Field(
+        description="The zone's box: online, stale (cut off, for the site's stale_for_s) or "
+        "unknown (site_model/availability.py)."
+    )
     updated: datetime | None

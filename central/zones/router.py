@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from central.deps import EngineDep, Viewer
+from central.deps import CentralDep, Viewer
 from central.lots.models import BayOut
 from central.lots.service import list_bays
 from central.zones import service
@@ -12,16 +12,19 @@ router = APIRouter(prefix="/api/v1/zones", tags=["zones"])
 
 
 @router.get("", response_model=list[ZoneOut], summary="Every stall zone")
-def zones(engine: EngineDep, _: Viewer) -> list[ZoneOut]:
-    return service.list_zones(engine)
+def zones(central: CentralDep, _: Viewer) -> list[ZoneOut]:
+    return service.list_zones(central.engine, settings=central.site.availability)
 
 
 @router.get("/{zone_id}", response_model=ZoneOut, summary="One stall zone")
-def zone(zone_id: str, engine: EngineDep, _: Viewer) -> ZoneOut:
-    return service.list_zones(engine, zone_id=zone_id)[0]
+def zone(zone_id: str, central: CentralDep, _: Viewer) -> ZoneOut:
+    return service.list_zones(central.engine, zone_id=zone_id, settings=central.site.availability)[
+        0
+    ]
 
 
 @router.get("/{zone_id}/bays", response_model=list[BayOut], summary="Bays of a stall zone")
-def zone_bays(zone_id: str, engine: EngineDep, _: Viewer) -> list[BayOut]:
-    service.list_zones(engine, zone_id=zone_id)
-    return list_bays(engine, zone_id=zone_id)
+def zone_bays(zone_id: str, central: CentralDep, _: Viewer) -> list[BayOut]:
+    settings = central.site.availability
+    service.list_zones(central.engine, zone_id=zone_id, settings=settings)
+    return list_bays(central.engine, zone_id=zone_id, settings=settings)

@@ -21,17 +21,20 @@ The rules, the same for every profile and for the office's view (``sign_display`
   in full mode the only count is the fallback's, after its arrow and label, so no face
   reads as "P4 is full";
 * full means the lot's status is ``full``, i.e. ``free <= full_band`` of that lot;
-* a fallback is offered only if its box is online (and this box's network is up, or the
-  fallback is one of this box's own lots), its status is not ``full`` or ``closed`` and it
-  has a free bay. A fallback whose own band counts it full while a bay or two is free is
-  *not* offered: drivers sent there would meet a sign saying full, so the two signs never
-  contradict each other (with the default band 0 the case does not arise);
-* the lot is unknown ("--") while no bay in service has a known state (a box starting up
-  before any sensor has spoken, or every sensor silent), and while it looks full but more
-  than 10 % of its bays are unknown (a restarted box that has heard only a few sensors once
-  showed FULL with 23 bays free): never "full" for lack of news. A known free bay is always
-  shown as a count (a lower bound: unknown bays are never counted free). A box cut off from
-  its sign beyond the watchdog shows "--" too (the sign does that).
+* whether a lot can be believed is the one availability rule (``site_model/availability.py``,
+  the same central uses for ``/api/v1/lots``): a fallback is offered only if it is
+  ``online`` there (its box online, as heard by this box while its network is up, or one of
+  this box's own lots; a sign cannot show a stale figure's age), its status is not ``full``
+  or ``closed`` and it has a free bay. A fallback whose own band counts it full while a bay
+  or two is free is *not* offered: drivers sent there would meet a sign saying full, so the
+  two signs never contradict each other (with the default band 0 the case does not arise);
+* the lot is unknown ("--") when its figures vouch for nothing (the same rule): no bay in
+  service has a known state (a box starting up before any sensor has spoken, or every
+  sensor silent), or it looks full but more than 10 % of its bays are unknown (a restarted
+  box that has heard only a few sensors once showed FULL with 23 bays free): never "full"
+  for lack of news. A known free bay is always shown as a count (a lower bound: unknown
+  bays are never counted free). A box cut off from its sign beyond the watchdog shows "--"
+  too (the sign does that).
 """
 
 from __future__ import annotations
@@ -52,6 +55,14 @@ from firmware_protocols.signs import (
     WarningDisplay,
     numeric_full_text,
 )
+from firmware_protocols.uplink import LotState
+from site_model.availability import (
+    Availability,
+    LotFigures,
+    box_availability,
+    fallback_eligible,
+    figures_unknown,
+)
 
 NUMERIC_WIDTH = 16  # characters of the generic module's text register
 ARROWS = {"none": Arrow.NONE, "left": Arrow.LEFT, "right": Arrow.RIGHT, "ahead": Arrow.AHEAD}
@@ -65,12 +76,48 @@ COLOURS = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RemoteLot:
-    """Another box's lot, as its retained MQTT state says."""
+    """A lot a sign may point to: its figures and its box's availability (as this box
+    hears it; this box's own lots are always online)."""
 
     lot_id: str
-    free: int
-    status: str
-    box_online: bool
+    figures: LotFigures
+    box: Availability
+
+    @property
+    def free(self) -> int:
+        return self.figures.free
+
+
+def remote_lot_of(state: LotState, box_online: bool | None) -> RemoteLot:
+    """Another box's lot from its retained state; ``box_online`` its box's retained status
+    as heard, None when never heard."""
+    figures = LotFigures(
+        capacity=state.capacity,
+        free=state.free,
+        occupied=state.occupied,
+        unknown=state.unknown,
+        closed=state.closed,
+        status=state.status.value,
+    )
+    box = box_availability(box_online, None)
+    return RemoteLot(lot_id=state.lot_id, figures=figures, box=box)
+
+
+def own_lot(snapshot: LotSnapshot) -> RemoteLot:
+    return RemoteLot(
+        lot_id=snapshot.lot_id, figures=snapshot_figures(snapshot), box=Availability.ONLINE
+    )
+
+
+def snapshot_figures(snapshot: LotSnapshot) -> LotFigures:
+    return LotFigures(
+        capacity=snapshot.capacity,
+        free=snapshot.free,
+        occupied=snapshot.occupied,
+        unknown=snapshot.unknown,
+        closed=snapshot.closed,
+        status=snapshot.status,
+    )
 
 
 def pick_fallback(
@@ -81,26 +128,17 @@ def pick_fallback(
         return None
     for target in sign.fallback:
         lot = remote.get(target.lot)
-        if lot is None or not lot.box_online:
-            continue
-        if lot.status in ("full", "closed") or lot.free <= 0:
+        if lot is None or not fallback_eligible(lot.box, lot.figures):
             continue
         return lot, ARROWS[target.arrow]
     return None
 
 
-FULL_UNKNOWN_MAX_PERCENT = 10  # a lot with more bays unknown than this is not called full
-
-
 def lot_unknown(own: LotSnapshot) -> bool:
-    """Nobody can vouch for the lot's state: no bay in service is known, or it looks full
-    (no free bay known) while more than 10 % of its bays are unknown."""
-    in_service = own.capacity - own.closed
-    if in_service <= 0:
-        return False
-    if own.unknown >= in_service:
-        return True
-    return own.status == "full" and own.unknown * 100 > in_service * FULL_UNKNOWN_MAX_PERCENT
+    """Nobody can vouch for the lot's state (the availability rule's ``figures_unknown``)."""
+    return figures_unknown(
+        capacity=own.capacity, unknown=own.unknown, closed=own.closed, status=own.status
+    )
 
 
 def guidance_display(

@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 Each bay follows its sensor. A bay is ``occupied`` or ``free`` as the sensor last said,
-``unknown`` when the sensor has been silent past its heartbeat timeout or reports a fault,
+``unknown`` when the sensor has been silent past its heartbeat timeout (the availability
+rule's ``sensor_silent``, site_model/availability.py) or reports a fault,
 and ``closed`` while staff have taken it out of service (the sensor is still followed
 underneath, so reopening returns the bay to what its sensor says). Unknown bays never count
 as free: drivers must not be sent to a space nobody can vouch for.
@@ -42,6 +43,7 @@ from typing import Literal
 
 from edge.config import EdgeConfig
 from edge.observations import SensorObservation
+from site_model.availability import sensor_silent
 
 BayStateName = Literal["free", "occupied", "unknown", "closed"]
 LotStatus = Literal["spacesAvailable", "almostFull", "full", "closed"]
@@ -244,7 +246,9 @@ class Occupancy:
                     self._set(bay, "occupied" if occupied else "free", began, "sensor", changes)
             last = bay.health.last_seen
             silent_since = last if last is not None else bay.since
-            if bay.state in ("free", "occupied") and now - silent_since >= bay.heartbeat_timeout_s:
+            if bay.state in ("free", "occupied") and sensor_silent(
+                now - silent_since, bay.heartbeat_timeout_s
+            ):
                 bay.pending = None
                 self._set(bay, "unknown", now, "heartbeat_timeout", changes)
                 notices.append(
@@ -313,7 +317,7 @@ class Occupancy:
 
     def _silent(self, bay: Bay, now: float) -> bool:
         last = bay.health.last_seen
-        return last is None or now - last >= bay.heartbeat_timeout_s
+        return last is None or sensor_silent(now - last, bay.heartbeat_timeout_s)
 
     def _sensor_says(self, bay: Bay, occupied: bool, now: float) -> list[BayChange]:
         changes: list[BayChange] = []

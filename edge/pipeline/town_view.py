@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from edge.agents.guidance import RemoteLot
+from edge.agents.guidance import RemoteLot, own_lot, remote_lot_of
 from edge.agents.occupancy import LotSnapshot
 from firmware_protocols.uplink.models import LotState
 
@@ -50,19 +50,12 @@ class TownView:
 
     def lots(self, own: Mapping[str, LotSnapshot]) -> dict[str, RemoteLot]:
         """Every lot a sign may point to: the other boxes' (as MQTT says) and this box's."""
+        # A box never heard (None: no status yet, or none we may read) is unknown by the
+        # availability rule: its lot's figures may be from before it died.
         view = {
-            lot_id: RemoteLot(
-                lot_id=lot_id,
-                free=state.free,
-                status=state.status.value,
-                # A box never heard (no status yet, or none we may read) is not trusted:
-                # its lot's figures may be from before it died.
-                box_online=self.remote_boxes.get(box_id, False),
-            )
+            lot_id: remote_lot_of(state, self.remote_boxes.get(box_id))
             for lot_id, (box_id, state) in self.remote_lots.items()
         }
-        for lot_id, snap in own.items():
-            view[lot_id] = RemoteLot(
-                lot_id=lot_id, free=snap.free, status=snap.status, box_online=True
-            )
+        for snap in own.values():
+            view[snap.lot_id] = own_lot(snap)
         return view

@@ -170,6 +170,20 @@ def test_store_states_conflate_and_offline_box_is_stale(
     assert bays["P1-001"].state == "occupied" and bays["P1-001"].stale
 
 
+def test_store_lot_with_every_bay_unknown_is_unknown_not_full(
+    engine: Engine, site_index: SiteIndex
+) -> None:
+    """A box that has heard none of its sensors reports free 0 and 'full': central says the
+    lot is unknown (the availability rule), never full for lack of news."""
+    writer, _ = _writer(engine, site_index)
+    writer.process(
+        [raw(P1.status, birth("box-p1")), raw(P1.lot("P1"), lot_state(free=0, occupied=0))]
+    )
+    lot = lots.get_lot(engine, "P1")
+    assert (lot.status, lot.free, lot.unknown, lot.stale) == ("unknown", 0, 10, True)
+    assert lot.availability == "unknown"
+
+
 def test_store_site_disagreements_are_recorded(engine: Engine, site_index: SiteIndex) -> None:
     """A bay, lot or capacity the site file does not agree with becomes a site problem."""
     writer, _ = _writer(engine, site_index)

@@ -10,8 +10,18 @@ from edge.config import EdgeConfig, parse_config
 from edge.observations import SensorObservation
 from firmware_protocols.sensors import decode
 from firmware_protocols.signs import Arrow, Colour, GuidanceMode, guidance_text
+from site_model.availability import Availability, LotFigures
 
 T0 = 1_700_000_000.0
+
+
+def _remote(lot_id: str, free: int, status: str, *, online: bool, capacity: int = 100) -> RemoteLot:
+    """Another box's lot (every bay known), its box online or offline."""
+    figures = LotFigures(
+        capacity=capacity, free=free, occupied=capacity - free, unknown=0, closed=0, status=status
+    )
+    box = Availability.ONLINE if online else Availability.UNKNOWN
+    return RemoteLot(lot_id=lot_id, figures=figures, box=box)
 
 
 def make_config(bays: int = 10, **sensors: object) -> EdgeConfig:
@@ -214,8 +224,8 @@ def test_guidance_projection_follows_status() -> None:
     fill(occ, 10, 10, T0 + 2)
     full = occ.lot_snapshot("P1", T0 + 2)
     remote = {
-        "P2": RemoteLot(lot_id="P2", free=0, status="full", box_online=True),
-        "P3": RemoteLot(lot_id="P3", free=37, status="spacesAvailable", box_online=True),
+        "P2": _remote("P2", 0, "full", online=True),
+        "P3": _remote("P3", 37, "spacesAvailable", online=True),
     }
     shown = guidance_display(sign, full, remote, network_up=True)
     assert (shown.mode, shown.label, shown.free, shown.arrow) == (
@@ -231,7 +241,7 @@ def test_guidance_projection_follows_status() -> None:
     assert guidance_text(offline) == "满 FULL"
     p3_box_down = {
         **remote,
-        "P3": RemoteLot(lot_id="P3", free=37, status="spacesAvailable", box_online=False),
+        "P3": _remote("P3", 37, "spacesAvailable", online=False),
     }
     assert guidance_display(sign, full, p3_box_down, network_up=True).label == ""
     assert numeric_display(sign, full, remote, network_up=True).text == "FULL ^P3 37"
@@ -245,7 +255,7 @@ def test_guidance_arrows_come_from_the_fallback_targets() -> None:
     occ = Occupancy(config, now=T0)
     fill(occ, 10, 10, T0)
     full = occ.lot_snapshot("P1", T0)
-    p2_has_space = {"P2": RemoteLot(lot_id="P2", free=4, status="almostFull", box_online=True)}
+    p2_has_space = {"P2": _remote("P2", 4, "almostFull", online=True)}
     shown = guidance_display(sign, full, p2_has_space, network_up=True)
     assert (shown.label, shown.arrow) == ("P2", Arrow.RIGHT)
     assert guidance_text(shown) == "满 FULL → P2 4"
@@ -258,7 +268,7 @@ def test_guidance_unknown_at_start_up_is_dashes_not_full() -> None:
     occ = Occupancy(config, now=T0)
     start = occ.lot_snapshot("P1", T0)
     assert start.unknown == start.capacity
-    remote = {"P2": RemoteLot(lot_id="P2", free=4, status="almostFull", box_online=True)}
+    remote = {"P2": _remote("P2", 4, "almostFull", online=True)}
     shown = guidance_display(sign, start, remote, network_up=True)
     assert shown.mode is GuidanceMode.UNKNOWN
     assert guidance_text(shown) == "--"
@@ -324,8 +334,8 @@ def test_a_fallback_full_by_its_own_band_is_not_offered() -> None:
     fill(occ, 10, 10, T0)
     full = occ.lot_snapshot("P1", T0)
     remote = {
-        "P2": RemoteLot(lot_id="P2", free=2, status="full", box_online=True),
-        "P3": RemoteLot(lot_id="P3", free=6, status="spacesAvailable", box_online=True),
+        "P2": _remote("P2", 2, "full", online=True),
+        "P3": _remote("P3", 6, "spacesAvailable", online=True),
     }
     assert guidance_display(sign, full, remote, network_up=True).label == "P3"
 

@@ -76,9 +76,10 @@ pg.page(async () => {
   }
 
   function renderBox(b) {
-    const node = el("div", { class: "panel box" + (b.online ? "" : " offline"), "data-box": b.id },
+    const online = b.availability === "online";  // the API's rule, site_model/availability.py
+    const node = el("div", { class: "panel box" + (online ? "" : " offline"), "data-box": b.id },
       el("div", { class: "head" }, el("h3", { text: b.name || b.id }), el("span", { class: "muted", text: b.id }),
-        el("span", { class: "badge " + (b.online ? "green" : "red"), style: { marginLeft: "auto" }, text: b.online ? t("boxes.online") : b.seen ? t("boxes.offline") : t("boxes.never_seen") })),
+        el("span", { class: "badge " + (online ? "green" : "red"), style: { marginLeft: "auto" }, text: online ? t("boxes.online") : b.seen ? t("boxes.offline") : t("boxes.never_seen") })),
       dl([
         [t("boxes.serves"), [...b.lots, ...b.zones].join(", ") || "—"],
         [t("boxes.version"), b.software_version || "—"],

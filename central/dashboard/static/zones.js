@@ -21,7 +21,8 @@ pg.page(async () => {
     }
     box.replaceChildren(...zones.map((z) => {
       const mine = alerts.filter((a) => a.zone_id === z.id);
-      const state = z.stale ? "unknown" : z.state || "unknown";
+      // The API decides (site_model/availability.py): a stale zone keeps its last state.
+      const state = z.availability === "unknown" ? "unknown" : z.state || "unknown";
       return el("div", { class: "panel zone", "data-zone": z.id },
         el("div", { class: "name" }, el("b", { text: z.name }), " ",
           el("span", { class: "muted", text: z.id })),
