@@ -2,31 +2,68 @@
 
 Three views of the same counters: the ``HealthSummary`` carried in the box's MQTT status,
 the ``/healthz`` report for a technician, and the Prometheus families of ``/metrics``. They
-only read; nothing here changes the box.
+only read; nothing here changes the parts.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
+from edge.agents.occupancy import LotSnapshot, Occupancy
+from edge.agents.zones import ZoneAgent
+from edge.drivers.serial_line import SerialLine
+from edge.drivers.sign_bus import SignBus
 from edge.health_http import HealthReport, Metric
+from edge.supervise import Restarts
 from firmware_protocols.uplink.models import (
     HealthSummary,
+    OutboxHealth,
     SensorsHealth,
     SerialLineHealth,
     SignBusHealth,
     SignUnitHealth,
 )
 
-if TYPE_CHECKING:
-    from edge.runtime import EdgeBox
+
+class UplinkFigures(Protocol):
+    """What health reads of the uplink."""
+
+    def outbox_health(self) -> OutboxHealth: ...
+
+    def stats(self) -> _AcksRefused: ...
 
 
-def health_summary(box: EdgeBox) -> HealthSummary:
+class _AcksRefused(Protocol):
+    @property
+    def acks_refused(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthSources:
+    """The parts of a box its health is read from (read only, never changed here)."""
+
+    box_id: str
+    boot_id: uuid.UUID
+    started_at: float
+    clock: Callable[[], float]
+    network_up: Callable[[], bool]
+    uplink: UplinkFigures
+    lines: Mapping[str, SerialLine]
+    buses: Mapping[str, SignBus]
+    occupancy: Occupancy
+    lots: Mapping[str, LotSnapshot]
+    zones: ZoneAgent
+    restarts: Restarts
+
+
+def health_summary(parts: HealthSources) -> HealthSummary:
     """The health part of the box status (birth and the periodic status)."""
-    outbox = box.uplink.outbox_health()
+    outbox = parts.uplink.outbox_health()
     lines = []
-    for name, line in box.lines.items():
+    for name, line in parts.lines.items():
         stats = line.stats()
         lines.append(
             SerialLineHealth(
@@ -39,7 +76,7 @@ def health_summary(box: EdgeBox) -> HealthSummary:
             )
         )
     buses = []
-    for bus_id, bus in box.buses.items():
+    for bus_id, bus in parts.buses.items():
         units = []
         for sign_id in bus.sign_ids:
             status = bus.status(sign_id)
@@ -54,13 +91,13 @@ def health_summary(box: EdgeBox) -> HealthSummary:
                 )
             )
         buses.append(SignBusHealth(bus=bus_id, units=tuple(units)))
-    bays = box.occupancy.bays.values()
+    bays = parts.occupancy.bays.values()
     return HealthSummary(
         outbox=outbox,
         serial_lines=tuple(lines),
         sign_buses=tuple(buses),
         sensors=SensorsHealth(
-            total=len(box.occupancy.bays),
+            total=len(parts.occupancy.bays),
             silent=sum(1 for b in bays if b.state == "unknown" and not b.health.fault),
             low_battery=sum(1 for b in bays if b.health.battery_health in ("low", "critical")),
             faulty=sum(1 for b in bays if b.health.fault),
@@ -68,55 +105,55 @@ def health_summary(box: EdgeBox) -> HealthSummary:
     )
 
 
-def health_report(box: EdgeBox) -> HealthReport:
+def health_report(parts: HealthSources) -> HealthReport:
     """``/healthz``: ok only when MQTT is up and no line or sign is down."""
-    lines_down = [name for name, line in box.lines.items() if not line.up]
+    lines_down = [name for name, line in parts.lines.items() if not line.up]
     signs_down = [
         sign_id
-        for bus in box.buses.values()
+        for bus in parts.buses.values()
         for sign_id in bus.sign_ids
         if not bus.status(sign_id).up
     ]
-    outbox = box.uplink.outbox_health()
+    outbox = parts.uplink.outbox_health()
     detail: dict[str, object] = {
-        "box_id": box.config.box_id,
-        "boot_id": str(box.boot_id),
-        "uptime_s": round(box.clock() - box.started_at, 1),
-        "mqtt_connected": box.network_up,
+        "box_id": parts.box_id,
+        "boot_id": str(parts.boot_id),
+        "uptime_s": round(parts.clock() - parts.started_at, 1),
+        "mqtt_connected": parts.network_up(),
         "serial_lines_down": lines_down,
         "signs_down": signs_down,
         "outbox_events": outbox.event.depth,
         "oldest_event_age_s": outbox.oldest_event_age_s,
-        "unknown_sensors": dict(box.occupancy.unknown_sensors),
-        "restarts": dict(box.restarts.counts),
+        "unknown_sensors": dict(parts.occupancy.unknown_sensors),
+        "restarts": dict(parts.restarts.counts),
         "lots": {
             lot_id: {"free": s.free, "capacity": s.capacity, "status": s.status}
-            for lot_id, s in box._lot_snapshots.items()
+            for lot_id, s in parts.lots.items()
         },
         "zones": {
             zone_id: {
-                "state": box.zones.state_name(zone_id),
-                "violating": box.zones.violating(zone_id),
+                "state": parts.zones.state_name(zone_id),
+                "violating": parts.zones.violating(zone_id),
             }
-            for zone_id in box.zones.zones
+            for zone_id in parts.zones.zones
         },
     }
-    ok = box.network_up and not lines_down and not signs_down
+    ok = parts.network_up() and not lines_down and not signs_down
     return HealthReport(ok=ok, detail=detail)
 
 
-def box_metrics(box: EdgeBox) -> list[Metric]:
+def box_metrics(parts: HealthSources) -> list[Metric]:
     """``/metrics``: the counters the drivers and agents keep, as Prometheus families."""
-    base = {"box": box.config.box_id}
+    base = {"box": parts.box_id}
     metrics = [
         Metric(
             name="parkgrid_edge_mqtt_connected",
             kind="gauge",
             help="1 while the box is connected to the broker",
-            samples=[(base, 1.0 if box.network_up else 0.0)],
+            samples=[(base, 1.0 if parts.network_up() else 0.0)],
         ),
     ]
-    outbox = box.uplink.outbox_health()
+    outbox = parts.uplink.outbox_health()
     metrics.append(
         Metric(
             name="parkgrid_edge_outbox_depth",
@@ -141,7 +178,7 @@ def box_metrics(box: EdgeBox) -> list[Metric]:
             name="parkgrid_edge_acks_refused_total",
             kind="counter",
             help="acks above the outbox's last committed seq, refused (nothing deleted)",
-            samples=[(base, box.uplink.stats().acks_refused)],
+            samples=[(base, parts.uplink.stats().acks_refused)],
         )
     )
     line_samples: dict[str, list[tuple[dict[str, str], float]]] = {
@@ -151,7 +188,7 @@ def box_metrics(box: EdgeBox) -> list[Metric]:
         "dropped_bytes": [],
         "up": [],
     }
-    for name, line in box.lines.items():
+    for name, line in parts.lines.items():
         stats = line.stats()
         labels = {**base, "line": name}
         line_samples["bytes"].append((labels, stats.bytes_in))
@@ -171,7 +208,7 @@ def box_metrics(box: EdgeBox) -> list[Metric]:
             )
         )
     unit_up, unit_requests, unit_timeouts = [], [], []
-    for bus_id, bus in box.buses.items():
+    for bus_id, bus in parts.buses.items():
         for sign_id in bus.sign_ids:
             status = bus.status(sign_id)
             labels = {**base, "bus": bus_id, "sign": sign_id, "unit": str(status.unit)}
@@ -200,7 +237,7 @@ def box_metrics(box: EdgeBox) -> list[Metric]:
     ]
     lot_samples = [
         ({**base, "lot": lot_id, "state": state}, float(getattr(snap, state)))
-        for lot_id, snap in box._lot_snapshots.items()
+        for lot_id, snap in parts.lots.items()
         for state in ("free", "occupied", "unknown", "closed")
     ]
     metrics.append(
@@ -216,7 +253,7 @@ def box_metrics(box: EdgeBox) -> list[Metric]:
             name="parkgrid_edge_unknown_sensor_frames_total",
             kind="counter",
             help="frames from sensors not mapped to any bay",
-            samples=[(base, float(sum(box.occupancy.unknown_sensors.values())))],
+            samples=[(base, float(sum(parts.occupancy.unknown_sensors.values())))],
         )
     )
     metrics.append(
@@ -224,7 +261,7 @@ def box_metrics(box: EdgeBox) -> list[Metric]:
             name="parkgrid_edge_loop_restarts_total",
             kind="counter",
             help="supervised loops restarted after a crash",
-            samples=[({**base, "loop": k}, float(v)) for k, v in box.restarts.counts.items()],
+            samples=[({**base, "loop": k}, float(v)) for k, v in parts.restarts.counts.items()],
         )
     )
     return metrics

@@ -5,7 +5,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from edge.runtime import SOFTWARE_VERSION
+from edge.pipeline.status import SOFTWARE_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -71,8 +71,8 @@ async def test_a_restarted_box_takes_its_bays_back_with_their_age(tmp_path: Path
         assert (snap.free, snap.occupied, snap.unknown) == (0, 1, 2)
         assert again.occupancy.bays["B002"].since == T0 + 400
         _heard(again, SENSORS[0], occupied=False, at=now[0] + 1)  # B001 speaks: a count
-        again._refresh_lot("P1", now[0] + 1)
-        shown = again.projection("G")
+        again.intake.snapshot_lots(["P1"], now[0] + 1)
+        shown = again.signs.projection("G")
         assert isinstance(shown, GuidanceDisplay)
         assert (shown.mode, shown.free) == (GuidanceMode.NORMAL, 1)
         # The same rule expires B002 as if the box had never stopped: 600 s after T0 + 400.

@@ -164,8 +164,8 @@ async def test_field_sign_never_points_at_an_unheard_or_dead_box(tmp_path: Path)
                     publish_as, broker, "box-p2", b_password, topics_b.lot("P2"),
                     encode_payload(stale),
                 )  # fmt: skip
-                await eventually(lambda: "P2" in box_a.remote_lots)
-                shown = box_a.projection("S1")
+                await eventually(lambda: "P2" in box_a.town.remote_lots)
+                shown = box_a.signs.projection("S1")
                 assert isinstance(shown, GuidanceDisplay)
                 assert (shown.mode, shown.label) == (GuidanceMode.FULL, ""), (
                     "pointed at a lot whose box was never heard"
@@ -176,7 +176,7 @@ async def test_field_sign_never_points_at_an_unheard_or_dead_box(tmp_path: Path)
                 path_b = tmp_path / "box-p2" / "edge.toml"
                 path_b.write_text(tomli_w.dumps(config_b))
                 box_b = start_box(path_b, tmp_path / "box-p2.log")
-                await eventually(lambda: box_a.remote_boxes.get("box-p2") is True, within=60)
+                await eventually(lambda: box_a.town.remote_boxes.get("box-p2") is True, within=60)
 
                 async def b_sensors_report() -> None:  # again, until B has opened its line
                     while True:
@@ -194,7 +194,7 @@ async def test_field_sign_never_points_at_an_unheard_or_dead_box(tmp_path: Path)
                 # B dies without a word: the broker publishes its will, A stops pointing at P2.
                 box_b.send_signal(signal.SIGKILL)
                 box_b.wait(timeout=10)
-                await eventually(lambda: box_a.remote_boxes.get("box-p2") is False)
+                await eventually(lambda: box_a.town.remote_boxes.get("box-p2") is False)
                 await eventually(lambda: signs.display(1).label == "")
                 assert signs.display(1).mode == GuidanceMode.FULL
             finally:

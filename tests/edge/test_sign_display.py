@@ -78,11 +78,11 @@ async def test_sign_state_shows_an_orphaned_sign_as_it_looks(tmp_path: Path) -> 
             "W": WarningDisplay(message=Message.NO_PARKING),
         }
         for sign_id, display in shown.items():
-            box.shown[sign_id] = display
+            box.signs.shown[sign_id] = display
             unit = bus._units[sign_id]
             unit.shown = display
             unit.faults = frozenset({"watchdog_expired"})
-        guidance, warning = box.sign_state("G"), box.sign_state("W")
+        guidance, warning = box.signs.sign_state("G"), box.signs.sign_state("W")
         assert guidance is not None and guidance.shown is not None
         assert warning is not None and warning.shown is not None
         assert guidance.shown.mode is SignMode.DASHES

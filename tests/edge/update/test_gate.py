@@ -113,8 +113,8 @@ async def test_the_gate_reads_what_a_real_box_reports(
                                      for s in r.box.buses[b].sign_ids), within=60)  # fmt: skip
 
         def failures() -> list[str]:
-            report = health_report(r.box)
-            return gate_failures(report.detail, render_metrics(box_metrics(r.box)))
+            report = health_report(r.box.health_sources)
+            return gate_failures(report.detail, render_metrics(box_metrics(r.box.health_sources)))
 
         assert failures() == ["no sensor heard on serial line conc"]
         await r.sim.send_status("00A10001", occupied=False)

@@ -30,8 +30,10 @@ WAIT_S = 480  # a bound for a loaded CI machine, not a measured figure
 def never_connected(source: Path) -> None:
     health = source / "edge" / "box_health.py"
     text = health.read_text()
-    assert '"mqtt_connected": box.network_up,' in text
-    health.write_text(text.replace('"mqtt_connected": box.network_up,', '"mqtt_connected": False,'))
+    assert '"mqtt_connected": parts.network_up(),' in text
+    health.write_text(
+        text.replace('"mqtt_connected": parts.network_up(),', '"mqtt_connected": False,')
+    )
 
 
 def eventually(condition: Callable[[], object], what: str, log: Path) -> None:
