@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients socat:socat mbpoll:mbpoll tmux:tmux chromium:chromium :fonts-noto-cjk openssl:openssl ip:iproute2
 
-.PHONY: all install system-deps demo-deps lint format test bench soak demo schema clean
+.PHONY: all install system-deps demo-deps lint format test test-long bench soak demo schema clean
 
 all: test
 
@@ -52,6 +52,11 @@ format: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The tests that build and install whole releases (minutes each, marked `long`): CI runs them
+# after `make test`, which leaves them out to stay under 15 minutes.
+test-long: $(STAMP) system-deps
+	$(PY) -m pytest -q -m long $(PYTEST_ARGS)
 
 # Every benchmark prints its figures beside a floor measured in the same run (bench/_*.py are
 # shared helpers, not benchmarks).

@@ -23,7 +23,7 @@ from simulators.broker import MosquittoBroker, free_port
 from tests.edge.update.conftest import Kit, update
 from tests.edge.update.unit_standin import UnitStandin
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 WAIT_S = 480  # a bound for a loaded CI machine, not a measured figure
 
 

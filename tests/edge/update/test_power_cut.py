@@ -22,7 +22,7 @@ from edge.update.slots import Layout
 from simulators.broker import MosquittoBroker, free_port
 from tests.edge.update.conftest import ENV, Kit, run, update
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 STEPS = ("verify", "disk", "unpack", "slot", "trial", "switch")
 
 

@@ -17,7 +17,7 @@ import pytest
 from edge.update.slots import RELEASE_FILE, Layout
 from tests.edge.update.conftest import PARKGRID, Kit, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 def fake_box(prefix: Path, version: str) -> Layout:
