@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -43,6 +43,7 @@ from site_model.configfile import (
 )
 from site_model.configfile import ConfigProblem as ConfigProblem  # re-exported: edge's name
 from site_model.edge_config import TREND_WINDOW_S
+from site_model.timezones import TimeZoneName
 from site_model.zone_classes import CLOSING_SOON_S, ZONE_CLASS_DEFAULTS
 from site_model.zone_classes import SeverityName as SeverityName  # re-exported: edge's name
 
@@ -451,7 +452,7 @@ class HealthConfig(_Model):
 class EdgeConfig(_Model):
     site: Ident
     box_id: Ident
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZoneName = "Asia/Shanghai"
     data_dir: Path = Path("/var/lib/parkgrid")
     mqtt: MqttConfig = MqttConfig()
     serial: dict[Ident, SerialLineConfig] = Field(default_factory=dict)
@@ -461,15 +462,6 @@ class EdgeConfig(_Model):
     sensors: SensorDefaults = SensorDefaults()
     outbox: OutboxConfig = OutboxConfig()
     health: HealthConfig = HealthConfig()
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
-        return value
 
     @property
     def tz(self) -> ZoneInfo:

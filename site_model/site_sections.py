@@ -11,9 +11,10 @@ import json
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from site_model.timezones import TimeZoneName
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 BOX_ID_PATTERN = r"^[A-Za-z0-9.-][A-Za-z0-9_.-]{0,63}$"
@@ -137,16 +138,7 @@ def _expand_bays(owner: str, bays: Bays) -> list[str]:
 class SiteInfo(SiteFileModel):
     id: Ident
     name: str = Field(min_length=1, max_length=200)
-    timezone: str = "Asia/Shanghai"
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
-        return value
+    timezone: TimeZoneName = "Asia/Shanghai"
 
 
 class BoxEntry(SiteFileModel):
@@ -245,7 +237,7 @@ class CameraEntry(SiteFileModel):
     entry: Ident | None = Field(default=None, description="a truck-ban camera at a town entry")
     lots: list[Ident] = Field(default_factory=list)
     zones: list[Ident] = Field(default_factory=list)
-    timezone: str | None = Field(
+    timezone: TimeZoneName | None = Field(
         default=None,
         description="the zone the camera's clock is set to (Dahua UTC/LocaleTime are local "
         "wall time); default the site's",
@@ -261,16 +253,6 @@ class CameraEntry(SiteFileModel):
         default_factory=dict,
         description="the camera's parking-space numbers (Dahua TrafficParkingSpace*) -> bay ids",
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
 
 class GridEntry(SiteFileModel):
