@@ -16,7 +16,10 @@ from central.deps import Admin, CentralDep, EngineDep, Operator, Viewer
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 # A store row id: a bigger number is 422, not a 500 from the database driver.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Month = Annotated[str, Query(pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM")]
+Month = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM, the town's; default its month now"),
+]
 
 
 @router.get("/cases", summary="Cases, newest first (state, grid, kind, overdue)")
@@ -63,17 +66,25 @@ def act(case_id: RowId, body: CaseActionIn, central: CentralDep, actor: Operator
 
 
 @router.get("/reports/grids", summary="Per-grid figures for a month")
-def grid_report(month: Month, central: CentralDep, _: Viewer) -> dict[str, Any]:
-    return service.grid_report(central.engine, central.site, month=month)
+def grid_report(central: CentralDep, _: Viewer, month: Month = None) -> dict[str, Any]:
+    return service.grid_report(
+        central.engine, central.site, month=month, town=central.town.mapping()
+    )
 
 
 @router.get(
     "/reports/grids.xlsx", summary="Per-grid figures for a month, as XLSX", response_class=Response
 )
-async def grid_report_xlsx(month: Month, central: CentralDep, _: Viewer) -> Response:
-    report = await run_in_threadpool(service.grid_report, central.engine, central.site, month=month)
+async def grid_report_xlsx(central: CentralDep, _: Viewer, month: Month = None) -> Response:
+    report = await run_in_threadpool(
+        service.grid_report,
+        central.engine,
+        central.site,
+        month=month,
+        town=central.town.mapping(),
+    )
     data = await run_in_threadpool(service.grid_report_xlsx, report)
-    safe = re.sub(r"[^0-9-]", "", month)
+    safe = re.sub(r"[^0-9-]", "", report["month"])
     return Response(
         data,
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

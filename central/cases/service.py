@@ -20,6 +20,7 @@ from central.cases.routing import grid_of, place_of_alert
 from central.db import schema as t
 from central.db.engine import insert_ignore, writer
 from central.errors import Invalid, NotFound
+from central.townclock import IDENTITY, Mapping
 from site_model.site import Site
 
 SYSTEM = "system"
@@ -374,12 +375,29 @@ def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 1) if values else None
 
 
+def town_month(town_now: float, tz: dt.tzinfo) -> str:
+    """The month (``YYYY-MM``) a town time falls in, in the site's time zone."""
+    return dt.datetime.fromtimestamp(town_now, tz).strftime("%Y-%m")
+
+
 def grid_report(
-    engine: Engine, site: Site, *, month: str, now: float | None = None
+    engine: Engine,
+    site: Site,
+    *,
+    month: str | None = None,
+    town: Mapping = IDENTITY,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """Per grid: cases, median time to acknowledge and close (s), overdue, repeat places."""
+    """Per grid: cases, median time to acknowledge and close, overdue, repeat places.
+
+    The month and the medians are the town's (``town`` maps the stored wall times): a demo's
+    month is the town's month (the default: the town's month now) and its medians are town
+    seconds (wall seconds x speed). In a real town ``town`` is the identity."""
     now = time.time() if now is None else now
-    start, end = month_range(month, ZoneInfo(site.site.timezone))
+    tz = ZoneInfo(site.site.timezone)
+    month = town_month(town.town(now), tz) if month is None else month
+    town_start, town_end = month_range(month, tz)
+    start, end = town.wall(town_start), town.wall(town_end)
     with engine.connect() as conn:
         cases = conn.execute(
             select(t.cases).where(
@@ -415,10 +433,14 @@ def grid_report(
                 "closed": sum(1 for row in rows if row.state == "closed"),
                 "open": sum(1 for row in rows if row.state in workflow.OPEN_STATES),
                 "median_ack_s": _median(
-                    [r.acknowledged_at - r.registered_at for r in rows if r.acknowledged_at]
+                    [
+                        (r.acknowledged_at - r.registered_at) * town.speed
+                        for r in rows
+                        if r.acknowledged_at
+                    ]
                 ),
                 "median_close_s": _median(
-                    [r.closed_at - r.registered_at for r in rows if r.closed_at]
+                    [(r.closed_at - r.registered_at) * town.speed for r in rows if r.closed_at]
                 ),
                 "overdue": sum(1 for row in rows if _overdue(dict(row._mapping), now)),
                 "escalated": sum(1 for row in rows if row.escalation > 0),
@@ -428,7 +450,12 @@ def grid_report(
                 "tow_orders": ledger_counts[(grid_id, "tow")],
             }
         )
-    return {"month": month, "timezone": site.site.timezone, "grids": out}
+    return {
+        "month": month,
+        "timezone": site.site.timezone,
+        "town_speed": town.speed,  # the medians are town seconds
+        "grids": out,
+    }
 
 
 REPORT_COLUMNS = (

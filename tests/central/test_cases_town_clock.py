@@ -7,10 +7,12 @@ pass, and orders a tow for a bay occupied 48 town hours (48 wall minutes).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -37,9 +39,22 @@ SPEED = 60.0
 
 @pytest.fixture
 def fast_town(tmp_path: Path) -> Iterator[TestClient]:
+    yield from _central(tmp_path, sim_start=time.time())
+
+
+# A town day in July 2031 (site time): never the wall's month when the test runs.
+TOWN_JULY = dt.datetime(2031, 7, 15, 12, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+
+
+@pytest.fixture
+def fast_town_in_july(tmp_path: Path) -> Iterator[TestClient]:
+    yield from _central(tmp_path, sim_start=TOWN_JULY)
+
+
+def _central(tmp_path: Path, *, sim_start: float) -> Iterator[TestClient]:
     clock = tmp_path / "demo.json"
     now = time.time()
-    clock.write_text(json.dumps({"sim_start": now, "wall_start": now, "speed": SPEED}))
+    clock.write_text(json.dumps({"sim_start": sim_start, "wall_start": now, "speed": SPEED}))
     db_url = f"sqlite:///{tmp_path / 'central.db'}"
     settings = CentralSettings(
         site_file=SITE_FILE, database_url=db_url, ingest=False, town_clock_file=clock
@@ -52,11 +67,15 @@ def fast_town(tmp_path: Path) -> Iterator[TestClient]:
         engine.dispose()
 
 
-def _sweep(client: TestClient) -> dict:
+def _ada(client: TestClient) -> dict[str, str]:
     token = client.post(
         "/api/v1/auth/login", data={"username": "ada", "password": "ada-password"}
     ).json()["access_token"]
-    response = client.post("/api/v1/cases/sweep", headers={"Authorization": f"Bearer {token}"})
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _sweep(client: TestClient) -> dict:
+    response = client.post("/api/v1/cases/sweep", headers=_ada(client))
     assert response.status_code == 200
     return response.json()
 
@@ -118,3 +137,39 @@ def test_tow_order_from_captures_gets_town_limits(engine: Engine, tmp_path: Path
         case = conn.execute(select(t.cases)).one()
     assert case.kind == "tow"
     assert case.ack_due_at - case.registered_at == pytest.approx(30 * 60 / SPEED)
+
+
+def test_grid_report_is_town_time(fast_town_in_july: TestClient) -> None:
+    """At 60x a case acknowledged 30 wall seconds after it opened reports a median of 30
+    town minutes, in the town's month (the report's default), not the wall's."""
+    client = fast_town_in_july
+    site = load_site(SITE_FILE)
+    assert site.site.timezone == "Asia/Shanghai"
+    engine = client.engine  # type: ignore[attr-defined]
+    writer = IngestWriter(engine=engine, site=SiteIndex.of(site))
+    alert = _alert("box-p1", 1, AlertType.BAY_OCCUPIED_WHILE_CLOSED, bay_id="P1-002", lot_id="P1")
+    writer.process([event_msg(alert)])
+    _sweep(client)
+    with engine.connect() as conn:
+        case = conn.execute(select(t.cases)).one()
+    service.act(
+        engine, case_id=case.id, action="dispatch", actor="t", note=None, now=case.registered_at
+    )
+    service.act(
+        engine,
+        case_id=case.id,
+        action="acknowledge",
+        actor="t",
+        note=None,
+        now=case.registered_at + 30,
+    )
+    report = client.get("/api/v1/reports/grids", headers=_ada(client)).json()
+    assert report["month"] == "2031-07"
+    grid = next(g for g in report["grids"] if g["grid_id"] == case.grid_id)
+    assert grid["cases"] == 1
+    assert grid["median_ack_s"] == pytest.approx(30 * 60)
+    wall_month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    by_wall = client.get(
+        "/api/v1/reports/grids", params={"month": wall_month}, headers=_ada(client)
+    ).json()
+    assert sum(g["cases"] for g in by_wall["grids"]) == 0

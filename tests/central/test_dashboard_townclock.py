@@ -136,3 +136,13 @@ def test_the_ledgers_date_filter_asks_for_the_towns_day(town_page: Page) -> None
     # Entries under 3 June in the town: from the town's midnight, 620 wall s before the start.
     at = dt.datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp()
     assert at == pytest.approx(town_page.wall_start - 620, abs=2)  # type: ignore[attr-defined]
+
+
+def test_the_grid_report_opens_on_the_towns_month_labelled_town_time(town_page: Page) -> None:
+    base = town_page.base  # type: ignore[attr-defined]
+    with town_page.expect_request(lambda r: "/api/v1/reports/grids?" in r.url) as asked:
+        town_page.goto(f"{base}/dashboard/grids")
+    assert parse_qs(urlparse(asked.value.url).query)["month"] == ["2026-06"]  # June in the town
+    summary = town_page.locator("#g-summary")
+    wait_for(lambda: "2026-06" in summary.inner_text(), what="the report's summary")
+    assert "镇上时间" in summary.inner_text()

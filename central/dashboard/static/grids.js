@@ -3,7 +3,8 @@
 
 pg.page(async () => {
   const { t, el, $, fmt } = pg;
-  const p = pg.parts(Date.now());
+  // The month is the town's (in a demo, not the wall's); the API's medians are town seconds.
+  const p = pg.parts(pg.now());
   $("#g-month").value = pg.cfg.query.month || `${p.y}-${String(p.mo).padStart(2, "0")}`;
   const short = (name) => (name || "").split(" ")[0];
 
@@ -19,8 +20,8 @@ pg.page(async () => {
       el("td", { class: "num", "data-key": "cases" }, String(g.cases),
         Object.keys(g.by_kind).length ? el("div", { class: "kinds", text: Object.entries(g.by_kind).map(([k, n]) => `${t("ckind." + k)} ${n}`).join(" · ") }) : null),
       num(g.closed, "closed"), num(g.open, "open"),
-      num(g.median_ack_s === null ? null : fmt.dur(g.median_ack_s), "median_ack"),
-      num(g.median_close_s === null ? null : fmt.dur(g.median_close_s), "median_close"),
+      num(g.median_ack_s === null ? null : fmt.town.dur(g.median_ack_s), "median_ack"),
+      num(g.median_close_s === null ? null : fmt.town.dur(g.median_close_s), "median_close"),
       num(g.overdue, "overdue"), num(g.escalated, "escalated"), num(g.reopened, "reopened"),
       el("td", { text: Object.entries(g.repeat_places).map(([place, n]) => `${place} ×${n}`).join(", ") || "—" }),
       num(g.violations, "violations"), num(g.tow_orders, "tow_orders"))));
