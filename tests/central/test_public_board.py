@@ -45,7 +45,8 @@ def _lot(status: str, *, stale: bool = False) -> LotOut:
     return LotOut(
         id="P1", name="P1", capacity=10, free=2, occupied=8, unknown=0, closed=0,
         status=status, trend="steady", stale=stale, last_known_free=2, updated=None,
-        location=None, address=None,
+        location=None, address=None, availability="stale" if stale else "online",
+        age_s=12.0 if stale else None,
     )  # fmt: skip
 
 
