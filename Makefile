@@ -53,8 +53,9 @@ format: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-# The tests that build and install whole releases (minutes each, marked `long`): CI runs them
-# after `make test`, which leaves them out to stay under 15 minutes.
+# The tests that install the package or a release as a box would, and the whole-town demo
+# (minutes each, marked `long`): CI runs them after `make test`, which leaves them out to stay
+# under 15 minutes.
 test-long: $(STAMP) system-deps
 	$(PY) -m pytest -q -m long $(PYTEST_ARGS)
 

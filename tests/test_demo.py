@@ -27,6 +27,9 @@ import pytest
 
 from simulators.broker import free_port
 
+# The whole town for 90 s of wall time: `make test-long` (CI runs it), not `make test`.
+pytestmark = pytest.mark.long
+
 ROOT = Path(__file__).resolve().parents[1]
 DURATION_S = 90
 STARTUP_S = 150  # central, seven boxes and the allowance, on a busy 2-core machine

@@ -22,6 +22,7 @@ SCRIPT = ROOT / "deploy" / "install-box.sh"
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_install_box_into_a_prefix(tmp_path: Path) -> None:
     prefix, root = tmp_path / "opt" / "parkgrid", tmp_path / "root"
     base = Path(getattr(sys, "_base_executable", sys.executable))

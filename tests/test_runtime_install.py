@@ -51,6 +51,7 @@ def copy_source(dest: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_runtime_install_runs_the_simulators_and_the_demo_outside_the_checkout(
     tmp_path: Path,
 ) -> None:
