@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import time
 import tomllib
@@ -187,7 +186,7 @@ class ConfigApplier:
     def _keep(self, text: str) -> None:
         pushed, previous = self.folder / PUSHED, self.folder / PREVIOUS
         if pushed.exists():
-            atomic_write(previous, pushed.read_text(encoding="utf-8"), mode=0o640)
+            atomic_write(previous, pushed.read_text(encoding="utf-8"), like=pushed)
         else:
             previous.unlink(missing_ok=True)
             fsync_folder(self.folder)
@@ -257,7 +256,7 @@ class ConfigApplier:
     def _load_state(self) -> ConfigApply | None:
         path = self.folder / STATE
         try:
-            return ConfigApply.model_validate(json.loads(path.read_text(encoding="utf-8")))
+            return ConfigApply.model_validate_json(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, ValidationError) as exc:

@@ -175,12 +175,13 @@ def write_in_place(path: Path, text: str) -> None:
     atomic_write(path, text)
 
 
-def atomic_write(path: Path, text: str, *, mode: int = 0o640) -> None:
+def atomic_write(path: Path, text: str, *, mode: int = 0o640, like: Path | None = None) -> None:
     """Replace (or create) ``path`` with ``text`` atomically: a temporary file in the same
-    folder, the original's mode and owner (``mode`` for a new file), fsynced, renamed over
-    it, the folder fsynced. A reader sees the old file or the new one, never half of one."""
+    folder, the mode and owner of ``like`` (default: of the file replaced; ``mode`` for a new
+    one), fsynced, renamed over it, the folder fsynced. A reader sees the old file or the new
+    one, never half of one."""
     try:
-        stat: os.stat_result | None = path.stat()
+        stat: os.stat_result | None = (like or path).stat()
     except FileNotFoundError:
         stat = None
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
