@@ -22,6 +22,8 @@ from firmware_protocols.uplink.models import Command, ConfigPush
 from site_model.site_config import digest, site_part
 
 NOW = 1_800_000_000.0
+BAY = {"sensor": "00B10001", "format": "nwave-nps"}
+SIGN = {"unit": 1, "profile": "parkgrid-guidance", "lot": "P1"}
 
 
 def _own(tmp_path: Path) -> dict[str, Any]:
@@ -31,9 +33,9 @@ def _own(tmp_path: Path) -> dict[str, Any]:
         "data_dir": str(tmp_path / "data"),
         "mqtt": {"url": "mqtt://127.0.0.1:1883", "username": "box-p1"},
         "serial": {"conc": {"device": "/dev/ttyX", "protocol": "concentrator"}},
-        "lots": {"P1": {"full_band": 0, "bays": {"B1": {"sensor": "00B10001", "format": "nwave-nps"}}}},
+        "lots": {"P1": {"full_band": 0, "bays": {"B1": BAY}}},
         "health": {"config_confirm_within_s": 30},
-    }  # fmt: skip
+    }
     (tmp_path / "edge.toml").write_text(tomli_w.dumps(data))
     return data
 
@@ -108,8 +110,7 @@ def test_a_pushed_part_that_no_longer_loads_leaves_the_box_on_its_file(tmp_path:
         {"version": 1, "hash": digest(part), "state": "confirmed", "reason": None,
          "ts": "2027-01-15T08:00:00Z"}
     ))  # fmt: skip
-    own["sign_buses"] = {"bus1": {"transport": "tcp", "host": "127.0.0.1",
-                                  "signs": {"S1": {"unit": 1, "profile": "parkgrid-guidance", "lot": "P1"}}}}  # fmt: skip
+    own["sign_buses"] = {"bus1": {"transport": "tcp", "host": "127.0.0.1", "signs": {"S1": SIGN}}}
     (tmp_path / "edge.toml").write_text(tomli_w.dumps(own))
 
     applier = ConfigApplier(tmp_path / "edge.toml")
