@@ -130,6 +130,11 @@ def _push(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     settings, site, engine = loaded
     boxes = [args.box] if args.box else sorted(site.boxes)
+    if args.box and args.box not in site.boxes:
+        known = ", ".join(sorted(site.boxes)) or "none"
+        print(f"fleet: no box {args.box!r} in {settings.site_file} (its boxes: {known}); "
+              "nothing sent", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     try:
         with _publisher(settings) as publish:
             pushed = push(
