@@ -223,9 +223,9 @@ class ConfigApplier:
             pushed.unlink(missing_ok=True)
         fsync_folder(self.folder)
         self.trial = None
+        self.document, self.config = self.effective()  # before the status says rolled back
         self._set(self.state, "rolled_back", reason)
         log.error("config version %d rolled back: %s", trial.version, reason)
-        self.document, self.config = self.effective()
         self.rebuild.set()
 
     # --- the outcome, kept -------------------------------------------------------------
