@@ -173,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     from edge.runtime import run_box
 
-    exit_code: int = run_box(config, config_path=Path(args.config), log_level=args.log_level)
+    exit_code: int = run_box(config_path=Path(args.config), log_level=args.log_level)
     return exit_code
 
 

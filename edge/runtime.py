@@ -253,10 +253,10 @@ class EdgeBox:
         return gate_failures(report.detail, metrics)
 
 
-def run_box(config: EdgeConfig, *, config_path: Path, log_level: str = "INFO") -> int:
+def run_box(*, config_path: Path, log_level: str = "INFO") -> int:
     """The ``parkgrid edge run`` process: run until SIGTERM or SIGINT, then drain and exit.
 
-    ``config`` is ``config_path`` as loaded; what runs is that file with the configuration
+    What runs is ``config_path`` (already checked by the caller) with the configuration
     central pushed laid over it (``edge.config_apply``). A push rebuilds the box in this
     process; its health gate confirms it or the box rolls it back by itself."""
     logging.basicConfig(
@@ -264,7 +264,6 @@ def run_box(config: EdgeConfig, *, config_path: Path, log_level: str = "INFO") -
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     digest = f"sha256:{config_hash(config_path)}"
-    del config  # the applier loads the file again, with the pushed part over it
 
     async def main() -> None:
         task = asyncio.current_task()
