@@ -78,6 +78,31 @@ class Trial:
 Gate = Callable[[], list[str]]
 
 
+def pushed_summary(own: dict[str, Any], data_dir: Path) -> tuple[str, bool] | None:
+    """For ``edge check-config``: what central pushed and whether it still loads over the
+    file (a line, ok); None when nothing was pushed. Reads only."""
+    folder = data_dir / FOLDER
+    pushed = folder / PUSHED
+    if not pushed.exists():
+        return None
+    try:
+        outcome = ConfigApply.model_validate_json((folder / STATE).read_text(encoding="utf-8"))
+        what = f"version {outcome.version}, {outcome.state}"
+    except (OSError, ValueError):
+        what = "no outcome recorded"
+    try:
+        document = merge(own, tomllib.loads(pushed.read_text(encoding="utf-8")))
+        parse_config(document, source=str(pushed))
+    except (OSError, ValueError) as exc:
+        return f"{pushed} (pushed by central, {what}) does not load over it: {exc}", False
+    return (
+        f"{pushed} (pushed by central, {what}) is laid over it: the lots', zones', "
+        f"time zone's, broker's and timings' settings come from there; runs "
+        f"{digest(site_part(document))[:19]}",
+        True,
+    )
+
+
 class ConfigApplier:
     """Owns the box's effective configuration across runtime rebuilds."""
 

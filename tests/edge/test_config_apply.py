@@ -10,6 +10,8 @@ import datetime as dt
 import json
 import os
 import stat
+import subprocess
+import sys
 import tomllib
 import uuid
 from pathlib import Path
@@ -118,3 +120,28 @@ def test_a_pushed_part_that_no_longer_loads_leaves_the_box_on_its_file(tmp_path:
     assert applier.state is not None and applier.state.state == "failed"
     assert "no longer loads over edge.toml" in (applier.state.reason or "")
     assert "sign_buses.bus1.signs.S1.lot" in (applier.state.reason or "")
+
+
+def test_check_config_says_what_central_pushed_and_whether_it_loads(tmp_path: Path) -> None:
+    own = _own(tmp_path)
+    folder = tmp_path / "data" / "config"
+    folder.mkdir(parents=True)
+    cmd = [sys.executable, "-m", "parkgrid", "edge", "check-config", str(tmp_path / "edge.toml")]
+    alone = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert alone.returncode == 0 and "pushed by central" not in alone.stdout
+    part = site_part(own)
+    part["lots"]["P1"]["full_band"] = 1
+    (folder / "pushed.toml").write_text(tomli_w.dumps(part))
+    (folder / "apply.json").write_text(json.dumps(
+        {"version": 3, "hash": digest(part), "state": "confirmed", "reason": None,
+         "ts": "2027-01-15T08:00:00Z"}
+    ))  # fmt: skip
+    laid = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert laid.returncode == 0, laid.stderr
+    assert "pushed.toml (pushed by central, version 3, confirmed) is laid over it" in laid.stdout
+    assert digest(part)[:19] in laid.stdout
+    part["timezone"] = "Mars/Olympus"
+    (folder / "pushed.toml").write_text(tomli_w.dumps(part))
+    broken = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert broken.returncode == 2 and "does not load over it" in broken.stderr
+    assert "timezone" in broken.stderr
