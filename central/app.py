@@ -34,6 +34,7 @@ from central.dashboard import mount as mount_dashboard
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
+from central.fleet.router import router as fleet_router
 from central.forecast.router import router as forecast_router
 from central.forecast.service import start_forecaster
 from central.http_headers import SecurityHeaders, add_api_docs
@@ -246,6 +247,7 @@ def create_app(
         alerts_router,
         boxes_router,
         commands_router,
+        fleet_router,
         quarantine_router,
         site_router,
         auth_router,

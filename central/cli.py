@@ -1,4 +1,4 @@
-"""``parkgrid central``: serve, migrate, add-user, add-token, check-site, provision-box.
+"""``parkgrid central``: serve, migrate, add-user, add-token, check-site, provision-box, fleet.
 
 Exit codes: 0 done, 1 failed at run time, 2 bad input (site file, arguments).
 """
@@ -77,6 +77,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     provision.add_arguments(prov)
     prov.set_defaults(handler=provision.run)
+
+    from central.fleet.cli import configure as configure_fleet
+
+    fleet = commands.add_parser(
+        "fleet", help="the boxes' configuration: status, config push (docs/fleet.md)"
+    )
+    configure_fleet(fleet, _db)
 
     parser.set_defaults(handler=lambda _args: _usage(parser))
 

@@ -52,6 +52,11 @@ class CentralSettings(BaseSettings):
     )
 
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883")
+    box_mqtt_url: str | None = Field(
+        default=None,
+        description="The broker as the boxes reach it, in the configuration central pushes "
+        "them (docs/fleet.md); default: mqtt_url.",
+    )
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_client_id: str | None = None
@@ -160,9 +165,16 @@ class CentralSettings(BaseSettings):
         default=500, ge=1, description="Open live streams in all (503 beyond)."
     )
 
-    @field_validator("mqtt_url")
+    @property
+    def box_url(self) -> str:
+        """The broker's URL in the boxes' pushed configuration."""
+        return self.box_mqtt_url or self.mqtt_url
+
+    @field_validator("mqtt_url", "box_mqtt_url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not re.fullmatch(r"mqtts?://[^/:\s]+(:\d{1,5})?/?", value):
             raise ValueError(f"{value!r} is not an MQTT URL such as mqtt://broker:1883")
         return value.rstrip("/")

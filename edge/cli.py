@@ -37,6 +37,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{args.file}: ok: box {config.box_id} of site {config.site}, {len(config.lots)} lot(s), "
         f"{bays} bay(s), {len(config.serial)} serial line(s), {signs} sign(s)"
     )
+    from edge.config_apply import pushed_summary
+    from site_model.configfile import load_file_data
+
+    pushed = pushed_summary(load_file_data(args.file, error=ConfigError), config.data_dir)
+    if pushed is not None:
+        line, ok = pushed
+        print(f"  {line}", file=sys.stdout if ok else sys.stderr)
+        return EXIT_OK if ok else EXIT_BAD_INPUT
     return EXIT_OK
 
 
@@ -173,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     from edge.runtime import run_box
 
-    exit_code: int = run_box(config, config_path=Path(args.config), log_level=args.log_level)
+    exit_code: int = run_box(config_path=Path(args.config), log_level=args.log_level)
     return exit_code
 
 

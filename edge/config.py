@@ -447,6 +447,14 @@ class OutboxConfig(_Model):
 class HealthConfig(_Model):
     listen: str = Field(default="127.0.0.1:9108", description="host:port of /healthz, /metrics")
     status_interval_s: float = Field(default=60, gt=0)
+    config_confirm_within_s: float = Field(
+        default=300,
+        gt=0,
+        le=3600,
+        description="a configuration pushed by central must pass the health gate within this "
+        "long, or the box goes back to the one it ran before (docs/fleet.md); longer than the "
+        "concentrator's own heartbeat, since every serial line must hear a frame",
+    )
 
 
 class EdgeConfig(_Model):

@@ -172,15 +172,26 @@ def write_in_place(path: Path, text: str) -> None:
     Raises ConfigError (nothing written) when the new text is not a valid box config.
     """
     parse_config(tomllib.loads(text), source=str(path))
-    stat = path.stat()
+    atomic_write(path, text)
+
+
+def atomic_write(path: Path, text: str, *, mode: int = 0o640, like: Path | None = None) -> None:
+    """Replace (or create) ``path`` with ``text`` atomically: a temporary file in the same
+    folder, the mode and owner of ``like`` (default: of the file replaced; ``mode`` for a new
+    one), fsynced, renamed over it, the folder fsynced. A reader sees the old file or the new
+    one, never half of one."""
+    try:
+        stat: os.stat_result | None = (like or path).stat()
+    except FileNotFoundError:
+        stat = None
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
-            os.fchmod(handle.fileno(), stat.st_mode & 0o7777)
-            if (stat.st_uid, stat.st_gid) != (os.geteuid(), os.getegid()):
+            os.fchmod(handle.fileno(), stat.st_mode & 0o7777 if stat is not None else mode)
+            if stat is not None and (stat.st_uid, stat.st_gid) != (os.geteuid(), os.getegid()):
                 # As root this keeps root:parkgrid; as the owner it keeps the group if we may.
                 with contextlib.suppress(PermissionError):
                     os.fchown(handle.fileno(), stat.st_uid, stat.st_gid)
@@ -189,7 +200,12 @@ def write_in_place(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or unlink in ``folder`` durable."""
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -46,13 +46,14 @@ from edge.agents.occupancy import Occupancy
 from edge.agents.uplink import Uplink
 from edge.agents.zones import ZoneAgent
 from edge.config import EdgeConfig, config_hash
+from edge.config_apply import ConfigApplier
 from edge.drivers.serial_line import SerialLine
 from edge.drivers.sign_bus import SignBus
-from edge.health_http import HealthServer
+from edge.health_http import HealthServer, render_metrics
 from edge.outbox import Outbox
 from edge.pipeline import commands
 from edge.pipeline.alerts import AlertBook
-from edge.pipeline.commands import CommandTable
+from edge.pipeline.commands import CommandHandler, CommandTable
 from edge.pipeline.lot_board import LotBoard
 from edge.pipeline.occupancy_stage import OccupancyStage
 from edge.pipeline.sensor_notices import SensorNotices
@@ -63,6 +64,8 @@ from edge.pipeline.ticker import Ticker
 from edge.pipeline.town_view import TownView
 from edge.pipeline.zone_stage import ZoneStage
 from edge.supervise import Restarts, supervised
+from edge.update.gate import gate_failures
+from firmware_protocols.uplink.models import SiteConfigReport
 from firmware_protocols.uplink.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,8 @@ class EdgeBox:
         *,
         config_digest: str = "unknown",
         clock: Callable[[], float] = time.time,
+        site_config: Callable[[], SiteConfigReport | None] = lambda: None,
+        config_push: CommandHandler | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -180,6 +185,7 @@ class EdgeBox:
             box_id=config.box_id,
             boot_id=self.boot_id,
             config_digest=config_digest,
+            site_config=site_config,
             sensor_count=len(self.occupancy.bays),
             zone_schedule_version=lambda: self.zones.schedule_version if config.zones else None,
             health=lambda: box_health.health_summary(health),
@@ -196,6 +202,7 @@ class EdgeBox:
                 "open-bay": intake.close_or_open_bay,
                 "sign-override": signs.override,
                 "zone-schedule": zone_stage.install,
+                **({"config-push": config_push} if config_push is not None else {}),
             },
             clock=clock,
         )
@@ -239,9 +246,19 @@ class EdgeBox:
         """Look at every deadline again now (the clock was stepped, or a test moved it)."""
         self.ticker.wake()
 
+    def gate(self) -> list[str]:
+        """What keeps the box from passing its health gate now (empty: it passes)."""
+        report = box_health.health_report(self.health_sources)
+        metrics = render_metrics(box_health.box_metrics(self.health_sources))
+        return gate_failures(report.detail, metrics)
 
-def run_box(config: EdgeConfig, *, config_path: Path, log_level: str = "INFO") -> int:
-    """The ``parkgrid edge run`` process: run until SIGTERM or SIGINT, then drain and exit."""
+
+def run_box(*, config_path: Path, log_level: str = "INFO") -> int:
+    """The ``parkgrid edge run`` process: run until SIGTERM or SIGINT, then drain and exit.
+
+    What runs is ``config_path`` (already checked by the caller) with the configuration
+    central pushed laid over it (``edge.config_apply``). A push rebuilds the box in this
+    process; its health gate confirms it or the box rolls it back by itself."""
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -249,30 +266,60 @@ def run_box(config: EdgeConfig, *, config_path: Path, log_level: str = "INFO") -
     digest = f"sha256:{config_hash(config_path)}"
 
     async def main() -> None:
-        # Built inside the loop: the Modbus clients bind to the running loop.
-        box = EdgeBox(config, config_digest=digest)
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
-        log.info(
-            "box %s of site %s starting: %d bay(s), %d line(s), %d sign(s)",
-            config.box_id,
-            config.site,
-            len(box.occupancy.bays),
-            len(box.lines),
-            len(box.signs.table),
-        )
+        applier = ConfigApplier(config_path)
         try:
-            await box.run()
+            while True:
+                await _run_once(applier, digest)
         except asyncio.CancelledError:
             log.info("stopping")
-        finally:
-            box.outbox.close()
 
     started = time.monotonic()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
     log.info("stopped after %.1f s", time.monotonic() - started)
     return 0
+
+
+async def _run_once(applier: ConfigApplier, digest: str) -> None:
+    """Build and run the box with the applier's configuration until it asks for a rebuild."""
+    config = applier.config
+    applier.rebuild.clear()
+    try:
+        # Built inside the loop: the Modbus clients bind to the running loop.
+        box = EdgeBox(
+            config, config_digest=digest, site_config=applier.report, config_push=applier.handle
+        )
+    except Exception as exc:
+        if applier.trial is None:
+            raise
+        applier.roll_back(f"the box did not start with it: {exc}")
+        return
+    log.info(
+        "box %s of site %s starting: %d bay(s), %d line(s), %d sign(s)",
+        config.box_id,
+        config.site,
+        len(box.occupancy.bays),
+        len(box.lines),
+        len(box.signs.table),
+    )
+    running = asyncio.create_task(box.run(), name="box")
+    rebuild = asyncio.create_task(applier.rebuild.wait(), name="rebuild")
+    applier.announce = box.status.publish
+    gate = asyncio.create_task(applier.watch(box.gate), name="gate")
+    try:
+        await asyncio.wait({running, rebuild}, return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            running.result()  # the box ended by itself: its error, if any, goes up
+    finally:
+        applier.announce = lambda: None
+        for part in (gate, rebuild, running):
+            part.cancel()
+        for part in (gate, rebuild, running):
+            with contextlib.suppress(asyncio.CancelledError):
+                await part
+        box.outbox.close()

@@ -25,7 +25,7 @@ from firmware_protocols.uplink import (
     Topics,
     encode_payload,
 )
-from firmware_protocols.uplink.models import CommandBody
+from firmware_protocols.uplink.models import CommandBody, ConfigPush
 from site_model.site import SiteIndex
 
 _BODY: TypeAdapter[Any] = TypeAdapter(CommandBody)
@@ -81,6 +81,12 @@ def send(
     if box_id not in site.boxes:
         raise NotFound("box", box_id)
     parsed = parse_body(body)
+    if isinstance(parsed, ConfigPush):
+        raise Invalid(
+            "a configuration is pushed with fleet config push (an admin's, from the site "
+            "file), not as a command",
+            field="body.command",
+        )
     if isinstance(parsed, CloseBay | OpenBay):
         place = site.bays.get(parsed.bay_id)
         if place is None or place.box_id != box_id:

@@ -15,7 +15,13 @@ from pydantic import BaseModel
 from edge.clock import read_clock
 from edge.pipeline.outlet import Outlet
 from edge.pipeline.uplink_states import utc
-from firmware_protocols.uplink.models import BoxStatus, ClockStatus, HealthSummary, Online
+from firmware_protocols.uplink.models import (
+    BoxStatus,
+    ClockStatus,
+    HealthSummary,
+    Online,
+    SiteConfigReport,
+)
 from firmware_protocols.uplink.topics import Topics
 
 
@@ -39,6 +45,7 @@ class BoxStatusReporter:
         box_id: str,
         boot_id: uuid.UUID,
         config_digest: str,
+        site_config: Callable[[], SiteConfigReport | None] = lambda: None,
         sensor_count: int,
         zone_schedule_version: Callable[[], int | None],
         health: Callable[[], HealthSummary],
@@ -51,6 +58,7 @@ class BoxStatusReporter:
         self._box_id = box_id
         self._boot_id = boot_id
         self._config_digest = config_digest
+        self._site_config = site_config
         self._sensor_count = sensor_count
         self._zone_schedule_version = zone_schedule_version
         self._health = health
@@ -73,6 +81,7 @@ class BoxStatusReporter:
             clock=ClockStatus(synchronised=clock.synchronised, offset_s=None, source=clock.source),
             zone_schedule_version=self._zone_schedule_version(),
             health=self._health(),
+            site_config=self._site_config(),
         )
 
     def states(self) -> Iterator[tuple[str, BaseModel]]:

@@ -78,6 +78,7 @@ class CommandName(StrEnum):
     CLOSE_BAY = "close-bay"
     OPEN_BAY = "open-bay"
     ZONE_SCHEDULE = "zone-schedule"
+    CONFIG_PUSH = "config-push"
 
 
 # Kinds whose topic ends in a sub-level ``{id}``; the others end at the kind.

@@ -733,6 +733,8 @@ def test_dashboard_other_pages_render(
     expect(p1).to_contain_text("sha256:3f1c9a0d5e7b")
     expect(p1).to_contain_text("S-P1-002")
     expect(page.locator('[data-box="box-z2"] .badge')).to_have_text("离线")
+    # its birth says nothing of the site-derived configuration: pending, not reported
+    expect(p1.locator(".fleet-state")).to_have_text("待下发")
     p1.locator('input[name="text"]').fill("满")
     p1.locator('button[data-command="sign-override"]').click()
     expect(p1.locator(".cmds")).to_contain_text("sign-override")

@@ -5,6 +5,7 @@ pg.page(async () => {
   const { t, el, $, fmt } = pg;
   let boxes = [];
   let signs = [];
+  let fleet = {};
   const flagged = {};
   const commands = {};
 
@@ -37,6 +38,16 @@ pg.page(async () => {
           el("td", { text: u.timeouts }), el("td", { text: u.crc_errors }), el("td", { text: u.exceptions })))))));
     }
     return out;
+  }
+
+  // desired against reported configuration (GET /api/v1/fleet): state, what differs, why
+  const FLEET_COLOUR = { "in sync": "green", pending: "amber", applying: "amber", failed: "red", "rolled back": "red" };
+  function configState(f) {
+    const parts = [el("b", { class: "fleet-state", "data-fleet-state": f.state, style: { color: `var(--${FLEET_COLOUR[f.state] || "amber"})` }, text: t("fleet." + f.state.replace(" ", "_")) })];
+    if (f.reason) parts.push(" ", el("span", { class: "reason", text: f.reason }));
+    if (f.differs && f.differs.length) parts.push(" ", el("span", { class: "muted", text: t("boxes.config_differs") + ": " + f.differs.join(", ") }));
+    parts.push(" ", el("code", { class: "muted", title: f.desired_hash, text: f.desired_hash.slice(7, 19) + (f.desired_version ? " v" + f.desired_version : "") }));
+    return parts;
   }
 
   function commandForms(b) {
@@ -84,6 +95,7 @@ pg.page(async () => {
         [t("boxes.serves"), [...b.lots, ...b.zones].join(", ") || "—"],
         [t("boxes.version"), b.software_version || "—"],
         [t("boxes.config_hash"), el("code", { text: b.config_hash ? b.config_hash.slice(0, 20) : "—", title: b.config_hash || "" })],
+        fleet[b.id] ? [t("boxes.config_state"), configState(fleet[b.id])] : null,
         [t("boxes.last_seen"), b.last_seen ? `${fmt.ago(b.last_seen)} (${fmt.dateTime(b.last_seen)})` : "—"],
         [t("boxes.status_changed"), fmt.dateTime(b.status_changed)],
         [t("boxes.acked"), b.acked_seq ?? "—"],
@@ -127,7 +139,9 @@ pg.page(async () => {
     renderOne(id);
   }
   async function loadAll() {
-    [boxes, signs] = await Promise.all([pg.api("/api/v1/boxes"), pg.api("/api/v1/signs")]);
+    let rows;
+    [boxes, signs, rows] = await Promise.all([pg.api("/api/v1/boxes"), pg.api("/api/v1/signs"), pg.api("/api/v1/fleet")]);
+    fleet = Object.fromEntries(rows.map((f) => [f.box_id, f]));
     await Promise.all(boxes.map((b) => Promise.all([
       loadFlagged(b),
       pg.api(`/api/v1/boxes/${encodeURIComponent(b.id)}/commands?limit=10`).then((c) => { commands[b.id] = c; }),

@@ -128,8 +128,32 @@ class ZoneScheduleCommand(WireModel):
     schedule: ScheduleDocument = Field(description="The schedule document.")
 
 
+SHA256_DIGEST = r"^sha256:[0-9a-f]{64}$"
+CONFIG_DOCUMENT_MAX_CHARS = 256 * 1024
+
+
+class ConfigPush(WireModel):
+    """Run this configuration: the site-derived sections of the box's config (as TOML text,
+    which keeps times and dates), never its secrets, wiring or bays (docs/fleet.md).
+
+    The box checks the document against ``hash`` (``site_model.site_config.digest`` of the
+    parsed TOML), merges it with what it keeps locally, validates the result with its own
+    loader, and runs it through its health gate; its status reports the outcome."""
+
+    command: Literal["config-push"] = Field(default="config-push", description=COMMAND_DESCRIPTION)
+    version: Annotated[int, Field(ge=1)] = Field(
+        description="Central's version of this box's config."
+    )
+    hash: Annotated[str, StringConstraints(pattern=SHA256_DIGEST)] = Field(
+        description="sha256 of the document's canonical form, 'sha256:<64 hex>'."
+    )
+    document: Annotated[str, StringConstraints(max_length=CONFIG_DOCUMENT_MAX_CHARS)] = Field(
+        description="The site-derived sections of the box's edge.toml, as TOML."
+    )
+
+
 CommandBody = Annotated[
-    Rebirth | SignOverride | CloseBay | OpenBay | ZoneScheduleCommand,
+    Rebirth | SignOverride | CloseBay | OpenBay | ZoneScheduleCommand | ConfigPush,
     Field(discriminator="command"),
 ]
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from firmware_protocols.uplink.models.base import (
     BoxId,
@@ -18,6 +18,7 @@ from firmware_protocols.uplink.models.base import (
     WireModel,
     v_field,
 )
+from firmware_protocols.uplink.models.commands import SHA256_DIGEST
 from firmware_protocols.uplink.models.vocabularies import OfflineReason, Online
 
 
@@ -85,6 +86,42 @@ class HealthSummary(WireModel):
     sensors: SensorsHealth = Field(description="Sensor population summary.")
 
 
+ConfigApplyState = Literal["applying", "confirmed", "failed", "rolled_back"]
+
+
+class ConfigApply(WireModel):
+    """Where the box is with the last configuration central pushed to it."""
+
+    version: Annotated[int, Field(ge=1)] = Field(description="The pushed version.")
+    hash: Annotated[str, StringConstraints(pattern=SHA256_DIGEST)] = Field(
+        description="The pushed document's hash."
+    )
+    state: ConfigApplyState = Field(
+        description="applying (running it, its health gate not passed yet), confirmed (the "
+        "gate passed), failed (refused: nothing changed), rolled_back (the gate failed in "
+        "time: the box went back to the configuration it ran before)."
+    )
+    reason: Text | None = Field(default=None, description="Why failed or rolled back.")
+    ts: Ts
+
+
+class SiteConfigReport(WireModel):
+    """The site-derived part of the configuration the box runs (docs/fleet.md)."""
+
+    hash: Annotated[str, StringConstraints(pattern=SHA256_DIGEST)] = Field(
+        description="sha256 of the canonical form of the site-derived sections it runs."
+    )
+    sections: dict[
+        Annotated[str, StringConstraints(max_length=140)],
+        Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")],
+    ] = Field(
+        default_factory=dict,
+        max_length=1024,
+        description="A short hash of each section, and of each lot and zone ('lots.P1').",
+    )
+    apply: ConfigApply | None = Field(default=None, description="The last push's outcome.")
+
+
 class BoxStatus(Document):
     """Birth (``online``) and death (``offline``) of a box; retained on ``.../status``.
 
@@ -111,6 +148,11 @@ class BoxStatus(Document):
         default=None, description="Version of the zone schedule in force; null if none."
     )
     health: HealthSummary | None = Field(default=None, description="Health summary.")
+    site_config: SiteConfigReport | None = Field(
+        default=None,
+        description="The site-derived configuration it runs and the last push's outcome; "
+        "absent from boxes older than configuration pushes.",
+    )
 
     @model_validator(mode="after")
     def _birth_is_complete(self) -> Self:

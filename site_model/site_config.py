@@ -1,0 +1,144 @@
+"""The part of a box's configuration the office owns, and the part the box keeps: pure.
+
+A box's ``edge.toml`` mixes two things. What the **site file** says (its lots and their
+names and full bands, its stall zones' classes, hours and grace, the time zone, the broker's
+address, the sensors', outbox's and MQTT timings) is the office's: central projects it with
+:func:`site_model.edge_config.edge_config` and pushes it. What only **the box** knows stays
+on the box and never travels: its identity (``site``, ``box_id``), where it keeps things
+(``data_dir``), its secrets (``mqtt.username``, ``password_file``, ``password_env``,
+``client_id``, ``ca_file``, ``cert_file``, ``key_file``), its wiring (``serial``,
+``sign_buses``: devices, unit ids), its health page (``health``) and which sensor sits in
+which bay (``lots.<id>.bays``, ``zones.<id>.bays``, commissioned at the box).
+
+* :func:`site_part` cuts the office's part out of a whole document;
+* :func:`local_keys` names the box's keys found in a pushed document (it is refused);
+* :func:`merge` lays a pushed part over a box's own document (the box's keys kept);
+* :func:`digest` is the content hash of a part in a canonical form (sorted keys, compact
+  JSON, times and dates in ISO form, whole floats as integers), so ``600`` and ``600.0``
+  hash the same; :func:`section_digests` hashes each section (and each lot and zone) so
+  central can say *what* differs from the hashes a box reports.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+LOCAL_TOP = frozenset({"site", "box_id", "data_dir", "serial", "sign_buses", "health"})
+MQTT_LOCAL = frozenset(
+    {"username", "password_file", "password_env", "client_id", "ca_file", "cert_file", "key_file"}
+)
+AREAS = ("lots", "zones")  # their ``bays`` are the box's
+SECTION_HASH_CHARS = 16
+
+
+def site_part(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The office's sections of a box document (a copy; the box's keys left out)."""
+    part: dict[str, Any] = {}
+    for key, value in document.items():
+        if key in LOCAL_TOP:
+            continue
+        if key == "mqtt" and isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if k not in MQTT_LOCAL}
+        elif key in AREAS and isinstance(value, Mapping):
+            value = {
+                area: (
+                    {k: v for k, v in body.items() if k != "bays"}
+                    if isinstance(body, Mapping)
+                    else body
+                )
+                for area, body in value.items()
+            }
+        part[key] = copy.deepcopy(value)
+    return part
+
+
+def local_keys(pushed: Mapping[str, Any]) -> list[str]:
+    """Dotted paths of the box's own keys in a pushed document (which must carry none)."""
+    found = [key for key in pushed if key in LOCAL_TOP]
+    mqtt = pushed.get("mqtt")
+    if isinstance(mqtt, Mapping):
+        found += [f"mqtt.{key}" for key in mqtt if key in MQTT_LOCAL]
+    for section in AREAS:
+        areas = pushed.get(section)
+        if isinstance(areas, Mapping):
+            found += [
+                f"{section}.{area}.bays"
+                for area, body in areas.items()
+                if isinstance(body, Mapping) and "bays" in body
+            ]
+    return sorted(found)
+
+
+def merge(own: Mapping[str, Any], pushed: Mapping[str, Any]) -> dict[str, Any]:
+    """The box's document with its office sections replaced by ``pushed``.
+
+    The box's own keys are kept; a lot or zone the push drops goes with its bays; a lot or
+    zone it keeps keeps its bays; a section the push leaves out falls back to the box's
+    defaults (the push says the whole office part, not a patch)."""
+    merged: dict[str, Any] = {k: copy.deepcopy(v) for k, v in own.items() if k in LOCAL_TOP}
+    merged.update(site_part(pushed))
+    own_mqtt = _table(own, "mqtt")
+    secrets = {k: v for k, v in own_mqtt.items() if k in MQTT_LOCAL}
+    if secrets or "mqtt" in merged:
+        merged["mqtt"] = {**merged.get("mqtt", {}), **copy.deepcopy(secrets)}
+    for section in AREAS:
+        own_areas = _table(own, section)
+        for area, body in merged.get(section, {}).items():
+            own_body = own_areas.get(area)
+            if isinstance(body, dict) and isinstance(own_body, Mapping) and "bays" in own_body:
+                body["bays"] = copy.deepcopy(own_body["bays"])
+    return merged
+
+
+def _table(document: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = document.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    return value
+
+
+def canonical(part: Mapping[str, Any]) -> bytes:
+    """The one byte form a part is hashed in (both at central and on the box)."""
+    return json.dumps(
+        _plain(part), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+
+
+def digest(part: Mapping[str, Any]) -> str:
+    """``sha256:<hex>`` of the part's canonical form."""
+    return f"sha256:{hashlib.sha256(canonical(part)).hexdigest()}"
+
+
+def section_digests(part: Mapping[str, Any]) -> dict[str, str]:
+    """A short hash of each section, and of each lot and zone (``lots.P1``)."""
+    sections: dict[str, str] = {}
+    for key, value in part.items():
+        if key in AREAS and isinstance(value, Mapping):
+            for area, body in value.items():
+                sections[f"{key}.{area}"] = digest({"v": body})[7 : 7 + SECTION_HASH_CHARS]
+        else:
+            sections[key] = digest({"v": value})[7 : 7 + SECTION_HASH_CHARS]
+    return sections
+
+
+def differing(desired: Mapping[str, str], reported: Mapping[str, str]) -> list[str]:
+    """The sections (or lots, zones) whose hashes differ or that only one side has."""
+    return sorted(k for k in set(desired) | set(reported) if desired.get(k) != reported.get(k))
