@@ -1,16 +1,21 @@
 """A broadcast hub from the ingest thread to every SSE client's asyncio queue.
 
-The ingest writer calls ``publish`` (any thread) after a commit; each notice is encoded
-once as an SSE frame and handed to every subscriber's queue on the event loop, except the
-kinds a subscriber's role may not read through the API (``quarantine``: operators). A
-client that cannot keep up loses notices: on *every* overflow its queue is emptied and a
-single ``resync`` event put in their place, telling it to reload what it shows (notices
-queued before a reload are moot). ``end_token`` ends the streams of a token (logout); the
-stream router also re-checks each stream's token itself (expiry, a disabled user).
+The ingest writer calls ``publish`` (any thread) after a commit. Notices are coalesced
+for ``window_s`` (``STREAM_COALESCE_S``): within a window only the latest notice of each
+figure (a lot's counts, a bay's, a sign's, a zone's, a box's link:
+``subscription.figure_key``) is kept, so a screen gets figures, not every event. At the
+end of the window each notice is encoded once as an SSE frame and handed to every
+subscriber that asked for it (``Subscription``: its page's kinds and lots) and whose role
+may read it (``quarantine``: operators). A client that cannot keep up loses notices: on
+*every* overflow its queue is emptied and a single ``resync`` put in their place; the
+stream router sends it with a snapshot of what the client shows, read from the database
+when the client takes it (notices queued before are moot, later ones follow it).
+``end_token`` ends the streams of a token (logout); the stream router also re-checks each
+stream's token itself (expiry, a disabled user).
 
 With several central processes on PostgreSQL the hub has a ``relay``: ``publish`` sends
 through the database and every process's relay hands what arrives to ``deliver``
-(``central.stream.relay``).
+(``central.stream.relay``), so every process coalesces the same notices in the same order.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from central.auth.models import RANK, Role
 from central.errors import CentralError, Unavailable
+from central.stream.subscription import Subscription, coalesce
 
 if TYPE_CHECKING:
     from central.stream.relay import Relay
@@ -48,10 +54,21 @@ class Ended:
         self.reason = reason
 
 
+Frame = tuple[dict[str, Any], str, bytes]  # (notice, kind, encoded)
+
+
 class Subscriber:
-    def __init__(self, size: int, *, role: Role = Role.VIEWER, token_hash: str = "") -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        role: Role = Role.VIEWER,
+        token_hash: str = "",
+        subscription: Subscription | None = None,
+    ) -> None:
         self.queue: asyncio.Queue[bytes | Ended] = asyncio.Queue(maxsize=size)
         self.role = role
+        self.subscription = subscription or Subscription()
         self.token_hash = token_hash
         self.dropped = 0  # notices lost to overflows, in all
         self.resyncs = 0  # resync events queued (one per overflow)
@@ -63,18 +80,36 @@ class Subscriber:
             return True
         return self.role in RANK and RANK[self.role] >= RANK[needed]
 
-    def offer(self, frame: bytes) -> None:
+    def offer(self, frames: list[Frame]) -> int:
+        """Queue the frames this client asked for and may read; on an overflow, a resync
+        instead of everything queued and of the rest (its snapshot is read later, so it
+        holds them). Returns the frames queued."""
+        if self.ended:
+            return 0
+        queued = 0
+        for index, (notice, kind, frame) in enumerate(frames):
+            if not (self.may_read(kind) and self.subscription.wants(notice)):
+                continue
+            try:
+                self.queue.put_nowait(frame)
+                queued += 1
+            except asyncio.QueueFull:
+                rest = frames[index:]
+                self.resync(
+                    extra=sum(
+                        1 for n, k, _ in rest if self.may_read(k) and self.subscription.wants(n)
+                    )
+                )
+                break
+        return queued
+
+    def resync(self, extra: int = 0) -> None:
+        """Everything queued gives way to one resync (a later overflow gets its own)."""
         if self.ended:
             return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            # Everything queued gives way to one resync (the client reloads what it shows),
-            # then the new frame: a later overflow gets its own resync.
-            self.dropped += sum(1 for item in self._clear() if item is not RESYNC)
-            self.queue.put_nowait(RESYNC)
-            self.resyncs += 1
-            self.queue.put_nowait(frame)
+        self.dropped += extra + sum(1 for item in self._clear() if item is not RESYNC)
+        self.queue.put_nowait(RESYNC)
+        self.resyncs += 1
 
     def _clear(self) -> list[bytes | Ended]:
         items = []
@@ -97,15 +132,23 @@ class Hub:
         queue_size: int = 1000,
         max_per_token: int = 8,
         max_clients: int = 500,
+        window_s: float = 0.0,
     ) -> None:
         self.loop = loop
+        self.window_s = window_s
         self.queue_size = queue_size
         self.max_per_token = max_per_token
         self.max_clients = max_clients
         self._subscribers: set[Subscriber] = set()
         self._lock = threading.Lock()
-        self.published = 0
+        self.published = 0  # notices that reached the hub while someone listened
+        self.frames = 0  # frames queued to clients (after coalescing and filters)
+        self.resyncs = 0  # resyncs queued (overflows, relay gaps)
         self.relay: Relay | None = None  # set when notices go through PostgreSQL
+        self._pending: dict[Any, dict[str, Any]] = {}
+        self._serial = 0
+        self._flush_due = False
+        self._pending_lock = threading.Lock()
 
     @property
     def active(self) -> bool:
@@ -118,12 +161,20 @@ class Hub:
         with self._lock:
             return sum(1 for s in self._subscribers if s.token_hash == token_hash)
 
-    def subscribe(self, *, role: Role = Role.VIEWER, token_hash: str = "") -> Subscriber:
+    def subscribe(
+        self,
+        *,
+        role: Role = Role.VIEWER,
+        token_hash: str = "",
+        subscription: Subscription | None = None,
+    ) -> Subscriber:
         """A new subscriber, unless this token or everyone holds as many as they may.
 
         Each holds a queue of up to ``queue_size`` frames: the caps bound what streams cost.
         """
-        sub = Subscriber(self.queue_size, role=role, token_hash=token_hash)
+        sub = Subscriber(
+            self.queue_size, role=role, token_hash=token_hash, subscription=subscription
+        )
         with self._lock:
             if len(self._subscribers) >= self.max_clients:
                 raise Unavailable("the live stream (too many clients)")
@@ -150,30 +201,52 @@ class Hub:
         self.deliver(notices)
 
     def deliver(self, notices: list[dict[str, Any]]) -> None:
-        """From any thread: send each notice to this process's subscribers."""
+        """From any thread: coalesce ``notices`` into the window; its end sends them to
+        this process's subscribers."""
         if not self._subscribers:
             return
-        frames = [(str(n.get("type", "change")), n) for n in notices]
-        encoded = [(kind, sse_frame(kind, n)) for kind, n in frames]
-        self.published += len(encoded)
-        self.loop.call_soon_threadsafe(self._deliver, encoded)
+        gap = any(n.get("type") == "resync" for n in notices)  # the relay lost one
+        figures = [n for n in notices if n.get("type") != "resync"]
+        with self._pending_lock:
+            self._serial = coalesce(self._pending, figures, self._serial)
+            self.published += len(figures)
+            arm = not self._flush_due and bool(self._pending)
+            self._flush_due = self._flush_due or arm
+        if arm:
+            self.loop.call_soon_threadsafe(self._arm)
+        if gap:
+            self.resync_all()
 
-    def _deliver(self, frames: list[tuple[str, bytes]]) -> None:
+    def _arm(self) -> None:
+        if self.window_s > 0:
+            self.loop.call_later(self.window_s, self._flush)
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+            self._flush_due = False
+        frames: list[Frame] = []
+        for notice in pending.values():
+            kind = str(notice.get("type", "change"))
+            frames.append((notice, kind, sse_frame(kind, notice)))
         with self._lock:
             subscribers = list(self._subscribers)
         for sub in subscribers:
-            for kind, frame in frames:
-                if sub.may_read(kind):
-                    sub.offer(frame)
+            before = sub.resyncs
+            self.frames += sub.offer(frames)
+            self.resyncs += sub.resyncs - before
 
     def resync_all(self) -> None:
-        """From any thread: tell every client to reload (notices may have been missed)."""
+        """From any thread: tell every client to resync (notices may have been missed)."""
 
         def resync() -> None:
             with self._lock:
                 subscribers = list(self._subscribers)
             for sub in subscribers:
-                sub.offer(RESYNC)
+                sub.resync()
+                self.resyncs += 1
 
         self.loop.call_soon_threadsafe(resync)
 

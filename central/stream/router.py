@@ -10,16 +10,22 @@ reason, then the connection closes; the client logs in again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from central.context import Central
 from central.deps import CentralDep, Viewer
 from central.errors import Unauthenticated
-from central.stream.hub import Ended, sse_frame
+from central.stream.hub import RESYNC, Ended, sse_frame
+from central.stream.snapshot import read_snapshot
+from central.stream.subscription import Subscription, parse
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 KEEPALIVE_S = 15.0
@@ -36,9 +42,25 @@ RECHECK_S = 5.0
         503: {"description": "stream_max_clients streams are open"},
     },
 )
-async def stream(request: Request, central: CentralDep, actor: Viewer) -> StreamingResponse:
+async def stream(
+    request: Request,
+    central: CentralDep,
+    actor: Viewer,
+    kinds: str | None = Query(
+        None,
+        max_length=4000,
+        description="Comma-separated notice kinds the page handles (absent: all; empty: none)",
+    ),
+    lots: str | None = Query(
+        None,
+        max_length=16000,
+        description="Comma-separated lot ids the page shows (absent: all lots)",
+    ),
+) -> StreamingResponse:
     hub = central.hub
-    sub = hub.subscribe(role=actor.role, token_hash=actor.token_hash)
+    lot_boxes = {lot_id: lot.box_id for lot_id, lot in central.site.lots.items()}
+    subscription = parse(kinds, lots, lot_boxes)
+    sub = hub.subscribe(role=actor.role, token_hash=actor.token_hash, subscription=subscription)
 
     async def still_allowed() -> str | None:
         """None while the token is good; else why the stream ends."""
@@ -70,7 +92,9 @@ async def stream(request: Request, central: CentralDep, actor: Viewer) -> Stream
                     if reason is not None:
                         yield sse_frame("end", {"reason": reason})
                         return
-                if item is not None:
+                if item is RESYNC:
+                    yield await resync_frame(central, sub.subscription)
+                elif item is not None:
                     yield item
                 elif now >= next_keepalive:
                     if await request.is_disconnected():
@@ -85,3 +109,17 @@ async def stream(request: Request, central: CentralDep, actor: Viewer) -> Stream
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def resync_frame(central: Central, subscription: Subscription) -> bytes:
+    """``resync`` with a snapshot of what the client shows; without one if the store
+    cannot be read (the client reloads through the API, as it would anyway)."""
+    try:
+        snapshot = await run_in_threadpool(read_snapshot, central.engine, subscription)
+    except Exception:
+        log.exception("a live-stream resync could not read its snapshot")
+        return RESYNC
+    return sse_frame("resync", {"reason": RESYNC_REASON, "snapshot": snapshot})
+
+
+RESYNC_REASON = "notices were dropped (a slow client, or a gap in the relay)"

@@ -26,8 +26,18 @@ from sqlalchemy import create_engine, text
 
 from central.db.engine import normalise_url
 from central.leases import lease_key
+from firmware_protocols.uplink import Topics, encode_payload
 from simulators.broker import MosquittoBroker, free_port
-from tests.central.helpers import SITE_FILE, bay_event, event_msg, wait_for
+from tests.central.helpers import (
+    SITE,
+    SITE_FILE,
+    bay_event,
+    bay_state,
+    event_msg,
+    lot_state,
+    wait_for,
+)
+from tests.central.test_stream_figures import client_view, database_view
 from tests.faults.rig import Proc, _env
 
 pytestmark = pytest.mark.timeout(300)
@@ -141,17 +151,18 @@ def _login(serve: Serve, db_url: str) -> str:
 class SseClient:
     """Reads one process's live stream in a thread; keeps every event's kind and data."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, query: str = "") -> None:
         self.events: list[tuple[str, Any]] = []
         self.open = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(url, token), daemon=True)
+        target = f"{url}/api/v1/stream" + (f"?{query}" if query else "")
+        self._thread = threading.Thread(target=self._run, args=(target, token), daemon=True)
         self._thread.start()
 
-    def _run(self, url: str, token: str) -> None:
+    def _run(self, target: str, token: str) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         try:
-            with httpx.stream("GET", f"{url}/api/v1/stream", headers=headers, timeout=None) as r:
+            with httpx.stream("GET", target, headers=headers, timeout=None) as r:
                 kind = ""
                 for line in r.iter_lines():
                     if line.startswith("event: "):
@@ -168,6 +179,9 @@ class SseClient:
     def seqs(self) -> set[int]:
         return {d["seq"] for k, d in self.events if k == "bay_changed"}
 
+    def bays_changed(self) -> set[str]:
+        return {d["bay_id"] for k, d in self.events if k == "bay_changed"}
+
     def close(self) -> None:
         self._stop.set()
 
@@ -175,8 +189,10 @@ class SseClient:
 def test_every_process_stream_sees_every_committed_change(
     two: list[Serve], pg_schema_url: str, mosquitto: MosquittoBroker
 ) -> None:
-    """60 events of one box, spread by the broker over both processes' ingest: an SSE
-    client on each process sees all 60 (at main each saw only its own process's share)."""
+    """60 events of one box on 10 bays, spread by the broker over both processes' ingest:
+    an SSE client on each process hears of every bay's change (at main each heard only its
+    own process's share). The stream coalesces per bay within its window, so a client gets
+    at least one ``bay_changed`` per bay and at most one per event."""
     for serve in two:
         wait_for(serve.healthy, timeout=90, what=f"central {serve.name} to be healthy")
     token = _login(two[0], pg_schema_url)
@@ -193,9 +209,64 @@ def test_every_process_stream_sees_every_committed_change(
             box.publish(topic, payload, qos=1).wait_for_publish(10)
         box.loop_stop()
         box.disconnect()
+        bays = {f"P1-{seq % 10 + 1:03d}" for seq in sent}
         for client in clients:
-            wait_for(lambda c=client: c.seqs() >= set(sent), timeout=30, what="every event")
+            wait_for(lambda c=client: c.bays_changed() >= bays, timeout=30, what="every bay")
             assert not [k for k, _ in client.events if k == "resync"]
+            assert client.seqs() <= set(sent)
+            assert len([k for k, _ in client.events if k == "bay_changed"]) <= len(sent)
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_client_on_each_process_ends_with_the_database_view(
+    two: list[Serve], pg_schema_url: str, mosquitto: MosquittoBroker
+) -> None:
+    """Lot and bay states of P1 committed by both processes (the broker spreads them): a lot
+    page's client on each process ends with the same figures as the database, and hears
+    nothing of P2."""
+    for serve in two:
+        wait_for(serve.healthy, timeout=90, what=f"central {serve.name} to be healthy")
+    token = _login(two[0], pg_schema_url)
+    clients = [SseClient(serve.url, token, "lots=P1") for serve in two]
+    engine = create_engine(normalise_url(pg_schema_url))
+    try:
+        for client in clients:
+            assert client.open.wait(30), "the stream did not say hello"
+        box = paho.Client(CallbackAPIVersion.VERSION2, client_id="box-p1")
+        box.connect("127.0.0.1", mosquitto.port)
+        box.loop_start()
+        p1 = Topics(SITE, "box-p1")
+        for n in range(1, 31):
+            bay = f"P1-{n % 10 + 1:03d}"
+            state = "occupied" if n % 3 else "free"
+            box.publish(p1.bay(bay), encode_payload(bay_state(bay, state)), qos=1)
+            free = n % 11
+            lot = lot_state("P1", free=free, occupied=10 - free, ts=n)
+            box.publish(p1.lot("P1"), encode_payload(lot), qos=1).wait_for_publish(10)
+        p2 = Topics(SITE, "box-p2")
+        lot2 = lot_state("P2", free=1, occupied=3, capacity=4, ts=1)
+        box.publish(p2.lot("P2"), encode_payload(lot2), qos=1).wait_for_publish(10)
+        box.loop_stop()
+        box.disconnect()
+
+        def settled() -> bool:
+            with engine.connect() as conn:
+                free = conn.execute(text("SELECT free FROM lots WHERE lot_id = 'P1'")).scalar()
+            return free == 30 % 11
+
+        wait_for(settled, timeout=60, what="the last lot state to be stored")
+        want = database_view(engine, {"P1"})
+        assert len(want["bays"]) == 10 and want["lots"]["P1"][0] == 30 % 11
+        for client in clients:
+            wait_for(
+                lambda c=client: client_view(c.events) == want,  # type: ignore[misc]
+                timeout=30,
+                what=f"the client's view to equal the database's: {want}",
+            )
+            assert all(d.get("lot_id") in (None, "P1") for _, d in client.events)
+    finally:
+        for client in clients:
+            client.close()
+        engine.dispose()
