@@ -4,10 +4,12 @@ The ingest writer calls ``publish`` (any thread) after a commit. Notices are coa
 for ``window_s`` (``STREAM_COALESCE_S``): within a window only the latest notice of each
 figure (a lot's counts, a bay's, a sign's, a zone's, a box's link:
 ``subscription.figure_key``) is kept, so a screen gets figures, not every event. At the
-end of the window each notice is encoded once as an SSE frame and handed to every
-subscriber that asked for it (``Subscription``: its page's kinds and lots) and whose role
+end of the window each notice is encoded once as an SSE frame, and the frames of each
+distinct view are joined once into one chunk for every subscriber with that view: those it
+asked for (``Subscription``: its page's kinds and lots) and whose role
 may read it (``quarantine``: operators). A client that cannot keep up loses notices: on
-*every* overflow its queue is emptied and a single ``resync`` put in their place; the
+*every* overflow (more than ``queue_size`` frames waiting) its queue is emptied and a
+single ``resync`` put in their place; the
 stream router sends it with a snapshot of what the client shows, read from the database
 when the client takes it (notices queued before are moot, later ones follow it).
 ``end_token`` ends the streams of a token (logout); the stream router also re-checks each
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from central.auth.models import RANK, Role
@@ -58,6 +61,8 @@ Frame = tuple[dict[str, Any], str, bytes]  # (notice, kind, encoded)
 
 
 class Subscriber:
+    """One stream's queue of chunks (a window's frames for it, joined), bounded in frames."""
+
     def __init__(
         self,
         size: int,
@@ -66,7 +71,10 @@ class Subscriber:
         token_hash: str = "",
         subscription: Subscription | None = None,
     ) -> None:
-        self.queue: asyncio.Queue[bytes | Ended] = asyncio.Queue(maxsize=size)
+        self.queue: asyncio.Queue[bytes | Ended] = asyncio.Queue()  # bounded by ``size``
+        self.size = size  # frames queued at most
+        self.queued = 0  # frames in the queue now
+        self._counts: deque[int] = deque()  # frames of each queued item, in queue order
         self.role = role
         self.subscription = subscription or Subscription()
         self.token_hash = token_hash
@@ -80,48 +88,66 @@ class Subscriber:
             return True
         return self.role in RANK and RANK[self.role] >= RANK[needed]
 
-    def offer(self, frames: list[Frame]) -> int:
-        """Queue the frames this client asked for and may read; on an overflow, a resync
-        instead of everything queued and of the rest (its snapshot is read later, so it
-        holds them). Returns the frames queued."""
-        if self.ended:
-            return 0
-        queued = 0
-        for index, (notice, kind, frame) in enumerate(frames):
-            if not (self.may_read(kind) and self.subscription.wants(notice)):
-                continue
-            try:
-                self.queue.put_nowait(frame)
-                queued += 1
-            except asyncio.QueueFull:
-                rest = frames[index:]
-                self.resync(
-                    extra=sum(
-                        1 for n, k, _ in rest if self.may_read(k) and self.subscription.wants(n)
-                    )
-                )
-                break
-        return queued
+    @property
+    def view(self) -> tuple[Subscription, tuple[bool, ...]]:
+        """Streams with the same view get the same frames: a window's chunk is built once."""
+        return self.subscription, tuple(self.may_read(kind) for kind in NEEDS_ROLE)
+
+    def wants(self, notice: dict[str, Any], kind: str) -> bool:
+        return self.may_read(kind) and self.subscription.wants(notice)
+
+    def offer(self, count: int, chunk: bytes) -> bool:
+        """Queue a window's ``count`` frames (``chunk``); past ``size`` frames, one resync
+        instead of everything queued and of this chunk (its snapshot, read when the client
+        takes it, holds them all). Whether the chunk was queued."""
+        if self.ended or count == 0:
+            return False
+        if self.queued + count > self.size:
+            self.resync(extra=count)
+            return False
+        self._put(chunk, count)
+        return True
 
     def resync(self, extra: int = 0) -> None:
         """Everything queued gives way to one resync (a later overflow gets its own)."""
         if self.ended:
             return
-        self.dropped += extra + sum(1 for item in self._clear() if item is not RESYNC)
-        self.queue.put_nowait(RESYNC)
+        self.dropped += extra + self._clear()
+        self._put(RESYNC, 0)
         self.resyncs += 1
 
-    def _clear(self) -> list[bytes | Ended]:
-        items = []
+    async def get(self) -> bytes | Ended:
+        item = await self.queue.get()
+        self.queued -= self._counts.popleft()
+        return item
+
+    def get_nowait(self) -> bytes | Ended:
+        item = self.queue.get_nowait()
+        self.queued -= self._counts.popleft()
+        return item
+
+    def empty(self) -> bool:
+        return self.queue.empty()
+
+    def _put(self, item: bytes | Ended, count: int) -> None:
+        self.queue.put_nowait(item)
+        self._counts.append(count)
+        self.queued += count
+
+    def _clear(self) -> int:
+        """Empty the queue; the frames it held."""
+        frames = self.queued
         while not self.queue.empty():
-            items.append(self.queue.get_nowait())
-        return items
+            self.queue.get_nowait()
+        self._counts.clear()
+        self.queued = 0
+        return frames
 
     def end(self, reason: str) -> None:
         """Nothing more is delivered; the stream reads the reason next and closes."""
         self.ended = True
         self._clear()
-        self.queue.put_nowait(Ended(reason))
+        self._put(Ended(reason), 0)
 
 
 class Hub:
@@ -233,10 +259,18 @@ class Hub:
             frames.append((notice, kind, sse_frame(kind, notice)))
         with self._lock:
             subscribers = list(self._subscribers)
+        chunks: dict[Any, tuple[int, bytes]] = {}
         for sub in subscribers:
-            before = sub.resyncs
-            self.frames += sub.offer(frames)
-            self.resyncs += sub.resyncs - before
+            if sub.ended:
+                continue
+            chunk = chunks.get(sub.view)
+            if chunk is None:
+                picked = [frame for notice, kind, frame in frames if sub.wants(notice, kind)]
+                chunk = chunks[sub.view] = (len(picked), b"".join(picked))
+            if sub.offer(*chunk):
+                self.frames += chunk[0]
+            elif chunk[0]:
+                self.resyncs += 1
 
     def resync_all(self) -> None:
         """From any thread: tell every client to resync (notices may have been missed)."""

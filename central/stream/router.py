@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 KEEPALIVE_S = 15.0
 RECHECK_S = 5.0
+BATCH_CHUNKS = 64  # queued chunks (windows) joined into one write at most
 
 
 @router.get(
@@ -76,12 +77,17 @@ async def stream(
             yield sse_frame("hello", {"site": central.site.id, "user": actor.name})
             next_check = time.monotonic() + RECHECK_S
             next_keepalive = time.monotonic() + KEEPALIVE_S
+            held: bytes | Ended | None = None  # taken from the queue, not yet handled
             while True:
-                wait = max(0.0, min(next_check, next_keepalive) - time.monotonic())
-                try:
-                    item = await asyncio.wait_for(sub.queue.get(), wait)
-                except TimeoutError:
-                    item = None
+                item: bytes | Ended | None
+                if held is not None:
+                    item, held = held, None
+                else:
+                    wait = max(0.0, min(next_check, next_keepalive) - time.monotonic())
+                    try:
+                        item = await asyncio.wait_for(sub.get(), wait)
+                    except TimeoutError:
+                        item = None
                 if isinstance(item, Ended):
                     yield sse_frame("end", {"reason": item.reason})
                     return
@@ -95,7 +101,15 @@ async def stream(
                 if item is RESYNC:
                     yield await resync_frame(central, sub.subscription)
                 elif item is not None:
-                    yield item
+                    # Every frame already queued goes out in one write (a window's worth).
+                    parts = [item]
+                    while len(parts) < BATCH_CHUNKS and not sub.empty():
+                        more = sub.get_nowait()
+                        if more is RESYNC or isinstance(more, Ended):
+                            held = more
+                            break
+                        parts.append(more)
+                    yield b"".join(parts)
                 elif now >= next_keepalive:
                     if await request.is_disconnected():
                         return

@@ -11,6 +11,7 @@ view. (Two processes on PostgreSQL: ``test_processes_pg.py``.)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -27,6 +28,9 @@ from sqlalchemy import Engine, select
 from central.auth.models import Role
 from central.auth.service import add_user
 from central.db import schema as t
+from central.errors import Invalid
+from central.stream.hub import RESYNC, Hub
+from central.stream.subscription import Subscription, parse
 from firmware_protocols.uplink import Topics, encode_payload
 from simulators.broker import MosquittoBroker
 from tests.central.helpers import (
@@ -294,3 +298,34 @@ def test_stream_refuses_an_unknown_lot(served: Served) -> None:
     ) as r:
         assert r.status_code == 422, r.status_code
         assert "NOPE" in json.loads(r.read())["detail"]
+
+
+async def test_stream_a_notice_too_large_to_relay_resyncs_every_client() -> None:
+    """The relay turns a notice over NOTIFY's 8,000 bytes into ``{"type": "resync"}``:
+    every client gets a real resync (a snapshot follows), whatever its subscription."""
+    hub = Hub(asyncio.get_running_loop())
+    subs = [
+        hub.subscribe(),
+        hub.subscribe(subscription=Subscription(kinds=frozenset({"lot"}))),
+        hub.subscribe(subscription=Subscription(kinds=frozenset())),
+    ]
+    hub.deliver([{"type": "resync", "reason": "a notice too large to relay"}])
+    got = [await asyncio.wait_for(sub.get(), 30) for sub in subs]
+    assert got == [RESYNC, RESYNC, RESYNC]
+    assert all(sub.empty() for sub in subs)
+
+
+def test_stream_subscription_scopes_box_notices_to_the_lots_boxes() -> None:
+    """A lot page's subscription: its box's signs and alerts pass, another box's do not;
+    zones and kinds it did not ask for never do; a malformed kind is refused by name."""
+    sub = parse("lot,sign,alert_raised", "P1", {"P1": "box-p1", "P2": "box-p2"})
+    assert sub.wants({"type": "sign", "sign_id": "S1", "box_id": "box-p1", "up": True})
+    assert not sub.wants({"type": "sign", "sign_id": "S2", "box_id": "box-p2", "up": True})
+    assert sub.wants({"type": "alert_raised", "box_id": "box-p1", "alert_id": "a"})
+    assert not sub.wants({"type": "alert_raised", "box_id": "box-p2", "alert_id": "a"})
+    assert not sub.wants({"type": "lot", "lot_id": "P2"})
+    assert not sub.wants({"type": "bay", "bay_id": "P1-001", "lot_id": "P1"})
+    assert parse("", None, {}).wants({"type": "lot", "lot_id": "P1"}) is False
+    with pytest.raises(Invalid) as refused:
+        parse("lot,Lot!", None, {})
+    assert refused.value.field == "kinds" and "Lot!" in refused.value.detail
