@@ -9,6 +9,7 @@ allow the deploy file's 20,000), and in the foreground as the test's user (no ``
 ``chroot``, ``user``, ``group``). Checked: both processes serve requests; the live stream
 passes through unbuffered (a notice arrives while the stream stays open); after ``kill
 -9`` of one process every request keeps succeeding and the health check marks it DOWN.
+Long (``make test-long``): a quiet stream stays open 75 s through the timeouts as written.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import json
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,9 +35,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware_protocols.uplink import Topics, encode_payload
 from simulators.broker import MosquittoBroker, free_port
-from tests.central.helpers import SITE, lot_state, wait_for
+from tests.central.helpers import SITE, SITE_FILE, lot_state, wait_for
 from tests.central.test_processes_pg import Serve, _login
-from tests.faults.rig import Proc
+from tests.faults.rig import Proc, _env
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_CFG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
@@ -228,3 +232,54 @@ def test_balancer_spreads_streams_unbuffered_and_survives_a_kill_9(
         print(f"requests answered while and after the process died: {answered}, failed: 0")
     finally:
         lb.close()
+
+
+@pytest.mark.long
+def test_balancer_keeps_a_quiet_stream_past_its_timeouts(tmp_path: Path) -> None:
+    """A stream with nothing to say but central's 15 s keep-alive comment stays open
+    through the deploy file's timeouts as written (client 60 s, server 2 min): watched for
+    75 s. One central process on SQLite (no ingest) behind both server lines. Long: 75 s."""
+    central = Proc(
+        argv=[sys.executable, "-m", "parkgrid", "central", "serve",
+              "--site", str(SITE_FILE), "--database-url", f"sqlite:///{tmp_path / 'c.db'}",
+              "--no-ingest", "--port", str(port := free_port())],
+        log=tmp_path / "central.log",
+        env={"PARKGRID_FORECAST_EVERY_S": "0"},
+    )  # fmt: skip
+    balancer = Balancer(tmp_path, [port, port])
+    try:
+        central.start()
+        balancer.proc.start()
+        wait_for(
+            lambda: balancer.sock.exists() and balancer.status("c1") == "UP",
+            timeout=90,
+            what="central up behind haproxy",
+        )
+        subprocess.run(
+            [sys.executable, "-m", "parkgrid", "central", "add-user", "vera", "--role",
+             "viewer", "--password-stdin", "--database-url", f"sqlite:///{tmp_path / 'c.db'}"],
+            input=b"a long enough password\n", check=True, env=_env(), capture_output=True,
+        )  # fmt: skip
+        token = httpx.post(
+            f"{balancer.url}/api/v1/auth/login",
+            data={"username": "vera", "password": "a long enough password"},
+            timeout=30,
+        ).json()["access_token"]
+        opened = time.monotonic()
+        comments = 0
+        with httpx.stream(
+            "GET",
+            f"{balancer.url}/api/v1/stream",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(30, read=40),
+        ) as r:
+            assert r.status_code == 200
+            for line in r.iter_lines():
+                comments += line.startswith(": keep-alive")
+                if time.monotonic() - opened > 75:
+                    break
+        assert time.monotonic() - opened > 75, "the stream closed early"
+        assert comments >= 4
+    finally:
+        balancer.proc.stop()
+        central.stop()
