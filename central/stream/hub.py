@@ -239,7 +239,13 @@ class Hub:
             arm = not self._flush_due and bool(self._pending)
             self._flush_due = self._flush_due or arm
         if arm:
-            self.loop.call_soon_threadsafe(self._arm)
+            try:
+                self.loop.call_soon_threadsafe(self._arm)
+            except RuntimeError:  # the loop is closed (shutting down): nothing to send to
+                with self._pending_lock:
+                    self._pending.clear()
+                    self._flush_due = False
+                return
         if gap:
             self.resync_all()
 

@@ -329,3 +329,15 @@ def test_stream_subscription_scopes_box_notices_to_the_lots_boxes() -> None:
     with pytest.raises(Invalid) as refused:
         parse("lot,Lot!", None, {})
     assert refused.value.field == "kinds" and "Lot!" in refused.value.detail
+
+
+def test_stream_hub_after_its_loop_closed_drops_notices_without_raising() -> None:
+    """At shutdown the ingest may still publish: the hub's closed loop is no error for the
+    publishing thread, and the next window is not left waiting for a flush never armed."""
+    loop = asyncio.new_event_loop()
+    hub = Hub(loop, window_s=0.25)
+    hub.subscribe()
+    loop.close()
+    hub.deliver([{"type": "lot", "lot_id": "P1", "free": 1}])
+    hub.deliver([{"type": "lot", "lot_id": "P1", "free": 2}])
+    assert not hub._pending and not hub._flush_due
