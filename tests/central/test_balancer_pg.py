@@ -6,7 +6,8 @@ changed: the ports (a free one for the frontend, the two processes' for the serv
 stats socket in the test's directory, the log to standard output, plain HTTP in place of
 the TLS bind and its redirect, ``maxconn`` 1000 (a container's open-files limit may not
 allow the deploy file's 20,000), and in the foreground as the test's user (no ``daemon``,
-``chroot``, ``user``, ``group``). Checked: both processes serve requests; the live stream
+``chroot``, ``user``, ``group``). Checked: both processes serve requests; a client's own ``X-Forwarded-For`` is replaced
+(central logs the refused login from the balancer's view of the client); the live stream
 passes through unbuffered (a notice arrives while the stream stays open); after ``kill
 -9`` of one process every request keeps succeeding and the health check marks it DOWN.
 Long (``make test-long``): a quiet stream stays open 75 s through the timeouts as written.
@@ -182,6 +183,20 @@ def _publish_lot(broker: MosquittoBroker, free: int, ts: float) -> None:
         box.disconnect()
 
 
+def _refused_clients(pair: list[Serve]) -> set[str]:
+    """The client addresses central logged for refused logins (JSON log lines)."""
+    found = set()
+    for serve in pair:
+        for line in serve.proc.log.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("message") == "login refused":
+                found.add(record.get("client"))
+    return found
+
+
 def test_balancer_spreads_streams_unbuffered_and_survives_a_kill_9(
     rig: tuple[list[Serve], Balancer], pg_schema_url: str, mosquitto: MosquittoBroker
 ) -> None:
@@ -193,6 +208,17 @@ def test_balancer_spreads_streams_unbuffered_and_survives_a_kill_9(
             assert lb.get("/api/v1/lots").status_code == 200
         served = {s: int(balancer.stats()[("central", s)]["stot"]) for s in ("c1", "c2")}
         assert served["c1"] > 0 and served["c2"] > 0, served
+
+        # A client's own X-Forwarded-For is replaced: central's login back-off counts the
+        # address HAProxy saw, not one the client claims.
+        refused = lb.post(
+            "/api/v1/auth/login",
+            data={"username": "nobody", "password": "wrong password here"},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+        )
+        assert refused.status_code == 401
+        wait_for(lambda: _refused_clients(pair), timeout=30, what="the refused login's log line")
+        assert _refused_clients(pair) == {"127.0.0.1"}
 
         # The live stream passes through unbuffered: a notice arrives while it stays open.
         token = _login(pair[0], pg_schema_url)
