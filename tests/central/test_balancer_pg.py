@@ -6,10 +6,11 @@ changed: the ports (a free one for the frontend, the two processes' for the serv
 stats socket in the test's directory, the log to standard output, plain HTTP in place of
 the TLS bind and its redirect, ``maxconn`` 1000 (a container's open-files limit may not
 allow the deploy file's 20,000), and in the foreground as the test's user (no ``daemon``,
-``chroot``, ``user``, ``group``). Checked: both processes serve requests; a client's own ``X-Forwarded-For`` is replaced
-(central logs the refused login from the balancer's view of the client); the live stream
-passes through unbuffered (a notice arrives while the stream stays open); after ``kill
--9`` of one process every request keeps succeeding and the health check marks it DOWN.
+``chroot``, ``user``, ``group``). Checked: both processes serve requests; a client's
+own ``X-Forwarded-For`` is replaced (central logs the refused login from the balancer's
+view of the client); the live stream passes through unbuffered (a notice arrives while
+the stream stays open); after ``kill -9`` of one process every request keeps succeeding
+and the health check marks it DOWN.
 Long (``make test-long``): a quiet stream stays open 75 s through the timeouts as written.
 """
 
