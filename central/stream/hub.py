@@ -234,7 +234,7 @@ class Hub:
         gap = any(n.get("type") == "resync" for n in notices)  # the relay lost one
         figures = [n for n in notices if n.get("type") != "resync"]
         with self._pending_lock:
-            self._serial = coalesce(self._pending, figures, self._serial)
+            self._serial = coalesce(self._pending, figures, self._serial, merge=self.window_s > 0)
             self.published += len(figures)
             arm = not self._flush_due and bool(self._pending)
             self._flush_due = self._flush_due or arm

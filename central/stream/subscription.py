@@ -96,13 +96,17 @@ def parse(kinds: str | None, lots: str | None, lot_boxes: dict[str, str]) -> Sub
 
 
 def coalesce(
-    pending: dict[Any, dict[str, Any]], notices: Iterable[dict[str, Any]], serial: int
+    pending: dict[Any, dict[str, Any]],
+    notices: Iterable[dict[str, Any]],
+    serial: int,
+    *,
+    merge: bool = True,
 ) -> int:
     """Add ``notices`` to ``pending`` (insertion-ordered): a figure's notice replaces the
-    one pending for it and moves to the end; a notice that stands alone gets its own key.
-    Returns the next serial for stand-alone keys."""
+    one pending for it and moves to the end; a notice that stands alone (or every notice,
+    with ``merge`` false) gets its own key. Returns the next serial for those keys."""
     for notice in notices:
-        key: Any = figure_key(notice)
+        key: Any = figure_key(notice) if merge else None
         if key is None:
             key = serial
             serial += 1
