@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients socat:socat mbpoll:mbpoll tmux:tmux chromium:chromium :fonts-noto-cjk openssl:openssl ip:iproute2
+SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients socat:socat mbpoll:mbpoll tmux:tmux chromium:chromium :fonts-noto-cjk openssl:openssl ip:iproute2 haproxy:haproxy systemd-analyze:systemd
 
 .PHONY: all install system-deps demo-deps lint format test test-long bench soak demo schema clean
 

@@ -93,6 +93,7 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         queue_size=settings.stream_queue,
         max_per_token=settings.stream_max_per_token,
         max_clients=settings.stream_max_clients,
+        window_s=settings.stream_coalesce_s,
     )
     central = Central(
         settings=settings,

@@ -158,6 +158,12 @@ class CentralSettings(BaseSettings):
         default=None, description="The drivers' page as printed in QR codes (default: as asked)."
     )
     stream_queue: int = Field(default=1000, ge=10)
+    stream_coalesce_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=10,
+        description="Live stream: notices are coalesced to the latest per figure this long.",
+    )
     stream_max_per_token: int = Field(
         default=8, ge=1, description="Open live streams one token may hold (429 beyond)."
     )

@@ -173,8 +173,20 @@ def metrics_text(central: Central) -> str:
     metric(
         "parkgrid_central_stream_notices_total",
         "counter",
-        "Notices sent to SSE clients",
+        "Notices that reached the live stream's hub while a client listened",
         [({}, central.hub.published)],
+    )
+    metric(
+        "parkgrid_central_stream_frames_total",
+        "counter",
+        "Frames queued to SSE clients (after coalescing and each client's subscription)",
+        [({}, central.hub.frames)],
+    )
+    metric(
+        "parkgrid_central_stream_resyncs_total",
+        "counter",
+        "Resyncs queued to SSE clients (queue overflows, relay gaps)",
+        [({}, central.hub.resyncs)],
     )
     metric(
         "parkgrid_central_password_checks_total",

@@ -252,6 +252,8 @@ CENTRAL_METRICS = {
     ("parkgrid_central_box_online", "gauge", ("box_id",)),
     ("parkgrid_central_box_last_seen_timestamp_seconds", "gauge", ("box_id",)),
     ("parkgrid_central_stream_notices_total", "counter", ()),
+    ("parkgrid_central_stream_frames_total", "counter", ()),
+    ("parkgrid_central_stream_resyncs_total", "counter", ()),
     ("parkgrid_central_password_checks_total", "counter", ()),
     ("parkgrid_central_password_checks_busy_total", "counter", ()),
     ("parkgrid_central_password_checks_waiting", "gauge", ()),

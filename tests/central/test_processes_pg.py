@@ -15,6 +15,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,18 @@ from sqlalchemy import create_engine, text
 
 from central.db.engine import normalise_url
 from central.leases import lease_key
+from firmware_protocols.uplink import Topics, encode_payload
 from simulators.broker import MosquittoBroker, free_port
-from tests.central.helpers import SITE_FILE, bay_event, event_msg, wait_for
+from tests.central.helpers import (
+    SITE,
+    SITE_FILE,
+    bay_event,
+    bay_state,
+    event_msg,
+    lot_state,
+    wait_for,
+)
+from tests.central.test_stream_figures import client_view, database_view
 from tests.faults.rig import Proc, _env
 
 pytestmark = pytest.mark.timeout(300)
@@ -36,7 +47,14 @@ pytestmark = pytest.mark.timeout(300)
 class Serve:
     """One ``parkgrid central serve`` process with its own port and instance name."""
 
-    def __init__(self, name: str, db_url: str, broker: MosquittoBroker, workdir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        db_url: str,
+        broker: MosquittoBroker,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.proc = Proc(
@@ -47,7 +65,7 @@ class Serve:
                 "--instance", name, "--ingest-group", "ingest", "--log-level", "info",
             ],
             log=workdir / f"central-{name}.log",
-            env={"PARKGRID_FORECAST_EVERY_S": "0"},
+            env={"PARKGRID_FORECAST_EVERY_S": "0", **(env or {})},
         )  # fmt: skip
 
     @property
@@ -63,10 +81,8 @@ class Serve:
             return False
 
 
-@pytest.fixture
-def two(pg_schema_url: str, mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[list[Serve]]:
-    """Two processes on one fresh schema (not migrated), started at the same moment."""
-    pair = [Serve(name, pg_schema_url, mosquitto, tmp_path) for name in ("a", "b")]
+@contextmanager
+def _started(pair: list[Serve]) -> Iterator[list[Serve]]:
     for serve in pair:
         serve.proc.start()
     try:
@@ -74,6 +90,25 @@ def two(pg_schema_url: str, mosquitto: MosquittoBroker, tmp_path: Path) -> Itera
     finally:
         for serve in pair:
             serve.proc.stop()
+
+
+@pytest.fixture
+def two(pg_schema_url: str, mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[list[Serve]]:
+    """Two processes on one fresh schema (not migrated), started at the same moment."""
+    with _started([Serve(n, pg_schema_url, mosquitto, tmp_path) for n in ("a", "b")]) as pair:
+        yield pair
+
+
+@pytest.fixture
+def two_firehose(
+    pg_schema_url: str, mosquitto: MosquittoBroker, tmp_path: Path
+) -> Iterator[list[Serve]]:
+    """The same, with the live stream not coalescing (``STREAM_COALESCE_S=0``): every
+    notice is a frame, so a test can count every committed change."""
+    env = {"PARKGRID_STREAM_COALESCE_S": "0"}
+    pair = [Serve(n, pg_schema_url, mosquitto, tmp_path, env) for n in ("a", "b")]
+    with _started(pair) as started:
+        yield started
 
 
 def holder(db_url: str, lease: str) -> str | None:
@@ -141,17 +176,18 @@ def _login(serve: Serve, db_url: str) -> str:
 class SseClient:
     """Reads one process's live stream in a thread; keeps every event's kind and data."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, query: str = "") -> None:
         self.events: list[tuple[str, Any]] = []
         self.open = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(url, token), daemon=True)
+        target = f"{url}/api/v1/stream" + (f"?{query}" if query else "")
+        self._thread = threading.Thread(target=self._run, args=(target, token), daemon=True)
         self._thread.start()
 
-    def _run(self, url: str, token: str) -> None:
+    def _run(self, target: str, token: str) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         try:
-            with httpx.stream("GET", f"{url}/api/v1/stream", headers=headers, timeout=None) as r:
+            with httpx.stream("GET", target, headers=headers, timeout=None) as r:
                 kind = ""
                 for line in r.iter_lines():
                     if line.startswith("event: "):
@@ -173,10 +209,12 @@ class SseClient:
 
 
 def test_every_process_stream_sees_every_committed_change(
-    two: list[Serve], pg_schema_url: str, mosquitto: MosquittoBroker
+    two_firehose: list[Serve], pg_schema_url: str, mosquitto: MosquittoBroker
 ) -> None:
     """60 events of one box, spread by the broker over both processes' ingest: an SSE
-    client on each process sees all 60 (at main each saw only its own process's share)."""
+    client on each process sees all 60 (at main each saw only its own process's share).
+    The stream does not coalesce here, so every committed change is a frame."""
+    two = two_firehose
     for serve in two:
         wait_for(serve.healthy, timeout=90, what=f"central {serve.name} to be healthy")
     token = _login(two[0], pg_schema_url)
@@ -199,3 +237,55 @@ def test_every_process_stream_sees_every_committed_change(
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_client_on_each_process_ends_with_the_database_view(
+    two: list[Serve], pg_schema_url: str, mosquitto: MosquittoBroker
+) -> None:
+    """Lot and bay states of P1 committed by both processes (the broker spreads them): a lot
+    page's client on each process ends with the same figures as the database, and hears
+    nothing of P2."""
+    for serve in two:
+        wait_for(serve.healthy, timeout=90, what=f"central {serve.name} to be healthy")
+    token = _login(two[0], pg_schema_url)
+    clients = [SseClient(serve.url, token, "lots=P1") for serve in two]
+    engine = create_engine(normalise_url(pg_schema_url))
+    try:
+        for client in clients:
+            assert client.open.wait(30), "the stream did not say hello"
+        box = paho.Client(CallbackAPIVersion.VERSION2, client_id="box-p1")
+        box.connect("127.0.0.1", mosquitto.port)
+        box.loop_start()
+        p1 = Topics(SITE, "box-p1")
+        for n in range(1, 31):
+            bay = f"P1-{n % 10 + 1:03d}"
+            state = "occupied" if n % 3 else "free"
+            box.publish(p1.bay(bay), encode_payload(bay_state(bay, state)), qos=1)
+            free = n % 11
+            lot = lot_state("P1", free=free, occupied=10 - free, ts=n)
+            box.publish(p1.lot("P1"), encode_payload(lot), qos=1).wait_for_publish(10)
+        p2 = Topics(SITE, "box-p2")
+        lot2 = lot_state("P2", free=1, occupied=3, capacity=4, ts=1)
+        box.publish(p2.lot("P2"), encode_payload(lot2), qos=1).wait_for_publish(10)
+        box.loop_stop()
+        box.disconnect()
+
+        def settled() -> bool:
+            with engine.connect() as conn:
+                free = conn.execute(text("SELECT free FROM lots WHERE lot_id = 'P1'")).scalar()
+            return free == 30 % 11
+
+        wait_for(settled, timeout=60, what="the last lot state to be stored")
+        want = database_view(engine, {"P1"})
+        assert len(want["bays"]) == 10 and want["lots"]["P1"][0] == 30 % 11
+        for client in clients:
+            wait_for(
+                lambda c=client: client_view(c.events) == want,  # type: ignore[misc]
+                timeout=30,
+                what=f"the client's view to equal the database's: {want}",
+            )
+            assert all(d.get("lot_id") in (None, "P1") for _, d in client.events)
+    finally:
+        for client in clients:
+            client.close()
+        engine.dispose()

@@ -153,5 +153,5 @@ pg.page(async () => {
     bay_changed: (n) => { if (n.lot_id === lotId) refreshBays(); },
     sign: (n) => { if (n.box_id === boxId) refreshSigns(); },
     box: () => { refreshLot(); refreshBays(); },
-  }, reloadAll);
+  }, reloadAll, { lots: [lotId] });
 });

@@ -151,8 +151,8 @@ pg.page(async () => {
   setInterval(renderLots, 30000);
 
   pg.live({
+    // Lots, not bays: every bay change moves its lot's counts, and the lot notice says so.
     lot: (n) => { refreshLots(); refreshSpark(n.lot_id); },
-    bay_changed: (n) => { if (n.lot_id) refreshSpark(n.lot_id); },
     box: () => { refreshLots(); refreshBoxes(); },
     alert_raised: refreshAlerts,
     alert_resolved: refreshAlerts,

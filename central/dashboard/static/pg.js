@@ -357,8 +357,12 @@ const pg = (() => {
    * Listen to /api/v1/stream. `handlers` maps event names (lot, bay, bay_changed, zone,
    * sign, box, alert_raised, alert_resolved, command_reply, ...) to functions of the
    * notice. `reload` is called after a reconnect or a resync: notices may have been missed.
+   * The stream sends only the kinds in `handlers` and, with `scope.lots` (a list of lot
+   * ids), only what concerns those lots and their boxes (docs/central.md, the live stream).
    */
-  function live(handlers, reload) {
+  function live(handlers, reload, scope) {
+    const query = "&kinds=" + encodeURIComponent(Object.keys(handlers || {}).join(","))
+      + (scope && scope.lots ? "&lots=" + encodeURIComponent(scope.lots.join(",")) : "");
     const badge = $("#live");
     let source = null;
     let lost = false;
@@ -371,7 +375,7 @@ const pg = (() => {
     function connect() {
       const s = session();
       if (!s) return toLogin();
-      source = new EventSource("/api/v1/stream?access_token=" + encodeURIComponent(s.token));
+      source = new EventSource("/api/v1/stream?access_token=" + encodeURIComponent(s.token) + query);
       source.addEventListener("hello", () => {
         if (lost) {
           lost = false;
