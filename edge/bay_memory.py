@@ -18,6 +18,12 @@ occupied whose car left in the gap only makes the count too low (never misleadin
 its sensor speaks. Stall-zone bays are not restored (the zone agent keeps its own state,
 ``zones_store``).
 A file that cannot be read is moved aside (``.corrupt``) and logged; the box starts blind.
+
+This is the fallback. A concentrator that answers the replay request (``edge/drivers/
+line_replay.py``) tells the box, a fraction of a second after the line opens, the last frame
+of every sensor with its age, free bays and the gap's changes included, and each replaces
+what was restored here when it is newer. A concentrator with older firmware answers
+nothing, and then this memory is all the box starts with.
 """
 
 from __future__ import annotations

@@ -184,6 +184,7 @@ def box_metrics(parts: HealthSources) -> list[Metric]:
     line_samples: dict[str, list[tuple[dict[str, str], float]]] = {
         "bytes": [],
         "frames": [],
+        "observations": [],
         "crc_failures": [],
         "dropped_bytes": [],
         "up": [],
@@ -193,6 +194,7 @@ def box_metrics(parts: HealthSources) -> list[Metric]:
         labels = {**base, "line": name}
         line_samples["bytes"].append((labels, stats.bytes_in))
         line_samples["frames"].append((labels, stats.frames))
+        line_samples["observations"].append((labels, stats.observations))
         line_samples["crc_failures"].append((labels, stats.crc_failures))
         line_samples["dropped_bytes"].append((labels, stats.dropped_bytes))
         line_samples["up"].append((labels, 1.0 if stats.up else 0.0))

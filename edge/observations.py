@@ -14,6 +14,10 @@ class SensorObservation:
     ``sensor_id`` is canonical (see ``edge.config``): 8 hex digits for radio sensors,
     ``M77-<host>-<detector>`` for 433 MHz detectors. ``received_at`` is wall-clock seconds
     (the sensor formats carry no time of their own, so this is the event's sensor time).
+
+    ``stored_age_s`` is set on an uplink the concentrator replayed from its table (a
+    ``StoredUplink``): it heard the sensor that long before the box received the replay,
+    and ``received_at`` is set back by it. None for a live uplink.
     """
 
     line: str
@@ -23,3 +27,4 @@ class SensorObservation:
     rssi_dbm: int | None = None
     snr_db: float | None = None
     fault: bool = False
+    stored_age_s: float | None = None

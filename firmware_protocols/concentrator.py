@@ -40,6 +40,18 @@ Bodies (all integers big-endian; "i" is signed, "u" unsigned)::
          (a Dingtek command such as ``80029999010481``, sent to the sensor as text)
     0x82 recalibration request (box -> concentrator), 6 bytes
          u16 request id | u32 sensor id
+    0x83 replay request (box -> concentrator), 2 bytes
+         u16 request id: "send me the last uplink you heard from each sensor"
+    0x04 stored uplink (concentrator -> box), 15 + P bytes
+         u16 request id | u32 age ms (since the concentrator heard it, saturating)
+         | the uplink's own body (9 + P bytes, as 0x01), so P is at most 497
+    0x05 replay end (concentrator -> box), 4 bytes
+         u16 request id | u16 stored uplinks sent for that request
+
+The replay lets a box that starts (or re-opens its line) know every bay at once instead of
+waiting for each sensor's next frame: one 0x04 per sensor the concentrator has heard, then
+a 0x05. A concentrator that does not know 0x83 skips it as an unknown type and answers
+nothing; the box then carries on as before.
 
 Format ids (``FORMAT_IDS`` / ``FORMAT_NAMES``): 1 ``bosch-pls``, 2 ``nwave-nps``,
 3 ``dingtek-do20x``. An uplink with another format id is counted in
@@ -76,7 +88,10 @@ __all__ = [
     "Frame",
     "FrameType",
     "RecalibrateRequest",
+    "ReplayEnd",
+    "ReplayRequest",
     "StatusFrame",
+    "StoredUplink",
     "StreamStats",
     "UplinkFrame",
     "decode_frame",
@@ -104,8 +119,11 @@ class FrameType(IntEnum):
     UPLINK = 0x01
     STATUS = 0x02
     DOWNLINK_ACK = 0x03
+    STORED_UPLINK = 0x04
+    REPLAY_END = 0x05
     CONFIG_DOWNLINK = 0x81
     RECALIBRATE = 0x82
+    REPLAY_REQUEST = 0x83
 
 
 class DownlinkOutcome(IntEnum):
@@ -171,13 +189,53 @@ class RecalibrateRequest:
     sensor_id: int
 
 
-Frame: TypeAlias = UplinkFrame | StatusFrame | DownlinkAck | ConfigDownlink | RecalibrateRequest
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayRequest:
+    """Ask the concentrator for the last uplink it heard from each sensor."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredUplink:
+    """One sensor's last uplink, as the concentrator heard it ``age_ms`` ago."""
+
+    request_id: int
+    age_ms: int  # saturates at 2**32 - 1 (49.7 days)
+    uplink: UplinkFrame
+
+    @property
+    def age_s(self) -> float:
+        return self.age_ms / 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayEnd:
+    """The replay for ``request_id`` is over: ``count`` stored uplinks were sent."""
+
+    request_id: int
+    count: int
+
+
+Frame: TypeAlias = (
+    UplinkFrame
+    | StatusFrame
+    | DownlinkAck
+    | ConfigDownlink
+    | RecalibrateRequest
+    | ReplayRequest
+    | StoredUplink
+    | ReplayEnd
+)
 
 _UPLINK = struct.Struct(">IhbBB")
 _STATUS = struct.Struct(">IBBBIIIHI")
 _ACK = struct.Struct(">HIB")
 _CONFIG = struct.Struct(">HIB")
 _RECAL = struct.Struct(">HI")
+_REPLAY = struct.Struct(">H")
+_STORED = struct.Struct(">HI")
+_REPLAY_END = struct.Struct(">HH")
 _HEADER = struct.Struct(">BHB")
 _CRC = struct.Struct(">H")
 _HEX_TEXT = re.compile(rb"(?:[0-9A-F]{2})+")
@@ -275,12 +333,36 @@ def _parse_recalibrate(buf: bytes, off: int, length: int) -> RecalibrateRequest:
     return RecalibrateRequest(request_id=request_id, sensor_id=sensor_id)
 
 
+def _parse_replay(buf: bytes, off: int, length: int) -> ReplayRequest:
+    if length != _REPLAY.size:
+        raise _bad(f"replay request body of {length} bytes, needs 2", buf, off, length)
+    return ReplayRequest(request_id=_REPLAY.unpack_from(buf, off)[0])
+
+
+def _parse_stored(buf: bytes, off: int, length: int) -> StoredUplink:
+    if length < _STORED.size + 9:
+        raise _bad(f"stored uplink body of {length} bytes, needs at least 15", buf, off, length)
+    request_id, age_ms = _STORED.unpack_from(buf, off)
+    uplink = _parse_uplink(buf, off + _STORED.size, length - _STORED.size)
+    return StoredUplink(request_id=request_id, age_ms=age_ms, uplink=uplink)
+
+
+def _parse_replay_end(buf: bytes, off: int, length: int) -> ReplayEnd:
+    if length != _REPLAY_END.size:
+        raise _bad(f"replay end body of {length} bytes, needs 4", buf, off, length)
+    request_id, count = _REPLAY_END.unpack_from(buf, off)
+    return ReplayEnd(request_id=request_id, count=count)
+
+
 _PARSERS: Final[dict[int, Callable[[bytes, int, int], Frame]]] = {
     FrameType.UPLINK: _parse_uplink,
     FrameType.STATUS: _parse_status,
     FrameType.DOWNLINK_ACK: _parse_ack,
     FrameType.CONFIG_DOWNLINK: _parse_config,
     FrameType.RECALIBRATE: _parse_recalibrate,
+    FrameType.REPLAY_REQUEST: _parse_replay,
+    FrameType.STORED_UPLINK: _parse_stored,
+    FrameType.REPLAY_END: _parse_replay_end,
 }
 
 
@@ -295,6 +377,14 @@ def _pack(st: struct.Struct, what: str, *values: int) -> bytes:
 
 
 def _body(frame: Frame) -> tuple[FrameType, bytes]:
+    if isinstance(frame, StoredUplink):
+        head = _pack(_STORED, "stored uplink", frame.request_id, frame.age_ms)
+        return FrameType.STORED_UPLINK, head + _body(frame.uplink)[1]
+    if isinstance(frame, ReplayRequest):
+        return FrameType.REPLAY_REQUEST, _pack(_REPLAY, "replay request", frame.request_id)
+    if isinstance(frame, ReplayEnd):
+        body = _pack(_REPLAY_END, "replay end", frame.request_id, frame.count)
+        return FrameType.REPLAY_END, body
     if isinstance(frame, UplinkFrame):
         fmt_id = FORMAT_IDS.get(frame.fmt)
         if fmt_id is None:

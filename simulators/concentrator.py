@@ -8,7 +8,10 @@ real concentrator would send (envelope frames around real vendor payloads made w
 counts what it injected in ``counts`` (``InjectedCounts``) so a test can hold the box's
 line counters against it. It keeps each sensor's true bay state (``truth()``), also for
 silent sensors: a dead radio does not empty the bay. ``receive(bytes)`` takes downlinks
-from the box and returns the acks.
+from the box and returns the acks, and the replay (``concentrator_table``) for a replay
+request, unless ``replay=False`` (older firmware, which skips it). Ages are on ``clock`` if
+given (the pty simulator's: the wall's monotonic clock, which the box's timeouts run on; in
+the demo those are already divided by the town's speed), else on ``tick``'s ``now``.
 
 ``ConcentratorSimulator`` puts a core on a ``PtyLink`` (``async with``): scripted sends
 (``await sim.send_status("00A1B2C3", occupied=True)``), and when asked, a seeded random
@@ -36,7 +39,8 @@ import asyncio
 import contextlib
 import os
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -49,11 +53,13 @@ from firmware_protocols.concentrator import (
     DownlinkAck,
     DownlinkOutcome,
     RecalibrateRequest,
+    ReplayRequest,
     StatusFrame,
     UplinkFrame,
     encode_frame,
 )
 from firmware_protocols.crc import crc16_ccitt_false
+from simulators.concentrator_table import UplinkTable
 from simulators.pty_link import PtyLink
 
 __all__ = [
@@ -118,6 +124,8 @@ class InjectedCounts:
     spoiled_bytes: int = 0
     silenced: int = 0
     downlinks_received: int = 0
+    replays: int = 0
+    stored_uplinks: int = 0
     bytes_written: int = 0
     bytes_lost: int = 0
 
@@ -136,8 +144,13 @@ class ConcentratorCore:
         garbage_rate: float = 0.0,
         crc_error_rate: float = 0.0,
         firmware: str = "1.4.2",
+        replay: bool = True,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.rng = random.Random(seed)
+        self.replay = replay
+        self._clock = clock
+        self.table = UplinkTable()
         self.sensors: dict[str, SimSensor] = {}
         for raw_id, fmt in sensors.items():
             if fmt not in FORMAT_IDS:
@@ -202,18 +215,22 @@ class ConcentratorCore:
             fields["frame_counter"] = s.frame_counter
         return fields
 
-    def _uplink_frame(self, s: SimSensor, kind: str) -> bytes:
+    def clock(self) -> float:
+        return self._clock() if self._clock is not None else self.now
+
+    def _uplink(self, s: SimSensor, kind: str) -> UplinkFrame:
         port, payload = sensor_formats.encode(s.fmt, kind, **self._fields(s, kind))
-        return encode_frame(
-            UplinkFrame(
-                sensor_id=int(s.sensor_id, 16),
-                rssi_dbm=s.rssi_dbm,
-                snr_db=s.snr_db,
-                fmt=s.fmt,
-                port=port,
-                payload=payload,
-            )
+        return UplinkFrame(
+            sensor_id=int(s.sensor_id, 16),
+            rssi_dbm=s.rssi_dbm,
+            snr_db=s.snr_db,
+            fmt=s.fmt,
+            port=port,
+            payload=payload,
         )
+
+    def _uplink_frame(self, s: SimSensor, kind: str) -> bytes:
+        return encode_frame(self._uplink(s, kind))
 
     def _out(self, frame: bytes) -> bytes:
         """Apply line noise to one good frame and count it."""
@@ -242,9 +259,10 @@ class ConcentratorCore:
         if s.sensor_id in self.silent:
             self.counts.silenced += 1
             return b""
-        frame = self._uplink_frame(s, kind)
+        uplink = self._uplink(s, kind)
+        self.table.record(uplink, self.clock())
         self.counts.uplinks += 1
-        return self._out(frame)
+        return self._out(encode_frame(uplink))
 
     def status(self, sensor_id: int | str, *, occupied: bool | None = None) -> bytes:
         """The bay changes (``None``: toggles) and the sensor reports it."""
@@ -335,6 +353,8 @@ class ConcentratorCore:
         self._decoder.feed(data)
         out = bytearray()
         for frame in self._decoder:
+            if isinstance(frame, ReplayRequest) and self.replay:
+                out += self._replay(frame.request_id)
             if not isinstance(frame, ConfigDownlink | RecalibrateRequest):
                 continue
             self.downlinks.append(frame)
@@ -348,6 +368,13 @@ class ConcentratorCore:
             self.counts.acks += 1
             out += self._out(encode_frame(ack))
         return bytes(out)
+
+    def _replay(self, request_id: int) -> bytes:
+        """The table's answer: each sensor's last uplink with its age, then the end."""
+        frames = self.table.answer(request_id, self.clock())
+        self.counts.replays += 1
+        self.counts.stored_uplinks += len(frames) - 1
+        return b"".join(self._out(encode_frame(frame)) for frame in frames)
 
     # --- the random arrival model ---
 
@@ -402,8 +429,11 @@ class ConcentratorSimulator:
         flap_rate: float = 5.0,
         garbage_rate: float = 0.0,
         crc_error_rate: float = 0.0,
+        replay: bool = True,
     ) -> None:
         self.core = ConcentratorCore(
+            replay=replay,
+            clock=time.monotonic,
             sensors=sensors,
             seed=seed,
             rate=rate,
@@ -480,6 +510,21 @@ class ConcentratorSimulator:
         self.counts.bytes_lost += len(data) - written
         return written
 
+    async def _write_paced(self, data: bytes, *, within_s: float = 5.0) -> None:
+        """Write a long answer (a replay) as the line takes it, as a UART's FIFO would; what
+        is still unwritten after ``within_s`` is lost and counted."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while data:
+            written = self.write(data)
+            self.counts.bytes_lost -= len(data) - written  # not lost yet: retried
+            data = data[written:]
+            if data and loop.time() > deadline:
+                self.counts.bytes_lost += len(data)
+                return
+            if data:
+                await asyncio.sleep(0.002)
+
     async def send_status(self, sensor_id: int | str, *, occupied: bool | None = None) -> None:
         self.write(self.core.status(sensor_id, occupied=occupied))
 
@@ -521,7 +566,7 @@ class ConcentratorSimulator:
                 self._downlink_seen.set()
                 if acks:
                     await asyncio.sleep(self.ack_delay_s)
-                    self.write(acks)
+                    await self._write_paced(acks)
             else:
                 await asyncio.sleep(0.005)
 

@@ -9,6 +9,13 @@ and ``closed`` while staff have taken it out of service (the sensor is still fol
 underneath, so reopening returns the bay to what its sensor says). Unknown bays never count
 as free: drivers must not be sent to a space nobody can vouch for.
 
+A *stored* uplink (the concentrator's replay of the last frame it heard from each sensor,
+``SensorObservation.stored_age_s``, asked for when the box opens its line) counts as if
+heard ``stored_age_s`` ago: ``since`` and ``last_seen`` are set back by its age, so the
+silence timeout runs from when the sensor really spoke, and one older than the timeout
+leaves the bay as it is. A stored uplink no newer than what the bay already knows (a live
+frame, or the box's bay memory) is ignored: the newest word wins.
+
 An optional flap filter (``min_dwell_s``) holds a new sensor state back until it has lasted
 that long; the change is then dated from when it began, so history stays true.
 
@@ -206,6 +213,8 @@ class Occupancy:
                 )
                 return [], [notice]
             return [], []
+        if obs.stored_age_s is not None and not self._fresher(bay, obs, obs.stored_age_s):
+            return [], []
         notices = self._update_health(bay, obs)
         was_silent = bay.state == "unknown" and not bay.health.fault and bay.health.frames > 1
         bay.health.fault = obs.fault
@@ -314,6 +323,14 @@ class Occupancy:
         return min(deadlines, default=None)
 
     # -- internals ------------------------------------------------------------------------
+
+    @staticmethod
+    def _fresher(bay: Bay, obs: SensorObservation, age_s: float) -> bool:
+        """A stored uplink counts only if newer than what the bay knows and not too old."""
+        last = bay.health.last_seen
+        if last is not None and last >= obs.received_at:
+            return False
+        return not sensor_silent(age_s, bay.heartbeat_timeout_s)
 
     def _silent(self, bay: Bay, now: float) -> bool:
         last = bay.health.last_seen

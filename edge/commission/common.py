@@ -223,9 +223,10 @@ async def listening(
     *,
     clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[list[SerialLine]]:
-    """Run a ``SerialLine`` per line (the box's own driver) for the ``async with`` body."""
+    """Run a ``SerialLine`` per line (the box's own driver) for the ``async with`` body.
+    No replay is asked for: these tools judge sensors by what they say now."""
     owners = [
-        SerialLine(name=name, config=config, sink=sink, clock=clock)
+        SerialLine(name=name, config=config, sink=sink, clock=clock, replay=False)
         for name, config in lines.items()
     ]
     tasks = [asyncio.create_task(line.run(), name=f"listen-{line.name}") for line in owners]

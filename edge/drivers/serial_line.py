@@ -13,9 +13,13 @@ for ever (until cancelled)::
        '-------------------> DOWN: sleep back-off (0.2 s, doubling, capped) ---'
                               log WARNING once, with the reason
 
-Serving a ``concentrator`` line is reading: chunks go into a ``ConcentratorDecoder``; each
-``UplinkFrame``'s vendor payload is decoded (``firmware_protocols.sensors.decode``) into a
-``SensorObservation`` for ``sink``; status frames and downlink acks go to ``status_sink``.
+Serving a ``concentrator`` line is first asking for a replay (``line_replay``: the last
+uplink the concentrator heard from each sensor, with its age; ``replay=False`` for the
+commissioning tools, which want only what is heard live), then reading: chunks go into
+a ``ConcentratorDecoder``; each ``UplinkFrame``'s vendor payload (and each stored uplink's,
+its ``received_at`` set back by its age) is decoded (``firmware_protocols.sensors.decode``)
+into a ``SensorObservation`` for ``sink``; status frames and downlink acks go to
+``status_sink``.
 Downlinks given to ``send()`` wait in a queue; the owner writes them between reads, no
 sooner than ``inter_frame_gap_ms`` after the line's last activity.
 
@@ -51,6 +55,7 @@ import serial_asyncio_fast
 
 from edge.config import SerialLineConfig
 from edge.drivers.errors import SerialDeviceGone, SerialLineError
+from edge.drivers.line_replay import LineReplay
 from edge.drivers.m77_readings import m77_reading, m77_sensor_id
 from edge.drivers.serial_line_stats import LineCounters, SerialLineStats, add_counts
 from edge.observations import SensorObservation
@@ -59,7 +64,9 @@ from firmware_protocols.concentrator import (
     ConcentratorDecoder,
     DownlinkAck,
     Frame,
+    ReplayEnd,
     StatusFrame,
+    StoredUplink,
     StreamStats,
     UplinkFrame,
     encode_frame,
@@ -114,6 +121,7 @@ class SerialLine:
         status_sink: Callable[[StatusMessage], None] | None = None,
         clock: Callable[[], float] = time.time,
         host_down_after: int = 3,
+        replay: bool = True,
     ) -> None:
         if host_down_after < 1:
             raise ValueError("host_down_after must be at least 1")
@@ -138,6 +146,8 @@ class SerialLine:
         self._last_activity = 0.0
         self._logged_kinds: set[str] = set()
         self._logged_sensors: set[str] = set()
+        self.replay = LineReplay()
+        self._ask_replay = replay
 
     # --- public ---
 
@@ -383,7 +393,10 @@ class SerialLine:
         self._decoder = decoder
         read_task: asyncio.Task[bytes] | None = None
         out_task: asyncio.Task[_Outgoing] | None = None
+        loop = asyncio.get_running_loop()
         try:
+            if self._ask_replay:
+                await self._write(writer, encode_frame(self.replay.request(loop.time())))
             while True:
                 if read_task is None:
                     read_task = asyncio.ensure_future(self._read(reader))
@@ -399,6 +412,12 @@ class SerialLine:
                     data = read_task.result()
                     read_task = None
                     self._take_concentrator(decoder, data)
+                    if self.replay.overdue(loop.time()):
+                        _LOG.warning(
+                            "serial line %s: the concentrator did not answer the replay request "
+                            "(older firmware?); bays wait for their sensors (and bay memory)",
+                            self.name,
+                        )
         finally:
             if read_task is not None:
                 read_task.cancel()
@@ -433,24 +452,35 @@ class SerialLine:
             except Exception as exc:
                 self._caught(exc, "frame")
 
+    def _uplink(self, frame: UplinkFrame, age_s: float | None = None) -> None:
+        sensor_id = f"{frame.sensor_id:08X}"
+        try:
+            reading = sensors.decode(frame.fmt, frame.payload, port=frame.port)
+        except DecodeError as exc:
+            self._payload_error(sensor_id, exc)
+            return
+        self._deliver(
+            SensorObservation(
+                line=self.name,
+                sensor_id=sensor_id,
+                reading=reading,
+                received_at=self._clock() - (age_s or 0.0),
+                rssi_dbm=frame.rssi_dbm,
+                snr_db=frame.snr_db,
+                stored_age_s=age_s,
+            )
+        )
+
     def _dispatch(self, frame: Frame) -> None:
         if isinstance(frame, UplinkFrame):
-            sensor_id = f"{frame.sensor_id:08X}"
-            try:
-                reading = sensors.decode(frame.fmt, frame.payload, port=frame.port)
-            except DecodeError as exc:
-                self._payload_error(sensor_id, exc)
-                return
-            self._deliver(
-                SensorObservation(
-                    line=self.name,
-                    sensor_id=sensor_id,
-                    reading=reading,
-                    received_at=self._clock(),
-                    rssi_dbm=frame.rssi_dbm,
-                    snr_db=frame.snr_db,
-                )
-            )
+            self.replay.heard_live(frame.sensor_id)
+            self._uplink(frame)
+        elif isinstance(frame, StoredUplink):
+            if self.replay.take_stored(frame):
+                self._uplink(frame.uplink, frame.age_s)
+        elif isinstance(frame, ReplayEnd):
+            if (text := self.replay.take_end(frame)) is not None:
+                _LOG.info("serial line %s: %s", self.name, text)
         elif isinstance(frame, StatusFrame):
             self._c.last_status = frame
             self._status(frame)

@@ -52,7 +52,10 @@ class OccupancyStage:
     def observe(self, obs: SensorObservation) -> None:
         """A serial line heard a sensor."""
         changes, notices = self.occupancy.observe(obs)
-        self._apply(changes, notices, obs.received_at)
+        # A stored uplink's changes are dated back by its age; the lots' figures are now's.
+        self._apply(
+            changes, notices, obs.received_at if obs.stored_age_s is None else self._clock()
+        )
         self._wake()  # its heartbeat deadline moved
 
     def tick(self, now: float) -> None:

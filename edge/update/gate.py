@@ -37,7 +37,8 @@ def gate_failures(healthz: Mapping[str, Any], metrics_text: str) -> list[str]:
     for labels, value in samples.get("parkgrid_edge_serial_up", []):
         if value != 1:
             failures.append(f"serial line {labels.get('line')} is down")
-    for labels, value in samples.get("parkgrid_edge_serial_frames_total", []):
+    # Sensor payloads, not frames: a concentrator's own status and replay frames are no sensor.
+    for labels, value in samples.get("parkgrid_edge_serial_observations_total", []):
         if value <= 0:
             failures.append(f"no sensor heard on serial line {labels.get('line')}")
     for labels, value in samples.get("parkgrid_edge_sign_up", []):

@@ -347,3 +347,46 @@ def test_occupancy_trend_window_is_the_configs() -> None:
     fill(occ, 5, 10, T0 + 10)
     assert occ.lot_snapshot("P1", T0 + 11).trend == "filling"
     assert occ.lot_snapshot("P1", T0 + 40).trend == "steady"  # 15 s on, no change since
+
+
+def stored(sensor: int, occupied: bool, *, replayed_at: float, age_s: float) -> SensorObservation:
+    """An uplink the concentrator heard ``age_s`` before it replayed it to the box."""
+    reading = decode("nwave-nps", bytes([0x01 if occupied else 0x00]), port=1)
+    return SensorObservation(
+        line="c",
+        sensor_id=f"{sensor:08X}",
+        reading=reading,
+        received_at=replayed_at - age_s,
+        stored_age_s=age_s,
+    )
+
+
+def test_occupancy_stored_uplink_counts_with_its_age() -> None:
+    """A replayed uplink sets the bay from when the concentrator heard it, so the silence
+    timeout runs from then; one older than the timeout leaves the bay unknown."""
+    occ = Occupancy(make_config(bays=3), now=T0)
+    now = T0 + 1000
+    changes, _ = occ.observe(stored(1, False, replayed_at=now, age_s=120))
+    assert [(c.bay_id, c.current, c.at) for c in changes] == [("B001", "free", now - 120)]
+    assert occ.bays["B001"].health.last_seen == now - 120
+    assert occ.observe(stored(2, True, replayed_at=now, age_s=601)) == ([], [])
+    assert occ.bays["B002"].state == "unknown"
+    snap = occ.lot_snapshot("P1", now)
+    assert (snap.free, snap.occupied, snap.unknown) == (1, 0, 2)
+    # The timeout runs from when the concentrator heard it: 600 s after now - 120.
+    changes, _ = occ.tick(now + 479)
+    assert changes == []
+    changes, _ = occ.tick(now + 481)
+    assert [(c.bay_id, c.current) for c in changes] == [("B001", "unknown")]
+
+
+def test_occupancy_live_uplink_wins_over_an_older_stored_one() -> None:
+    """A live frame heard after the stored one was heard stands; a stored frame newer than
+    what the box knows (its bay memory, an earlier frame) replaces it."""
+    occ = Occupancy(make_config(bays=2), now=T0)
+    occ.observe(obs(1, True, T0 + 10))
+    assert occ.observe(stored(1, False, replayed_at=T0 + 11, age_s=5)) == ([], [])
+    assert occ.bays["B001"].state == "occupied"
+    occ.observe(obs(2, True, T0 + 10))
+    changes, _ = occ.observe(stored(2, False, replayed_at=T0 + 20, age_s=5))
+    assert [(c.bay_id, c.current, c.at) for c in changes] == [("B002", "free", T0 + 15)]

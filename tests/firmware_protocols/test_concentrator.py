@@ -38,6 +38,16 @@ FRAMES: list[c.Frame] = [
     c.DownlinkAck(request_id=8, sensor_id=42, outcome=c.DownlinkOutcome.FAILED),
     c.ConfigDownlink(request_id=9, sensor_id=42, port=3, command=b"80029999010481"),
     c.RecalibrateRequest(request_id=65_535, sensor_id=42),
+    c.ReplayRequest(request_id=513),
+    c.StoredUplink(request_id=513, age_ms=90_061_250, uplink=UPLINK),
+    c.StoredUplink(
+        request_id=0,
+        age_ms=0,
+        uplink=c.UplinkFrame(
+            sensor_id=2, rssi_dbm=0, snr_db=0.0, fmt="nwave-nps", port=2, payload=b""
+        ),
+    ),
+    c.ReplayEnd(request_id=513, count=620),
 ]
 FRAME_IDS = [f"{type(f).__name__}-{i}" for i, f in enumerate(FRAMES)]
 
@@ -212,6 +222,11 @@ MALFORMED = [
     pytest.param(_raw(0x81, struct.pack(">HIB", 1, 2, 3) + b"800"), id="config-odd-digits"),
     pytest.param(_raw(0x81, struct.pack(">HIB", 1, 2, 3) + b"80ab"), id="config-lower-case"),
     pytest.param(_raw(0x82, b"\x00" * 7), id="recalibrate-body-too-long"),
+    pytest.param(_raw(0x83, b"\x00"), id="replay-request-truncated"),
+    pytest.param(_raw(0x83, b"\x00" * 3), id="replay-request-too-long"),
+    pytest.param(_raw(0x04, struct.pack(">HI", 1, 2) + b"\x00" * 8), id="stored-uplink-truncated"),
+    pytest.param(_raw(0x05, b"\x00" * 3), id="replay-end-truncated"),
+    pytest.param(_raw(0x05, b"\x00" * 5), id="replay-end-too-long"),
 ]
 
 
@@ -313,12 +328,58 @@ def test_decode_frame_checksum_error_carries_codes() -> None:
             id="command-not-hex",
         ),
         pytest.param(c.RecalibrateRequest(request_id=-1, sensor_id=1), id="negative-request-id"),
+        pytest.param(c.ReplayRequest(request_id=65_536), id="replay-request-id-too-big"),
+        pytest.param(
+            c.StoredUplink(request_id=1, age_ms=2**32, uplink=UPLINK), id="stored-age-too-big"
+        ),
+        pytest.param(
+            c.StoredUplink(request_id=1, age_ms=-1, uplink=UPLINK), id="stored-age-negative"
+        ),
+        pytest.param(c.ReplayEnd(request_id=1, count=65_536), id="replay-count-too-big"),
     ],
 )
 def test_encode_frame_refuses_values_out_of_range(frame: c.Frame) -> None:
     """A value the envelope cannot carry raises EncodeError, never wraps silently."""
     with pytest.raises(EncodeError):
         c.encode_frame(frame)
+
+
+def test_stored_uplink_layout() -> None:
+    """A stored uplink is u16 request id, u32 age in ms, then the uplink's own body."""
+    stored = c.StoredUplink(request_id=0x0102, age_ms=0x03040506, uplink=UPLINK)
+    wire = c.encode_frame(stored)
+    uplink_body = c.encode_frame(UPLINK)[4:-2]
+    assert wire[3] == 0x04
+    assert wire[4:-2] == bytes.fromhex("0102 03040506") + uplink_body
+    assert stored.age_s == 0x03040506 / 1000
+
+
+def test_stream_stored_uplink_with_unknown_format_counted() -> None:
+    """A stored uplink naming an unknown format id is counted like a live one, and skipped."""
+    body = struct.pack(">HI", 7, 1000) + struct.pack(">IhbBB", 5, -90, 4, 9, 1) + b"\x01"
+    dec = c.ConcentratorDecoder()
+    dec.feed(_raw(0x04, body) + c.encode_frame(FRAMES[1]))
+    assert _drain(dec) == [FRAMES[1]]
+    assert dec.stats.unknown_formats == 1
+
+
+def test_stored_uplink_payload_cap_is_smaller_by_its_header() -> None:
+    """A stored uplink carries 6 bytes more than a live one: a 498-byte payload is refused
+    (the concentrator leaves such a sensor out of a replay), 497 bytes fit."""
+    big = c.UplinkFrame(
+        sensor_id=1, rssi_dbm=-60, snr_db=0, fmt="bosch-pls", port=1, payload=b"\xa5" * 498
+    )
+    with pytest.raises(EncodeError):
+        c.encode_frame(c.StoredUplink(request_id=1, age_ms=0, uplink=big))
+    fits = c.StoredUplink(
+        request_id=1,
+        age_ms=0,
+        uplink=c.UplinkFrame(
+            sensor_id=1, rssi_dbm=-60, snr_db=0, fmt="bosch-pls", port=1, payload=b"\xa5" * 497
+        ),
+    )
+    assert len(c.encode_frame(fits)) == c.MAX_FRAME
+    assert c.decode_frame(c.encode_frame(fits)) == fits
 
 
 def test_uplink_payload_at_cap_round_trips() -> None:
@@ -341,16 +402,17 @@ def test_downlink_ack_ok_property() -> None:
 
 # --- properties ---
 
+_uplinks = st.builds(
+    c.UplinkFrame,
+    sensor_id=st.integers(0, 2**32 - 1),
+    rssi_dbm=st.integers(-32768, 32767),
+    snr_db=st.integers(-128, 127).map(lambda q: q / 4),
+    fmt=st.sampled_from(sorted(c.FORMAT_IDS)),
+    port=st.integers(0, 255),
+    payload=st.binary(max_size=40),
+)
 frame_strategy = st.one_of(
-    st.builds(
-        c.UplinkFrame,
-        sensor_id=st.integers(0, 2**32 - 1),
-        rssi_dbm=st.integers(-32768, 32767),
-        snr_db=st.integers(-128, 127).map(lambda q: q / 4),
-        fmt=st.sampled_from(sorted(c.FORMAT_IDS)),
-        port=st.integers(0, 255),
-        payload=st.binary(max_size=40),
-    ),
+    _uplinks,
     st.builds(
         c.StatusFrame,
         uptime_s=st.integers(0, 2**32 - 1),
@@ -379,6 +441,14 @@ frame_strategy = st.one_of(
         request_id=st.integers(0, 2**16 - 1),
         sensor_id=st.integers(0, 2**32 - 1),
     ),
+    st.builds(c.ReplayRequest, request_id=st.integers(0, 2**16 - 1)),
+    st.builds(
+        c.StoredUplink,
+        request_id=st.integers(0, 2**16 - 1),
+        age_ms=st.integers(0, 2**32 - 1),
+        uplink=_uplinks,
+    ),
+    st.builds(c.ReplayEnd, request_id=st.integers(0, 2**16 - 1), count=st.integers(0, 2**16 - 1)),
 )
 
 

@@ -18,7 +18,10 @@ from firmware_protocols.concentrator import (
     DownlinkAck,
     DownlinkOutcome,
     RecalibrateRequest,
+    ReplayEnd,
+    ReplayRequest,
     StatusFrame,
+    StoredUplink,
     UplinkFrame,
     encode_frame,
 )
@@ -138,6 +141,35 @@ def test_concentrator_core_acks_downlinks_and_fails_listed_sensors() -> None:
         DownlinkAck(request_id=2, sensor_id=0xA1B2C4, outcome=DownlinkOutcome.FAILED),
     ]
     assert len(core.downlinks) == 2 and core.counts.acks == 2
+
+
+def test_concentrator_core_replays_the_last_uplink_of_each_sensor_with_its_age() -> None:
+    """The table holds each sensor's last uplink heard (a silent sensor's last one before it
+    died) and answers a replay request with their ages on its clock, then the end."""
+    now = [100.0]
+    core = ConcentratorCore(sensors=SENSORS, seed=1, clock=lambda: now[0])
+    core.status("00A1B2C3", occupied=True)
+    now[0] = 102.5
+    core.status("00A1B2C3", occupied=False)
+    core.status(0xA1B2C4, occupied=True)
+    core.silent.add("00A1B2C5")
+    core.status("00A1B2C5", occupied=True)  # its radio is dead: never heard
+    now[0] = 110.0
+    frames, decoder = decode_all(core.receive(encode_frame(ReplayRequest(request_id=77))))
+    assert decoder.stats.crc_failures == decoder.stats.malformed == 0
+    stored = [f for f in frames if isinstance(f, StoredUplink)]
+    assert frames[-1] == ReplayEnd(request_id=77, count=2)
+    assert {f.uplink.sensor_id: f.age_ms for f in stored} == {0xA1B2C3: 7500, 0xA1B2C4: 7500}
+    states = {
+        f.uplink.sensor_id: sensors.decode(f.uplink.fmt, f.uplink.payload, port=f.uplink.port)
+        for f in stored
+    }
+    assert (states[0xA1B2C3].occupied, states[0xA1B2C4].occupied) == (False, True)
+    assert (core.counts.replays, core.counts.stored_uplinks) == (1, 2)
+    assert core.downlinks == []  # a replay request is no downlink
+    old = ConcentratorCore(sensors=SENSORS, replay=False)
+    old.status("00A1B2C3", occupied=True)
+    assert old.receive(encode_frame(ReplayRequest(request_id=1))) == b""
 
 
 def test_concentrator_core_rejects_unknown_format_in_config() -> None:

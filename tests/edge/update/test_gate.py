@@ -24,9 +24,9 @@ def metrics(*, line_up: float = 1, frames: float = 12, sign_up: float = 1) -> li
     return [
         Metric(name="parkgrid_edge_serial_up", kind="gauge", help="up", samples=[(line, line_up)]),
         Metric(
-            name="parkgrid_edge_serial_frames_total",
+            name="parkgrid_edge_serial_observations_total",
             kind="counter",
-            help="frames",
+            help="observations",
             samples=[(line, frames)],
         ),
         Metric(name="parkgrid_edge_sign_up", kind="gauge", help="up", samples=[(sign, sign_up)]),
