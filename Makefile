@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSTEM_TOOLS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients socat:socat mbpoll:mbpoll tmux:tmux chromium:chromium :fonts-noto-cjk openssl:openssl ip:iproute2 haproxy:haproxy systemd-analyze:systemd
 
-.PHONY: all install system-deps demo-deps lint format test test-long bench soak demo schema clean
+.PHONY: all install system-deps demo-deps lint format test test-long doc-images bench soak demo schema clean
 
 all: test
 
@@ -58,6 +58,11 @@ test: $(STAMP) system-deps lint
 # under 15 minutes.
 test-long: $(STAMP) system-deps
 	$(PY) -m pytest -q -m long $(PYTEST_ARGS)
+
+# The README's screenshots (docs/images) from the browser tests that take them; a plain test
+# run leaves them in its artifacts folder and the work tree untouched.
+doc-images: $(STAMP) system-deps
+	PARKGRID_DOC_IMAGES=1 $(PY) -m pytest -q tests/central/test_dashboard.py tests/central/test_drivers_browser.py
 
 # Every benchmark prints its figures beside a floor measured in the same run (bench/_*.py are
 # shared helpers, not benchmarks).

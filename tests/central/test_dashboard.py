@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import random
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,8 +63,8 @@ from firmware_protocols.uplink.models import (
 )
 from simulators.broker import MosquittoBroker
 from tests.central.helpers import central_app, serving, wait_for
+from tests.doc_images import publish
 
-ROOT = Path(__file__).resolve().parents[2]
 SITE = "xigang"
 TZ = dt.timezone(dt.timedelta(hours=8))
 CHROMIUM = "/usr/bin/chromium"
@@ -636,9 +635,7 @@ def test_dashboard_overview_count_changes_live_when_a_car_arrives(
     page.set_viewport_size({"width": 1440, "height": 540})
     path = _shot(page, artifacts_dir, "overview", full=False)
     page.set_viewport_size({"width": 1440, "height": 900})
-    images = ROOT / "docs" / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, images / "dashboard-overview.png")
+    publish(path, "dashboard-overview.png")
 
 
 def test_dashboard_lot_page_colours_bays_by_state(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from simulators.history import bay_changes, town_days
 from site_model.site import load_site
 from tests.central.helpers import birth, lot_state, serving, wait_for
 from tests.central.test_dashboard import _submit_login, browser
+from tests.doc_images import publish
 
 __all__ = ["browser"]  # a fixture, used by name
 
@@ -199,9 +199,7 @@ def _counts(page: Page) -> dict[str, str]:
 def _shot(page: Page, artifacts_dir: Path, name: str) -> None:
     path = artifacts_dir / f"drivers-{name}.png"
     page.screenshot(path=str(path), full_page=False, animations="disabled")
-    images = ROOT / "docs" / "images"
-    images.mkdir(exist_ok=True)
-    shutil.copyfile(path, images / f"drivers-{name}.png")
+    publish(path, f"drivers-{name}.png")
 
 
 def test_drivers_phone_sees_every_lot_and_a_change_without_reload(
