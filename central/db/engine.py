@@ -97,6 +97,16 @@ def upsert(dialect: str, table: Table, keys: Sequence[str], update: Iterable[str
     )
 
 
+def upsert_add(dialect: str, table: Table, keys: Sequence[str], add: Iterable[str]) -> Insert:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET col = table.col + excluded.col``: a
+    counter row incremented in one statement, whoever inserted it first."""
+    stmt = _dialect_insert(dialect, table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + stmt.excluded[name] for name in add},
+    )
+
+
 class BulkInsert:
     """An INSERT compiled once and run with the driver's ``executemany``.
 

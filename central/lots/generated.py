@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, insert, select
 
 from central.db import schema as t
+from central.history import rollups
 from site_model.site import Site
 
 GENERATED = "generated"
@@ -117,4 +118,6 @@ def write_generated_history(
         if batch:
             conn.execute(insert(t.events), batch)
             written += len(batch)
+        # Bulk rows bypass the ingest: their lots' rollups are rebuilt from the events.
+        rollups.rebuild(conn, lot_ids=sorted({lot for lot in lot_of.values() if lot}))
     return written
