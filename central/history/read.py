@@ -156,3 +156,51 @@ def stays(conn: Connection, lot_id: str, start_ts: float, end_ts: float) -> list
 
 def lot_bays(conn: Connection, lot_id: str) -> set[str]:
     return set(conn.execute(select(t.bays.c.bay_id).where(t.bays.c.lot_id == lot_id)).scalars())
+
+
+def lots_at(conn: Connection, start: int, step: int, count: int) -> dict[str, list[Counts]]:
+    """Every lot's (free, occupied, unknown, closed) at ``start``, ``start + step``, ...
+    (``count`` samples; ``start`` and ``step`` whole minutes): the county overview's
+    sparklines in one pass. The counts now are the bays' tips (``bay_tips``); a sample's
+    are those less the count changes filed after it, summed per sample in SQL."""
+    if start % MINUTE or step % MINUTE or step <= 0:
+        raise ValueError("start and step must be whole minutes")
+    b, tip, m = t.bays, t.bay_tips, t.lot_minutes
+    now: dict[str, Counts] = {}
+    for lot_id, bays in conn.execute(
+        select(b.c.lot_id, func.count()).where(b.c.lot_id.is_not(None)).group_by(b.c.lot_id)
+    ):
+        now[lot_id] = [0, 0, int(bays), 0]
+    known = (
+        select(tip.c.lot_id, tip.c.state, func.count())
+        .select_from(tip.join(b, and_(b.c.bay_id == tip.c.bay_id, b.c.lot_id == tip.c.lot_id)))
+        .where(tip.c.state.is_not(None))
+        .group_by(tip.c.lot_id, tip.c.state)
+    )
+    for lot_id, state, n in conn.execute(known):
+        row = now[lot_id]
+        row[INDEX[state]] += int(n)
+        row[INDEX["unknown"]] -= int(n)
+    # The first sample index not before the change's minute end: the change counts from it.
+    first = (m.c.minute * MINUTE - start + step - 1) // step
+    after = conn.execute(
+        select(m.c.lot_id, first, *(func.sum(m.c[s]) for s in STATES))
+        .where(m.c.minute > start // MINUTE)
+        .group_by(m.c.lot_id, first)
+    ).all()
+    later: dict[str, dict[int, Counts]] = {}
+    for lot_id, j, *values in after:
+        later.setdefault(lot_id, {})[int(j)] = [int(v) for v in values]
+    out = {}
+    for lot_id, total in now.items():
+        by_index = later.get(lot_id, {})
+        suffix = [0, 0, 0, 0]
+        for j in (k for k in by_index if k >= count):
+            suffix = [a + c for a, c in zip(suffix, by_index[j], strict=True)]
+        series: list[Counts] = [[0, 0, 0, 0]] * count
+        for j in range(count - 1, -1, -1):
+            series[j] = [a - c for a, c in zip(total, suffix, strict=True)]
+            if j in by_index:
+                suffix = [a + c for a, c in zip(suffix, by_index[j], strict=True)]
+        out[lot_id] = series
+    return out

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, delete, func, select
 
 from central.db import schema as t
 from central.errors import Invalid
-from central.history import partitions, rollups
+from central.history import partitions, read, rollups
 from central.history.retention import RetentionJob, drop_raw_events
 from central.ingest.service import IngestWriter
 from central.lots import service as lots
@@ -177,3 +177,20 @@ def _rollups(engine: Engine) -> dict[str, set[tuple[Any, ...]]]:
                 if not (table.name.startswith("lot_") and not any(r[2:]))
             }  # fmt: skip
     return out
+
+
+def test_every_lots_sparkline_in_one_pass_equals_each_lots_history(
+    engine: Engine, site: Site
+) -> None:
+    """The county overview's query (``read.lots_at``) gives every lot's counts at each
+    quarter hour, the same as each lot's history."""
+    end = START + DAYS * 86400
+    write_generated_history(engine, site, _changes(site), until=end, source="test", since=START)
+    _live(site, IngestWriter(engine=engine, site=SiteIndex.of(site), shared=False))
+    day = int(START + (DAYS - 1) * 86400)
+    with engine.connect() as conn:
+        every = read.lots_at(conn, day, 900, 97)
+    assert set(every) == {"P1", "P2"}
+    for lot in ("P1", "P2"):
+        one = _history(engine, lot, day, day + 96 * 900, 900)
+        assert [tuple(c) for c in every[lot]] == [p[1:] for p in one]
