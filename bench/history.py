@@ -285,6 +285,8 @@ def main() -> int:
         help="RAW_EVENTS_KEEP_DAYS the size goal assumes (raw held: this plus up to a month)",
     )
     args = ap.parse_args()
+    if args.days < 7:
+        ap.error("--days must be at least 7 (a week)")
     base = normalise_url(args.pg_url)
     name = f"parkgrid_bench_history_{os.getpid()}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
@@ -381,6 +383,11 @@ def run(engine: Engine, args: argparse.Namespace) -> int:
             text("SELECT bay_id, lot_id, box_id FROM bays WHERE lot_id IS NOT NULL")
         ).all()
         lots = conn.execute(text("SELECT lot_id, name, box_id, capacity FROM lots")).all()
+    quarter = Contribution(
+        minutes={k: v for k, v in made.minutes.items() if k[1] * MINUTE > since},
+        hours={k: v for k, v in made.hours.items() if k[1] * HOUR > since},
+        stays={s for s in made.stays if s.ended > since},
+    )
     for town in range(1, args.towns + 1):
         prefix = f"T{town:02d}-"
         rename = lambda s, p=prefix: p + s if s else s  # noqa: E731
@@ -396,7 +403,7 @@ def run(engine: Engine, args: argparse.Namespace) -> int:
             ("bay_id", "lot_id", "box_id"),
             [(prefix + r[0], prefix + r[1], prefix + r[2]) for r in bays],
         )
-        county += load_rollups(engine, made, tips, rename, since)
+        county += load_rollups(engine, quarter, tips, rename)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))
     took = time.perf_counter() - t0
