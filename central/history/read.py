@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Float, and_, column, func, or_, select
 from sqlalchemy import values as values_list
 
 from central.db import schema as t
+from central.db.engine import per_row
 from central.history.chain import HOUR, INDEX, MINUTE, STATES
 
 FEW = 8  # ranges in a WHERE; more are joined as a VALUES list
@@ -54,9 +55,9 @@ def _in_ranges(
     conn: Connection, query: Any, col: Any, ranges: Sequence[tuple[float, float]]
 ) -> list[Any]:
     """The rows of ``query`` whose ``col`` lies in one of ``ranges`` (``(lo, hi]``). A few
-    ranges go in its WHERE; many are a ``VALUES`` list joined to the table, so each is one
-    index range scan however many there are (PostgreSQL's plan for hundreds of ORs was a
-    bitmap of them all, 1.3 s for a quarter's hourly heat-map samples)."""
+    ranges go in its WHERE; many are a ``VALUES`` list, each range one index range scan
+    (``per_row``; PostgreSQL's plan for hundreds of ORs was a bitmap of them all, 1.3 s
+    for a quarter's hourly heat-map samples)."""
     merged = _merge(ranges)
     if len(merged) <= FEW:
         if not merged:
@@ -71,7 +72,8 @@ def _in_ranges(
             .data(merged[i : i + CHUNK])
             .cte("w")
         )
-        rows.extend(conn.execute(query.join_from(w, col.table, and_(col > w.c.lo, col <= w.c.hi))))
+        each = query.where(col > w.c.lo, col <= w.c.hi)
+        rows.extend(conn.execute(per_row(conn.dialect.name, w, each)))
     return rows
 
 
