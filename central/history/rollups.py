@@ -270,12 +270,14 @@ def rebuild(
     lot_ids: Iterable[str] | None = None,
     start: float | None = None,
     end: float | None = None,
+    lot_of: LotOf | None = None,
 ) -> int:
     """Recompute the rollups of ``lot_ids`` (default every lot) for the whole hours that
     cover ``start``..``end`` (default all time) from raw events; the changes walked.
 
     Refused for a range that begins before raw events were dropped (``raw_from``): their
-    rollups are all that is left of them.
+    rollups are all that is left of them. A bay counts for its lot by ``lot_of`` (default:
+    the site file as loaded, ``bays``).
     """
     lo = -math.inf if start is None else math.floor(start / HOUR) * HOUR
     hi = math.inf if end is None else math.ceil(end / HOUR) * HOUR
@@ -285,7 +287,8 @@ def rebuild(
             "raw events before this were dropped: their rollups cannot be rebuilt", field="start"
         )
     lots = None if lot_ids is None else sorted(set(lot_ids))
-    lot_of = bay_lots(conn).get
+    if lot_of is None:
+        lot_of = bay_lots(conn).get
     query = select(
         e.c.bay_id, e.c.ts, e.c.seq, e.c.box_id, e.c.lot_id, e.c.to_state, e.c.prev_state
     ).where(e.c.kind == BAY_CHANGED, e.c.bay_id.is_not(None))

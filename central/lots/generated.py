@@ -119,5 +119,7 @@ def write_generated_history(
             conn.execute(insert(t.events), batch)
             written += len(batch)
         # Bulk rows bypass the ingest: their lots' rollups are rebuilt from the events.
-        rollups.rebuild(conn, lot_ids=sorted({lot for lot in lot_of.values() if lot}))
+        # By this site file's bays: the store may not have loaded it yet.
+        rollups.rebuild(conn, lot_ids=sorted({lot for lot in lot_of.values() if lot}),
+                        lot_of=lot_of.get)  # fmt: skip
     return written

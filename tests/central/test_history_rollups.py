@@ -194,3 +194,28 @@ def test_every_lots_sparkline_in_one_pass_equals_each_lots_history(
     for lot in ("P1", "P2"):
         one = _history(engine, lot, day, day + 96 * 900, 900)
         assert [tuple(c) for c in every[lot]] == [p[1:] for p in one]
+
+
+def test_generated_history_written_before_the_site_is_loaded_counts(
+    db_url: str, site: Site
+) -> None:
+    """The demo and the drivers' page test write generated history into a migrated store
+    before the site file is loaded: its lots' bays count all the same (they were all
+    ``unknown`` when the rollups went by the store's empty ``bays``)."""
+    from central.db.engine import make_engine
+    from central.db.migrate import upgrade
+    from central.sites.service import sync_site
+
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        end = START + DAYS * 86400
+        write_generated_history(engine, site, _changes(site), until=end, source="t", since=START)
+        sync_site(engine, site)
+        a = START + 86400
+        _same(
+            _history(engine, "P1", a, a + 86400, 900), ref.history(engine, "P1", a, a + 86400, 900)
+        )
+        assert any(p[2] for p in _history(engine, "P1", a, a + 86400, 900))
+    finally:
+        engine.dispose()
