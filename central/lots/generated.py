@@ -80,7 +80,11 @@ def write_generated_history(
     def row(at: float, bay_id: str, state: str) -> dict[str, object]:
         nonlocal seq
         seq += 1
+        # The bay's state before (central.history's chain): rows go in time order per bay.
+        known = occupied.get(bay_id)
+        prev = "unknown" if known is None else "occupied" if known else "free"
         return {
+            "prev_state": prev,
             "box_id": GENERATED,
             "seq": seq,
             "boot_id": GENERATED,
@@ -99,15 +103,15 @@ def write_generated_history(
     with engine.begin() as conn:
         if since is not None:
             for bay_id in sorted(lot_of):
-                occupied[bay_id] = False
                 batch.append(row(since - 1.0, bay_id, "free"))
+                occupied[bay_id] = False
         for change in changes:
             if change.at >= until or (change.bay_id not in lot_of and change.bay_id not in zone_of):
                 continue
             if occupied.get(change.bay_id, False) == change.occupied:
                 continue  # not a change
-            occupied[change.bay_id] = change.occupied
             batch.append(row(change.at, change.bay_id, "occupied" if change.occupied else "free"))
+            occupied[change.bay_id] = change.occupied
             if len(batch) >= CHUNK:
                 conn.execute(insert(t.events), batch)
                 written += len(batch)
