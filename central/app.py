@@ -37,10 +37,11 @@ from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticat
 from central.fleet.router import router as fleet_router
 from central.forecast.router import router as forecast_router
 from central.forecast.service import start_forecaster
+from central.history.retention import RetentionJob
 from central.http_headers import SecurityHeaders, add_api_docs
 from central.http_limits import HttpGuard
 from central.ingest.service import IngestWriter
-from central.leases import ACKS_REPUBLISH, JOBS, SITE_SYNC, Leases, exclusive
+from central.leases import ACKS_REPUBLISH, HISTORY_RETENTION, JOBS, SITE_SYNC, Leases, exclusive
 from central.ledger.router import router as ledger_router
 from central.log_redaction import REDACT_SECRETS
 from central.lots.router import public as lots_public
@@ -185,6 +186,18 @@ def _relay_stream(central: Central) -> None:
     central.hub.relay = relay
 
 
+def _history_retention(central: Central, settings: CentralSettings) -> RetentionJob:
+    """The events' partitions ahead and the raw events' cut, in the process holding the
+    lease (``central.history.retention``)."""
+
+    def holds() -> bool:
+        return central.leases is None or central.leases.holds(HISTORY_RETENTION)
+
+    return RetentionJob(
+        central.engine, keep_days=settings.raw_events_keep_days, holds=holds
+    ).start()
+
+
 def _lease_taken(central: Central, name: str) -> None:
     """A job's lease was taken (at start, or from a holder that died): catch up now."""
     if name == ACKS_REPUBLISH and central.mqtt is not None and central.mqtt.connected.is_set():
@@ -220,6 +233,7 @@ def create_app(
         central.http_guard = http_guard
         app.state.central = central
         sweeper = Sweeper(central).start() if resolved.ingest else None
+        retention = _history_retention(central, resolved) if resolved.ingest else None
         app.state.town_clock = central.town  # the one town clock (central.townclock)
         forecaster = start_forecaster(app, central)
         try:
@@ -228,6 +242,8 @@ def create_app(
             await run_in_threadpool(forecaster.stop)
             if sweeper is not None:
                 await run_in_threadpool(sweeper.stop)
+            if retention is not None:
+                await run_in_threadpool(retention.stop)
             await run_in_threadpool(_stop, central)
 
     app = FastAPI(

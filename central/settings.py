@@ -85,6 +85,12 @@ class CentralSettings(BaseSettings):
     quarantine_max_age_days: float = Field(
         default=30.0, gt=0, description="Refused messages older than this are dropped."
     )
+    raw_events_keep_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="Raw events of months that ended more than this many days ago are dropped "
+        "(whole partitions on PostgreSQL); the history rollups are kept for good. 0: keep all.",
+    )
 
     token_ttl_s: int = Field(default=12 * 3600, ge=60)
     login_max_failures: int = Field(default=5, ge=1)

@@ -4,7 +4,8 @@ Times are UTC epoch seconds in ``Float`` columns (``*_at``, ``ts``, ``since``): 
 and the same arithmetic on both engines, which keeps the history queries (bucketing by a
 step) free of engine-specific date functions. Live state (boxes, lots, bays, zones, signs)
 is one row per thing, overwritten; history is the append-only ``events`` table, unique on
-``(box_id, seq)``, which is what makes at-least-once delivery exactly-once.
+``(box_id, seq, ts)`` (partitioned by month on PostgreSQL: ``central.history.partitions``),
+which is what makes at-least-once delivery exactly-once.
 
 Changing the schema: edit this module, then add an Alembic revision under
 ``central/db/migrations/versions/`` (``tests/central/test_store.py`` fails while the two
@@ -145,12 +146,70 @@ events = Table(
     Column("bay_id", String(ID)),
     Column("to_state", String(16)),
     Column("payload", Text, nullable=False),
-    UniqueConstraint("box_id", "seq", name="uq_events_box_seq"),
+    # A bay change: the bay's state before it in its chain (central.history.chain), so a
+    # part of a minute is read from raw events without the chain.
+    Column("prev_state", String(16)),
+    # A repeat is the same (box, seq, ts): PostgreSQL's partitions by month want the
+    # partition key in every unique key; a seq held by another event is refused before the
+    # insert (central.ingest.events).
+    UniqueConstraint("box_id", "seq", "ts", name="uq_events_box_seq"),
 )
 # Lot history (a lot's changes in a time range) and a bay's state at a time.
 Index("ix_events_lot_ts", events.c.lot_id, events.c.ts)
 Index("ix_events_bay_ts", events.c.bay_id, events.c.ts)
 Index("ix_events_kind_ts", events.c.kind, events.c.ts)
+
+
+# History rollups (central.history), kept for good while raw events age out. A lot's
+# counts change by (free, occupied, unknown, closed) in the minute (hour) key k: the bay
+# changes with (k - 1) * 60 < ts <= k * 60.
+def _count_changes(name: str, key: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("lot_id", String(ID), primary_key=True),
+        Column(key, BigInteger, primary_key=True),
+        Column("free", Integer, nullable=False),
+        Column("occupied", Integer, nullable=False),
+        Column("unknown", Integer, nullable=False),
+        Column("closed", Integer, nullable=False),
+    )
+
+
+lot_minutes = _count_changes("lot_minutes", "minute")
+lot_hours = _count_changes("lot_hours", "hour")
+
+# Each bay's stays (a run of occupied ended by another state), for dwell times.
+bay_stays = Table(
+    "bay_stays",
+    metadata,
+    Column("bay_id", String(ID), primary_key=True),
+    Column("ended", Float, primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("lot_id", String(ID)),
+    Column("began", Float, nullable=False),
+)
+Index("ix_bay_stays_lot_ended", bay_stays.c.lot_id, bay_stays.c.ended)
+
+# Where each bay's chain stands: its last change (the rollups' next change follows it).
+bay_tips = Table(
+    "bay_tips",
+    metadata,
+    Column("bay_id", String(ID), primary_key=True),
+    Column("lot_id", String(ID)),
+    Column("ts", Float),
+    Column("seq", BigInteger),
+    Column("state", String(16)),
+    Column("run_began", Float),
+)
+
+# Named marks of the history: "raw_from" (raw events before it were dropped by retention).
+history_marks = Table(
+    "history_marks",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Float, nullable=False),
+)
 
 # Seq ranges a box reported dropped (events_dropped): settled for the watermark.
 dropped_ranges = Table(

@@ -190,4 +190,5 @@ def event_row(event: Event, data: bytes, received_at: float) -> dict[str, Any]:
         "bay_id": getattr(body, "bay_id", None),
         "to_state": to_state,
         "payload": data.decode(),
+        "prev_state": None,  # set by central.history.rollups for a bay change
     }

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, select
 
 from central.db import schema as t
 from central.db.engine import BulkInsert, insert_ignore
+from central.history import rollups
 from central.ingest import claims
 from central.ingest.batch import Batch, IngestContext, refuse, ts
 from firmware_protocols.uplink import (
@@ -64,8 +65,15 @@ def store_events(
                 row["received_at"],
             )  # fmt: skip
     new = [item for key, item in batch.events.items() if key not in held]
-    insert.execute(conn, [row for _, row in new])
+    rows = [row for _, row in new]
+    rollups.apply(conn, ctx.dialect, rows, lambda bay: _lot_of(ctx, bay))
+    insert.execute(conn, rows)
     return new
+
+
+def _lot_of(ctx: IngestContext, bay_id: str) -> str | None:
+    place = ctx.site.bays.get(bay_id)
+    return None if place is None else place.lot_id
 
 
 def refuse_implausible_drops(ctx: IngestContext, conn: Connection, batch: Batch) -> None:

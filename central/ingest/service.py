@@ -7,9 +7,10 @@ takes a batch off the queue and, in **one** transaction:
 
 1. decodes each message (``decode_message``); a failure, a foreign site or a box the site
    file does not know goes to ``quarantine`` with its topic, bytes and reason;
-2. inserts the batch's events with ``INSERT .. ON CONFLICT (box_id, seq) DO NOTHING
-   RETURNING``: what comes back is new, the rest are repeats (counted, dropped); only new
-   events have side effects (alerts, dropped seq ranges);
+2. inserts the batch's events with ``INSERT .. ON CONFLICT (box_id, seq, ts) DO
+   NOTHING`` after one read of the seqs held: the rest are repeats (counted, dropped); only
+   new events have side effects (alerts, dropped seq ranges, the history rollups,
+   ``central.history.rollups``);
 3. applies state documents, conflated per topic (the latest in the batch wins; a document
    older than the stored one is ignored), and command replies;
 4. moves each box's watermark from the seqs and dropped ranges it has just stored
@@ -145,7 +146,7 @@ class IngestWriter:
         columns = {c.name: None for c in t.events.c if c.name != "id"}
         self._insert_events = BulkInsert(
             engine,
-            insert_ignore(self.dialect, t.events, ["box_id", "seq"]).values(columns).inline(),
+            insert_ignore(self.dialect, t.events, ["box_id", "seq", "ts"]).values(columns).inline(),
         )
         self._insert_quarantine = t.quarantine.insert()
 

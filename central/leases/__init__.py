@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 SITE_SYNC = "site-sync"  # start-up: migrate, load the site file (blocking, in turn)
 CASES_SWEEP = "cases-sweep"  # case escalation, tow orders, cases for missed alerts
 ACKS_REPUBLISH = "acks-republish"  # every stored watermark again after a (re)connect
-JOBS = (CASES_SWEEP, ACKS_REPUBLISH)
+HISTORY_RETENTION = "history-retention"  # events' month partitions ahead, raw events' cut
+JOBS = (CASES_SWEEP, ACKS_REPUBLISH, HISTORY_RETENTION)
 
 
 def lease_key(name: str) -> int:

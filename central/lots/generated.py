@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, insert, select
 
 from central.db import schema as t
+from central.history import rollups
 from site_model.site import Site
 
 GENERATED = "generated"
@@ -79,7 +80,11 @@ def write_generated_history(
     def row(at: float, bay_id: str, state: str) -> dict[str, object]:
         nonlocal seq
         seq += 1
+        # The bay's state before (central.history's chain): rows go in time order per bay.
+        known = occupied.get(bay_id)
+        prev = "unknown" if known is None else "occupied" if known else "free"
         return {
+            "prev_state": prev,
             "box_id": GENERATED,
             "seq": seq,
             "boot_id": GENERATED,
@@ -98,15 +103,15 @@ def write_generated_history(
     with engine.begin() as conn:
         if since is not None:
             for bay_id in sorted(lot_of):
-                occupied[bay_id] = False
                 batch.append(row(since - 1.0, bay_id, "free"))
+                occupied[bay_id] = False
         for change in changes:
             if change.at >= until or (change.bay_id not in lot_of and change.bay_id not in zone_of):
                 continue
             if occupied.get(change.bay_id, False) == change.occupied:
                 continue  # not a change
-            occupied[change.bay_id] = change.occupied
             batch.append(row(change.at, change.bay_id, "occupied" if change.occupied else "free"))
+            occupied[change.bay_id] = change.occupied
             if len(batch) >= CHUNK:
                 conn.execute(insert(t.events), batch)
                 written += len(batch)
@@ -117,4 +122,8 @@ def write_generated_history(
         if batch:
             conn.execute(insert(t.events), batch)
             written += len(batch)
+        # Bulk rows bypass the ingest: their lots' rollups are rebuilt from the events.
+        # By this site file's bays: the store may not have loaded it yet.
+        rollups.rebuild(conn, lot_ids=sorted({lot for lot in lot_of.values() if lot}),
+                        lot_of=lot_of.get)  # fmt: skip
     return written

@@ -1,10 +1,8 @@
 """Lots: live figures (by the availability rule, site_model/availability.py), bays,
 occupancy history and dwell times.
 
-History is answered from ``events``: the state of every bay at ``start`` is its last
-``bay_changed`` before ``start`` (one indexed look-up per bay via ``ix_events_bay_ts``), then
-the changes inside the range (``ix_events_lot_ts``) are replayed in time order and the
-counts sampled at each step.
+History and dwell are read from the rollups kept at ingest (``central.history``): a
+range's cost grows with its samples and its hours, not with its events.
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from sqlalchemy import Engine, select
 from central.boxes.availability import box_of, reported_now
 from central.db import schema as t
 from central.errors import Invalid, NotFound
+from central.history import read as history_read
 from central.lots.models import (
     BayOut,
     DwellStats,
@@ -42,7 +41,8 @@ from site_model.availability import (
     lot_view,
 )
 
-MAX_POINTS = 5000
+MAX_POINTS = 9000  # a leap year of hours (the heat map of a year)
+MAX_RANGE_DAYS = 366
 
 
 def _dt(ts: float | None) -> dt.datetime | None:
@@ -228,8 +228,8 @@ def _range(
     start_ts = start.timestamp() if start else end_ts - default_s
     if end_ts <= start_ts:
         raise Invalid("end must be after start", field="end")
-    if end_ts - start_ts > 92 * 86400:
-        raise Invalid("a range is at most 92 days", field="start")
+    if end_ts - start_ts > MAX_RANGE_DAYS * 86400:
+        raise Invalid(f"a range is at most {MAX_RANGE_DAYS} days", field="start")
     return start_ts, end_ts
 
 
@@ -248,63 +248,29 @@ def occupancy_history(
     end: dt.datetime | None,
     step_s: int,
 ) -> OccupancyHistory:
-    """The lot's counts at ``start``, ``start + step``, ... up to ``end``."""
+    """The lot's counts at ``start``, ``start + step``, ... up to ``end``, from the
+    rollups (``central.history.read``)."""
     start_ts, end_ts = _range(start, end, 86400)
     if (end_ts - start_ts) / step_s > MAX_POINTS:
         raise Invalid(f"at most {MAX_POINTS} points: choose a larger step", field="step")
-    e = t.events
+    times = history_read.samples(start_ts, end_ts, step_s)
     with engine.connect() as conn:
         capacity = _lot_capacity(conn, lot_id)
-        bay_ids = list(
-            conn.execute(select(t.bays.c.bay_id).where(t.bays.c.lot_id == lot_id)).scalars()
-        )
-        state: dict[str, str] = {}
-        for bay_id in bay_ids:
-            last = conn.execute(
-                select(e.c.to_state)
-                .where(e.c.bay_id == bay_id, e.c.kind == "bay_changed", e.c.ts < start_ts)
-                .order_by(e.c.ts.desc(), e.c.seq.desc())
-                .limit(1)
-            ).scalar()
-            state[bay_id] = last or "unknown"
-        changes = conn.execute(
-            select(e.c.ts, e.c.bay_id, e.c.to_state)
-            .where(
-                e.c.lot_id == lot_id,
-                e.c.kind == "bay_changed",
-                e.c.ts >= start_ts,
-                e.c.ts <= end_ts,
-            )
-            .order_by(e.c.ts, e.c.seq)
-        ).all()
-    counts = {"free": 0, "occupied": 0, "unknown": 0, "closed": 0}
-    for value in state.values():
-        counts[value] = counts.get(value, 0) + 1
-    points: list[OccupancyPoint] = []
-    index = 0
-    sample = start_ts
-    while sample <= end_ts + 1e-9:
-        while index < len(changes) and changes[index].ts <= sample:
-            _, bay_id, to_state = changes[index]
-            index += 1
-            before = state.get(bay_id)
-            if before is None:  # a bay the site file does not have
-                continue
-            counts[before] -= 1
-            counts[to_state] = counts.get(to_state, 0) + 1
-            state[bay_id] = to_state
-        in_service = capacity - counts["closed"]
+        bays = history_read.lot_bays(conn, lot_id)
+        counts = history_read.counts_at(conn, lot_id, bays, times)
+    points = []
+    for sample, (free, occupied, unknown, closed) in zip(times, counts, strict=True):
+        in_service = capacity - closed
         points.append(
             OccupancyPoint(
                 at=dt.datetime.fromtimestamp(sample, dt.UTC),
-                occupied=counts["occupied"],
-                free=counts["free"],
-                unknown=counts["unknown"],
-                closed=counts["closed"],
-                occupancy=counts["occupied"] / in_service if in_service > 0 else 0.0,
+                occupied=occupied,
+                free=free,
+                unknown=unknown,
+                closed=closed,
+                occupancy=occupied / in_service if in_service > 0 else 0.0,
             )
         )
-        sample += step_s
     return OccupancyHistory(
         lot_id=lot_id,
         capacity=capacity,
@@ -321,32 +287,12 @@ DWELL_BUCKETS = ((900, "<15m"), (3600, "15m-1h"), (4 * 3600, "1h-4h"), (86400, "
 def dwell_stats(
     engine: Engine, *, lot_id: str, start: dt.datetime | None, end: dt.datetime | None
 ) -> DwellStats:
-    """How long bays stayed occupied: stays that ended inside the range."""
+    """How long bays stayed occupied: stays that ended inside the range (and began at most
+    a day before it), from the rollups' stays."""
     start_ts, end_ts = _range(start, end, 7 * 86400)
-    e = t.events
     with engine.connect() as conn:
         _lot_capacity(conn, lot_id)
-        # Look back a day before start so a stay that began earlier is measured whole.
-        rows = conn.execute(
-            select(e.c.bay_id, e.c.ts, e.c.to_state)
-            .where(
-                e.c.lot_id == lot_id,
-                e.c.kind == "bay_changed",
-                e.c.ts >= start_ts - 86400,
-                e.c.ts <= end_ts,
-            )
-            .order_by(e.c.bay_id, e.c.ts, e.c.seq)
-        ).all()
-    stays: list[float] = []
-    began: dict[str, float] = {}
-    for bay_id, ts_, to_state in rows:
-        if to_state == "occupied":
-            began.setdefault(bay_id, ts_)
-        elif bay_id in began:
-            since = began.pop(bay_id)
-            if ts_ >= start_ts:
-                stays.append(ts_ - since)
-    stays.sort()
+        stays = history_read.stays(conn, lot_id, start_ts, end_ts)
     histogram = {label: 0 for _, label in DWELL_BUCKETS} | {">24h": 0}
     limits = [limit for limit, _ in DWELL_BUCKETS]
     for stay in stays:
