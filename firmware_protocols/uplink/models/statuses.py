@@ -16,6 +16,9 @@ from firmware_protocols.uplink.models.base import (
     Text,
     Ts,
     WireModel,
+    check_line,
+    line_field,
+    line_from_field,
     v_field,
 )
 from firmware_protocols.uplink.models.vocabularies import OfflineReason, Online
@@ -111,9 +114,12 @@ class BoxStatus(Document):
         default=None, description="Version of the zone schedule in force; null if none."
     )
     health: HealthSummary | None = Field(default=None, description="Health summary.")
+    line: uuid.UUID | None = line_field()
+    line_from: int | None = line_from_field()
 
     @model_validator(mode="after")
     def _birth_is_complete(self) -> Self:
+        check_line(self.line, self.line_from)
         if self.state is Online.ONLINE:
             missing = [
                 name
