@@ -31,6 +31,10 @@ class SeqLine:
     id: uuid.UUID
     first: int
 
+    def fields(self) -> dict[str, object]:
+        """The line as the wire documents name it (``line``, ``line_from``)."""
+        return {"line": self.id, "line_from": self.first}
+
     def envelope_tail(self) -> bytes:
         """The line's fields as the ``Event`` JSON ends with them (see ``StoredEvent``)."""
         return b',"line":"%s","line_from":%d' % (str(self.id).encode(), self.first)
