@@ -42,7 +42,8 @@ class IngestStats:
     events_stored: int = 0
     events_duplicate: int = 0
     quarantined: int = 0
-    # events refused for a claim central cannot believe: "dropped_range", "seq_replayed"
+    # events refused for a claim central cannot believe: "dropped_range", "seq_replayed";
+    # "other_line": held back as of a seq line the box is renumbering (central/ingest/lines)
     events_refused: Counter[str] = field(default_factory=Counter)
     quarantine_dropped: Counter[str] = field(default_factory=Counter)  # by retention: size, age
     batches: int = 0
@@ -91,6 +92,8 @@ class BatchResult:
     marks: dict[str, int] = field(default_factory=dict)
     notices: list[dict[str, Any]] = field(default_factory=list)
     central_statuses: list[CentralStatus] = field(default_factory=list)
+    # each box's seq line after the batch (id, first seq), None for a legacy box
+    lines: dict[str, tuple[str, int] | None] = field(default_factory=dict)
 
 
 @dataclass

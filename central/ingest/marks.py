@@ -91,6 +91,15 @@ class MarkBook:
             entries[box] = entry
         return self._settle(conn, entries)
 
+    def raise_to(self, box: str, mark: int) -> None:
+        """The box's watermark was raised to ``mark`` in the store (it took a seq line that
+        starts above it): a box the book knows moves there too; one it does not is
+        repaired from the store when next seen."""
+        entry = self._boxes.get(box)
+        if entry is not None:
+            entry.frontier.raise_to(mark)
+            entry.written = max(entry.written, mark)
+
     def sweepable(self, boxes: Iterable[str]) -> list[str]:
         """Of these boxes, those a sweep may move: any this book knows, if shared."""
         if not self.shared:

@@ -63,9 +63,13 @@ def metrics_text(central: Central) -> str:
     metric(
         "parkgrid_central_events_refused_total",
         "counter",
-        "Events quarantined for a claim central cannot believe (a dropped range longer than "
-        "the box's outbox can hold; a stored seq sent again as another event)",
-        [({"reason": r}, s.events_refused[r]) for r in ("dropped_range", "seq_replayed")],
+        "Events refused: quarantined for a claim central cannot believe (a dropped range "
+        "longer than the box's outbox can hold; a stored seq sent again as another event), "
+        "or held back as numbered on a seq line the box is renumbering (other_line)",
+        [
+            ({"reason": r}, s.events_refused[r])
+            for r in ("dropped_range", "seq_replayed", "other_line")
+        ],
     )
     metric(
         "parkgrid_central_quarantined_total",
