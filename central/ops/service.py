@@ -121,6 +121,18 @@ def metrics_text(central: Central) -> str:
         [({}, mqtt.queue_depth() if mqtt else 0)],
     )
     metric(
+        "parkgrid_central_ingest_backlog_depth",
+        "gauge",
+        "Of the messages waiting, a box's replayed backlog (taken after live ones)",
+        [({}, mqtt.backlog_depth() if mqtt else 0)],
+    )
+    metric(
+        "parkgrid_central_ingest_backlog_total",
+        "counter",
+        "Messages received as a box's replayed backlog (events sent historical)",
+        [({}, mqtt.backlog_total if mqtt else 0)],
+    )
+    metric(
         "parkgrid_central_mqtt_connected",
         "gauge",
         "1 when connected to the broker",

@@ -243,6 +243,8 @@ CENTRAL_METRICS = {
     ("parkgrid_central_ingest_lag_seconds", "gauge", ()),
     ("parkgrid_central_acks_published_total", "counter", ()),
     ("parkgrid_central_ingest_queue_depth", "gauge", ()),
+    ("parkgrid_central_ingest_backlog_depth", "gauge", ()),
+    ("parkgrid_central_ingest_backlog_total", "counter", ()),
     ("parkgrid_central_mqtt_connected", "gauge", ()),
     ("parkgrid_central_quarantine_rows", "gauge", ()),
     ("parkgrid_central_quarantine_bytes", "gauge", ()),
