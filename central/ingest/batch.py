@@ -58,6 +58,9 @@ class IngestStats:
     store_full: bool = False  # the last batch failed because the database's disk is full
     store_full_batches: int = 0  # batches refused (not stored, not acked) for a full disk
     box_last_seen: dict[str, float] = field(default_factory=dict)
+    # per box, seqs missing below the lowest one held above its watermark (a hole it waits
+    # at: events lost on the way, or still coming); 0 when nothing waits
+    seq_gaps: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: IngestStats) -> None:
         """Add another writer's counters (the writer process's, one batch at a time)."""
@@ -80,6 +83,7 @@ class IngestStats:
             self.last_commit_at = other.last_commit_at
             self.lag_seconds = other.lag_seconds
         self.box_last_seen.update(other.box_last_seen)
+        self.seq_gaps.update(other.seq_gaps)
 
 
 @dataclass

@@ -209,6 +209,7 @@ class IngestWriter:
             stats.last_commit_at = committed
             stats.lag_seconds = committed - min(r[2] for r in raw)
             stats.box_last_seen.update(batch.seen)
+            stats.seq_gaps.update(self.marks.gaps(marks))
             now = time.monotonic()
             for box in marks:
                 self._recent[box] = now

@@ -121,6 +121,13 @@ def metrics_text(central: Central) -> str:
         [({}, mqtt.queue_depth() if mqtt else 0)],
     )
     metric(
+        "parkgrid_central_seq_gap_events",
+        "gauge",
+        "Per box, seqs missing below the lowest held above its watermark: the hole it waits "
+        "at (events lost on the way, or still coming); 0 when none",
+        [({"box_id": b}, gap) for b, gap in sorted(s.seq_gaps.items())],
+    )
+    metric(
         "parkgrid_central_ingest_backlog_depth",
         "gauge",
         "Of the messages waiting, a box's replayed backlog (taken after live ones)",

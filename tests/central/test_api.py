@@ -245,6 +245,7 @@ CENTRAL_METRICS = {
     ("parkgrid_central_ingest_queue_depth", "gauge", ()),
     ("parkgrid_central_ingest_backlog_depth", "gauge", ()),
     ("parkgrid_central_ingest_backlog_total", "counter", ()),
+    ("parkgrid_central_seq_gap_events", "gauge", ("box_id",)),
     ("parkgrid_central_mqtt_connected", "gauge", ()),
     ("parkgrid_central_quarantine_rows", "gauge", ()),
     ("parkgrid_central_quarantine_bytes", "gauge", ()),

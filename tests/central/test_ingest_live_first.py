@@ -22,7 +22,7 @@ from central.settings import CentralSettings
 from firmware_protocols.uplink import Topics, encode_payload
 from simulators.broker import MosquittoBroker
 from site_model.site import Site, SiteIndex
-from tests.central.helpers import SITE, SITE_FILE, bay_event
+from tests.central.helpers import SITE, SITE_FILE, bay_event, event_msg
 
 BACKLOG = 5000
 
@@ -115,3 +115,15 @@ def test_live_event_overtakes_a_queued_replay(
         box.loop_stop()
         box.disconnect()
         link.stop()
+
+
+def test_central_counts_the_seq_gap_a_box_waits_at(engine: Engine, site: Site) -> None:
+    """Seqs lost on the way (or still coming) show as the box's gap until they arrive."""
+    writer = IngestWriter(engine=engine, site=SiteIndex.of(site), shared=False)
+    ev = [event_msg(bay_event("box-p1", seq, "P1-001")) for seq in range(1, 6)]
+    writer.process([ev[0], ev[1], ev[4]])
+    assert writer.stats.seq_gaps == {"box-p1": 2}
+    writer.process([ev[2]])
+    assert writer.stats.seq_gaps == {"box-p1": 1}
+    writer.process([ev[3]])
+    assert writer.stats.seq_gaps == {"box-p1": 0}
