@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -215,6 +216,8 @@ def main() -> int:
             publisher.join(5)
             live.close()
             central.stop()
+            engine.dispose()
+            shutil.rmtree(scratch, ignore_errors=True)
     print(f"floor: box-p2 live lag p99 {floor * 1000:.0f} ms ({floor_n} events at "
           f"{args.rate:g}/s, no replay)")  # fmt: skip
     print(f"replay: box-p1 drained {args.events} events in {drain:.1f} s "
