@@ -437,7 +437,9 @@ class OutboxConfig(_Model):
         description="events published again, oldest first, when no ack came for resend_after_s",
     )
     send_window_max: int = Field(
-        default=50_000,
+        # Sized with the broker's queue for central (docs/scale.md, "Live first at central"):
+        # every replaying box may have this many outstanding at once.
+        default=10_000,
         ge=1,
         le=10_000_000,
         description="most events outstanding above central's ack; the window widens to it",

@@ -67,6 +67,7 @@ from pydantic import AwareDatetime, BaseModel, TypeAdapter
 from edge.config import OutboxConfig
 from edge.outbox_errors import SEQ_HEADROOM, AckBeyondOutbox, SeqLineFull
 from edge.outbox_file import integrity_problems, load_meta, open_or_recover
+from edge.outbox_line import SeqLine, read_line, shift_line
 from edge.outbox_records import DropRange, OutboxStats, QueuedEvent, StoredEvent
 from firmware_protocols.uplink import encode_payload
 from firmware_protocols.uplink.models import MAX_SEQ
@@ -125,6 +126,7 @@ class Outbox:
         self._report_queue: list[int] = []
         self._meta_dirty: set[str] = set()
         self._meta = load_meta(self._conn)
+        self._line = read_line(self._conn)
         self._next_seq = self._meta["last_seq"] + 1
         row = self._conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM events").fetchone()
         self._depth, self._bytes = int(row[0]), int(row[1])
@@ -393,37 +395,51 @@ class Outbox:
     def advance_past(self, acked_seq: int) -> int:
         """Renumber this outbox's events above ``acked_seq``; return the shift (0: none).
 
-        For central's watermark being ahead of this outbox (the file was corrupt and
-        recreated, so the seq line restarted at 1): central already holds every seq up to
-        ``acked_seq`` (the old file's events) and would drop these as repeats. Every seq
-        this outbox holds is at or below ``acked_seq``, so none of them was stored; all of
-        them, queued or committed, and the recorded drop ranges move up by ``acked_seq``
-        in one transaction with the counter, keeping their order and spacing. Event bodies
-        are not rewritten: an ``events_dropped`` body already queued keeps the old numbers.
-
-        Raises ``SeqLineFull``, changing nothing, for a watermark that would leave fewer
-        than ``SEQ_HEADROOM`` seqs above the renumbered line (2**63-1 is the top).
+        For a legacy ack (no line) ahead of this outbox (the file was recreated, so its
+        seqs restarted at 1): central holds every seq up to ``acked_seq`` from the old file
+        and would drop these as repeats; none of them was stored, so all of them, queued
+        or committed, and the drop ranges move up by ``acked_seq`` in one transaction with
+        the counter (``_shift_locked``). Event bodies are not rewritten: an
+        ``events_dropped`` body already queued keeps the old numbers. Raises
+        ``SeqLineFull``, changing nothing, for a watermark that would leave fewer than
+        ``SEQ_HEADROOM`` seqs above the renumbered line (2**63-1 is the top).
         """
         with self._write_lock:
-            return self._advance_past_locked(acked_seq)
+            self._flush_locked()
+            if acked_seq <= self._meta["last_seq"]:
+                return 0
+            return self._shift_locked(acked_seq, acked_seq)
 
-    def _advance_past_locked(self, acked_seq: int) -> int:
-        self._flush_locked()
+    @property
+    def line(self) -> SeqLine:
+        """This outbox's seq line: its id (made with the file) and its first seq."""
+        return self._line
+
+    def move_line_above(self, acked_seq: int) -> int:
+        """Renumber this outbox's events so its line starts above ``acked_seq``, another
+        line's watermark; return the shift (0: the line already starts above it).
+
+        For an ack naming a line other than this outbox's: central holds that line's seqs
+        up to ``acked_seq`` and would take this line's events there for repeats, but none
+        of this line's events is among them, so nothing is deleted: every event, queued or
+        committed, and the drop ranges move up, keeping order and spacing, in one
+        transaction with the counter and the line's first seq. Raises ``SeqLineFull``,
+        changing nothing, near the top of the seq line (as ``advance_past``).
+        """
+        with self._write_lock:
+            self._flush_locked()
+            if acked_seq < self._line.first:
+                return 0
+            return self._shift_locked(acked_seq - self._line.first + 1, acked_seq)
+
+    def _shift_locked(self, offset: int, acked_seq: int) -> int:
         old_last = self._meta["last_seq"]
-        if acked_seq <= old_last:
-            return 0
-        offset = acked_seq
         if old_last + offset > MAX_SEQ - SEQ_HEADROOM:
             raise SeqLineFull(acked_seq, old_last)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            # New seqs are all above every old one: the key never collides mid-update.
-            conn.execute("UPDATE events SET seq = seq + ?", (offset,))
-            conn.execute(
-                "UPDATE drops SET first_seq = first_seq + ?, last_seq = last_seq + ?",
-                (offset, offset),
-            )
+            shift_line(conn, offset)
             self._meta["last_seq"] = old_last + offset
             self._meta_dirty.add("last_seq")
             self._write_meta()
@@ -432,16 +448,17 @@ class Outbox:
             conn.execute("ROLLBACK")
             self._meta["last_seq"] = old_last  # whether or not the new value was set
             raise
+        self._line = SeqLine(id=self._line.id, first=self._line.first + offset)
         with self._mem_lock:
             self._next_seq = self._meta["last_seq"] + 1
             self._report_queue = [first + offset for first in self._report_queue]
         log.warning(
-            "outbox %s: central's watermark %d is ahead of this outbox (recreated?): its %d "
-            "events are renumbered from %d, new events continue at %d",
+            "outbox %s: central's watermark %d of an older seq line reaches this outbox's "
+            "(recreated?): its %d events are renumbered from %d, new events continue at %d",
             self.path,
             acked_seq,
             self._depth,
-            acked_seq + 1,
+            self._line.first,
             self._next_seq,
         )
         return offset

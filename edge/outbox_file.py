@@ -3,7 +3,8 @@
 The file is WAL with ``synchronous=FULL``. A file that SQLite cannot read, or that fails
 ``PRAGMA quick_check``, is moved aside (with its ``-wal`` and ``-shm``) as
 ``outbox.sqlite.corrupt-<unix time>`` and a fresh file counts the recovery in
-``meta.corrupt_recoveries``.
+``meta.corrupt_recoveries``. Opening also brings the schema to its current version
+(``outbox_line.migrate_up``: a fresh or recreated file gets a new seq line).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Final
+
+from edge.outbox_line import migrate_up
 
 log = logging.getLogger("edge.outbox")  # the outbox's log, as before the split
 
@@ -50,6 +53,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     for statement in SCHEMA:
         conn.execute(statement)
+    migrate_up(conn)
     return conn
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge.outbox_line import SeqLine
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoredEvent:
@@ -16,8 +18,9 @@ class StoredEvent:
     boot_id: str
     body: bytes
 
-    def envelope(self, box_id: str, *, historical: bool) -> bytes:
-        """The ``Event`` JSON for the wire, built without re-validating the stored body.
+    def envelope(self, box_id: str, *, historical: bool, line: SeqLine | None = None) -> bytes:
+        """The ``Event`` JSON for the wire, built without re-validating the stored body;
+        with ``line``, it names the seq line (without, a legacy envelope).
 
         Field order and spelling are those of ``encode_payload(Event(...))``; the tests
         check the bytes with ``decode_message``.
@@ -38,6 +41,7 @@ class StoredEvent:
                 b"true" if historical else b"false",
                 b',"body":',
                 self.body,
+                b"" if line is None else line.envelope_tail(),
                 b"}",
             )
         )

@@ -228,6 +228,10 @@ watermarks = Table(
     Column("box_id", String(ID), primary_key=True),
     Column("acked_seq", BigInteger, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # The seq line whose events acked_seq counts (uplink ``line``/``line_from``); NULL for
+    # a legacy box, whose events name no line (central/ingest/lines.py).
+    Column("line", String(36), nullable=True),
+    Column("line_from", BigInteger, nullable=True),
 )
 
 alerts = Table(

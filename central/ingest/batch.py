@@ -42,7 +42,8 @@ class IngestStats:
     events_stored: int = 0
     events_duplicate: int = 0
     quarantined: int = 0
-    # events refused for a claim central cannot believe: "dropped_range", "seq_replayed"
+    # events refused for a claim central cannot believe: "dropped_range", "seq_replayed";
+    # "other_line": held back as of a seq line the box is renumbering (central/ingest/lines)
     events_refused: Counter[str] = field(default_factory=Counter)
     quarantine_dropped: Counter[str] = field(default_factory=Counter)  # by retention: size, age
     batches: int = 0
@@ -57,6 +58,9 @@ class IngestStats:
     store_full: bool = False  # the last batch failed because the database's disk is full
     store_full_batches: int = 0  # batches refused (not stored, not acked) for a full disk
     box_last_seen: dict[str, float] = field(default_factory=dict)
+    # per box, seqs missing below the lowest one held above its watermark (a hole it waits
+    # at: events lost on the way, or still coming); 0 when nothing waits
+    seq_gaps: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: IngestStats) -> None:
         """Add another writer's counters (the writer process's, one batch at a time)."""
@@ -79,6 +83,7 @@ class IngestStats:
             self.last_commit_at = other.last_commit_at
             self.lag_seconds = other.lag_seconds
         self.box_last_seen.update(other.box_last_seen)
+        self.seq_gaps.update(other.seq_gaps)
 
 
 @dataclass
@@ -91,6 +96,8 @@ class BatchResult:
     marks: dict[str, int] = field(default_factory=dict)
     notices: list[dict[str, Any]] = field(default_factory=list)
     central_statuses: list[CentralStatus] = field(default_factory=list)
+    # each box's seq line after the batch (id, first seq), None for a legacy box
+    lines: dict[str, tuple[str, int] | None] = field(default_factory=dict)
 
 
 @dataclass

@@ -78,7 +78,19 @@ def _file_event(
     assert isinstance(payload, Event)
     key = (msg.topic.box_id, payload.seq)
     if key in batch.events:
-        first = batch.events[key][0].event_id
+        held = batch.events[key][0]
+        first = held.event_id
+        if (
+            held.line is not None
+            and payload.line is not None
+            and (held.line, held.line_from) != (payload.line, payload.line_from)
+        ):
+            # One seq under two numberings of a box's line (it renumbered meanwhile): the
+            # later numbering is the one it keeps (central/ingest/lines.py).
+            if (payload.line_from or 0) > (held.line_from or 0):
+                batch.events[key] = (payload, event_row(payload, data, received_at))
+            ctx.stats.events_refused["other_line"] += 1
+            return
         if first != payload.event_id:
             reason = claims.replayed_seq(payload.seq, str(first), str(payload.event_id))
             refuse(ctx, batch, "seq_replayed", topic, data, reason, received_at)

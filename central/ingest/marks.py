@@ -91,6 +91,31 @@ class MarkBook:
             entries[box] = entry
         return self._settle(conn, entries)
 
+    def gaps(self, boxes: Iterable[str]) -> dict[str, int]:
+        """For each of these boxes the book knows, how many seqs are missing between its
+        mark and the lowest seq held above it (0: none waits above the mark). A box whose
+        waiting seqs were forgotten (``max_waiting``) is left out: its gap is not known."""
+        found: dict[str, int] = {}
+        for box in boxes:
+            entry = self._boxes.get(box)
+            if entry is None:
+                continue
+            waiting = entry.frontier.waiting
+            if waiting is not None:
+                found[box] = waiting - entry.frontier.acked - 1
+            elif entry.unknown_to <= entry.frontier.acked:
+                found[box] = 0
+        return found
+
+    def raise_to(self, box: str, mark: int) -> None:
+        """The box's watermark was raised to ``mark`` in the store (it took a seq line that
+        starts above it): a box the book knows moves there too; one it does not is
+        repaired from the store when next seen."""
+        entry = self._boxes.get(box)
+        if entry is not None:
+            entry.frontier.raise_to(mark)
+            entry.written = max(entry.written, mark)
+
     def sweepable(self, boxes: Iterable[str]) -> list[str]:
         """Of these boxes, those a sweep may move: any this book knows, if shared."""
         if not self.shared:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, select
@@ -70,6 +71,7 @@ from central.ingest.events import (
     refuse_implausible_drops,
     store_events,
 )
+from central.ingest.lines import Line, sort_lines
 from central.ingest.marks import MarkBook
 from central.ingest.retries import is_disk_full, store_with_retries
 from central.ingest.states import apply_states
@@ -142,6 +144,7 @@ class IngestWriter:
         self.wants_notices = wants_notices or (lambda: True)
         self._recent: dict[str, float] = {}  # box -> monotonic time of its last event batch
         self._published: dict[str, int] = {}
+        self._lines: dict[str, Line | None] = {}  # each box's seq line, named in its acks
         self._lock = threading.Lock()  # one batch at a time, whoever calls
         columns = {c.name: None for c in t.events.c if c.name != "id"}
         self._insert_events = BulkInsert(
@@ -165,6 +168,7 @@ class IngestWriter:
 
     def finish(self, result: BatchResult) -> None:
         """After the commit: publish the acks, pass on central statuses, notify listeners."""
+        self._lines.update(result.lines)
         self.publish_marks(result.marks)
         if self.on_central_status is not None:
             for status in result.central_statuses:
@@ -189,7 +193,7 @@ class IngestWriter:
             batch = decode_batch(ctx, raw)
             boxes = sorted({box for box, _ in batch.events})
             try:
-                marks, dropped, new_events = self._transaction(ctx, batch, live)
+                marks, dropped, new_events, lines = self._transaction(ctx, batch, live)
             except BaseException:
                 self.marks.forget(boxes)  # the book moved with a transaction that did not commit
                 raise
@@ -206,18 +210,26 @@ class IngestWriter:
             stats.last_commit_at = committed
             stats.lag_seconds = committed - min(r[2] for r in raw)
             stats.box_last_seen.update(batch.seen)
+            stats.seq_gaps.update(self.marks.gaps(marks))
             now = time.monotonic()
             for box in marks:
                 self._recent[box] = now
             return BatchResult(
-                marks=marks, notices=batch.notices, central_statuses=batch.central_statuses
+                marks=marks,
+                notices=batch.notices,
+                central_statuses=batch.central_statuses,
+                lines=lines,
             )
 
     def _transaction(
         self, ctx: IngestContext, batch: Batch, live: bool
-    ) -> tuple[dict[str, int], dict[str, int], list[NewEvent]]:
-        """The batch's one transaction; the marks, the quarantine's drops and the new events."""
+    ) -> tuple[dict[str, int], dict[str, int], list[NewEvent], dict[str, Line | None]]:
+        """The batch's one transaction; the marks, the quarantine's drops, the new events
+        and each box's seq line."""
         with self.engine.begin() as conn:
+            lines = sort_lines(ctx, conn, batch)
+            for box, mark in lines.raised.items():
+                self.marks.raise_to(box, mark)
             if batch.events:
                 refuse_implausible_drops(ctx, conn, batch)
             new_events = store_events(ctx, conn, batch, self._insert_events) if batch.events else []
@@ -237,24 +249,33 @@ class IngestWriter:
                 stored.setdefault(box, []).append(seq)
                 if isinstance(event.body, EventsDropped):
                     firsts.setdefault(box, []).append(event.body.first_seq)
-            marks = self.marks.move(conn, stored, firsts)
+            # A box whose events were all held back is acked too: on that ack it renumbers.
+            marks = {**lines.held_back, **self.marks.move(conn, stored, firsts)}
             for row in batch.quarantine:
                 batch.notices.append(
                     {"type": "quarantine", "topic": row["topic"], "reason": row["reason"]}
                 )
             if self.stream_channel is not None and batch.notices:
                 notify_in(conn, self.stream_channel, batch.notices)
-        return marks, dropped, new_events
+        return marks, dropped, new_events, lines.lines
 
     # --- the watermark --------------------------------------------------------------------
 
     def publish_marks(self, marks: dict[str, int]) -> None:
-        """Publish each box's watermark, retained. Only for committed marks."""
+        """Publish each box's watermark, retained, naming the seq line it counts (none for
+        a legacy box). Only for committed marks."""
         if self.publish is None:
             return
         now = _now_dt()
         for box_id, acked in marks.items():
-            ack = AckWatermark(box_id=box_id, acked_seq=acked, ts=now)
+            line = self._lines.get(box_id)
+            ack = AckWatermark(
+                box_id=box_id,
+                acked_seq=acked,
+                ts=now,
+                line=None if line is None else uuid.UUID(line[0]),
+                line_from=None if line is None else line[1],
+            )
             self.publish(Topics(self.site.site_id, box_id).ack, encode_payload(ack), True)
             self.stats.acks_published += 1
 
@@ -297,9 +318,15 @@ class IngestWriter:
         with several processes, only the one holding the lease does."""
         if self.lease is not None and not self.lease():
             return 0
+        wm = t.watermarks.c
         with self.engine.connect() as c:
-            rows = c.execute(select(t.watermarks.c.box_id, t.watermarks.c.acked_seq)).all()
-        self.publish_marks({box: acked for box, acked in rows if box in self.site.boxes})
+            rows = c.execute(select(wm.box_id, wm.acked_seq, wm.line, wm.line_from)).all()
+        rows = [row for row in rows if row[0] in self.site.boxes]
+        self._lines.update(
+            (box, None if line is None else (line, int(line_from)))
+            for box, _, line, line_from in rows
+        )
+        self.publish_marks({box: acked for box, acked, _, _ in rows})
         return len(rows)
 
 

@@ -63,9 +63,13 @@ def metrics_text(central: Central) -> str:
     metric(
         "parkgrid_central_events_refused_total",
         "counter",
-        "Events quarantined for a claim central cannot believe (a dropped range longer than "
-        "the box's outbox can hold; a stored seq sent again as another event)",
-        [({"reason": r}, s.events_refused[r]) for r in ("dropped_range", "seq_replayed")],
+        "Events refused: quarantined for a claim central cannot believe (a dropped range "
+        "longer than the box's outbox can hold; a stored seq sent again as another event), "
+        "or held back as numbered on a seq line the box is renumbering (other_line)",
+        [
+            ({"reason": r}, s.events_refused[r])
+            for r in ("dropped_range", "seq_replayed", "other_line")
+        ],
     )
     metric(
         "parkgrid_central_quarantined_total",
@@ -115,6 +119,25 @@ def metrics_text(central: Central) -> str:
         "gauge",
         "Messages waiting for the writer",
         [({}, mqtt.queue_depth() if mqtt else 0)],
+    )
+    metric(
+        "parkgrid_central_seq_gap_events",
+        "gauge",
+        "Per box, seqs missing below the lowest held above its watermark: the hole it waits "
+        "at (events lost on the way, or still coming); 0 when none",
+        [({"box_id": b}, gap) for b, gap in sorted(s.seq_gaps.items())],
+    )
+    metric(
+        "parkgrid_central_ingest_backlog_depth",
+        "gauge",
+        "Of the messages waiting, a box's replayed backlog (taken after live ones)",
+        [({}, mqtt.backlog_depth() if mqtt else 0)],
+    )
+    metric(
+        "parkgrid_central_ingest_backlog_total",
+        "counter",
+        "Messages received as a box's replayed backlog (events sent historical)",
+        [({}, mqtt.backlog_total if mqtt else 0)],
     )
     metric(
         "parkgrid_central_mqtt_connected",

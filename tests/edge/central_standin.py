@@ -4,8 +4,10 @@ It does what the uplink contract asks of central and nothing more: it subscribes
 box topic of a site, validates each message with ``decode_message``, stores events unique
 on (box_id, seq), counts ``events_dropped`` ranges as settled, and publishes per box the
 retained ``AckWatermark`` (the highest seq below which it holds every event) in batches,
-at most every ``ack_interval_s``. It keeps its own retained ``_central/status`` (Last Will
-offline). It runs paho's network thread, so it is independent of the test's event loop.
+at most every ``ack_interval_s``, naming the seq line of the box's latest stored event
+(``names_lines=False``: a legacy central, whose acks name none). It keeps its own
+retained ``_central/status`` (Last Will offline). It runs paho's network thread, so it is
+independent of the test's event loop.
 
 The real central can later replace it in the same tests: they use only ``events``,
 ``log``, ``statuses``, ``watermark()``, ``acking``, ``go_offline()`` / ``go_online()``
@@ -58,6 +60,7 @@ class CentralStandin:
     port: int
     site: str
     acking: bool = True
+    names_lines: bool = True
     ack_interval_s: float = 0.05
     instance: str = "standin"
     events: dict[tuple[str, int], Event] = field(default_factory=dict)
@@ -69,6 +72,7 @@ class CentralStandin:
     _watermark: dict[str, int] = field(default_factory=dict)
     _counts: dict[str, int] = field(default_factory=dict)
     _published: dict[str, int] = field(default_factory=dict)
+    _lines: dict[str, tuple[uuid.UUID, int] | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _client: mqtt.Client | None = None
@@ -199,6 +203,10 @@ class CentralStandin:
                 self.duplicates += 1
                 return
             self.events[key] = payload
+            if payload.line is not None and payload.line_from is not None:
+                self._lines[payload.box_id] = (payload.line, payload.line_from)
+            else:
+                self._lines[payload.box_id] = None
             self._counts[payload.box_id] = self._counts.get(payload.box_id, 0) + 1
             settled = self._settled.setdefault(payload.box_id, set())
             settled.add(payload.seq)
@@ -216,12 +224,18 @@ class CentralStandin:
                 continue
             with self._lock:
                 due = {
-                    box: mark
+                    box: (mark, self._lines.get(box) if self.names_lines else None)
                     for box, mark in self._watermark.items()
                     if self._published.get(box) != mark
                 }
-            for box, mark in due.items():
-                ack = AckWatermark(box_id=box, acked_seq=mark, ts=dt.datetime.now(dt.UTC))
+            for box, (mark, line) in due.items():
+                ack = AckWatermark(
+                    box_id=box,
+                    acked_seq=mark,
+                    ts=dt.datetime.now(dt.UTC),
+                    line=None if line is None else line[0],
+                    line_from=None if line is None else line[1],
+                )
                 self._client.publish(
                     Topics(self.site, box).ack, encode_payload(ack), qos=1, retain=True
                 )

@@ -428,10 +428,13 @@ async def test_uplink_seq_continues_across_restart_with_new_boot(
         second.outbox.close()
 
 
+@pytest.mark.parametrize("names_lines", [True, False], ids=["lines", "legacy-central"])
 async def test_uplink_recreated_outbox_renumbers_above_centrals_watermark(
-    tmp_path: Path, mosquitto: MosquittoBroker, central: CentralStandin
+    tmp_path: Path, mosquitto: MosquittoBroker, central: CentralStandin, names_lines: bool
 ) -> None:
-    """A corrupt outbox recreated at seq 1 renumbers its events above central's retained ack."""
+    """A corrupt outbox recreated at seq 1 renumbers its events above central's retained
+    ack, whether the ack names the old line or (a legacy central) none."""
+    central.names_lines = names_lines
     first = make_box(tmp_path, mosquitto)
     uplink = await first.start()
     for i in range(30):

@@ -127,3 +127,34 @@ async def test_uplink_resends_a_bounded_window_oldest_first_while_central_does_n
     finally:
         await box.stop()
         box.outbox.close()
+
+
+async def test_uplink_never_has_more_than_its_send_window_out_above_the_ack(
+    tmp_path: Path, mosquitto: MosquittoBroker, central: CentralStandin
+) -> None:
+    """The send window bounds what a replaying box has out above central's ack, so the
+    broker's queue for central holds at most boxes x window (docs/scale.md): with a window
+    of 300, a central that does not ack receives 300 of the 1,000 buffered events, and the
+    box sends nothing more once they are all PUBACKed; acks let the rest through."""
+    central.acking = False
+    box = make_box(tmp_path, mosquitto)
+    box.config = box.config.model_copy(
+        update={"outbox": box.config.outbox.model_copy(update={"send_window_max": 300})}
+    )
+    uplink = uplink_for(box, backoff_min_s=0.5, backoff_max_s=1.0)
+    for i in range(1000):
+        uplink.emit(bay_event(i))
+    try:
+        await box.start()
+        await eventually(lambda: central.count(BOX) >= 300, timeout=30)
+        link = uplink.link
+        assert link is not None
+        await eventually(lambda: link.in_flight == 0, timeout=30)
+        assert uplink.stats().events_published == 300
+        assert central.seqs(BOX) == list(range(1, 301))
+        central.acking = True
+        await eventually(lambda: box.outbox.depth() == 0, timeout=60)
+        assert central.seqs(BOX) == list(range(1, 1001))
+    finally:
+        await box.stop()
+        box.outbox.close()

@@ -309,6 +309,9 @@ async def test_embedded_broker_carries_central_ingest_and_its_ack(
                 # The ack watermark came back: the box dropped what central stored.
                 await eventually(lambda: box.outbox.last_seq >= 1 and box.outbox.depth() == 0)
                 last_seq = box.outbox.last_seq
+                # Above a retained ack of an earlier line for this box (the module's broker
+                # keeps retained messages), the box's line starts higher than 1.
+                first_seq = box.outbox.line.first
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -319,7 +322,7 @@ async def test_embedded_broker_carries_central_ingest_and_its_ack(
             ).scalars()
             assert "bay_changed" in set(kinds)
             held = conn.execute(select(func.count()).select_from(t.events)).scalar()
-        assert held == last_seq
+        assert held == last_seq - first_seq + 1
         acked = [json.loads(m.payload)["acked_seq"] for m in wait_until(acks.messages)]
         assert acked[-1] == last_seq
     finally:

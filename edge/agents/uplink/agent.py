@@ -27,8 +27,8 @@ has not moved for ``outbox.resend_after_s`` while events are outstanding, or whe
 ``_central/status`` turns from offline to online, the cursor goes back to
 ``acked_seq + 1`` and the oldest ``resend_window_min`` events are published again with
 ``historical=true`` (the send window, doubled per ack up to ``send_window_max``, caps
-what may be outstanding above the watermark);
-central's store is unique on (box, seq), so repeats cost bandwidth, never a double count.
+what may be outstanding above the watermark); central's store is unique on (box, seq),
+so repeats cost bandwidth, never a double count.
 
 Events and states go out with ``MqttLink.publish_nowait`` (one paho ``publish()`` each, no
 await; an awaited publish per event capped the drain at a third of paho's rate); the birth,
@@ -36,8 +36,9 @@ the shutdown status and command replies with the awaited ``MqttLink.publish``.
 
 Its parts: ``mqtt_link`` (the MQTT adapter), ``connection`` (a connection's settings from
 the config), ``commands`` (central's commands, one at a time in their own task, so a slow
-``on_command`` never stalls acks), ``ack_refusals`` (acks the box does not believe),
-``overflow`` (the outbox's overflow told as events), ``stats`` (the figures).
+``on_command`` never stalls acks), ``ack_rules`` (what an ack means for the outbox's seq
+line), ``ack_refusals`` (acks the box does not believe), ``overflow`` (the outbox's
+overflow told as events), ``stats`` (the figures).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from pydantic import BaseModel
 from edge.agents.network_path import PathWatch
 from edge.agents.outbox_commits import Commits
 from edge.agents.uplink.ack_refusals import AckRefusals
+from edge.agents.uplink.ack_rules import Do, judge, renumber
 from edge.agents.uplink.commands import CommandRunner
 from edge.agents.uplink.connection import describe, link_settings, only_link_errors
 from edge.agents.uplink.mqtt_link import MqttLink, MqttLinkError
@@ -64,7 +66,7 @@ from edge.agents.uplink.overflow import OverflowReports
 from edge.agents.uplink.stats import UplinkStats, outbox_health
 from edge.config import EdgeConfig
 from edge.outbox import Outbox
-from edge.outbox_errors import AckBeyondOutbox, SeqLineFull
+from edge.outbox_errors import SeqLineFull
 from firmware_protocols.errors import DecodeError
 from firmware_protocols.uplink import (
     AckWatermark,
@@ -364,7 +366,10 @@ class Uplink:
     async def _publish_birth_and_states(self, link: MqttLink) -> None:
         # The birth is this boot's status: it replaces whatever status the outbox kept (the
         # previous boot's periodic one), which must not be replayed over it below.
-        birth = encode_payload(self._birth())
+        status = self._birth()
+        if status.line is None:  # the birth names the line its events are on
+            status = status.model_copy(update=self._outbox.line.fields())
+        birth = encode_payload(status)
         self._outbox.put_state(self.topics.status, birth, dirty=False)
         await link.publish(self.topics.status, birth, retain=True)
         published: set[str] = {self.topics.status}
@@ -403,11 +408,11 @@ class Uplink:
             if rows:
                 if self._cursor == self._acked + 1:
                     self._progress_at = time.monotonic()
-                below = self._historical_below
+                below, line = self._historical_below, outbox.line
                 for ev in rows:
                     link.publish_nowait(
                         event_topic,
-                        ev.envelope(box_id, historical=ev.seq < below),
+                        ev.envelope(box_id, historical=ev.seq < below, line=line),
                         retain=False,
                     )
                 self._events_published += len(rows)
@@ -474,7 +479,7 @@ class Uplink:
         owner = message.topic.box_id
         match payload:
             case AckWatermark() if owner == self._box_id:
-                self._on_ack(payload.acked_seq)
+                self._on_ack(payload)
             case CentralStatus():
                 self._on_central(payload.state is Online.ONLINE)
             case LotState() if owner != self._box_id:
@@ -486,41 +491,36 @@ class Uplink:
             case _:
                 pass
 
-    def _on_ack(self, acked: int) -> None:
+    def _on_ack(self, ack: AckWatermark) -> None:
+        """Central's watermark, judged against this outbox's seq line (``ack_rules``)."""
         self._ack_seen.set()
-        if acked < self._acked:
-            self._bad(
-                "ack-regressed",
-                self.topics.ack,
-                f"central's watermark went back from {self._acked} to {acked}; keeping ours",
-            )
-            return
-        if acked == self._acked:
-            return
         outbox = self._outbox
-        if acked > outbox.last_seq and outbox.queued:
+        if ack.acked_seq > outbox.last_seq and outbox.queued:
             outbox.flush()  # only committed events count (and only they were ever sent)
-        if acked > outbox.last_seq:
-            if outbox.acked_seq > 0:
-                # Central acked this seq line before, so it cannot hold seqs the line never
-                # reached: a forged or corrupt watermark. Deleting on it would lose events.
-                self._ack_refusals.refuse(str(AckBeyondOutbox(acked, outbox.last_seq)))
-                return
-            # A line central never acked (a new or recreated outbox) behind central's
-            # watermark: central holds seqs up to ``acked`` from the old line and would drop
-            # ours as repeats, so renumber them above it before anything new goes out (the
-            # outbox logs it). What was already sent under the old numbers is sent again.
-            try:
-                shift = outbox.advance_past(acked)
+        verdict = judge(
+            ack, line=outbox.line, last_seq=outbox.last_seq, outbox_acked=outbox.acked_seq,
+            box_acked=self._acked,
+        )  # fmt: skip
+        acked, do = verdict.acked, verdict.do
+        if do is Do.REGRESSED:
+            self._bad("ack-regressed", self.topics.ack, verdict.reason)
+        if do in (Do.NOTHING, Do.REGRESSED, Do.REFUSE):
+            if do is Do.REFUSE:
+                self._ack_refusals.refuse(verdict.reason)
+            return
+        if do in (Do.ADVANCE, Do.MOVE_LINE):
+            try:  # ours above an older line's seqs; what went out goes again at once
+                self._historical_below += renumber(outbox, verdict)
             except SeqLineFull as exc:
                 self._ack_refusals.refuse(str(exc))
                 return
-            self._historical_below += shift
             self._seq_advances += 1
-        self._commits.ack(acked)
-        self._acked = acked
-        # Each ack that moves doubles the window, up to its maximum (TCP's slow start).
-        self._send_window = min(self._send_window_max, self._send_window * 2)
+            self._cursor = acked + 1
+        if do in (Do.APPLY, Do.ADVANCE):
+            self._commits.ack(acked)
+            # Each ack that moves doubles the window, up to its maximum (TCP's slow start).
+            self._send_window = min(self._send_window_max, self._send_window * 2)
+        self._acked = max(self._acked, acked)  # another line's mark: the floor of ours
         self._progress_at = time.monotonic()
         self._wake.set()
         self._ack_refusals.sane(acked)

@@ -52,5 +52,38 @@ def one_of_lot_or_zone(lot_id: str | None, zone_id: str | None) -> None:
         raise ValueError("exactly one of lot_id and zone_id must be set")
 
 
+def omitted_if_none(value: Any) -> bool:
+    """Optional fields added to v1 after its first boxes shipped: left out of the JSON when
+    None, so a legacy document encodes byte for byte as before (old readers forbid
+    unknown fields, null ones too)."""
+    return value is None
+
+
+def line_field() -> Any:
+    return Field(
+        default=None,
+        exclude_if=omitted_if_none,
+        description="The box's seq line: a random id made with its outbox file (a new file, "
+        "a new line). Absent from legacy boxes and from acks for them.",
+    )
+
+
+def line_from_field() -> Any:
+    return Field(
+        default=None,
+        ge=1,
+        le=MAX_SEQ,
+        exclude_if=omitted_if_none,
+        description="The first seq of the line: none of its seqs is below it (1 for a new "
+        "outbox; higher once the box renumbered its events above an older line's "
+        "watermark). Present exactly when line is.",
+    )
+
+
+def check_line(line: object, line_from: int | None) -> None:
+    if (line is None) != (line_from is None):
+        raise ValueError("line and line_from come together or not at all")
+
+
 KIND_DESCRIPTION = "Event kind; selects the body type."
 COMMAND_DESCRIPTION = "Command name; equals the {name} level of the cmd topic."

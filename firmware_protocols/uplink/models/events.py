@@ -19,6 +19,9 @@ from firmware_protocols.uplink.models.base import (
     Text,
     Ts,
     WireModel,
+    check_line,
+    line_field,
+    line_from_field,
     one_of_lot_or_zone,
     v_field,
 )
@@ -185,10 +188,22 @@ class Event(Document):
         description="True when sent again from the outbox backlog rather than live.",
     )
     body: EventBody = Field(description="The typed body, discriminated on 'kind'.")
+    line: uuid.UUID | None = line_field()
+    line_from: int | None = line_from_field()
 
     @property
     def kind(self) -> str:
         return self.body.kind
+
+    @model_validator(mode="after")
+    def _on_its_line(self) -> Self:
+        check_line(self.line, self.line_from)
+        if self.line_from is not None and self.line_from > self.seq:
+            raise ValueError(
+                f"line_from {self.line_from} is above the event's own seq {self.seq}: "
+                "no seq of a line is below its first"
+            )
+        return self
 
     @model_validator(mode="after")
     def _dropped_before_own_seq(self) -> Self:
@@ -207,7 +222,11 @@ class Event(Document):
 class AckWatermark(Document):
     """Central's ack for one box; retained on ``.../{box_id}/ack``.
 
-    The box deletes every outbox event with ``seq <= acked_seq``.
+    ``line``/``line_from`` name the seq line whose events the watermark counts (the line of
+    the box's latest events central took). A box on that line deletes every outbox event
+    with ``seq <= acked_seq``; a box on another line deletes nothing and renumbers its
+    events above ``acked_seq`` if its line starts at or below it. An ack without a line is
+    for a legacy box (see docs/edge-uplink.md).
     """
 
     v: Literal[1] = v_field()
@@ -217,3 +236,10 @@ class AckWatermark(Document):
         "seq <= acked_seq; 0 when it holds none yet."
     )
     ts: Ts
+    line: uuid.UUID | None = line_field()
+    line_from: int | None = line_from_field()
+
+    @model_validator(mode="after")
+    def _whole_line(self) -> Self:
+        check_line(self.line, self.line_from)
+        return self

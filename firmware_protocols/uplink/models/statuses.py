@@ -16,6 +16,9 @@ from firmware_protocols.uplink.models.base import (
     Text,
     Ts,
     WireModel,
+    check_line,
+    line_field,
+    line_from_field,
     v_field,
 )
 from firmware_protocols.uplink.models.commands import SHA256_DIGEST
@@ -153,9 +156,12 @@ class BoxStatus(Document):
         description="The site-derived configuration it runs and the last push's outcome; "
         "absent from boxes older than configuration pushes.",
     )
+    line: uuid.UUID | None = line_field()
+    line_from: int | None = line_from_field()
 
     @model_validator(mode="after")
     def _birth_is_complete(self) -> Self:
+        check_line(self.line, self.line_from)
         if self.state is Online.ONLINE:
             missing = [
                 name
