@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import httpx
 from firmware_protocols.release_manifest import ReleaseRefused
 
 CHUNK = 1 << 16
+DISK_MARGIN_BYTES = 50_000_000
 SHA256_ETAG = re.compile(r'^"?([0-9a-f]{64})"?$')
 
 
@@ -70,6 +72,18 @@ def _refuse_status(response: httpx.Response, url: str) -> None:
         raise DownloadFailed(url, f"central answered {response.status_code}")
 
 
+def _check_disk(folder: Path, response: httpx.Response, url: str) -> None:
+    """Refuse a download the data dir has no room for (with a margin for the box's stores)."""
+    coming = int(response.headers.get("content-length", "0") or 0)
+    free = shutil.disk_usage(folder).free
+    if coming + DISK_MARGIN_BYTES > free:
+        raise ReleaseRefused(
+            url,
+            f"{coming / 1e6:.0f} MB to download, {folder} has {free / 1e6:.0f} MB free "
+            f"(keeping {DISK_MARGIN_BYTES / 1e6:.0f} MB for the box's stores)",
+        )
+
+
 def download(
     url: str,
     token: str,
@@ -99,6 +113,7 @@ def download(
                         restarts += 1
                         continue
                     server_etag = _etag(response, url)
+                    _check_disk(folder, response, url)
                     if response.status_code == 206 and server_etag == etag:
                         start = int(response.headers["content-range"].split()[1].split("-")[0])
                         if start != have:

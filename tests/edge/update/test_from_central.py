@@ -20,6 +20,7 @@ import pytest
 from central.auth.models import Role
 from central.auth.service import issue_token
 from edge.update.fetch import DownloadFailed, download
+from firmware_protocols.release_manifest import ReleaseRefused
 from parkgrid.cli import main
 from tests.central.releases_support import CuttingProxy, keypair, running_central, small_bundle
 
@@ -161,3 +162,15 @@ def test_a_bundle_changed_with_its_etag_on_central_is_still_refused_by_its_signe
         assert "update refused: wheels/parkgrid-2.0.0-py3-none-any.whl: sha256" in done.stderr
         assert "the manifest says" in done.stderr
         assert not (tmp_path / "box" / "opt" / "current").exists()
+
+
+def test_what_is_not_a_bundle_from_central_is_refused(tmp_path: Path) -> None:
+    with running_central(tmp_path / "central") as central:
+        _stored(central, tmp_path)
+        token = issue_token(central.engine, name="box-p1", role=Role.BOX, ttl_s=600, actor="t")[0]
+        with pytest.raises(ReleaseRefused, match="no sha256 ETag: not a parkgrid central"):
+            download(f"{central.url}/openapi.json", token, tmp_path / "dl", "x")
+        for version in ("..%2F..%2Fcentral.db", "2.0.0%00", "9.9.9"):
+            with pytest.raises(ReleaseRefused, match="central answered 404"):
+                download(f"{central.url}/api/v1/releases/{version}/bundle", token,
+                         tmp_path / "dl", "y")  # fmt: skip
