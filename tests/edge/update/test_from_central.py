@@ -63,6 +63,9 @@ def test_a_download_cut_in_the_middle_resumes_with_range_and_installs(tmp_path: 
         at = int(cut.split()[4])
         assert 0 < at < size
         assert f"download: resuming at byte {at}" in lines
+        sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
+        assert any(line.startswith("download: ") and f"sha256 {sha[:16]}..." in line
+                   for line in lines)  # fmt: skip
         asked = b"".join(proxy.requests)
         assert f"range: bytes={at}-".encode() in asked.lower()
         assert "update: parkgrid 2.0.0 installed (the first release on this box)" in lines
