@@ -53,6 +53,7 @@ from central.public import mount as mount_public
 from central.quarantine.heal import heal_quarantine
 from central.quarantine.retention import QuarantineRetention
 from central.quarantine.router import router as quarantine_router
+from central.releases.router import router as releases_router
 from central.settings import CentralSettings
 from central.sites.router import router as site_router
 from central.sites.service import sync_site
@@ -265,6 +266,7 @@ def create_app(
         boxes_router,
         commands_router,
         fleet_router,
+        releases_router,
         quarantine_router,
         site_router,
         auth_router,

@@ -1,5 +1,5 @@
 """``parkgrid central``: serve, migrate, add-user, add-token, verify-ledger,
-rebuild-history, check-site, provision-box, fleet.
+rebuild-history, check-site, provision-box, fleet, release.
 
 Exit codes: 0 done, 1 failed at run time, 2 bad input (site file, arguments).
 """
@@ -94,6 +94,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "fleet", help="the boxes' configuration: status, config push (docs/fleet.md)"
     )
     configure_fleet(fleet, _db)
+
+    from central.releases.cli import configure as configure_releases
+
+    release = commands.add_parser(
+        "release", help="release bundles served to the boxes: add, list (docs/fleet.md)"
+    )
+    configure_releases(release, _db)
 
     parser.set_defaults(handler=lambda _args: _usage(parser))
 

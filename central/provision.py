@@ -317,6 +317,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--box-etc", default=DEFAULT_BOX_ETC, help="where the files go on the box (/etc/parkgrid)"
     )
+    parser.add_argument(
+        "--central-token",
+        action="store_true",
+        help="also issue the box's token for central's HTTP API (role box: it may download "
+        "the town's release bundles, nothing else); needs --out and central's --database-url",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("PARKGRID_DATABASE_URL", "sqlite:///parkgrid-central.db"),
+        help="central's store, for --central-token (env PARKGRID_DATABASE_URL)",
+    )
+    parser.add_argument("--token-days", type=int, default=365, help="the token's lifetime")
 
 
 def _cannot_write(path: Path, *, folder: bool) -> str | None:
@@ -352,6 +364,10 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and (why := _cannot_write(path, folder=folder)):
             print(f"provision-box: {option} {path}: {why}; nothing written", file=sys.stderr)
             return 2
+    if args.central_token and args.out is None:
+        print("provision-box: --central-token needs --out (the token is shown to no one); "
+              "nothing written", file=sys.stderr)  # fmt: skip
+        return 2
     mqtt_url = args.mqtt_url
     if mqtt_url is None:
         mqtt_url = DEFAULT_MQTT_URL
@@ -381,6 +397,9 @@ def run(args: argparse.Namespace) -> int:
         (out / "mosquitto-acl.conf").write_text(done.acl, encoding="utf-8")
         print(f"box {done.box_id}: wrote edge.toml, bays.csv, mqtt-password (0600), "
               f"mosquitto-passwd.line and mosquitto-acl.conf to {out}")  # fmt: skip
+        if args.central_token:
+            _write_private(out / "central-token", _box_token(args, done.box_id) + "\n", mode=0o600)
+            print(f"box {done.box_id}: wrote central-token (0600, role box) to {out}")
     else:
         print(f"# MQTT user {done.username}, password (shown once, keep it secret):")
         print(done.password)
@@ -399,3 +418,20 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"updated {args.acl_file}")
     return 0
+
+
+def _box_token(args: argparse.Namespace, box_id: str) -> str:
+    """A new central token of role ``box`` named after the box (issued and audited)."""
+    import getpass
+
+    from central.auth.models import Role
+    from central.auth.service import issue_token
+    from central.db.engine import make_engine
+    from central.db.migrate import upgrade
+
+    engine = make_engine(args.database_url)
+    upgrade(engine)
+    token, _ = issue_token(engine, name=box_id, role=Role.BOX, ttl_s=args.token_days * 86400.0,
+                           actor=f"cli:{getpass.getuser()}")  # fmt: skip
+    engine.dispose()
+    return token

@@ -51,6 +51,12 @@ class CentralSettings(BaseSettings):
         "else ./parkgrid-pictures).",
     )
 
+    releases_dir: Path = Field(
+        default_factory=lambda data: _pictures_default(data).parent / "releases",
+        description="Release bundles stored by `parkgrid central release add`, served to the "
+        "boxes (default: releases/ beside a SQLite database, else ./releases).",
+    )
+
     mqtt_url: str = Field(default="mqtt://127.0.0.1:1883")
     box_mqtt_url: str | None = Field(
         default=None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -19,18 +20,55 @@ EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 DEFAULT_PREFIX = "/opt/parkgrid"
 DEFAULT_KEY = "/etc/parkgrid/release.pub"
 DEFAULT_CONFIG = "/etc/parkgrid/edge.toml"
+DEFAULT_TOKEN = "/etc/parkgrid/central-token"
+DEFAULT_DATA = "/var/lib/parkgrid"
 
 
 def _say(line: str) -> None:
     print(line, flush=True)
 
 
+def _fetch(args: argparse.Namespace) -> Path:
+    """The bundle downloaded from central (``--from-central``/``--from-url``), resumable."""
+    import hashlib
+
+    from edge.update.fetch import download
+    from firmware_protocols.release_manifest import ReleaseRefused
+
+    if args.from_central is not None:
+        if not args.central_url:
+            raise ReleaseRefused("--central-url", "needed with --from-central (or env "
+                                 "PARKGRID_CENTRAL_URL)")  # fmt: skip
+        url = f"{args.central_url.rstrip('/')}/api/v1/releases/{args.from_central}/bundle"
+    else:
+        url = args.from_url
+    if not url.startswith(("http://", "https://")):
+        raise ReleaseRefused(url, "not an http:// or https:// URL")
+    try:
+        token = Path(args.token_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ReleaseRefused(args.token_file, f"the box's central token: {exc.strerror}") from None
+    name = "bundle-" + hashlib.sha256(url.encode()).hexdigest()[:16]
+    got = download(url, token, Path(args.data_dir) / "downloads", name, say=_say)
+    _say(f"download: {got.path} sha256 {got.sha256[:16]}... (as central's ETag)")
+    return got.path
+
+
 def cmd_update(args: argparse.Namespace) -> int:
+    from edge.update.fetch import DownloadFailed
     from edge.update.install import UpdateFailed, UpdateOptions, update
     from firmware_protocols.release_manifest import ReleaseRefused
 
+    try:
+        bundle = Path(args.from_file) if args.from_file else _fetch(args)
+    except ReleaseRefused as exc:
+        print(f"update refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (DownloadFailed, OSError) as exc:
+        print(f"update failed: download {exc}; the running release is unchanged", file=sys.stderr)
+        return EXIT_FAILED
     options = UpdateOptions(
-        bundle=Path(args.from_file),
+        bundle=bundle,
         prefix=Path(args.prefix),
         public_key=Path(args.key),
         confirm_within_s=args.confirm_within,
@@ -40,6 +78,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     try:
         manifest = update(options, say=_say)
     except ReleaseRefused as exc:
+        if not args.from_file:
+            bundle.unlink(missing_ok=True)  # a refused download is not kept
         print(f"update refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     except UpdateFailed as exc:
@@ -48,6 +88,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"update failed: {exc}; the running release is unchanged", file=sys.stderr)
         return EXIT_FAILED
+    if not args.from_file:
+        bundle.unlink(missing_ok=True)  # installed: the slot holds it now
     if Layout(Path(args.prefix)).load().trial is None:
         _say(f"update: parkgrid {manifest.version} installed (the first release on this box)")
         return EXIT_OK
@@ -110,7 +152,23 @@ def add_commands(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     up = subs.add_parser(
         "update", help="install a signed release bundle (USB stick) into the other slot"
     )
-    up.add_argument("--from", dest="from_file", required=True, help="the bundle file")
+    source = up.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from", dest="from_file", help="the bundle file (a USB stick)")
+    source.add_argument(
+        "--from-central", metavar="VERSION", help="download release VERSION from central"
+    )
+    source.add_argument("--from-url", help="download the bundle from this URL (central's)")
+    up.add_argument(
+        "--central-url",
+        default=os.environ.get("PARKGRID_CENTRAL_URL"),
+        help="central's HTTP(S) address, for --from-central (env PARKGRID_CENTRAL_URL)",
+    )
+    up.add_argument(
+        "--token-file", default=DEFAULT_TOKEN, help="the box's central token (role box)"
+    )
+    up.add_argument(
+        "--data-dir", default=DEFAULT_DATA, help="downloads are kept in DATA_DIR/downloads"
+    )
     up.add_argument("--prefix", default=DEFAULT_PREFIX, help="where the slots live")
     up.add_argument("--key", default=DEFAULT_KEY, help="the release public key")
     up.add_argument(

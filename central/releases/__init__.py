@@ -1,0 +1,1 @@
+"""Release bundles at central: checked, stored by version, served to boxes (docs/fleet.md)."""
