@@ -282,7 +282,11 @@ def test_a_box_credentials_cannot_push_to_another_box(tmp_path) -> None:
     with broker:
         watcher = _client("central", CENTRAL_PASSWORD, url)
         watcher.on_message = lambda _c, _u, message: heard.append(message.topic)
-        watcher.subscribe([(f"{p1.prefix}/cmd/#", 1), (p2.status, 1)])[0]
+        subscribed = threading.Event()
+        watcher.on_subscribe = lambda *_args: subscribed.set()
+        watcher.subscribe([(f"{p1.prefix}/cmd/#", 1), (p2.status, 1)])
+        # Publishing before the broker's SUBACK could miss the status (failed so in CI).
+        assert subscribed.wait(10), "the watcher's subscription was not acknowledged"
         try:
             sender = _client("box-p2", p2_password, url)
             sender.publish(p1.cmd("config-push"), payload, qos=1).wait_for_publish(10)
