@@ -356,7 +356,7 @@ def test_hostile_stream_odd_subscriptions_are_refused_or_served(served: Served) 
     by name gets none of them."""
     token = served.token("vic")
     got = []
-    for query, expected in ODD_SUBSCRIPTIONS:
+    for query, _ in ODD_SUBSCRIPTIONS:
         with httpx.stream(
             "GET",
             f"{served.url}/api/v1/stream?{query}",
