@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Final
+from firmware_protocols.uplink.models import MAX_SEQ, SEQ_HEADROOM
 
-from firmware_protocols.uplink.models import MAX_SEQ
-
-SEQ_HEADROOM: Final = 2**40
-"""``advance_past`` refuses a watermark that would leave fewer seqs than this above the
-renumbered line (35,000 years of events at 1,000 a second): no real watermark is that high."""
+__all__ = ["SEQ_HEADROOM", "AckBeyondOutbox", "SeqLineFull"]
+# ``advance_past`` refuses a watermark that would leave fewer than SEQ_HEADROOM seqs above
+# the renumbered line (the constant is the wire's: central bounds a line's start by it).
 
 
 class AckBeyondOutbox(ValueError):

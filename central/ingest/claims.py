@@ -15,6 +15,11 @@ own seq (``Event``); this module holds the checks that need central's records:
   event_id is a different event under a used number: a box whose outbox was recreated
   behind central's watermark, or a forgery. Counting it as a duplicate would lose it
   silently, so it is quarantined and recorded as a site problem.
+* **A line's first seq must leave the box room to renumber.** An event of a new seq line
+  moves the watermark to ``line_from - 1`` (``central.ingest.lines``); a box's real line
+  then renumbers above it, and a box renumbers only while ``SEQ_HEADROOM`` seqs stay free
+  at the top. A line starting within ``2 * SEQ_HEADROOM`` of the top (2^63-1) is no box's:
+  refused, so one forged event cannot leave the box's real line held back for good.
 
 Pure functions over plain values, so the rules are tested on their own.
 """
@@ -25,6 +30,7 @@ import json
 from typing import Final
 
 from firmware_protocols.uplink import EventsDropped
+from firmware_protocols.uplink.models import MAX_SEQ, SEQ_HEADROOM
 
 MIN_EVENT_BODY_BYTES: Final = 16
 """No uplink event body encodes to fewer bytes (``{"kind":"x"}`` alone is 12 and every
@@ -56,6 +62,25 @@ def implausible_drop(body: EventsDropped, capacity: int | None) -> str | None:
             f"events_dropped range {body.first_seq}..{body.last_seq} ({length} seqs) is longer "
             f"than the box's outbox can hold ({capacity} events at most, from the event lane's "
             "cap in its birth); the watermark does not pass it"
+        )
+    return None
+
+
+LINE_FROM_MAX: Final = MAX_SEQ - 2 * SEQ_HEADROOM + 1
+"""The highest first seq central believes of a line: the watermark it sets stays at least
+``2 * SEQ_HEADROOM`` below the top, so any real line (which keeps ``SEQ_HEADROOM`` free
+above its last seq) can still be renumbered above it."""
+
+
+def implausible_line(line_from: int | None) -> str | None:
+    """Why an event's seq line cannot be a box's, or None if it can (an event below its
+    line's start is refused by the wire format already)."""
+    if line_from is None:
+        return None
+    if line_from > LINE_FROM_MAX:
+        return (
+            f"line_from {line_from} starts a seq line within {2 * SEQ_HEADROOM} seqs of the "
+            f"top ({MAX_SEQ}), where no box renumbers: not taken, the watermark stays"
         )
     return None
 

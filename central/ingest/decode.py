@@ -76,6 +76,10 @@ def _file_event(
 ) -> None:
     payload = msg.payload
     assert isinstance(payload, Event)
+    line_claim = claims.implausible_line(payload.line_from)
+    if line_claim is not None:
+        refuse(ctx, batch, "line_implausible", topic, data, line_claim, received_at)
+        return
     key = (msg.topic.box_id, payload.seq)
     if key in batch.events:
         held = batch.events[key][0]

@@ -64,11 +64,12 @@ def metrics_text(central: Central) -> str:
         "parkgrid_central_events_refused_total",
         "counter",
         "Events refused: quarantined for a claim central cannot believe (a dropped range "
-        "longer than the box's outbox can hold; a stored seq sent again as another event), "
-        "or held back as numbered on a seq line the box is renumbering (other_line)",
+        "longer than the box's outbox can hold; a stored seq sent again as another event; "
+        "a seq line starting where no box's does), or held back as numbered on a seq line "
+        "the box is renumbering (other_line)",
         [
             ({"reason": r}, s.events_refused[r])
-            for r in ("dropped_range", "seq_replayed", "other_line")
+            for r in ("dropped_range", "seq_replayed", "line_implausible", "other_line")
         ],
     )
     metric(

@@ -11,8 +11,9 @@ exchange without I/O, owned by ``SerialLine``:
 - ``request(now)`` gives the frame to send and forgets the previous request;
 - ``take_stored(frame)`` says whether a stored uplink may go on to the agents: not if its
   request id is not the one outstanding (a late answer to an older request, or a
-  concentrator confused), and not if that sensor was heard live since the request
-  (``heard_live``): a live frame is the newer word;
+  concentrator confused) or its ``ReplayEnd`` already came (a line that keeps replaying
+  after it said it was done is not believed), and not if that sensor was heard live
+  since the request (``heard_live``): a live frame is the newer word;
 - ``take_end(frame)`` closes the request and says what to log (a count that does not
   match what arrived means stored frames were lost on the line);
 - ``overdue(now)`` is true once, when no ``ReplayEnd`` came within ``answer_within_s``:
@@ -82,8 +83,9 @@ class LineReplay:
             self._live.add(sensor_id)
 
     def take_stored(self, frame: StoredUplink) -> bool:
-        """True if the stored uplink is for the outstanding request and still news."""
-        if frame.request_id != self._id:
+        """True if the stored uplink is for the outstanding request, that request is not
+        closed by its ``ReplayEnd`` yet, and the uplink is still news."""
+        if frame.request_id != self._id or self._done:
             self.stats.unknown_request += 1
             return False
         self._received += 1

@@ -25,12 +25,14 @@ from central.dashboard.pages import pages
 from firmware_protocols.uplink.models import (
     AlertRaised,
     AlertType,
+    ConfigApply,
     Severity,
     SignArrow,
     SignColour,
     SignDisplay,
     SignMode,
     SignState,
+    SiteConfigReport,
 )
 from simulators.broker import MosquittoBroker
 from tests.central.helpers import central_app, serving, wait_for
@@ -325,11 +327,21 @@ def test_dashboard_box_data_with_markup_shows_as_text(
     browser: Browser, server: Server, broker: MosquittoBroker
 ) -> None:
     """What a box says (alert message, software version, sign text) is shown, never run."""
+    token = server.token("chief")
+    auth = {"Authorization": f"Bearer {token}"}
+    desired = httpx.get(f"{server.url}/api/v1/fleet", headers=auth).json()[0]["desired_hash"]
     box = FakeBox(broker, "box-p1")
     now = dt.datetime.now(dt.UTC)
+    # The last push's outcome as the box tells it: rolled back, its reason and a section
+    # name in markup (a reason is shown only for the hash central pushed).
+    report = SiteConfigReport(
+        hash=desired,
+        sections={MARKUP: "0123456789abcdef"},
+        apply=ConfigApply(version=1, hash=desired, state="rolled_back", reason=MARKUP, ts=now),
+    )
     try:
         birth = _birth("box-p1", 4).model_copy(
-            update={"software_version": MARKUP, "config_hash": MARKUP}
+            update={"software_version": MARKUP, "config_hash": MARKUP, "site_config": report}
         )
         box.send(box.topics.status, birth, retain=True)
         box.event(
@@ -363,13 +375,17 @@ def test_dashboard_box_data_with_markup_shows_as_text(
         box.flush()
     finally:
         box.close()
-    token = server.token("chief")
 
     def stored() -> bool:
-        r = httpx.get(f"{server.url}/api/v1/alerts", headers={"Authorization": f"Bearer {token}"})
+        r = httpx.get(f"{server.url}/api/v1/alerts", headers=auth)
         return any(a["message"] == MARKUP for a in r.json())
 
+    def reported() -> bool:
+        r = httpx.get(f"{server.url}/api/v1/fleet", headers=auth)
+        return r.json()[0]["reason"] == MARKUP
+
     wait_for(stored, timeout=30, what="the alert to reach central")
+    wait_for(reported, timeout=30, what="the box's rollback reason to reach central")
     context, page, watch = _context(browser, server)
     shown = 0
     try:
@@ -382,6 +398,12 @@ def test_dashboard_box_data_with_markup_shows_as_text(
         page.goto(f"{server.url}/dashboard/boxes")
         expect(page.locator('[data-box="box-p1"]')).to_contain_text(MARKUP)
         shown += 1
+        state = page.locator('[data-box="box-p1"] [data-fleet-state]')
+        expect(state).to_have_attribute("data-fleet-state", "rolled back")
+        expect(page.locator('[data-box="box-p1"] .reason')).to_have_text(MARKUP)
+        shown += 1
+        expect(page.locator('[data-box="box-p1"]')).to_contain_text(MARKUP + ", ")
+        shown += 1  # the box's section name, in what differs
         page.goto(f"{server.url}/dashboard/lot?id=P1")
         expect(page.locator('[data-sign="P1-entry"]')).to_contain_text(MARKUP)
         shown += 1
@@ -395,7 +417,8 @@ def test_dashboard_box_data_with_markup_shows_as_text(
         "stored XSS through box data",
         {
             "attack": "a box (anyone with its credentials) puts markup in an alert message, "
-            "its software version and config hash, and a sign's text",
+            "its software version and config hash, a sign's text, and its configuration "
+            "report (a rollback reason, a section name)",
             "tried": shown,
             "refused": shown,
             "notes": "alerts, boxes and lot pages show it as text (textContent, no innerHTML)",

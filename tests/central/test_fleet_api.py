@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from tests.central.test_api import _login, client  # noqa: F401 (the fixture)
+from tests.faults.rig import record
 
 
 def test_fleet_lists_every_box_and_an_old_box_is_pending_unreported(client: TestClient) -> None:  # noqa: F811
@@ -35,3 +36,44 @@ def test_only_an_admin_pushes_and_not_as_a_plain_command(client: TestClient) -> 
     }  # fmt: skip
     sneaked = client.post("/api/v1/boxes/box-p1/commands", json={"body": body}, headers=operator)
     assert sneaked.status_code == 422 and "fleet config push" in sneaked.text
+
+
+def test_a_cross_site_push_has_no_credential_to_ride_on(client: TestClient) -> None:  # noqa: F811
+    """CSRF on the push: another site's page can make an admin's browser post a form (or
+    text/plain JSON) to the push, but central's only credential is the bearer token the
+    dashboard keeps in its own origin's storage and sends in a header. Logging in sets no
+    cookie, a post without the header is 401 even from a client holding the login's
+    answer, and no CORS header lets another origin read an answer or send the header."""
+    admin = _login(client, "ada")
+    assert not client.cookies, dict(client.cookies)  # nothing ambient for a browser to add
+    evil = {"Origin": "https://evil.example", "Referer": "https://evil.example/x"}
+    tried = [
+        client.post("/api/v1/fleet/config/push", data={"box_id": "box-p1"}, headers=evil),
+        client.post(
+            "/api/v1/fleet/config/push",
+            content=b'{"box_id": "box-p1"}',
+            headers={**evil, "Content-Type": "text/plain"},
+        ),
+        client.post("/api/v1/fleet/config/push?all=true", headers=evil),
+    ]
+    assert [r.status_code for r in tried] == [401, 401, 401], [r.text for r in tried]
+    preflight = client.options(
+        "/api/v1/fleet/config/push",
+        headers={**evil, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization"},
+    )  # fmt: skip
+    answered = client.get("/api/v1/fleet", headers={**admin, **evil})
+    for r in (preflight, answered):
+        assert "access-control-allow-origin" not in r.headers, dict(r.headers)
+    record(
+        "hostile",
+        "cross-site push of a configuration (CSRF)",
+        {
+            "attack": "another origin posts the fleet push as a form, as text/plain JSON and "
+            "with ?all=true, with an admin logged in; and asks CORS for the header",
+            "tried": len(tried) + 1,
+            "refused": len(tried) + 1,
+            "notes": "401 each (the bearer token is in a header, no cookie is ever set); no "
+            "Access-Control-Allow-Origin on the preflight or on an answer",
+        },
+    )

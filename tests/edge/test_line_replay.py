@@ -15,6 +15,7 @@ from edge.drivers.line_replay import LineReplay
 from edge.runtime import EdgeBox
 from firmware_protocols.concentrator import ReplayEnd, StoredUplink, UplinkFrame, encode_frame
 from simulators.concentrator import ConcentratorSimulator
+from tests.faults.rig import record
 
 SENSORS = {f"00A1000{i}": "nwave-nps" for i in range(1, 7)}  # B001..B006
 
@@ -158,6 +159,41 @@ async def test_stored_uplinks_for_another_request_are_refused(tmp_path: Path) ->
             assert replay.stats.completed == 0
 
 
+async def test_a_replay_flood_after_its_end_is_refused(tmp_path: Path) -> None:
+    """Real pty: a line answers the box's request (one stored uplink, its end), then goes on
+    sending stored uplinks for that request, 500 of them, for every other sensor: none is
+    used (their bays stay unknown), each is counted."""
+    async with ConcentratorSimulator(sensors=SENSORS, link=tmp_path / "tty", replay=False) as sim:
+        config = _config(tmp_path, sim.path)
+        async with running(config) as box:
+            replay = box.lines["conc"].replay
+            await eventually(lambda: replay.outstanding is not None)
+            asked = replay.outstanding or 0
+            sim.write(encode_frame(_stored(asked, 0x00A10001)))
+            sim.write(encode_frame(ReplayEnd(request_id=asked, count=1)))
+            await eventually(lambda: replay.stats.completed == 1)
+            flood = 500
+            for n in range(flood):
+                sim.write(encode_frame(_stored(asked, 0x00A10002 + n % 5)))
+            await eventually(lambda: replay.stats.unknown_request == flood, within=60)
+            assert box.occupancy.bays["B001"].state != "unknown"  # the honest answer
+            others = [box.occupancy.bays[f"B00{i}"].state for i in range(2, 7)]
+            assert others == ["unknown"] * 5
+            assert replay.stats.stored_taken == 1
+    record(
+        "hostile",
+        "concentrator replay after its end",
+        {
+            "attack": "a line answers the box's replay request, ends it, then sends stored "
+            "uplinks for it (a real pty, 5 sensors)",
+            "tried": flood,
+            "refused": flood,
+            "notes": "counted as for no outstanding request; those bays stay unknown (was: "
+            "every one taken as the sensor's word)",
+        },
+    )
+
+
 def _stored(request_id: int, sensor_id: int) -> StoredUplink:
     uplink = UplinkFrame(
         sensor_id=sensor_id, rssi_dbm=-80, snr_db=0.0, fmt="nwave-nps", port=1, payload=b"\x01"
@@ -189,3 +225,17 @@ def test_line_replay_rules() -> None:
     assert replay.overdue(now=20.0) is False  # said once
     assert replay.take_stored(_stored(second, 9)) is True  # a late answer is still news
     assert replay.stats.unknown_request == 2
+
+
+def test_stored_uplinks_after_the_end_are_refused() -> None:
+    """A hostile or confused line that goes on sending stored uplinks for a request its
+    ``ReplayEnd`` already closed: none of them reaches the agents, each is counted."""
+    replay = LineReplay(seed=2)
+    first = replay.request(now=0.0).request_id
+    assert replay.take_stored(_stored(first, 8)) is True
+    assert replay.take_end(ReplayEnd(request_id=first, count=1)) is not None
+    flood = [replay.take_stored(_stored(first, 100 + n)) for n in range(1000)]
+    assert flood.count(True) == 0
+    assert replay.stats.unknown_request == 1000
+    assert replay.stats.stored_taken == 1
+    assert replay.take_end(ReplayEnd(request_id=first, count=1001)) is None

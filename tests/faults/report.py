@@ -89,6 +89,11 @@ HOSTILE_NOT_COVERED = """
 - A box can create sign rows for made-up sign ids without limit; zone counts are not
   bounded by the zone's bays (not tried).
 - `/metrics` answers without a token (box ids, last-seen times, site-problem counts).
+- A box's credentials can still start a made-up seq line below the bound central keeps
+  (2^63-1 - 2 x 2^40): the watermark then moves to it and the real line is held back until
+  the box renumbers above it on central's next ack (one round trip; at most once the forged
+  line sits at the bound). The renumbering was tested on a real outbox
+  (tests/central/test_claims.py), not end to end with a running box under this attack.
 """
 
 

@@ -41,6 +41,7 @@ class Reader:
 
     url: str
     token: str
+    query: str = ""  # the subscription, "?kinds=...&lots=..."
     events: list[tuple[str, Any]] = field(default_factory=list)
     closed: threading.Event = field(default_factory=threading.Event)
     status: int | None = None
@@ -54,7 +55,7 @@ class Reader:
         try:
             with httpx.stream(
                 "GET",
-                f"{self.url}/api/v1/stream",
+                f"{self.url}/api/v1/stream{self.query}",
                 headers={"Authorization": f"Bearer {self.token}"},
                 timeout=httpx.Timeout(60, read=120),
             ) as response:
@@ -326,5 +327,61 @@ def test_hostile_admin_disables_a_user_and_their_sessions_end(served: Served) ->
             "refused": 5,
             "notes": "demotion and disabling each ended the open stream ('end') and the token "
             "(401); operator 403; the last enabled admin 409 (disable and demote)",
+        },
+    )
+
+
+ODD_SUBSCRIPTIONS = [
+    # (query, status): thousands of lots, too many items, junk in lots and kinds
+    ("lots=" + ",".join(f"L{i}" for i in range(5000)), 422),
+    ("lots=" + ",".join(["P1"] * 201), 422),
+    ("kinds=" + ",".join(["bay"] * 201), 422),
+    ("lots=" + ",".join(["P1"] * 200), 200),
+    ("lots=%00", 422),
+    ("lots=%3Cscript%3Ealert(1)%3C%2Fscript%3E", 422),
+    ("lots=P1%00", 422),
+    ("kinds=BAY", 422),
+    ("kinds=%E2%80%AEyab", 422),
+    ("kinds=bay%00", 422),
+    ("kinds=" + "a" * 4001, 422),
+    ("lots=", 200),
+    ("kinds=,,,,", 200),
+    ("lots=P1&lots=NOPE", 422),
+]
+
+
+def test_hostile_stream_odd_subscriptions_are_refused_or_served(served: Served) -> None:
+    """Subscriptions an attacker or a broken page might ask for: each is refused (422,
+    saying what) or served, never a server error; a viewer asking for quarantine notices
+    by name gets none of them."""
+    token = served.token("vic")
+    got = []
+    for query, _ in ODD_SUBSCRIPTIONS:
+        with httpx.stream(
+            "GET",
+            f"{served.url}/api/v1/stream?{query}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        ) as r:
+            got.append((query[:40], r.status_code))
+            if r.status_code == 422:
+                assert json.loads(r.read())["detail"], query[:40]
+    assert [s for _, s in got] == [s for _, s in ODD_SUBSCRIPTIONS], got
+    sneaky = Reader(served.url, token, query="?kinds=quarantine,bay").start()
+    served.publish({"type": "quarantine", "topic": "parkgrid/x/box-p1/evt", "reason": "x"})
+    served.publish(_bay(11))
+    wait_for(lambda: "bay" in sneaky.kinds(), what="the bay notice")
+    assert "quarantine" not in sneaky.kinds(), sneaky.kinds()
+    record(
+        "hostile",
+        "odd stream subscriptions",
+        {
+            "attack": "?lots= with 5,000 ids, 201 ids, NUL, markup; ?kinds= with upper case, "
+            "RTL override, NUL, 4,001 characters; an empty list; a second lots; a viewer "
+            "asking for quarantine notices by name",
+            "tried": len(ODD_SUBSCRIPTIONS) + 1,
+            "refused": len(ODD_SUBSCRIPTIONS) + 1,
+            "notes": "422 saying what, or served as asked; no 5xx; the viewer's named "
+            "quarantine kind delivered nothing",
         },
     )

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from firmware_protocols.uplink.models.base import (
     MAX_SEQ,
+    SEQ_HEADROOM,
     BoxId,
     Count,
     Id,
@@ -131,6 +132,7 @@ Payload = (
 
 __all__ = [
     "MAX_SEQ",
+    "SEQ_HEADROOM",
     "AckWatermark",
     "AlertRaised",
     "AlertResolved",

@@ -14,6 +14,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from firmware_protocols.uplink.topics import BOX_ID_PATTERN, ID_PATTERN
 
 MAX_SEQ = 2**63 - 1
+SEQ_HEADROOM = 2**40
+"""A box renumbers its line (``edge.outbox``) only while this many seqs stay free above it
+(35,000 years of events at 1,000 a second): no real watermark comes that near the top."""
 
 Id = Annotated[str, StringConstraints(pattern=f"^{ID_PATTERN}$")]
 BoxId = Annotated[str, StringConstraints(pattern=f"^{BOX_ID_PATTERN}$")]
