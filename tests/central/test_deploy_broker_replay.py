@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -67,8 +68,11 @@ PER_BOX = 50_000
 T0 = dt.datetime(2026, 12, 6, 8, tzinfo=dt.UTC)
 
 
-def start_broker(scratch: Path) -> tuple[subprocess.Popen[bytes], int, int, Path]:
-    """deploy/README.md's broker: stock Debian config + ours; the boxes provisioned."""
+def start_broker(
+    scratch: Path, tweak: Callable[[str], str] | None = None
+) -> tuple[subprocess.Popen[bytes], int, int, Path]:
+    """deploy/README.md's broker: stock Debian config + ours; the boxes provisioned.
+    ``tweak`` changes our config's text first (a test that needs the broker to drop)."""
     etc = scratch / "etc" / "mosquitto"
     for sub in ("conf.d", "certs"):
         (etc / sub).mkdir(parents=True)
@@ -83,6 +87,8 @@ def start_broker(scratch: Path) -> tuple[subprocess.Popen[bytes], int, int, Path
     ports = {8883: tls_port, 1883: local_port}
     (etc / "mosquitto.conf").write_text(substitute(STOCK.read_text(), scratch, ports))
     ours = substitute((DEPLOY / "parkgrid.conf").read_text(), scratch, ports)
+    if tweak is not None:
+        ours = tweak(ours)
     (etc / "conf.d" / "parkgrid.conf").write_text(ours)
     make_certificates(etc / "certs")
     passwd, acl = etc / "passwd", etc / "acl"
