@@ -68,7 +68,7 @@ def client(
     c.username_pw_set(user, password)
     if ca is not None:
         c.tls_set(ca_certs=str(ca))
-    c.on_message = lambda _c, _u, m: got.put((m.topic, m.payload))
+    c.on_message = lambda _c, _u, m: got.put((m.topic, bytes(m.payload)))
     c.connect("localhost" if ca else "127.0.0.1", port)
     c.loop_start()
     return c, got
@@ -252,7 +252,7 @@ def test_broker_drops_and_a_lasting_seq_gap_raise_alerts_that_clear(
         for i in range(0, len(missing), 10):
             chunk = missing[i : i + 10]
             send(chunk)
-            wait(lambda c=chunk: set(c) <= stored(), f"seqs {chunk[0]}..{chunk[-1]} stored")
+            wait(lambda: set(chunk) <= stored(), f"seqs {chunk[0]}..{chunk[-1]} stored")  # noqa: B023
         wait(lambda: writer.stats.seq_gaps.get("box-p1") == 0, "the gap closed")
         notices = watch.check()
         assert [(n["type"], n["alert_id"]) for n in notices] == [
