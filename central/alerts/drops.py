@@ -80,6 +80,7 @@ class DropWatch:
         now = time.time() if now is None else now
         if self._open is None:
             self._open = self._read_open()
+            self._last_drop_at = now  # an alert left open is quiet from now, not from 0
         notices: list[dict[str, Any]] = []
         dropped = self.counters.dropped_total
         key = broker_key()

@@ -265,3 +265,23 @@ def test_broker_drops_and_a_lasting_seq_gap_raise_alerts_that_clear(
             c.disconnect()
         link.stop()
         engine.dispose()
+
+
+def test_a_new_process_clears_the_alerts_a_previous_one_left_open(engine: Engine) -> None:
+    """Alerts raised by a process that died are read at the first check: cleared when no
+    longer true, and a still-open one is not raised twice."""
+    counters = BrokerCounters()
+    counters.update(DROPPED, b"3")
+    gaps = {"box-p1": 4, "box-p2": 2}
+    first = DropWatch(engine, counters, lambda: dict(gaps), gap_after_s=0, quiet_s=60)
+    first.check(now=1000.0)
+    assert open_alerts(engine) == {broker_key(), gap_key("box-p1"), gap_key("box-p2")}
+    gaps.update({"box-p1": 0})  # box-p1's gap closed while no process watched
+    second = DropWatch(engine, BrokerCounters(), lambda: dict(gaps), gap_after_s=0, quiet_s=60)
+    notices = second.check(now=1100.0)  # no drop reported to it: the broker alert stays
+    assert [(n["type"], n["box_id"]) for n in notices] == [("alert_resolved", "box-p1")]
+    assert open_alerts(engine) == {broker_key(), gap_key("box-p2")}
+    assert second.check(now=1200.0) == [
+        {"type": "alert_resolved", "box_id": "broker", "alert_id": "central:broker_drops",
+         "alert_type": "broker_drops"}
+    ]  # fmt: skip
