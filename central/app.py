@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from central.alerts.drops import DropWatch, DropWatchThread
 from central.alerts.router import router as alerts_router
 from central.auth.passwords import PasswordChecks, PasswordsBusy
 from central.auth.router import router as auth_router
@@ -41,7 +42,15 @@ from central.history.retention import RetentionJob
 from central.http_headers import SecurityHeaders, add_api_docs
 from central.http_limits import HttpGuard
 from central.ingest.service import IngestWriter
-from central.leases import ACKS_REPUBLISH, HISTORY_RETENTION, JOBS, SITE_SYNC, Leases, exclusive
+from central.leases import (
+    ACKS_REPUBLISH,
+    DROPS_WATCH,
+    HISTORY_RETENTION,
+    JOBS,
+    SITE_SYNC,
+    Leases,
+    exclusive,
+)
 from central.ledger.router import router as ledger_router
 from central.log_redaction import REDACT_SECRETS
 from central.lots.router import public as lots_public
@@ -158,6 +167,19 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             instance=central.mqtt.instance,
             on_gain=lambda name: _lease_taken(central, name),
         ).start()
+        watch = DropWatch(
+            engine,
+            central.mqtt.broker,
+            lambda: dict(central.stats.seq_gaps),
+            gap_after_s=settings.seq_gap_alert_s,
+            quiet_s=settings.broker_drops_quiet_s,
+            notify=notify,
+        )
+        central.drops = DropWatchThread(
+            watch,
+            interval_s=settings.drops_check_interval_s,
+            holds=lambda: central.leases is not None and central.leases.holds(DROPS_WATCH),
+        ).start()
     return central
 
 
@@ -206,6 +228,8 @@ def _lease_taken(central: Central, name: str) -> None:
 
 
 def _stop(central: Central) -> None:
+    if central.drops is not None:
+        central.drops.stop()
     if central.leases is not None:
         central.leases.stop()
     if central.mqtt is not None:

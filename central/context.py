@@ -16,6 +16,7 @@ from central.townclock import TownClock
 from site_model.site import Site, SiteIndex
 
 if TYPE_CHECKING:
+    from central.alerts.drops import DropWatchThread
     from central.http_limits import HttpGuard
     from central.ingest.mqtt import CentralMqtt
     from central.leases import Leases
@@ -36,6 +37,7 @@ class Central:
     tokens: TokenCache = field(default_factory=TokenCache)
     mqtt: CentralMqtt | None = None
     leases: Leases | None = None  # the jobs that run once among processes (ingest only)
+    drops: DropWatchThread | None = None  # alerts for lost messages (ingest only)
     http_guard: HttpGuard | None = None  # set by `central serve`: its connection limits
     started_at: float = 0.0
     town: TownClock = field(default_factory=lambda: TownClock(None))  # the one town clock

@@ -43,6 +43,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from central.ingest.broker_sys import SYS_TOPICS
 from firmware_protocols.uplink import Topics, central_filters
 from site_model.edge_config import DEFAULT_BOX_ETC, Deployment, edge_config_toml
 from site_model.site import Site, SiteError, load_site
@@ -104,9 +105,13 @@ def _marker(kind: str, name: str) -> tuple[str, str]:
 
 
 def central_acl(username: str = CENTRAL_USER) -> str:
+    """Central reads and writes every parkgrid topic (``#`` does not match ``$SYS``) and
+    reads the broker's drop counters (``central.ingest.broker_sys``), nothing else of
+    ``$SYS``."""
     begin, end = _marker("central", username)
+    sys_reads = [f"topic read {topic}" for topic in SYS_TOPICS]
     return "\n".join(
-        [begin, f"user {username}", "topic readwrite #", end, ""]
+        [begin, f"user {username}", "topic readwrite #", *sys_reads, end, ""]
     )  # fmt: skip
 
 

@@ -83,6 +83,17 @@ class CentralSettings(BaseSettings):
     batch_delay_s: float = Field(default=0.05, gt=0, le=10)
     queue_max: int = Field(default=20_000, ge=10)
     ack_sweep_interval_s: float = Field(default=0.5, gt=0, le=60)
+    seq_gap_alert_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A box's seq gap lasting this long raises an office alert (seq_gap).",
+    )
+    broker_drops_quiet_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="The broker_drops alert clears after this long without a new drop.",
+    )
+    drops_check_interval_s: float = Field(default=5.0, gt=0, le=300)
     quarantine_max_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=256 * 1024,

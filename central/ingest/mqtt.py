@@ -20,6 +20,9 @@ paho's rate; in its own process it does not.
        ^                                                                   | commit
        +-------- acks (after the commit), central status, commands <-------+
 
+The broker's ``$SYS`` drop counters (``central.ingest.broker_sys``) are subscribed in every
+process too and kept in ``broker`` by paho's thread; they never reach the writer.
+
 Central's own status is published retained ``online`` on every connect and registered as
 the Last Will ``offline``. Box status topics are subscribed without ``$share`` in every
 process (each process sees every birth and death, in order); the rest use
@@ -49,6 +52,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from central.ingest.batch import RawMessage
+from central.ingest.broker_sys import SYS_TOPICS, BrokerCounters
 from central.ingest.lanes import Lanes
 from central.ingest.process import WriterProcess
 from central.ingest.retries import store_with_retries
@@ -71,13 +75,14 @@ def status_payload(state: Online, instance: str) -> bytes:
 
 
 def subscriptions(site: str, group: str | None) -> list[str]:
-    """The filters central subscribes to (status unshared; the rest shared if grouped)."""
+    """The filters central subscribes to (status and the broker's drop counters unshared;
+    the rest shared if grouped)."""
     filters = list(central_filters(site))
     status = [f for f in filters if f.endswith("/status")]
     rest = [f for f in filters if not f.endswith("/status")]
     if group:
         rest = [shared_filter(group, f) for f in rest]
-    return [*status, *rest, central_status_topic(site)]
+    return [*status, *rest, central_status_topic(site), *SYS_TOPICS]
 
 
 class CentralMqtt:
@@ -103,6 +108,7 @@ class CentralMqtt:
         self._has_room = threading.Condition()
         self._arrived = threading.Event()
         self.connected = threading.Event()
+        self.broker = BrokerCounters()  # the broker's $SYS drop counters (broker_sys)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         client_id = (
@@ -211,6 +217,9 @@ class CentralMqtt:
             self.on_connection_change(False)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic[:5] == "$SYS/":  # the broker's counters, not for the writer
+            self.broker.update(msg.topic, msg.payload)
+            return
         buffer = self._buffer
         held = buffer.append((msg.topic, msg.payload, time.time()))
         if held == 1:

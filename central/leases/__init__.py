@@ -37,7 +37,8 @@ SITE_SYNC = "site-sync"  # start-up: migrate, load the site file (blocking, in t
 CASES_SWEEP = "cases-sweep"  # case escalation, tow orders, cases for missed alerts
 ACKS_REPUBLISH = "acks-republish"  # every stored watermark again after a (re)connect
 HISTORY_RETENTION = "history-retention"  # events' month partitions ahead, raw events' cut
-JOBS = (CASES_SWEEP, ACKS_REPUBLISH, HISTORY_RETENTION)
+DROPS_WATCH = "drops-watch"  # alerts for the broker's drops and lasting seq gaps
+JOBS = (CASES_SWEEP, ACKS_REPUBLISH, HISTORY_RETENTION, DROPS_WATCH)
 
 
 def lease_key(name: str) -> int:

@@ -140,6 +140,32 @@ def metrics_text(central: Central) -> str:
         "Messages received as a box's replayed backlog (events sent historical)",
         [({}, mqtt.backlog_total if mqtt else 0)],
     )
+    broker = mqtt.broker if mqtt else None
+    metric(
+        "parkgrid_central_broker_dropped_messages_total",
+        "counter",
+        "Messages the broker dropped for full session queues or inflight limits, as its $SYS "
+        "counter reports (summed over broker restarts; all clients, not only central)",
+        [({}, broker.dropped_total if broker else 0)],
+    )
+    metric(
+        "parkgrid_central_broker_dropped_per_minute",
+        "gauge",
+        "The broker's 1-minute moving average of dropped messages ($SYS load/publish/dropped)",
+        [({}, broker.dropped_per_min if broker else 0)],
+    )
+    metric(
+        "parkgrid_central_broker_stored_messages",
+        "gauge",
+        "Messages the broker holds (queued for sessions and retained; $SYS store count)",
+        [({}, broker.stored if broker else 0)],
+    )
+    metric(
+        "parkgrid_central_broker_sys_reported",
+        "gauge",
+        "1 once the broker's $SYS drop counter has arrived (0: not allowed or not published)",
+        [({}, 1 if broker and broker.reported else 0)],
+    )
     metric(
         "parkgrid_central_mqtt_connected",
         "gauge",
