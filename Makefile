@@ -51,7 +51,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 test: $(STAMP) system-deps lint
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=30 $(PYTEST_ARGS)
 
 # The tests that install the package or a release as a box would, and the whole-town demo
 # (minutes each, marked `long`): CI runs them after `make test`, which leaves them out to stay

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+SHUTDOWN_GRACE_S = 5  # seconds a request may finish after SIGTERM; then open streams are cut
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -170,6 +171,10 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         log_config=None,
+        # Live streams never end by themselves: without a bound uvicorn's graceful shutdown
+        # waited for every open dashboard, so SIGTERM did nothing until SIGKILL (no clean
+        # ingest shutdown). Requests get this long to finish, then streams are cut.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         **guard.uvicorn_options(),
     )
     return EXIT_OK
