@@ -20,21 +20,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from firmware_protocols.release_bundle import CHUNK, listed_files, signed_manifest, stream_checked
 from firmware_protocols.release_manifest import (
-    MANIFEST_NAME,
-    SIGNATURE_NAME,
     ReleaseRefused,
-    check_file,
-    check_members,
-    decode_manifest,
     key_fingerprint,
-    verify_signature,
 )
 
 BUNDLE_NAME = "bundle.tar"
 INFO_NAME = "release.json"
-MAX_MANIFEST_BYTES = 1_000_000
-CHUNK = 1 << 20
 SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]{0,63}$")
 
 
@@ -49,18 +42,6 @@ class StoredRelease:
     added_at: float
 
 
-def _member(tar: tarfile.TarFile, name: str, limit: int) -> bytes | None:
-    try:
-        info = tar.getmember(name)
-    except KeyError:
-        return None
-    if not info.isfile() or info.size > limit:
-        raise ReleaseRefused(name, "not a regular file of a sane size")
-    source = tar.extractfile(info)
-    assert source is not None
-    return source.read()
-
-
 def file_sha256(path: Path) -> str:
     sha = hashlib.sha256()
     with path.open("rb") as f:
@@ -73,25 +54,9 @@ def check_bundle(bundle: Path, public_key_pem: bytes) -> StoredRelease:
     """The release a bundle holds, once its signature and every listed file check out."""
     try:
         with tarfile.open(bundle, "r:") as tar:
-            manifest_bytes = _member(tar, MANIFEST_NAME, MAX_MANIFEST_BYTES)
-            signature = _member(tar, SIGNATURE_NAME, 1024)
-            if manifest_bytes is None:
-                raise ReleaseRefused(str(bundle), f"has no {MANIFEST_NAME}: not a parkgrid bundle")
-            verify_signature(manifest_bytes, signature, public_key_pem)
-            manifest = decode_manifest(manifest_bytes)
-            members = {info.name: info for info in tar.getmembers()}
-            check_members(manifest, set(members))
-            for entry in manifest.files:
-                info = members[entry.name]
-                if not info.isfile():
-                    raise ReleaseRefused(entry.name, "not a regular file in the bundle")
-                source = tar.extractfile(info)
-                assert source is not None
-                sha, size = hashlib.sha256(), 0
-                while chunk := source.read(CHUNK):
-                    sha.update(chunk)
-                    size += len(chunk)
-                check_file(entry, size, sha.hexdigest())
+            manifest, _ = signed_manifest(tar, public_key_pem, bundle=str(bundle))
+            for entry, source in listed_files(tar, manifest):
+                stream_checked(entry, source)
     except FileNotFoundError:
         raise ReleaseRefused(str(bundle), "no such file") from None
     except (tarfile.TarError, EOFError) as exc:
