@@ -25,7 +25,6 @@ clear after ``quiet_s``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +34,7 @@ from sqlalchemy import Engine, and_, select
 from central.db import schema as t
 from central.db.engine import writer
 from central.ingest.broker_sys import BrokerCounters
+from central.leases.job import LeasedJob
 
 log = logging.getLogger(__name__)
 
@@ -182,28 +182,11 @@ class DropWatchThread:
 
     def __init__(self, watch: DropWatch, *, interval_s: float, holds: Callable[[], bool]) -> None:
         self.watch = watch
-        self.interval_s = interval_s
-        self.holds = holds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="drops-watch", daemon=True)
+        self._job = LeasedJob("drops-watch", watch.check, interval_s=interval_s, holds=holds)
 
     def start(self) -> DropWatchThread:
-        self._thread.start()
+        self._job.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.wait(self.interval_s):
-            if not self.holds():
-                continue
-            try:
-                self.watch.check()
-                failing = False
-            except Exception:
-                if not failing:
-                    log.exception("drops watch failed; retrying every %s s", self.interval_s)
-                failing = True
+        self._job.stop()

@@ -5,8 +5,6 @@ With several central processes only the one holding the ``cases-sweep`` lease sw
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from typing import Any
 
@@ -14,10 +12,9 @@ from sqlalchemy import Engine
 
 from central.cases.service import sweep, sync_alert_cases
 from central.leases import CASES_SWEEP
+from central.leases.job import LeasedJob
 from central.ledger.service import sweep_bays
 from site_model.site import Site
-
-log = logging.getLogger(__name__)
 
 
 def sweep_now(
@@ -34,43 +31,35 @@ def sweep_now(
 
 
 class Sweeper:
+    """The case sweep every ``interval_s`` in the process holding the ``cases-sweep`` lease
+    (every process on SQLite, where there is one)."""
+
     def __init__(self, central: Any, *, interval_s: float = 30.0) -> None:
         self.central = central
         self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cases-sweeper", daemon=True)
+        self._job = LeasedJob(
+            "cases-sweeper", self.sweep_once, interval_s=interval_s, holds=self._holds
+        )
 
     def start(self) -> Sweeper:
-        self._thread.start()
+        self._job.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._job.stop()
 
-    def _run(self) -> None:
-        failing = False
-        while not self._stop.wait(self.interval_s):
-            leases = getattr(self.central, "leases", None)
-            if leases is not None and not leases.holds(CASES_SWEEP):
-                continue  # another process sweeps (central.leases)
-            try:
-                now = time.time()
-                opened, counts, tows = sweep_now(
-                    self.central.engine,
-                    self.central.site,
-                    now=now,
-                    town_speed=self.central.town.speed,
-                )
-                if opened or any(counts.values()) or tows:  # live dashboard pages re-read
-                    self.central.hub.publish(
-                        [{"type": "case", "sweep": True}]
-                        + [{"type": "ledger", "seq": seq} for seq in tows]
-                    )
-                if failing:
-                    log.info("case sweep works again")
-                failing = False
-            except Exception:
-                if not failing:
-                    log.exception("case sweep failed; retrying every %s s", self.interval_s)
-                failing = True
+    def _holds(self) -> bool:
+        leases = getattr(self.central, "leases", None)
+        return leases is None or bool(leases.holds(CASES_SWEEP))  # else another process sweeps
+
+    def sweep_once(self) -> None:
+        opened, counts, tows = sweep_now(
+            self.central.engine,
+            self.central.site,
+            now=time.time(),
+            town_speed=self.central.town.speed,
+        )
+        if opened or any(counts.values()) or tows:  # live dashboard pages re-read
+            self.central.hub.publish(
+                [{"type": "case", "sweep": True}] + [{"type": "ledger", "seq": seq} for seq in tows]
+            )

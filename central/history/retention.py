@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from typing import Any
 
@@ -23,6 +22,7 @@ from central.db import schema as t
 from central.db.engine import upsert, writer
 from central.history import partitions
 from central.history.rollups import RAW_FROM, raw_from
+from central.leases.job import LeasedJob
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +75,20 @@ class RetentionJob:
         self.holds = holds or (lambda: True)
         self.interval_s = interval_s
         self.clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="history-retention", daemon=True)
+        self._job = LeasedJob(
+            "history-retention",
+            self.run_once,
+            interval_s=interval_s,
+            holds=self.holds,
+            first_at_start=True,
+        )
 
     def start(self) -> RetentionJob:
-        self._thread.start()
+        self._job.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._job.stop()
 
     def run_once(self) -> int:
         now = self.clock()
@@ -94,17 +98,3 @@ class RetentionJob:
         if self.keep_days <= 0:
             return 0
         return drop_raw_events(self.engine, cut_for(now, self.keep_days))
-
-    def _run(self) -> None:
-        failing = False
-        while True:
-            if self.holds():
-                try:
-                    self.run_once()
-                    failing = False
-                except Exception:
-                    if not failing:
-                        log.exception("history retention failed; retrying every hour")
-                    failing = True
-            if self._stop.wait(self.interval_s):
-                return
