@@ -86,7 +86,9 @@ def test_live_event_overtakes_a_queued_replay(
                 for seq in range(1, BACKLOG + 1)
             ]
             for info in infos:
-                info.wait_for_publish(30)
+                info.wait_for_publish(30)  # returns on a timeout too: checked below
+            unsent = [seq for seq, info in enumerate(infos, 1) if not info.is_published()]
+            assert not unsent, f"the test's box never had these seqs acked by the broker: {unsent}"
             # All of the replay in central's hands (the broker's PUBACK to the box says
             # nothing of its delivery to central): held by the writer or queued.
             wait(lambda: link.backlog_total >= BACKLOG, "the replay queued at central")
