@@ -79,6 +79,7 @@ class CommandName(StrEnum):
     OPEN_BAY = "open-bay"
     ZONE_SCHEDULE = "zone-schedule"
     CONFIG_PUSH = "config-push"
+    INSTALL_RELEASE = "install-release"
 
 
 # Kinds whose topic ends in a sub-level ``{id}``; the others end at the kind.

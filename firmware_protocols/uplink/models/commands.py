@@ -152,8 +152,35 @@ class ConfigPush(WireModel):
     )
 
 
+RELEASE_VERSION = r"^[0-9]+(\.[0-9]+){0,3}([.+-][0-9A-Za-z.+-]{1,40})?$"
+ReleaseVersion = Annotated[str, StringConstraints(max_length=60, pattern=RELEASE_VERSION)]
+
+
+class InstallRelease(WireModel):
+    """Install this release from central's store, then restart into it (docs/fleet.md).
+
+    The box downloads ``GET /api/v1/releases/{version}/bundle`` with its own token, checks
+    that the file's sha256 is ``sha256`` before anything else, and then runs the same
+    verification as ``parkgrid edge update --from FILE`` (signature under the box's key,
+    platform, no downgrade, disk). It replies once: ok when the new slot is installed and
+    switched (it then restarts through its supervisor, and its next birth reports the
+    release on trial, later confirmed or rolled back), or an error saying why nothing
+    changed. A repeat for the version it already runs confirmed replies ok at once."""
+
+    command: Literal["install-release"] = Field(
+        default="install-release", description=COMMAND_DESCRIPTION
+    )
+    version: ReleaseVersion = Field(description="The release to install, e.g. '1.4.0'.")
+    sha256: Annotated[str, StringConstraints(pattern=SHA256_DIGEST)] = Field(
+        description="sha256 of the whole bundle file as central stores it, 'sha256:<64 hex>'."
+    )
+    rollout: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="The rollout this install belongs to, for the box's log."
+    )
+
+
 CommandBody = Annotated[
-    Rebirth | SignOverride | CloseBay | OpenBay | ZoneScheduleCommand | ConfigPush,
+    Rebirth | SignOverride | CloseBay | OpenBay | ZoneScheduleCommand | ConfigPush | InstallRelease,
     Field(discriminator="command"),
 ]
 

@@ -21,7 +21,7 @@ from firmware_protocols.uplink.models.base import (
     line_from_field,
     v_field,
 )
-from firmware_protocols.uplink.models.commands import SHA256_DIGEST
+from firmware_protocols.uplink.models.commands import SHA256_DIGEST, ReleaseVersion
 from firmware_protocols.uplink.models.vocabularies import OfflineReason, Online
 
 
@@ -125,6 +125,28 @@ class SiteConfigReport(WireModel):
     apply: ConfigApply | None = Field(default=None, description="The last push's outcome.")
 
 
+ReleaseState = Literal["confirmed", "on_trial", "rolled_back", "unmanaged"]
+
+
+class ReleaseReport(WireModel):
+    """Which release the box runs from its A/B slots, and how its last install ended."""
+
+    version: ReleaseVersion | None = Field(
+        default=None, description="The release the box runs now (null: not from a slot)."
+    )
+    state: ReleaseState = Field(
+        description="confirmed (its health gate passed: the good slot), on_trial (installed, "
+        "the gate not passed yet), rolled_back (the last install, 'failed_version', did not "
+        "confirm in time or crashed on start: the box went back to 'version'), unmanaged "
+        "(not installed into a slot, e.g. a developer's checkout)."
+    )
+    failed_version: ReleaseVersion | None = Field(
+        default=None, description="With rolled_back: the release that was rolled back."
+    )
+    reason: Text | None = Field(default=None, description="With rolled_back: why.")
+    ts: Ts
+
+
 class BoxStatus(Document):
     """Birth (``online``) and death (``offline``) of a box; retained on ``.../status``.
 
@@ -155,6 +177,11 @@ class BoxStatus(Document):
         default=None,
         description="The site-derived configuration it runs and the last push's outcome; "
         "absent from boxes older than configuration pushes.",
+    )
+    release: ReleaseReport | None = Field(
+        default=None,
+        description="The release it runs and its last install's outcome; absent from boxes "
+        "older than rollouts.",
     )
     line: uuid.UUID | None = line_field()
     line_from: int | None = line_from_field()
