@@ -51,7 +51,22 @@ def _fetch(args: argparse.Namespace) -> Path:
     name = "bundle-" + hashlib.sha256(url.encode()).hexdigest()[:16]
     got = download(url, token, Path(args.data_dir) / "downloads", name, say=_say)
     _say(f"download: {got.path} sha256 {got.sha256[:16]}... (as central's ETag)")
+    expected = args.sha256.removeprefix("sha256:") if args.sha256 else None
+    if expected is not None and got.sha256 != expected:
+        got.path.unlink(missing_ok=True)
+        raise ReleaseRefused(
+            "sha256",
+            f"the downloaded bundle's sha256 is {got.sha256[:16]}..., the command says "
+            f"{expected[:16]}...; the download was deleted, nothing changed",
+        )
     return got.path
+
+
+def _sha256_arg(value: str) -> str:
+    hexdigest = value.removeprefix("sha256:")
+    if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a sha256 (64 lower-case hex)")
+    return hexdigest
 
 
 def cmd_update(args: argparse.Namespace) -> int:
@@ -168,6 +183,12 @@ def add_commands(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     up.add_argument(
         "--data-dir", default=DEFAULT_DATA, help="downloads are kept in DATA_DIR/downloads"
+    )
+    up.add_argument(
+        "--sha256",
+        type=_sha256_arg,
+        help="with --from-central/--from-url: the whole file's sha256 (64 hex, or "
+        "'sha256:<64 hex>'), checked before anything else (central's install-release)",
     )
     up.add_argument("--prefix", default=DEFAULT_PREFIX, help="where the slots live")
     up.add_argument("--key", default=DEFAULT_KEY, help="the release public key")

@@ -1,0 +1,303 @@
+"""Central's ``cmd/install-release`` on the box, and the release the box reports in its birth.
+
+The install is ``parkgrid edge update --from-central VERSION --sha256 ...`` of the release the
+box runs, as a **subprocess** (one code path with the technician's command, and the box's
+event loop never waits on it: signs, sensors and the outbox go on for its 20-45 s). The
+subprocess downloads the bundle with the box's own token (``edge/update/fetch.py``), checks the
+whole file's sha256 against the command's before anything else, then verifies and installs it
+into the inactive slot exactly as ``edge update --from FILE`` does. The box replies once: ok
+when the new slot is switched to, or the refusal saying why nothing changed. After an ok it
+stops cleanly (the reply sent, its outbox flushed and closed, ``offline shutdown`` said) and
+exits with ``EXIT_RESTART_INTO_RELEASE`` so its supervisor starts it again through the boot
+check, into the new slot on trial.
+
+Where the box's slots are: the prefix whose ``releases/<slot>`` is the running interpreter's
+``sys.prefix`` and whose ``current`` symlink exists (``deploy/install-box.sh``'s layout), or
+``PARKGRID_RELEASE_PREFIX``. A box that runs from neither (a developer's checkout) is
+``unmanaged``: it refuses the command and changes nothing.
+
+The release report (``BoxStatus.release``) is read from the slots' ``state.json``, which the
+boot check and ``edge confirm`` write from other processes: :meth:`ReleaseInstaller.watch`
+looks at its modification time every few seconds and publishes the birth again on a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge.update.slots import SLOTS, Layout
+from firmware_protocols.uplink.models import Command, InstallRelease, ReleaseReport
+
+log = logging.getLogger(__name__)
+
+# The box stopped after installing a release: its supervisor restarts it into the new slot
+# (deploy/systemd/parkgrid-edge.service: RestartForceExitStatus). 75 is EX_TEMPFAIL.
+EXIT_RESTART_INTO_RELEASE = 75
+STATE_POLL_S = 3.0
+INSTALL_TIMEOUT_S = 900.0  # the unit's start timeout; a slot's install takes 20-45 s
+REPLY_GRACE_S = 0.5  # the reply goes out before the box stops
+MAX_REASON = 480
+LAST_COMMAND = "release-command.json"  # in the data dir: the last install-release carried out
+ROLLBACK_EVENTS = {"rolled back"}
+OUTCOME_EVENTS = {"installed", "confirmed", "rolled back", "interrupted", "kept"}
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseSettings:
+    prefix: Path | None  # None: the box does not run from a slot (unmanaged)
+    central_url: str | None
+    token_file: Path
+    public_key: Path
+    data_dir: Path
+
+    @classmethod
+    def from_environment(cls, data_dir: Path) -> ReleaseSettings:
+        """The running box's: its slots (see the module's doc), central's address
+        (``PARKGRID_CENTRAL_URL``, as ``edge update`` reads it), its token and the release
+        key (``PARKGRID_CENTRAL_TOKEN_FILE``, ``PARKGRID_RELEASE_KEY``, by default where
+        ``provision-box`` and ``install-box.sh`` put them)."""
+        env = os.environ
+        forced = env.get("PARKGRID_RELEASE_PREFIX")
+        return cls(
+            prefix=Path(forced) if forced else running_prefix(),
+            central_url=env.get("PARKGRID_CENTRAL_URL") or None,
+            token_file=Path(env.get("PARKGRID_CENTRAL_TOKEN_FILE", "/etc/parkgrid/central-token")),
+            public_key=Path(env.get("PARKGRID_RELEASE_KEY", "/etc/parkgrid/release.pub")),
+            data_dir=data_dir,
+        )
+
+
+def running_prefix(interpreter_prefix: str = sys.prefix) -> Path | None:
+    """The slots' prefix when this interpreter is a slot's venv (``<prefix>/releases/a``)
+    and ``<prefix>/current`` is a symlink; None otherwise (a developer's checkout)."""
+    slot = Path(interpreter_prefix).resolve()
+    prefix = slot.parent.parent
+    if slot.name in SLOTS and slot.parent.name == "releases" and (prefix / "current").is_symlink():
+        return prefix
+    return None
+
+
+def release_report(prefix: Path | None, now: float) -> ReleaseReport:
+    """What the birth says about the release: read from the slots and ``state.json``."""
+    ts = dt.datetime.fromtimestamp(now, dt.UTC)
+    if prefix is None:
+        return ReleaseReport(state="unmanaged", ts=ts)
+    layout = Layout(prefix)
+    current = layout.current_slot()
+    version = layout.slot_version(current) if current else None
+    state = layout.load()
+    if current is None or version is None:
+        return ReleaseReport(state="unmanaged", ts=ts)
+    if state.trial is not None and state.trial.slot == current:
+        since = state.trial.since
+        return ReleaseReport(
+            version=version, state="on_trial", ts=dt.datetime.fromtimestamp(since or now, dt.UTC)
+        )
+    outcome: dict[str, Any] = next(
+        (e for e in reversed(state.history) if e.get("event") in OUTCOME_EVENTS), {}
+    )
+    at = dt.datetime.fromtimestamp(float(outcome.get("at", now)), dt.UTC)
+    if outcome.get("event") in ROLLBACK_EVENTS:
+        try:
+            return ReleaseReport(
+                version=version,
+                state="rolled_back",
+                failed_version=outcome.get("version"),
+                reason=str(outcome.get("reason") or "")[:MAX_REASON] or None,
+                ts=at,
+            )
+        except ValidationError:  # a version the wire does not allow: say the reason alone
+            return ReleaseReport(version=version, state="rolled_back", reason="rolled back", ts=at)
+    return ReleaseReport(version=version, state="confirmed", ts=at)
+
+
+class ReleaseInstaller:
+    """Owns ``install-release`` for the running box, across runtime rebuilds."""
+
+    def __init__(
+        self,
+        settings: ReleaseSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        python: str = sys.executable,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.python = python
+        self.installing: InstallRelease | None = None
+        self.installed: InstallRelease | None = None  # switched to: the box is to restart
+        self.announce: Callable[[], None] = lambda: None  # the running box's status, again
+        self.restart: Callable[[], None] = lambda: None  # stop the box to start the new slot
+        self._state_seen: tuple[int, int] | None = self._state_stamp()
+
+    # --- the report --------------------------------------------------------------------
+
+    def report(self) -> ReleaseReport:
+        try:
+            return release_report(self.settings.prefix, self.clock())
+        except OSError as exc:  # a disk fault must not stop the birth
+            log.error("release state unreadable: %s", exc)
+            return ReleaseReport(
+                state="unmanaged", ts=dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+            )
+
+    def _state_stamp(self) -> tuple[int, int] | None:
+        if self.settings.prefix is None:
+            return None
+        layout = Layout(self.settings.prefix)
+        try:
+            st = layout.state_file.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = (0, 0)
+        try:
+            target = hash(os.readlink(layout.current))
+        except OSError:
+            target = 0
+        return (stamp[0] ^ target, stamp[1])
+
+    async def watch(self) -> None:
+        """Publish the birth again whenever the slots' state changes (the boot check and
+        ``edge confirm`` write it from other processes): a stat every ``STATE_POLL_S``."""
+        if self.settings.prefix is None:
+            return
+        while True:
+            await asyncio.sleep(STATE_POLL_S)
+            stamp = self._state_stamp()
+            if stamp != self._state_seen:
+                self._state_seen = stamp
+                log.info("release state changed: %s", self.report().state)
+                self.announce()
+
+    # --- the command -------------------------------------------------------------------
+
+    async def handle(self, command: Command, now: float) -> str | None:
+        """``cmd/install-release``: None when installed and switched to (or nothing to do),
+        else why nothing changed (the reply's error)."""
+        body = command.body
+        assert isinstance(body, InstallRelease)  # the command table sends only these
+        if self.installing is not None:
+            return (
+                f"an install of {self.installing.version} is already running; this one is "
+                "refused, nothing changed"
+            )
+        if self.installed is not None:
+            same = self.installed.version == body.version
+            return None if same else (
+                f"{self.installed.version} was just installed and the box is restarting into "
+                "it; nothing changed"
+            )  # fmt: skip
+        prefix = self.settings.prefix
+        if prefix is None:
+            return (
+                "this box does not run from a release slot (no <prefix>/current layout, "
+                "e.g. a developer's checkout): nothing changed"
+            )
+        if command.expires_at is not None and command.expires_at.timestamp() <= now:
+            return "expired: nothing changed"
+        if self._already_done(command, prefix):
+            return None
+        report = release_report(prefix, now)
+        if report.state == "on_trial":
+            return (
+                f"release {report.version} is still on trial: it must be confirmed or rolled "
+                "back before another install; nothing changed"
+            )
+        if not self.settings.central_url:
+            return "no central URL on this box (PARKGRID_CENTRAL_URL): nothing changed"
+        self.installing = body
+        try:
+            error = await self._run_update(body, prefix)
+        finally:
+            self.installing = None
+        if error is not None:
+            log.warning("install-release %s refused: %s", body.version, error)
+            return error[:MAX_REASON]
+        self.installed = body
+        self._remember(command)
+        log.info("install-release %s: switched to; restarting into it", body.version)
+        self.announce()
+        asyncio.get_running_loop().call_later(REPLY_GRACE_S, self.restart)
+        return None
+
+    def _already_done(self, command: Command, prefix: Path) -> bool:
+        """The version asked for already runs as the good release, or this very command was
+        carried out before the restart (a repeat): nothing to do, the reply is ok."""
+        body = command.body
+        assert isinstance(body, InstallRelease)
+        report = release_report(prefix, self.clock())
+        if report.version != body.version:
+            return False
+        if report.state in ("confirmed", "rolled_back"):  # rolled_back: it runs the good one
+            return True
+        last = self._last_command()
+        return last is not None and last.get("command_id") == str(command.command_id)
+
+    def _last_command(self) -> dict[str, object] | None:
+        try:
+            raw = json.loads((self.settings.data_dir / LAST_COMMAND).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return raw if isinstance(raw, dict) else None
+
+    def _remember(self, command: Command) -> None:
+        body = command.body
+        assert isinstance(body, InstallRelease)
+        record = {"command_id": str(command.command_id), "version": body.version}
+        try:
+            path = self.settings.data_dir / LAST_COMMAND
+            temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+            temporary.write_text(json.dumps(record) + "\n", encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.error("cannot keep %s: %s", LAST_COMMAND, exc)
+
+    def update_argv(self, body: InstallRelease, prefix: Path) -> list[str]:
+        s = self.settings
+        return [
+            self.python, "-m", "parkgrid", "edge", "update",
+            "--from-central", body.version, "--sha256", body.sha256,
+            "--central-url", str(s.central_url), "--token-file", str(s.token_file),
+            "--data-dir", str(s.data_dir), "--prefix", str(prefix), "--key", str(s.public_key),
+        ]  # fmt: skip
+
+    async def _run_update(self, body: InstallRelease, prefix: Path) -> str | None:
+        argv = self.update_argv(body, prefix)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+        log.info("install-release %s (rollout %s): %s", body.version, body.rollout, " ".join(argv))
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                stdin=asyncio.subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as exc:
+            return f"the update could not start ({exc}): nothing changed"
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), INSTALL_TIMEOUT_S)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            return f"the update took over {INSTALL_TIMEOUT_S:g} s and was stopped"
+        for line in out.decode(errors="replace").splitlines():
+            log.info("%s", line)
+        said = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+        if process.returncode == 0:
+            return None
+        why = said[-1] if said else f"edge update exited {process.returncode}"
+        return why
