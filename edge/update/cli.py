@@ -119,7 +119,8 @@ def cmd_update(args: argparse.Namespace) -> int:
 def cmd_boot_check(args: argparse.Namespace) -> int:
     from edge.update.boot_check import boot_check
 
-    decision = boot_check(Layout(Path(args.prefix)))
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    decision = boot_check(Layout(Path(args.prefix)), data_dir=data_dir)
     _say(f"boot-check: {decision.said}")
     return EXIT_OK if decision.slot is not None else EXIT_FAILED
 
@@ -209,6 +210,12 @@ def add_commands(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     check = subs.add_parser("boot-check", help="before each start: roll back a failed trial")
     check.add_argument("--prefix", default=DEFAULT_PREFIX)
+    check.add_argument(
+        "--data-dir",
+        default=DEFAULT_DATA,
+        help="the box's stores, migrated down to what a release rolled back to knows "
+        "('' to leave them)",
+    )
     check.set_defaults(handler=cmd_boot_check)
 
     conf = subs.add_parser("confirm", help="after a start: confirm a trial when its gate passes")
