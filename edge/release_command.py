@@ -1,15 +1,19 @@
 """Central's ``cmd/install-release`` on the box, and the release the box reports in its birth.
 
-The install is ``parkgrid edge update --from-central VERSION --sha256 ...`` of the release the
-box runs, as a **subprocess** (one code path with the technician's command, and the box's
-event loop never waits on it: signs, sensors and the outbox go on for its 20-45 s). The
-subprocess downloads the bundle with the box's own token (``edge/update/fetch.py``), checks the
-whole file's sha256 against the command's before anything else, then verifies and installs it
-into the inactive slot exactly as ``edge update --from FILE`` does. The box replies once: ok
-when the new slot is switched to, or the refusal saying why nothing changed. After an ok it
-stops cleanly (the reply sent, its outbox flushed and closed, ``offline shutdown`` said) and
-exits with ``EXIT_RESTART_INTO_RELEASE`` so its supervisor starts it again through the boot
-check, into the new slot on trial.
+The install is ``parkgrid edge update --from-central VERSION --sha256 ...`` in **another
+process** (one code path with the technician's command, and the box's event loop never waits
+on it: signs, sensors and the outbox go on for its 20-45 s). The box writes the request
+(``edge/update/request.py``) and the runner, ``edge update --request FILE``, carries it out:
+on a box, ``parkgrid-edge-release.service`` as root, started by its path unit
+(``PARKGRID_RELEASE_RUNNER=unit``: the box's own sandbox may not write its slots); elsewhere
+(a bench, a box run by hand) the box starts the runner itself, from the release it runs. The
+runner downloads the bundle with the box's token (``edge/update/fetch.py``), checks the whole
+file's sha256 against the command's before anything else, then verifies and installs it into
+the inactive slot exactly as ``edge update --from FILE`` does, and writes its result. The box
+replies once: ok when the new slot is switched to, or the refusal saying why nothing changed.
+After an ok it stops cleanly (the reply sent, its outbox flushed and closed, ``offline
+shutdown`` said) and exits with ``EXIT_RESTART_INTO_RELEASE`` so its supervisor starts it
+again through the boot check, into the new slot on trial.
 
 Where the box's slots are: the prefix whose ``releases/<slot>`` is the running interpreter's
 ``sys.prefix`` and whose ``current`` symlink exists (``deploy/install-box.sh``'s layout), or
@@ -38,6 +42,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from edge.update.request import Request, read_result, write_request
+from edge.update.request import folder_in as request_folder
 from edge.update.slots import SLOTS, Layout
 from firmware_protocols.uplink.models import Command, InstallRelease, ReleaseReport
 
@@ -48,6 +54,7 @@ log = logging.getLogger(__name__)
 EXIT_RESTART_INTO_RELEASE = 75
 STATE_POLL_S = 3.0
 INSTALL_TIMEOUT_S = 900.0  # the unit's start timeout; a slot's install takes 20-45 s
+RESULT_POLL_S = 0.5
 REPLY_GRACE_S = 0.5  # the reply goes out before the box stops
 MAX_REASON = 480
 LAST_COMMAND = "release-command.json"  # in the data dir: the last install-release carried out
@@ -62,6 +69,7 @@ class ReleaseSettings:
     token_file: Path
     public_key: Path
     data_dir: Path
+    runner: str = "process"  # "unit": a root service runs the request; "process": the box
 
     @classmethod
     def from_environment(cls, data_dir: Path) -> ReleaseSettings:
@@ -77,6 +85,7 @@ class ReleaseSettings:
             token_file=Path(env.get("PARKGRID_CENTRAL_TOKEN_FILE", "/etc/parkgrid/central-token")),
             public_key=Path(env.get("PARKGRID_RELEASE_KEY", "/etc/parkgrid/release.pub")),
             data_dir=data_dir,
+            runner="unit" if env.get("PARKGRID_RELEASE_RUNNER") == "unit" else "process",
         )
 
 
@@ -122,6 +131,11 @@ def release_report(prefix: Path | None, now: float) -> ReleaseReport:
         except ValidationError:  # a version the wire does not allow: say the reason alone
             return ReleaseReport(version=version, state="rolled_back", reason="rolled back", ts=at)
     return ReleaseReport(version=version, state="confirmed", ts=at)
+
+
+def _drop(path: Path) -> None:
+    """A request no runner will carry out (a path unit must not start it later)."""
+    path.unlink(missing_ok=True)
 
 
 class ReleaseInstaller:
@@ -216,11 +230,11 @@ class ReleaseInstaller:
                 f"release {report.version} is still on trial: it must be confirmed or rolled "
                 "back before another install; nothing changed"
             )
-        if not self.settings.central_url:
+        if not self.settings.central_url and self.settings.runner == "process":
             return "no central URL on this box (PARKGRID_CENTRAL_URL): nothing changed"
         self.installing = body
         try:
-            error = await self._run_update(body, prefix)
+            error = await self._run_update(command, prefix)
         finally:
             self.installing = None
         if error is not None:
@@ -265,39 +279,61 @@ class ReleaseInstaller:
         except OSError as exc:
             log.error("cannot keep %s: %s", LAST_COMMAND, exc)
 
-    def update_argv(self, body: InstallRelease, prefix: Path) -> list[str]:
+    def runner_argv(self, request: Path, prefix: Path) -> list[str]:
+        """The runner as the box starts it itself (``runner = "process"``)."""
         s = self.settings
         return [
-            self.python, "-m", "parkgrid", "edge", "update",
-            "--from-central", body.version, "--sha256", body.sha256,
+            self.python, "-m", "parkgrid", "edge", "update", "--request", str(request),
             "--central-url", str(s.central_url), "--token-file", str(s.token_file),
             "--data-dir", str(s.data_dir), "--prefix", str(prefix), "--key", str(s.public_key),
         ]  # fmt: skip
 
-    async def _run_update(self, body: InstallRelease, prefix: Path) -> str | None:
-        argv = self.update_argv(body, prefix)
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-        log.info("install-release %s (rollout %s): %s", body.version, body.rollout, " ".join(argv))
+    async def _run_update(self, command: Command, prefix: Path) -> str | None:
+        body = command.body
+        assert isinstance(body, InstallRelease)
+        folder = request_folder(self.settings.data_dir)
+        request = Request(str(command.command_id), body.version, body.sha256, body.rollout)
+        try:
+            path = write_request(folder, request)
+        except OSError as exc:
+            return f"{folder}: cannot write the request ({exc.strerror or exc}); nothing changed"
+        log.info("install-release %s (rollout %s): asked of the %s runner", body.version,
+                 body.rollout, self.settings.runner)  # fmt: skip
+        if self.settings.runner == "process":
+            error = await self._run_runner(path, prefix)
+            if error is not None:
+                return error
+        deadline = time.monotonic() + INSTALL_TIMEOUT_S
+        while (result := read_result(folder, request.command_id)) is None:
+            if time.monotonic() > deadline:
+                _drop(path)
+                return f"no result from the release runner within {INSTALL_TIMEOUT_S:g} s"
+            await asyncio.sleep(RESULT_POLL_S)
+        log.info("install-release %s: the runner said: %s", body.version, result.said)
+        return None if result.code == 0 else result.said
+
+    async def _run_runner(self, request: Path, prefix: Path) -> str | None:
+        """The runner started by the box; None once it wrote its result."""
+        argv = self.runner_argv(request, prefix)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
                 stdin=asyncio.subprocess.DEVNULL,
                 env=env,
             )
         except OSError as exc:
+            _drop(request)
             return f"the update could not start ({exc}): nothing changed"
         try:
-            out, err = await asyncio.wait_for(process.communicate(), INSTALL_TIMEOUT_S)
+            out, _ = await asyncio.wait_for(process.communicate(), INSTALL_TIMEOUT_S)
         except TimeoutError:
             process.kill()
             await process.wait()
+            _drop(request)
             return f"the update took over {INSTALL_TIMEOUT_S:g} s and was stopped"
         for line in out.decode(errors="replace").splitlines():
             log.info("%s", line)
-        said = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
-        if process.returncode == 0:
-            return None
-        why = said[-1] if said else f"edge update exited {process.returncode}"
-        return why
+        return None

@@ -8,11 +8,14 @@ exits for its supervisor: tests/edge/update/test_install_release_box.py.)"""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
 import json
 import os
+import subprocess
+import sys
 import tarfile
 import time
 import uuid
@@ -268,3 +271,62 @@ async def test_a_change_of_state_json_is_announced(
         assert seen == ["rolled_back"]
     finally:
         watching.cancel()
+
+
+async def _path_unit(box: Box) -> int:
+    """What parkgrid-edge-release.path and .service do: when the box's request appears, run
+    the runner with the runner's own settings (not the box's); its exit code."""
+    request = box.settings.data_dir / "release" / "request.json"
+    await until(request.exists, 30, "the box's request")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "parkgrid", "edge", "update", "--request", str(request),
+        "--prefix", str(box.prefix), "--key", str(box.settings.public_key),
+        "--token-file", str(box.settings.token_file), "--data-dir", str(box.settings.data_dir),
+        "--central-url", box.central.url,
+    )  # fmt: skip
+    return await process.wait()
+
+
+@pytest.mark.slow
+async def test_under_the_unit_a_root_runner_carries_out_the_box_s_request(box: Box) -> None:
+    sha = box.store("2.0.0")
+    settings = dataclasses.replace(box.settings, runner="unit", central_url=None)
+    # a refusal comes back as the runner said it, nothing changed
+    before = box.untouched()
+    refused = ReleaseInstaller(settings)
+    refused.restart = lambda: pytest.fail("restarted after a refusal")
+    unit = asyncio.create_task(_path_unit(box))
+    error = await refused.handle(_command("2.0.0", "sha256:" + "0" * 64), time.time())
+    assert await unit == 2
+    assert error is not None and error.startswith("update refused: sha256: "), error
+    assert box.untouched() == before
+    # and an install
+    installer = ReleaseInstaller(settings)
+    installer.restart = lambda: None
+    unit = asyncio.create_task(_path_unit(box))
+    assert await installer.handle(_command("2.0.0", sha), time.time()) is None
+    assert await unit == 0
+    assert os.readlink(box.prefix / "current") == "releases/b"
+    assert not (settings.data_dir / "release" / "request.json").exists()
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "not json",
+        json.dumps({"command_id": str(uuid.uuid4()), "version": "../../etc", "sha256": "x"}),
+        json.dumps({"command_id": "1", "version": "2.0.0", "sha256": "sha256:" + "ab" * 32}),
+    ],
+)
+def test_a_request_that_is_none_is_refused_and_removed(tmp_path: Path, request_text: str) -> None:
+    request = tmp_path / "release" / "request.json"
+    request.parent.mkdir()
+    request.write_text(request_text)
+    done = subprocess.run(
+        [sys.executable, "-m", "parkgrid", "edge", "update", "--request", str(request),
+         "--prefix", str(tmp_path / "opt"), "--central-url", "http://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith(f"update refused: {request}: not an install request")
+    assert not request.exists() and not (tmp_path / "opt").exists()
