@@ -42,7 +42,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge.update.request import Request, read_result, write_request
+from edge.update.request import (
+    REQUEST,
+    BadRequest,
+    Request,
+    read_request,
+    read_result,
+    write_request,
+)
 from edge.update.request import folder_in as request_folder
 from edge.update.slots import SLOTS, Layout
 from firmware_protocols.uplink.models import Command, InstallRelease, ReleaseReport
@@ -155,7 +162,7 @@ class ReleaseInstaller:
         self.installed: InstallRelease | None = None  # switched to: the box is to restart
         self.announce: Callable[[], None] = lambda: None  # the running box's status, again
         self.restart: Callable[[], None] = lambda: None  # stop the box to start the new slot
-        self._state_seen: tuple[int, int] | None = self._state_stamp()
+        self._state_seen = self._state_stamp()
 
     # --- the report --------------------------------------------------------------------
 
@@ -168,20 +175,22 @@ class ReleaseInstaller:
                 state="unmanaged", ts=dt.datetime.fromtimestamp(self.clock(), dt.UTC)
             )
 
-    def _state_stamp(self) -> tuple[int, int] | None:
+    def _state_stamp(self) -> tuple[int, int, str] | None:
+        """What changes when another process writes the release state: ``state.json``'s
+        modification time and size, and where ``current`` points."""
         if self.settings.prefix is None:
             return None
         layout = Layout(self.settings.prefix)
         try:
             st = layout.state_file.stat()
-            stamp = (st.st_mtime_ns, st.st_size)
+            mtime, size = st.st_mtime_ns, st.st_size
         except OSError:
-            stamp = (0, 0)
+            mtime, size = 0, 0
         try:
-            target = hash(os.readlink(layout.current))
+            target = os.readlink(layout.current)
         except OSError:
-            target = 0
-        return (stamp[0] ^ target, stamp[1])
+            target = ""
+        return mtime, size, target
 
     async def watch(self) -> None:
         """Publish the birth again whenever the slots' state changes (the boot check and
@@ -303,14 +312,52 @@ class ReleaseInstaller:
             error = await self._run_runner(path, prefix)
             if error is not None:
                 return error
+        return await self._result(path, request)
+
+    async def _result(self, path: Path, request: Request) -> str | None:
+        """The runner's outcome: None when installed, else what it said."""
         deadline = time.monotonic() + INSTALL_TIMEOUT_S
-        while (result := read_result(folder, request.command_id)) is None:
+        while (result := read_result(path.parent, request.command_id)) is None:
             if time.monotonic() > deadline:
                 _drop(path)
                 return f"no result from the release runner within {INSTALL_TIMEOUT_S:g} s"
             await asyncio.sleep(RESULT_POLL_S)
-        log.info("install-release %s: the runner said: %s", body.version, result.said)
+        log.info("install-release %s: the runner said: %s", request.version, result.said)
         return None if result.code == 0 else result.said
+
+    async def resume(self) -> None:
+        """At start: a request left by a box stopped during an install (a power cut). Under
+        the unit its root runner carries it out after the restart, so the box waits for the
+        result as it would have, and restarts into the release when it is in (the reply is
+        lost: central sees the birth). A runner the box started itself is gone: dropped."""
+        path = request_folder(self.settings.data_dir) / REQUEST
+        if not path.exists():
+            return
+        try:
+            request = read_request(path)
+        except BadRequest as exc:
+            log.error("install request dropped: %s", exc)
+            _drop(path)
+            return
+        if self.settings.runner != "unit" or self.settings.prefix is None:
+            log.warning("install of %s asked before the restart dropped: its runner is gone; "
+                        "central asks again", request.version)  # fmt: skip
+            _drop(path)
+            return
+        body = InstallRelease(version=request.version, sha256=request.sha256,
+                              rollout=request.rollout)  # fmt: skip
+        log.info("install of %s asked before the restart: waiting for its runner", body.version)
+        self.installing = body
+        try:
+            error = await self._result(path, request)
+        finally:
+            self.installing = None
+        if error is None:
+            self.installed = body
+            self.announce()
+            self.restart()
+        else:
+            log.warning("install of %s asked before the restart: %s", body.version, error)
 
     async def _run_runner(self, request: Path, prefix: Path) -> str | None:
         """The runner started by the box; None once it wrote its result."""

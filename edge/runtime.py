@@ -286,11 +286,14 @@ def run_box(*, config_path: Path, log_level: str = "INFO") -> int:
 
         installer.restart = restart
         installers.append(installer)
+        resumed = asyncio.create_task(installer.resume(), name="release-resume")
         try:
             while True:
                 await _run_once(applier, installer, digest)
         except asyncio.CancelledError:
             log.info("stopping")
+        finally:
+            resumed.cancel()
 
     installers: list[ReleaseInstaller] = []
     started = time.monotonic()

@@ -29,6 +29,7 @@ from central.auth.models import Role
 from central.auth.service import issue_token
 from edge import release_command
 from edge.release_command import ReleaseInstaller, ReleaseSettings, release_report, running_prefix
+from edge.update.request import Request, write_request
 from firmware_protocols.uplink.models import Command, InstallRelease
 from parkgrid.cli import main
 from tests.central.releases_support import RunningCentral, keypair, running_central, small_bundle
@@ -123,7 +124,11 @@ async def test_an_install_runs_beside_the_loop_switches_and_asks_for_a_restart(b
     took = time.monotonic() - started
     ticking.cancel()
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert took > 0.5 and max(gaps) < 0.5, (took, max(gaps))  # the loop never waited on it
+    # the loop never waited on it: ticks all along (a blocking install is one gap of it all;
+    # the bounds leave room for a machine shared by several test runs)
+    assert took > 1.0 and max(gaps) < took / 4 and len(ticks) > took / 0.05 / 4, (
+        took, max(gaps), len(ticks),
+    )  # fmt: skip
 
     assert os.readlink(box.prefix / "current") == "releases/b"
     state = json.loads((box.prefix / "releases" / "state.json").read_text())
@@ -330,3 +335,30 @@ def test_a_request_that_is_none_is_refused_and_removed(tmp_path: Path, request_t
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith(f"update refused: {request}: not an install request")
     assert not request.exists() and not (tmp_path / "opt").exists()
+
+
+@pytest.mark.slow
+async def test_a_request_left_by_a_power_cut_is_carried_on_under_the_unit(box: Box) -> None:
+    """The box cut during an install: at its next start the path unit's runner carries out
+    the request left behind, and the box restarts into the release once it is in."""
+    sha = box.store("2.0.0")
+    folder = box.settings.data_dir / "release"
+    write_request(folder, Request(str(uuid.uuid4()), "2.0.0", sha, 1))
+    installer = ReleaseInstaller(dataclasses.replace(box.settings, runner="unit"))
+    restarts: list[str] = []
+    installer.restart = lambda: restarts.append("restart")
+    resuming = asyncio.create_task(installer.resume())
+    assert await _path_unit(box) == 0
+    await asyncio.wait_for(resuming, 30)
+    assert restarts == ["restart"] and installer.installed is not None
+    assert os.readlink(box.prefix / "current") == "releases/b"
+
+
+async def test_a_request_left_without_its_runner_is_dropped(box: Box) -> None:
+    folder = box.settings.data_dir / "release"
+    write_request(folder, Request(str(uuid.uuid4()), "2.0.0", "sha256:" + "ab" * 32, 1))
+    installer = ReleaseInstaller(box.settings)  # the box's own runner died with it
+    installer.restart = lambda: pytest.fail("restarted")
+    before = box.untouched()
+    await installer.resume()
+    assert not (folder / "request.json").exists() and box.untouched() == before
