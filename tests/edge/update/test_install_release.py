@@ -154,7 +154,9 @@ async def test_the_version_already_running_confirmed_is_ok_at_once(box: Box) -> 
     assert box.untouched() == before
 
 
-@pytest.mark.parametrize("case", ["sha256", "tampered", "older", "expired", "on-trial", "gone"])
+@pytest.mark.parametrize(
+    "case", ["sha256", "tampered", "unsigned", "older", "expired", "on-trial", "gone"]
+)
 async def test_each_refusal_replies_why_and_changes_nothing(box: Box, case: str) -> None:
     sha = box.store("2.0.0")
     command = _command("2.0.0", sha)
@@ -176,6 +178,15 @@ async def test_each_refusal_replies_why_and_changes_nothing(box: Box, case: str)
         info_file.write_text(json.dumps(info))
         command = _command("2.0.0", "sha256:" + info["sha256"])
         expected = "update refused: wheels/parkgrid-2.0.0-py3-none-any.whl: sha256"
+    elif case == "unsigned":
+        # central stores only signed bundles: this one was put in place of the stored file
+        folder = box.central.releases_dir / "2.0.0"
+        small_bundle(folder / "bundle.tar", "2.0.0", None, padding=50_000)
+        info = json.loads((folder / "release.json").read_text())
+        info["sha256"] = hashlib.sha256((folder / "bundle.tar").read_bytes()).hexdigest()
+        (folder / "release.json").write_text(json.dumps(info))
+        command = _command("2.0.0", "sha256:" + info["sha256"])
+        expected = "update refused: manifest.sig: the bundle is not signed"
     elif case == "older":
         command = _command("0.9.0", box.store("0.9.0"))
         expected = "update refused: version: 0.9.0 is older than the installed 1.0.0"
