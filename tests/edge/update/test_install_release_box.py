@@ -134,6 +134,7 @@ async def test_central_s_install_release_installs_replies_and_the_box_exits_for_
                                                                  "expired")  # fmt: skip
             assert os.readlink(prefix / "current") == "releases/a"
 
+            sent = time.monotonic()
             first = central.send(InstallRelease(version="2.0.0", sha256=sha, rollout=1))
             await until(lambda: "install-release 2.0.0" in t.log(), 30, "the install began")
             second = central.send(InstallRelease(version="2.0.0", sha256=sha, rollout=1))
@@ -145,11 +146,13 @@ async def test_central_s_install_release_installs_replies_and_the_box_exits_for_
                 health_answers += bool(t.healthz().get("box_id"))
                 await asyncio.sleep(0.2)
             reply = await central.reply(1)
+            replied = time.monotonic()
             assert (reply.command_id, reply.ok) == (first.command_id, True), reply.error
             assert health_answers >= 1
         finally:
             central.close()
         exit_code = await asyncio.to_thread(t.box.wait, 30)
+        exited = time.monotonic()
         assert exit_code == EXIT_RESTART_INTO_RELEASE, t.log()[-3000:]
         assert os.readlink(prefix / "current") == "releases/b"
         trial = json.loads(state_file.read_text())["trial"]
@@ -158,7 +161,9 @@ async def test_central_s_install_release_installs_replies_and_the_box_exits_for_
         assert _presence(t) == (False, "shutdown")  # a clean stop, not a lost connection
         log = t.log()
         assert f"exiting {EXIT_RESTART_INTO_RELEASE}: restart into release 2.0.0" in log
-        print(f"rollback republished in {republished_s:.1f} s; {health_answers} health answers")
+        print(f"rollback republished in {republished_s:.1f} s; command to ok reply "
+              f"{replied - sent:.1f} s ({health_answers} health answers meanwhile); reply to "
+              f"exit {exited - replied:.1f} s")  # fmt: skip
 
 
 def test_the_box_exit_code_restarts_the_unit() -> None:

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import queue
+import time
 import uuid
 from pathlib import Path
 
@@ -109,8 +110,10 @@ def test_central_s_install_release_reaches_confirmed_on_a_real_box(
                     expires_at=now + dt.timedelta(minutes=15),
                     body=InstallRelease(version="1.0.6", sha256=sha, rollout=7),
                 )  # fmt: skip
+                sent = time.monotonic()
                 client.publish(TOPICS.cmd("install-release"), encode_payload(command), qos=1)
                 reply = replies.get(timeout=600)
+                replied = time.monotonic()
                 assert (reply.command_id, reply.ok) == (command.command_id, True), (
                     reply.error, log.read_text()[-4000:],
                 )  # fmt: skip
@@ -119,6 +122,8 @@ def test_central_s_install_release_reaches_confirmed_on_a_real_box(
                            "1.0.6 confirmed", log)  # fmt: skip
                 assert layout.slot_version(layout.current_slot() or "") == "1.0.6"
                 eventually(lambda: confirmed_birth("1.0.6"), "a birth saying 1.0.6 confirmed", log)
+                print(f"command to ok reply {replied - sent:.1f} s, to a birth saying 1.0.6 "
+                      f"confirmed {time.monotonic() - sent:.1f} s")  # fmt: skip
         finally:
             client.disconnect()
             client.loop_stop()
