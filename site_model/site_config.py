@@ -56,16 +56,16 @@ SECTION_HASH_CHARS = 16
 def site_part(document: Mapping[str, Any]) -> dict[str, Any]:
     """The office's sections of a box document (a copy; the box's keys left out).
 
-    Each lot and zone says its ``bay_ids`` (sorted; from its mapped ``bays`` when the
-    document has none), and the signs' displays are gathered from the sign buses into
-    ``signs`` (a document's own ``signs`` table, a pushed part's, wins)."""
+    Each lot and zone says its ``bay_ids`` (as given, or, when the document has none, its
+    mapped ``bays`` sorted, as central projects them), and the signs' displays are gathered
+    from the sign buses into ``signs`` (a document's own ``signs`` table, a pushed part's,
+    wins)."""
     part = _office_sections(document)
     for section in AREAS:
         own = _table(document, section)
         for area, body in part.get(section, {}).items():
-            if isinstance(body, dict):
-                ids = body.get("bay_ids", list(_table(own.get(area) or {}, "bays")))
-                body["bay_ids"] = sorted(ids) if isinstance(ids, list) else ids
+            if isinstance(body, dict) and "bay_ids" not in body:  # given ones: as given
+                body["bay_ids"] = sorted(_table(own.get(area) or {}, "bays"))
     signs = {sign_id: display for _, sign_id, display in _wired_displays(document)}
     signs.update(copy.deepcopy(dict(_table(document, SIGNS))))
     if signs:

@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
+from edge.agents.guidance import guidance_display
 from edge.agents.occupancy import Occupancy
-from edge.config import ConfigError, parse_config
+from edge.config import ConfigError, SignConfig, parse_config
+from edge.observations import SensorObservation
+from firmware_protocols.sensors import decode
+from firmware_protocols.signs import GuidanceMode
 from site_model.edge_config import Deployment, SignBus, edge_config, office_part
 from site_model.site import load_site
 from site_model.site_config import (
@@ -150,6 +154,13 @@ def test_a_bay_added_is_a_real_bay_without_a_sensor_and_one_removed_is_set_aside
     assert occupancy.tick(1e9)[1] == []  # a bay without a sensor never goes "silent"
 
 
+def test_a_box_reports_the_bay_ids_it_was_sent_in_their_order(tmp_path: Path) -> None:
+    own = edge_config(load_site(XIGANG), BOX, _deployment(tmp_path))
+    part = office_part(load_site(XIGANG), BOX, _deployment(tmp_path))
+    part["lots"][LOT]["bay_ids"].reverse()
+    assert digest(site_part(merge(own, part))) == digest(part)
+
+
 def test_an_older_push_without_bay_ids_or_signs_keeps_the_box_own(tmp_path: Path) -> None:
     own = _own_with_two_buses(tmp_path)
     part = office_part(load_site(XIGANG), BOX, _deployment(tmp_path))
@@ -174,3 +185,28 @@ def test_a_file_that_maps_a_bay_its_bay_ids_do_not_list_is_refused_with_where() 
         parse_config(data)
     where = sorted(p.path for p in caught.value.problems)
     assert where == ["lots.P1.bay_ids.B1", "lots.P1.bays.B2"]
+
+
+@pytest.mark.parametrize(("mapped", "shown"), [(10, GuidanceMode.FULL), (2, GuidanceMode.UNKNOWN)])
+def test_a_bay_without_a_sensor_counts_in_the_full_logic(mapped: int, shown: GuidanceMode) -> None:
+    """All mapped bays occupied and one bay without a sensor: FULL while the unknown share is
+    at most 10 % (1 of 11), "--" beyond it (1 of 3): never full for lack of news."""
+    config = parse_config({
+        "site": "t", "box_id": "b",
+        "serial": {"c": {"device": "/dev/x", "protocol": "concentrator"}},
+        "lots": {"P1": {
+            "bay_ids": [f"B{i:03d}" for i in range(1, mapped + 2)],
+            "bays": {f"B{i:03d}": {"sensor": f"{i:08X}", "format": "nwave-nps"}
+                     for i in range(1, mapped + 1)},
+        }},
+    })  # fmt: skip
+    occupancy = Occupancy(config, now=0.0)
+    for i in range(1, mapped + 1):
+        reading = decode("nwave-nps", bytes([0x01]), port=1)
+        occupancy.observe(
+            SensorObservation(line="c", sensor_id=f"{i:08X}", reading=reading, received_at=1.0)
+        )
+    snapshot = occupancy.lot_snapshot("P1", 2.0)
+    assert (snapshot.capacity, snapshot.occupied, snapshot.unknown) == (mapped + 1, mapped, 1)
+    sign = SignConfig(unit=1, profile="parkgrid-guidance", lot="P1")
+    assert guidance_display(sign, snapshot, {}, network_up=True).mode is shown
