@@ -99,15 +99,23 @@ def pushed_summary(own: dict[str, Any], data_dir: Path) -> tuple[str, bool] | No
     except (OSError, ValueError):
         what = "no outcome recorded"
     try:
-        document = merge(own, tomllib.loads(pushed.read_text(encoding="utf-8")))
-        parse_config(document, source=str(pushed))
+        part = tomllib.loads(pushed.read_text(encoding="utf-8"))
+        document = merge(own, part)
+        config = parse_config(document, source=str(pushed))
     except (OSError, ValueError) as exc:
         return f"{pushed} (pushed by central, {what}) does not load over it: {exc}", False
+    notes = [f"set aside (mapped here, no longer listed): {', '.join(aside)}"
+             for aside in [set_aside(own, part)] if aside]  # fmt: skip
+    if bare := [f"{lot or zone}/{bay}" for lot, zone, bay in config.sensorless_bays()]:
+        notes.append(f"{len(bare)} bay(s) without a sensor, unknown until mapped here: "
+                     + ", ".join(bare[:10]) + (" ..." if len(bare) > 10 else ""))  # fmt: skip
+    if unwired := unwired_signs(own, part):
+        notes.append(f"pushed sign(s) on no bus here, not driven: {', '.join(unwired)}")
     return (
         f"{pushed} (pushed by central, {what}) is laid over it: the lots', zones', "
         f"signs' displays, bay lists, time zone's, broker's and timings' settings come from "
-        f"there; runs "
-        f"{digest(site_part(document))[:19]}",
+        f"there; runs {digest(site_part(document))[:19]}"
+        + "".join(f"\n  {note}" for note in notes),
         True,
     )
 

@@ -140,6 +140,13 @@ def test_check_config_says_what_central_pushed_and_whether_it_loads(tmp_path: Pa
     assert laid.returncode == 0, laid.stderr
     assert "pushed.toml (pushed by central, version 3, confirmed) is laid over it" in laid.stdout
     assert digest(part)[:19] in laid.stdout
+    assert "without a sensor" not in laid.stdout and "set aside" not in laid.stdout
+    part["lots"]["P1"]["bay_ids"] = ["B2"]  # the office lists a new bay, no longer B1
+    (folder / "pushed.toml").write_text(tomli_w.dumps(part))
+    laid = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert laid.returncode == 0, laid.stderr
+    assert "set aside (mapped here, no longer listed): lots.P1.bays.B1" in laid.stdout
+    assert "1 bay(s) without a sensor, unknown until mapped here: P1/B2" in laid.stdout
     part["timezone"] = "Mars/Olympus"
     (folder / "pushed.toml").write_text(tomli_w.dumps(part))
     broken = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
