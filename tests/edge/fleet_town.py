@@ -89,6 +89,16 @@ class Town:
     health: str
     sim: ConcentratorSimulator
     signs: SignSimulator
+    central_url: str = ""
+    releases_dir: Path = Path()
+
+    def status(self) -> dict[str, Any]:
+        """The box's last status as central stored it."""
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                select(t.boxes.c.status_json).where(t.boxes.c.box_id == BOX)
+            ).scalar()
+        return dict(json.loads(text)) if text else {}
 
     def row(self, box_url: str | None = None) -> FleetBoxOut:
         rows = fleet_status(self.engine, load_site(self.site_file), mqtt_url=box_url or self.url)
@@ -128,13 +138,16 @@ class Town:
         return self.box_log.read_text(errors="replace")
 
 
-def start_box(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``parkgrid edge run`` as systemd runs it, logging into ``log``."""
+def start_box(
+    config: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``parkgrid edge run`` as systemd runs it, logging into ``log`` (``env`` added)."""
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "parkgrid", "edge", "run", "--config", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
 
 
@@ -148,8 +161,14 @@ async def _keep_heard(sim: ConcentratorSimulator) -> None:
 
 @contextlib.asynccontextmanager
 async def town(
-    tmp_path: Path, *, confirm_within_s: float, p1_bays: int = len(SENSORS)
+    tmp_path: Path,
+    *,
+    confirm_within_s: float,
+    p1_bays: int = len(SENSORS),
+    box_env: dict[str, str] | None = None,
 ) -> AsyncIterator[Town]:
+    """The town; ``box_env`` is added to the box's environment (``{central}`` in a value is
+    central's URL)."""
     site_file = tmp_path / "site.toml"
     text = SITE_FILE.read_text()
     ten = 'bays = { count = 10, pattern = "P1-{n:03d}" }'
@@ -171,8 +190,9 @@ async def town(
         app = central_app(
             work, site_file.read_text(), site_name="site.toml", mqtt_url=url,
             mqtt_username="central", mqtt_password=CENTRAL_PASSWORD,
+            releases_dir=work / "releases",
         )  # fmt: skip
-        with serving(app):
+        with serving(app) as (central_url, _server):
             async with (
                 ConcentratorSimulator(
                     sensors=dict.fromkeys(SENSORS, "nwave-nps"), link=tmp_path / "ttyA"
@@ -213,23 +233,15 @@ async def town(
                 path = tmp_path / BOX / "edge.toml"
                 path.write_text(tomli_w.dumps(config))
                 log = tmp_path / "box.log"
-                box = start_box(path, log)
+                env = {k: v.format(central=central_url) for k, v in (box_env or {}).items()}
+                box = start_box(path, log, env)
                 heard = asyncio.create_task(_keep_heard(sim))
                 engine = make_engine(db_url)
                 try:
                     yield Town(
-                        tmp_path,
-                        site_file,
-                        url,
-                        db_url,
-                        engine,
-                        box,
-                        log,
-                        data_dir,
-                        health,
-                        sim,
-                        signs,
-                    )
+                        tmp_path, site_file, url, db_url, engine, box, log, data_dir, health,
+                        sim, signs, central_url, work / "releases",
+                    )  # fmt: skip
                 finally:
                     heard.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
