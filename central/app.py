@@ -35,6 +35,8 @@ from central.dashboard import mount as mount_dashboard
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
+from central.fleet.rollout_engine import RolloutEngine
+from central.fleet.rollout_router import router as rollouts_router
 from central.fleet.router import router as fleet_router
 from central.forecast.router import router as forecast_router
 from central.forecast.service import start_forecaster
@@ -45,12 +47,14 @@ from central.ingest.service import IngestWriter
 from central.leases import (
     ACKS_REPUBLISH,
     DROPS_WATCH,
+    FLEET_ROLLOUTS,
     HISTORY_RETENTION,
     JOBS,
     SITE_SYNC,
     Leases,
     exclusive,
 )
+from central.leases.job import LeasedJob
 from central.ledger.router import router as ledger_router
 from central.log_redaction import REDACT_SECRETS
 from central.lots.router import public as lots_public
@@ -180,7 +184,26 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             interval_s=settings.drops_check_interval_s,
             holds=lambda: central.leases is not None and central.leases.holds(DROPS_WATCH),
         ).start()
+        central.rollouts = _rollouts(central, settings)
     return central
+
+
+def _rollouts(central: Central, settings: CentralSettings) -> LeasedJob:
+    """The staged rollouts' engine, in the process holding its lease."""
+    mqtt = central.mqtt
+    engine = RolloutEngine(
+        central.engine,
+        central.site,
+        central.index,
+        publish=lambda: mqtt.publish_command if mqtt is not None else None,
+        town_now=central.town.now,
+    )
+    return LeasedJob(
+        FLEET_ROLLOUTS,
+        engine.step,
+        interval_s=settings.rollout_step_s,
+        holds=lambda: central.leases is not None and central.leases.holds(FLEET_ROLLOUTS),
+    ).start()
 
 
 def _retention(settings: CentralSettings) -> QuarantineRetention:
@@ -228,6 +251,8 @@ def _lease_taken(central: Central, name: str) -> None:
 
 
 def _stop(central: Central) -> None:
+    if central.rollouts is not None:
+        central.rollouts.stop()
     if central.drops is not None:
         central.drops.stop()
     if central.leases is not None:
@@ -290,6 +315,7 @@ def create_app(
         boxes_router,
         commands_router,
         fleet_router,
+        rollouts_router,
         releases_router,
         quarantine_router,
         site_router,

@@ -25,7 +25,7 @@ from firmware_protocols.uplink import (
     Topics,
     encode_payload,
 )
-from firmware_protocols.uplink.models import CommandBody, ConfigPush
+from firmware_protocols.uplink.models import CommandBody, ConfigPush, InstallRelease
 from site_model.site import SiteIndex
 
 _BODY: TypeAdapter[Any] = TypeAdapter(CommandBody)
@@ -77,10 +77,19 @@ def send(
     expires_in_s: int,
     actor: str,
     publish: SendCommand | None,
+    fleet: bool = False,
 ) -> CommandOut:
+    """Store, audit and publish one command; ``fleet``: sent by the rollout engine, the one
+    sender of ``install-release`` (an operator's API call may not send it)."""
     if box_id not in site.boxes:
         raise NotFound("box", box_id)
     parsed = parse_body(body)
+    if isinstance(parsed, InstallRelease) and not fleet:
+        raise Invalid(
+            "a release is installed by a rollout (parkgrid central fleet rollout, an admin's), "
+            "not as a command",
+            field="body.command",
+        )
     if isinstance(parsed, ConfigPush):
         raise Invalid(
             "a configuration is pushed with fleet config push (an admin's, from the site "

@@ -77,6 +77,7 @@ def fleet_status(engine: Engine, site: Site, *, mqtt_url: str) -> list[FleetBoxO
         report = status.get("site_config")
         state, differs, reason = decide(desired, report)
         apply = (report or {}).get("apply") or {}
+        release = status.get("release") or {}
         out.append(
             FleetBoxOut(
                 box_id=box_id,
@@ -88,6 +89,11 @@ def fleet_status(engine: Engine, site: Site, *, mqtt_url: str) -> list[FleetBoxO
                 reason=reason,
                 applied_version=apply.get("version"),
                 applied_at=apply.get("ts"),
+                release_version=release.get("version"),
+                release_state=release.get("state"),
+                release_failed_version=release.get("failed_version"),
+                release_reason=release.get("reason"),
+                release_at=release.get("ts"),
             )
         )
     return out
