@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from central import audit
 from central.commands.models import CommandOut, ReplyOut
@@ -122,17 +122,7 @@ def send(
     )
     payload = encode_payload(command)
     with writer(engine).begin() as conn:
-        conn.execute(
-            t.commands.insert().values(
-                command_id=str(command.command_id),
-                box_id=box_id,
-                name=command.name.value,
-                payload=payload.decode(),
-                issued_by=actor,
-                issued_at=now.timestamp(),
-                expires_at=command.expires_at.timestamp() if command.expires_at else None,
-            )
-        )
+        store_command(conn, box_id=box_id, command=command, payload=payload, actor=actor)
         audit.record(
             conn,
             actor=actor,
@@ -144,6 +134,24 @@ def send(
     if not publish(topic, payload, float(expires_in_s)):
         raise Unavailable("the MQTT broker")
     return get_command(engine, str(command.command_id))
+
+
+def store_command(
+    conn: Connection, *, box_id: str, command: Command, payload: bytes, actor: str
+) -> None:
+    """Keep a command to a box (in the caller's transaction, beside its audit row); its
+    reply is matched to it by ``central.ingest.boxes.apply_replies``."""
+    conn.execute(
+        t.commands.insert().values(
+            command_id=str(command.command_id),
+            box_id=box_id,
+            name=command.name.value,
+            payload=payload.decode(),
+            issued_by=actor,
+            issued_at=command.issued_at.timestamp(),
+            expires_at=command.expires_at.timestamp() if command.expires_at else None,
+        )
+    )
 
 
 def get_command(engine: Engine, command_id: str) -> CommandOut:

@@ -98,6 +98,7 @@ def rollout_central(
         releases_dir=work / "releases",
         town_clock_file=work / "town-clock.json",
         rollout_step_s=0.1,
+        ingest_writer_process=False,  # the writer in a thread: no process to start per test
     )
     with TestClient(create_app(settings)) as client:
         wait_for(lambda: client.get("/healthz").json()["mqtt"], what="central to connect")
@@ -136,6 +137,9 @@ class StandInBox:
         self.version = version
         self.behaviour = behaviour
         self.installs: list[dict[str, Any]] = []
+        self.commands: list[tuple[str, dict[str, Any]]] = []
+        self.boot = uuid.uuid4()
+        self.report: ReleaseReport | None = None
         self.lock = threading.Lock()
         self.client: paho.Client | None = None
 
@@ -144,7 +148,7 @@ class StandInBox:
         self.client.on_message = self._on_message
         self.client.connect(self.broker.host, self.broker.port)
         self.client.loop_start()
-        self.client.subscribe(self.topics.cmd(CommandName.INSTALL_RELEASE), qos=1)
+        self.client.subscribe(self.topics.cmd_filter, qos=1)
         time.sleep(0.1)  # the subscription is in before the birth says the box is online
         self._birth(ReleaseReport(version=self.version, state="confirmed", ts=_now()))
         return self
@@ -156,9 +160,21 @@ class StandInBox:
         self.client.disconnect()
         self.client = None
 
-    def _birth(self, report: ReleaseReport) -> None:
-        status = birth(self.box_id).model_copy(update={"boot_id": uuid.uuid4(), "release": report})
+    def _birth(self, report: ReleaseReport, *, new_boot: bool = True) -> None:
+        if new_boot:
+            self.boot = uuid.uuid4()
+        self.report = report
+        status = birth(self.box_id).model_copy(update={"boot_id": self.boot, "release": report})
         self._publish(self.topics.status, encode_payload(status))
+
+    def rebirth_same_boot(self) -> None:
+        """The status again, as a box sends it on a change, without restarting."""
+        assert self.report is not None
+        self._birth(self.report, new_boot=False)
+
+    def received(self, name: CommandName) -> list[dict[str, Any]]:
+        with self.lock:
+            return [c for n, c in self.commands if n == name.value]
 
     def _publish(self, topic: str, payload: bytes) -> None:
         assert self.client is not None
@@ -166,7 +182,11 @@ class StandInBox:
 
     def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
         command = json.loads(msg.payload)
+        name = msg.topic.rsplit("/", 1)[-1]
         with self.lock:
+            self.commands.append((name, command))
+            if name != CommandName.INSTALL_RELEASE.value:
+                return
             self.installs.append(command)
         threading.Thread(target=self._install, args=(command,), daemon=True).start()
 
