@@ -78,9 +78,11 @@ def send(
     actor: str,
     publish: SendCommand | None,
     fleet: bool = False,
+    within: Callable[[Connection, str], None] | None = None,
 ) -> CommandOut:
     """Store, audit and publish one command; ``fleet``: sent by the rollout engine, the one
-    sender of ``install-release`` (an operator's API call may not send it)."""
+    sender of ``install-release`` (an operator's API call may not send it). ``within(conn,
+    command_id)`` writes the caller's own record of it in the same transaction."""
     if box_id not in site.boxes:
         raise NotFound("box", box_id)
     parsed = parse_body(body)
@@ -130,6 +132,8 @@ def send(
             target=box_id,
             detail=json.loads(payload)["body"],
         )
+        if within is not None:
+            within(conn, str(command.command_id))
     topic = Topics(site.site_id, box_id).cmd(command.name)
     if not publish(topic, payload, float(expires_in_s)):
         raise Unavailable("the MQTT broker")

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from central import audit
 from central.commands.service import SendCommand, send
@@ -184,15 +184,33 @@ class RolloutEngine:
     def _send(
         self, rollout: Any, box_id: str, statuses: dict[str, tuple[bool, dict[str, Any]]]
     ) -> str | None:
-        """Send the install command; the new state, or None when it could not go out."""
+        """Send the install command; the new state, or None when it could not go out.
+
+        The box's row says ``sent`` in the very transaction that stores the command, so a
+        process killed after it never sends the box a second install (which a box with the
+        release on trial would refuse)."""
         body = {
             "command": "install-release",
             "version": rollout.version,
             "sha256": rollout.sha256,
             "rollout": rollout.id,
         }
+        boot = statuses.get(box_id, (False, {}))[1].get("boot_id")
+        box_row = (t.rollout_boxes.c.rollout_id == rollout.id) & (
+            t.rollout_boxes.c.box_id == box_id
+        )
+
+        def mark_sent(conn: Connection, command_id: str) -> None:
+            now = time.time()
+            conn.execute(
+                t.rollout_boxes.update()
+                .where(box_row)
+                .values(state="sent", command_id=command_id, boot_id=boot, sent_at=now,
+                        reason=None, updated_at=now)
+            )  # fmt: skip
+
         try:
-            command = send(
+            send(
                 self.engine,
                 site=self.index,
                 box_id=box_id,
@@ -201,28 +219,19 @@ class RolloutEngine:
                 actor=f"rollout:{rollout.id}",
                 publish=self.publish(),
                 fleet=True,
+                within=mark_sent,
             )
         except CentralError as exc:
             log.warning("rollout %s: install-release to %s not sent: %s", rollout.id, box_id,
                         exc.detail)  # fmt: skip
+            with writer(self.engine).begin() as conn:  # stored, not published: again later
+                conn.execute(
+                    t.rollout_boxes.update()
+                    .where(box_row, t.rollout_boxes.c.state == "sent")
+                    .values(state="waiting", command_id=None, sent_at=None,
+                            reason=f"not sent: {exc.detail}", updated_at=time.time())
+                )  # fmt: skip
             return None
-        boot = statuses.get(box_id, (False, {}))[1].get("boot_id")
-        with writer(self.engine).begin() as conn:
-            conn.execute(
-                t.rollout_boxes.update()
-                .where(
-                    t.rollout_boxes.c.rollout_id == rollout.id,
-                    t.rollout_boxes.c.box_id == box_id,
-                )
-                .values(
-                    state="sent",
-                    command_id=command.id,
-                    boot_id=boot,
-                    sent_at=time.time(),
-                    reason=None,
-                    updated_at=time.time(),
-                )
-            )
         return "sent"
 
     def _set(self, rollout_id: int, box_id: str, seen: Outcome) -> None:

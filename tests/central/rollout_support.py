@@ -136,6 +136,7 @@ class StandInBox:
         self.topics = Topics(SITE, box_id)
         self.version = version
         self.behaviour = behaviour
+        self.gate_s = 0.2  # from the restart to the health gate's confirmation
         self.installs: list[dict[str, Any]] = []
         self.commands: list[tuple[str, dict[str, Any]]] = []
         self.boot = uuid.uuid4()
@@ -144,14 +145,20 @@ class StandInBox:
         self.client: paho.Client | None = None
 
     def online(self) -> StandInBox:
+        self.listen_only()
+        self._birth(ReleaseReport(version=self.version, state="confirmed", ts=_now()))
+        return self
+
+    def listen_only(self) -> None:
+        """Connected and subscribed to the box's commands, without a birth."""
         self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
         self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_args: subscribed.set()
         self.client.connect(self.broker.host, self.broker.port)
         self.client.loop_start()
         self.client.subscribe(self.topics.cmd_filter, qos=1)
-        time.sleep(0.1)  # the subscription is in before the birth says the box is online
-        self._birth(ReleaseReport(version=self.version, state="confirmed", ts=_now()))
-        return self
+        assert subscribed.wait(10), "the broker did not confirm the subscription"
 
     def offline(self) -> None:
         assert self.client is not None
@@ -218,7 +225,7 @@ class StandInBox:
             )
             return
         self._birth(ReleaseReport(version=target, state="on_trial", ts=_now()))
-        time.sleep(0.2)  # the health gate
+        time.sleep(self.gate_s)  # the health gate
         self.version = target
         self._birth(ReleaseReport(version=target, state="confirmed", ts=_now()))
 
@@ -230,6 +237,7 @@ class StandInBox:
         if self.client is not None:
             self.client.loop_stop()
             self.client.disconnect()
+            self.client = None
 
 
 def _now() -> dt.datetime:

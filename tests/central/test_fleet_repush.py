@@ -20,10 +20,16 @@ def test_a_returning_box_gets_its_unanswered_push_again(
 ) -> None:
     with rollout_central(mosquitto, tmp_path) as client:
         admin = login(client, "ada")
+        # a watcher on the box's command topic: the push has passed the broker (with nobody
+        # of the box to take it) before the box comes back
+        watcher = StandInBox(mosquitto, "box-p1", "1.0.0")
+        watcher.listen_only()
         pushed = client.post("/api/v1/fleet/config/push", json={"box_id": "box-p1"},
                              headers=admin)  # fmt: skip
         assert pushed.status_code == 202, pushed.text  # the box is away: nobody takes it
         first = pushed.json()[0]
+        wait_for(lambda: watcher.received(CommandName.CONFIG_PUSH), what="the push to pass")
+        watcher.close()
         box = StandInBox(mosquitto, "box-p1", "1.0.0")
         try:
             box.online()
