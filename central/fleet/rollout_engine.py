@@ -128,6 +128,11 @@ class RolloutEngine:
             state = states[box.box_id]
             if box.wave > rollout.wave:
                 continue
+            if state in ("waiting", "offline-deferred") and box.box_id not in self.index.boxes:
+                gone = Outcome("skipped", None, "no longer a box of the site file")
+                self._set(rollout.id, box.box_id, gone)
+                states[box.box_id] = "skipped"
+                continue
             if state == "waiting" and online:
                 states[box.box_id] = self._send(rollout, box.box_id, statuses) or state
             elif state == "waiting":

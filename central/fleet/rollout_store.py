@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, select
 
 from central import audit
@@ -30,6 +31,7 @@ from central.fleet.rollout_plan import (
     waves,
 )
 from central.releases import store as releases
+from firmware_protocols.uplink.models import InstallRelease
 from site_model.site import Site
 
 
@@ -55,6 +57,14 @@ def _release(releases_dir: Path, version: str) -> releases.StoredRelease:
             "add); nothing started",
             field="version",
         )
+    try:  # what the engine will send: refused now, not at each beat later
+        InstallRelease(version=found.version, sha256=f"sha256:{found.sha256}")
+    except ValidationError:
+        raise Invalid(
+            f"version: {version!r} is no release version a box takes (digits and dots, e.g. "
+            "1.4.0, firmware_protocols/uplink/models/commands.py); nothing started",
+            field="version",
+        ) from None
     return found
 
 

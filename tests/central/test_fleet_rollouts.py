@@ -28,7 +28,7 @@ ROLLOUTS = "/api/v1/fleet/rollouts"
 
 @pytest.fixture
 def central(mosquitto: MosquittoBroker, tmp_path: Path) -> Iterator[TestClient]:
-    store_releases(tmp_path / "releases", tmp_path, {"1.1.0": False, "1.0.1": True})
+    store_releases(tmp_path / "releases", tmp_path, {"1.1.0": False, "1.0.1": True, "1!2.0": False})
     town_clock(tmp_path / "town-clock.json", hour=12)  # midday: outside the default window
     with rollout_central(mosquitto, tmp_path) as client:
         yield client
@@ -224,6 +224,7 @@ def test_only_an_admin_acts_and_bad_input_is_refused_clearly(central: TestClient
         assert central.post(ROLLOUTS, json=body, headers=who).status_code == 403
     refused = {
         "unknown version": ({**body, "version": "9.9.9"}, "not stored at central"),
+        "not a box's version": ({**body, "version": "1!2.0"}, "no release version a box takes"),
         "unknown town": ({**body, "town": "elsewhere"}, "no town 'elsewhere'"),
         "share 0": ({**body, "share": 0}, "share: 0 %"),
         "share 150": ({**body, "share": 150}, "share: 150 %"),
