@@ -37,6 +37,8 @@ WAVE_NAMES = ("canary", "share", "rest")
 # new release then shows no free spaces for a minute, so unattended installs wait for the
 # quiet night, after the evening and well before the morning.
 DEFAULT_WINDOW = "20:00-06:00"
+MAX_SPANS = 8
+MAX_FAILURES = 100_000
 _SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -70,7 +72,10 @@ class Window:
 def parse_window(text: str) -> Window:
     """``"20:00-06:00"`` or several spans split by commas; PlanError('window', ...)."""
     spans = []
-    for part in (p.strip() for p in text.split(",")):
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > MAX_SPANS:
+        raise PlanError("window", f"{len(parts)} spans: give at most {MAX_SPANS}")
+    for part in parts:
         match = _SPAN.match(part)
         if match is None:
             raise PlanError(
@@ -88,8 +93,10 @@ def check_options(*, canary: int, share: int, max_failures: int, confirm_timeout
         raise PlanError("canary", f"{canary} boxes: give 0 to 100")
     if not 1 <= share <= 100:
         raise PlanError("share", f"{share} %: give a share of the boxes from 1 to 100")
-    if max_failures < 1:
-        raise PlanError("max_failures", f"{max_failures}: the rollout halts at 1 failure or more")
+    if not 1 <= max_failures <= MAX_FAILURES:
+        raise PlanError(
+            "max_failures", f"{max_failures}: the rollout halts at 1 to {MAX_FAILURES} failures"
+        )
     if not 10 <= confirm_timeout_s <= 7 * 86400:
         raise PlanError("confirm_timeout_s", f"{confirm_timeout_s} s: give 10 s to 7 days")
 

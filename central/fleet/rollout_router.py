@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from central.deps import Admin, CentralDep, Viewer
 from central.fleet import rollout_store
 from central.fleet.rollout_models import RollbackIn, RolloutIn, RolloutOut
 
 router = APIRouter(prefix="/api/v1/fleet", tags=["fleet"])
+RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # the rollouts' INTEGER key
 
 
 @router.get("/rollouts", response_model=list[RolloutOut], summary="Rollouts, newest first")
@@ -22,7 +23,7 @@ def rollouts(
 
 
 @router.get("/rollouts/{rollout_id}", response_model=RolloutOut, summary="One rollout")
-def rollout(rollout_id: int, central: CentralDep, _: Viewer) -> RolloutOut:
+def rollout(rollout_id: RolloutId, central: CentralDep, _: Viewer) -> RolloutOut:
     return rollout_store.get(central.engine, rollout_id)
 
 
@@ -43,12 +44,12 @@ def start(request: RolloutIn, central: CentralDep, actor: Admin) -> RolloutOut:
 
 
 @router.post("/rollouts/{rollout_id}/halt", response_model=RolloutOut, summary="Halt (admin)")
-def halt(rollout_id: int, central: CentralDep, actor: Admin) -> RolloutOut:
+def halt(rollout_id: RolloutId, central: CentralDep, actor: Admin) -> RolloutOut:
     return rollout_store.halt(central.engine, rollout_id, actor=actor.label)
 
 
 @router.post("/rollouts/{rollout_id}/resume", response_model=RolloutOut, summary="Resume (admin)")
-def resume(rollout_id: int, central: CentralDep, actor: Admin) -> RolloutOut:
+def resume(rollout_id: RolloutId, central: CentralDep, actor: Admin) -> RolloutOut:
     return rollout_store.resume(central.engine, rollout_id, actor=actor.label)
 
 
@@ -58,7 +59,9 @@ def resume(rollout_id: int, central: CentralDep, actor: Admin) -> RolloutOut:
     status_code=201,
     summary="Take the boxes a rollout reached to a --rollback release (admin; audited)",
 )
-def rollback(rollout_id: int, request: RollbackIn, central: CentralDep, actor: Admin) -> RolloutOut:
+def rollback(
+    rollout_id: RolloutId, request: RollbackIn, central: CentralDep, actor: Admin
+) -> RolloutOut:
     return rollout_store.rollback(
         central.engine,
         rollout_id,

@@ -188,6 +188,8 @@ def start(
 
 
 def _row(conn: Connection, rollout_id: int) -> Any:
+    if not 1 <= rollout_id <= 2**31 - 1:  # the key's INTEGER: no such row, on every engine
+        raise NotFound("rollout", str(rollout_id))
     row = conn.execute(select(t.rollouts).where(t.rollouts.c.id == rollout_id)).first()
     if row is None:
         raise NotFound("rollout", str(rollout_id))
