@@ -11,7 +11,8 @@ Each step, for every running or halted rollout:
    offline; a deferred box that is back is sent the release inside the maintenance window
    (town time, ``central.townclock``);
 4. the next wave starts once every box of this one has settled (confirmed, failed, skipped)
-   or is deferred; the rollout is done when no box is left to serve.
+   or is deferred, and not while the whole canary wave is deferred (a canary must answer
+   first); the rollout is done when no box is left to serve.
 
 All state is in the store, so a process that takes the lease from a dead holder goes on
 where it stopped. A halted rollout still records what its sent boxes report.
@@ -148,6 +149,8 @@ class RolloutEngine:
         current = [b.box_id for b in boxes if b.wave == rollout.wave]
         if not all(states[b] in SETTLED or states[b] == "offline-deferred" for b in current):
             return
+        if rollout.wave == 0 and current and all(states[b] == "offline-deferred" for b in current):
+            return  # no canary has answered yet: the next wave waits for one
         later = sorted({b.wave for b in boxes if b.wave > rollout.wave})
         values: dict[str, Any]
         if later:

@@ -210,6 +210,19 @@ def test_an_offline_box_is_deferred_then_served_back_inside_the_window_only(
     assert _states(done)["box-s1"] == "confirmed" and len(boxes["box-s1"].installs) == 1
 
 
+def test_with_every_box_offline_the_canary_wave_waits(central: TestClient) -> None:
+    started = _start(central)  # nobody online: the canary is deferred, the others wait
+    wait_for(
+        lambda: _states(_rollout(central, started["id"]))["box-p1"] == "offline-deferred",
+        what="the canary deferred",
+    )
+    _beats(central, 10)
+    rollout = _rollout(central, started["id"])
+    assert (rollout["state"], rollout["wave"]) == ("running", "canary")
+    assert _states(rollout) == {"box-p1": "offline-deferred", "box-p2": "waiting",
+                                "box-s1": "waiting"}  # fmt: skip
+
+
 def _beats(client: TestClient, n: int) -> bool:
     import time
 
