@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine, inspect
 
-from central.db.migrate import current, upgrade
+from central.db.migrate import current, downgrade, upgrade
 from central.fleet.rollout_plan import (
     DEFAULT_WINDOW,
     PlanError,
@@ -88,20 +88,8 @@ def test_what_a_box_reports_moves_it_on() -> None:
 
 def test_migration_0008_goes_down_and_up_again(engine: Engine) -> None:
     assert current(engine) == "0008"
-    upgrade_down(engine, "0007")
+    downgrade(engine, "0007")
     assert "rollouts" not in inspect(engine).get_table_names()
     upgrade(engine)
     assert {"rollouts", "rollout_boxes"} <= set(inspect(engine).get_table_names())
     assert current(engine) == "0008"
-
-
-def upgrade_down(engine: Engine, revision: str) -> None:
-    from alembic import command
-
-    from central.db.engine import writer
-    from central.db.migrate import _config
-
-    config = _config()
-    with writer(engine).begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
