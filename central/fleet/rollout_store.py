@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, text
 
 from central import audit
 from central.db import schema as t
@@ -30,6 +30,7 @@ from central.fleet.rollout_plan import (
     runs_confirmed,
     waves,
 )
+from central.leases import lease_key
 from central.releases import store as releases
 from firmware_protocols.uplink.models import InstallRelease
 from site_model.site import Site
@@ -69,6 +70,12 @@ def _release(releases_dir: Path, version: str) -> releases.StoredRelease:
 
 
 def _running(conn: Connection, town: str) -> int | None:
+    """The town's running rollout. On PostgreSQL the town is held until the transaction
+    ends (an advisory transaction lock), so two admins starting or resuming at once take
+    turns and the second sees the first's: one running rollout per town."""
+    if conn.dialect.name == "postgresql":
+        key = lease_key(f"rollout-town:{town}")
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
     return conn.execute(
         select(t.rollouts.c.id).where(t.rollouts.c.town == town, t.rollouts.c.state == "running")
     ).scalar()

@@ -4,11 +4,16 @@ migration 0008 going down and up again on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, inspect
 
 from central.db.migrate import current, downgrade, upgrade
+from central.errors import Conflict
+from central.fleet import rollout_store
+from central.fleet.rollout_models import RolloutIn
 from central.fleet.rollout_plan import (
     DEFAULT_WINDOW,
     PlanError,
@@ -17,6 +22,8 @@ from central.fleet.rollout_plan import (
     parse_window,
     waves,
 )
+from site_model.site import Site
+from tests.central.rollout_support import store_releases
 
 BOXES = [f"box-{i:02}" for i in range(1, 11)]
 
@@ -93,3 +100,30 @@ def test_migration_0008_goes_down_and_up_again(engine: Engine) -> None:
     upgrade(engine)
     assert {"rollouts", "rollout_boxes"} <= set(inspect(engine).get_table_names())
     assert current(engine) == "0008"
+
+
+def test_two_admins_starting_at_once_get_one_running_rollout(
+    engine: Engine, site: Site, tmp_path: Path
+) -> None:
+    """Eight starts of a rollout to one town at the same moment: one runs, seven get 409."""
+    store_releases(tmp_path / "releases", tmp_path, {"1.1.0": False})
+    request = RolloutIn(version="1.1.0", town=site.id)
+    gate = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def start() -> None:
+        gate.wait()
+        try:
+            rollout_store.start(engine, site, releases_dir=tmp_path / "releases",
+                                request=request, actor="ada")  # fmt: skip
+            outcomes.append("started")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["conflict"] * 7 + ["started"]
+    assert [r.state for r in rollout_store.list_rollouts(engine)] == ["running"]
