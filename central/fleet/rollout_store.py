@@ -277,6 +277,11 @@ def rollback(
                 updated_at=time.time(),
             )
         )
+        other = _running(conn, row.town)
+        if other is not None:
+            raise Conflict(
+                f"rollout {other} is running in {row.town}: halt it first; nothing changed"
+            )
         new = RolloutIn(
             version=version,
             town=row.town,

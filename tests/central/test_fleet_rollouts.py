@@ -256,10 +256,18 @@ def test_only_an_admin_acts_and_bad_input_is_refused_clearly(central: TestClient
         assert central.post(path, headers=operator).status_code == 403
         assert central.post(path, headers=admin).status_code == 200
     assert central.post(f"{ROLLOUTS}/999/halt", headers=admin).status_code == 404
+    # a halted rollout cannot be rolled back while another runs in the town
+    assert central.post(f"{ROLLOUTS}/{started['id']}/halt", headers=admin).status_code == 200
+    other = central.post(ROLLOUTS, json=body, headers=admin).json()
+    busy = central.post(f"{ROLLOUTS}/{started['id']}/rollback", json={"version": "1.0.1"},
+                        headers=admin)  # fmt: skip
+    assert busy.status_code == 409 and f"rollout {other['id']} is running" in busy.text
+    assert _rollout(central, started["id"])["state"] == "halted"  # nothing changed
     rollback = f"{ROLLOUTS}/{started['id']}/rollback"
     assert central.post(rollback, json={"version": "1.0.1"}, headers=viewer).status_code == 403
     sneaked = {"command": "install-release", "version": "1.1.0", "sha256": "sha256:" + "a" * 64}
     answer = central.post("/api/v1/boxes/box-p1/commands", json={"body": sneaked},
                           headers=operator)  # fmt: skip
     assert answer.status_code == 422 and "installed by a rollout" in answer.text
-    assert [r["id"] for r in central.get(ROLLOUTS, headers=viewer).json()] == [started["id"]]
+    listed = central.get(ROLLOUTS, headers=viewer).json()
+    assert [r["id"] for r in listed] == [other["id"], started["id"]]
