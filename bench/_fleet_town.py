@@ -122,6 +122,7 @@ class Town:
         self._ready = threading.Event()
         self._done: asyncio.Event | None = None
         self.changes_sent = 0
+        self.truth: dict[str, bool] = {}  # bay -> occupied, as the sensors last said
 
     def central_env(self) -> dict[str, str]:
         return {
@@ -267,6 +268,7 @@ class Town:
                 sensor = rng.choice(sensors)
                 occupied[sensor] = not occupied[sensor]
                 await sim.send_status(sensor, occupied=occupied[sensor])
+                self.truth[box.sensors[sensor]] = occupied[sensor]
                 self.changes_sent += 1
             await asyncio.sleep(1.0)
 
@@ -295,6 +297,14 @@ class Town:
                     "SELECT box_id, bay_id, ts, to_state FROM events WHERE kind = 'bay_changed'"
                 )
             )
+        finally:
+            conn.close()
+
+    def central_bays(self) -> dict[str, str | None]:
+        """Each bay's state in central's store (what the API and the signs' lots show)."""
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
+        try:
+            return dict(conn.execute("SELECT bay_id, state FROM bays").fetchall())
         finally:
             conn.close()
 

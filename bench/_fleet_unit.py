@@ -40,9 +40,12 @@ class Unit:
     (the box running, its confirm polling), running (confirmed or nothing on trial),
     restarting, down (after a power cut, before the boot)."""
 
-    def __init__(self, name: str, prefix: Path, config: Path, log: Path) -> None:
+    def __init__(
+        self, name: str, prefix: Path, config: Path, log: Path, *, restart_s: float | None = None
+    ) -> None:
+        """``restart_s`` replaces the unit file's RestartSec (the tests' quick units)."""
         self.name, self.prefix, self.config, self.log = name, prefix, config, log
-        self.restart_s = unit_seconds("RestartSec")
+        self.restart_s = unit_seconds("RestartSec") if restart_s is None else restart_s
         self.stop_timeout_s = unit_seconds("TimeoutStopSec")
         self.phase = "stopped"
         self.starts = 0
@@ -165,5 +168,6 @@ class Unit:
         with self._lock:
             procs = list(self._procs)
         self._terminate(*procs)
-        self._thread.join(self.stop_timeout_s + 10)
+        if self._thread.is_alive():
+            self._thread.join(self.stop_timeout_s + 10)
         self.phase = "stopped"

@@ -236,9 +236,17 @@ def main() -> int:
     for note in notes:
         say(f"  {note}")
     say(f"events at central: {rows} rows; lost {lost}, duplicated {twice}")
+    bays = town.central_bays()
+    wrong = sorted(
+        bay for bay, occ in town.truth.items() if bays.get(bay) != ("occupied" if occ else "free")
+    )
+    say(
+        f"bays changed by the sensors: {len(town.truth)}; central's state differs from the "
+        f"sensors' on {len(wrong)}" + (f": {wrong[:8]}" if wrong else "")
+    )
     final = Counter(running_version(b) for b in town.boxes)
     say(f"releases the boxes run at the end: {dict(final)}")
-    kills_ok = all(k.came_back_on in (n, good) for k in cut) and len(cut) == len(kills)
+    kills_ok = all(c.came_back_on in (n, good) for c in cut) and len(cut) == len(kills)
     ok = (
         len(on_good) == args.boxes
         and k == 1
@@ -249,6 +257,7 @@ def main() -> int:
         and twice == 0
         and refused
         and kills_ok
+        and not wrong
     )
     say(
         f"kills: {len(cut)} at {', '.join(k.step for k in cut)}; all came back on a working "
