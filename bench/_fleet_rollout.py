@@ -9,6 +9,7 @@ the one function the bench calls to roll a release out.
 from __future__ import annotations
 
 import math
+import signal
 import subprocess
 import threading
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench._fleet_town import Box, Town
-from bench._fleet_unit import ENV, Unit
+from bench._fleet_unit import ENV, Unit, signal_group
 from edge.update.slots import Layout
 
 # The update's own steps, as it prints them, then the unit's around the restart.
@@ -117,8 +118,8 @@ class Driver:
 
     def _cut(self, box: Box, proc: subprocess.Popen[str] | None, kill: Kill, landed: str) -> None:
         self.units[box.box_id].power_cut()
-        if proc is not None and proc.poll() is None:
-            proc.kill()
+        if proc is not None:
+            signal_group(proc, signal.SIGKILL)  # the update and the pip it runs
             proc.wait()
         kill.landed = landed
 
@@ -146,7 +147,12 @@ class Driver:
         with box.log.open("a") as out:
             out.write(f"[{time.strftime('%H:%M:%S')}] bench: {' '.join(command[1:])}\n")
         proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=ENV,
+            start_new_session=True,
         )
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)

@@ -13,6 +13,7 @@ is the one under ``<prefix>/current`` at the time it starts, as systemd resolves
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -33,6 +34,14 @@ def unit_seconds(key: str, text: str | None = None) -> float:
     if found is None:
         raise ValueError(f"{UNIT_FILE.name}: no {key}=")
     return float(found.group(1)) * (60 if found.group(2) == "min" else 1)
+
+
+def signal_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str], sig: int) -> None:
+    """Signal a process and everything it started (each is spawned in a session of its own),
+    as systemd signals the unit's control group: a power cut must also stop the pip an
+    update runs, or it goes on writing into the slot."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
 
 
 class Unit:
@@ -111,8 +120,7 @@ class Unit:
             self.phase = "restarting" if restarting else self.phase
             if self._cut:  # also what was started just as the power went
                 for proc in (confirm, box):
-                    if proc.poll() is None:
-                        proc.kill()
+                    signal_group(proc, signal.SIGKILL)
                     proc.wait()
             else:
                 self._terminate(confirm, box)
@@ -127,12 +135,12 @@ class Unit:
     def _terminate(self, *procs: subprocess.Popen[bytes]) -> None:
         for proc in procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                signal_group(proc, signal.SIGTERM)
         for proc in procs:
             try:
                 proc.wait(self.stop_timeout_s)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                signal_group(proc, signal.SIGKILL)
                 proc.wait()
 
     def _forget(self) -> None:
@@ -154,9 +162,8 @@ class Unit:
         with self._lock:
             procs = list(self._procs)
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-        self._note(f"power cut: kill -9 of {len(procs)} process(es)")
+            signal_group(proc, signal.SIGKILL)
+        self._note(f"power cut: kill -9 of {len(procs)} process(es) and their children")
 
     def start(self) -> Unit:
         self._thread.start()

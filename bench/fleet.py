@@ -205,7 +205,9 @@ def main() -> int:
                 f"{kill.came_back_on} in " + (f"{kill.back_in_s:.0f} s" if kill.back_in_s else "-")
             )
 
-        target = town.boxes[-1]
+        target = next(
+            (b for b in reversed(town.boxes) if running_version(b) == good), town.boxes[-1]
+        )
         tampered_rc, tampered_said = offer(target, releases.tampered, releases.public_key)
         older_rc, older_said = offer(target, releases.bundles[n], releases.public_key)
         still = running_version(target)

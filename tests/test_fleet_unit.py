@@ -20,6 +20,7 @@ rc=$(cat "$dir/$2.rc" 2>/dev/null || echo 0)
 case "$2" in
   run)
     trap 'echo "term $$" >> "$dir/calls"; exit 0' TERM
+    sleep 300 & echo "child $!" >> "$dir/calls"
     if [ -f "$dir/run.exit-once" ]; then rm "$dir/run.exit-once"; exit 3; fi
     while :; do sleep 0.05; done ;;
   confirm)
@@ -103,4 +104,14 @@ def test_a_power_cut_kills_every_process_and_boots_again(box: Path, unit: Unit) 
     eventually(lambda: calls(box).count("run") == 2)
     assert "term" not in calls(box)  # kill -9: nothing had the time to stop cleanly
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+        assert not alive(pid)
+    children = [int(line.split()[1]) for line in (box / "calls").read_text().splitlines()
+                if line.startswith("child")]  # fmt: skip
+    assert not alive(children[0])  # what the box had started went with it (an update's pip)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
