@@ -2,13 +2,15 @@
 
 Per start, as the unit: the boot check (``ExecStartPre``; a failure fails the start), then
 ``edge run`` (``ExecStart``) with ``edge confirm`` beside it (``ExecStartPost``). When the box
-exits, whatever its exit code (``Restart=always``: a box that asks to be started into a new
-slot just exits), or the confirm fails, both are stopped (SIGTERM, SIGKILL after
-``TimeoutStopSec``) and the unit starts again after ``RestartSec``. ``restart()`` is
+exits, whatever its exit code (``Restart=always``; 75, with which a box asks to be started
+into the slot central's install-release switched to, is one of them), or the confirm fails,
+both are stopped (SIGTERM, SIGKILL after ``TimeoutStopSec``) and the unit starts again after
+``RestartSec``. ``restart()`` is
 ``systemctl restart`` (stop, then start at once); ``power_cut()`` is ``kill -9`` of every
 process of the box, then a start after ``RestartSec`` as the box boots again. Every command
-is the one under ``<prefix>/current`` at the time it starts, as systemd resolves it.
-``RestartSec`` and ``TimeoutStopSec`` are read from the unit file itself.
+is the one under ``<prefix>/current`` at the time it starts, as systemd resolves it. The
+three commands, ``RestartSec`` and ``TimeoutStopSec`` are read from the unit file itself, the
+box's folders put in place of /opt/parkgrid, /etc/parkgrid/edge.toml and /var/lib/parkgrid.
 """
 
 from __future__ import annotations
@@ -36,6 +38,25 @@ def unit_seconds(key: str, text: str | None = None) -> float:
     return float(found.group(1)) * (60 if found.group(2) == "min" else 1)
 
 
+def unit_commands(prefix: Path, config: Path, data_dir: Path,
+                  text: str | None = None) -> dict[str, list[str]]:  # fmt: skip
+    """The unit file's ExecStartPre, ExecStart and ExecStartPost for a box installed under
+    ``prefix`` (its /opt/parkgrid) with ``config`` and ``data_dir`` (/var/lib/parkgrid)."""
+    text = UNIT_FILE.read_text() if text is None else text
+    commands = {}
+    for key in ("ExecStartPre", "ExecStart", "ExecStartPost"):
+        found = re.search(rf"^{key}=\+?(.+)$", text, re.MULTILINE)
+        if found is None:
+            raise ValueError(f"{UNIT_FILE.name}: no {key}=")
+        commands[key] = [
+            arg.replace("/opt/parkgrid", str(prefix))
+            .replace("/etc/parkgrid/edge.toml", str(config))
+            .replace("/var/lib/parkgrid", str(data_dir))
+            for arg in found.group(1).split()
+        ]
+    return commands
+
+
 def signal_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str], sig: int) -> None:
     """Signal a process and everything it started (each is spawned in a session of its own),
     as systemd signals the unit's control group: a power cut must also stop the pip an
@@ -49,11 +70,11 @@ class Unit:
     (the box running, its confirm polling), running (confirmed or nothing on trial),
     restarting, down (after a power cut, before the boot)."""
 
-    def __init__(
-        self, name: str, prefix: Path, config: Path, log: Path, *, restart_s: float | None = None
-    ) -> None:
+    def __init__(self, name: str, prefix: Path, config: Path, data_dir: Path, log: Path, *,
+                 restart_s: float | None = None) -> None:  # fmt: skip
         """``restart_s`` replaces the unit file's RestartSec (the tests' quick units)."""
         self.name, self.prefix, self.config, self.log = name, prefix, config, log
+        self.commands = unit_commands(prefix, config, data_dir)
         self.restart_s = unit_seconds("RestartSec") if restart_s is None else restart_s
         self.stop_timeout_s = unit_seconds("TimeoutStopSec")
         self.phase = "stopped"
@@ -70,9 +91,9 @@ class Unit:
         with self.log.open("a") as out:
             out.write(f"[{time.strftime('%H:%M:%S')}] unit: {line}\n")
 
-    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        command = [str(self.prefix / "current" / "bin" / "parkgrid"), *args]
-        self._note(" ".join(args))
+    def _spawn(self, key: str) -> subprocess.Popen[bytes]:
+        command = self.commands[key]  # run from <prefix>/current at the time, as systemd does
+        self._note(f"{key}: {' '.join(command[1:])}")
         with self.log.open("ab") as out:
             proc = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, env=ENV, start_new_session=True
@@ -89,17 +110,15 @@ class Unit:
         while not self._stop.is_set():
             self._cut = False
             self.phase = "boot-check"
-            check = self._spawn("edge", "boot-check", "--prefix", str(self.prefix))
+            check = self._spawn("ExecStartPre")
             if check.wait() != 0 or self._cut:
                 self._forget()
                 self.phase = "down" if self._cut else "failed"
                 self._pause(self.restart_s)
                 continue
             self.starts += 1
-            box = self._spawn("edge", "run", "--config", str(self.config))
-            confirm = self._spawn(
-                "edge", "confirm", "--prefix", str(self.prefix), "--config", str(self.config)
-            )
+            box = self._spawn("ExecStart")
+            confirm = self._spawn("ExecStartPost")
             self.phase = "confirming"
             restarting = False
             while not self._stop.is_set() and not self._cut:

@@ -178,7 +178,7 @@ def main() -> int:
             f"{args.parallel} at a time; one slot took {min(took):.0f} to {max(took):.0f} s"
         )
         for box in town.boxes:
-            units[box.box_id] = Unit(box.box_id, box.prefix, box.config, box.log).start()
+            units[box.box_id] = Unit(box.box_id, box.prefix, box.config, box.data, box.log).start()
         driver = Driver(
             town,
             units,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench._fleet_unit import UNIT_FILE, Unit, unit_seconds
+from bench._fleet_unit import UNIT_FILE, Unit, unit_commands, unit_seconds
 
 FAKE = """#!/bin/sh
 # $1 $2: edge boot-check|run|confirm
@@ -43,7 +43,7 @@ def box(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def unit(box: Path) -> Iterator[Unit]:
-    started = Unit("box-t", box, box / "edge.toml", box / "unit.log", restart_s=0.3)
+    started = Unit("box-t", box, box / "edge.toml", box / "data", box / "unit.log", restart_s=0.3)
     yield started
     started.stop()
 
@@ -67,6 +67,18 @@ def test_the_unit_files_settings_are_read() -> None:
     assert unit_seconds("TimeoutStartSec", "TimeoutStartSec=15min\n") == 900
     with pytest.raises(ValueError, match="no Nope="):
         unit_seconds("Nope", text)
+
+
+def test_the_unit_files_commands_for_a_box_in_its_own_folders(tmp_path: Path) -> None:
+    prefix, config, data = tmp_path / "opt", tmp_path / "etc" / "edge.toml", tmp_path / "data"
+    commands = unit_commands(prefix, config, data)
+    parkgrid = str(prefix / "current" / "bin" / "parkgrid")
+    assert commands["ExecStartPre"][:3] == [parkgrid, "edge", "boot-check"]
+    assert commands["ExecStart"] == [parkgrid, "edge", "run", "--config", str(config)]
+    assert commands["ExecStartPost"][:3] == [parkgrid, "edge", "confirm"]
+    every = " ".join(" ".join(c) for c in commands.values())
+    assert "/opt/parkgrid" not in every and "/var/lib/parkgrid" not in every
+    assert "/etc/parkgrid" not in every
 
 
 def test_boot_check_before_each_start_and_restart_when_the_box_exits(box: Path, unit: Unit) -> None:
