@@ -152,9 +152,10 @@ class Unit:
                 self._pause(self.restart_s)
 
     def _terminate(self, *procs: subprocess.Popen[bytes]) -> None:
+        # the whole group, even when its leader has exited: systemd stops what is left in
+        # the unit's control group when the main process is gone
         for proc in procs:
-            if proc.poll() is None:
-                signal_group(proc, signal.SIGTERM)
+            signal_group(proc, signal.SIGTERM)
         for proc in procs:
             try:
                 proc.wait(self.stop_timeout_s)

@@ -88,6 +88,9 @@ def test_boot_check_before_each_start_and_restart_when_the_box_exits(box: Path, 
     # the boot check before each start (the confirm starts beside the box, in any order)
     assert [c for c in calls(box) if c in ("boot-check", "run")] == ["boot-check", "run"] * 2
     assert unit.exits == [3]
+    first_child = int(next(c for c in (box / "calls").read_text().splitlines()
+                           if c.startswith("child")).split()[1])  # fmt: skip
+    eventually(lambda: not alive(first_child))  # what the exited box left was stopped too
 
 
 def test_a_failed_boot_check_starts_nothing_and_is_tried_again(box: Path, unit: Unit) -> None:
