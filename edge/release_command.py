@@ -301,7 +301,9 @@ class ReleaseInstaller:
         body = command.body
         assert isinstance(body, InstallRelease)
         folder = request_folder(self.settings.data_dir)
-        request = Request(str(command.command_id), body.version, body.sha256, body.rollout)
+        request = Request(
+            str(command.command_id), body.version, body.sha256, body.rollout, body.confirm_within_s
+        )
         try:
             path = write_request(folder, request)
         except OSError as exc:
@@ -345,7 +347,8 @@ class ReleaseInstaller:
             _drop(path)
             return
         body = InstallRelease(version=request.version, sha256=request.sha256,
-                              rollout=request.rollout)  # fmt: skip
+                              rollout=request.rollout,
+                              confirm_within_s=request.confirm_within_s)  # fmt: skip
         log.info("install of %s asked before the restart: waiting for its runner", body.version)
         self.installing = body
         try:

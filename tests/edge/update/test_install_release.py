@@ -29,7 +29,7 @@ from central.auth.models import Role
 from central.auth.service import issue_token
 from edge import release_command
 from edge.release_command import ReleaseInstaller, ReleaseSettings, release_report, running_prefix
-from edge.update.request import Request, write_request
+from edge.update.request import BadRequest, Request, read_request, write_request
 from firmware_protocols.uplink.models import Command, InstallRelease
 from parkgrid.cli import main
 from tests.central.releases_support import RunningCentral, keypair, running_central, small_bundle
@@ -62,10 +62,18 @@ class Box:
         )
 
 
-def _command(version: str, sha256: str, *, expires_in: float | None = None) -> Command:
+def _command(
+    version: str,
+    sha256: str,
+    *,
+    expires_in: float | None = None,
+    confirm_within_s: float | None = None,
+) -> Command:
     now = dt.datetime.now(dt.UTC)
     expires = None if expires_in is None else now + dt.timedelta(seconds=expires_in)
-    body = InstallRelease(version=version, sha256=sha256, rollout=1)
+    body = InstallRelease(
+        version=version, sha256=sha256, rollout=1, confirm_within_s=confirm_within_s
+    )
     return Command(command_id=uuid.uuid4(), issued_at=now, expires_at=expires, body=body)
 
 
@@ -324,6 +332,37 @@ async def test_under_the_unit_a_root_runner_carries_out_the_box_s_request(box: B
     assert await unit == 0
     assert os.readlink(box.prefix / "current") == "releases/b"
     assert not (settings.data_dir / "release" / "request.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["process", "unit"])
+async def test_the_command_s_trial_window_is_the_new_release_s(box: Box, runner: str) -> None:
+    """The rollout's trial window travels in the command, through the request file, to the
+    runner's install: state.json's trial has it, not the runner's default (600 s)."""
+    sha = box.store("2.0.0")
+    settings = dataclasses.replace(box.settings, runner=runner)
+    installer = ReleaseInstaller(settings)
+    installer.restart = lambda: None
+    unit = asyncio.create_task(_path_unit(box)) if runner == "unit" else None
+    command = _command("2.0.0", sha, confirm_within_s=45)
+    assert await installer.handle(command, time.time()) is None
+    if unit is not None:
+        assert await unit == 0
+    state = json.loads((box.prefix / "releases" / "state.json").read_text())
+    assert state["trial"]["version"] == "2.0.0"
+    assert state["trial"]["confirm_within_s"] == 45
+
+
+def test_a_request_keeps_the_trial_window_and_refuses_one_out_of_bounds(tmp_path: Path) -> None:
+    folder = tmp_path / "release"
+    sha = "sha256:" + "ab" * 32
+    path = write_request(folder, Request(str(uuid.uuid4()), "2.0.0", sha, 1, 90.0))
+    assert read_request(path).confirm_within_s == 90.0
+    path = write_request(folder, Request(str(uuid.uuid4()), "2.0.0", sha, 1))
+    assert read_request(path).confirm_within_s is None
+    path = write_request(folder, Request(str(uuid.uuid4()), "2.0.0", sha, 1, 5.0))
+    with pytest.raises(BadRequest, match="confirm_within_s"):
+        read_request(path)
 
 
 @pytest.mark.parametrize(
