@@ -10,6 +10,7 @@ Waves: the canary (``canary`` boxes, online ones first), then ``share`` percent 
        |                                     |                      |
        +--(its wave starts, offline)--> offline-deferred --(back, in the window)--> sent
                                              +---(error reply / rolled_back / timeout)--> failed
+    sent --(a new boot, no reply, the old release still confirmed: the install was cut)--> waiting
     skipped: it already ran the release, confirmed, when the rollout started.
 """
 
@@ -180,6 +181,18 @@ def outcome(
         return Outcome("failed", "rolled_back", f"rolled back by the box: {why}")
     if reply is not None and not reply[0]:
         return Outcome("failed", "refused", f"refused: {reply[1] or 'no reason given'}")
+    if (
+        new_boot
+        and reply is None
+        and release.get("version") != version
+        and release.get("state") == "confirmed"
+    ):  # its install went with the power (or a crash) before the switch: send it again
+        return Outcome(
+            "waiting",
+            None,
+            f"interrupted: back on a new boot still running {release.get('version')} without "
+            "a reply to its install (a power cut?); sent again",
+        )
     if now - sent_at > confirm_timeout_s:
         return Outcome(
             "failed", "timeout", f"not confirmed within {confirm_timeout_s:g} s of the install"

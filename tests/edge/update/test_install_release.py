@@ -125,10 +125,13 @@ async def test_an_install_runs_beside_the_loop_switches_and_asks_for_a_restart(b
     started = time.monotonic()
     install = asyncio.create_task(installer.handle(first, time.time()))
     await until(lambda: installer.installing is not None, 10, "the install started")
-    # a second command while the first installs: refused at once, nothing changed
-    second = await installer.handle(_command("2.0.0", sha), time.time())
+    # another release asked while this one installs: refused at once, nothing changed
+    second = await installer.handle(_command("3.0.0", sha), time.time())
     assert second is not None and "already running" in second
+    # the same one asked again: no second install, the first one's outcome is its reply
+    repeat = asyncio.create_task(installer.handle(_command("2.0.0", sha), time.time()))
     assert await install is None
+    assert await repeat is None
     took = time.monotonic() - started
     ticking.cancel()
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
@@ -402,6 +405,28 @@ async def test_a_request_left_by_a_power_cut_is_carried_on_under_the_unit(box: B
     await asyncio.wait_for(resuming, 30)
     assert restarts == ["restart"] and installer.installed is not None
     assert os.readlink(box.prefix / "current") == "releases/b"
+
+
+@pytest.mark.slow
+async def test_central_asking_again_during_a_resumed_install_waits_for_it(box: Box) -> None:
+    """Central sends the install again to a box back on a new boot without a reply (its
+    rollout cannot tell a runner that died from one that goes on under the unit): the box
+    answers it with the resumed install's outcome instead of refusing it as a second one."""
+    sha = box.store("2.0.0")
+    folder = box.settings.data_dir / "release"
+    write_request(folder, Request(str(uuid.uuid4()), "2.0.0", sha, 1))
+    installer = ReleaseInstaller(dataclasses.replace(box.settings, runner="unit"))
+    restarts: list[str] = []
+    installer.restart = lambda: restarts.append("restart")
+    resuming = asyncio.create_task(installer.resume())
+    await until(lambda: installer.installing is not None, 10, "the resumed install")
+    again = asyncio.create_task(installer.handle(_command("2.0.0", sha), time.time()))
+    other = await installer.handle(_command("3.0.0", sha), time.time())
+    assert other is not None and "already running" in other  # another version: refused
+    assert await _path_unit(box) == 0
+    await asyncio.wait_for(resuming, 30)
+    assert await asyncio.wait_for(again, 30) is None
+    assert restarts == ["restart"]
 
 
 async def test_a_request_left_without_its_runner_is_dropped(box: Box) -> None:
