@@ -35,6 +35,7 @@ SETTLE_S = 420.0  # a bound for a loaded 2-core machine, not a figure
 ROLLOUT_BOUND_S = 3600.0
 POLL_S = 1.0
 RESTART_MARK = "edge run exited 75"  # the unit's line: the box asks to start the new slot
+STOPPING_MARK = "switched to; restarting into it"  # the box's line: it replies, then stops
 END_STATES = ("done", "halted", "rolled_back")
 
 
@@ -139,10 +140,11 @@ class CentralRollouts:
             elif kill.step in UPDATE_STEPS:
                 if f"/6 {kill.step}" in said:
                     landed = f"{kill.step} (just after the box's runner said it)"
+            elif kill.step == "restart":
+                if STOPPING_MARK in said:
+                    landed = "restart (the box replying and stopping to start the new slot)"
             elif RESTART_MARK in said:
-                if kill.step == "restart":
-                    landed = f"restart (the box exited 75, the unit {unit.phase})"
-                elif not starts:
+                if not starts:
                     starts = unit.starts
                 elif kill.step == "boot-check" and unit.phase == "boot-check":
                     landed = "boot-check (the unit running it)"
