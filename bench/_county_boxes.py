@@ -130,6 +130,7 @@ class Box:
             self.link, self.plan.box_id, len(self.plan.bays), self._states
         )
         self.rng = random.Random(self.plan.box_id)
+        self.carry = self.rng.random()  # boxes of one role do not all emit at once
 
     def _lot(self, now: dt.datetime) -> LotState:
         capacity, occupied = len(self.plan.bays), len(self.occupied)
@@ -259,7 +260,7 @@ async def _replay(plan: BoxPlan, link: Link, events: int, ctl: Any, out: Any) ->
     started = time.monotonic()
     while outbox.depth() or uplink.acked_seq < events:
         await asyncio.sleep(0.05)
-        if time.monotonic() - started > 900:
+        if time.monotonic() - started > 1800:
             break
     elapsed = time.monotonic() - started
     await uplink.stop()

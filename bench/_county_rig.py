@@ -179,6 +179,16 @@ class County:
             total += self._cpu_seen.get(serve.name, 0.0)
         return total
 
+    def cpu_parts(self) -> dict[str, tuple[float, float]]:
+        """Per running process: (its own CPU seconds, its children's: the writer)."""
+        out = {}
+        for serve in self.pair:
+            if serve.proc.running and serve.proc.proc is not None:
+                own = psutil.Process(serve.proc.proc.pid).cpu_times()
+                total = tree_cpu(serve.proc.proc.pid)
+                out[serve.name] = (own.user + own.system, total - own.user - own.system)
+        return out
+
     _cpu_seen: dict[str, float] = {}  # noqa: RUF012 - one county per bench run
 
     def metric(self, serve: Serve, name: str) -> float | None:
@@ -220,3 +230,31 @@ def wait_until(check: Any, timeout: float, step: float = 0.25) -> float | None:
             return time.monotonic() - start
         time.sleep(step)
     return None
+
+
+def pg_waits(db_url: str, samples: int = 20, every: float = 0.5) -> list[tuple[int, str]]:
+    """What this database's other active sessions wait on, sampled from
+    ``pg_stat_activity`` (wait event or ``cpu``, and the statement's start): where a slow
+    ingest spends its time on the server. The most frequent first."""
+    from collections import Counter
+
+    from sqlalchemy import create_engine, text
+
+    from central.db.engine import normalise_url
+
+    engine = create_engine(normalise_url(db_url).split("?")[0])
+    seen: Counter[str] = Counter()
+    with engine.connect() as conn:
+        for _ in range(samples):
+            rows = conn.execute(
+                text(
+                    "SELECT coalesce(wait_event_type || ':' || wait_event, 'cpu'),"
+                    " left(regexp_replace(query, '\\s+', ' ', 'g'), 60)"
+                    " FROM pg_stat_activity WHERE state = 'active'"
+                    " AND pid <> pg_backend_pid() AND datname = current_database()"
+                )
+            ).all()
+            seen.update(f"{wait} | {query}" for wait, query in rows)
+            time.sleep(every)
+    engine.dispose()
+    return [(n, what) for what, n in seen.most_common(8)]

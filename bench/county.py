@@ -50,7 +50,7 @@ sys.path.insert(0, str(REPO))
 
 from _county_boxes import Link, box_worker, replay_worker  # noqa: E402
 from _county_floor import create_table, floor_worker  # noqa: E402
-from _county_rig import BOX_SECRET, CENTRAL_SECRET, County, wait_until  # noqa: E402
+from _county_rig import BOX_SECRET, CENTRAL_SECRET, County, pg_waits, wait_until  # noqa: E402
 from _county_screens import queries, screens_worker  # noqa: E402
 from _county_site import box_plans, busy_hour, write_county  # noqa: E402
 
@@ -218,10 +218,26 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
     print(f"ready: {len(live)} boxes connected, {args.clients} screens open", flush=True)
     sse: dict[str, list[float]] = {}
 
+    cpu_mark = {"at": time.monotonic(), "parts": county.cpu_parts()}
+
     def phase(name: str, mult: float) -> None:
         ask(screens, ("take",))  # display lags from here on
         ask_all(boxes, ("rate", mult, name))
+        cpu_used()
         print(f"phase {name}: {mult:g}x, {uptime()}", flush=True)
+
+    def cpu_used() -> None:
+        """Each central process's CPU share since the last call: where the time goes."""
+        now, parts = time.monotonic(), county.cpu_parts()
+        span = now - float(cpu_mark["at"])  # type: ignore[arg-type]
+        shares = [
+            f"{name} main {(own - cpu_mark['parts'][name][0]) / span:.0%} "  # type: ignore[index]
+            f"writer {(kids - cpu_mark['parts'][name][1]) / span:.0%}"  # type: ignore[index]
+            for name, (own, kids) in parts.items()
+            if name in cpu_mark["parts"]  # type: ignore[operator]
+        ]
+        print(f"  central CPU over the last {span:.0f} s: {', '.join(shares)}", flush=True)
+        cpu_mark.update(at=now, parts=parts)
 
     def ask_all(qs: list[tuple[Any, Any]], cmd: tuple[Any, ...]) -> None:
         for ctl, _ in qs:
@@ -235,7 +251,12 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
     assert replay[1].get(timeout=600)[0] == "ready"
     phase("replay", 1)
     replay[0].put(("go",))
-    _, drain_s, replay_acked = replay[1].get(timeout=1200)
+    time.sleep(min(5.0, args.seconds / 4))
+    print("  PostgreSQL sessions during the replay (samples | wait | statement):", flush=True)
+    for n, what in pg_waits(county.db_url):
+        print(f"    {n:>4} | {what}", flush=True)
+    _, drain_s, replay_acked = replay[1].get(timeout=1900)
+    sse["replay"] = flat(ask(screens, ("take",)))
     print(f"replay: {replay_acked} of {args.replay} acked in {drain_s:.1f} s", flush=True)
     # 3. kill -9 one process, at 1x
     phase("kill", 1)
@@ -254,15 +275,19 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
     recovered = time.monotonic() - killed if back is not None else math.inf
     print(f"kill -9 of central {victim.name}: full service after {recovered:.1f} s", flush=True)
     time.sleep(max(0.0, args.seconds / 2))
+    sse["after kill"] = flat(ask(screens, ("take",)))
+    cpu_used()
     victim.proc.start()  # systemd's Restart=always
-    wait_until(lambda: county.balancer.status("c1") == "UP", 300, 0.5)
+    restarted = wait_until(lambda: county.balancer.status("c1") == "UP", 300, 0.5)
+    print(f"central {victim.name} started again, UP after {restarted} s", flush=True)
     # 4. 10x, with the floor alongside
     floor = workers.start(
         floor_worker, libpq(county.db_url), county.broker.local_port, CENTRAL_SECRET, site.id
     )
     assert floor[1].get(timeout=60) == "ready"
     time.sleep(1)
-    sse["after kill"] = flat(ask(screens, ("take",)))
+    sse["restart"] = flat(ask(screens, ("take",)))
+    cpu_used()
     floor0, floor_cpu0 = ask([floor], ("report",))[0]
     cpu0, events0 = county.cpu(), stored_events(county.db_url)
     phase("10x", 10)
@@ -271,6 +296,7 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
     wait_until(lambda: all(t is None for t in ask(boxes, ("oldest",))), 300, 0.5)
     cpu1, events1 = county.cpu(), stored_events(county.db_url)
     sse["10x"] = flat(ask(screens, ("take",)))
+    cpu_used()
     time.sleep(1)
     floor1, floor_cpu1 = ask([floor], ("report",))[0]
     print(f"drained, {uptime()}", flush=True)
@@ -313,7 +339,7 @@ def report(args, county, boxes, screens, sse, m) -> int:  # type: ignore[no-unty
         v = lags.get(name, [])
         print(f"  ingest lag {name:<7} p50 {pct(v, 50):.3f} s  p99 {pct(v, 99):.3f} s  "
               f"max {max(v, default=math.nan):.3f} s  ({len(v)} events)")  # fmt: skip
-    for name in ("1x", "after kill", "10x"):
+    for name in ("1x", "replay", "after kill", "restart", "10x"):
         v = sse.get(name, [])
         print(f"  SSE display lag {name:<10} p50 {pct(v, 50):.3f} s  p99 {pct(v, 99):.3f} s  "
               f"({len(v)} lot frames)")  # fmt: skip
@@ -342,7 +368,12 @@ def report(args, county, boxes, screens, sse, m) -> int:  # type: ignore[no-unty
     return 0 if ok else 1
 
 
+MAIN = os.getpid()
+
+
 def _terminated(signum: int, frame: object) -> None:
+    if os.getpid() != MAIN:  # a worker told to stop
+        os._exit(0)
     raise SystemExit(f"stopped by signal {signum}")  # so the rig's clean-up runs
 
 
