@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import random
 import time
 import uuid
@@ -169,13 +170,23 @@ class Box:
             self.uplink.publish_state(self.topics.lot(self.plan.lot_id), self._lot(now))
 
 
-def box_worker(plans: list[BoxPlan], link: Link, ctl: Any, out: Any) -> None:
-    asyncio.run(_boxes(plans, link, ctl, out))
+def box_worker(plans: list[BoxPlan], link: Link, spread_s: float, ctl: Any, out: Any) -> None:
+    """The boxes come up over ``spread_s`` seconds, as a county's do, not all at once: a
+    box's connect gets every retained status and lot state its subscriptions match."""
+    logging.getLogger("edge").setLevel(logging.ERROR)  # reconnects are counted, not logged
+    asyncio.run(_boxes(plans, link, spread_s, ctl, out))
 
 
-async def _boxes(plans: list[BoxPlan], link: Link, ctl: Any, out: Any) -> None:
+async def _boxes(plans: list[BoxPlan], link: Link, spread_s: float, ctl: Any, out: Any) -> None:
     boxes = [Box(plan, link) for plan in plans]
-    runs = [asyncio.create_task(box.uplink.run()) for box in boxes]
+
+    async def start(box: Box, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await box.uplink.run()
+
+    runs = [
+        asyncio.create_task(start(box, spread_s * i / len(boxes))) for i, box in enumerate(boxes)
+    ]
     lags: dict[str, list[float]] = {}
     state = {"mult": 0.0, "phase": "idle", "stop": False}
 
@@ -217,6 +228,8 @@ async def _boxes(plans: list[BoxPlan], link: Link, ctl: Any, out: Any) -> None:
                 {
                     "lags": lags,
                     "boxes": {b.plan.box_id: (b.last_seq, b.uplink.acked_seq) for b in boxes},
+                    "connects": sum(b.uplink.stats().connects for b in boxes),
+                    "resends": sum(b.uplink.stats().resends for b in boxes),
                 }
             )
         elif cmd[0] == "stop":

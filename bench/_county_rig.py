@@ -189,6 +189,35 @@ class County:
                 out[serve.name] = (own.user + own.system, total - own.user - own.system)
         return out
 
+    def server_cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the broker and of the PostgreSQL backends serving the
+        central processes (found by their client ports in ``pg_stat_activity``; pooled
+        connections live long, so their deltas are the database's work for central)."""
+        out = {"broker": tree_cpu(self.broker.proc.pid)}
+        ports = set()
+        for serve in self.pair:
+            if serve.proc.running and serve.proc.proc is not None:
+                root = psutil.Process(serve.proc.proc.pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        ports |= {c.laddr.port for c in proc.net_connections("tcp")
+                                  if c.raddr and c.raddr.port == 5432}  # fmt: skip
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.db_url.split("?")[0])
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT pid, client_port FROM pg_stat_activity")).all()
+        engine.dispose()
+        backends = [pid for pid, port in rows if port in ports]
+        seen = self._backend_cpu
+        for pid in backends:
+            with contextlib.suppress(psutil.Error):
+                t = psutil.Process(pid).cpu_times()
+                seen[pid] = t.user + t.system
+        out["postgresql"] = sum(seen.values())
+        return out
+
+    _backend_cpu: dict[int, float] = {}  # noqa: RUF012 - one county per bench run
     _cpu_seen: dict[str, float] = {}  # noqa: RUF012 - one county per bench run
 
     def metric(self, serve: Serve, name: str) -> float | None:

@@ -162,7 +162,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="each phase")
     parser.add_argument("--clients", type=int, default=300)
     parser.add_argument("--replay", type=int, default=200_000)
-    parser.add_argument("--box-procs", type=int, default=2)
+    parser.add_argument("--box-procs", type=int, default=4)
+    parser.add_argument("--connects-per-s", type=float, default=10.0, help="boxes coming up")
     parser.add_argument("--client-procs", type=int, default=2)
     args = parser.parse_args()
     from tests.central.test_processes_pg import holder
@@ -199,12 +200,14 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
     create_table(libpq(county.db_url))
     tokens = tokens_for(county, args.clients)
     replay = workers.start(replay_worker, replay_plan, link, args.replay)
+    spread = len(live) / args.connects_per_s
     boxes = [
-        workers.start(box_worker, live[k :: args.box_procs], link) for k in range(args.box_procs)
+        workers.start(box_worker, live[k :: args.box_procs], link, spread)
+        for k in range(args.box_procs)
     ]
     for _, out in boxes:
         assert out.get(timeout=300)[0] == "ready"
-    if wait_until(lambda: sum(ask(boxes, ("connected",))) == len(live), 300, 1.0) is None:
+    if wait_until(lambda: sum(ask(boxes, ("connected",))) == len(live), 300 + spread, 1.0) is None:
         raise SystemExit(f"boxes did not all connect: {sum(ask(boxes, ('connected',)))}")
     plan = queries(sorted(site.lots), args.clients)
     screens = [
@@ -218,7 +221,7 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
     print(f"ready: {len(live)} boxes connected, {args.clients} screens open", flush=True)
     sse: dict[str, list[float]] = {}
 
-    cpu_mark = {"at": time.monotonic(), "parts": county.cpu_parts()}
+    cpu_mark = {"at": time.monotonic(), "parts": county.cpu_parts(), "servers": county.server_cpu()}
 
     def phase(name: str, mult: float) -> None:
         ask(screens, ("take",))  # display lags from here on
@@ -228,7 +231,7 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
 
     def cpu_used() -> None:
         """Each central process's CPU share since the last call: where the time goes."""
-        now, parts = time.monotonic(), county.cpu_parts()
+        now, parts, servers = time.monotonic(), county.cpu_parts(), county.server_cpu()
         span = now - float(cpu_mark["at"])  # type: ignore[arg-type]
         shares = [
             f"{name} main {(own - cpu_mark['parts'][name][0]) / span:.0%} "  # type: ignore[index]
@@ -236,8 +239,12 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
             for name, (own, kids) in parts.items()
             if name in cpu_mark["parts"]  # type: ignore[operator]
         ]
-        print(f"  central CPU over the last {span:.0f} s: {', '.join(shares)}", flush=True)
-        cpu_mark.update(at=now, parts=parts)
+        shares += [
+            f"{name} {(used - cpu_mark['servers'][name]) / span:.0%}"  # type: ignore[index]
+            for name, used in servers.items()
+        ]
+        print(f"  CPU over the last {span:.0f} s: {', '.join(shares)}", flush=True)
+        cpu_mark.update(at=now, parts=parts, servers=servers)
 
     def ask_all(qs: list[tuple[Any, Any]], cmd: tuple[Any, ...]) -> None:
         for ctl, _ in qs:
@@ -330,6 +337,7 @@ def report(args, county, boxes, screens, sse, m) -> int:  # type: ignore[no-unty
         published |= {box: last for box, (last, _) in r["boxes"].items()}
     published[m["replay_plan"].box_id] = args.replay
     unacked = sum(last - acked for r in reports for last, acked in r["boxes"].values())
+    connects, resends = sum(r["connects"] for r in reports), sum(r["resends"] for r in reports)
     lost, dup = store_check(county.db_url, published)
     drops = county.metric(county.pair[1], "parkgrid_central_broker_dropped_messages_total")
     db = db_lots(county.db_url)
@@ -348,7 +356,8 @@ def report(args, county, boxes, screens, sse, m) -> int:  # type: ignore[no-unty
     print(f"  screens: {len(views)}, diverged from the database {diverged}, resyncs "
           f"{resyncs}, reconnects {reconnects}, refused {refused}")  # fmt: skip
     print(f"  store: {sum(published.values())} published, lost {lost}, duplicated {dup}, "
-          f"unacked at the end {unacked}; broker drops ($SYS) {drops}")  # fmt: skip
+          f"unacked at the end {unacked}; broker drops ($SYS) {drops}; box sessions "
+          f"{connects} for {len(published) - 1} live boxes, resends {resends}")  # fmt: skip
     events = m["events1"] - m["events0"]
     central = (m["cpu1"] - m["cpu0"]) * 1000 / max(1, events)
     floor_n = m["floor1"] - m["floor0"]
