@@ -22,6 +22,7 @@ from typing import Any
 import tomli_w
 from _county_boxes import BoxPlan
 
+from firmware_protocols.uplink import Topics
 from simulators.sites import XIGANG
 from simulators.town import BayChange, plan_town
 from simulators.town_clock import HOUR, default_start
@@ -135,3 +136,34 @@ def box_plans(site: Site, busy: BusyHour) -> list[BoxPlan]:
             )
         )
     return plans
+
+
+def town_of(box_id: str) -> str:
+    """``t07`` for ``t07-box-p1``."""
+    return box_id.split("-", 1)[0]
+
+
+def scope_boxes_to_their_town(site: Site) -> None:
+    """Until central serves a county (each town's boxes on their own town's topics), a box
+    of the one-site county subscribes to, and its ACL grants, only its own town's lots and
+    statuses, as it will under ``--county``: with the site's ``+/lot/+`` and ``+/status``
+    every box hears all 350 boxes, and 350 boxes coming up send each other 350 x 350
+    births (measured: on this machine the boxes' event loops fell behind, their births'
+    acknowledgements timed out, and they reconnected for minutes). Patches
+    ``Topics.box_filters`` in this process (the box and ``central.provision.box_acl`` both
+    read it); call it in the parent before the broker's ACL is written and in each box
+    process (forked children inherit it)."""
+    mates: dict[str, list[str]] = {}
+    for box_id in site.boxes:
+        mates.setdefault(town_of(box_id), []).append(box_id)
+    whole_site = Topics.box_filters
+
+    def box_filters(self: Topics) -> tuple[str, ...]:
+        town = mates.get(town_of(self.box_id))
+        if self.site != site.id or town is None:
+            return whole_site(self)
+        heard = [f"{Topics(self.site, mate).prefix}/{tail}" for mate in town
+                 for tail in ("lot/+", "status")]  # fmt: skip
+        return (self.cmd_filter, self.ack, *heard, self.central_status)
+
+    Topics.box_filters = box_filters  # type: ignore[method-assign]

@@ -52,7 +52,7 @@ from _county_boxes import Link, box_worker, replay_worker  # noqa: E402
 from _county_floor import create_table, floor_worker  # noqa: E402
 from _county_rig import BOX_SECRET, CENTRAL_SECRET, County, pg_waits, wait_until  # noqa: E402
 from _county_screens import queries, screens_worker  # noqa: E402
-from _county_site import box_plans, busy_hour, write_county  # noqa: E402
+from _county_site import box_plans, busy_hour, scope_boxes_to_their_town, write_county  # noqa: E402
 
 LEASES = ("cases-sweep", "acks-republish", "history-retention")
 
@@ -75,7 +75,9 @@ def uptime() -> str:
 def county_site(work: Path, towns: int) -> tuple[Path, Any]:
     """The county central serves: one site file with every town (``--county`` not yet)."""
     path = work / "county.toml"
-    return path, write_county(path, towns)
+    site = write_county(path, towns)
+    scope_boxes_to_their_town(site)
+    return path, site
 
 
 def tokens_for(county: County, clients: int) -> list[str]:
