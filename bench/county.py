@@ -5,9 +5,10 @@
 
 The county (``_county_site``): ``--towns`` copies of Xigang (50: 350 boxes, 31,000 bays), as
 ONE site file until one central serves many towns, each box's subscriptions and ACL scoped
-to its own town as per-town topics will be (``scope_boxes_to_their_town``). The deployment (``_county_rig``): the
-deploy broker configuration (TLS, a password and ACL block per box), two ``central serve
---ingest-group`` processes on a scratch PostgreSQL schema, HAProxy with the deploy file.
+to its own town as per-town topics will be (``scope_boxes_to_their_town``). The deployment
+(``_county_rig``): the deploy broker configuration (TLS, a password and ACL block per
+box), two ``central serve --ingest-group`` processes on a scratch PostgreSQL schema,
+HAProxy with the deploy file.
 The load (``_county_boxes``): every box is the real box uplink and outbox, emitting what a
 box publishes for a car at its busy-hour rate (measured from the town simulation:
 docs/scale.md) times 1 or 10. ``--clients`` SSE screens through the balancer
