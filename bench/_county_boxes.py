@@ -187,7 +187,7 @@ async def _boxes(plans: list[BoxPlan], link: Link, spread_s: float, ctl: Any, ou
     runs = [
         asyncio.create_task(start(box, spread_s * i / len(boxes))) for i, box in enumerate(boxes)
     ]
-    lags: dict[str, list[float]] = {}
+    lags: dict[str, list[tuple[float, float]]] = {}  # phase -> (emitted at, lag)
     state = {"mult": 0.0, "phase": "idle", "stop": False}
 
     async def emit() -> None:
@@ -208,7 +208,7 @@ async def _boxes(plans: list[BoxPlan], link: Link, spread_s: float, ctl: Any, ou
                 acked = box.uplink.acked_seq
                 while box.pending and box.pending[0][0] <= acked:
                     _, at, phase = box.pending.popleft()
-                    lags.setdefault(phase, []).append(now - at)
+                    lags.setdefault(phase, []).append((at, now - at))
             await asyncio.sleep(POLL_S)
 
     tasks = [asyncio.create_task(emit()), asyncio.create_task(acks())]

@@ -273,7 +273,7 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
     phase("kill", 1)
     victim, survivor = county.pair
     county.cpu()
-    killed = time.monotonic()
+    killed, killed_wall = time.monotonic(), time.time()
     victim.proc.kill()
 
     def full_service() -> bool:
@@ -334,10 +334,14 @@ def stored_events(db_url: str) -> int:
 def report(args, county, boxes, screens, sse, m) -> int:  # type: ignore[no-untyped-def]
     reports = ask(boxes, ("report",))
     lags: dict[str, list[float]] = {}
+    stranded = 0.0  # when the last event emitted after the kill and late by > 1 s was acked
     published: dict[str, int] = {}
     for r in reports:
         for name, values in r["lags"].items():
-            lags.setdefault(name, []).extend(values)
+            lags.setdefault(name, []).extend(lag for _, lag in values)
+            if name == "kill":
+                late = [at + lag for at, lag in values if lag > 1.0 and at >= m["killed_wall"]]
+                stranded = max([stranded, *late])
         published |= {box: last for box, (last, _) in r["boxes"].items()}
     published[m["replay_plan"].box_id] = args.replay
     unacked = sum(last - acked for r in reports for last, acked in r["boxes"].values())
@@ -370,7 +374,10 @@ def report(args, county, boxes, screens, sse, m) -> int:  # type: ignore[no-unty
     print(f"  CPU per 1,000 events at 10x: central {central:.2f} s ({events} events, both "
           f"processes and their writers), floor {floor:.2f} s ({floor_n} events): "
           f"{ratio:.1f} x")  # fmt: skip
-    print(f"  kill -9: full service after {m['recovered']:.1f} s; replay drained in "
+    after = f"acked {stranded - m['killed_wall']:.1f} s after it" if stranded else "none"
+    print(f"  kill -9: full service after {m['recovered']:.1f} s (balancer, leases, nothing "
+          f"waiting > 1 s); the last event sent after it and late by > 1 s: {after}")  # fmt: skip
+    print(f"  replay drained in "
           f"{m['drain_s']:.1f} s ({m['replay_acked']} acked)")  # fmt: skip
     print(f"load after: {uptime()}")
     a, d = pct(lags.get("10x", []), 99), pct(lags.get("replay", []), 99)
