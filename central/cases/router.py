@@ -11,7 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from central.cases import service
 from central.cases.models import CaseActionIn
 from central.cases.sweeper import sweep_now
-from central.deps import Admin, CentralDep, EngineDep, Operator, Viewer
+from central.context import Central
+from central.deps import Admin, CentralDep, Operator, Viewer
+from central.errors import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 # A store row id: a bigger number is 422, not a 500 from the database driver.
@@ -24,7 +26,7 @@ Month = Annotated[
 
 @router.get("/cases", summary="Cases, newest first (state, grid, kind, overdue)")
 def cases(
-    engine: EngineDep,
+    central: CentralDep,
     _: Viewer,
     state: str | None = None,
     grid_id: str | None = None,
@@ -33,8 +35,22 @@ def cases(
     limit: Annotated[int, Query(ge=1, le=2000)] = 200,
 ) -> list[dict[str, Any]]:
     return service.list_cases(
-        engine, state=state, grid_id=grid_id, kind=kind, overdue=overdue, limit=limit
+        central.engine,
+        state=state,
+        grid_id=grid_id,
+        kind=kind,
+        overdue=overdue,
+        limit=limit,
+        grids=frozenset(central.site.grids) if central.places is not None else None,
     )
+
+
+def _town_case(central: Central, case_id: int) -> dict[str, Any]:
+    """The case, or 404 for a case of another town (a county: by its grid)."""
+    found = service.get_case(central.engine, case_id)
+    if central.places is not None and found.get("grid_id") not in central.site.grids:
+        raise NotFound("case", str(case_id))
+    return found
 
 
 @router.post(
@@ -52,12 +68,13 @@ async def sweep(central: CentralDep, _: Admin) -> dict[str, Any]:
 
 
 @router.get("/cases/{case_id}", summary="One case with its history and allowed actions")
-def case(case_id: RowId, engine: EngineDep, _: Viewer) -> dict[str, Any]:
-    return service.get_case(engine, case_id)
+def case(case_id: RowId, central: CentralDep, _: Viewer) -> dict[str, Any]:
+    return _town_case(central, case_id)
 
 
 @router.post("/cases/{case_id}/actions", summary="Move a case along the loop")
 def act(case_id: RowId, body: CaseActionIn, central: CentralDep, actor: Operator) -> dict[str, Any]:
+    _town_case(central, case_id)
     out = service.act(
         central.engine, case_id=case_id, action=body.action, actor=actor.label, note=body.note
     )

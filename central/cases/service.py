@@ -342,9 +342,13 @@ def list_cases(
     kind: str | None = None,
     overdue: bool | None = None,
     limit: int = 200,
+    grids: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
+    """Cases, newest first; ``grids``: a county town's grids only (None: every case)."""
     now = time.time()
     query = select(t.cases).order_by(t.cases.c.registered_at.desc(), t.cases.c.id.desc())
+    if grids is not None:
+        query = query.where(t.cases.c.grid_id.in_(sorted(grids)))
     if state is not None:
         query = query.where(t.cases.c.state == state)
     if grid_id is not None:

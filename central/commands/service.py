@@ -131,7 +131,7 @@ def send(
             target=box_id,
             detail=json.loads(payload)["body"],
         )
-    topic = Topics(site.site_id, box_id).cmd(command.name)
+    topic = Topics(site.site_of(box_id), box_id).cmd(command.name)
     if not publish(topic, payload, float(expires_in_s)):
         raise Unavailable("the MQTT broker")
     return get_command(engine, str(command.command_id))
