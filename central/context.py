@@ -85,6 +85,10 @@ class Central:
         places = self.places
         return places is None or (ident is not None and ident in places)
 
+    def town_boxes(self) -> frozenset[str] | None:
+        """A county town's boxes, for filtering rows by box (None: every row)."""
+        return frozenset(self.site.boxes) if self.places is not None else None
+
     def invalidate_lots(self) -> None:
         self.lots.invalidate()
         for town in self.towns.values():

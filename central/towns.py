@@ -10,29 +10,16 @@ unprefixed paths mean the whole deployment: a single town's central (``--site``)
 
 from __future__ import annotations
 
-import re
+import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from central.context import Central, Town
 from central.deps import TOWN_SCOPE
 from central.lots.service import LotsCache
+from central.town_paths import town_of_path
 from site_model.county import County, defined_ids
 from site_model.site import SiteIndex
-
-_API = re.compile(r"^/api/v1/towns/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})(/.*)$")
-_PAGES = re.compile(r"^/towns/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})(/.*)?$")
-
-
-def town_of_path(path: str) -> tuple[str, str] | None:
-    """(town, the path without it) for a path that names a town; else None."""
-    api = _API.match(path)
-    if api is not None:
-        return api.group(1), "/api/v1" + api.group(2)
-    page = _PAGES.match(path)
-    if page is not None:
-        return page.group(1), page.group(2) or "/"
-    return None
 
 
 class TownPaths:
@@ -46,11 +33,30 @@ class TownPaths:
             found = town_of_path(scope.get("path", ""))
             if found is not None:
                 town, rest = found
+                central = getattr(scope["app"].state, "central", None) if "app" in scope else None
+                if central is not None and town not in central.towns:
+                    await _no_such_town(send, town)
+                    return
                 scope = dict(scope)
                 scope[TOWN_SCOPE] = town
                 scope["path"] = rest
                 scope["raw_path"] = rest.encode()
         await self.app(scope, receive, send)
+
+
+async def _no_such_town(send: Send, town: str) -> None:
+    body = json.dumps({"detail": f"town {town!r} not found"}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 404,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def build_towns(central: Central, county: County, *, lots_cache_s: float) -> None:

@@ -389,3 +389,26 @@ def test_county_overview_is_for_county_staff(served: County, broker: MosquittoBr
         assert figures["boxes_online"] == 1  # its birth landed
         assert figures["open_cases"] == 1
         assert len(figures["sparkline"]["occupied_share"]) == 24
+
+
+def test_county_a_towns_lists_hold_its_own_rows(served: County, broker: MosquittoBroker) -> None:
+    _both_towns_land(served, broker)
+    boxes = served.get("/api/v1/towns/north/boxes", "north-viewer").json()
+    assert [b["id"] for b in boxes] == ["n-box1"]
+    assert served.get("/api/v1/towns/north/boxes/s-box1", "north-viewer").status_code == 404
+    every = {b["id"] for b in served.get("/api/v1/boxes", "county-viewer").json()}
+    assert every == {"n-box1", "s-box1"}
+    assert served.get("/api/v1/towns/north/site", "north-viewer").json()["id"] == "north"
+    quarantined = served.get("/api/v1/towns/south/quarantine", "county-admin").json()
+    assert all(item["box_id"] == "s-box1" for item in quarantined["items"])
+    north_q = served.get("/api/v1/towns/north/quarantine", "north-operator").json()
+    assert all(item["box_id"] == "n-box1" for item in north_q["items"])
+
+
+def test_county_a_towns_dashboard_pages_are_served_for_the_town(served: County) -> None:
+    page = httpx.get(f"{served.url}/towns/north/dashboard/")
+    assert page.status_code == 200
+    assert '"town": "north"' in page.text or '"town":"north"' in page.text
+    assert "North town" in page.text
+    assert httpx.get(f"{served.url}/towns/atlantis/dashboard/").status_code == 404
+    assert httpx.get(f"{served.url}/dashboard/").status_code == 200  # the county's own
