@@ -17,6 +17,7 @@ name = "{name} car park box"
 name = "{name} market car park"
 box_id = "{p}-box1"
 bays = ["{P}P1-1", "{P}P1-2", "{P}P1-3", "{P}P1-4"]
+location = {{ lat = {lat}, lon = 117.26 }}
 
 [segments.{P}R1]
 name = "{name} main road"
@@ -39,7 +40,8 @@ TOWNS = {"north": ("n", "N", "North town"), "south": ("s", "S", "South town")}
 
 def town_toml(town: str) -> str:
     p, big, name = TOWNS[town]
-    return TOWN.format(town=town, name=name, p=p, P=big)
+    lat = 34.8 if town == "north" else 34.7
+    return TOWN.format(town=town, name=name, p=p, P=big, lat=lat)
 
 
 def write_county(work: Path, *, towns: dict[str, str] | None = None) -> Path:

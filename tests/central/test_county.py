@@ -412,3 +412,23 @@ def test_county_a_towns_dashboard_pages_are_served_for_the_town(served: County) 
     assert "North town" in page.text
     assert httpx.get(f"{served.url}/towns/atlantis/dashboard/").status_code == 404
     assert httpx.get(f"{served.url}/dashboard/").status_code == 200  # the county's own
+
+
+def test_county_a_towns_open_data_and_drivers_page_show_its_lots(served: County) -> None:
+    for path in (
+        "/towns/north/",
+        "/api/v1/towns/north/public/board",
+        "/api/v1/towns/north/parkapi/v3/parking-sites",
+        "/api/v1/towns/north/datex2/v3/parking-table",
+        "/api/v1/towns/north/datex2/v3/parking-status",
+        "/api/v1/towns/north/ngsi/lots",
+    ):
+        r = served.get(path)
+        assert r.status_code == 200, (path, r.status_code)
+        assert "NP1" in r.text and "SP1" not in r.text, path
+    for path in ("/", "/api/v1/parkapi/v3/parking-sites", "/api/v1/datex2/v3/parking-table"):
+        r = served.get(path)  # the county's: both towns
+        assert "NP1" in r.text and "SP1" in r.text, path
+    qr = served.get("/api/v1/towns/north/public/lots/NP1/qr.svg")
+    assert qr.status_code == 200 and "/towns/north/#lot-NP1" in qr.text
+    assert served.get("/api/v1/towns/north/public/lots/SP1/qr.svg").status_code == 404
