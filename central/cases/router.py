@@ -85,7 +85,11 @@ def act(case_id: RowId, body: CaseActionIn, central: CentralDep, actor: Operator
 @router.get("/reports/grids", summary="Per-grid figures for a month")
 def grid_report(central: CentralDep, _: Viewer, month: Month = None) -> dict[str, Any]:
     return service.grid_report(
-        central.engine, central.site, month=month, town=central.town.mapping()
+        central.engine,
+        central.site,
+        month=month,
+        town=central.town.mapping(),
+        site_grids_only=central.places is not None,
     )
 
 
@@ -99,6 +103,7 @@ async def grid_report_xlsx(central: CentralDep, _: Viewer, month: Month = None) 
         central.site,
         month=month,
         town=central.town.mapping(),
+        site_grids_only=central.places is not None,
     )
     data = await run_in_threadpool(service.grid_report_xlsx, report)
     safe = re.sub(r"[^0-9-]", "", report["month"])

@@ -391,8 +391,11 @@ def grid_report(
     month: str | None = None,
     town: Mapping = IDENTITY,
     now: float | None = None,
+    site_grids_only: bool = False,
 ) -> dict[str, Any]:
     """Per grid: cases, median time to acknowledge and close, overdue, repeat places.
+
+    ``site_grids_only``: a county town's report, of its own grids' cases and entries only.
 
     The month and the medians are the town's (``town`` maps the stored wall times): a demo's
     month is the town's month (the default: the town's month now) and its medians are town
@@ -415,6 +418,9 @@ def grid_report(
                 t.ledger.c.at < end,
             )
         ).all()
+    if site_grids_only:
+        cases = [row for row in cases if row.grid_id in site.grids]
+        violations = [row for row in violations if row.grid_id in site.grids]
     grids: list[str | None] = list(site.grids)
     if any(row.grid_id is None for row in cases):
         grids.append(None)

@@ -501,9 +501,13 @@ def list_entries(
     start: float | None = None,
     end: float | None = None,
     limit: int = 200,
+    grids: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Violations and tow orders (newest first) with their current status and evidence."""
+    """Violations and tow orders (newest first) with their current status and evidence;
+    ``grids``: a county town's grids only (None: every entry)."""
     query = select(t.ledger).where(t.ledger.c.ref_seq.is_(None))
+    if grids is not None:
+        query = query.where(t.ledger.c.grid_id.in_(sorted(grids)))
     if kind is not None:
         query = query.where(t.ledger.c.kind == kind)
     if rule_id is not None:

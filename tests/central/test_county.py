@@ -432,3 +432,12 @@ def test_county_a_towns_open_data_and_drivers_page_show_its_lots(served: County)
     qr = served.get("/api/v1/towns/north/public/lots/NP1/qr.svg")
     assert qr.status_code == 200 and "/towns/north/#lot-NP1" in qr.text
     assert served.get("/api/v1/towns/north/public/lots/SP1/qr.svg").status_code == 404
+
+
+def test_county_a_towns_grid_report_and_ledger_are_its_own(served: County) -> None:
+    report = served.get("/api/v1/towns/north/reports/grids", "north-viewer").json()
+    assert [(g["grid_id"], g["cases"]) for g in report["grids"]] == [("NG1", 1)]
+    county = served.get("/api/v1/reports/grids", "county-viewer").json()
+    assert {g["grid_id"] for g in county["grids"]} >= {"NG1", "SG1"}
+    assert served.get("/api/v1/towns/north/ledger", "north-viewer").status_code == 200
+    assert served.get("/api/v1/towns/south/ledger", "north-viewer").status_code == 403
