@@ -10,10 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from central.cases import service
 from central.cases.models import CaseActionIn
-from central.cases.sweeper import sweep_now
+from central.cases.sweeper import county_towns, sweep_now
 from central.context import Central
 from central.deps import Admin, CentralDep, Operator, Viewer
 from central.errors import NotFound
+from site_model.site import Site
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 # A store row id: a bigger number is 422, not a 500 from the database driver.
@@ -53,12 +54,25 @@ def _town_case(central: Central, case_id: int) -> dict[str, Any]:
     return found
 
 
+def _sweep_towns(central: Central) -> dict[str, Site] | None:
+    """What a sweep asked here covers: a county town's view its town; the county's view
+    every town (each by its own rules); a single town, None."""
+    towns = county_towns(central)
+    if towns is not None and central.town_id is not None:
+        return {central.town_id: central.site}
+    return towns
+
+
 @router.post(
     "/cases/sweep", summary="Run the sweep now: cases for alerts, escalations, tows for long stays"
 )
 async def sweep(central: CentralDep, _: Admin) -> dict[str, Any]:
     opened, counts, tows = await run_in_threadpool(
-        sweep_now, central.engine, central.site, town_speed=central.town.speed
+        sweep_now,
+        central.engine,
+        central.site,
+        town_speed=central.town.speed,
+        towns=_sweep_towns(central),
     )
     if opened or any(counts.values()) or tows:
         central.hub.publish([{"type": "case", "sweep": True}])

@@ -107,6 +107,7 @@ def sync_alert_cases(
     keys: list[tuple[str, str]] | None = None,
     now: float | None = None,
     town_speed: float = 1.0,
+    boxes: frozenset[str] | None = None,
 ) -> int:
     """Open cases for edge alerts that need a person; note later steps and resolutions.
 
@@ -118,6 +119,8 @@ def sync_alert_cases(
     now = time.time() if now is None else now
     wanted = list(site.duty.alert_cases)
     query = select(t.alerts).where(t.alerts.c.alert_type.in_(wanted))
+    if boxes is not None:  # a county town's sweep: its boxes' alerts, by its [duty]
+        query = query.where(t.alerts.c.box_id.in_(sorted(boxes)))
     if keys is not None:
         if not keys:
             return 0

@@ -38,10 +38,18 @@ segments = ["{P}R1"]
 TOWNS = {"north": ("n", "N", "North town"), "south": ("s", "S", "South town")}
 
 
+# The towns' own rules differ: north tows a bay after 1000 hours, south after the default 48.
+NORTH_RULES = """
+[rules.left_for_days]
+dwell_hours = 1000.0
+"""
+
+
 def town_toml(town: str) -> str:
     p, big, name = TOWNS[town]
     lat = 34.8 if town == "north" else 34.7
-    return TOWN.format(town=town, name=name, p=p, P=big, lat=lat)
+    text = TOWN.format(town=town, name=name, p=p, P=big, lat=lat)
+    return text + (NORTH_RULES if town == "north" else "")
 
 
 def write_county(work: Path, *, towns: dict[str, str] | None = None) -> Path:

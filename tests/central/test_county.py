@@ -441,3 +441,25 @@ def test_county_a_towns_grid_report_and_ledger_are_its_own(served: County) -> No
     assert {g["grid_id"] for g in county["grids"]} >= {"NG1", "SG1"}
     assert served.get("/api/v1/towns/north/ledger", "north-viewer").status_code == 200
     assert served.get("/api/v1/towns/south/ledger", "north-viewer").status_code == 403
+
+
+def test_county_the_sweep_applies_each_towns_own_rules(served: County) -> None:
+    """A bay occupied three days: south (48 h) orders a tow, north (1000 h) does not."""
+    since = time.time() - 3 * 86400
+    with writer(served.engine).begin() as conn:
+        for bay in ("NP1-2", "SP1-2"):
+            conn.execute(
+                t.bays.update().where(t.bays.c.bay_id == bay).values(state="occupied", since=since)
+            )
+    r = httpx.post(
+        f"{served.url}/api/v1/cases/sweep",
+        headers={"Authorization": f"Bearer {served.login('county-admin')}"},
+    )
+    assert r.status_code == 200, r.text
+
+    def tows(town: str) -> list[str]:
+        entries = served.get(f"/api/v1/towns/{town}/ledger?kind=tow", "county-viewer").json()
+        return [e["evidence"]["bay_id"] for e in entries]
+
+    assert tows("south") == ["SP1-2"]
+    assert tows("north") == []
