@@ -463,3 +463,36 @@ def test_county_the_sweep_applies_each_towns_own_rules(served: County) -> None:
 
     assert tows("south") == ["SP1-2"]
     assert tows("north") == []
+
+
+def test_county_a_towns_alerts_are_its_boxes(served: County) -> None:
+    now = time.time()
+    ids = {}
+    with writer(served.engine).begin() as conn:
+        for box in ("n-box1", "s-box1"):
+            ids[box] = conn.execute(
+                t.alerts.insert().values(
+                    box_id=box,
+                    alert_id=f"a-{box}",
+                    alert_type="sensor_offline",
+                    severity="warning",
+                    step=0,
+                    since=now,
+                    message="test",
+                    state="raised",
+                    raised_at=now,
+                    updated_at=now,
+                    last_seq=1,
+                )
+            ).inserted_primary_key[0]
+    listed = served.get("/api/v1/towns/north/alerts", "north-viewer").json()
+    assert {a["box_id"] for a in listed} == {"n-box1"}
+    south = ids["s-box1"]
+    assert served.get(f"/api/v1/towns/north/alerts/{south}", "north-viewer").status_code == 404
+    r = httpx.post(
+        f"{served.url}/api/v1/towns/north/alerts/{south}/acknowledge",
+        headers={"Authorization": f"Bearer {served.login('north-operator')}"},
+    )
+    assert r.status_code == 404
+    every = {a["box_id"] for a in served.get("/api/v1/alerts", "county-viewer").json()}
+    assert every >= {"n-box1", "s-box1"}
