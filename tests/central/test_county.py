@@ -496,3 +496,9 @@ def test_county_a_towns_alerts_are_its_boxes(served: County) -> None:
     assert r.status_code == 404
     every = {a["box_id"] for a in served.get("/api/v1/alerts", "county-viewer").json()}
     assert every >= {"n-box1", "s-box1"}
+
+
+def test_county_a_towns_forecasts_are_its_lots(served: County) -> None:
+    assert served.get("/api/v1/towns/north/lots/SP1/forecast").status_code == 404
+    assert served.get("/api/v1/towns/north/lots/NP1/forecast").status_code == 200
+    assert served.get("/api/v1/lots/SP1/forecast").status_code == 200  # the county's
