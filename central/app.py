@@ -30,6 +30,7 @@ from central.cases.router import router as cases_router
 from central.cases.service import sync_alert_cases
 from central.cases.sweeper import Sweeper
 from central.commands.router import router as commands_router
+from central.commands.service import SendCommand
 from central.context import Central
 from central.county.router import router as county_router
 from central.dashboard import mount as mount_dashboard
@@ -42,6 +43,9 @@ from central.errors import (
     TooManyAttempts,
     Unauthenticated,
 )
+from central.fleet.repush import repush_returned
+from central.fleet.rollout_engine import RolloutEngine
+from central.fleet.rollout_router import router as rollouts_router
 from central.fleet.router import router as fleet_router
 from central.forecast.router import router as forecast_router
 from central.forecast.service import start_forecaster
@@ -52,12 +56,14 @@ from central.ingest.service import IngestWriter
 from central.leases import (
     ACKS_REPUBLISH,
     DROPS_WATCH,
+    FLEET,
     HISTORY_RETENTION,
     JOBS,
     SITE_SYNC,
     Leases,
     exclusive,
 )
+from central.leases.job import LeasedJob
 from central.ledger.router import router as ledger_router
 from central.log_redaction import REDACT_SECRETS
 from central.lots.router import public as lots_public
@@ -200,7 +206,35 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
             interval_s=settings.drops_check_interval_s,
             holds=lambda: central.leases is not None and central.leases.holds(DROPS_WATCH),
         ).start()
+        central.fleet_jobs = _fleet_jobs(central, settings)
     return central
+
+
+def _fleet_jobs(central: Central, settings: CentralSettings) -> list[LeasedJob]:
+    """The staged rollouts' engine and the pushes again to boxes back online, in the process
+    holding the fleet lease."""
+    mqtt = central.mqtt
+
+    def publish() -> SendCommand | None:
+        return mqtt.publish_command if mqtt is not None else None
+
+    engine = RolloutEngine(
+        central.engine, central.site, central.index, publish=publish, town_now=central.town.now
+    )
+
+    def repush() -> None:
+        # Town by town: a box's desired configuration is its town's site file's.
+        for town in central.towns.values():
+            repush_returned(central.engine, town.site, mqtt_url=settings.box_url, publish=publish())
+
+    def holds() -> bool:
+        return central.leases is not None and central.leases.holds(FLEET)
+
+    interval = settings.rollout_step_s
+    return [
+        LeasedJob("fleet-rollouts", engine.step, interval_s=interval, holds=holds).start(),
+        LeasedJob("fleet-repush", repush, interval_s=interval, holds=holds).start(),
+    ]
 
 
 def _retention(settings: CentralSettings) -> QuarantineRetention:
@@ -248,6 +282,8 @@ def _lease_taken(central: Central, name: str) -> None:
 
 
 def _stop(central: Central) -> None:
+    for job in central.fleet_jobs:
+        job.stop()
     if central.drops is not None:
         central.drops.stop()
     if central.leases is not None:
@@ -310,6 +346,7 @@ def create_app(
         boxes_router,
         commands_router,
         fleet_router,
+        rollouts_router,
         releases_router,
         quarantine_router,
         site_router,

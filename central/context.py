@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from central.http_limits import HttpGuard
     from central.ingest.mqtt import CentralMqtt
     from central.leases import Leases
+    from central.leases.job import LeasedJob
     from central.lots.service import LotsCache
 
 
@@ -57,6 +58,7 @@ class Central:
     mqtt: CentralMqtt | None = None
     leases: Leases | None = None  # the jobs that run once among processes (ingest only)
     drops: DropWatchThread | None = None  # alerts for lost messages (ingest only)
+    fleet_jobs: list[LeasedJob] = field(default_factory=list)  # rollouts, re-pushes (ingest)
     http_guard: HttpGuard | None = None  # set by `central serve`: its connection limits
     started_at: float = 0.0
     town: TownClock = field(default_factory=lambda: TownClock(None))  # the one town clock

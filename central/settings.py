@@ -101,6 +101,9 @@ class CentralSettings(BaseSettings):
         description="The broker_drops alert clears after this long without a new drop.",
     )
     drops_check_interval_s: float = Field(default=5.0, gt=0, le=300)
+    rollout_step_s: float = Field(
+        default=2.0, gt=0, le=300, description="How often the rollout engine moves rollouts on."
+    )
     quarantine_max_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=256 * 1024,

@@ -14,6 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from central.db.engine import writer
@@ -35,6 +36,22 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with writer(engine).begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database back to ``revision`` (``"base"``: empty), for a central release
+    rolled back to an older one; each migration keeps the rows it can, or refuses."""
+    config = _config()
+    with writer(engine).begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def head() -> str:
+    """The newest revision this code knows."""
+    found = ScriptDirectory.from_config(_config()).get_current_head()
+    assert found is not None, "no migrations"
+    return found
 
 
 def current(engine: Engine) -> str | None:

@@ -152,3 +152,36 @@ def convert(conn: Connection, now: float) -> None:
     ensure_ahead(conn, now)
     conn.execute(text(f"INSERT INTO {PARENT} SELECT * FROM {old}"))
     conn.execute(text(f"DROP TABLE {old}"))
+
+
+def repeated_seqs(conn: Connection, limit: int = 5) -> list[tuple[str, int, int]]:
+    """(box_id, seq, rows) held by more than one event: what a ``(box_id, seq)`` key
+    cannot hold."""
+    rows = conn.execute(
+        text(f"SELECT box_id, seq, count(*) FROM {PARENT} GROUP BY box_id, seq "
+             "HAVING count(*) > 1 ORDER BY box_id, seq LIMIT :n"),
+        {"n": limit},
+    )  # fmt: skip
+    return [(str(box), int(seq), int(n)) for box, seq, n in rows]
+
+
+def unconvert(conn: Connection) -> None:
+    """Make the partitioned ``events`` a plain table again (migration 0006 backwards), rows
+    and ids kept, unique on ``(box_id, seq)`` as before it."""
+    old = "events_partitioned"
+    conn.execute(text(f"ALTER TABLE {PARENT} RENAME TO {old}"))
+    conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT pk_events TO pk_{old}"))
+    conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT uq_events_box_seq TO uq_{old}"))
+    for index, _ in _INDEXES:
+        conn.execute(text(f"ALTER INDEX {index} RENAME TO {index}_partitioned"))
+    conn.execute(text("ALTER SEQUENCE events_id_seq OWNED BY NONE"))
+    conn.execute(
+        text(f"CREATE TABLE {PARENT} (LIKE {old} INCLUDING DEFAULTS, "
+             "CONSTRAINT pk_events PRIMARY KEY (id), "
+             "CONSTRAINT uq_events_box_seq UNIQUE (box_id, seq))")
+    )  # fmt: skip
+    conn.execute(text("ALTER SEQUENCE events_id_seq OWNED BY events.id"))
+    for index, columns in _INDEXES:
+        conn.execute(text(f"CREATE INDEX {index} ON {PARENT} ({columns})"))
+    conn.execute(text(f"INSERT INTO {PARENT} SELECT * FROM {old}"))
+    conn.execute(text(f"DROP TABLE {old}"))  # its month partitions with it

@@ -9,6 +9,10 @@ key, so a repeat becomes the same ``(box_id, seq, ts)`` on both engines (a seq h
 another event is refused before the insert, as before). On PostgreSQL the plain table is
 turned into the partitioned one with its rows (``central.history.partitions.convert``);
 SQLite rebuilds the table with the new unique key.
+
+Backwards, the events become one plain table again, unique on ``(box_id, seq)``; a store in
+which one seq holds two events (possible only by writing around the ingest) cannot keep both,
+so going back is refused, naming them, and nothing changes.
 """
 
 from __future__ import annotations
@@ -36,4 +40,19 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("events stay partitioned: restore a backup to go back")
+    from central.history.partitions import repeated_seqs, unconvert
+
+    bind = op.get_bind()
+    repeated = repeated_seqs(bind)
+    if repeated:
+        named = ", ".join(f"{box} seq {seq} ({n} events)" for box, seq, n in repeated)
+        raise RuntimeError(
+            f"events: cannot go back before 0006: one seq holds several events: {named}; "
+            "delete the extra rows (or restore a backup) first"
+        )
+    if bind.dialect.name == "postgresql":
+        unconvert(bind)
+        return
+    with op.batch_alter_table("events", schema=None, recreate="always") as batch_op:
+        batch_op.drop_constraint("uq_events_box_seq", type_="unique")
+        batch_op.create_unique_constraint("uq_events_box_seq", ["box_id", "seq"])

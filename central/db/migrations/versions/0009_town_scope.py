@@ -1,7 +1,7 @@
 """users, tokens: the town a user or a machine token belongs to (NULL: county-wide)
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-07 03:30:00.000000
 
 A county central serves many towns (site_model/county.py); a user or a machine token is
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
