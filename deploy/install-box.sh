@@ -85,10 +85,11 @@ step "systemd unit and udev rule"
 unit_dir="$root/etc/systemd/system"
 rules_dir="$root/etc/udev/rules.d"
 install -d "$unit_dir" "$rules_dir"
-sed -e "s#/opt/parkgrid#$prefix#g" \
-    "$src/deploy/systemd/parkgrid-edge.service" > "$unit_dir/parkgrid-edge.service.new"
-chmod 0644 "$unit_dir/parkgrid-edge.service.new"
-mv "$unit_dir/parkgrid-edge.service.new" "$unit_dir/parkgrid-edge.service"
+for unit in parkgrid-edge.service parkgrid-edge-release.service parkgrid-edge-release.path; do
+    sed -e "s#/opt/parkgrid#$prefix#g" "$src/deploy/systemd/$unit" > "$unit_dir/$unit.new"
+    chmod 0644 "$unit_dir/$unit.new"
+    mv "$unit_dir/$unit.new" "$unit_dir/$unit"
+done
 rule="$rules_dir/99-parkgrid-serial.rules"
 if [ -e "$rule" ]; then
     echo "   $rule exists (adapted to this box's adapters): kept"
@@ -117,4 +118,4 @@ echo "parkgrid $version installed in $prefix."
 echo "Next (docs/field-guide.md): put edge.toml, mqtt-password and ca.crt from provision-box"
 echo "in /etc/parkgrid (0640 root:parkgrid), check with"
 echo "  sudo -u parkgrid $prefix/current/bin/parkgrid edge check-config /etc/parkgrid/edge.toml"
-echo "then: sudo systemctl enable --now parkgrid-edge"
+echo "then: sudo systemctl enable --now parkgrid-edge parkgrid-edge-release.path"

@@ -2,6 +2,8 @@
 
 Every command prints what is wrong in plain words and exits non-zero: 2 for a bad config
 or bad input, 1 for a check that failed. Never a traceback for something a person typed.
+``edge run`` exits 75 after central's ``install-release`` switched it to another slot, for its
+supervisor to start it again (``edge.release_command``; docs/fleet.md).
 """
 
 from __future__ import annotations

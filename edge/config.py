@@ -235,10 +235,19 @@ class LotConfig(_Model):
         "or fewer are free; 0: full only when no bay is free",
     )
     bays: dict[Ident, BayConfig] = Field(default_factory=dict)
+    bay_ids: list[Ident] | None = Field(
+        default=None,
+        description="the lot's bays as the site file (central's push) lists them, sensors or "
+        "not; a bay without a sensor in bays counts as unknown. Absent: the bays mapped",
+    )
 
     @property
     def capacity(self) -> int:
-        return len(self.bays)
+        return len(self.every_bay_id)
+
+    @property
+    def every_bay_id(self) -> list[str]:
+        return list(self.bays) if self.bay_ids is None else list(self.bay_ids)
 
 
 class FallbackTarget(_Model):
@@ -385,6 +394,9 @@ class ZoneConfig(_Model):
     name: str | None = None
     zone_class: ZoneClassName = Field(alias="class")
     bays: dict[Ident, BayConfig] = Field(default_factory=dict)
+    bay_ids: list[Ident] | None = Field(
+        default=None, description="the zone's bays as central pushes them (as a lot's)"
+    )
     windows: list[WeeklyWindowConfig] = Field(default_factory=list)
     overrides: list[DateOverrideConfig] = Field(default_factory=list)
     grace_s: float | None = Field(default=None, ge=0, description="default by class")
@@ -405,6 +417,10 @@ class ZoneConfig(_Model):
                 raise ValueError("a ladder needs at least one step (or leave it out)")
             check_ladder(step.after_s for step in self.ladder)
         return self
+
+    @property
+    def every_bay_id(self) -> list[str]:
+        return list(self.bays) if self.bay_ids is None else list(self.bay_ids)
 
     @property
     def grace(self) -> float:
@@ -489,6 +505,18 @@ class EdgeConfig(_Model):
             for bay_id, bay in zone.bays.items():
                 yield zone_id, bay_id, bay
 
+    def sensorless_bays(self) -> Iterable[tuple[str | None, str | None, str]]:
+        """Every (lot_id, zone_id, bay_id) of a bay listed without a sensor mapped: a real
+        bay, unknown until a technician commissions its sensor."""
+        for lot_id, lot in self.lots.items():
+            for bay_id in lot.every_bay_id:
+                if bay_id not in lot.bays:
+                    yield lot_id, None, bay_id
+        for zone_id, zone in self.zones.items():
+            for bay_id in zone.every_bay_id:
+                if bay_id not in zone.bays:
+                    yield None, zone_id, bay_id
+
 
 def cross_check(config: EdgeConfig) -> list[ConfigProblem]:
     """Problems that span sections: references, duplicates, lines the bays need."""
@@ -497,12 +525,28 @@ def cross_check(config: EdgeConfig) -> list[ConfigProblem]:
     every_bay = [("lots", *item) for item in config.bays()]
     every_bay += [("zones", *item) for item in config.zone_bays()]
     bay_ids: dict[str, str] = {}
-    for section, area_id, bay_id, _ in every_bay:
-        where = f"{section}.{area_id}.bays.{bay_id}"
-        if bay_id in bay_ids:
-            problems.append(ConfigProblem(where, f"bay id already used by {bay_ids[bay_id]}"))
-        else:
-            bay_ids[bay_id] = where
+    areas: list[tuple[str, str, LotConfig | ZoneConfig]] = [
+        ("lots", lot_id, lot) for lot_id, lot in config.lots.items()
+    ]
+    areas += [("zones", zone_id, zone) for zone_id, zone in config.zones.items()]
+    for section, area_id, area in areas:
+        for bay_id in area.every_bay_id:
+            where = f"{section}.{area_id}.{'bays' if area.bay_ids is None else 'bay_ids'}"
+            if bay_id in bay_ids:
+                problems.append(
+                    ConfigProblem(f"{where}.{bay_id}", f"bay id already used by {bay_ids[bay_id]}")
+                )
+            else:
+                bay_ids[bay_id] = f"{where}.{bay_id}"
+        if area.bay_ids is not None:
+            for bay_id in area.bays:
+                if bay_id not in area.bay_ids:
+                    problems.append(
+                        ConfigProblem(
+                            f"{section}.{area_id}.bays.{bay_id}",
+                            "a sensor mapped to a bay the lot's bay_ids do not list",
+                        )
+                    )
     for section, lot_id, bay_id, bay in every_bay:
         path = f"{section}.{lot_id}.bays.{bay_id}.sensor"
         if bay.sensor in seen:

@@ -45,7 +45,15 @@ from edge.config import ConfigError, EdgeConfig, parse_config
 from edge.config_edit import atomic_write, fsync_folder
 from firmware_protocols.uplink.models import Command, ConfigApply, ConfigPush, SiteConfigReport
 from site_model.configfile import load_file_data
-from site_model.site_config import digest, local_keys, merge, section_digests, site_part
+from site_model.site_config import (
+    digest,
+    local_keys,
+    merge,
+    section_digests,
+    set_aside,
+    site_part,
+    unwired_signs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +99,23 @@ def pushed_summary(own: dict[str, Any], data_dir: Path) -> tuple[str, bool] | No
     except (OSError, ValueError):
         what = "no outcome recorded"
     try:
-        document = merge(own, tomllib.loads(pushed.read_text(encoding="utf-8")))
-        parse_config(document, source=str(pushed))
+        part = tomllib.loads(pushed.read_text(encoding="utf-8"))
+        document = merge(own, part)
+        config = parse_config(document, source=str(pushed))
     except (OSError, ValueError) as exc:
         return f"{pushed} (pushed by central, {what}) does not load over it: {exc}", False
+    notes = [f"set aside (mapped here, no longer listed): {', '.join(aside)}"
+             for aside in [set_aside(own, part)] if aside]  # fmt: skip
+    if bare := [f"{lot or zone}/{bay}" for lot, zone, bay in config.sensorless_bays()]:
+        notes.append(f"{len(bare)} bay(s) without a sensor, unknown until mapped here: "
+                     + ", ".join(bare[:10]) + (" ..." if len(bare) > 10 else ""))  # fmt: skip
+    if unwired := unwired_signs(own, part):
+        notes.append(f"pushed sign(s) on no bus here, not driven: {', '.join(unwired)}")
     return (
         f"{pushed} (pushed by central, {what}) is laid over it: the lots', zones', "
-        f"time zone's, broker's and timings' settings come from there; runs "
-        f"{digest(site_part(document))[:19]}",
+        f"signs' displays, bay lists, time zone's, broker's and timings' settings come from "
+        f"there; runs {digest(site_part(document))[:19]}"
+        + "".join(f"\n  {note}" for note in notes),
         True,
     )
 
@@ -201,12 +218,25 @@ class ConfigApplier:
                 own[0], f"the box's own key(s) {', '.join(own[:5])} are never pushed (they "
                 "stay in edge.toml); nothing changed",
             )  # fmt: skip
+        if unwired := unwired_signs(self.own, pushed):
+            raise ApplyError(
+                f"signs.{unwired[0]}", f"no sign {', '.join(unwired[:5])} on this box's sign "
+                "buses: a technician wires it first (sign_buses.<bus>.signs.<id> with its "
+                "unit, parkgrid edge scan-signs); nothing changed",
+            )  # fmt: skip
         document = merge(self.own, pushed)
         try:
-            return document, parse_config(document, source=f"pushed version {body.version}")
+            config = parse_config(document, source=f"pushed version {body.version}")
         except ConfigError as exc:
             problems = "; ".join(str(p) for p in exc.problems[:5])
             raise ApplyError("document", f"invalid: {problems}; nothing changed") from None
+        if aside := set_aside(self.own, pushed):
+            log.warning(
+                "config-push version %d no longer lists %d mapped bay(s) (%s): their sensor "
+                "mapping stays in %s, unused while this push runs",
+                body.version, len(aside), ", ".join(aside[:5]), self.config_path,
+            )  # fmt: skip
+        return document, config
 
     def _keep(self, text: str) -> None:
         pushed, previous = self.folder / PUSHED, self.folder / PREVIOUS

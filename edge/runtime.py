@@ -63,9 +63,10 @@ from edge.pipeline.status import BoxStatusReporter
 from edge.pipeline.ticker import Ticker
 from edge.pipeline.town_view import TownView
 from edge.pipeline.zone_stage import ZoneStage
+from edge.release_command import EXIT_RESTART_INTO_RELEASE, ReleaseInstaller, ReleaseSettings
 from edge.supervise import Restarts, supervised
 from edge.update.gate import gate_failures
-from firmware_protocols.uplink.models import SiteConfigReport
+from firmware_protocols.uplink.models import ReleaseReport, SiteConfigReport
 from firmware_protocols.uplink.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class EdgeBox:
         clock: Callable[[], float] = time.time,
         site_config: Callable[[], SiteConfigReport | None] = lambda: None,
         config_push: CommandHandler | None = None,
+        release: Callable[[], ReleaseReport | None] = lambda: None,
+        install_release: CommandHandler | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -186,6 +189,7 @@ class EdgeBox:
             boot_id=self.boot_id,
             config_digest=config_digest,
             site_config=site_config,
+            release=release,
             sensor_count=len(self.occupancy.bays),
             zone_schedule_version=lambda: self.zones.schedule_version if config.zones else None,
             health=lambda: box_health.health_summary(health),
@@ -203,6 +207,7 @@ class EdgeBox:
                 "sign-override": signs.override,
                 "zone-schedule": zone_stage.install,
                 **({"config-push": config_push} if config_push is not None else {}),
+                **({"install-release": install_release} if install_release else {}),
             },
             clock=clock,
         )
@@ -254,11 +259,13 @@ class EdgeBox:
 
 
 def run_box(*, config_path: Path, log_level: str = "INFO") -> int:
-    """The ``parkgrid edge run`` process: run until SIGTERM or SIGINT, then drain and exit.
+    """The ``parkgrid edge run`` process: run until SIGTERM or SIGINT, then drain and exit 0.
 
     What runs is ``config_path`` (already checked by the caller) with the configuration
     central pushed laid over it (``edge.config_apply``). A push rebuilds the box in this
-    process; its health gate confirms it or the box rolls it back by itself."""
+    process; its health gate confirms it or the box rolls it back by itself. After central's
+    ``install-release`` switched to a new slot (``edge.release_command``), the box stops the
+    same way and exits ``EXIT_RESTART_INTO_RELEASE`` for its supervisor to start the new one."""
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -272,27 +279,50 @@ def run_box(*, config_path: Path, log_level: str = "INFO") -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, task.cancel)
         applier = ConfigApplier(config_path)
+        installer = ReleaseInstaller(ReleaseSettings.from_environment(applier.config.data_dir))
+
+        def restart() -> None:  # the same clean stop as SIGTERM
+            task.cancel()
+
+        installer.restart = restart
+        installers.append(installer)
+        resumed = asyncio.create_task(installer.resume(), name="release-resume")
         try:
             while True:
-                await _run_once(applier, digest)
+                await _run_once(applier, installer, digest)
         except asyncio.CancelledError:
             log.info("stopping")
+        finally:
+            resumed.cancel()
 
+    installers: list[ReleaseInstaller] = []
     started = time.monotonic()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
     log.info("stopped after %.1f s", time.monotonic() - started)
+    if installers and installers[0].installed is not None:
+        log.info(
+            "exiting %d: restart into release %s (its boot check, then its trial)",
+            EXIT_RESTART_INTO_RELEASE,
+            installers[0].installed.version,
+        )
+        return EXIT_RESTART_INTO_RELEASE
     return 0
 
 
-async def _run_once(applier: ConfigApplier, digest: str) -> None:
+async def _run_once(applier: ConfigApplier, installer: ReleaseInstaller, digest: str) -> None:
     """Build and run the box with the applier's configuration until it asks for a rebuild."""
     config = applier.config
     applier.rebuild.clear()
     try:
         # Built inside the loop: the Modbus clients bind to the running loop.
         box = EdgeBox(
-            config, config_digest=digest, site_config=applier.report, config_push=applier.handle
+            config,
+            config_digest=digest,
+            site_config=applier.report,
+            config_push=applier.handle,
+            release=installer.report,
+            install_release=installer.handle,
         )
     except Exception as exc:
         if applier.trial is None:
@@ -309,17 +339,18 @@ async def _run_once(applier: ConfigApplier, digest: str) -> None:
     )
     running = asyncio.create_task(box.run(), name="box")
     rebuild = asyncio.create_task(applier.rebuild.wait(), name="rebuild")
-    applier.announce = box.status.publish
+    applier.announce = installer.announce = box.status.publish
     gate = asyncio.create_task(applier.watch(box.gate), name="gate")
+    releases = asyncio.create_task(installer.watch(), name="release-state")
     try:
         await asyncio.wait({running, rebuild}, return_when=asyncio.FIRST_COMPLETED)
         if running.done():
             running.result()  # the box ended by itself: its error, if any, goes up
     finally:
-        applier.announce = lambda: None
-        for part in (gate, rebuild, running):
+        applier.announce = installer.announce = lambda: None
+        for part in (releases, gate, rebuild, running):
             part.cancel()
-        for part in (gate, rebuild, running):
+        for part in (releases, gate, rebuild, running):
             with contextlib.suppress(asyncio.CancelledError):
                 await part
         box.outbox.close()

@@ -32,7 +32,7 @@ from sqlite_utils import Database
 from edge.commission import bay_records
 from edge.config import ConfigError, EdgeConfig, load_config
 from edge.outbox import Outbox
-from edge.zones_store import ALERTS_FILE, SCHEDULE_FILE
+from edge.zones_store import ALERTS_FILE, SCHEDULE_FILE, file_version
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -123,8 +123,11 @@ def zone_summary(data_dir: Path) -> dict[str, Any]:
     elif isinstance(schedule, dict):
         out["schedule_version"] = version(schedule.get("current"))
         out["schedule_pending"] = version(schedule.get("pending"))
-    if (isinstance(alerts, dict) and "unreadable" not in alerts) or isinstance(alerts, list):
+    if isinstance(alerts, dict) and isinstance(alerts.get("alerts"), list):  # schema 1
+        out["open_alerts"] = len(alerts["alerts"])
+    elif isinstance(alerts, list):  # schema 0
         out["open_alerts"] = len(alerts)
+    out["schema"] = file_version(data_dir / SCHEDULE_FILE)
     return out
 
 

@@ -27,6 +27,8 @@ from typing import Any, Literal
 import tomli_w
 
 from site_model.site import SignKind, Site
+from site_model.site_config import SIGNS, site_part
+from site_model.site_sections import SignEntry
 from site_model.zone_classes import CLOSING_SOON_S, ZONE_CLASS_DEFAULTS
 
 DEFAULT_BOX_ETC = "/etc/parkgrid"
@@ -118,6 +120,24 @@ def edge_config(site: Site, box_id: str, deployment: Deployment) -> dict[str, An
         if value is not None:
             doc.setdefault(section, {})[key] = value
     return doc
+
+
+def office_part(site: Site, box_id: str, deployment: Deployment) -> dict[str, Any]:
+    """The office's part of the box's config (``site_model.site_config``): the projection's
+    cut, with every lot's and zone's bay ids as the site file gives them (sensors or not)
+    and every sign's display (the wiring left to the box). Central pushes this."""
+    whole = edge_config(site, box_id, deployment)
+    part = site_part(whole)
+    for lot_id, body in part.get("lots", {}).items():
+        body["bay_ids"] = sorted(site.lots[lot_id].bay_ids(lot_id))
+    for zone_id, body in part.get("zones", {}).items():
+        body["bay_ids"] = sorted(site.zones[zone_id].bay_ids(zone_id))
+    part.pop(SIGNS, None)
+    if signs := {
+        sign_id: sign_display(sign) for sign_id, sign in site.signs.items() if sign.box_id == box_id
+    }:
+        part[SIGNS] = signs
+    return part
 
 
 def edge_config_toml(site: Site, box_id: str, deployment: Deployment) -> str:
@@ -217,17 +237,22 @@ def _signs(site: Site, box_id: str, bus: SignBus) -> dict[str, Any]:
                 f"sign {sign_id} has no unit id on the sign bus (parkgrid edge scan-signs)",
                 box_id=box_id,
             )
-        entry: dict[str, Any] = {"unit": bus.units[sign_id], "profile": PROFILE_BY_KIND[sign.kind]}
-        if sign.kind is SignKind.GUIDANCE:
-            entry["lot"] = sign.lot
-            entry["arrow"] = sign.arrow
-            entry["fallback"] = [{"lot": t.lot, "arrow": t.arrow} for t in sign.fallback]
-        elif sign.zone is not None:
-            entry["zone"] = sign.zone
-        else:
-            entry["message"] = sign.message
-        signs[sign_id] = entry
+        signs[sign_id] = {"unit": bus.units[sign_id], **sign_display(sign)}
     return signs
+
+
+def sign_display(sign: SignEntry) -> dict[str, Any]:
+    """What a sign shows, as edge.toml's sign keys (the office's; ``unit`` is the box's)."""
+    entry: dict[str, Any] = {"profile": PROFILE_BY_KIND[sign.kind]}
+    if sign.kind is SignKind.GUIDANCE:
+        entry["lot"] = sign.lot
+        entry["arrow"] = sign.arrow
+        entry["fallback"] = [{"lot": t.lot, "arrow": t.arrow} for t in sign.fallback]
+    elif sign.zone is not None:
+        entry["zone"] = sign.zone
+    else:
+        entry["message"] = sign.message
+    return entry
 
 
 def _bus(bus: SignBus, signs: dict[str, Any]) -> dict[str, Any]:

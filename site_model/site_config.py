@@ -10,6 +10,18 @@ on the box and never travels: its identity (``site``, ``box_id``), where it keep
 ``sign_buses``: devices, unit ids), its health page (``health``) and which sensor sits in
 which bay (``lots.<id>.bays``, ``zones.<id>.bays``, commissioned at the box).
 
+Two things cross that line and are split along it. **Bays**: which bays a lot or zone has
+is the office's (``lots.<id>.bay_ids``, from the site file), which sensor sits in which is
+the box's (``bays``); a pushed bay without a sensor is a real bay the box counts as
+unknown, and a mapped bay the push no longer lists is set aside (its mapping stays in
+``edge.toml``, unused; its sensor, still heard, is then an unmapped sensor). **Signs**:
+what a sign shows (``profile``, ``lot``, ``arrow``, ``fallback``, ``zone``, ``message``)
+is the office's and travels as a top-level ``signs.<sign_id>`` table, laid over the sign of
+that id under whichever of the box's ``sign_buses`` it hangs on; the bus and each sign's
+``unit`` and ``brightness`` stay the box's. A box document written before this split (no
+``bay_ids``, displays under its buses) reports the same part, so a box that runs the
+projection is in sync without a push.
+
 * :func:`site_part` cuts the office's part out of a whole document;
 * :func:`local_keys` names the box's keys found in a pushed document (it is refused);
 * :func:`merge` lays a pushed part over a box's own document (the box's keys kept);
@@ -33,12 +45,36 @@ LOCAL_TOP = frozenset({"site", "box_id", "data_dir", "serial", "sign_buses", "he
 MQTT_LOCAL = frozenset(
     {"username", "password_file", "password_env", "client_id", "ca_file", "cert_file", "key_file"}
 )
-AREAS = ("lots", "zones")  # their ``bays`` are the box's
+AREAS = ("lots", "zones")  # their ``bays`` are the box's, their ``bay_ids`` the office's
+SIGNS = "signs"  # the pushed displays, one table per sign id
+SIGN_DISPLAY = frozenset({"profile", "lot", "arrow", "fallback", "zone", "message"})
+SIGN_LOCAL = frozenset({"unit", "brightness"})
+PER_ENTRY = (*AREAS, SIGNS)  # sections hashed entry by entry (``lots.P1``, ``signs.S1``)
 SECTION_HASH_CHARS = 16
 
 
 def site_part(document: Mapping[str, Any]) -> dict[str, Any]:
-    """The office's sections of a box document (a copy; the box's keys left out)."""
+    """The office's sections of a box document (a copy; the box's keys left out).
+
+    Each lot and zone says its ``bay_ids`` (as given, or, when the document has none, its
+    mapped ``bays`` sorted, as central projects them), and the signs' displays are gathered
+    from the sign buses into ``signs`` (a document's own ``signs`` table, a pushed part's,
+    wins)."""
+    part = _office_sections(document)
+    for section in AREAS:
+        own = _table(document, section)
+        for area, body in part.get(section, {}).items():
+            if isinstance(body, dict) and "bay_ids" not in body:  # given ones: as given
+                body["bay_ids"] = sorted(_table(own.get(area) or {}, "bays"))
+    signs = {sign_id: display for _, sign_id, display in _wired_displays(document)}
+    signs.update(copy.deepcopy(dict(_table(document, SIGNS))))
+    if signs:
+        part[SIGNS] = signs
+    return part
+
+
+def _office_sections(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The document without the box's keys (nothing derived, nothing added)."""
     part: dict[str, Any] = {}
     for key, value in document.items():
         if key in LOCAL_TOP:
@@ -54,8 +90,34 @@ def site_part(document: Mapping[str, Any]) -> dict[str, Any]:
                 )
                 for area, body in value.items()
             }
+        elif key == SIGNS and isinstance(value, Mapping):
+            value = {
+                sign_id: (
+                    {k: v for k, v in body.items() if k not in SIGN_LOCAL}
+                    if isinstance(body, Mapping)
+                    else body
+                )
+                for sign_id, body in value.items()
+            }
         part[key] = copy.deepcopy(value)
     return part
+
+
+def _wired_displays(document: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(bus, sign id, display) of every sign on the document's sign buses."""
+    out = []
+    for bus_id, bus in _table(document, "sign_buses").items():
+        for sign_id, sign in _table(bus if isinstance(bus, Mapping) else {}, "signs").items():
+            if isinstance(sign, Mapping):
+                display = {k: copy.deepcopy(v) for k, v in sign.items() if k in SIGN_DISPLAY}
+                out.append((bus_id, sign_id, display))
+    return out
+
+
+def unwired_signs(own: Mapping[str, Any], pushed: Mapping[str, Any]) -> list[str]:
+    """The pushed signs no sign bus of the box has (their wiring is the technician's)."""
+    wired = {sign_id for _, sign_id, _ in _wired_displays(own)}
+    return sorted(set(_table(pushed, SIGNS)) - wired)
 
 
 def local_keys(pushed: Mapping[str, Any]) -> list[str]:
@@ -72,6 +134,9 @@ def local_keys(pushed: Mapping[str, Any]) -> list[str]:
                 for area, body in areas.items()
                 if isinstance(body, Mapping) and "bays" in body
             ]
+    for sign_id, body in _table(pushed, SIGNS).items():
+        if isinstance(body, Mapping):
+            found += [f"{SIGNS}.{sign_id}.{key}" for key in body if key in SIGN_LOCAL]
     return sorted(found)
 
 
@@ -79,10 +144,16 @@ def merge(own: Mapping[str, Any], pushed: Mapping[str, Any]) -> dict[str, Any]:
     """The box's document with its office sections replaced by ``pushed``.
 
     The box's own keys are kept; a lot or zone the push drops goes with its bays; a lot or
-    zone it keeps keeps its bays; a section the push leaves out falls back to the box's
-    defaults (the push says the whole office part, not a patch)."""
+    zone it keeps keeps its sensor mapping, cut to the pushed ``bay_ids`` when the push
+    lists them (a mapped bay it no longer lists is set aside: see :func:`set_aside`); a
+    pushed sign's display replaces the display of the sign of that id on whichever bus
+    the box has it (its unit and brightness kept; a sign the push does not name keeps the
+    box's display); a section the push leaves out falls back to the box's defaults (the
+    push says the whole office part, not a patch)."""
     merged: dict[str, Any] = {k: copy.deepcopy(v) for k, v in own.items() if k in LOCAL_TOP}
-    merged.update(site_part(pushed))
+    office = _office_sections(pushed)
+    displays = office.pop(SIGNS, None)
+    merged.update(office)
     own_mqtt = _table(own, "mqtt")
     secrets = {k: v for k, v in own_mqtt.items() if k in MQTT_LOCAL}
     if secrets or "mqtt" in merged:
@@ -92,8 +163,33 @@ def merge(own: Mapping[str, Any], pushed: Mapping[str, Any]) -> dict[str, Any]:
         for area, body in merged.get(section, {}).items():
             own_body = own_areas.get(area)
             if isinstance(body, dict) and isinstance(own_body, Mapping) and "bays" in own_body:
-                body["bays"] = copy.deepcopy(own_body["bays"])
+                bays = copy.deepcopy(dict(_table(own_body, "bays")))
+                if isinstance(body.get("bay_ids"), list):
+                    bays = {k: v for k, v in bays.items() if k in body["bay_ids"]}
+                body["bays"] = bays
+    if isinstance(displays, Mapping):
+        for bus in _table(merged, "sign_buses").values():
+            for sign_id, sign in _table(bus if isinstance(bus, Mapping) else {}, "signs").items():
+                shown = displays.get(sign_id)
+                if isinstance(sign, dict) and isinstance(shown, Mapping):
+                    for key in SIGN_DISPLAY:
+                        sign.pop(key, None)
+                    sign.update(copy.deepcopy(dict(shown)))
     return merged
+
+
+def set_aside(own: Mapping[str, Any], pushed: Mapping[str, Any]) -> list[str]:
+    """The box's mapped bays (``lots.P1.bays.P1-007``) a push no longer lists: their
+    sensor mapping stays in ``edge.toml`` but is not used while the push runs."""
+    found = []
+    for section in AREAS:
+        own_areas = _table(own, section)
+        for area, body in _table(pushed, section).items():
+            ids = body.get("bay_ids") if isinstance(body, Mapping) else None
+            if isinstance(ids, list):
+                mapped = _table(own_areas.get(area) or {}, "bays")
+                found += [f"{section}.{area}.bays.{bay}" for bay in mapped if bay not in ids]
+    return sorted(found)
 
 
 def _table(document: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -128,10 +224,11 @@ def digest(part: Mapping[str, Any]) -> str:
 
 
 def section_digests(part: Mapping[str, Any]) -> dict[str, str]:
-    """A short hash of each section, and of each lot and zone (``lots.P1``)."""
+    """A short hash of each section, and of each lot, zone and sign (``lots.P1``,
+    ``signs.P1-ENTRANCE``)."""
     sections: dict[str, str] = {}
     for key, value in part.items():
-        if key in AREAS and isinstance(value, Mapping):
+        if key in PER_ENTRY and isinstance(value, Mapping):
             for area, body in value.items():
                 sections[f"{key}.{area}"] = digest({"v": body})[7 : 7 + SECTION_HASH_CHARS]
         else:

@@ -44,7 +44,9 @@ def test_install_box_into_a_prefix(tmp_path: Path) -> None:
     assert command[0] == str(prefix / "current" / "bin" / "parkgrid")
     # before each start, the boot check of the A/B slots (docs/fleet.md), from the prefix
     pre = next(line for line in unit.splitlines() if line.startswith("ExecStartPre="))
-    assert pre.split()[1:] == ["edge", "boot-check", "--prefix", str(prefix)]
+    assert pre.split()[1:] == [
+        "edge", "boot-check", "--prefix", str(prefix), "--data-dir", "/var/lib/parkgrid"
+    ]  # fmt: skip
     assert (prefix / "current").resolve() == prefix / "releases" / "a"
     assert (prefix / "releases" / "a" / "parkgrid-release.json").is_file()
     assert (root / "etc/udev/rules.d/99-parkgrid-serial.rules").is_file()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from central import audit
 from central.commands.models import CommandOut, ReplyOut
@@ -25,7 +25,7 @@ from firmware_protocols.uplink import (
     Topics,
     encode_payload,
 )
-from firmware_protocols.uplink.models import CommandBody, ConfigPush
+from firmware_protocols.uplink.models import CommandBody, ConfigPush, InstallRelease
 from site_model.site import SiteIndex
 
 _BODY: TypeAdapter[Any] = TypeAdapter(CommandBody)
@@ -77,10 +77,21 @@ def send(
     expires_in_s: int,
     actor: str,
     publish: SendCommand | None,
+    fleet: bool = False,
+    within: Callable[[Connection, str], None] | None = None,
 ) -> CommandOut:
+    """Store, audit and publish one command; ``fleet``: sent by the rollout engine, the one
+    sender of ``install-release`` (an operator's API call may not send it). ``within(conn,
+    command_id)`` writes the caller's own record of it in the same transaction."""
     if box_id not in site.boxes:
         raise NotFound("box", box_id)
     parsed = parse_body(body)
+    if isinstance(parsed, InstallRelease) and not fleet:
+        raise Invalid(
+            "a release is installed by a rollout (parkgrid central fleet rollout, an admin's), "
+            "not as a command",
+            field="body.command",
+        )
     if isinstance(parsed, ConfigPush):
         raise Invalid(
             "a configuration is pushed with fleet config push (an admin's, from the site "
@@ -113,17 +124,7 @@ def send(
     )
     payload = encode_payload(command)
     with writer(engine).begin() as conn:
-        conn.execute(
-            t.commands.insert().values(
-                command_id=str(command.command_id),
-                box_id=box_id,
-                name=command.name.value,
-                payload=payload.decode(),
-                issued_by=actor,
-                issued_at=now.timestamp(),
-                expires_at=command.expires_at.timestamp() if command.expires_at else None,
-            )
-        )
+        store_command(conn, box_id=box_id, command=command, payload=payload, actor=actor)
         audit.record(
             conn,
             actor=actor,
@@ -131,10 +132,30 @@ def send(
             target=box_id,
             detail=json.loads(payload)["body"],
         )
-    topic = Topics(site.site_id, box_id).cmd(command.name)
+        if within is not None:
+            within(conn, str(command.command_id))
+    topic = Topics(site.site_of(box_id), box_id).cmd(command.name)
     if not publish(topic, payload, float(expires_in_s)):
         raise Unavailable("the MQTT broker")
     return get_command(engine, str(command.command_id))
+
+
+def store_command(
+    conn: Connection, *, box_id: str, command: Command, payload: bytes, actor: str
+) -> None:
+    """Keep a command to a box (in the caller's transaction, beside its audit row); its
+    reply is matched to it by ``central.ingest.boxes.apply_replies``."""
+    conn.execute(
+        t.commands.insert().values(
+            command_id=str(command.command_id),
+            box_id=box_id,
+            name=command.name.value,
+            payload=payload.decode(),
+            issued_by=actor,
+            issued_at=command.issued_at.timestamp(),
+            expires_at=command.expires_at.timestamp() if command.expires_at else None,
+        )
+    )
 
 
 def get_command(engine: Engine, command_id: str) -> CommandOut:

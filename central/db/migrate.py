@@ -14,6 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from central.db.engine import writer
@@ -44,6 +45,13 @@ def downgrade(engine: Engine, revision: str) -> None:
     with writer(engine).begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, revision)
+
+
+def head() -> str:
+    """The newest revision this code knows."""
+    found = ScriptDirectory.from_config(_config()).get_current_head()
+    assert found is not None, "no migrations"
+    return found
 
 
 def current(engine: Engine) -> str | None:

@@ -313,6 +313,7 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
+    Column("town", String(ID)),  # a county's town this user belongs to; NULL: county-wide
 )
 
 tokens = Table(
@@ -324,6 +325,47 @@ tokens = Table(
     Column("role", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False, index=True),
+    Column("town", String(ID)),  # the town it acts in (a user's token: the user's); NULL: all
+)
+
+# Staged rollouts of a release to a town's boxes (central/fleet/rollout_*.py, docs/fleet.md).
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("town", String(ID), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("sha256", String(71), nullable=False),
+    Column("kind", String(16), nullable=False),  # rollout | rollback
+    Column("rollback_of", Integer),
+    Column("state", String(16), nullable=False, index=True),  # running|halted|done|rolled_back
+    Column("wave", Integer, nullable=False),
+    Column("canary", Integer, nullable=False),
+    Column("share", Integer, nullable=False),
+    Column("max_failures", Integer, nullable=False),
+    Column("failure_base", Integer, nullable=False),
+    Column("confirm_timeout_s", Float, nullable=False),
+    Column("window", String(200), nullable=False),
+    Column("reason", Text),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Each box of a rollout: its wave, state, the install command sent and how it ended.
+rollout_boxes = Table(
+    "rollout_boxes",
+    metadata,
+    Column("rollout_id", Integer, primary_key=True),
+    Column("box_id", String(ID), primary_key=True),
+    Column("wave", Integer, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("command_id", String(36)),
+    Column("boot_id", String(36)),  # the box's boot when the command went out
+    Column("sent_at", Float),
+    Column("failure", String(16)),  # refused | rolled_back | timeout
+    Column("reason", Text),
+    Column("updated_at", Float, nullable=False),
 )
 
 # Who did what: every write through the API or the CLI.

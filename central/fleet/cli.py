@@ -47,6 +47,9 @@ def configure(
     which.add_argument("--all", action="store_true", help="every box of the site file")
     push.set_defaults(handler=_push)
     config.set_defaults(handler=lambda _args: _usage(config))
+    from central.fleet.rollout_cli import configure as configure_rollouts
+
+    configure_rollouts(commands, lambda sub: _common(sub, db))
     parser.set_defaults(handler=lambda _args: _usage(parser))
 
 
@@ -79,6 +82,9 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         overrides["box_mqtt_url"] = args.box_mqtt_url
     try:
         settings = CentralSettings(**overrides)  # type: ignore[arg-type]
+        if settings.site_file is None:
+            print("fleet: works on one town's site file (--site)", file=sys.stderr)
+            return None
         site = load_site(settings.site_file)
     except ValidationError as exc:
         for err in exc.errors():
@@ -104,7 +110,7 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
         return EXIT_OK
     short = lambda h: "-" if h is None else h.removeprefix("sha256:")[:12]  # noqa: E731
-    table = [("BOX", "DESIRED", "REPORTED", "STATE", "DIFFERS / REASON")]
+    table = [("BOX", "DESIRED", "REPORTED", "STATE", "RELEASE", "DIFFERS / REASON")]
     for row in rows:
         version = f" v{row.desired_version}" if row.desired_version else ""
         what = ", ".join(row.differs)
@@ -112,13 +118,25 @@ def _status(args: argparse.Namespace) -> int:
             what = f"{row.reason}" + (f" ({what})" if what else "")
         table.append(
             (row.box_id, short(row.desired_hash) + version, short(row.reported_hash), row.state,
-             what or "-")
+             _release(row), what or "-")
         )  # fmt: skip
-    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    widths = [max(len(line[i]) for line in table) for i in range(5)]
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False))
-              + "  " + line[4])  # fmt: skip
+              + "  " + line[5])  # fmt: skip
     return EXIT_OK
+
+
+def _release(row) -> str:  # type: ignore[no-untyped-def]
+    """'1.1.0 confirmed', '1.0.0 rolled_back from 1.1.0 (why)', or '-' (not reported)."""
+    if row.release_state is None:
+        return "-"
+    text = f"{row.release_version or '?'} {row.release_state}"
+    if row.release_failed_version:
+        text += f" from {row.release_failed_version}"
+    if row.release_reason:
+        text += f" ({row.release_reason})"
+    return text
 
 
 def _push(args: argparse.Namespace) -> int:

@@ -27,6 +27,19 @@ class FleetBoxOut(BaseModel):
     reason: str | None = Field(description="Why the last push failed or was rolled back.")
     applied_version: int | None = Field(description="The version of the last push's outcome.")
     applied_at: datetime | None
+    release_version: str | None = Field(
+        default=None, description="The release the box runs, from its birth (null: unknown)."
+    )
+    release_state: str | None = Field(
+        default=None,
+        description="confirmed, on_trial, rolled_back or unmanaged; null: the box does not "
+        "report releases (older than rollouts).",
+    )
+    release_failed_version: str | None = Field(
+        default=None, description="With rolled_back: the release the box went back from."
+    )
+    release_reason: str | None = Field(default=None, description="With rolled_back: why.")
+    release_at: datetime | None = Field(default=None, description="When the box said so.")
 
 
 class PushIn(BaseModel):

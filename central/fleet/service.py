@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from central import audit
-from central.commands.service import SendCommand
+from central.commands.service import SendCommand, store_command
 from central.db import schema as t
 from central.db.engine import writer
 from central.errors import NotFound, Unavailable
@@ -37,17 +37,17 @@ STATES: Mapping[str, FleetState] = {
 }
 
 
-def _pushes(conn: Connection, box_id: str) -> list[tuple[int, str]]:
-    """(version, hash) of the box's pushes, newest first."""
+def _pushes(conn: Connection, box_ids: Iterable[str]) -> dict[str, list[tuple[int, str]]]:
+    """Each box's pushes as (version, hash), newest first: one query for every box."""
+    out: dict[str, list[tuple[int, str]]] = {box: [] for box in box_ids}
     rows = conn.execute(
-        select(t.commands.c.payload)
-        .where(t.commands.c.box_id == box_id, t.commands.c.name == PUSH)
+        select(t.commands.c.box_id, t.commands.c.payload)
+        .where(t.commands.c.box_id.in_(list(out)), t.commands.c.name == PUSH)
         .order_by(t.commands.c.issued_at.desc())
     )
-    out = []
-    for (payload,) in rows:
+    for box_id, payload in rows:
         body = json.loads(payload)["body"]
-        out.append((int(body["version"]), str(body["hash"])))
+        out[box_id].append((int(body["version"]), str(body["hash"])))
     return out
 
 
@@ -69,7 +69,7 @@ def decide(
 def fleet_status(engine: Engine, site: Site, *, mqtt_url: str) -> list[FleetBoxOut]:
     with engine.connect() as conn:
         statuses = dict(conn.execute(select(t.boxes.c.box_id, t.boxes.c.status_json)).all())
-        pushes = {box_id: _pushes(conn, box_id) for box_id in site.boxes}
+        pushes = _pushes(conn, site.boxes)
     out = []
     for box_id in sorted(site.boxes):
         desired = desired_for(site, box_id, mqtt_url=mqtt_url)
@@ -77,6 +77,7 @@ def fleet_status(engine: Engine, site: Site, *, mqtt_url: str) -> list[FleetBoxO
         report = status.get("site_config")
         state, differs, reason = decide(desired, report)
         apply = (report or {}).get("apply") or {}
+        release = status.get("release") or {}
         out.append(
             FleetBoxOut(
                 box_id=box_id,
@@ -88,6 +89,11 @@ def fleet_status(engine: Engine, site: Site, *, mqtt_url: str) -> list[FleetBoxO
                 reason=reason,
                 applied_version=apply.get("version"),
                 applied_at=apply.get("ts"),
+                release_version=release.get("version"),
+                release_state=release.get("state"),
+                release_failed_version=release.get("failed_version"),
+                release_reason=release.get("reason"),
+                release_at=release.get("ts"),
             )
         )
     return out
@@ -114,7 +120,7 @@ def push(
         desired = desired_for(site, box_id, mqtt_url=mqtt_url)
         now = dt.datetime.now(dt.UTC)
         with writer(engine).begin() as conn:
-            pushed = _pushes(conn, box_id)
+            pushed = _pushes(conn, [box_id])[box_id]
             version = next((v for v, h in pushed if h == desired.hash), None)
             if version is None:
                 version = max((v for v, _ in pushed), default=0) + 1
@@ -125,17 +131,7 @@ def push(
                 body=ConfigPush(version=version, hash=desired.hash, document=desired.toml),
             )
             payload = encode_payload(command)
-            conn.execute(
-                t.commands.insert().values(
-                    command_id=str(command.command_id),
-                    box_id=box_id,
-                    name=PUSH,
-                    payload=payload.decode(),
-                    issued_by=actor,
-                    issued_at=now.timestamp(),
-                    expires_at=command.expires_at.timestamp() if command.expires_at else None,
-                )
-            )
+            store_command(conn, box_id=box_id, command=command, payload=payload, actor=actor)
             audit.record(
                 conn,
                 actor=actor,

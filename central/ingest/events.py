@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, select, text
 
 from central.db import schema as t
 from central.db.engine import BulkInsert, insert_ignore
 from central.history import rollups
 from central.ingest import claims
 from central.ingest.batch import Batch, IngestContext, refuse, ts
+from central.leases import lease_key
 from firmware_protocols.uplink import (
     AlertRaised,
     AlertResolved,
@@ -31,6 +32,23 @@ from firmware_protocols.uplink import (
 NewEvent = tuple[Event, dict[str, Any]]  # the decoded event and its ``events`` row
 # (context, connection, batch, event, row, live)
 ApplyEvent = Callable[[IngestContext, Connection, Batch, Event, dict[str, Any], bool], None]
+
+
+def hold_boxes(conn: Connection, boxes: list[str]) -> None:
+    """PostgreSQL: hold each box of the batch until the transaction ends (an advisory
+    transaction lock, taken in sorted order), so two processes filing the same box's events
+    take turns: the second reads the first's rows as held, and a redelivered event moves the
+    rollups, the alerts and the notices once. A no-op elsewhere (SQLite has one writer)."""
+    if conn.dialect.name != "postgresql" or not boxes:
+        return
+    keys = sorted({lease_key(f"ingest-box:{box}") for box in boxes})
+    conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(k) FROM "
+            "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS held"
+        ),
+        {"keys": keys},
+    )
 
 
 def store_events(
@@ -59,7 +77,7 @@ def store_events(
         if held_id is not None and held_id != str(event.event_id):
             del batch.events[key]  # refused, not a repeat
             reason = claims.replayed_seq(event.seq, held_id, str(event.event_id))
-            topic = Topics(ctx.site.site_id, event.box_id).event
+            topic = Topics(ctx.site.site_of(event.box_id), event.box_id).event
             refuse(
                 ctx, batch, "seq_replayed", topic, row["payload"].encode(), reason,
                 row["received_at"],
@@ -102,7 +120,7 @@ def refuse_implausible_drops(ctx: IngestContext, conn: Connection, batch: Batch)
         reason = claims.implausible_drop(body, capacity[box_id])
         if reason is not None:
             del batch.events[key]
-            topic = Topics(ctx.site.site_id, box_id).event
+            topic = Topics(ctx.site.site_of(box_id), box_id).event
             refuse(
                 ctx, batch, "dropped_range", topic, row["payload"].encode(), reason,
                 row["received_at"],

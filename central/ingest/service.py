@@ -68,6 +68,7 @@ from central.ingest.decode import decode_batch
 from central.ingest.events import (
     NewEvent,
     apply_events,
+    hold_boxes,
     refuse_implausible_drops,
     store_events,
 )
@@ -227,6 +228,8 @@ class IngestWriter:
         """The batch's one transaction; the marks, the quarantine's drops, the new events
         and each box's seq line."""
         with self.engine.begin() as conn:
+            if self.shared:
+                hold_boxes(conn, sorted({box for box, _ in batch.events}))
             lines = sort_lines(ctx, conn, batch)
             for box, mark in lines.raised.items():
                 self.marks.raise_to(box, mark)
@@ -276,7 +279,7 @@ class IngestWriter:
                 line=None if line is None else uuid.UUID(line[0]),
                 line_from=None if line is None else line[1],
             )
-            self.publish(Topics(self.site.site_id, box_id).ack, encode_payload(ack), True)
+            self.publish(Topics(self.site.site_of(box_id), box_id).ack, encode_payload(ack), True)
             self.stats.acks_published += 1
 
     def sweep(self) -> dict[str, int]:

@@ -38,7 +38,8 @@ CASES_SWEEP = "cases-sweep"  # case escalation, tow orders, cases for missed ale
 ACKS_REPUBLISH = "acks-republish"  # every stored watermark again after a (re)connect
 HISTORY_RETENTION = "history-retention"  # events' month partitions ahead, raw events' cut
 DROPS_WATCH = "drops-watch"  # alerts for the broker's drops and lasting seq gaps
-JOBS = (CASES_SWEEP, ACKS_REPUBLISH, HISTORY_RETENTION, DROPS_WATCH)
+FLEET = "fleet"  # staged rollouts' engine, pushes again to boxes back online (central/fleet)
+JOBS = (CASES_SWEEP, ACKS_REPUBLISH, HISTORY_RETENTION, DROPS_WATCH, FLEET)
 
 
 def lease_key(name: str) -> int:

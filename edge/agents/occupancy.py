@@ -100,7 +100,7 @@ class Bay:
 
     bay_id: str
     lot_id: str | None
-    sensor_id: str
+    sensor_id: str | None  # None: a bay listed with no sensor commissioned yet (unknown)
     heartbeat_timeout_s: float
     state: BayStateName = "unknown"
     since: float = 0.0
@@ -117,7 +117,7 @@ class BayChange:
 
     bay_id: str
     lot_id: str | None
-    sensor_id: str
+    sensor_id: str | None
     previous: BayStateName
     current: BayStateName
     at: float
@@ -190,6 +190,19 @@ class Occupancy:
             )
             self.bays[bay_id] = bay
             self._by_sensor[bay_cfg.sensor] = bay
+        # Bays the site lists that no sensor is commissioned in yet: counted, always unknown.
+        for in_lot, in_zone, bay_id in config.sensorless_bays():
+            bay = Bay(
+                bay_id=bay_id,
+                lot_id=in_lot,
+                zone_id=in_zone,
+                sensor_id=None,
+                heartbeat_timeout_s=config.sensors.heartbeat_timeout_s,
+                since=now,
+            )
+            self.bays[bay_id] = bay
+            if in_lot is not None:
+                self._lot_bays[in_lot].append(bay)
         self._lots = {lot_id: _LotTrack() for lot_id in config.lots}
         self.unknown_sensors: Counter[str] = Counter()
         for lot_id in self._lots:
@@ -233,7 +246,7 @@ class Occupancy:
         if was_silent and bay.state != "unknown":
             notices.append(
                 SensorNotice(
-                    sensor_id=bay.sensor_id,
+                    sensor_id=obs.sensor_id,
                     bay_id=bay.bay_id,
                     kind="recovered",
                     detail="sensor heard again",
@@ -255,8 +268,10 @@ class Occupancy:
                     self._set(bay, "occupied" if occupied else "free", began, "sensor", changes)
             last = bay.health.last_seen
             silent_since = last if last is not None else bay.since
-            if bay.state in ("free", "occupied") and sensor_silent(
-                now - silent_since, bay.heartbeat_timeout_s
+            if (
+                bay.sensor_id is not None
+                and bay.state in ("free", "occupied")
+                and sensor_silent(now - silent_since, bay.heartbeat_timeout_s)
             ):
                 bay.pending = None
                 self._set(bay, "unknown", now, "heartbeat_timeout", changes)
@@ -407,7 +422,7 @@ class Occupancy:
             if "temperature_c" in health.implausible:
                 notices.append(
                     SensorNotice(
-                        sensor_id=bay.sensor_id,
+                        sensor_id=obs.sensor_id,
                         bay_id=bay.bay_id,
                         kind="implausible",
                         detail=f"temperature {reading.temperature_c} °C is implausible",
@@ -418,7 +433,7 @@ class Occupancy:
             health.reset_causes[reading.reset_cause] += 1
             notices.append(
                 SensorNotice(
-                    sensor_id=bay.sensor_id,
+                    sensor_id=obs.sensor_id,
                     bay_id=bay.bay_id,
                     kind="reset",
                     detail=f"sensor restarted ({reading.reset_cause})",

@@ -65,6 +65,8 @@ _REPEATED_LINES = (
     "received pdu without a corresponding request",
 )
 
+CONNECT_TIMEOUT_S = 3.0  # the TCP connect to a sign bus or gateway, whatever the answer timeout
+
 
 class _DropRepeated(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
@@ -104,6 +106,7 @@ class ModbusClient:
         quiet_pymodbus_logging()
         self.bus = bus
         self.transport = transport
+        self.timeout_s = timeout_s
         self.where: str
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient
         if transport == "tcp":
@@ -149,12 +152,19 @@ class ModbusClient:
 
     async def connect(self) -> None:
         """Open the TCP connection or the serial port; SignBusConnectionError if it fails."""
+        # pymodbus bounds the connect and each answer with one setting: ``timeout_s`` is the
+        # answer's (a scan probes with 0.1 s), the connect gets at least CONNECT_TIMEOUT_S, or
+        # a loaded box fails to reach a live bus.
+        params = self._client.ctx.comm_params
+        params.timeout_connect = max(self.timeout_s, CONNECT_TIMEOUT_S)
         try:
             ok = await self._client.connect()
         except (ModbusException, OSError) as exc:
             raise SignBusConnectionError(
                 f"cannot connect to {self.where}: {exc}", bus=self.bus
             ) from exc
+        finally:
+            params.timeout_connect = self.timeout_s
         if not ok or not self._client.connected:
             raise SignBusConnectionError(f"cannot connect to {self.where}", bus=self.bus)
 

@@ -1,7 +1,8 @@
 """The box's commands: a table from command name to the stage's handler that runs it.
 
 A handler gets the command and the box's clock reading and returns None when done, or the
-reason it refused (a reply's ``error``). A name with no handler in the table is refused by
+reason it refused (a reply's ``error``); a slow one (``install-release``) returns an awaitable
+of the same, awaited here. A name with no handler in the table is refused by
 name, so a command added to the protocol before the box learns it gets a clear answer.
 ``rebirth`` has an entry that does nothing: the uplink publishes the birth and every state
 again after the reply.
@@ -9,13 +10,14 @@ again after the reply.
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from firmware_protocols.uplink.models import Command, CommandReply
 
-CommandHandler = Callable[[Command, float], str | None]
+CommandHandler = Callable[[Command, float], str | Awaitable[str | None] | None]
 
 
 class CommandTable:
@@ -35,7 +37,8 @@ class CommandTable:
         if handler is None:
             error: str | None = f"this box does not run {command.body.command}"
         else:
-            error = handler(command, self._clock())
+            outcome = handler(command, self._clock())
+            error = await outcome if inspect.isawaitable(outcome) else outcome
         return CommandReply(
             command_id=command.command_id,
             command=command.name,

@@ -20,6 +20,7 @@ from firmware_protocols.uplink.models import (
     ClockStatus,
     HealthSummary,
     Online,
+    ReleaseReport,
     SiteConfigReport,
 )
 from firmware_protocols.uplink.topics import Topics
@@ -46,6 +47,7 @@ class BoxStatusReporter:
         boot_id: uuid.UUID,
         config_digest: str,
         site_config: Callable[[], SiteConfigReport | None] = lambda: None,
+        release: Callable[[], ReleaseReport | None] = lambda: None,
         sensor_count: int,
         zone_schedule_version: Callable[[], int | None],
         health: Callable[[], HealthSummary],
@@ -59,6 +61,7 @@ class BoxStatusReporter:
         self._boot_id = boot_id
         self._config_digest = config_digest
         self._site_config = site_config
+        self._release = release
         self._sensor_count = sensor_count
         self._zone_schedule_version = zone_schedule_version
         self._health = health
@@ -82,6 +85,7 @@ class BoxStatusReporter:
             zone_schedule_version=self._zone_schedule_version(),
             health=self._health(),
             site_config=self._site_config(),
+            release=self._release(),
         )
 
     def states(self) -> Iterator[tuple[str, BaseModel]]:

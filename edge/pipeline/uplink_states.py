@@ -56,7 +56,9 @@ def bay_state(bay: Bay, now: float) -> BayState:
         zone_id=bay.zone_id,
         state=BayOccupancy(bay.state),
         since=utc(bay.since),
-        sensor=SensorInfo(
+        sensor=None
+        if bay.sensor_id is None
+        else SensorInfo(
             sensor_id=bay.sensor_id,
             battery_mv=health.battery_mv,
             temperature_c=health.temperature_c,

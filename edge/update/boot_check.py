@@ -5,14 +5,22 @@ starts and ``confirm_within_s`` seconds from its first start to be confirmed by 
 gate (``edge confirm``); past either, or when the confirm gave up, the ``current`` symlink
 goes back to the slot it came from. It also repairs what a power cut can leave: a trial
 whose switch never happened, or a ``current`` that does not name a complete slot.
+
+Before it goes back, it takes the box's stores (the outbox, the zone store in ``data_dir``)
+down to the schemas the older release knows (``store_schemas``), then switches: a power cut
+in between starts the newer release again, which reads and migrates forward what it finds,
+and the next boot check does both again.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from edge.update.slots import SLOTS, Layout, State, Trial
+from edge.update.store_schemas import migrate_down_to, slot_versions
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +57,23 @@ def _repair_current(layout: Layout, state: State) -> str | None:
     return None
 
 
-def boot_check(layout: Layout, now: float | None = None) -> BootDecision:
+def stores_back(layout: Layout, slot: str, data_dir: Path | None) -> str:
+    """The stores of ``data_dir`` down to what ``slot``'s release knows; what was said."""
+    if data_dir is None:
+        return ""
+    versions, how = slot_versions(layout.slot_dir(slot))
+    try:
+        done = migrate_down_to(data_dir, versions)
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        return f"stores not migrated down ({exc}); "
+    if not done:
+        return ""
+    return f"stores migrated down for it ({how}): {'; '.join(done)}; "
+
+
+def boot_check(
+    layout: Layout, now: float | None = None, data_dir: Path | None = None
+) -> BootDecision:
     now = time.time() if now is None else now
     state = layout.load()
     current = _repair_current(layout, state)
@@ -68,10 +92,11 @@ def boot_check(layout: Layout, now: float | None = None) -> BootDecision:
             trial.since = now
         reason = rollback_reason(trial, now)
         if reason is not None and _complete(layout, trial.from_slot):
+            stores = stores_back(layout, trial.from_slot, data_dir)
             layout.point_current_at(trial.from_slot)
             state.note("rolled back", trial.version, reason)
             state.trial, current = None, trial.from_slot
-            said = f"rolled back from {trial.version}: it {reason}; "
+            said = f"rolled back from {trial.version}: it {reason}; {stores}"
         elif reason is not None:
             state.note("kept", trial.version, f"{reason}, but slot {trial.from_slot} is gone")
             state.trial = None

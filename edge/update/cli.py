@@ -51,10 +51,58 @@ def _fetch(args: argparse.Namespace) -> Path:
     name = "bundle-" + hashlib.sha256(url.encode()).hexdigest()[:16]
     got = download(url, token, Path(args.data_dir) / "downloads", name, say=_say)
     _say(f"download: {got.path} sha256 {got.sha256[:16]}... (as central's ETag)")
+    expected = args.sha256.removeprefix("sha256:") if args.sha256 else None
+    if expected is not None and got.sha256 != expected:
+        got.path.unlink(missing_ok=True)
+        raise ReleaseRefused(
+            "sha256",
+            f"the downloaded bundle's sha256 is {got.sha256[:16]}..., the command says "
+            f"{expected[:16]}...; the download was deleted, nothing changed",
+        )
     return got.path
 
 
+def _sha256_arg(value: str) -> str:
+    hexdigest = value.removeprefix("sha256:")
+    if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a sha256 (64 lower-case hex)")
+    return hexdigest
+
+
 def cmd_update(args: argparse.Namespace) -> int:
+    if args.request:
+        return _run_request(args)
+    code, said = _install(args)
+    print(said, file=sys.stderr if code else sys.stdout, flush=True)
+    return code
+
+
+def _run_request(args: argparse.Namespace) -> int:
+    """``--request FILE``: the install the box asked for, its result written beside it and
+    the request removed whatever happens (a path unit must not start it again)."""
+    from edge.update.request import BadRequest, read_request, write_result
+
+    path = Path(args.request)
+    try:
+        request = read_request(path)
+    except BadRequest as exc:
+        path.unlink(missing_ok=True)
+        print(f"update refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    args.from_central, args.sha256 = request.version, request.sha256.removeprefix("sha256:")
+    _say(f"update: install-release {request.version} asked by command {request.command_id}")
+    try:
+        code, said = _install(args)
+    except Exception as exc:  # the result must be written: the box waits for it
+        code, said = EXIT_FAILED, f"update failed: {exc!r}; the running release is unchanged"
+    write_result(path.parent, request.command_id, code, said)
+    path.unlink(missing_ok=True)
+    print(said, file=sys.stderr if code else sys.stdout, flush=True)
+    return code
+
+
+def _install(args: argparse.Namespace) -> tuple[int, str]:
+    """The update: (exit code, the last thing to say)."""
     from edge.update.fetch import DownloadFailed
     from edge.update.install import UpdateFailed, UpdateOptions, update
     from firmware_protocols.release_manifest import ReleaseRefused
@@ -62,11 +110,9 @@ def cmd_update(args: argparse.Namespace) -> int:
     try:
         bundle = Path(args.from_file) if args.from_file else _fetch(args)
     except ReleaseRefused as exc:
-        print(f"update refused: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return EXIT_REFUSED, f"update refused: {exc}"
     except (DownloadFailed, OSError) as exc:
-        print(f"update failed: download {exc}; the running release is unchanged", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILED, f"update failed: download {exc}; the running release is unchanged"
     options = UpdateOptions(
         bundle=bundle,
         prefix=Path(args.prefix),
@@ -80,31 +126,30 @@ def cmd_update(args: argparse.Namespace) -> int:
     except ReleaseRefused as exc:
         if not args.from_file:
             bundle.unlink(missing_ok=True)  # a refused download is not kept
-        print(f"update refused: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return EXIT_REFUSED, f"update refused: {exc}"
     except UpdateFailed as exc:
-        print(f"update failed at {exc}; the running release is unchanged", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILED, f"update failed at {exc}; the running release is unchanged"
     except OSError as exc:
-        print(f"update failed: {exc}; the running release is unchanged", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_FAILED, f"update failed: {exc}; the running release is unchanged"
     if not args.from_file:
         bundle.unlink(missing_ok=True)  # installed: the slot holds it now
     if Layout(Path(args.prefix)).load().trial is None:
-        _say(f"update: parkgrid {manifest.version} installed (the first release on this box)")
-        return EXIT_OK
-    _say(
+        return (
+            EXIT_OK,
+            f"update: parkgrid {manifest.version} installed (the first release on this box)",
+        )
+    return EXIT_OK, (
         f"update: parkgrid {manifest.version} installed and switched to, on trial; "
         "now restart the box (sudo systemctl restart parkgrid-edge): it must pass its health "
         f"gate within {args.confirm_within:g} s of starting or it goes back by itself"
     )
-    return EXIT_OK
 
 
 def cmd_boot_check(args: argparse.Namespace) -> int:
     from edge.update.boot_check import boot_check
 
-    decision = boot_check(Layout(Path(args.prefix)))
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    decision = boot_check(Layout(Path(args.prefix)), data_dir=data_dir)
     _say(f"boot-check: {decision.said}")
     return EXIT_OK if decision.slot is not None else EXIT_FAILED
 
@@ -158,6 +203,11 @@ def add_commands(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--from-central", metavar="VERSION", help="download release VERSION from central"
     )
     source.add_argument("--from-url", help="download the bundle from this URL (central's)")
+    source.add_argument(
+        "--request",
+        help="run the install the box asked for in this file (central's install-release; "
+        "parkgrid-edge-release.service), write its result beside it",
+    )
     up.add_argument(
         "--central-url",
         default=os.environ.get("PARKGRID_CENTRAL_URL"),
@@ -168,6 +218,12 @@ def add_commands(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     up.add_argument(
         "--data-dir", default=DEFAULT_DATA, help="downloads are kept in DATA_DIR/downloads"
+    )
+    up.add_argument(
+        "--sha256",
+        type=_sha256_arg,
+        help="with --from-central/--from-url: the whole file's sha256 (64 hex, or "
+        "'sha256:<64 hex>'), checked before anything else (central's install-release)",
     )
     up.add_argument("--prefix", default=DEFAULT_PREFIX, help="where the slots live")
     up.add_argument("--key", default=DEFAULT_KEY, help="the release public key")
@@ -188,6 +244,12 @@ def add_commands(subs: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     check = subs.add_parser("boot-check", help="before each start: roll back a failed trial")
     check.add_argument("--prefix", default=DEFAULT_PREFIX)
+    check.add_argument(
+        "--data-dir",
+        default=DEFAULT_DATA,
+        help="the box's stores, migrated down to what a release rolled back to knows "
+        "('' to leave them)",
+    )
     check.set_defaults(handler=cmd_boot_check)
 
     conf = subs.add_parser("confirm", help="after a start: confirm a trial when its gate passes")

@@ -43,6 +43,7 @@ from firmware_protocols.uplink.models import (
     LotStatus,
     Online,
     OutboxHealth,
+    ReleaseReport,
     SensorFlag,
     SensorInfo,
     SensorsHealth,
@@ -195,6 +196,15 @@ def _birth(box_id: str, sensors: int, *, signs: int = 1, low: int = 0) -> BoxSta
         config_hash="sha256:3f1c9a0d5e7b2c4a8f6e1d0b9c7a5e3f",
         sensor_count=sensors,
         clock=ClockStatus(synchronised=True, offset_s=0.004),
+        release=ReleaseReport(
+            version="0.1.0",
+            state="rolled_back",
+            failed_version="0.2.0",
+            reason="failed its health gate: not connected to the broker",
+            ts=dt.datetime.now(dt.UTC),
+        )
+        if box_id == "box-p1"
+        else None,
         health=HealthSummary(
             outbox=OutboxHealth(
                 state=lane,
@@ -732,6 +742,9 @@ def test_dashboard_other_pages_render(
     expect(page.locator('[data-box="box-z2"] .badge')).to_have_text("离线")
     # its birth says nothing of the site-derived configuration: pending, not reported
     expect(p1.locator(".fleet-state")).to_have_text("待下发")
+    # its birth says it went back from release 0.2.0 by itself, and why
+    expect(p1.locator(".release-state")).to_have_text("已回滚")
+    expect(p1.locator(".release-reason")).to_contain_text("0.2.0: failed its health gate")
     p1.locator('input[name="text"]').fill("满")
     p1.locator('button[data-command="sign-override"]').click()
     expect(p1.locator(".cmds")).to_contain_text("sign-override")

@@ -26,6 +26,7 @@ from firmware_protocols.uplink.models import (
     AlertRaised,
     AlertType,
     ConfigApply,
+    ReleaseReport,
     Severity,
     SignArrow,
     SignColour,
@@ -341,7 +342,18 @@ def test_dashboard_box_data_with_markup_shows_as_text(
     )
     try:
         birth = _birth("box-p1", 4).model_copy(
-            update={"software_version": MARKUP, "config_hash": MARKUP, "site_config": report}
+            update={
+                "software_version": MARKUP,
+                "config_hash": MARKUP,
+                "site_config": report,
+                "release": ReleaseReport(
+                    version="0.1.0",
+                    state="rolled_back",
+                    failed_version="0.2.0",
+                    reason=MARKUP,
+                    ts=now,
+                ),
+            }
         )
         box.send(box.topics.status, birth, retain=True)
         box.event(
@@ -402,6 +414,8 @@ def test_dashboard_box_data_with_markup_shows_as_text(
         expect(state).to_have_attribute("data-fleet-state", "rolled back")
         expect(page.locator('[data-box="box-p1"] .reason')).to_have_text(MARKUP)
         shown += 1
+        expect(page.locator('[data-box="box-p1"] .release-reason')).to_contain_text(MARKUP)
+        shown += 1  # why the box went back from a release
         expect(page.locator('[data-box="box-p1"]')).to_contain_text(MARKUP + ", ")
         shown += 1  # the box's section name, in what differs
         page.goto(f"{server.url}/dashboard/lot?id=P1")

@@ -75,3 +75,26 @@ def test_a_site_file_change_shows_what_differs(engine: Engine, site: Site, tmp_p
     assert (rows["box-s1"].state, rows["box-s1"].differs) == ("pending", ["zones.S1"])
     rows = {r.box_id: r for r in fleet_status(engine, site, mqtt_url=URL)}
     assert rows["box-s1"].state == "in sync"
+
+
+def test_a_fleet_read_reads_the_pushes_in_one_query(engine: Engine, site: Site) -> None:
+    """Every box's stored pushes come in one query, not one per box (nor per read of each)."""
+    from sqlalchemy import event
+
+    publish = lambda topic, payload, expiry: True  # noqa: E731
+    push(engine, site, box_ids=sorted(site.boxes), mqtt_url=URL, actor="ada", publish=publish)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        rows = fleet_status(engine, site, mqtt_url=URL)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [row.desired_version for row in rows] == [1, 1, 1]
+    on_commands = [s for s in statements if "FROM commands" in s]
+    assert len(on_commands) == 1, statements
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 2, statements  # the boxes' statuses, and the pushes

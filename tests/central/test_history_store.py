@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select, text
 
 from central.db import schema as t
 from central.db.engine import make_engine
-from central.db.migrate import current, differences, upgrade
+from central.db.migrate import current, differences, head, upgrade
 from central.history import partitions, rollups
 from central.ingest.retries import store_with_retries
 from central.ingest.service import IngestWriter
@@ -54,7 +54,7 @@ def test_an_existing_store_is_migrated_with_its_events(db_url: str, site: Site) 
         with engine.begin() as conn:
             conn.execute(insert(t.events), rows)
         upgrade(engine)
-        assert current(engine) == "0007" and differences(engine) == []  # head
+        assert current(engine) == head() and differences(engine) == []
         with engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(t.events)).scalar() == 3000
             if engine.dialect.name == "postgresql":
@@ -143,5 +143,52 @@ def test_rebuild_history_command_repairs_and_refuses_what_retention_dropped(
         assert _rollups(engine) == kept
         drop_raw_events(engine, T0.timestamp() + 3600)
         assert main([*argv, "--since", "2025-03-01T00:00:00"]) == 2
+    finally:
+        engine.dispose()
+
+
+def test_one_event_stored_by_two_writers_at_once_counts_once(
+    pg_schema_url: str, site: Site
+) -> None:
+    """A redelivered message can reach two processes' writers at the same moment (a shared
+    subscription's session moving, a box resending): both read it as new, one insert wins.
+    The loser must not have moved the rollups (PostgreSQL, real concurrency)."""
+    engine = make_engine(pg_schema_url)
+    try:
+        upgrade(engine)
+        sync_site(engine, site)
+        rng = random.Random(5)
+        events = [
+            bay_event(
+                "box-p1", seq, f"P1-00{rng.randint(1, 6)}", rng.choice(STATES),
+                when=T0 + dt.timedelta(seconds=seq * 7),
+            )
+            for seq in range(1, 241)
+        ]  # fmt: skip
+        batches = [[event_msg(e) for e in events[i : i + 8]] for i in range(0, 240, 8)]
+        index = SiteIndex.of(site)
+        writers = [IngestWriter(engine=engine, site=index, shared=True) for _ in range(2)]
+        start = threading.Barrier(2)
+
+        def run(w: IngestWriter) -> None:
+            for batch in batches:  # the same batches, each at the same moment in both
+                start.wait(30)
+                store_with_retries(w, batch)
+
+        threads = [threading.Thread(target=run, args=(w,)) for w in writers]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        assert sum(w.stats.errors for w in writers) == 0
+        assert sum(w.stats.events_stored for w in writers) == 240  # each filed once
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(t.events)).scalar() == 240
+        kept = _rollups(engine)
+        with engine.begin() as conn:
+            for table in (t.lot_minutes, t.lot_hours, t.bay_stays, t.bay_tips):
+                conn.execute(table.delete())
+            rollups.rebuild(conn)
+        assert _rollups(engine) == kept
     finally:
         engine.dispose()

@@ -1,6 +1,10 @@
 """A town for configuration-push tests: a real Mosquitto with the field ACL and the passwords
 ``provision-box`` makes, central served with its ingest on it, and box-p1 as a real
-``parkgrid edge run`` process (a concentrator simulator on a pty, a Modbus sign simulator)."""
+``parkgrid edge run`` process (a concentrator simulator on a pty, a Modbus sign simulator).
+
+The town's site file is tests/central/site_small.toml with lot P1 cut to ``p1_bays`` bays
+(the box has a sensor in the first two) and a guidance sign S1 for P1 on box-p1 (unit 1 on
+the box's sign bus), so a box started with every bay of the site is in sync at once."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -30,11 +33,21 @@ from central.provision import password_line, upsert_password
 from simulators.broker import MosquittoBroker, free_port
 from simulators.concentrator import ConcentratorSimulator
 from simulators.signs import SignSimulator
+from site_model.edge_config import sign_display
 from site_model.site import load_site
 from tests.central.helpers import SITE_FILE, central_app, serving
 
 BOX = "box-p1"
 SENSORS = {"00B10001": "P1-001", "00B10002": "P1-002"}
+SIGN_ID, SIGN_UNIT = "S1", 1
+SIGN_SITE = """
+[signs.S1]
+box_id = "box-p1"
+kind = "guidance"
+lot = "P1"
+arrow = "left"
+fallback = [{ lot = "P2", arrow = "right" }]
+"""
 CENTRAL_PASSWORD = "central-secret"
 # Started as root, mosquitto drops to its own user, which cannot enter pytest's 0700 tmp dirs.
 AS_ROOT = ["user root"] if os.geteuid() == 0 else []
@@ -75,6 +88,17 @@ class Town:
     data_dir: Path
     health: str
     sim: ConcentratorSimulator
+    signs: SignSimulator
+    central_url: str = ""
+    releases_dir: Path = Path()
+
+    def status(self) -> dict[str, Any]:
+        """The box's last status as central stored it."""
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                select(t.boxes.c.status_json).where(t.boxes.c.box_id == BOX)
+            ).scalar()
+        return dict(json.loads(text)) if text else {}
 
     def row(self, box_url: str | None = None) -> FleetBoxOut:
         rows = fleet_status(self.engine, load_site(self.site_file), mqtt_url=box_url or self.url)
@@ -114,13 +138,16 @@ class Town:
         return self.box_log.read_text(errors="replace")
 
 
-def start_box(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``parkgrid edge run`` as systemd runs it, logging into ``log``."""
+def start_box(
+    config: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``parkgrid edge run`` as systemd runs it, logging into ``log`` (``env`` added)."""
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "parkgrid", "edge", "run", "--config", str(config)],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
 
 
@@ -133,9 +160,22 @@ async def _keep_heard(sim: ConcentratorSimulator) -> None:
 
 
 @contextlib.asynccontextmanager
-async def town(tmp_path: Path, *, confirm_within_s: float) -> AsyncIterator[Town]:
+async def town(
+    tmp_path: Path,
+    *,
+    confirm_within_s: float,
+    p1_bays: int = len(SENSORS),
+    box_env: dict[str, str] | None = None,
+) -> AsyncIterator[Town]:
+    """The town; ``box_env`` is added to the box's environment (``{central}`` in a value is
+    central's URL)."""
     site_file = tmp_path / "site.toml"
-    shutil.copy(SITE_FILE, site_file)
+    text = SITE_FILE.read_text()
+    ten = 'bays = { count = 10, pattern = "P1-{n:03d}" }'
+    assert ten in text
+    site_file.write_text(
+        text.replace(ten, f'bays = {{ count = {p1_bays}, pattern = "P1-{{n:03d}}" }}') + SIGN_SITE
+    )
     passwd, acl = tmp_path / "passwd", tmp_path / "acl"
     broker = MosquittoBroker(workdir=tmp_path / "broker", allow_anonymous=False)
     broker.port = free_port()
@@ -150,13 +190,16 @@ async def town(tmp_path: Path, *, confirm_within_s: float) -> AsyncIterator[Town
         app = central_app(
             work, site_file.read_text(), site_name="site.toml", mqtt_url=url,
             mqtt_username="central", mqtt_password=CENTRAL_PASSWORD,
+            releases_dir=work / "releases",
         )  # fmt: skip
-        with serving(app):
+        with serving(app) as (central_url, _server):
             async with (
                 ConcentratorSimulator(
                     sensors=dict.fromkeys(SENSORS, "nwave-nps"), link=tmp_path / "ttyA"
                 ) as sim,
-                SignSimulator(units={1: "parkgrid-guidance"}, tcp=("127.0.0.1", 0)) as signs,
+                SignSimulator(
+                    units={SIGN_UNIT: "parkgrid-guidance"}, tcp=("127.0.0.1", 0)
+                ) as signs,
             ):
                 health = f"127.0.0.1:{free_port()}"
                 config = dict(starter)
@@ -176,7 +219,10 @@ async def town(tmp_path: Path, *, confirm_within_s: float) -> AsyncIterator[Town
                     "bus1": {
                         "transport": "tcp", "host": "127.0.0.1", "port": signs.port,
                         "timeout_s": 0.3, "refresh_interval_s": 1.0, "watchdog_timeout_s": 10,
-                        "signs": {"S1": {"unit": 1, "profile": "parkgrid-guidance", "lot": "P1"}},
+                        "signs": {SIGN_ID: {
+                            "unit": SIGN_UNIT,
+                            **sign_display(load_site(site_file).signs[SIGN_ID]),
+                        }},
                     }
                 }  # fmt: skip
                 config["health"] = {
@@ -187,13 +233,15 @@ async def town(tmp_path: Path, *, confirm_within_s: float) -> AsyncIterator[Town
                 path = tmp_path / BOX / "edge.toml"
                 path.write_text(tomli_w.dumps(config))
                 log = tmp_path / "box.log"
-                box = start_box(path, log)
+                env = {k: v.format(central=central_url) for k, v in (box_env or {}).items()}
+                box = start_box(path, log, env)
                 heard = asyncio.create_task(_keep_heard(sim))
                 engine = make_engine(db_url)
                 try:
                     yield Town(
-                        tmp_path, site_file, url, db_url, engine, box, log, data_dir, health, sim
-                    )
+                        tmp_path, site_file, url, db_url, engine, box, log, data_dir, health,
+                        sim, signs, central_url, work / "releases",
+                    )  # fmt: skip
                 finally:
                     heard.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -140,8 +140,34 @@ def test_check_config_says_what_central_pushed_and_whether_it_loads(tmp_path: Pa
     assert laid.returncode == 0, laid.stderr
     assert "pushed.toml (pushed by central, version 3, confirmed) is laid over it" in laid.stdout
     assert digest(part)[:19] in laid.stdout
+    assert "without a sensor" not in laid.stdout and "set aside" not in laid.stdout
+    part["lots"]["P1"]["bay_ids"] = ["B2"]  # the office lists a new bay, no longer B1
+    (folder / "pushed.toml").write_text(tomli_w.dumps(part))
+    laid = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert laid.returncode == 0, laid.stderr
+    assert "set aside (mapped here, no longer listed): lots.P1.bays.B1" in laid.stdout
+    assert "1 bay(s) without a sensor, unknown until mapped here: P1/B2" in laid.stdout
     part["timezone"] = "Mars/Olympus"
     (folder / "pushed.toml").write_text(tomli_w.dumps(part))
     broken = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert broken.returncode == 2 and "does not load over it" in broken.stderr
     assert "timezone" in broken.stderr
+
+
+def test_a_pushed_sign_without_wiring_is_refused_and_wiring_in_a_push_too(
+    tmp_path: Path,
+) -> None:
+    own = _own(tmp_path)
+    own["sign_buses"] = {"bus1": {"transport": "tcp", "host": "127.0.0.1", "signs": {"S1": SIGN}}}
+    (tmp_path / "edge.toml").write_text(tomli_w.dumps(own))
+    applier = ConfigApplier(tmp_path / "edge.toml", clock=lambda: NOW)
+    part = site_part(own)
+    part["signs"]["S2"] = {"profile": "parkgrid-guidance", "lot": "P1"}
+    refusal = applier.handle(_push(part, 1), NOW)
+    assert refusal is not None and refusal.startswith("signs.S2: no sign S2 on this box's sign")
+    part = site_part(own)
+    part["signs"]["S1"]["unit"] = 7
+    refusal = applier.handle(_push(part, 2), NOW)
+    assert refusal is not None and refusal.startswith("signs.S1.unit: the box's own key")
+    assert not (tmp_path / "data" / "config" / "pushed.toml").exists()
+    assert applier.state is not None and applier.state.state == "failed"

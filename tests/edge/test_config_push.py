@@ -83,7 +83,9 @@ async def test_a_harmless_change_pushed_ends_in_sync(tmp_path) -> None:
         ran = await asyncio.to_thread(t.cli, "fleet", "status")
         assert ran.returncode == 0, ran.stderr
         lines = ran.stdout.splitlines()
-        assert lines[0].split() == ["BOX", "DESIRED", "REPORTED", "STATE", "DIFFERS", "/", "REASON"]
+        assert lines[0].split() == [
+            "BOX", "DESIRED", "REPORTED", "STATE", "RELEASE", "DIFFERS", "/", "REASON"
+        ]  # fmt: skip
         mine = next(line for line in lines if line.startswith(BOX))
         assert mine.split()[1:6] == [
             row.desired_hash[7:19],

@@ -458,3 +458,16 @@ async def test_sign_bus_reports_a_mismatch_as_the_signs_problem() -> None:
             await wait_until(lambda: SignBusEventKind.VERIFY_MISMATCH in kinds(events, "g1"), 20)
             assert any(p and "shows 'P2 99 →' instead of 'P2 37 →'" in p for p in problems)
             await wait_until(lambda: bus.status("g1").problem is None, 20)
+
+
+async def test_a_short_answer_timeout_does_not_cut_the_connect_short(sim: SignSimulator) -> None:
+    """scan-signs probes with a 0.1 s answer timeout; that bounds each answer, not the TCP
+    connect, which on a loaded box (or a gateway across a network) may take longer. Under
+    load 12 the scan failed with 'cannot connect' to a simulator listening on loopback."""
+    client = ModbusClient(bus="b8", transport="tcp", host="127.0.0.1", port=sim.port or 0,
+                          timeout_s=1e-6)  # fmt: skip
+    try:
+        await client.connect()
+        assert client.connected
+    finally:
+        client.close()

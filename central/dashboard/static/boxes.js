@@ -50,6 +50,15 @@ pg.page(async () => {
     return parts;
   }
 
+  // the release the box runs, from its birth (GET /api/v1/fleet): version, state, why
+  const RELEASE_COLOUR = { confirmed: "green", on_trial: "amber", rolled_back: "red", unmanaged: "amber" };
+  function releaseState(f) {
+    const parts = [el("code", { text: f.release_version || "—" }), " ",
+      el("b", { class: "release-state", "data-release-state": f.release_state, style: { color: `var(--${RELEASE_COLOUR[f.release_state] || "amber"})` }, text: t("release." + f.release_state) })];
+    if (f.release_failed_version) parts.push(" ", el("span", { class: "release-reason", text: t("boxes.release_from") + " " + f.release_failed_version + (f.release_reason ? ": " + f.release_reason : "") }));
+    return parts;
+  }
+
   function commandForms(b) {
     if (!pg.can("operator")) return null;
     const mySigns = signs.filter((s) => s.box_id === b.id);
@@ -96,6 +105,7 @@ pg.page(async () => {
         [t("boxes.version"), b.software_version || "—"],
         [t("boxes.config_hash"), el("code", { text: b.config_hash ? b.config_hash.slice(0, 20) : "—", title: b.config_hash || "" })],
         fleet[b.id] ? [t("boxes.config_state"), configState(fleet[b.id])] : null,
+        fleet[b.id] && fleet[b.id].release_state ? [t("boxes.release"), releaseState(fleet[b.id])] : null,
         [t("boxes.last_seen"), b.last_seen ? `${fmt.ago(b.last_seen)} (${fmt.dateTime(b.last_seen)})` : "—"],
         [t("boxes.status_changed"), fmt.dateTime(b.status_changed)],
         [t("boxes.acked"), b.acked_seq ?? "—"],

@@ -6,7 +6,10 @@ here (``rebirth(link)``: birth and every state again); the others go to ``on_com
 whose reply is published (``ok: false`` with the error if it raises). A malformed command
 that still names a known command and a ``command_id`` is answered ``malformed command``;
 otherwise it is only logged and counted. Commands wait in a bounded queue so a slow
-``on_command`` never stalls the reading of acks.
+``on_command`` never stalls the reading of acks. A command that takes long (``BACKGROUND``:
+``install-release``, 20-45 s) runs in its own task, so the commands after it are not held up
+(a second one of the same kind is then refused by its handler); its reply goes out on the
+session's link when it ends.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SEEN_COMMANDS: Final = 1024
 COMMAND_QUEUE: Final = 64
+BACKGROUND: Final = frozenset({CommandName.INSTALL_RELEASE})
 
 
 class CommandRunner:
@@ -63,6 +67,8 @@ class CommandRunner:
         self.repeated = 0
         self.errors = 0
         """Commands whose handling raised (logged with the stack)."""
+        self._link: MqttLink | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     def put(self, topic: str, data: bytes) -> None:
         """Queue a message from a ``cmd/`` topic (called as it is read); a full queue drops it."""
@@ -73,15 +79,20 @@ class CommandRunner:
 
     async def run(self, link: MqttLink) -> None:
         """Run queued commands on ``link`` until cancelled (or the link fails)."""
-        while True:
-            topic, data = await self._queue.get()
-            try:
-                await self._handle(link, topic, data)
-            except MqttLinkError:
-                raise
-            except Exception:
-                self.errors += 1
-                log.exception("uplink: command on %s failed", topic)
+        self._link = link
+        try:
+            while True:
+                topic, data = await self._queue.get()
+                try:
+                    await self._handle(link, topic, data)
+                except MqttLinkError:
+                    raise
+                except Exception:
+                    self.errors += 1
+                    log.exception("uplink: command on %s failed", topic)
+        finally:
+            if self._link is link:
+                self._link = None
 
     async def _handle(self, link: MqttLink, topic: str, data: bytes) -> None:
         try:
@@ -106,14 +117,38 @@ class CommandRunner:
         elif command.name is CommandName.REBIRTH:
             await self._rebirth(link)
             reply = self._reply(command.command_id, command.name)
+        elif command.name in BACKGROUND:
+            task = asyncio.create_task(self._in_background(command), name=command.name.value)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
         else:
-            try:
-                reply = await self._on_command(command)
-            except Exception as exc:
-                log.exception("uplink: command %s failed", command.name.value)
-                reply = self._reply(command.command_id, command.name, error=f"failed: {exc}"[:500])
+            reply = await self._answer(command)
         self.handled += 1
         await link.publish(self._topics.reply(command.name), encode_payload(reply), retain=False)
+
+    async def _answer(self, command: Command) -> CommandReply:
+        try:
+            return await self._on_command(command)
+        except Exception as exc:
+            log.exception("uplink: command %s failed", command.name.value)
+            return self._reply(command.command_id, command.name, error=f"failed: {exc}"[:500])
+
+    async def _in_background(self, command: Command) -> None:
+        """A long command: its reply on the link of the session it ends in."""
+        reply = await self._answer(command)
+        self.handled += 1
+        link = self._link
+        if link is None:
+            log.warning("uplink: %s answered while disconnected; the reply is lost: %s",
+                        command.name.value, reply.error or "ok")  # fmt: skip
+            return
+        try:
+            await link.publish(
+                self._topics.reply(command.name), encode_payload(reply), retain=False
+            )
+        except MqttLinkError as exc:
+            log.warning("uplink: the reply to %s is lost: %s", command.name.value, exc)
 
     def _reply(
         self, command_id: uuid.UUID, name: CommandName, *, error: str | None = None
