@@ -75,12 +75,16 @@ class Link:
     ca: Path
     password_file: Path
     work: Path
+    per_town: bool = False  # under --county each box's topics carry its town's id
+
+    def site_of(self, box_id: str) -> str:
+        return box_id.split("-", 1)[0] if self.per_town else self.site_id
 
 
 def make_uplink(link: Link, box_id: str, sensors: int, states: Any) -> tuple[Uplink, Outbox]:
     """One box's uplink and outbox, as ``parkgrid edge run`` wires them (no pipeline)."""
     config = EdgeConfig(
-        site=link.site_id,
+        site=link.site_of(box_id),
         box_id=box_id,
         data_dir=link.work / box_id,
         mqtt=MqttConfig(url=link.url, ca_file=link.ca, username=box_id,
@@ -126,7 +130,7 @@ class Box:
     last_seq: int = 0
 
     def __post_init__(self) -> None:
-        self.topics = Topics(self.link.site_id, self.plan.box_id)
+        self.topics = Topics(self.link.site_of(self.plan.box_id), self.plan.box_id)
         self.uplink, self.outbox = make_uplink(
             self.link, self.plan.box_id, len(self.plan.bays), self._states
         )

@@ -68,7 +68,7 @@ def floor_worker(dsn: str, port: int, password: str, site_id: str, ctl: Any, out
                          protocol=paho.MQTTv5)  # fmt: skip
     client.username_pw_set("central", password)
     client.on_message = on_message
-    topic = f"parkgrid/v1/{site_id}/+/event"
+    topic = f"parkgrid/v1/{site_id}/+/event"  # site_id "+": every town of a county
     client.on_connect = lambda c, *_: c.subscribe([(topic, SubscribeOptions(qos=1))])
     client.connect("127.0.0.1", port)
     client.loop_start()

@@ -72,7 +72,7 @@ class Broker:
         return f"mqtts://localhost:{self.tls_port}"
 
 
-def start_broker(scratch: Path, site: Site) -> Broker:
+def start_broker(scratch: Path, site: Site, per_town: bool = False) -> Broker:
     """The deploy broker with every box of ``site`` provisioned (password line and ACL
     block from ``central.provision``, written at once rather than 350 ``provision-box``
     runs)."""
@@ -96,7 +96,9 @@ def start_broker(scratch: Path, site: Site) -> Broker:
     lines = [password_line("central", CENTRAL_SECRET)]
     lines += [password_line(box, BOX_SECRET) for box in site.boxes]
     (etc / "passwd").write_text("\n".join(lines) + "\n")
-    blocks = [central_acl()] + [box_acl(site.id, box) for box in site.boxes]
+    blocks = [central_acl()] + [
+        box_acl(box.split("-", 1)[0] if per_town else site.id, box) for box in site.boxes
+    ]
     (etc / "acl").write_text("\n".join(blocks))
     for name in ("passwd", "acl"):
         broker_owned(etc / name, 0o640)
@@ -118,8 +120,8 @@ def start_broker(scratch: Path, site: Site) -> Broker:
 class County:
     """The running deployment: ``broker``, ``db_url``, ``pair`` (two Serve), ``balancer``."""
 
-    def __init__(self, work: Path, site_file: Path, site: Site) -> None:
-        self.work, self.site_file, self.site = work, site_file, site
+    def __init__(self, work: Path, site_file: Path, site: Site, county: bool = False) -> None:
+        self.work, self.site_file, self.site, self.county = work, site_file, site, county
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> County:
@@ -132,13 +134,17 @@ class County:
     def _start(self) -> County:
         stack = self._stack
         self.db_url = stack.enter_context(scratch_schema(PG_URL))
-        self.broker = start_broker(self.work / "broker", self.site)
+        self.broker = start_broker(self.work / "broker", self.site, self.county)
         stack.callback(_stop, self.broker.proc)
         link = SimpleNamespace(url=self.broker.local_url)  # what Serve reads of a broker
         self.pair = [
             Serve(name, self.db_url, link, self.work, CENTRAL_ENV, site_file=self.site_file)  # type: ignore[arg-type]
             for name in ("a", "b")
         ]
+        if self.county:  # serve --county FILE in place of --site FILE
+            for serve in self.pair:
+                argv = serve.proc.argv
+                argv[argv.index("--site")] = "--county"
         self.balancer = Balancer(self.work, [s.port for s in self.pair])
         for serve in self.pair:
             serve.proc.start()

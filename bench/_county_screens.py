@@ -27,15 +27,20 @@ LOT = re.compile(
 RESYNC = re.compile(rb"event: resync\ndata: ([^\n]*)\n")
 
 
-def queries(site_lots: list[str], clients: int) -> list[tuple[str, str | None]]:
-    """(query, its lot or None for an overview) per client, stream_fanout's mix."""
-    out: list[tuple[str, str | None]] = []
+def queries(
+    site_lots: list[str], clients: int, towns: list[str] | None = None
+) -> list[tuple[str, str | None, str | None]]:
+    """(query, its lot or None for an overview, its town or None for the whole site) per
+    client, stream_fanout's mix; with ``towns`` (a county) each screen is a town's page."""
+    out: list[tuple[str, str | None, str | None]] = []
     for i in range(clients):
         if i % 3 == 2:
             lot = site_lots[i // 3 % len(site_lots)]
-            out.append((f"lots={lot}&kinds=lot,bay,bay_changed,sign,box", lot))
+            town = lot.split("-", 1)[0] if towns else None
+            out.append((f"lots={lot}&kinds=lot,bay,bay_changed,sign,box", lot, town))
         else:
-            out.append(("kinds=lot,box,alert_raised,alert_resolved", None))
+            town = towns[i % len(towns)] if towns else None
+            out.append(("kinds=lot,box,alert_raised,alert_resolved", None, town))
     return out
 
 
@@ -51,18 +56,24 @@ async def _get_json(port: int, path: str, src: str) -> Any:
 
 
 class Screen:
-    def __init__(self, port: int, token: str, query: str, lot: str | None, src: str) -> None:
+    def __init__(
+        self, port: int, token: str, query: str, lot: str | None, town: str | None, src: str
+    ) -> None:
         self.port, self.token, self.query, self.lot, self.src = port, token, query, lot, src
+        self.town = town
+        self.api = f"/api/v1/towns/{town}" if town else "/api/v1"
         self.view: dict[str, int] = {}
         self.lags: list[float] = []
         self.frames = self.resyncs = self.reconnects = self.refused = 0
         self.opened = asyncio.Event()
 
     def _shows(self, lot_id: str) -> bool:
-        return self.lot is None or lot_id == self.lot
+        if self.lot is not None:
+            return lot_id == self.lot
+        return self.town is None or lot_id.startswith(f"{self.town}-")
 
     async def _reload(self) -> None:
-        for row in (await _get_json(self.port, "/api/v1/lots", self.src))["lots"]:
+        for row in (await _get_json(self.port, f"{self.api}/lots", self.src))["lots"]:
             if self._shows(row["id"]) and row.get("free") is not None:
                 self.view[row["id"]] = int(row["free"])
 
@@ -80,7 +91,7 @@ class Screen:
         )
         try:
             writer.write(
-                f"GET /api/v1/stream?{self.query} HTTP/1.0\r\nHost: bench\r\n"
+                f"GET {self.api}/stream?{self.query} HTTP/1.0\r\nHost: bench\r\n"
                 f"Authorization: Bearer {self.token}\r\n\r\n".encode()
             )
             head = await reader.readuntil(b"\r\n\r\n")
@@ -121,18 +132,20 @@ class Screen:
         return {k: v for k, v in self.view.items() if k in want} == want
 
 
+Plan = list[tuple[str, str | None, str | None]]
+
+
 def screens_worker(
-    port: int, tokens: list[str], plan: list[tuple[str, str | None]], first_src: int, ctl: Any,
-    out: Any,
-) -> None:  # fmt: skip
+    port: int, tokens: list[str], plan: Plan, first_src: int, ctl: Any, out: Any
+) -> None:
     """Run ``plan``'s screens until told the database's view ``("end", db, settle)``;
     answer with each screen's figures."""
 
     async def main() -> None:
         done = asyncio.Event()
         screens = [
-            Screen(port, tokens[i % len(tokens)], q, lot, f"127.0.0.{first_src + i // 40}")
-            for i, (q, lot) in enumerate(plan)
+            Screen(port, tokens[i % len(tokens)], q, lot, town, f"127.0.0.{first_src + i // 40}")
+            for i, (q, lot, town) in enumerate(plan)
         ]
         tasks = [asyncio.create_task(s.run(done)) for s in screens]
         await asyncio.wait_for(asyncio.gather(*(s.opened.wait() for s in screens)), 300)

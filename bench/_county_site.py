@@ -76,6 +76,26 @@ def write_county(path: Path, towns: int) -> Site:
     return site
 
 
+def write_county_file(folder: Path, towns: int) -> tuple[Path, Site]:
+    """The county as ``serve --county`` reads it: a site file per town (``[site] id`` the
+    town's, ``t07``) and a county file naming them; returns the county file and the towns'
+    union as one ``Site`` (the bench's plans)."""
+    doc = county_doc(towns)
+    (folder / "towns").mkdir(parents=True, exist_ok=True)
+    lines = ['[county]\nid = "bench"\nname = "Bench county"\n']
+    for n in range(1, towns + 1):
+        town = town_prefix(n)[:-1]
+        part = {"site": {**doc["site"], "id": town, "name": f"Town {town}"}}
+        for kind in ("boxes", "lots", "zones"):
+            part[kind] = {k: v for k, v in doc[kind].items() if k.startswith(f"{town}-")}
+        parse_site(part)
+        (folder / "towns" / f"{town}.toml").write_text(tomli_w.dumps(part), encoding="utf-8")
+        lines.append(f'[towns.{town}]\nsite = "towns/{town}.toml"\n')
+    path = folder / "county.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path, parse_site(doc)
+
+
 @dataclass(frozen=True, slots=True)
 class BusyHour:
     """The town simulation's busiest hour: bay changes per box per second, per box role

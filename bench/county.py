@@ -54,7 +54,13 @@ from _county_boxes import Link, box_worker, replay_worker  # noqa: E402
 from _county_floor import create_table, floor_worker  # noqa: E402
 from _county_rig import BOX_SECRET, CENTRAL_SECRET, County, pg_waits, wait_until  # noqa: E402
 from _county_screens import queries, screens_worker  # noqa: E402
-from _county_site import box_plans, busy_hour, scope_boxes_to_their_town, write_county  # noqa: E402
+from _county_site import (  # noqa: E402
+    box_plans,
+    busy_hour,
+    scope_boxes_to_their_town,
+    write_county,
+    write_county_file,
+)
 
 LEASES = ("cases-sweep", "acks-republish", "history-retention")
 
@@ -74,8 +80,11 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def county_site(work: Path, towns: int) -> tuple[Path, Any]:
-    """The county central serves: one site file with every town (``--county`` not yet)."""
+def county_site(work: Path, towns: int, county: bool) -> tuple[Path, Any]:
+    """The county central serves: a county file of town site files (``serve --county``),
+    or the one-site stand-in (every town in one site file, boxes scoped to their town)."""
+    if county:
+        return write_county_file(work, towns)
     path = work / "county.toml"
     site = write_county(path, towns)
     scope_boxes_to_their_town(site)
@@ -167,6 +176,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=300)
     parser.add_argument("--replay", type=int, default=200_000)
     parser.add_argument("--box-procs", type=int, default=4)
+    parser.add_argument(
+        "--one-site",
+        action="store_true",
+        help="every town in one site file (the stand-in from before serve --county)",
+    )
     parser.add_argument("--connects-per-s", type=float, default=10.0, help="boxes coming up")
     parser.add_argument("--client-procs", type=int, default=2)
     args = parser.parse_args()
@@ -177,7 +191,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="parkgrid-county-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)  # the broker runs as its own user (when we are root)
-        site_file, site = county_site(work, args.towns)
+        county_mode = not args.one_site
+        site_file, site = county_site(work, args.towns, county_mode)
         plans = box_plans(site, busy)
         replay_plan = next(p for p in plans if p.box_id.endswith("box-p2"))
         live = [p for p in plans if p is not replay_plan]
@@ -190,7 +205,7 @@ def main() -> int:
             flush=True,
         )
         workers = Workers()
-        with County(work, site_file, site) as county:
+        with County(work, site_file, site, county_mode) as county:
             try:
                 return run(args, county, site, live, replay_plan, rate, work, workers, holder)
             finally:
@@ -200,7 +215,7 @@ def main() -> int:
 def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> int:  # type: ignore[no-untyped-def]
     (work / "box-password").write_text(BOX_SECRET)
     link = Link(site.id, county.broker.tls_url, county.broker.ca, work / "box-password",
-                work / "boxes")  # fmt: skip
+                work / "boxes", per_town=county.county)  # fmt: skip
     create_table(libpq(county.db_url))
     tokens = tokens_for(county, args.clients)
     replay = workers.start(replay_worker, replay_plan, link, args.replay)
@@ -213,7 +228,8 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
         assert out.get(timeout=300)[0] == "ready"
     if wait_until(lambda: sum(ask(boxes, ("connected",))) == len(live), 300 + spread, 1.0) is None:
         raise SystemExit(f"boxes did not all connect: {sum(ask(boxes, ('connected',)))}")
-    plan = queries(sorted(site.lots), args.clients)
+    towns = sorted({lot.split("-", 1)[0] for lot in site.lots}) if county.county else None
+    plan = queries(sorted(site.lots), args.clients, towns)
     screens = [
         workers.start(
             screens_worker, county.balancer.port, tokens, plan[k :: args.client_procs], 2 + k * 20
@@ -293,7 +309,11 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
     print(f"central {victim.name} started again, UP after {restarted} s", flush=True)
     # 4. 10x, with the floor alongside
     floor = workers.start(
-        floor_worker, libpq(county.db_url), county.broker.local_port, CENTRAL_SECRET, site.id
+        floor_worker,
+        libpq(county.db_url),
+        county.broker.local_port,
+        CENTRAL_SECRET,
+        "+" if county.county else site.id,
     )
     assert floor[1].get(timeout=60) == "ready"
     time.sleep(1)
