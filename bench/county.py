@@ -3,9 +3,10 @@
     .venv/bin/python bench/county.py [--towns 50] [--seconds 60] [--clients 300] [--replay 200000]
     .venv/bin/python bench/county.py --towns 3 --seconds 20 --clients 30 --replay 20000  # quick
 
-The county (``_county_site``): ``--towns`` copies of Xigang (50: 350 boxes, 31,000 bays), as
-ONE site file until one central serves many towns, each box's subscriptions and ACL scoped
-to its own town as per-town topics will be (``scope_boxes_to_their_town``). The deployment
+The county (``_county_site``): ``--towns`` copies of Xigang (50: 350 boxes, 31,000 bays):
+a site file per town and a county file for ``serve --county``, or with ``--one-site`` every
+town in ONE site file, each box's subscriptions and ACL scoped to its own town
+(``scope_boxes_to_their_town``). The deployment
 (``_county_rig``): the deploy broker configuration (TLS, a password and ACL block per
 box), two ``central serve --ingest-group`` processes on a scratch PostgreSQL schema,
 HAProxy with the deploy file.
