@@ -53,8 +53,8 @@ format: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q --durations=30 $(PYTEST_ARGS)
 
-# The tests that install the package or a release as a box would, and the whole-town demo
-# (minutes each, marked `long`): CI runs them after `make test`, which leaves them out to stay
+# The tests that install the package or a release as a box would, the whole-town demo, and
+# the whole rigs of 15 s and more, the fault rig among them (marked `long`): CI runs them after `make test`, which leaves them out to stay
 # under 15 minutes.
 test-long: $(STAMP) system-deps
 	$(PY) -m pytest -q -m long $(PYTEST_ARGS)

@@ -32,10 +32,17 @@ from central.cases.sweeper import Sweeper
 from central.commands.router import router as commands_router
 from central.commands.service import SendCommand
 from central.context import Central
+from central.county.router import router as county_router
 from central.dashboard import mount as mount_dashboard
 from central.db.engine import make_engine
 from central.db.migrate import upgrade
-from central.errors import CentralError, Invalid, TooManyAttempts, Unauthenticated
+from central.errors import (
+    CentralError,
+    Invalid,
+    OutOfTown,
+    TooManyAttempts,
+    Unauthenticated,
+)
 from central.fleet.repush import repush_returned
 from central.fleet.rollout_engine import RolloutEngine
 from central.fleet.rollout_router import router as rollouts_router
@@ -77,8 +84,9 @@ from central.stream.relay import Relay, channel_for
 from central.stream.router import router as stream_router
 from central.townclock import TownClock
 from central.townclock_router import router as clock_router
+from central.towns import TownPaths, build_towns
 from central.zones.router import router as zones_router
-from site_model.site import SiteIndex, load_site
+from site_model.county import load_deployment
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +99,12 @@ Everything else needs a bearer token from `POST /api/v1/auth/login`.
 
 
 def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Central:
-    site = load_site(settings.site_file)
+    # One town (--site), or a county's towns (--county) in one store: ids are unique across
+    # the county, so the store is synced to their union (site_model/county.py).
+    county = load_deployment(site_file=settings.site_file, county_file=settings.county_file)
+    site = county.merged()
     engine = make_engine(settings.database_url)
-    index = SiteIndex.of(site)
+    index = county.index()
     # Processes started together migrate and load the site file one after another; a box
     # new in the site file gets the messages it sent before (central.quarantine.heal).
     with exclusive(engine, SITE_SYNC):
@@ -122,6 +133,7 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         started_at=time.time(),
         town=TownClock(settings.town_clock_file),
     )
+    build_towns(central, county, lots_cache_s=settings.lots_cache_s)
     if engine.dialect.name == "postgresql" and (settings.ingest_group or not settings.ingest):
         # Several processes: every live stream hears every process's commits.
         _relay_stream(central)
@@ -135,15 +147,22 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
 
         def notify(notices: list[dict[str, Any]]) -> None:
             if any(n["type"] in ("lot", "box") for n in notices):
-                central.lots.invalidate()
-            alerts = [
-                (n["box_id"], n["alert_id"])
-                for n in notices
-                if n["type"] in ("alert_raised", "alert_resolved")
-            ]
-            if alerts:  # cases for alerts that need a person; the sweep catches up on failure
+                central.invalidate_lots()
+            alerts: dict[str, list[tuple[str, str]]] = {}
+            for n in notices:
+                if n["type"] in ("alert_raised", "alert_resolved"):
+                    town = county.town_of_box(n["box_id"]) or site.id
+                    alerts.setdefault(town, []).append((n["box_id"], n["alert_id"]))
+            # Cases for alerts that need a person, by the town's [duty]; the sweep catches up
+            # on failure.
+            for town, keys in alerts.items():
                 try:
-                    sync_alert_cases(engine, site, keys=alerts, town_speed=central.town.speed)
+                    sync_alert_cases(
+                        engine,
+                        county.towns.get(town, site),
+                        keys=keys,
+                        town_speed=central.town.speed,
+                    )
                 except Exception:
                     log.exception("opening cases for alerts failed")
             if hub.relay is None:  # else they went out with the commit (stream.relay)
@@ -162,7 +181,8 @@ def _start(settings: CentralSettings, loop: asyncio.AbstractEventLoop) -> Centra
         )
         central.mqtt = CentralMqtt(
             settings=settings,
-            site_id=site.id,
+            site_id=next(iter(county.towns)),
+            site_ids=list(county.towns),
             writer=writer,
             writer_process=settings.ingest_writer_process,
         )
@@ -203,7 +223,9 @@ def _fleet_jobs(central: Central, settings: CentralSettings) -> list[LeasedJob]:
     )
 
     def repush() -> None:
-        repush_returned(central.engine, central.site, mqtt_url=settings.box_url, publish=publish())
+        # Town by town: a box's desired configuration is its town's site file's.
+        for town in central.towns.values():
+            repush_returned(central.engine, town.site, mqtt_url=settings.box_url, publish=publish())
 
     def holds() -> bool:
         return central.leases is not None and central.leases.holds(FLEET)
@@ -227,7 +249,7 @@ def _relay_stream(central: Central) -> None:
 
     def arrived(notices: list[dict[str, Any]]) -> None:
         if any(n.get("type") in ("lot", "box") for n in notices):
-            central.lots.invalidate()
+            central.invalidate_lots()
         central.hub.deliver(notices)
 
     relay = Relay(
@@ -335,6 +357,7 @@ def create_app(
         ledger_router,
         cases_router,
         opendata_router,
+        county_router,
     ):
         app.include_router(router)
     mount_public(app)  # before the dashboard: it owns /
@@ -346,6 +369,9 @@ def create_app(
         headers: dict[str, str] = {}
         if isinstance(exc, Invalid):
             body["field"] = exc.field
+        if isinstance(exc, OutOfTown):  # which town was asked for, and the actor's own
+            body["town"] = exc.town
+            body["actor_town"] = exc.actor_town
         if isinstance(exc, TooManyAttempts | PasswordsBusy):
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         if isinstance(exc, Unauthenticated):
@@ -354,6 +380,7 @@ def create_app(
 
     limit = settings.max_body_bytes if settings is not None else None
     app.add_middleware(BodyLimit, max_bytes=limit)
+    app.add_middleware(TownPaths)  # outside the body limit: it sees the paths routes know
     app.add_middleware(SecurityHeaders)  # added last: outermost, so refusals get it too
     generate = app.openapi
 

@@ -10,11 +10,21 @@ import argparse
 import getpass
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SHUTDOWN_GRACE_S = 5  # seconds a request may finish after SIGTERM; then open streams are cut
+
+
+TOWN_HELP = "the county town it acts in (its site id); default: every town (county-wide)"
+
+
+def _town(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a town id")
+    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +33,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve = commands.add_parser("serve", help="run the aggregator (API + MQTT ingest)")
     _db(serve)
     serve.add_argument("--site", type=Path, help="site TOML file (env PARKGRID_SITE_FILE)")
+    serve.add_argument(
+        "--county",
+        type=Path,
+        help="county TOML file naming many towns' site files, served by this one central "
+        "(env PARKGRID_COUNTY_FILE; instead of --site; docs/scale.md, 'A county')",
+    )
     serve.add_argument("--mqtt-url", help="mqtt://host:port (env PARKGRID_MQTT_URL)")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP listen address")
     serve.add_argument("--port", type=int, default=8000, help="HTTP port")
@@ -53,13 +69,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
     add_user.add_argument("--replace", action="store_true", help="update an existing user")
+    add_user.add_argument("--town", type=_town, help=TOWN_HELP)
     add_user.set_defaults(handler=_add_user)
+
+    list_users = commands.add_parser("list-users", help="the users: role, town, disabled")
+    _db(list_users)
+    list_users.set_defaults(handler=_list_users)
 
     add_token = commands.add_parser("add-token", help="issue a machine token (camera, box)")
     _db(add_token)
     add_token.add_argument("name")
     add_token.add_argument("--role", choices=["camera", "box"], required=True)
     add_token.add_argument("--days", type=int, default=365)
+    add_token.add_argument("--town", type=_town, help=TOWN_HELP)
     add_token.set_defaults(handler=_add_token)
 
     verify = commands.add_parser(
@@ -134,11 +156,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     from central.app import create_app
     from central.settings import CentralSettings
-    from site_model.site import SiteError, load_site
+    from site_model.county import CountyError, load_deployment
+    from site_model.site import SiteError
 
     overrides: dict[str, object] = {"database_url": args.database_url}
     for name, value in (
         ("site_file", args.site),
+        ("county_file", args.county),
         ("mqtt_url", args.mqtt_url),
         ("ingest_group", args.ingest_group),
         ("instance", args.instance),
@@ -152,12 +176,12 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["migrate_on_start"] = False
     try:
         settings = CentralSettings(**overrides)  # type: ignore[arg-type]
-        load_site(settings.site_file)
+        load_deployment(site_file=settings.site_file, county_file=settings.county_file)
     except ValidationError as exc:
         for err in exc.errors():
             print(f"central: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         return EXIT_USAGE
-    except SiteError as exc:
+    except (SiteError, CountyError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
     # The ledger head leaves the database through this line (docs/ledger.md): logged
@@ -242,11 +266,23 @@ def _add_user(args: argparse.Namespace) -> int:
             role=Role(args.role),
             actor=f"cli:{getpass.getuser()}",
             replace=args.replace,
+            town=args.town,
         )
     except CentralError as exc:
         print(f"central: {exc.detail}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"user {args.username} ({args.role}) saved")
+    where = f"town {args.town}" if args.town else "county-wide"
+    print(f"user {args.username} ({args.role}, {where}) saved")
+    return EXIT_OK
+
+
+def _list_users(args: argparse.Namespace) -> int:
+    from central.auth.service import list_users
+
+    for user in list_users(_engine(args)):
+        town = user["town"] or "(county-wide)"
+        state = "disabled" if user["disabled"] else "enabled"
+        print(f"{user['username']}\t{user['role']}\t{town}\t{state}")
     return EXIT_OK
 
 
@@ -260,6 +296,7 @@ def _add_token(args: argparse.Namespace) -> int:
         role=Role(args.role),
         ttl_s=args.days * 86400,
         actor=f"cli:{getpass.getuser()}",
+        town=args.town,
     )
     print(token)
     return EXIT_OK

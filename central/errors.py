@@ -8,6 +8,7 @@
     ├── Invalid                  .field                  422
     ├── Unauthenticated                                  401
     ├── Forbidden                .role, .needed          403
+    │   └── OutOfTown            .town, .actor_town      403 (a county's town scope)
     ├── TooManyAttempts          .retry_after_s          429
     └── Unavailable              .what                   503
 """
@@ -55,6 +56,23 @@ class Forbidden(CentralError):
         super().__init__(f"role {role!r} may not do this (needs {' or '.join(needed)})")
         self.role = role
         self.needed = needed
+
+
+class OutOfTown(Forbidden):
+    """403: the actor belongs to one town of a county and asked for another (or for the
+    whole county). ``town``: the town asked for (None: the county); ``actor_town``: its own."""
+
+    def __init__(self, *, town: str | None, actor_town: str) -> None:
+        CentralError.__init__(
+            self,
+            f"this token acts in town {actor_town!r} only, not in "
+            + (f"town {town!r}" if town is not None else "the whole county")
+            + f"; use /api/v1/towns/{actor_town}/...",
+        )
+        self.role = f"staff of {actor_town}"
+        self.needed = (f"staff of {town}" if town is not None else "county staff",)
+        self.town = town
+        self.actor_town = actor_town
 
 
 class TooManyAttempts(CentralError):

@@ -28,6 +28,8 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from central.town_paths import town_of_path
+
 PAGE_CSP = "; ".join(
     (
         "default-src 'self'",
@@ -76,6 +78,9 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        town = town_of_path(path)
+        if town is not None:  # a county town's page or API: the headers of the path it serves
+            path = town[1]
         no_store = carries_token(scope) or path.startswith(NO_STORE_PREFIXES)
         dashboard = path.startswith(PAGE_PREFIX)
 

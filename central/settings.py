@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -39,7 +39,14 @@ def _pictures_default(data: dict[str, Any]) -> Path:
 class CentralSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARKGRID_", extra="ignore")
 
-    site_file: Path = Field(description="The site TOML file (lots, bays, zones, boxes, ...).")
+    site_file: Path | None = Field(
+        default=None, description="The site TOML file (lots, bays, zones, boxes, ...)."
+    )
+    county_file: Path | None = Field(
+        default=None,
+        description="A county TOML file naming many towns' site files, served by one central "
+        "(site_model/county.py); instead of site_file.",
+    )
     database_url: str = Field(
         default="sqlite:///parkgrid-central.db",
         description="sqlite:///path.db (WAL) or postgresql+psycopg://user@host/db",
@@ -196,6 +203,19 @@ class CentralSettings(BaseSettings):
     stream_max_clients: int = Field(
         default=500, ge=1, description="Open live streams in all (503 beyond)."
     )
+
+    @model_validator(mode="after")
+    def _one_deployment_file(self) -> CentralSettings:
+        if (self.site_file is None) == (self.county_file is None):
+            raise ValueError("give a site file (one town) or a county file (many), not both")
+        return self
+
+    @property
+    def deployment_file(self) -> Path:
+        """The file central serves: the county file, else the site file."""
+        path = self.county_file or self.site_file
+        assert path is not None  # _one_deployment_file
+        return path
 
     @property
     def box_url(self) -> str:

@@ -32,7 +32,7 @@ default, so an older file stays valid.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -364,6 +364,21 @@ class SiteIndex:
     bays: dict[str, BayPlace]
     capacity: dict[str, int]
     signs: dict[str, SignEntry]
+    # A county (site_model/county.py): each box's town, whose id its topics carry. Empty
+    # for one town: every box is in ``site_id``.
+    towns: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def site_ids(self) -> frozenset[str]:
+        """The site ids this central's topics may carry."""
+        return frozenset(self.towns.values()) if self.towns else frozenset({self.site_id})
+
+    def site_of(self, box_id: str) -> str:
+        """The site id of ``box_id``'s topics (its town's)."""
+        return self.towns.get(box_id, self.site_id)
+
+    def with_towns(self, towns: dict[str, str]) -> SiteIndex:
+        return replace(self, towns=dict(towns))
 
     @classmethod
     def of(cls, site: Site) -> SiteIndex:

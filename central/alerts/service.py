@@ -28,9 +28,17 @@ def _alert_out(row: Any) -> AlertOut:
 
 
 def list_alerts(
-    engine: Engine, *, state: str | None = None, box_id: str | None = None, limit: int = 200
+    engine: Engine,
+    *,
+    state: str | None = None,
+    box_id: str | None = None,
+    limit: int = 200,
+    boxes: frozenset[str] | None = None,
 ) -> list[AlertOut]:
+    """Alerts, newest first; ``boxes``: a county town's boxes only (None: every alert)."""
     query = select(t.alerts).order_by(t.alerts.c.raised_at.desc(), t.alerts.c.id.desc())
+    if boxes is not None:
+        query = query.where(t.alerts.c.box_id.in_(sorted(boxes)))
     if state is not None:
         query = query.where(t.alerts.c.state == state)
     if box_id is not None:

@@ -33,6 +33,7 @@ class Actor:
     role: Role
     user_id: int | None = None
     token_hash: str = ""
+    town: str | None = None  # the county's town it acts in; None: every town (county staff)
 
     @property
     def label(self) -> str:
@@ -59,12 +60,14 @@ class Me(BaseModel):
     name: str
     role: Role
     kind: str = Field(description="'user' or 'token'")
+    town: str | None = Field(default=None, description="the town it acts in; null: every town")
 
 
 class UserIn(BaseModel):
     username: Username
     password: str = Field(min_length=8, max_length=200)
     role: Role
+    town: str | None = Field(default=None, description="a county's town; null: county-wide")
 
 
 class UserPatch(BaseModel):
@@ -80,6 +83,7 @@ class UserOut(BaseModel):
     role: Role
     disabled: bool
     created_at: datetime
+    town: str | None = None
 
 
 class TokenInfo(BaseModel):
@@ -91,6 +95,7 @@ class TokenInfo(BaseModel):
     user: str | None = Field(description="The user of a login session; null for a machine token")
     created_at: datetime
     expires_at: datetime
+    town: str | None = None
 
 
 TokenId = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
@@ -100,3 +105,4 @@ class MachineTokenIn(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
     role: Role
     ttl_days: int = Field(default=365, ge=1, le=3650)
+    town: str | None = Field(default=None, description="a county's town; null: county-wide")

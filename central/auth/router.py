@@ -19,7 +19,8 @@ from central.auth.models import (
     UserOut,
     UserPatch,
 )
-from central.deps import Admin, AnyActor, CentralDep
+from central.context import Central
+from central.deps import AnyActor, CentralDep, CountyAdmin
 from central.errors import Invalid
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
@@ -68,7 +69,16 @@ def logout(central: CentralDep, actor: AnyActor) -> None:
 
 @router.get("/auth/me", response_model=Me, summary="Who the token belongs to")
 def me(actor: AnyActor) -> Me:
-    return Me(name=actor.name, role=actor.role, kind="user" if actor.user_id else "token")
+    kind = "user" if actor.user_id else "token"
+    return Me(name=actor.name, role=actor.role, kind=kind, town=actor.town)
+
+
+def _known_town(central: Central, town: str | None) -> str | None:
+    """``town`` if this central serves it (None: county-wide); else 422 naming the field."""
+    if town is not None and town not in central.towns:
+        known = ", ".join(sorted(central.towns))
+        raise Invalid(f"town {town!r} is not served here (towns: {known})", field="town")
+    return town
 
 
 @router.post(
@@ -77,7 +87,7 @@ def me(actor: AnyActor) -> Me:
     status_code=201,
     summary="Issue a machine token (camera, box)",
 )
-def machine_token(body: MachineTokenIn, central: CentralDep, actor: Admin) -> TokenOut:
+def machine_token(body: MachineTokenIn, central: CentralDep, actor: CountyAdmin) -> TokenOut:
     if body.role not in MACHINE_ROLES:
         raise Invalid("a machine token's role is camera or box", field="role")
     token, expires = service.issue_token(
@@ -86,12 +96,13 @@ def machine_token(body: MachineTokenIn, central: CentralDep, actor: Admin) -> To
         role=body.role,
         ttl_s=body.ttl_days * 86400,
         actor=actor.label,
+        town=_known_town(central, body.town),
     )
     return TokenOut(access_token=token, expires_at=service.iso(expires), role=body.role)
 
 
 @router.get("/users", response_model=list[UserOut], summary="Users")
-def users(central: CentralDep, _: Admin) -> list[UserOut]:
+def users(central: CentralDep, _: CountyAdmin) -> list[UserOut]:
     return [
         UserOut(**{**row, "created_at": service.iso(row["created_at"]), "role": Role(row["role"])})
         for row in service.list_users(central.engine)
@@ -99,7 +110,7 @@ def users(central: CentralDep, _: Admin) -> list[UserOut]:
 
 
 @router.post("/users", response_model=UserOut, status_code=201, summary="Add a user")
-def add_user(body: UserIn, central: CentralDep, actor: Admin) -> UserOut:
+def add_user(body: UserIn, central: CentralDep, actor: CountyAdmin) -> UserOut:
     service.add_user(
         central.engine,
         username=body.username,
@@ -107,6 +118,7 @@ def add_user(body: UserIn, central: CentralDep, actor: Admin) -> UserOut:
         role=body.role,
         actor=actor.label,
         passwords=central.passwords,
+        town=_known_town(central, body.town),
     )
     row = next(u for u in service.list_users(central.engine) if u["username"] == body.username)
     return UserOut(
@@ -123,7 +135,9 @@ def add_user(body: UserIn, central: CentralDep, actor: Admin) -> UserOut:
     },
     summary="Disable or enable a user, or change their role (ends their sessions)",
 )
-def update_user(username: Username, body: UserPatch, central: CentralDep, actor: Admin) -> UserOut:
+def update_user(
+    username: Username, body: UserPatch, central: CentralDep, actor: CountyAdmin
+) -> UserOut:
     revoked = service.update_user(
         central.engine,
         username=username,
@@ -142,7 +156,7 @@ def update_user(username: Username, body: UserPatch, central: CentralDep, actor:
 
 
 @router.get("/auth/tokens", response_model=list[TokenInfo], summary="Live tokens (admin)")
-def tokens(central: CentralDep, _: Admin) -> list[TokenInfo]:
+def tokens(central: CentralDep, _: CountyAdmin) -> list[TokenInfo]:
     return [
         TokenInfo(
             **{
@@ -162,7 +176,7 @@ def tokens(central: CentralDep, _: Admin) -> list[TokenInfo]:
     responses={404: {"description": "No live token with this id"}},
     summary="Revoke a token (a leaked machine token, a session): at once",
 )
-def revoke_token(token_id: TokenId, central: CentralDep, actor: Admin) -> None:
+def revoke_token(token_id: TokenId, central: CentralDep, actor: CountyAdmin) -> None:
     digest = service.revoke_by_id(central.engine, token_id=token_id, actor=actor.label)
     central.tokens.forget(digest)
     central.hub.end_token(digest, "token revoked by an admin")

@@ -52,8 +52,12 @@ def add_user(
     actor: str,
     replace: bool = False,
     passwords: PasswordChecks | None = None,
+    town: str | None = None,
 ) -> int:
-    """Create a user (or, with ``replace``, set an existing user's password and role)."""
+    """Create a user (or, with ``replace``, set an existing user's password, role and town).
+
+    ``town``: the county's town the user belongs to; None: county-wide (every town).
+    """
     if role not in USER_ROLES:
         raise Invalid(f"a user's role is one of {', '.join(USER_ROLES)}", field="role")
     if len(password) < 8:
@@ -67,7 +71,7 @@ def add_user(
             conn.execute(
                 t.users.update()
                 .where(t.users.c.id == existing)
-                .values(password_hash=hashed, role=role.value, disabled=False)
+                .values(password_hash=hashed, role=role.value, disabled=False, town=town)
             )
             conn.execute(delete(t.tokens).where(t.tokens.c.user_id == existing))
             audit.record(
@@ -75,7 +79,7 @@ def add_user(
                 actor=actor,
                 action="user.update",
                 target=username,
-                detail={"role": role.value},
+                detail={"role": role.value, "town": town},
             )
             return int(existing)
         result = conn.execute(
@@ -85,10 +89,15 @@ def add_user(
                 role=role.value,
                 disabled=False,
                 created_at=time.time(),
+                town=town,
             )
         )
         audit.record(
-            conn, actor=actor, action="user.add", target=username, detail={"role": role.value}
+            conn,
+            actor=actor,
+            action="user.add",
+            target=username,
+            detail={"role": role.value, "town": town},
         )
         return int(result.inserted_primary_key[0])
 
@@ -165,6 +174,7 @@ def list_users(engine: Engine) -> list[dict[str, Any]]:
                 t.users.c.role,
                 t.users.c.disabled,
                 t.users.c.created_at,
+                t.users.c.town,
             ).order_by(t.users.c.username)
         )
         return [dict(r._mapping) for r in rows]
@@ -178,8 +188,11 @@ def issue_token(
     ttl_s: float,
     actor: str,
     user_id: int | None = None,
+    town: str | None = None,
 ) -> tuple[str, float]:
-    """A new bearer token; returns the token (shown once) and its expiry (epoch seconds)."""
+    """A new bearer token; returns the token (shown once) and its expiry (epoch seconds).
+
+    ``town``: the county's town it acts in (a login's: its user's); None: every town."""
     token = secrets.token_urlsafe(32)
     now = time.time()
     expires = now + ttl_s
@@ -192,6 +205,7 @@ def issue_token(
                 role=role.value,
                 created_at=now,
                 expires_at=expires,
+                town=town,
             )
         )
         # Expired tokens are removed as new ones are issued: the table stays small.
@@ -202,7 +216,7 @@ def issue_token(
                 actor=actor,
                 action="token.issue",
                 target=name,
-                detail={"role": role.value, "expires_at": expires},
+                detail={"role": role.value, "expires_at": expires, "town": town},
             )
     return token, expires
 
@@ -250,9 +264,13 @@ def check_login(
     """After ``throttle.reserve``: the password check and the token, or Unauthenticated."""
     with engine.connect() as conn:
         row = conn.execute(
-            select(t.users.c.id, t.users.c.password_hash, t.users.c.role, t.users.c.disabled).where(
-                t.users.c.username == username
-            )
+            select(
+                t.users.c.id,
+                t.users.c.password_hash,
+                t.users.c.role,
+                t.users.c.disabled,
+                t.users.c.town,
+            ).where(t.users.c.username == username)
         ).first()
     ok = passwords.verify(row.password_hash if row else None, password)
     if not ok or row is None or row.disabled:
@@ -261,7 +279,13 @@ def check_login(
     throttle.succeeded(login_keys(username, client))
     role = Role(row.role)
     token, expires = issue_token(
-        engine, name=username, role=role, ttl_s=ttl_s, actor=f"user:{username}", user_id=row.id
+        engine,
+        name=username,
+        role=role,
+        ttl_s=ttl_s,
+        actor=f"user:{username}",
+        user_id=row.id,
+        town=row.town,
     )
     return token, expires, role
 
@@ -294,6 +318,7 @@ class TokenCache:
                         t.tokens.c.role,
                         t.tokens.c.user_id,
                         t.tokens.c.expires_at,
+                        t.tokens.c.town,
                         t.users.c.disabled,
                     )
                     .select_from(t.tokens.outerjoin(t.users, t.users.c.id == t.tokens.c.user_id))
@@ -303,7 +328,11 @@ class TokenCache:
                 hit = (None, 0.0, now)
             else:
                 actor = Actor(
-                    name=row.name, role=Role(row.role), user_id=row.user_id, token_hash=digest
+                    name=row.name,
+                    role=Role(row.role),
+                    user_id=row.user_id,
+                    token_hash=digest,
+                    town=row.town,
                 )
                 hit = (actor, row.expires_at, now)
             with self._lock:
@@ -345,6 +374,7 @@ def list_tokens(engine: Engine, *, now: float | None = None) -> list[dict[str, A
                 t.users.c.username,
                 t.tokens.c.created_at,
                 t.tokens.c.expires_at,
+                t.tokens.c.town,
             )
             .select_from(t.tokens.outerjoin(t.users, t.users.c.id == t.tokens.c.user_id))
             .where(t.tokens.c.expires_at > now)
@@ -358,6 +388,7 @@ def list_tokens(engine: Engine, *, now: float | None = None) -> list[dict[str, A
                 "user": r.username,
                 "created_at": r.created_at,
                 "expires_at": r.expires_at,
+                "town": r.town,
             }
             for r in rows
         ]

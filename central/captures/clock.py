@@ -160,15 +160,17 @@ def confirm_time(
     actor: str,
     now: float | None = None,
     town_speed: float = 1.0,
+    cameras: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     """A person says which time a held capture has (the camera's or its receipt); the rules
-    then read it, in the same transaction as the record of who decided."""
+    then read it, in the same transaction as the record of who decided. ``cameras``: a
+    county town's (another town's capture is not found)."""
     now = time.time() if now is None else now
     _use(use)
 
     def work(conn: Connection) -> dict[str, Any]:
         row = conn.execute(select(t.captures).where(t.captures.c.id == capture_id)).first()
-        if row is None:
+        if row is None or (cameras is not None and row.camera_id not in cameras):
             raise NotFound("capture", str(capture_id))
         if row.held != HOLD:
             raise Conflict(f"capture {capture_id} is not held for its camera's clock")

@@ -180,6 +180,7 @@ def confirm_time(
         reason=body.reason,
         actor=actor.label,
         town_speed=central.town.speed,
+        cameras=frozenset(central.site.cameras) if central.places is not None else None,
     )
     publish_results(central, [out])
     return out
@@ -207,16 +208,17 @@ def confirm_held(
 
 
 @router.get("/captures/held", summary="Captures held for their camera's clock, oldest first")
-def held(engine: EngineDep, _: Viewer) -> list[dict[str, Any]]:
-    return clock.held_captures(engine)
+def held(central: CentralDep, _: Viewer) -> list[dict[str, Any]]:
+    return [c for c in clock.held_captures(central.engine) if central.shows(c.get("camera_id"))]
 
 
 @router.get(
     "/cameras/unmapped",
     summary="Enumeration values cameras sent that no table knows, counted per camera",
 )
-def unmapped(engine: EngineDep, _: Viewer) -> list[dict[str, Any]]:
-    return service.unmapped_values(engine)
+def unmapped(central: CentralDep, _: Viewer) -> list[dict[str, Any]]:
+    values = service.unmapped_values(central.engine)
+    return [v for v in values if central.shows(v.get("camera_id"))]
 
 
 @router.post(
@@ -257,11 +259,18 @@ def get_picture(sha256: str, engine: EngineDep, pictures: Pictures, _: Viewer) -
 
 @router.get("/captures", summary="Stored captures, newest first")
 def get_captures(
-    engine: EngineDep,
+    central: CentralDep,
     _: Viewer,
     plate: str | None = None,
     camera_id: str | None = None,
     place: str | None = None,
     limit: Annotated[int, Query(ge=1, le=2000)] = 200,
 ) -> list[dict[str, Any]]:
-    return service.list_captures(engine, plate=plate, camera_id=camera_id, place=place, limit=limit)
+    return service.list_captures(
+        central.engine,
+        plate=plate,
+        camera_id=camera_id,
+        place=place,
+        limit=limit,
+        cameras=frozenset(central.site.cameras) if central.places is not None else None,
+    )

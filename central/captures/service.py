@@ -262,9 +262,13 @@ def list_captures(
     camera_id: str | None = None,
     place: str | None = None,
     limit: int = 200,
+    cameras: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Stored captures, newest first, as the API shows them (times in RFC 3339)."""
+    """Stored captures, newest first, as the API shows them (times in RFC 3339);
+    ``cameras``: a county town's cameras only (None: every camera)."""
     query = select(t.captures).order_by(t.captures.c.captured_at.desc(), t.captures.c.id.desc())
+    if cameras is not None:
+        query = query.where(t.captures.c.camera_id.in_(sorted(cameras)))
     if plate is not None:
         query = query.where(t.captures.c.plate == plate)
     if camera_id is not None:

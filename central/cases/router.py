@@ -10,8 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from central.cases import service
 from central.cases.models import CaseActionIn
-from central.cases.sweeper import sweep_now
-from central.deps import Admin, CentralDep, EngineDep, Operator, Viewer
+from central.cases.sweeper import county_towns, sweep_now
+from central.context import Central
+from central.deps import Admin, CentralDep, Operator, Viewer
+from central.errors import NotFound
+from site_model.site import Site
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 # A store row id: a bigger number is 422, not a 500 from the database driver.
@@ -24,7 +27,7 @@ Month = Annotated[
 
 @router.get("/cases", summary="Cases, newest first (state, grid, kind, overdue)")
 def cases(
-    engine: EngineDep,
+    central: CentralDep,
     _: Viewer,
     state: str | None = None,
     grid_id: str | None = None,
@@ -33,8 +36,31 @@ def cases(
     limit: Annotated[int, Query(ge=1, le=2000)] = 200,
 ) -> list[dict[str, Any]]:
     return service.list_cases(
-        engine, state=state, grid_id=grid_id, kind=kind, overdue=overdue, limit=limit
+        central.engine,
+        state=state,
+        grid_id=grid_id,
+        kind=kind,
+        overdue=overdue,
+        limit=limit,
+        grids=frozenset(central.site.grids) if central.places is not None else None,
     )
+
+
+def _town_case(central: Central, case_id: int) -> dict[str, Any]:
+    """The case, or 404 for a case of another town (a county: by its grid)."""
+    found = service.get_case(central.engine, case_id)
+    if central.places is not None and found.get("grid_id") not in central.site.grids:
+        raise NotFound("case", str(case_id))
+    return found
+
+
+def _sweep_towns(central: Central) -> dict[str, Site] | None:
+    """What a sweep asked here covers: a county town's view its town; the county's view
+    every town (each by its own rules); a single town, None."""
+    towns = county_towns(central)
+    if towns is not None and central.town_id is not None:
+        return {central.town_id: central.site}
+    return towns
 
 
 @router.post(
@@ -42,7 +68,11 @@ def cases(
 )
 async def sweep(central: CentralDep, _: Admin) -> dict[str, Any]:
     opened, counts, tows = await run_in_threadpool(
-        sweep_now, central.engine, central.site, town_speed=central.town.speed
+        sweep_now,
+        central.engine,
+        central.site,
+        town_speed=central.town.speed,
+        towns=_sweep_towns(central),
     )
     if opened or any(counts.values()) or tows:
         central.hub.publish([{"type": "case", "sweep": True}])
@@ -52,12 +82,13 @@ async def sweep(central: CentralDep, _: Admin) -> dict[str, Any]:
 
 
 @router.get("/cases/{case_id}", summary="One case with its history and allowed actions")
-def case(case_id: RowId, engine: EngineDep, _: Viewer) -> dict[str, Any]:
-    return service.get_case(engine, case_id)
+def case(case_id: RowId, central: CentralDep, _: Viewer) -> dict[str, Any]:
+    return _town_case(central, case_id)
 
 
 @router.post("/cases/{case_id}/actions", summary="Move a case along the loop")
 def act(case_id: RowId, body: CaseActionIn, central: CentralDep, actor: Operator) -> dict[str, Any]:
+    _town_case(central, case_id)
     out = service.act(
         central.engine, case_id=case_id, action=body.action, actor=actor.label, note=body.note
     )
@@ -68,7 +99,11 @@ def act(case_id: RowId, body: CaseActionIn, central: CentralDep, actor: Operator
 @router.get("/reports/grids", summary="Per-grid figures for a month")
 def grid_report(central: CentralDep, _: Viewer, month: Month = None) -> dict[str, Any]:
     return service.grid_report(
-        central.engine, central.site, month=month, town=central.town.mapping()
+        central.engine,
+        central.site,
+        month=month,
+        town=central.town.mapping(),
+        site_grids_only=central.places is not None,
     )
 
 
@@ -82,6 +117,7 @@ async def grid_report_xlsx(central: CentralDep, _: Viewer, month: Month = None) 
         central.site,
         month=month,
         town=central.town.mapping(),
+        site_grids_only=central.places is not None,
     )
     data = await run_in_threadpool(service.grid_report_xlsx, report)
     safe = re.sub(r"[^0-9-]", "", report["month"])

@@ -107,6 +107,7 @@ def sync_alert_cases(
     keys: list[tuple[str, str]] | None = None,
     now: float | None = None,
     town_speed: float = 1.0,
+    boxes: frozenset[str] | None = None,
 ) -> int:
     """Open cases for edge alerts that need a person; note later steps and resolutions.
 
@@ -118,6 +119,8 @@ def sync_alert_cases(
     now = time.time() if now is None else now
     wanted = list(site.duty.alert_cases)
     query = select(t.alerts).where(t.alerts.c.alert_type.in_(wanted))
+    if boxes is not None:  # a county town's sweep: its boxes' alerts, by its [duty]
+        query = query.where(t.alerts.c.box_id.in_(sorted(boxes)))
     if keys is not None:
         if not keys:
             return 0
@@ -342,9 +345,13 @@ def list_cases(
     kind: str | None = None,
     overdue: bool | None = None,
     limit: int = 200,
+    grids: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
+    """Cases, newest first; ``grids``: a county town's grids only (None: every case)."""
     now = time.time()
     query = select(t.cases).order_by(t.cases.c.registered_at.desc(), t.cases.c.id.desc())
+    if grids is not None:
+        query = query.where(t.cases.c.grid_id.in_(sorted(grids)))
     if state is not None:
         query = query.where(t.cases.c.state == state)
     if grid_id is not None:
@@ -387,8 +394,11 @@ def grid_report(
     month: str | None = None,
     town: Mapping = IDENTITY,
     now: float | None = None,
+    site_grids_only: bool = False,
 ) -> dict[str, Any]:
     """Per grid: cases, median time to acknowledge and close, overdue, repeat places.
+
+    ``site_grids_only``: a county town's report, of its own grids' cases and entries only.
 
     The month and the medians are the town's (``town`` maps the stored wall times): a demo's
     month is the town's month (the default: the town's month now) and its medians are town
@@ -411,6 +421,9 @@ def grid_report(
                 t.ledger.c.at < end,
             )
         ).all()
+    if site_grids_only:
+        cases = [row for row in cases if row.grid_id in site.grids]
+        violations = [row for row in violations if row.grid_id in site.grids]
     grids: list[str | None] = list(site.grids)
     if any(row.grid_id is None for row in cases):
         grids.append(None)

@@ -45,4 +45,7 @@ def commands(
 
 @router.get("/commands/{command_id}", response_model=CommandOut, summary="One command")
 def command(command_id: str, central: CentralDep, _: Viewer) -> CommandOut:
-    return service.get_command(central.engine, command_id)
+    found = service.get_command(central.engine, command_id)
+    if not central.shows(found.box_id):  # a command to another town's box
+        raise NotFound("command", command_id)
+    return found

@@ -134,7 +134,7 @@ def send(
         )
         if within is not None:
             within(conn, str(command.command_id))
-    topic = Topics(site.site_id, box_id).cmd(command.name)
+    topic = Topics(site.site_of(box_id), box_id).cmd(command.name)
     if not publish(topic, payload, float(expires_in_s)):
         raise Unavailable("the MQTT broker")
     return get_command(engine, str(command.command_id))

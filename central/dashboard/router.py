@@ -21,6 +21,7 @@ from central.dashboard.pages import (
     register_page,
     render_page,
 )
+from central.deps import TOWN_SCOPE
 from central.errors import NotFound
 from central.townclock_router import clock_reading
 
@@ -70,6 +71,10 @@ def _site(request: Request) -> dict[str, str]:
     central = getattr(request.app.state, "central", None)
     if central is None:
         return {}
+    town = request.scope.get(TOWN_SCOPE)  # a county town's page: /towns/{town}/dashboard/
+    if town is not None and town in central.towns:
+        info = central.towns[town].site.site
+        return {"id": info.id, "name": info.name, "timezone": info.timezone, "town": town}
     info = central.site.site
     return {"id": info.id, "name": info.name, "timezone": info.timezone}
 

@@ -313,6 +313,7 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
+    Column("town", String(ID)),  # a county's town this user belongs to; NULL: county-wide
 )
 
 tokens = Table(
@@ -324,6 +325,7 @@ tokens = Table(
     Column("role", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False, index=True),
+    Column("town", String(ID)),  # the town it acts in (a user's token: the user's); NULL: all
 )
 
 # Staged rollouts of a release to a town's boxes (central/fleet/rollout_*.py, docs/fleet.md).

@@ -82,6 +82,9 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         overrides["box_mqtt_url"] = args.box_mqtt_url
     try:
         settings = CentralSettings(**overrides)  # type: ignore[arg-type]
+        if settings.site_file is None:
+            print("fleet: works on one town's site file (--site)", file=sys.stderr)
+            return None
         site = load_site(settings.site_file)
     except ValidationError as exc:
         for err in exc.errors():

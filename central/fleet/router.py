@@ -26,6 +26,8 @@ def fleet(central: CentralDep, _: Viewer) -> list[FleetBoxOut]:
 def push(request: PushIn, central: CentralDep, actor: Admin) -> list[PushOut]:
     if (request.box_id is None) == (not request.all):
         raise Invalid("give box_id or all=true (one of them)", field="box_id")
+    if central.is_county and central.town_id is None:  # a box's config is its town's
+        raise Invalid("on a county central, push under /api/v1/towns/{town}/", field="path")
     boxes = sorted(central.site.boxes) if request.all else [str(request.box_id)]
     mqtt = central.mqtt
     return service.push(

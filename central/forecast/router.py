@@ -7,6 +7,9 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from central.deps import CentralDep
+from central.errors import NotFound
+
 router = APIRouter(prefix="/api/v1/lots", tags=["lots (public)"])
 
 
@@ -34,6 +37,8 @@ class ForecastOut(BaseModel):
     responses={404: {"description": "No such lot"}},
     summary="The lot's free bays in 15, 30 and 60 minutes, with an interval",
 )
-def lot_forecast(lot_id: str, request: Request) -> ForecastOut:
+def lot_forecast(lot_id: str, request: Request, central: CentralDep) -> ForecastOut:
+    if not central.shows(lot_id):  # a lot of another town of the county
+        raise NotFound("lot", lot_id)
     forecaster = request.app.state.forecaster
     return ForecastOut.model_validate(forecaster.of(lot_id))

@@ -226,7 +226,7 @@ def start_forecaster(app: Any, central: Any) -> Forecaster:
     settings = central.settings
     path = settings.holidays_file
     if path is None:
-        beside = settings.site_file.parent / "holidays-cn.toml"
+        beside = settings.deployment_file.parent / "holidays-cn.toml"
         path = beside if beside.is_file() else None
     calendar = Calendar()
     if path is not None:

@@ -123,23 +123,32 @@ _INDEXES = (
 )
 
 
-def convert(conn: Connection, now: float) -> None:
-    """Make a plain ``events`` table the partitioned one, rows and ids kept."""
-    old = "events_unpartitioned"
+def _remake(conn: Connection, old: str, *, keys: str, partition_by: str = "") -> None:
+    """Rename ``events`` to ``old`` (its constraints and indexes out of the way) and make a
+    new empty ``events`` like it with ``keys`` (and ``partition_by``), owning the id sequence."""
     conn.execute(text(f"ALTER TABLE {PARENT} RENAME TO {old}"))
     conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT pk_events TO pk_{old}"))
     conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT uq_events_box_seq TO uq_{old}"))
     for index, _ in _INDEXES:
-        conn.execute(text(f"ALTER INDEX {index} RENAME TO {index}_old"))
+        conn.execute(text(f"ALTER INDEX {index} RENAME TO {index}_{old}"))
     conn.execute(text("ALTER SEQUENCE events_id_seq OWNED BY NONE"))
     conn.execute(
-        text(f"CREATE TABLE {PARENT} (LIKE {old} INCLUDING DEFAULTS, "
-             "CONSTRAINT pk_events PRIMARY KEY (id, ts), "
-             "CONSTRAINT uq_events_box_seq UNIQUE (box_id, seq, ts)) PARTITION BY RANGE (ts)")
-    )  # fmt: skip
+        text(f"CREATE TABLE {PARENT} (LIKE {old} INCLUDING DEFAULTS, {keys}) {partition_by}")
+    )
     conn.execute(text("ALTER SEQUENCE events_id_seq OWNED BY events.id"))
     for index, columns in _INDEXES:
         conn.execute(text(f"CREATE INDEX {index} ON {PARENT} ({columns})"))
+
+
+def convert(conn: Connection, now: float) -> None:
+    """Make a plain ``events`` table the partitioned one, rows and ids kept."""
+    old = "events_unpartitioned"
+    _remake(
+        conn, old,
+        keys="CONSTRAINT pk_events PRIMARY KEY (id, ts), "
+        "CONSTRAINT uq_events_box_seq UNIQUE (box_id, seq, ts)",
+        partition_by="PARTITION BY RANGE (ts)",
+    )  # fmt: skip
     conn.execute(text(f"CREATE TABLE {DEFAULT} PARTITION OF {PARENT} DEFAULT"))
     # A partition for each month that holds rows, back to ten years; older (a box's clock
     # far off) stays in the default partition.
@@ -169,19 +178,10 @@ def unconvert(conn: Connection) -> None:
     """Make the partitioned ``events`` a plain table again (migration 0006 backwards), rows
     and ids kept, unique on ``(box_id, seq)`` as before it."""
     old = "events_partitioned"
-    conn.execute(text(f"ALTER TABLE {PARENT} RENAME TO {old}"))
-    conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT pk_events TO pk_{old}"))
-    conn.execute(text(f"ALTER TABLE {old} RENAME CONSTRAINT uq_events_box_seq TO uq_{old}"))
-    for index, _ in _INDEXES:
-        conn.execute(text(f"ALTER INDEX {index} RENAME TO {index}_partitioned"))
-    conn.execute(text("ALTER SEQUENCE events_id_seq OWNED BY NONE"))
-    conn.execute(
-        text(f"CREATE TABLE {PARENT} (LIKE {old} INCLUDING DEFAULTS, "
-             "CONSTRAINT pk_events PRIMARY KEY (id), "
-             "CONSTRAINT uq_events_box_seq UNIQUE (box_id, seq))")
+    _remake(
+        conn, old,
+        keys="CONSTRAINT pk_events PRIMARY KEY (id), "
+        "CONSTRAINT uq_events_box_seq UNIQUE (box_id, seq)",
     )  # fmt: skip
-    conn.execute(text("ALTER SEQUENCE events_id_seq OWNED BY events.id"))
-    for index, columns in _INDEXES:
-        conn.execute(text(f"CREATE INDEX {index} ON {PARENT} ({columns})"))
     conn.execute(text(f"INSERT INTO {PARENT} SELECT * FROM {old}"))
     conn.execute(text(f"DROP TABLE {old}"))  # its month partitions with it

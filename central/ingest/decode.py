@@ -55,12 +55,18 @@ def decode_batch(ctx: IngestContext, raw: Sequence[RawMessage]) -> Batch:
                 batch.central_statuses.append(msg.payload)
             continue
         box_id = msg.topic.box_id
-        if msg.topic.site != site.site_id:
+        if msg.topic.site not in site.site_ids:
             reason = f"site {msg.topic.site!r} is not this central's site {site.site_id!r}"
+            if site.towns:
+                reason = f"site {msg.topic.site!r} is not a town of county {site.site_id!r}"
             batch.quarantine.append(quarantined(topic, data, reason, received_at, box_id))
             continue
         if box_id not in site.boxes:
             reason = f"box {box_id!r} is not in the site file"
+            batch.quarantine.append(quarantined(topic, data, reason, received_at, box_id))
+            continue
+        if msg.topic.site != site.site_of(box_id):
+            reason = f"box {box_id!r} is in town {site.site_of(box_id)!r}, not {msg.topic.site!r}"
             batch.quarantine.append(quarantined(topic, data, reason, received_at, box_id))
             continue
         batch.seen[box_id] = received_at

@@ -77,7 +77,7 @@ def store_events(
         if held_id is not None and held_id != str(event.event_id):
             del batch.events[key]  # refused, not a repeat
             reason = claims.replayed_seq(event.seq, held_id, str(event.event_id))
-            topic = Topics(ctx.site.site_id, event.box_id).event
+            topic = Topics(ctx.site.site_of(event.box_id), event.box_id).event
             refuse(
                 ctx, batch, "seq_replayed", topic, row["payload"].encode(), reason,
                 row["received_at"],
@@ -120,7 +120,7 @@ def refuse_implausible_drops(ctx: IngestContext, conn: Connection, batch: Batch)
         reason = claims.implausible_drop(body, capacity[box_id])
         if reason is not None:
             del batch.events[key]
-            topic = Topics(ctx.site.site_id, box_id).event
+            topic = Topics(ctx.site.site_of(box_id), box_id).event
             refuse(
                 ctx, batch, "dropped_range", topic, row["payload"].encode(), reason,
                 row["received_at"],

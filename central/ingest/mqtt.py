@@ -42,7 +42,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -74,15 +74,16 @@ def status_payload(state: Online, instance: str) -> bytes:
     return encode_payload(CentralStatus(state=state, instance=instance, ts=dt.datetime.now(dt.UTC)))
 
 
-def subscriptions(site: str, group: str | None) -> list[str]:
-    """The filters central subscribes to (status and the broker's drop counters unshared;
-    the rest shared if grouped)."""
-    filters = list(central_filters(site))
+def subscriptions(site: str | Sequence[str], group: str | None) -> list[str]:
+    """The filters central subscribes to, for each of its sites (a county's towns): status
+    and the broker's drop counters unshared; the rest shared if grouped."""
+    sites = [site] if isinstance(site, str) else sorted(site)
+    filters = [f for s in sites for f in central_filters(s)]
     status = [f for f in filters if f.endswith("/status")]
     rest = [f for f in filters if not f.endswith("/status")]
     if group:
         rest = [shared_filter(group, f) for f in rest]
-    return [*status, *rest, central_status_topic(site), *SYS_TOPICS]
+    return [*status, *rest, *(central_status_topic(s) for s in sites), *SYS_TOPICS]
 
 
 class CentralMqtt:
@@ -94,11 +95,15 @@ class CentralMqtt:
         settings: CentralSettings,
         site_id: str,
         writer: IngestWriter,
+        site_ids: Sequence[str] = (),
         on_connection_change: Callable[[bool], None] | None = None,
         writer_process: bool = True,
     ) -> None:
         self.settings = settings
         self.site_id = site_id
+        # A county's towns (each box listens to its own town's central status); the will
+        # can name one topic only: ``site_id``'s (docs/scale.md, "A county").
+        self.site_ids = tuple(site_ids) or (site_id,)
         self.writer = writer
         self.instance = settings.instance or socket.gethostname().split(".")[0] or "central"
         self.on_connection_change = on_connection_change
@@ -157,15 +162,16 @@ class CentralMqtt:
     def stop(self, timeout: float = 10.0) -> None:
         """Publish offline, stop reading, store what was queued, disconnect."""
         if self.connected.is_set():
-            info = self.client.publish(
-                central_status_topic(self.site_id),
-                status_payload(Online.OFFLINE, self.instance),
-                qos=1,
-                retain=True,
-            )
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(timeout=2)
-        self.client.unsubscribe(subscriptions(self.site_id, self.settings.ingest_group))
+            for site_id in self.site_ids:
+                info = self.client.publish(
+                    central_status_topic(site_id),
+                    status_payload(Online.OFFLINE, self.instance),
+                    qos=1,
+                    retain=True,
+                )
+                with contextlib.suppress(RuntimeError, ValueError):
+                    info.wait_for_publish(timeout=2)
+        self.client.unsubscribe(subscriptions(self.site_ids, self.settings.ingest_group))
         self._stopping.set()
         self._arrived.set()
         with self._has_room:
@@ -188,7 +194,7 @@ class CentralMqtt:
         if reason.is_failure:
             log.warning("MQTT connect refused: %s", reason)
             return
-        topics = subscriptions(self.site_id, self.settings.ingest_group)
+        topics = subscriptions(self.site_ids, self.settings.ingest_group)
         if self.v5:
             client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in topics])
         else:
@@ -260,9 +266,10 @@ class CentralMqtt:
         self.client.publish(topic, payload, qos=1, retain=retain)
 
     def publish_status(self) -> None:
-        self.publish(
-            central_status_topic(self.site_id), status_payload(Online.ONLINE, self.instance), True
-        )
+        for site_id in self.site_ids:
+            self.publish(
+                central_status_topic(site_id), status_payload(Online.ONLINE, self.instance), True
+            )
 
     def publish_command(self, topic: str, payload: bytes, expiry_s: float | None) -> bool:
         props = None

@@ -279,7 +279,7 @@ class IngestWriter:
                 line=None if line is None else uuid.UUID(line[0]),
                 line_from=None if line is None else line[1],
             )
-            self.publish(Topics(self.site.site_id, box_id).ack, encode_payload(ack), True)
+            self.publish(Topics(self.site.site_of(box_id), box_id).ack, encode_payload(ack), True)
             self.stats.acks_published += 1
 
     def sweep(self) -> dict[str, int]:

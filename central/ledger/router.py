@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
+from central.context import Central
 from central.deps import Admin, CentralDep, EngineDep, Operator, Viewer
-from central.errors import Invalid
+from central.errors import Invalid, NotFound
 from central.ledger import chain, service, workflow
 from central.ledger import permits as permit_service
 from central.ledger.models import ActionIn, PermitIn
@@ -50,6 +51,7 @@ def ledger(
         start=_bound(start, tz),
         end=_bound(end, tz),
         limit=limit,
+        grids=frozenset(central.site.grids) if central.places is not None else None,
     )
 
 
@@ -113,8 +115,16 @@ async def export(
 
 
 @router.get("/ledger/{seq}", summary="One violation or tow order with its history")
-def entry(seq: RowId, engine: EngineDep, _: Viewer) -> dict[str, Any]:
-    return service.get_entry(engine, seq)
+def entry(seq: RowId, central: CentralDep, _: Viewer) -> dict[str, Any]:
+    return _town_entry(central, seq)
+
+
+def _town_entry(central: Central, seq: int) -> dict[str, Any]:
+    """The entry, or 404 for one of another town's grid (a county)."""
+    found = service.get_entry(central.engine, seq)
+    if central.places is not None and found.get("grid_id") not in central.site.grids:
+        raise NotFound("ledger entry", str(seq))
+    return found
 
 
 @router.post(
@@ -123,6 +133,7 @@ def entry(seq: RowId, engine: EngineDep, _: Viewer) -> dict[str, Any]:
     "tow, release): a new entry, never an update",
 )
 def act(seq: RowId, body: ActionIn, central: CentralDep, actor: Operator) -> dict[str, Any]:
+    _town_entry(central, seq)
     out = service.act(
         central.engine, seq=seq, action=body.action, reason=body.reason, actor=actor.label
     )

@@ -302,9 +302,17 @@ def order_tow(
 
 
 def sweep_bays(
-    engine: Engine, site: Site, *, now: float | None = None, town_speed: float = 1.0
+    engine: Engine,
+    site: Site,
+    *,
+    now: float | None = None,
+    town_speed: float = 1.0,
+    site_bays_only: bool = False,
 ) -> list[int]:
-    """Tow orders for bays occupied over the rule's dwell: town hours, so / town_speed on wall."""
+    """Tow orders for bays occupied over the rule's dwell: town hours, so / town_speed on wall.
+
+    ``site_bays_only``: a county town's sweep, by its own rule, of its own lots' and zones'
+    bays (the store holds every town's)."""
     now = time.time() if now is None else now
     limit = now - site.rules.left_for_days.dwell_hours * 3600 / town_speed
     tz = ZoneInfo(site.site.timezone)
@@ -317,6 +325,8 @@ def sweep_bays(
             )
         ).all()
         for row in rows:
+            if site_bays_only and row.lot_id not in site.lots and row.zone_id not in site.zones:
+                continue
             key = f"left_for_days:bay:{row.bay_id}:{round(row.since)}"
             if _exists(conn, key):
                 continue
@@ -501,9 +511,13 @@ def list_entries(
     start: float | None = None,
     end: float | None = None,
     limit: int = 200,
+    grids: frozenset[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Violations and tow orders (newest first) with their current status and evidence."""
+    """Violations and tow orders (newest first) with their current status and evidence;
+    ``grids``: a county town's grids only (None: every entry)."""
     query = select(t.ledger).where(t.ledger.c.ref_seq.is_(None))
+    if grids is not None:
+        query = query.where(t.ledger.c.grid_id.in_(sorted(grids)))
     if kind is not None:
         query = query.where(t.ledger.c.kind == kind)
     if rule_id is not None:

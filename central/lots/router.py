@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
 
-from central.deps import CentralDep, EngineDep, Viewer
+from central.context import Central
+from central.deps import CentralDep, Viewer
+from central.errors import NotFound
 from central.lots import service
 from central.lots.models import BayOut, DwellStats, LotOut, LotsOut, OccupancyHistory
 
@@ -42,30 +44,45 @@ async def lot(lot_id: str, central: CentralDep) -> Response:
 
 @public.get("/ngsi/lots", summary="The lots as FIWARE OffStreetParking entities (key-values)")
 def ngsi_lots(central: CentralDep) -> list[dict[str, object]]:
-    return service.ngsi_lots(
-        service.list_lots(central.engine, central.site.availability), site_id=central.site.id
-    )
+    lots = service.list_lots(central.engine, central.site.availability, only=_only(central))
+    return service.ngsi_lots(lots, site_id=central.site.id)
+
+
+def _only(central: Central) -> frozenset[str] | None:
+    """A county town's lots (None: every lot in the store)."""
+    return frozenset(central.site.lots) if central.places is not None else None
+
+
+def _town_lot(central: Central, lot_id: str) -> None:
+    """404 for a lot of another town (a county: one store holds every town's lots)."""
+    if not central.shows(lot_id):
+        raise NotFound("lot", lot_id)
 
 
 @router.get("/{lot_id}/bays", response_model=list[BayOut], summary="Bays of a lot")
 def bays(lot_id: str, central: CentralDep, _: Viewer) -> list[BayOut]:
+    _town_lot(central, lot_id)
     return service.list_bays(central.engine, lot_id=lot_id, settings=central.site.availability)
 
 
 @router.get("/{lot_id}/history", response_model=OccupancyHistory, summary="Occupancy over time")
 def history(
     lot_id: str,
-    engine: EngineDep,
+    central: CentralDep,
     _: Viewer,
     start: Start = None,
     end: End = None,
     step: Annotated[int, Query(ge=1, le=7 * 86400, description="seconds")] = 900,
 ) -> OccupancyHistory:
-    return service.occupancy_history(engine, lot_id=lot_id, start=start, end=end, step_s=step)
+    _town_lot(central, lot_id)
+    return service.occupancy_history(
+        central.engine, lot_id=lot_id, start=start, end=end, step_s=step
+    )
 
 
 @router.get("/{lot_id}/dwell", response_model=DwellStats, summary="How long bays stay occupied")
 def dwell(
-    lot_id: str, engine: EngineDep, _: Viewer, start: Start = None, end: End = None
+    lot_id: str, central: CentralDep, _: Viewer, start: Start = None, end: End = None
 ) -> DwellStats:
-    return service.dwell_stats(engine, lot_id=lot_id, start=start, end=end)
+    _town_lot(central, lot_id)
+    return service.dwell_stats(central.engine, lot_id=lot_id, start=start, end=end)

@@ -92,10 +92,19 @@ def _lots_query() -> Any:
     )
 
 
-def list_lots(engine: Engine, settings: AvailabilitySettings = DEFAULT_SETTINGS) -> list[LotOut]:
+def list_lots(
+    engine: Engine,
+    settings: AvailabilitySettings = DEFAULT_SETTINGS,
+    *,
+    only: frozenset[str] | None = None,
+) -> list[LotOut]:
+    """Every lot with its figures; ``only``: a town's lots (a county, site_model/county.py)."""
     now = time.time()
+    query = _lots_query()
+    if only is not None:
+        query = query.where(t.lots.c.lot_id.in_(sorted(only)))
     with engine.connect() as conn:
-        return [_lot_out(row, settings, now) for row in conn.execute(_lots_query())]
+        return [_lot_out(row, settings, now) for row in conn.execute(query)]
 
 
 def get_lot(
@@ -122,10 +131,12 @@ class LotsCache:
         *,
         max_age_s: float = 1.0,
         settings: AvailabilitySettings = DEFAULT_SETTINGS,
+        only: frozenset[str] | None = None,
     ) -> None:
         self.engine = engine
         self.max_age_s = max_age_s
         self.settings = settings
+        self.only = only  # a town's lots; None: every lot in the store
         self._built_at = 0.0
         self._version = 0
         self._built_version = -1
@@ -147,7 +158,7 @@ class LotsCache:
             if self._fresh():
                 return
             version = self._version
-            lots = list_lots(self.engine, self.settings)
+            lots = list_lots(self.engine, self.settings, only=self.only)
             self._list = _LOTS.dump_json(LotsOut(lots=lots))
             self._one = {lot.id: _LOT.dump_json(lot) for lot in lots}
             self._built_at = time.monotonic()

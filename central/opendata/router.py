@@ -17,6 +17,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import TypeAdapter
 
+from central.context import Central
+from central.deps import get_central
 from central.lots.models import LotOut, LotsOut
 from central.opendata import datex2, parkapi
 from central.public.cache import Encoded
@@ -30,7 +32,10 @@ Builder = Callable[[list[LotOut], dt.datetime, Request], bytes]
 
 
 def _cached(request: Request, name: str, build: Builder) -> Encoded:
-    central = request.app.state.central
+    """The document ``name`` of the lots the request's path shows (a county town's, or
+    every lot), rebuilt when they or the minute change."""
+    central = get_central(request)
+    name = f"{central.town_id}/{name}" if central.places is not None else name
     raw = central.lots.all()
     zone = ZoneInfo(central.site.site.timezone)
     now = dt.datetime.fromtimestamp(public_clock(request), zone)
@@ -55,16 +60,24 @@ def _static_time(request: Request) -> dt.datetime:
 
 
 def _parkapi(lots: list[LotOut], now: dt.datetime, request: Request) -> bytes:
-    central = request.app.state.central
+    central = get_central(request)
     document = parkapi.parking_sites(
         lots,
         central.site,
         now=now,
         static_updated=_static_time(request),
-        public_url=central.settings.public_url,
+        public_url=_public_url(central),
         forecasts=_forecasts(request),
     )
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _public_url(central: Central) -> str | None:
+    """The drivers' page: a county town's under ``/towns/{town}``."""
+    url = central.settings.public_url
+    if url is None or central.places is None:
+        return url
+    return url.rstrip("/") + f"/towns/{central.town_id}"
 
 
 def _forecasts(request: Request) -> dict[str, object]:
@@ -75,12 +88,12 @@ def _forecasts(request: Request) -> dict[str, object]:
 
 
 def _table(lots: list[LotOut], now: dt.datetime, request: Request) -> bytes:
-    site = request.app.state.central.site
+    site = get_central(request).site
     return datex2.table_publication(lots, site, now=now, version_time=_static_time(request))
 
 
 def _status(lots: list[LotOut], now: dt.datetime, request: Request) -> bytes:
-    return datex2.status_publication(lots, request.app.state.central.site, now=now)
+    return datex2.status_publication(lots, get_central(request).site, now=now)
 
 
 XML = {200: {"content": {"application/xml": {}}}, 304: {"description": "Not modified"}}

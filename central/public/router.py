@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from central.deps import get_central
 from central.errors import NotFound
 from central.public.cache import BoardCache, Encoded
 from central.public.ratelimit import RateLimiter
@@ -84,17 +85,24 @@ def render_page(board: dict[str, Any], lang: str) -> str:
 
 
 def _state(request: Request) -> tuple[BoardCache, RateLimiter]:
+    """The board of the lots the path shows (a county town's at ``/towns/{town}/``, else
+    every lot) and the one rate limiter."""
     app = request.app
-    board = getattr(app.state, "public_board", None)
+    central = get_central(request)
+    key = central.town_id if central.places is not None else None
+    boards: dict[str | None, BoardCache] | None = getattr(app.state, "public_boards", None)
+    board = boards.get(key) if boards is not None else None
     if board is None:
         with _setup_lock:
-            board = getattr(app.state, "public_board", None)
+            if getattr(app.state, "public_boards", None) is None:
+                app.state.public_boards = {}
+            board = app.state.public_boards.get(key)
             if board is None:
-                central = app.state.central
                 settings = central.settings
-                app.state.public_limiter = RateLimiter(
-                    rate_per_s=settings.public_rate_per_s, burst=settings.public_burst
-                )
+                if getattr(app.state, "public_limiter", None) is None:
+                    app.state.public_limiter = RateLimiter(
+                        rate_per_s=settings.public_rate_per_s, burst=settings.public_burst
+                    )
                 town = getattr(app.state, "town_clock", None)
                 clock = getattr(app.state, "public_clock", None) or (
                     town.now if town is not None else time.time
@@ -108,7 +116,7 @@ def _state(request: Request) -> tuple[BoardCache, RateLimiter]:
                     forecasts=forecaster.current if forecaster is not None else None,
                     to_town=town.town if town is not None else None,
                 )
-                app.state.public_board = board
+                app.state.public_boards[key] = board
     return board, app.state.public_limiter
 
 
@@ -222,11 +230,12 @@ def asset(name: str, request: Request) -> Response:
     responses={200: {"content": {"image/svg+xml": {}}}, 404: {"description": "No such lot"}},
 )
 def lot_qr(lot_id: str, request: Request) -> Response:
-    central = request.app.state.central
+    central = get_central(request)
     if lot_id not in central.site.lots:
         raise NotFound("lot", lot_id)
     base = central.settings.public_url or str(request.base_url)
-    url = base.rstrip("/") + f"/#lot-{lot_id}"
+    town = f"/towns/{central.town_id}" if central.places is not None else ""
+    url = base.rstrip("/") + f"{town}/#lot-{lot_id}"
     qr = segno.make(url, error="m", micro=False)
     svg = qr.svg_inline(scale=8, border=4, dark="#000", light="#fff", title=url)
     return Response(

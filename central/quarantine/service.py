@@ -13,9 +13,14 @@ from central.quarantine.retention import stored_total
 def list_quarantine(
     central: Central, *, limit: int = 100, box_id: str | None = None
 ) -> QuarantineOut:
+    """Refused messages, newest first; a county town's view: those of its boxes only."""
     q = t.quarantine
     query = select(q).order_by(q.c.id.desc()).limit(limit)
     count = select(func.count()).select_from(q)
+    boxes = central.town_boxes()
+    if boxes is not None:
+        query = query.where(q.c.box_id.in_(sorted(boxes)))
+        count = count.where(q.c.box_id.in_(sorted(boxes)))
     if box_id is not None:
         query = query.where(q.c.box_id == box_id)
         count = count.where(q.c.box_id == box_id)

@@ -38,4 +38,5 @@ def problems(central: CentralDep, _: Viewer, box_id: str | None = None) -> list[
             count=row["count"],
         )
         for row in service.list_problems(central.engine, box_id=box_id)
+        if central.shows(row["box_id"])  # a county town's: its boxes' problems
     ]

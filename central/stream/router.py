@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -60,7 +61,7 @@ async def stream(
 ) -> StreamingResponse:
     hub = central.hub
     lot_boxes = {lot_id: lot.box_id for lot_id, lot in central.site.lots.items()}
-    subscription = parse(kinds, lots, lot_boxes)
+    subscription = replace(parse(kinds, lots, lot_boxes), places=central.places)
     sub = hub.subscribe(role=actor.role, token_hash=actor.token_hash, subscription=subscription)
 
     async def still_allowed() -> str | None:
@@ -74,7 +75,10 @@ async def stream(
     async def frames() -> AsyncIterator[bytes]:
         try:
             yield b"retry: 3000\n\n"
-            yield sse_frame("hello", {"site": central.site.id, "user": actor.name})
+            hello = {"site": central.site.id, "user": actor.name}
+            if central.places is not None:  # a county town's stream
+                hello["town"] = central.town_id or ""
+            yield sse_frame("hello", hello)
             next_check = time.monotonic() + RECHECK_S
             next_keepalive = time.monotonic() + KEEPALIVE_S
             held: bytes | Ended | None = None  # taken from the queue, not yet handled

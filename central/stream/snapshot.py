@@ -75,4 +75,6 @@ def read_snapshot(engine: Engine, sub: Subscription) -> dict[str, list[dict[str,
                 {"type": "box", "box_id": b, "online": bool(online), "at": at}
                 for b, online, at in conn.execute(q.order_by(t.boxes.c.box_id)).all()
             ]
+    if sub.places is not None:  # a county town's stream: its own figures only
+        out = {kind: [n for n in notices if sub.in_town(n)] for kind, notices in out.items()}
     return out

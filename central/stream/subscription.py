@@ -30,6 +30,8 @@ FIGURES = {
     "zone": "zone_id",
     "box": "box_id",
 }
+# The notice fields that name a thing of a site file (site_model/county.py), or its town.
+PLACE_FIELDS = ("lot_id", "zone_id", "bay_id", "box_id", "sign_id", "camera_id", "grid_id", "town")
 KIND = re.compile(r"[a-z][a-z_]{0,31}")
 MAX_ITEMS = 200  # kinds or lots one subscription may name
 
@@ -49,8 +51,19 @@ class Subscription:
     kinds: frozenset[str] | None = None  # None: every kind
     lots: frozenset[str] | None = None  # None: every lot
     boxes: frozenset[str] | None = None  # the boxes of ``lots`` (None with it)
+    # A county town's stream: every id its site file defines (None: the whole deployment).
+    # A notice naming none of them (a case sweep, a ledger entry) is not the town's.
+    places: frozenset[str] | None = None
+
+    def in_town(self, notice: dict[str, Any]) -> bool:
+        if self.places is None:
+            return True
+        ids = [notice[f] for f in PLACE_FIELDS if notice.get(f) is not None]
+        return bool(ids) and all(str(i) in self.places for i in ids)
 
     def wants(self, notice: dict[str, Any]) -> bool:
+        if not self.in_town(notice):
+            return False
         if self.kinds is not None and notice.get("type") not in self.kinds:
             return False
         if self.lots is None:

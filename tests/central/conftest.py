@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from central.db.engine import make_engine, normalise_url
 from central.db.migrate import upgrade
 from central.sites.service import sync_site
 from site_model.site import Site, SiteIndex, load_site
-from tests.central.helpers import SITE_FILE
+from tests.central.helpers import SITE_FILE, scratch_schema
 
 
 def _pg_base() -> str | None:
@@ -40,18 +39,8 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def pg_schema_url(pg_url: str) -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a schema of its own, dropped afterwards."""
-    base = normalise_url(pg_url)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_schema(pg_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

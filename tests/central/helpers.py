@@ -184,3 +184,24 @@ def central_app(work: Path, site_toml: str, *, site_name: str, **settings: Any) 
             site_file=site_file, database_url=f"sqlite:///{work / 'central.db'}", **settings
         )
     )
+
+
+@contextmanager
+def scratch_schema(pg_url: str) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a schema of its own, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    from central.db.engine import normalise_url
+
+    base = normalise_url(pg_url)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -174,6 +174,7 @@ def _booted(page: Page) -> None:
     expect(page.locator("#clock")).not_to_have_text("")
 
 
+@pytest.mark.long  # 15-28 s: a whole rig; `make test-long`
 def test_dashboard_hostile_query_runs_no_script_on_any_page(
     browser: Browser, server: Server
 ) -> None:
@@ -239,6 +240,7 @@ OPEN_REDIRECTS = [
 ]
 
 
+@pytest.mark.long  # 15-28 s: a whole rig; `make test-long`
 def test_dashboard_login_never_redirects_off_the_dashboard(
     browser: Browser, server: Server
 ) -> None:

@@ -54,13 +54,15 @@ class Serve:
         broker: MosquittoBroker,
         workdir: Path,
         env: dict[str, str] | None = None,
+        *,
+        site_file: Path = SITE_FILE,
     ) -> None:
         self.name = name
         self.port = free_port()
         self.proc = Proc(
             argv=[
                 sys.executable, "-m", "parkgrid", "central", "serve",
-                "--site", str(SITE_FILE), "--database-url", db_url,
+                "--site", str(site_file), "--database-url", db_url,
                 "--mqtt-url", broker.url, "--port", str(self.port),
                 "--instance", name, "--ingest-group", "ingest", "--log-level", "info",
             ],

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 
 import paho.mqtt.client as paho
+import pytest
 import tomli_w
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -60,6 +61,7 @@ async def _in_sync(t: Town) -> None:
     await until(lambda: t.row().state == "in sync", 90, f"{BOX} in sync: {t.log()[-3000:]}")
 
 
+@pytest.mark.long  # 15-28 s: a whole rig; `make test-long`
 async def test_a_harmless_change_pushed_ends_in_sync(tmp_path) -> None:
     async with town(tmp_path, confirm_within_s=60) as t:
         await _in_sync(t)  # provision-box's projection is central's desired one
@@ -199,6 +201,7 @@ async def _rebuilt(t: Town, before: str, *, connected: bool) -> str:
     return str(t.healthz()["boot_id"])
 
 
+@pytest.mark.long  # 15-28 s: a whole rig; `make test-long`
 async def test_outbox_events_reach_central_exactly_once_across_an_apply_and_a_rollback(
     tmp_path,
 ) -> None:

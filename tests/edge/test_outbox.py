@@ -129,6 +129,7 @@ def test_outbox_overflow_drops_oldest_and_records_range(tmp_path: Path) -> None:
     again.close()
 
 
+@pytest.mark.long  # 15-28 s: a whole rig; `make test-long`
 def test_outbox_overflow_memory_stays_bounded(tmp_path: Path) -> None:
     """Many events through a small cap: Python memory stays a few MB, not the whole stream."""
     box = open_outbox(tmp_path, events_max_bytes=MIN_EVENTS_CAP, flush_at=500)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.faults.rig import FaultRun, rig, run_with_fault, soak_factor
+
+# A whole rig (broker, central, boxes) through a fault, 10-20 s each: `make test-long`.
+pytestmark = pytest.mark.long
 
 SECONDS = 6.0 * soak_factor()
 RATE = 20.0 * min(soak_factor(), 5)  # bay changes per second per box

@@ -14,6 +14,9 @@ import pytest
 from tests.faults.rig import FaultRun, rig, run_with_fault, soak_factor
 from tests.faults.test_broker_central import assert_clean
 
+# A whole rig (broker, central, boxes) through a fault, 10-20 s each: `make test-long`.
+pytestmark = pytest.mark.long
+
 SECONDS = 8.0 * soak_factor()
 RATE = 20.0 * min(soak_factor(), 5)
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edge.config import parse_config
 from edge.runtime import EdgeBox
 from simulators.broker import MosquittoBroker
@@ -32,6 +34,9 @@ from tests.faults.rig import (
     soak_factor,
     write_site,
 )
+
+# A whole rig (broker, central, boxes) through a fault, 10-20 s each: `make test-long`.
+pytestmark = pytest.mark.long
 
 REFRESH_S = 1.0
 

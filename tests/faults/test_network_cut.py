@@ -21,6 +21,9 @@ from simulators.broker import MosquittoBroker, free_port
 from tests.faults.rig import rig, run_with_fault, soak_factor
 from tests.faults.test_broker_central import assert_clean
 
+# A whole rig (broker, central, boxes) through a fault, 10-20 s each: `make test-long`.
+pytestmark = pytest.mark.long
+
 KEEPALIVE_S = 5
 CUT_S = 2 * KEEPALIVE_S  # the broker gives up after 1.5 keep-alives; the box after one ping
 SECONDS = max(CUT_S + 6.0, 6.0 * soak_factor())

@@ -37,7 +37,7 @@ pg.page(async () => {
     const month = $("#g-month").value;
     const s = pg.session();
     try {
-      const res = await fetch(`/api/v1/reports/grids.xlsx?month=${month}`, { headers: { Authorization: "Bearer " + (s ? s.token : "") } });
+      const res = await fetch(pg.apiPath(`/api/v1/reports/grids.xlsx?month=${month}`), { headers: { Authorization: "Bearer " + (s ? s.token : "") } });
       if (!res.ok) throw new pg.ApiError(res.status, res.statusText);
       const url = URL.createObjectURL(await res.blob());
       const a = el("a", { href: url, download: `grids-${month}.xlsx` });

@@ -80,7 +80,7 @@ pg.page(async () => {
 
   async function blobUrl(url) {
     const s = pg.session();
-    const res = await fetch(url, { headers: { Authorization: "Bearer " + (s ? s.token : "") } });
+    const res = await fetch(pg.apiPath(url), { headers: { Authorization: "Bearer " + (s ? s.token : "") } });
     if (!res.ok) throw new pg.ApiError(res.status, res.statusText);
     return URL.createObjectURL(await res.blob());
   }

@@ -4,8 +4,8 @@
 /**
  * Where to go after login: `next` only if it is a dashboard page of this very origin.
  * Parsed as the browser would follow it (so `/\host`, `/%09/host`, `//host`, `javascript:`
- * all resolve to another origin or scheme and are refused); anything else goes to the
- * overview.
+ * all resolve to another origin or scheme and are refused); a county town's dashboard page
+ * (`/towns/{town}/dashboard/...`) too; anything else goes to the overview.
  */
 function safeNext(next) {
   const home = "/dashboard/";
@@ -17,7 +17,9 @@ function safeNext(next) {
     return home;
   }
   if (url.origin !== location.origin) return home;
-  if (url.pathname !== "/dashboard" && !url.pathname.startsWith("/dashboard/")) return home;
+  // A county town's pages are under /towns/{town}/dashboard/ (docs/scale.md, "A county").
+  const page = url.pathname.replace(/^\/towns\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(?=\/dashboard(\/|$))/, "");
+  if (page !== "/dashboard" && !page.startsWith("/dashboard/")) return home;
   return url.pathname + url.search + url.hash;
 }
 

@@ -22,6 +22,20 @@ const pg = (() => {
       return fallback;
     }
   }
+  // A county town's page (/towns/{town}/dashboard/...): the API calls, the live stream and
+  // the dashboard's own links go through the town's paths (docs/scale.md, "A county").
+  const townId = cfg.site && cfg.site.town ? cfg.site.town : null;
+  function apiPath(path) {
+    if (!townId || !path.startsWith("/api/v1/") || path.startsWith("/api/v1/auth/")) return path;
+    return "/api/v1/towns/" + encodeURIComponent(townId) + path.slice("/api/v1".length);
+  }
+  if (townId) {
+    document.addEventListener("click", (e) => {
+      const a = e.target && e.target.closest ? e.target.closest("a[href]") : null;
+      const href = a ? a.getAttribute("href") : "";
+      if (href && href.startsWith("/dashboard")) a.setAttribute("href", "/towns/" + encodeURIComponent(townId) + href);
+    }, true);
+  }
   const RANK = { viewer: 1, operator: 2, admin: 3 };
   const KEY = "pg_session";
 
@@ -117,7 +131,7 @@ const pg = (() => {
       headers["Content-Type"] = "application/json";
       body = JSON.stringify(o.body);
     }
-    const res = await fetch(path, { method: o.method || "GET", headers, body });
+    const res = await fetch(apiPath(path), { method: o.method || "GET", headers, body });
     if (res.status === 401 && !o.noRedirect) {
       clearSession();
       toLogin();
@@ -375,7 +389,7 @@ const pg = (() => {
     function connect() {
       const s = session();
       if (!s) return toLogin();
-      source = new EventSource("/api/v1/stream?access_token=" + encodeURIComponent(s.token) + query);
+      source = new EventSource(apiPath("/api/v1/stream") + "?access_token=" + encodeURIComponent(s.token) + query);
       source.addEventListener("hello", () => {
         if (lost) {
           lost = false;
@@ -481,7 +495,7 @@ const pg = (() => {
   document.addEventListener("DOMContentLoaded", boot);
 
   return {
-    cfg, t, el, $, $$, debounce, banner, api, ApiError, session, saveSession, clearSession,
+    cfg, t, el, $, $$, debounce, banner, api, apiPath, townId, ApiError, session, saveSession, clearSession,
     can, applyRoles, parts, midnight, fmt, town, wall, now, speed, STATUS_COLOUR, OCC_COLOURS, occColour, sparkline,
     lineChart, heatmap, tip, live, page,
   };

@@ -77,11 +77,15 @@
       " · " + t("live");
   }
 
+  // A county town's page (/towns/{town}/) polls its town's board.
+  var townPath = location.pathname.match(/^\/towns\/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})\//);
+  var BOARD = (townPath ? "/api/v1/towns/" + townPath[1] : "/api/v1") + "/public/board";
+
   var quietUntil = 0;
 
   function poll() {
     if (document.hidden || Date.now() < quietUntil) return;
-    fetch("/api/v1/public/board", { cache: "no-cache", credentials: "omit" })
+    fetch(BOARD, { cache: "no-cache", credentials: "omit" })
       .then(function (r) {
         if (r.status === 429) {  // too fast for the server: wait as long as it asks
           var wait = parseInt(r.headers.get("Retry-After") || "5", 10);

@@ -49,6 +49,7 @@ def _box_update(box: Path, public: Path, central_url: str, token: str,
     )  # fmt: skip
 
 
+@pytest.mark.long  # 15-28 s: a whole rig; `make test-long`
 def test_a_download_cut_in_the_middle_resumes_with_range_and_installs(tmp_path: Path) -> None:
     with running_central(tmp_path / "central") as central:
         bundle, public = _stored(central, tmp_path, padding=3_000_000)

@@ -108,6 +108,7 @@ def box(tmp_path: Path) -> Iterator[Box]:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # 15-28 s: a whole rig; `make test-long`
 async def test_an_install_runs_beside_the_loop_switches_and_asks_for_a_restart(box: Box) -> None:
     sha = box.store("2.0.0")
     installer = ReleaseInstaller(box.settings)
@@ -315,6 +316,7 @@ async def _path_unit(box: Box) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # 15-28 s: a whole rig; `make test-long`
 async def test_under_the_unit_a_root_runner_carries_out_the_box_s_request(box: Box) -> None:
     sha = box.store("2.0.0")
     settings = dataclasses.replace(box.settings, runner="unit", central_url=None)

@@ -90,6 +90,7 @@ def _presence(t: Town) -> tuple[bool, str | None]:
     return bool(row.online), row.offline_reason
 
 
+@pytest.mark.long  # 15-28 s: a whole rig; `make test-long`
 async def test_central_s_install_release_installs_replies_and_the_box_exits_for_restart(
     tmp_path: Path,
 ) -> None:
