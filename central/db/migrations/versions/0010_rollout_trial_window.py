@@ -1,7 +1,7 @@
 """rollouts.trial_window_s: the trial window a rollout sends in each install command
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07 04:30:00.000000
 
 A box's new release has this many seconds from its first start to pass its health gate
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
