@@ -1,25 +1,30 @@
-"""The fleet bench's rollout driver: waves of ``parkgrid edge update --from-central`` run on
-each box, the unit restarted, the box's own confirm or rollback awaited, a halt at the first
-failure; and the power cuts (``kill -9`` of every process of a box) at a chosen step.
+"""The fleet bench's rollouts, through central's own engine, and the power cuts.
 
-This is the stand-in for ``parkgrid central fleet rollout`` until it lands: ``roll_out`` is
-the one function the bench calls to roll a release out.
+``roll_out`` runs ``parkgrid central fleet rollout VERSION --town T --trial-window S`` (the
+admin's command) and follows the rollout in central's store until it is done or halted; the
+boxes do the rest themselves: each gets ``install-release``, its own runner (``edge update
+--request``, started by the box: there is no root path unit on a bench) downloads and
+installs the release, the box exits 75 and its unit starts it again into the new slot, on
+trial, and its confirm or its boot check decides.
+
+A power cut (``kill -9`` of every process of the box, the runner and its pip included) is
+placed at one update step of one box by watching that box's own log: the runner's lines as
+the box logs them (``update: step N/6 ...``), the ``.part`` file of the download growing, and
+the unit's own lines and phase around the restart. The box comes back by itself; central
+sends the install again to a box back on a new boot without it (``rollout_plan.outcome``).
 """
 
 from __future__ import annotations
 
-import math
-import signal
-import subprocess
+import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from bench._fleet_town import Box, Town
-from bench._fleet_unit import ENV, Unit, signal_group
+from bench._fleet_town import SITE_ID, Box, Town
+from bench._fleet_unit import Unit
 from edge.update.slots import Layout
 
 # The update's own steps, as it prints them, then the unit's around the restart.
@@ -27,6 +32,11 @@ UPDATE_STEPS = ("download", "verify", "disk", "unpack", "slot", "trial", "switch
 UNIT_STEPS = ("restart", "boot-check", "confirm")
 STEPS = UPDATE_STEPS + UNIT_STEPS
 SETTLE_S = 420.0  # a bound for a loaded 2-core machine, not a figure
+ROLLOUT_BOUND_S = 3600.0
+POLL_S = 1.0
+RESTART_MARK = "edge run exited 75"  # the unit's line: the box asks to start the new slot
+STOPPING_MARK = "switched to; restarting into it"  # the box's line: it replies, then stops
+END_STATES = ("done", "halted", "rolled_back")
 
 
 @dataclass
@@ -39,37 +49,23 @@ class Kill:
 
 
 @dataclass
-class BoxOutcome:
-    box: str
-    result: str = "pending"  # confirmed, rolled back, refused, failed
-    reason: str = ""
-    update_s: float = 0.0
-    kill: Kill | None = None
-    attempts: int = 0
-    trial_s: float | None = None  # from the restart into it to the box settled again
-
-
-@dataclass
 class Rollout:
     version: str
-    outcomes: list[BoxOutcome] = field(default_factory=list)
-    halted: bool = False
-    waves: list[list[str]] = field(default_factory=list)
+    id: int = 0
+    state: str = ""
+    reason: str = ""
+    boxes: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # wave, state, why
     seconds: float = 0.0
 
     @property
-    def reached(self) -> list[BoxOutcome]:
-        """The boxes the release was installed on (switched to)."""
-        return [o for o in self.outcomes if o.result in ("confirmed", "rolled back")]
+    def reached(self) -> list[str]:
+        """The boxes the install command went to."""
+        quiet = ("waiting", "offline-deferred", "skipped")
+        return sorted(b for b, (_, state, _) in self.boxes.items() if state not in quiet)
 
-
-def waves_of(boxes: list[Box]) -> list[list[Box]]:
-    """One canary, then a quarter of the rest, then the rest."""
-    if not boxes:
-        return []
-    rest = boxes[1:]
-    share = max(1, math.ceil(len(rest) / 4)) if rest else 0
-    return [w for w in ([boxes[0]], rest[:share], rest[share:]) if w]
+    @property
+    def halted(self) -> bool:
+        return self.state == "halted"
 
 
 def running_version(box: Box) -> str | None:
@@ -78,22 +74,34 @@ def running_version(box: Box) -> str | None:
     return layout.slot_version(slot) if slot else None
 
 
-class Driver:
+class LogWatch:
+    """What a box's log says from now on."""
+
+    def __init__(self, box: Box) -> None:
+        self.path = box.log
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def text(self) -> str:
+        with self.path.open("rb") as log:
+            log.seek(self.offset)
+            return log.read().decode(errors="replace")
+
+
+class CentralRollouts:
     def __init__(
         self,
         town: Town,
         units: dict[str, Unit],
-        public_key: Path,
         *,
-        confirm_within_s: float,
-        parallel: int,
+        trial_window_s: float,
+        confirm_timeout_s: float,
         say: Callable[[str], None] = print,
     ) -> None:
-        self.town, self.units, self.public_key = town, units, public_key
-        self.confirm_within_s = confirm_within_s
-        self.parallel = parallel
+        self.town, self.units = town, units
+        self.trial_window_s, self.confirm_timeout_s = trial_window_s, confirm_timeout_s
         self.say = say
         self._said = threading.Lock()
+        self._over = threading.Event()
 
     def _log(self, line: str) -> None:
         with self._said:
@@ -116,176 +124,141 @@ class Driver:
             time.sleep(0.5)
         return False
 
-    def _cut(self, box: Box, proc: subprocess.Popen[str] | None, kill: Kill, landed: str) -> None:
-        self.units[box.box_id].power_cut()
-        if proc is not None:
-            signal_group(proc, signal.SIGKILL)  # the update and the pip it runs
-            proc.wait()
-        kill.landed = landed
-
-    def _run_update(self, box: Box, version: str, kill: Kill | None) -> tuple[int | None, str]:
-        """``edge update`` by the box's own release; None when the power was cut in it."""
-        command = [
-            str(box.prefix / "current" / "bin" / "parkgrid"),
-            "edge",
-            "update",
-            "--from-central",
-            version,
-            "--central-url",
-            self.town.central_url,
-            "--token-file",
-            str(box.etc / "central-token"),
-            "--data-dir",
-            str(box.data),
-            "--prefix",
-            str(box.prefix),
-            "--key",
-            str(self.public_key),
-            "--confirm-within",
-            f"{self.confirm_within_s:g}",
-        ]
-        with box.log.open("a") as out:
-            out.write(f"[{time.strftime('%H:%M:%S')}] bench: {' '.join(command[1:])}\n")
-        proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=ENV,
-            start_new_session=True,
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
-        reader.start()
-        want = kill.step if kill is not None and kill.step in UPDATE_STEPS else None
+    def _cut_at(self, box: Box, kill: Kill) -> None:
+        """Watch the box until ``kill.step``, cut its power there, see it come back."""
+        watch, unit = LogWatch(box), self.units[box.box_id]
         downloads = box.data / "downloads"
-        while proc.poll() is None and want is not None:
-            said = "".join(lines)
-            if want == "download" and any(downloads.glob("*.part")):
-                self._cut(box, proc, kill, "download (the .part file growing)")  # type: ignore[arg-type]
-                break
-            if want == "download" and "step 1/6" in said:
-                self._cut(box, proc, kill, "verify (the download had finished)")  # type: ignore[arg-type]
-                break
-            marker = f"/6 {want}"
-            if want != "download" and marker in said:
-                self._cut(box, proc, kill, f"{want} (just after the update said it)")  # type: ignore[arg-type]
+        starts = 0
+        while not self._over.is_set():
+            said = watch.text()
+            landed = ""
+            if kill.step == "download":
+                if any(downloads.glob("*.part")):
+                    landed = "download (the .part file growing)"
+                elif "step 1/6" in said:
+                    landed = "verify (the download had finished)"
+            elif kill.step in UPDATE_STEPS:
+                if f"/6 {kill.step}" in said:
+                    landed = f"{kill.step} (just after the box's runner said it)"
+            elif kill.step == "restart":
+                if STOPPING_MARK in said:
+                    landed = "restart (the box replying and stopping to start the new slot)"
+            elif RESTART_MARK in said:
+                if not starts:
+                    starts = unit.starts
+                elif kill.step == "boot-check" and unit.phase == "boot-check":
+                    landed = "boot-check (the unit running it)"
+                elif kill.step == "confirm" and unit.phase == "confirming" and unit.starts > starts:
+                    time.sleep(1.0)  # the confirm polling the gate
+                    landed = f"confirm (the unit {unit.phase})"
+            if landed:
+                unit.power_cut()
+                kill.landed = landed
                 break
             time.sleep(0.01)
-        rc = proc.wait()
-        reader.join(5)
-        with box.log.open("a") as out:
-            out.write("".join(lines))
-        if kill is not None and kill.landed:
-            return None, "".join(lines)
-        return rc, "".join(lines)
-
-    def _after_restart_cut(self, box: Box, kill: Kill) -> None:
-        unit = self.units[box.box_id]
-        if kill.step == "restart":
-            unit.restart()
-            time.sleep(0.05)
-            self._cut(box, None, kill, f"restart (the unit {unit.phase})")
+        else:
             return
-        unit.restart()
-        wanted = "boot-check" if kill.step == "boot-check" else "confirming"
-        deadline = time.monotonic() + 120
-        while unit.phase != wanted and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if kill.step == "confirm":
-            time.sleep(1.0)  # the confirm polling the gate
-        self._cut(box, None, kill, f"{kill.step} (the unit {unit.phase})")
-
-    def _await_trial(self, box: Box, version: str, started: float) -> tuple[str, str]:
-        """Confirmed, or rolled back (the reason), or still pending after the bound."""
-        layout = Layout(box.prefix)
-        deadline = started + SETTLE_S
-        while time.monotonic() < deadline:
-            state = layout.load()
-            if state.trial is None:
-                if running_version(box) == version:
-                    return "confirmed", ""
-                for entry in reversed(state.history):
-                    if entry.get("event") == "rolled back" and entry.get("version") == version:
-                        return "rolled back", str(entry.get("reason", ""))
-                return "failed", f"not on {version} and no rollback recorded"
-            time.sleep(0.2)
-        return "failed", f"still on trial after {SETTLE_S:g} s"
-
-    def update_box(self, box: Box, version: str, kill: Kill | None) -> BoxOutcome:
-        outcome = BoxOutcome(box.box_id, kill=kill)
-        started = time.monotonic()
-        while True:
-            outcome.attempts += 1
-            cut = kill if outcome.attempts == 1 else None
-            rc, said = self._run_update(box, version, cut)
-            if rc is None or (cut is not None and cut.step in UNIT_STEPS and rc == 0):
-                if rc == 0:
-                    self._after_restart_cut(box, cut)  # type: ignore[arg-type]
-                assert cut is not None
-                self._back_after_cut(box, cut)
-                if running_version(box) == version:
-                    break  # the trial was confirmed after the cut
-                continue  # on the old release again: the rollout offers it again
-            if rc != 0:
-                outcome.result = "refused" if rc == 2 else "failed"
-                outcome.reason = said.strip().splitlines()[-1] if said.strip() else f"exit {rc}"
-                outcome.update_s = time.monotonic() - started
-                return outcome
-            restarted = time.monotonic()
-            self.units[box.box_id].restart()
-            outcome.result, outcome.reason = self._await_trial(box, version, restarted)
-            if self.settled(box):
-                outcome.trial_s = time.monotonic() - restarted
-            break
-        if running_version(box) == version and outcome.result == "pending":
-            outcome.result = "confirmed"
-        outcome.update_s = time.monotonic() - started
-        return outcome
-
-    def _back_after_cut(self, box: Box, kill: Kill) -> None:
         cut_at = time.monotonic()
         ok = self.settled(box)
         kill.back_in_s = time.monotonic() - cut_at if ok else None
         kill.came_back_on = running_version(box) if ok else None
         self._log(
             f"  kill -9 {box.box_id} at {kill.landed}: "
-            + (
-                f"back on {kill.came_back_on} in {kill.back_in_s:.1f} s"
-                if ok
-                else f"NOT back within {SETTLE_S:g} s"
-            )
+            + (f"back on {kill.came_back_on} in {kill.back_in_s:.1f} s" if ok else "NOT back")
         )
 
-    # --- the fleet ------------------------------------------------------------------------
+    def rollback_time(self, box: Box, version: str, good: str) -> float | None:
+        """From the box's restart into ``version`` to running ``good`` again, settled."""
+        watch = LogWatch(box)
+        deadline = time.monotonic() + ROLLOUT_BOUND_S
+        while RESTART_MARK not in watch.text():
+            if time.monotonic() > deadline or self._over.is_set():
+                return None
+            time.sleep(0.05)
+        restarted = time.monotonic()
+        while time.monotonic() < deadline:
+            on_trial = Layout(box.prefix).load().trial is not None
+            if not on_trial and running_version(box) == good and self.settled(box, 1.0):
+                return time.monotonic() - restarted
+            time.sleep(0.2)
+        return None
 
-    def roll_out(self, version: str, boxes: list[Box], kills: dict[str, str]) -> Rollout:
-        """Waves (canary, a share, the rest); a halt after a wave with any failure."""
-        rollout = Rollout(version)
-        started = time.monotonic()
-        for n, wave in enumerate(waves_of(boxes)):
-            rollout.waves.append([b.box_id for b in wave])
-            self._log(f"{version}: wave {n + 1} ({len(wave)} box(es))")
-            with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-                futures = [
-                    pool.submit(
-                        self.update_box,
-                        box,
-                        version,
-                        Kill(kills[box.box_id], box.box_id) if box.box_id in kills else None,
-                    )
-                    for box in wave
-                ]
-                done = [f.result() for f in futures]
-            for o in done:
-                self._log(
-                    f"  {o.box}: {o.result} in {o.update_s:.1f} s"
-                    + (f" ({o.reason})" if o.reason else "")
+    # --- central --------------------------------------------------------------------------
+
+    def _read(self, rollout: Rollout) -> None:
+        conn = sqlite3.connect(f"file:{self.town.db_path}?mode=ro", uri=True, timeout=30)
+        try:
+            rollout.state, rollout.reason = conn.execute(
+                "SELECT state, coalesce(reason, '') FROM rollouts WHERE id = ?", (rollout.id,)
+            ).fetchone()
+            rows = conn.execute(
+                "SELECT box_id, wave, state, coalesce(reason, '') FROM rollout_boxes "
+                "WHERE rollout_id = ?",
+                (rollout.id,),
+            ).fetchall()
+        finally:
+            conn.close()
+        rollout.boxes = {box: (wave, state, why) for box, wave, state, why in rows}
+
+    def roll_out(
+        self, version: str, kills: dict[str, str], *, canary_back_to: str | None = None
+    ) -> tuple[Rollout, list[Kill], float | None]:
+        """The rollout by central, the cuts, and (``canary_back_to``) the canary's own
+        rollback time."""
+        self._over.clear()
+        boxes = {b.box_id: b for b in self.town.boxes}
+        cuts = [Kill(step, box) for box, step in kills.items()]
+        watchers = [
+            threading.Thread(target=self._cut_at, args=(boxes[k.box], k), daemon=True) for k in cuts
+        ]
+        canary_watch: dict[str, float | None] = {}
+        canary_box = self.town.boxes[0]  # online boxes first, by id: central's canary
+        if canary_back_to is not None:
+            watchers.append(
+                threading.Thread(
+                    target=lambda: canary_watch.update(
+                        r=self.rollback_time(canary_box, version, canary_back_to)
+                    ),
+                    daemon=True,
                 )
-            rollout.outcomes += done
-            if any(o.result != "confirmed" for o in done):
-                rollout.halted = True
-                self._log(f"{version}: halted after wave {n + 1}")
+            )
+        for thread in watchers:
+            thread.start()
+        started = time.monotonic()
+        done = self.town.central_cli(
+            "fleet", "rollout", version, "--town", SITE_ID,
+            "--trial-window", f"{self.trial_window_s:g}",
+            "--confirm-timeout", f"{self.confirm_timeout_s:g}", "--json",
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"fleet rollout {version}: {done.stderr.strip()}")
+        rollout = Rollout(version, id=int(json.loads(done.stdout)["id"]))
+        self._log(
+            f"{version}: central's rollout {rollout.id} started (--trial-window "
+            f"{self.trial_window_s:g}, --confirm-timeout {self.confirm_timeout_s:g})"
+        )
+        seen: dict[str, str] = {}
+        while time.monotonic() - started < ROLLOUT_BOUND_S:
+            self._read(rollout)
+            for box, (wave, state, why) in sorted(rollout.boxes.items()):
+                if seen.get(box) != state:
+                    seen[box] = state
+                    at = time.monotonic() - started
+                    self._log(f"  {at:6.0f} s  {box} (wave {wave}): {state}"
+                              + (f" ({why})" if why else ""))  # fmt: skip
+            if rollout.state in END_STATES:
                 break
+            time.sleep(POLL_S)
         rollout.seconds = time.monotonic() - started
-        return rollout
+        for thread, kill in zip(watchers, cuts, strict=False):
+            if kill.landed:  # a cut box still coming back
+                thread.join(SETTLE_S)
+        self._over.set()
+        for thread in watchers:
+            thread.join(SETTLE_S)
+        if canary_box.box_id not in rollout.reached:
+            canary_watch["r"] = None
+        status = self.town.central_cli("fleet", "rollout", "status", str(rollout.id))
+        for line in status.stdout.strip().splitlines():
+            self._log(f"  | {line}")
+        return rollout, cuts, canary_watch.get("r")

@@ -71,9 +71,12 @@ class Unit:
     restarting, down (after a power cut, before the boot)."""
 
     def __init__(self, name: str, prefix: Path, config: Path, data_dir: Path, log: Path, *,
-                 restart_s: float | None = None) -> None:  # fmt: skip
-        """``restart_s`` replaces the unit file's RestartSec (the tests' quick units)."""
+                 restart_s: float | None = None,
+                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+        """``restart_s`` replaces the unit file's RestartSec (the tests' quick units); ``env``
+        is added to the environment, as the unit's ``EnvironmentFile`` (/etc/parkgrid/edge.env)."""
         self.name, self.prefix, self.config, self.log = name, prefix, config, log
+        self.env = {**ENV, **(env or {})}
         self.commands = unit_commands(prefix, config, data_dir)
         self.restart_s = unit_seconds("RestartSec") if restart_s is None else restart_s
         self.stop_timeout_s = unit_seconds("TimeoutStopSec")
@@ -96,7 +99,7 @@ class Unit:
         self._note(f"{key}: {' '.join(command[1:])}")
         with self.log.open("ab") as out:
             proc = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=ENV, start_new_session=True
+                command, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
             )
         with self._lock:
             self._procs.append(proc)

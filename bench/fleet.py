@@ -1,7 +1,8 @@
 """Fleet: 20 boxes updated as a fleet, a good release everywhere, a bad one halted and undone.
 
-    .venv/bin/python bench/fleet.py [--boxes 20] [--parallel 4] [--confirm-within 60]
-                                    [--steps download,verify,...] [--work DIR]
+    .venv/bin/python bench/fleet.py [--boxes 20] [--parallel 4] [--trial-window 60]
+                                    [--confirm-timeout 600] [--steps download,verify,...]
+                                    [--work DIR]
 
 Goal (issue 20): every box to N+1; N+2, which starts and then fails its health gate, reaches
 one box (the canary) before the rollout halts (K = 1), and the canary rolls itself back
@@ -19,15 +20,18 @@ What runs, all real processes (docs/fleet.md, "Measured"):
   ``RestartSec``);
 * releases built from this checkout: N, N+1, and N+2 from a copy whose uplink dials the
   broker's port + 1 (``bench/_fleet_releases.py``), N+1 and N+2 added to central;
-* the rollout (``bench/_fleet_rollout.py``): waves (one canary, a quarter, the rest), each box
-  running ``edge update --from-central``, its unit restarted, its own confirm or rollback
-  awaited, a halt after a wave with a failure. While N+1 goes out, one box per update step
-  (download, verify, disk, unpack, slot, trial, switch, restart, boot-check, confirm) has the
-  power cut (``kill -9`` of every process of the box) at that step, must come back on a
-  working release, and is offered N+1 again.
+* the rollouts by central itself (``bench/_fleet_rollout.py``): ``parkgrid central fleet
+  rollout N+1 --town T --trial-window S``, then N+2, followed in central's store until done or
+  halted; each box gets ``install-release``, runs its own runner (``edge update --request``,
+  the box's unit environment giving it central's URL, its token, the release key and its
+  prefix), exits 75 into the new slot on trial, and its confirm or boot check decides. While
+  N+1 goes out, one box per update step (download, verify, disk, unpack, slot, trial, switch,
+  restart, boot-check, confirm) has the power cut (``kill -9`` of every process of the box, its
+  runner and pip included) at that step, placed by watching the box's own log, must come back
+  on a working release, and gets N+1 again from central.
 
 The first installs (N into slot a of every box, by ``edge update`` from a file, as a first
-release) run ``--parallel`` at a time; so do the boxes of a wave. The last line is the verdict.
+release) run ``--parallel`` at a time. The last line is the verdict.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench._fleet_releases import build  # noqa: E402
-from bench._fleet_rollout import STEPS, Driver, Kill, running_version  # noqa: E402
+from bench._fleet_rollout import STEPS, CentralRollouts, running_version  # noqa: E402
 from bench._fleet_town import Box, Town, wait_until  # noqa: E402
 from bench._fleet_unit import ENV, Unit  # noqa: E402
 
@@ -105,6 +109,19 @@ def offer(box: Box, bundle: Path, public_key: Path) -> tuple[int, str]:
     return done.returncode, (done.stderr or done.stdout).strip().splitlines()[-1]
 
 
+def unit_environment(town: Town, box: Box, public_key: Path) -> dict[str, str]:
+    """What the box's /etc/parkgrid/edge.env gives its unit to take releases from central
+    (edge/release_command.py). No root path unit runs on a bench, so the box starts its
+    runner itself (``PARKGRID_RELEASE_RUNNER=process``, docs/fleet.md)."""
+    return {
+        "PARKGRID_CENTRAL_URL": town.central_url,
+        "PARKGRID_CENTRAL_TOKEN_FILE": str(box.etc / "central-token"),
+        "PARKGRID_RELEASE_KEY": str(public_key),
+        "PARKGRID_RELEASE_PREFIX": str(box.prefix),
+        "PARKGRID_RELEASE_RUNNER": "process",
+    }
+
+
 def count_events(town: Town) -> tuple[int, int, int, list[str]]:
     """Lost (a seq the box's outbox numbered that central has no row of, less what the box
     itself dropped and reported), duplicated (a seq or a bay change twice at central), and
@@ -134,10 +151,16 @@ def main() -> int:
     parser.add_argument("--boxes", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=4, help="installs at a time")
     parser.add_argument(
-        "--confirm-within",
+        "--trial-window",
         type=float,
         default=60.0,
-        help="the trial's window given to edge update (s)",
+        help="the rollouts' --trial-window: a new release's time to pass its gate (s)",
+    )
+    parser.add_argument(
+        "--confirm-timeout",
+        type=float,
+        default=600.0,
+        help="the rollouts' --confirm-timeout: a box's time from its install command (s)",
     )
     parser.add_argument("--steps", default=",".join(STEPS), help="the steps to cut power at")
     parser.add_argument("--work", type=Path, help="keep everything in this folder")
@@ -178,13 +201,15 @@ def main() -> int:
             f"{args.parallel} at a time; one slot took {min(took):.0f} to {max(took):.0f} s"
         )
         for box in town.boxes:
-            units[box.box_id] = Unit(box.box_id, box.prefix, box.config, box.data, box.log).start()
-        driver = Driver(
+            units[box.box_id] = Unit(
+                box.box_id, box.prefix, box.config, box.data, box.log,
+                env=unit_environment(town, box, releases.public_key),
+            ).start()  # fmt: skip
+        driver = CentralRollouts(
             town,
             units,
-            releases.public_key,
-            confirm_within_s=args.confirm_within,
-            parallel=args.parallel,
+            trial_window_s=args.trial_window,
+            confirm_timeout_s=args.confirm_timeout,
             say=say,
         )
         if not all(driver.settled(box) for box in town.boxes):
@@ -194,11 +219,14 @@ def main() -> int:
 
         steps = [s for s in args.steps.split(",") if s]
         kills = dict(zip([b.box_id for b in town.boxes[1:]], steps, strict=False))
-        first = driver.roll_out(good, town.boxes, kills)
+        first, cut, _ = driver.roll_out(good, kills)
         on_good = [b for b in town.boxes if running_version(b) == good]
         t_good = first.seconds
-        say(f"{good}: {len(on_good)} of {args.boxes} boxes confirmed in {t_good:.0f} s")
-        cut: list[Kill] = [o.kill for o in first.outcomes if o.kill is not None]
+        confirmed = sum(state == "confirmed" for _, state, _ in first.boxes.values())
+        say(
+            f"{good}: central's rollout {first.state}; {len(on_good)} of {args.boxes} boxes "
+            f"run it, {confirmed} confirmed at central, in {t_good:.0f} s"
+        )
         for kill in cut:
             say(
                 f"  kill -9 at {kill.step:<10} {kill.box}: landed at {kill.landed or '-'}; back on "
@@ -216,14 +244,15 @@ def main() -> int:
         say(f"{target.box_id} still runs {still}")
         refused = tampered_rc == 2 and older_rc == 2 and still == good
 
-        second = driver.roll_out(bad, [b for b in town.boxes if running_version(b) == good], {})
+        second, _, r = driver.roll_out(bad, {}, canary_back_to=good)
         k = len(second.reached)
-        canary = second.outcomes[0] if second.outcomes else None
-        r = canary.trial_s if canary and canary.result == "rolled back" else None
         say(
-            f"{bad}: reached {k} box(es), halted: {second.halted}; canary {canary and canary.box} "
-            f"{canary and canary.result} ({canary and canary.reason}) in "
-            + (f"{r:.0f} s" if r is not None else "-")
+            f"{bad}: central's rollout {second.state} after {second.seconds:.0f} s; reached {k} "
+            f"box(es) {second.reached}; {second.reason}"
+        )
+        say(
+            f"{bad}: the canary back on {good} by itself in "
+            + (f"{r:.0f} s" if r is not None else "- (not measured)")
         )
 
         town.changing(False)
@@ -248,9 +277,10 @@ def main() -> int:
     )
     final = Counter(running_version(b) for b in town.boxes)
     say(f"releases the boxes run at the end: {dict(final)}")
-    kills_ok = all(c.came_back_on in (n, good) for c in cut) and len(cut) == len(kills)
+    kills_ok = all(c.came_back_on in (n, good) for c in cut) and all(c.landed for c in cut)
     ok = (
         len(on_good) == args.boxes
+        and first.state == "done"
         and k == 1
         and second.halted
         and r is not None

@@ -140,6 +140,10 @@ def release_report(prefix: Path | None, now: float) -> ReleaseReport:
     return ReleaseReport(version=version, state="confirmed", ts=at)
 
 
+def _same_release(a: InstallRelease, b: InstallRelease) -> bool:
+    return a.version == b.version and a.sha256 == b.sha256
+
+
 def _drop(path: Path) -> None:
     """A request no runner will carry out (a path unit must not start it later)."""
     path.unlink(missing_ok=True)
@@ -160,6 +164,9 @@ class ReleaseInstaller:
         self.python = python
         self.installing: InstallRelease | None = None
         self.installed: InstallRelease | None = None  # switched to: the box is to restart
+        self.last_error: str | None = None  # why the last install changed nothing
+        self._idle = asyncio.Event()  # set while no install runs
+        self._idle.set()
         self.announce: Callable[[], None] = lambda: None  # the running box's status, again
         self.restart: Callable[[], None] = lambda: None  # stop the box to start the new slot
         self._state_seen = self._state_stamp()
@@ -212,6 +219,8 @@ class ReleaseInstaller:
         else why nothing changed (the reply's error)."""
         body = command.body
         assert isinstance(body, InstallRelease)  # the command table sends only these
+        if self.installing is not None and _same_release(self.installing, body):
+            return await self._outcome_of_running(body)
         if self.installing is not None:
             return (
                 f"an install of {self.installing.version} is already running; this one is "
@@ -242,12 +251,15 @@ class ReleaseInstaller:
         if not self.settings.central_url and self.settings.runner == "process":
             return "no central URL on this box (PARKGRID_CENTRAL_URL): nothing changed"
         self.installing = body
+        self._idle.clear()
         try:
             error = await self._run_update(command, prefix)
         finally:
             self.installing = None
+            self._idle.set()
         if error is not None:
             log.warning("install-release %s refused: %s", body.version, error)
+            self.last_error = error
             return error[:MAX_REASON]
         self.installed = body
         self._remember(command)
@@ -255,6 +267,17 @@ class ReleaseInstaller:
         self.announce()
         asyncio.get_running_loop().call_later(REPLY_GRACE_S, self.restart)
         return None
+
+    async def _outcome_of_running(self, body: InstallRelease) -> str | None:
+        """The same release asked again while it installs (central asks again a box back on
+        a new boot while the unit's runner carries on the request left by the power cut):
+        the running install's outcome is this command's too."""
+        log.info("install-release %s asked again while it installs: its outcome is the reply",
+                 body.version)  # fmt: skip
+        await self._idle.wait()
+        if self.installed is not None and _same_release(self.installed, body):
+            return None
+        return (self.last_error or "the install asked before failed")[:MAX_REASON]
 
     def _already_done(self, command: Command, prefix: Path) -> bool:
         """The version asked for already runs as the good release, or this very command was
@@ -301,7 +324,9 @@ class ReleaseInstaller:
         body = command.body
         assert isinstance(body, InstallRelease)
         folder = request_folder(self.settings.data_dir)
-        request = Request(str(command.command_id), body.version, body.sha256, body.rollout)
+        request = Request(
+            str(command.command_id), body.version, body.sha256, body.rollout, body.confirm_within_s
+        )
         try:
             path = write_request(folder, request)
         except OSError as exc:
@@ -345,18 +370,22 @@ class ReleaseInstaller:
             _drop(path)
             return
         body = InstallRelease(version=request.version, sha256=request.sha256,
-                              rollout=request.rollout)  # fmt: skip
+                              rollout=request.rollout,
+                              confirm_within_s=request.confirm_within_s)  # fmt: skip
         log.info("install of %s asked before the restart: waiting for its runner", body.version)
         self.installing = body
+        self._idle.clear()
         try:
             error = await self._result(path, request)
         finally:
             self.installing = None
+            self._idle.set()
         if error is None:
             self.installed = body
             self.announce()
             self.restart()
         else:
+            self.last_error = error
             log.warning("install of %s asked before the restart: %s", body.version, error)
 
     async def _run_runner(self, request: Path, prefix: Path) -> str | None:
@@ -375,12 +404,18 @@ class ReleaseInstaller:
             _drop(request)
             return f"the update could not start ({exc}): nothing changed"
         try:
-            out, _ = await asyncio.wait_for(process.communicate(), INSTALL_TIMEOUT_S)
+            await asyncio.wait_for(_log_lines(process), INSTALL_TIMEOUT_S)
         except TimeoutError:
             process.kill()
             await process.wait()
             _drop(request)
             return f"the update took over {INSTALL_TIMEOUT_S:g} s and was stopped"
-        for line in out.decode(errors="replace").splitlines():
-            log.info("%s", line)
         return None
+
+
+async def _log_lines(process: asyncio.subprocess.Process) -> None:
+    """The runner's lines into the box's log as it says them (its steps, live), then its end."""
+    assert process.stdout is not None
+    while line := await process.stdout.readline():
+        log.info("%s", line.decode(errors="replace").rstrip())
+    await process.wait()

@@ -345,6 +345,7 @@ rollouts = Table(
     Column("max_failures", Integer, nullable=False),
     Column("failure_base", Integer, nullable=False),
     Column("confirm_timeout_s", Float, nullable=False),
+    Column("trial_window_s", Float),  # sent in each install; NULL: the box's default
     Column("window", String(200), nullable=False),
     Column("reason", Text),
     Column("created_by", String(200), nullable=False),

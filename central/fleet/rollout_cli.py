@@ -46,6 +46,15 @@ def configure(commands: Any, common: Common) -> None:
         help=f"seconds a box has to confirm after its install ({DEFAULT_CONFIRM_TIMEOUT_S:g})",
     )
     rollout.add_argument(
+        "--trial-window",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds each box's new release has from its first start to pass its health "
+        "gate, else it rolls itself back (30-3600; default: the box's own, 600); "
+        "--confirm-timeout must be longer",
+    )
+    rollout.add_argument(
         "--window",
         default=DEFAULT_WINDOW,
         help=f"when a box back online gets it, town time ({DEFAULT_WINDOW})",
@@ -118,6 +127,7 @@ def _rollout(args: argparse.Namespace) -> int:
                 share=args.share,
                 max_failures=args.max_failures,
                 confirm_timeout_s=args.confirm_timeout,
+                trial_window_s=args.trial_window,
                 window=args.window,
             ),
             actor=f"cli:{getpass.getuser()}",
@@ -176,6 +186,10 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _trial(seconds: float | None) -> str:
+    return "the box's default" if seconds is None else f"{seconds:g} s"
+
+
 def _show(rollout: Any, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(rollout.model_dump(mode="json"), indent=2))
@@ -184,7 +198,8 @@ def _show(rollout: Any, *, as_json: bool) -> None:
     print(f"{rollout.kind} {rollout.id}{of}: {rollout.version} to {rollout.town}, "
           f"{rollout.state}, wave {rollout.wave}; canary {rollout.canary}, share "
           f"{rollout.share} %, halts at {rollout.max_failures} failure(s), confirm within "
-          f"{rollout.confirm_timeout_s:g} s, window {rollout.window}")  # fmt: skip
+          f"{rollout.confirm_timeout_s:g} s, trial window {_trial(rollout.trial_window_s)}, "
+          f"window {rollout.window}")  # fmt: skip
     if rollout.reason:
         print(f"  {rollout.reason}")
     for box in rollout.boxes:

@@ -197,12 +197,14 @@ class RolloutEngine:
         The box's row says ``sent`` in the very transaction that stores the command, so a
         process killed after it never sends the box a second install (which a box with the
         release on trial would refuse)."""
-        body = {
+        body: dict[str, object] = {
             "command": "install-release",
             "version": rollout.version,
             "sha256": rollout.sha256,
             "rollout": rollout.id,
         }
+        if rollout.trial_window_s is not None:  # else the box's own default window
+            body["confirm_within_s"] = rollout.trial_window_s
         boot = statuses.get(box_id, (False, {}))[1].get("boot_id")
         box_row = (t.rollout_boxes.c.rollout_id == rollout.id) & (
             t.rollout_boxes.c.box_id == box_id

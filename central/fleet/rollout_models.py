@@ -6,7 +6,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from central.fleet.rollout_plan import DEFAULT_WINDOW, BoxState, RolloutState
+from central.fleet.rollout_plan import (
+    BOX_DEFAULT_TRIAL_WINDOW_S,
+    DEFAULT_WINDOW,
+    BoxState,
+    RolloutState,
+)
+from firmware_protocols.uplink.models.commands import TRIAL_WINDOW_MAX_S, TRIAL_WINDOW_MIN_S
 
 DEFAULT_CONFIRM_TIMEOUT_S = 900.0
 
@@ -20,6 +26,13 @@ class RolloutIn(BaseModel):
     confirm_timeout_s: float = Field(
         default=DEFAULT_CONFIRM_TIMEOUT_S,
         description="A box not confirmed this long after its install command has failed.",
+    )
+    trial_window_s: float | None = Field(
+        default=None,
+        description="Seconds a box's new release has from its first start to pass its health "
+        f"gate, sent in the install command ({TRIAL_WINDOW_MIN_S} to {TRIAL_WINDOW_MAX_S}); "
+        f"none: the box's default ({BOX_DEFAULT_TRIAL_WINDOW_S:g} s). confirm_timeout_s must "
+        "be longer.",
     )
     window: str = Field(
         default=DEFAULT_WINDOW,
@@ -56,6 +69,7 @@ class RolloutOut(BaseModel):
     share: int
     max_failures: int
     confirm_timeout_s: float
+    trial_window_s: float | None = Field(description="Sent to each box; none: its default.")
     window: str
     reason: str | None = Field(description="Why it halted (which boxes failed, and why).")
     created_by: str

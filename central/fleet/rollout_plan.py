@@ -10,6 +10,7 @@ Waves: the canary (``canary`` boxes, online ones first), then ``share`` percent 
        |                                     |                      |
        +--(its wave starts, offline)--> offline-deferred --(back, in the window)--> sent
                                              +---(error reply / rolled_back / timeout)--> failed
+    sent --(a new boot, no reply, the old release still confirmed: the install was cut)--> waiting
     skipped: it already ran the release, confirmed, when the rollout started.
 """
 
@@ -21,6 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from firmware_protocols.uplink.models.commands import TRIAL_WINDOW_MAX_S, TRIAL_WINDOW_MIN_S
 
 BoxState = Literal[
     "waiting", "offline-deferred", "sent", "installing", "confirmed", "failed", "skipped"
@@ -39,6 +42,9 @@ WAVE_NAMES = ("canary", "share", "rest")
 DEFAULT_WINDOW = "20:00-06:00"
 MAX_SPANS = 8
 MAX_FAILURES = 100_000
+# A box's trial window when the install command does not carry one (edge update's
+# --confirm-within default): a rollout's confirm timeout must be longer than the window.
+BOX_DEFAULT_TRIAL_WINDOW_S = 600.0
 _SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -88,7 +94,14 @@ def parse_window(text: str) -> Window:
     return Window(tuple(spans), ",".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in spans))
 
 
-def check_options(*, canary: int, share: int, max_failures: int, confirm_timeout_s: float) -> None:
+def check_options(
+    *,
+    canary: int,
+    share: int,
+    max_failures: int,
+    confirm_timeout_s: float,
+    trial_window_s: float | None = None,
+) -> None:
     if not 0 <= canary <= 100:
         raise PlanError("canary", f"{canary} boxes: give 0 to 100")
     if not 1 <= share <= 100:
@@ -99,6 +112,22 @@ def check_options(*, canary: int, share: int, max_failures: int, confirm_timeout
         )
     if not 10 <= confirm_timeout_s <= 7 * 86400:
         raise PlanError("confirm_timeout_s", f"{confirm_timeout_s} s: give 10 s to 7 days")
+    if trial_window_s is not None and not (
+        TRIAL_WINDOW_MIN_S <= trial_window_s <= TRIAL_WINDOW_MAX_S
+    ):
+        raise PlanError(
+            "trial_window_s",
+            f"{trial_window_s:g} s: give {TRIAL_WINDOW_MIN_S} to {TRIAL_WINDOW_MAX_S} s",
+        )
+    trial = BOX_DEFAULT_TRIAL_WINDOW_S if trial_window_s is None else trial_window_s
+    if confirm_timeout_s <= trial:
+        default = ", the box's default" if trial_window_s is None else ""
+        raise PlanError(
+            "confirm_timeout_s",
+            f"{confirm_timeout_s:g} s is not longer than the trial window ({trial:g} s{default}): "
+            "a box would be failed by timeout before its own trial ends; give a longer "
+            "confirm timeout or a shorter trial window",
+        )
 
 
 def waves(
@@ -152,6 +181,18 @@ def outcome(
         return Outcome("failed", "rolled_back", f"rolled back by the box: {why}")
     if reply is not None and not reply[0]:
         return Outcome("failed", "refused", f"refused: {reply[1] or 'no reason given'}")
+    if (
+        new_boot
+        and reply is None
+        and release.get("version") != version
+        and release.get("state") == "confirmed"
+    ):  # its install went with the power (or a crash) before the switch: send it again
+        return Outcome(
+            "waiting",
+            None,
+            f"interrupted: back on a new boot still running {release.get('version')} without "
+            "a reply to its install (a power cut?); sent again",
+        )
     if now - sent_at > confirm_timeout_s:
         return Outcome(
             "failed", "timeout", f"not confirmed within {confirm_timeout_s:g} s of the install"

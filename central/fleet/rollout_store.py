@@ -111,6 +111,7 @@ def _insert(
             max_failures=request.max_failures,
             failure_base=0,
             confirm_timeout_s=request.confirm_timeout_s,
+            trial_window_s=request.trial_window_s,
             window=window.text,
             reason=None,
             created_by=actor,
@@ -147,6 +148,7 @@ def _insert(
             "share": request.share,
             "max_failures": request.max_failures,
             "confirm_timeout_s": request.confirm_timeout_s,
+            "trial_window_s": request.trial_window_s,
             "window": window.text,
             "rollback_of": rollback_of,
         },
@@ -170,6 +172,7 @@ def start(
             share=request.share,
             max_failures=request.max_failures,
             confirm_timeout_s=request.confirm_timeout_s,
+            trial_window_s=request.trial_window_s,
         )
         parse_window(request.window)
     except PlanError as exc:
@@ -289,6 +292,7 @@ def rollback(
             share=100,
             max_failures=max(1, len(reached)),
             confirm_timeout_s=row.confirm_timeout_s,
+            trial_window_s=row.trial_window_s,
             window=row.window,
         )
         new_id = _insert(
@@ -326,6 +330,7 @@ def _out(row: Any, boxes: list[Any]) -> RolloutOut:
         share=row.share,
         max_failures=row.max_failures,
         confirm_timeout_s=row.confirm_timeout_s,
+        trial_window_s=row.trial_window_s,
         window=row.window,
         reason=row.reason,
         created_by=row.created_by,

@@ -90,6 +90,8 @@ def _run_request(args: argparse.Namespace) -> int:
         print(f"update refused: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     args.from_central, args.sha256 = request.version, request.sha256.removeprefix("sha256:")
+    if request.confirm_within_s is not None:  # the rollout's trial window, not the default
+        args.confirm_within = request.confirm_within_s
     _say(f"update: install-release {request.version} asked by command {request.command_id}")
     try:
         code, said = _install(args)

@@ -2,13 +2,14 @@
 
 The box (``edge run``) runs as an unprivileged user in a sandbox that may not write
 ``/opt/parkgrid``; the install into a slot runs as root. So the box writes what central asked
-(``install-release``: the command's id, the version, the bundle's sha256) to
-``<data_dir>/release/request.json``, and the runner, ``parkgrid edge update --request FILE``
-(started by ``parkgrid-edge-release.path`` on a box, or by the box itself where it may
-write its slots), runs exactly ``edge update --from-central VERSION --sha256 ...`` with its
-own settings (central's URL, the token, the key come from its command line, never from the
-request), writes ``result.json`` (the command's id, the exit code, the last line said) and
-removes the request. Both written atomically.
+(``install-release``: the command's id, the version, the bundle's sha256, the trial window
+when central gave one) to ``<data_dir>/release/request.json``, and the runner, ``parkgrid
+edge update --request FILE`` (started by ``parkgrid-edge-release.path`` on a box, or by the
+box itself where it may write its slots), runs exactly ``edge update --from-central VERSION
+--sha256 ...`` with its own settings (central's URL, the token, the key come from its
+command line, never from the request; the request's trial window, when it has one, replaces
+its ``--confirm-within``), writes ``result.json`` (the command's id, the exit code, the last
+line said) and removes the request. Both written atomically.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Request:
     version: str
     sha256: str
     rollout: int | None = None
+    confirm_within_s: float | None = None  # the rollout's trial window; None: the runner's
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +83,16 @@ def read_request(path: Path) -> Request:
         raw = json.loads(path.read_text(encoding="utf-8"))
         command_id = str(uuid.UUID(str(raw["command_id"])))
         body = InstallRelease.model_validate(
-            {"version": raw["version"], "sha256": raw["sha256"], "rollout": raw.get("rollout")}
+            {
+                "version": raw["version"],
+                "sha256": raw["sha256"],
+                "rollout": raw.get("rollout"),
+                "confirm_within_s": raw.get("confirm_within_s"),
+            }
         )
     except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
         raise BadRequest(str(path), f"not an install request ({exc})") from None
-    return Request(command_id, body.version, body.sha256, body.rollout)
+    return Request(command_id, body.version, body.sha256, body.rollout, body.confirm_within_s)
 
 
 def write_result(folder: Path, command_id: str, code: int, said: str) -> None:

@@ -170,6 +170,39 @@ def test_a_failed_canary_halts_then_resume_and_rollback(
     ]  # fmt: skip
 
 
+def test_the_install_carries_the_rollout_s_trial_window(
+    central: TestClient, boxes: dict[str, StandInBox]
+) -> None:
+    for box in boxes.values():
+        _online(central, box)
+    started = _start(central, trial_window_s=60, confirm_timeout_s=300)
+    assert started["trial_window_s"] == 60
+    done = wait_for(
+        lambda: (r := _rollout(central, started["id"]))["state"] == "done" and r,
+        what="the rollout to finish",
+    )
+    assert done["trial_window_s"] == 60
+    bodies = [box.installs[0]["body"] for box in boxes.values()]
+    assert [b["confirm_within_s"] for b in bodies] == [60, 60, 60]
+    # no trial window given: the box's own default, the command does not carry one
+    admin = login(central, "ada")
+    rollback = central.post(f"{ROLLOUTS}/{started['id']}/rollback", json={"version": "1.0.1"},
+                            headers=admin)  # fmt: skip
+    assert rollback.status_code == 201 and rollback.json()["trial_window_s"] == 60
+    wait_for(lambda: _rollout(central, rollback.json()["id"])["state"] == "done", what="back")
+    assert [box.installs[1]["body"]["confirm_within_s"] for box in boxes.values()] == [60] * 3
+
+
+def test_without_a_trial_window_the_box_keeps_its_default(
+    central: TestClient, boxes: dict[str, StandInBox]
+) -> None:
+    _online(central, boxes["box-p1"])
+    started = _start(central, canary=1)
+    assert started["trial_window_s"] is None
+    wait_for(lambda: boxes["box-p1"].installs, what="the canary's install")
+    assert boxes["box-p1"].installs[0]["body"].get("confirm_within_s") is None
+
+
 def test_a_refused_install_fails_the_box_with_its_reason(
     central: TestClient, boxes: dict[str, StandInBox]
 ) -> None:
@@ -243,6 +276,16 @@ def test_only_an_admin_acts_and_bad_input_is_refused_clearly(central: TestClient
         "share 150": ({**body, "share": 150}, "share: 150 %"),
         "bad window": ({**body, "window": "25:00-06:00"}, "window: '25:00-06:00'"),
         "no threshold": ({**body, "max_failures": 0}, "max_failures"),
+        "trial window too short": ({**body, "trial_window_s": 10}, "trial_window_s: 10"),
+        "trial window too long": ({**body, "trial_window_s": 4000}, "trial_window_s: 4000"),
+        "timeout within the trial": (
+            {**body, "trial_window_s": 300, "confirm_timeout_s": 300},
+            "confirm_timeout_s: 300 s is not longer than the trial window (300 s)",
+        ),
+        "timeout within the default trial": (
+            {**body, "confirm_timeout_s": 500},
+            "confirm_timeout_s: 500 s is not longer than the trial window (600 s",
+        ),
     }
     for what, (request, says) in refused.items():
         answer = central.post(ROLLOUTS, json=request, headers=admin)

@@ -93,6 +93,20 @@ def test_what_a_box_reports_moves_it_on() -> None:
     assert _outcome(now=1601.0) == "failed"  # not confirmed in time
 
 
+def test_a_box_back_from_a_power_cut_without_the_release_is_sent_it_again() -> None:
+    """The box lost its power before its install was switched to (no reply): it comes back
+    on a new boot still running the old release, confirmed. Its install is gone with the
+    power; the rollout sends it again instead of waiting for the timeout and failing it."""
+    back = {"boot_id": "boot-2", "release": {"version": "1.0.0", "state": "confirmed"}}
+    assert _outcome(status=back) == "waiting"
+    # the same boot, or a reply already in (the switch done): not an interrupted install
+    assert _outcome(status=back | {"boot_id": "boot-1"}) == "sent"
+    assert _outcome(status=back, reply=(True, None)) == "installing"
+    # back on the new release on trial (cut after the switch): it is installing
+    trial = {"boot_id": "boot-2", "release": {"version": "1.1.0", "state": "on_trial"}}
+    assert _outcome(status=trial) == "sent"
+
+
 def test_migration_0008_goes_down_and_up_again(engine: Engine) -> None:
     head = current(engine)
     downgrade(engine, "0007")

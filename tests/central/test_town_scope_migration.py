@@ -27,7 +27,8 @@ def test_town_scope_migrates_up_and_down_keeping_users(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
         upgrade(engine)
-        assert current(engine) == "0009" and differences(engine) == []
+        head = current(engine)  # 0009 or a later one
+        assert head is not None and head >= "0009" and differences(engine) == []
         add_user(engine, username="ann", password="secret-pw-1", role=Role.VIEWER, actor="t",
                  town="north")  # fmt: skip
         issue_token(engine, name="cam", role=Role.CAMERA, ttl_s=60, actor="t", town="north")
@@ -35,7 +36,7 @@ def test_town_scope_migrates_up_and_down_keeping_users(db_url: str) -> None:
         assert current(engine) == "0007"
         assert "town" not in _columns(engine, "users") | _columns(engine, "tokens")
         upgrade(engine)
-        assert current(engine) == "0009" and differences(engine) == []
+        assert current(engine) == head and differences(engine) == []
         with engine.connect() as conn:
             rows = conn.execute(select(t.users.c.username, t.users.c.town)).all()
         assert [tuple(r) for r in rows] == [("ann", None)]  # kept; its town gone with the column

@@ -34,6 +34,9 @@ def test_an_install_release_command_round_trips() -> None:
         ("sha256", "ab" * 32),
         ("sha256", "sha256:" + "AB" * 32),
         ("rollout", 0),
+        ("confirm_within_s", 29),
+        ("confirm_within_s", 3601),
+        ("confirm_within_s", "soon"),
     ],
 )
 def test_an_install_release_refuses_a_bad_field(field: str, value: object) -> None:
@@ -41,6 +44,16 @@ def test_an_install_release_refuses_a_bad_field(field: str, value: object) -> No
     with pytest.raises(ValidationError) as refused:
         InstallRelease.model_validate(body)
     assert refused.value.errors()[0]["loc"] == (field,)
+
+
+def test_the_trial_window_travels_with_the_install_within_its_bounds() -> None:
+    base = {"command": "install-release", "version": "1.4.0", "sha256": DIGEST}
+    assert InstallRelease.model_validate(base).confirm_within_s is None  # the box's default
+    for seconds in (30, 90.5, 3600):
+        body = InstallRelease.model_validate({**base, "confirm_within_s": seconds})
+        assert body.confirm_within_s == seconds
+        command = Command(command_id=uuid.uuid4(), issued_at=datetime.now(UTC), body=body)
+        assert Command.model_validate_json(command.model_dump_json()).body == body
 
 
 def test_a_birth_may_carry_a_rolled_back_release() -> None:

@@ -156,6 +156,10 @@ RELEASE_VERSION = r"^[0-9]+(\.[0-9]+){0,3}([.+-][0-9A-Za-z.+-]{1,40})?$"
 ReleaseVersion = Annotated[str, StringConstraints(max_length=60, pattern=RELEASE_VERSION)]
 
 
+TRIAL_WINDOW_MIN_S = 30
+TRIAL_WINDOW_MAX_S = 3600
+
+
 class InstallRelease(WireModel):
     """Install this release from central's store, then restart into it (docs/fleet.md).
 
@@ -176,6 +180,14 @@ class InstallRelease(WireModel):
     )
     rollout: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="The rollout this install belongs to, for the box's log."
+    )
+    confirm_within_s: (
+        Annotated[float, Field(ge=TRIAL_WINDOW_MIN_S, le=TRIAL_WINDOW_MAX_S)] | None
+    ) = Field(
+        default=None,
+        description="The trial window: seconds from the new release's first start to pass "
+        "its health gate, or it rolls itself back (the rollout's; absent: the box's default, "
+        "600).",
     )
 
 

@@ -29,7 +29,7 @@ from central.auth.models import Role
 from central.auth.service import issue_token
 from edge import release_command
 from edge.release_command import ReleaseInstaller, ReleaseSettings, release_report, running_prefix
-from edge.update.request import Request, write_request
+from edge.update.request import BadRequest, Request, read_request, write_request
 from firmware_protocols.uplink.models import Command, InstallRelease
 from parkgrid.cli import main
 from tests.central.releases_support import RunningCentral, keypair, running_central, small_bundle
@@ -62,10 +62,18 @@ class Box:
         )
 
 
-def _command(version: str, sha256: str, *, expires_in: float | None = None) -> Command:
+def _command(
+    version: str,
+    sha256: str,
+    *,
+    expires_in: float | None = None,
+    confirm_within_s: float | None = None,
+) -> Command:
     now = dt.datetime.now(dt.UTC)
     expires = None if expires_in is None else now + dt.timedelta(seconds=expires_in)
-    body = InstallRelease(version=version, sha256=sha256, rollout=1)
+    body = InstallRelease(
+        version=version, sha256=sha256, rollout=1, confirm_within_s=confirm_within_s
+    )
     return Command(command_id=uuid.uuid4(), issued_at=now, expires_at=expires, body=body)
 
 
@@ -118,10 +126,13 @@ async def test_an_install_runs_beside_the_loop_switches_and_asks_for_a_restart(b
     started = time.monotonic()
     install = asyncio.create_task(installer.handle(first, time.time()))
     await until(lambda: installer.installing is not None, 10, "the install started")
-    # a second command while the first installs: refused at once, nothing changed
-    second = await installer.handle(_command("2.0.0", sha), time.time())
+    # another release asked while this one installs: refused at once, nothing changed
+    second = await installer.handle(_command("3.0.0", sha), time.time())
     assert second is not None and "already running" in second
+    # the same one asked again: no second install, the first one's outcome is its reply
+    repeat = asyncio.create_task(installer.handle(_command("2.0.0", sha), time.time()))
     assert await install is None
+    assert await repeat is None
     took = time.monotonic() - started
     ticking.cancel()
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
@@ -328,6 +339,37 @@ async def test_under_the_unit_a_root_runner_carries_out_the_box_s_request(box: B
     assert not (settings.data_dir / "release" / "request.json").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["process", "unit"])
+async def test_the_command_s_trial_window_is_the_new_release_s(box: Box, runner: str) -> None:
+    """The rollout's trial window travels in the command, through the request file, to the
+    runner's install: state.json's trial has it, not the runner's default (600 s)."""
+    sha = box.store("2.0.0")
+    settings = dataclasses.replace(box.settings, runner=runner)
+    installer = ReleaseInstaller(settings)
+    installer.restart = lambda: None
+    unit = asyncio.create_task(_path_unit(box)) if runner == "unit" else None
+    command = _command("2.0.0", sha, confirm_within_s=45)
+    assert await installer.handle(command, time.time()) is None
+    if unit is not None:
+        assert await unit == 0
+    state = json.loads((box.prefix / "releases" / "state.json").read_text())
+    assert state["trial"]["version"] == "2.0.0"
+    assert state["trial"]["confirm_within_s"] == 45
+
+
+def test_a_request_keeps_the_trial_window_and_refuses_one_out_of_bounds(tmp_path: Path) -> None:
+    folder = tmp_path / "release"
+    sha = "sha256:" + "ab" * 32
+    path = write_request(folder, Request(str(uuid.uuid4()), "2.0.0", sha, 1, 90.0))
+    assert read_request(path).confirm_within_s == 90.0
+    path = write_request(folder, Request(str(uuid.uuid4()), "2.0.0", sha, 1))
+    assert read_request(path).confirm_within_s is None
+    path = write_request(folder, Request(str(uuid.uuid4()), "2.0.0", sha, 1, 5.0))
+    with pytest.raises(BadRequest, match="confirm_within_s"):
+        read_request(path)
+
+
 @pytest.mark.parametrize(
     "request_text",
     [
@@ -365,6 +407,28 @@ async def test_a_request_left_by_a_power_cut_is_carried_on_under_the_unit(box: B
     await asyncio.wait_for(resuming, 30)
     assert restarts == ["restart"] and installer.installed is not None
     assert os.readlink(box.prefix / "current") == "releases/b"
+
+
+@pytest.mark.slow
+async def test_central_asking_again_during_a_resumed_install_waits_for_it(box: Box) -> None:
+    """Central sends the install again to a box back on a new boot without a reply (its
+    rollout cannot tell a runner that died from one that goes on under the unit): the box
+    answers it with the resumed install's outcome instead of refusing it as a second one."""
+    sha = box.store("2.0.0")
+    folder = box.settings.data_dir / "release"
+    write_request(folder, Request(str(uuid.uuid4()), "2.0.0", sha, 1))
+    installer = ReleaseInstaller(dataclasses.replace(box.settings, runner="unit"))
+    restarts: list[str] = []
+    installer.restart = lambda: restarts.append("restart")
+    resuming = asyncio.create_task(installer.resume())
+    await until(lambda: installer.installing is not None, 10, "the resumed install")
+    again = asyncio.create_task(installer.handle(_command("2.0.0", sha), time.time()))
+    other = await installer.handle(_command("3.0.0", sha), time.time())
+    assert other is not None and "already running" in other  # another version: refused
+    assert await _path_unit(box) == 0
+    await asyncio.wait_for(resuming, 30)
+    assert await asyncio.wait_for(again, 30) is None
+    assert restarts == ["restart"]
 
 
 async def test_a_request_left_without_its_runner_is_dropped(box: Box) -> None:

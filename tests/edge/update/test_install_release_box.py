@@ -138,7 +138,9 @@ async def test_central_s_install_release_installs_replies_and_the_box_exits_for_
             sent = time.monotonic()
             first = central.send(InstallRelease(version="2.0.0", sha256=sha, rollout=1))
             await until(lambda: "install-release 2.0.0" in t.log(), 30, "the install began")
-            second = central.send(InstallRelease(version="2.0.0", sha256=sha, rollout=1))
+            # another release while it installs is refused (the same one again would be
+            # answered with this install's outcome: test_install_release.py)
+            second = central.send(InstallRelease(version="3.0.0", sha256=sha, rollout=1))
             reply = await central.reply(30)
             assert reply.command_id == second.command_id and reply.ok is False
             assert "already running" in (reply.error or "")
