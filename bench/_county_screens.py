@@ -21,6 +21,8 @@ import re
 import time
 from typing import Any
 
+import _sse as sse
+
 LOT = re.compile(
     rb'event: lot\ndata: \{"type":"lot","lot_id":"([^"]+)","free":(\d+),[^\n]*?"state_ts":([0-9.]+)'
 )
@@ -95,23 +97,10 @@ class Screen:
                 f"Authorization: Bearer {self.token}\r\n\r\n".encode()
             )
             head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
+            if not head.startswith(sse.OK):
                 self.refused += 1
                 raise OSError(f"stream refused: {head[:60]!r}")
-            buffer = b""
-            while not done.is_set():
-                try:
-                    data = await asyncio.wait_for(reader.read(1 << 16), 1.0)
-                except TimeoutError:
-                    continue
-                if not data:
-                    return
-                arrived = time.time()
-                buffer += data
-                cut = buffer.rfind(b"\n\n")
-                if cut < 0:
-                    continue
-                whole, buffer = buffer[: cut + 2], buffer[cut + 2 :]
+            async for arrived, whole in sse.frames(reader, done):
                 if b"event: hello\n" in whole:  # the page reloads its figures
                     await self._reload()
                     self.opened.set()

@@ -40,6 +40,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import _sse as sse  # noqa: E402
+
 BAYS = 20
 STAMP = re.compile(rb'"t":([0-9.]+)')
 LOT = re.compile(rb'event: lot\ndata: \{"type":"lot","lot_id":"([^"]+)","free":(\d+)')
@@ -183,23 +185,10 @@ async def _sse(
         f"GET {path} HTTP/1.0\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
     )
     head = await reader.readuntil(b"\r\n\r\n")
-    if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
+    if not head.startswith(sse.OK):
         raise SystemExit(f"stream refused: {head[:60]!r}")
     stats["open"].set()
-    buffer = b""
-    while not done.is_set():
-        try:
-            data = await asyncio.wait_for(reader.read(1 << 16), 1.0)
-        except TimeoutError:
-            continue
-        if not data:
-            break
-        arrived = time.time()
-        buffer += data
-        cut = buffer.rfind(b"\n\n")
-        if cut < 0:
-            continue
-        whole, buffer = buffer[: cut + 2], buffer[cut + 2 :]
+    async for arrived, whole in sse.frames(reader, done):
         # Regular expressions, not json per frame: the clients must not be the bottleneck.
         stats["resyncs"] += whole.count(b"event: resync\n")
         stats["frames"] += whole.count(b"\ndata: ") - whole.count(b"event: resync\n")
