@@ -61,27 +61,20 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+def _edge_update(
+    program: list[str], box: Box, bundle: Path, public_key: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``parkgrid edge update --from BUNDLE`` into the box's prefix, run by ``program``."""
+    return subprocess.run(
+        [*program, "edge", "update", "--from", str(bundle), "--prefix", str(box.prefix),
+         "--key", str(public_key)],
+        capture_output=True, text=True, env=ENV, timeout=timeout,
+    )  # fmt: skip
+
+
 def first_install(box: Box, bundle: Path, public_key: Path) -> float:
     started = time.monotonic()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "parkgrid",
-            "edge",
-            "update",
-            "--from",
-            str(bundle),
-            "--prefix",
-            str(box.prefix),
-            "--key",
-            str(public_key),
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=900,
-    )
+    done = _edge_update([sys.executable, "-m", "parkgrid"], box, bundle, public_key, 900)
     if done.returncode != 0:
         raise RuntimeError(f"{box.box_id}: first install: {done.stderr[-1500:]}")
     return time.monotonic() - started
@@ -89,23 +82,8 @@ def first_install(box: Box, bundle: Path, public_key: Path) -> float:
 
 def offer(box: Box, bundle: Path, public_key: Path) -> tuple[int, str]:
     """A bundle offered to a box as a technician would (USB stick): exit code, what it said."""
-    done = subprocess.run(
-        [
-            str(box.prefix / "current" / "bin" / "parkgrid"),
-            "edge",
-            "update",
-            "--from",
-            str(bundle),
-            "--prefix",
-            str(box.prefix),
-            "--key",
-            str(public_key),
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=600,
-    )
+    program = [str(box.prefix / "current" / "bin" / "parkgrid")]
+    done = _edge_update(program, box, bundle, public_key, 600)
     return done.returncode, (done.stderr or done.stdout).strip().splitlines()[-1]
 
 

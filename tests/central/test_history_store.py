@@ -8,8 +8,9 @@ import datetime as dt
 import random
 import threading
 import uuid
+from collections.abc import Callable
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
 
 from central.db import schema as t
 from central.db.engine import make_engine
@@ -43,6 +44,29 @@ def _old_rows(n: int, seed: int = 3) -> list[dict[str, object]]:
             }
         )  # fmt: skip
     return rows
+
+
+def _one_lots_batches(
+    rng: random.Random, count: int, size: int, second_of: Callable[[int], int]
+) -> list[list[tuple[str, bytes, float]]]:
+    """``count`` bay changes of box-p1 (seq 1..count, bays P1-001..006, at T0 plus
+    ``second_of(seq)``) as ingest batches of ``size``."""
+    events = [
+        bay_event(
+            "box-p1", seq, f"P1-00{rng.randint(1, 6)}", rng.choice(STATES),
+            when=T0 + dt.timedelta(seconds=second_of(seq)),
+        )
+        for seq in range(1, count + 1)
+    ]  # fmt: skip
+    return [[event_msg(e) for e in events[i : i + size]] for i in range(0, count, size)]
+
+
+def _rebuild_rollups(engine: Engine) -> None:
+    """Throw the rollups away and rebuild them from the stored events."""
+    with engine.begin() as conn:
+        for table in (t.lot_minutes, t.lot_hours, t.bay_stays, t.bay_tips):
+            conn.execute(table.delete())
+        rollups.rebuild(conn)
 
 
 def test_an_existing_store_is_migrated_with_its_events(db_url: str, site: Site) -> None:
@@ -83,14 +107,7 @@ def test_two_writers_at_once_file_what_a_rebuild_finds(pg_schema_url: str, site:
         upgrade(engine)
         sync_site(engine, site)
         rng = random.Random(11)
-        events = [
-            bay_event(
-                "box-p1", seq, f"P1-00{rng.randint(1, 6)}", rng.choice(STATES),
-                when=T0 + dt.timedelta(seconds=rng.randint(0, 7200)),
-            )
-            for seq in range(1, 601)
-        ]  # fmt: skip
-        batches = [[event_msg(e) for e in events[i : i + 15]] for i in range(0, 600, 15)]
+        batches = _one_lots_batches(rng, 600, 15, lambda seq: rng.randint(0, 7200))
         index = SiteIndex.of(site)
         writers = [IngestWriter(engine=engine, site=index, shared=True) for _ in range(2)]
         start = threading.Barrier(2)
@@ -108,10 +125,7 @@ def test_two_writers_at_once_file_what_a_rebuild_finds(pg_schema_url: str, site:
         assert sum(w.stats.events_stored for w in writers) == 600
         assert sum(w.stats.errors for w in writers) == 0
         kept = _rollups(engine)
-        with engine.begin() as conn:
-            for table in (t.lot_minutes, t.lot_hours, t.bay_stays, t.bay_tips):
-                conn.execute(table.delete())
-            rollups.rebuild(conn)
+        _rebuild_rollups(engine)
         assert _rollups(engine) == kept
         a, b = T0.timestamp() - 60, T0.timestamp() + 7260
         _same(_history(engine, "P1", a, b, 60), ref.history(engine, "P1", a, b, 60))
@@ -157,15 +171,7 @@ def test_one_event_stored_by_two_writers_at_once_counts_once(
     try:
         upgrade(engine)
         sync_site(engine, site)
-        rng = random.Random(5)
-        events = [
-            bay_event(
-                "box-p1", seq, f"P1-00{rng.randint(1, 6)}", rng.choice(STATES),
-                when=T0 + dt.timedelta(seconds=seq * 7),
-            )
-            for seq in range(1, 241)
-        ]  # fmt: skip
-        batches = [[event_msg(e) for e in events[i : i + 8]] for i in range(0, 240, 8)]
+        batches = _one_lots_batches(random.Random(5), 240, 8, lambda seq: seq * 7)
         index = SiteIndex.of(site)
         writers = [IngestWriter(engine=engine, site=index, shared=True) for _ in range(2)]
         start = threading.Barrier(2)
@@ -185,10 +191,7 @@ def test_one_event_stored_by_two_writers_at_once_counts_once(
         with engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(t.events)).scalar() == 240
         kept = _rollups(engine)
-        with engine.begin() as conn:
-            for table in (t.lot_minutes, t.lot_hours, t.bay_stays, t.bay_tips):
-                conn.execute(table.delete())
-            rollups.rebuild(conn)
+        _rebuild_rollups(engine)
         assert _rollups(engine) == kept
     finally:
         engine.dispose()
