@@ -20,6 +20,15 @@ paho's rate; in its own process it does not.
        ^                                                                   | commit
        +-------- acks (after the commit), central status, commands <-------+
 
+With an ingest group (several processes share the stream) each lane has its own batcher
+and writer process: a replaying box's backlog is split over the processes, which take
+turns on the box in PostgreSQL, and a live batch must not wait in that queue
+(``central.ingest.lanes``). Each writer's marks are then one more sharer's, as another
+process's are: they read the store where they wait at a hole. ::
+
+    [paho thread] --live-----> [live batcher] ====> [live writer]    --+
+                  --backlog--> [backlog batcher] => [backlog writer] --+--> acks, notices
+
 The broker's ``$SYS`` drop counters (``central.ingest.broker_sys``) are subscribed in every
 process too and kept in ``broker`` by paho's thread; they never reach the writer.
 
@@ -53,7 +62,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from central.ingest.batch import RawMessage
 from central.ingest.broker_sys import SYS_TOPICS, BrokerCounters
-from central.ingest.lanes import Lanes
+from central.ingest.lanes import LaneReader, Lanes
 from central.ingest.process import WriterProcess
 from central.ingest.retries import store_with_retries
 from central.ingest.service import IngestWriter
@@ -68,6 +77,20 @@ from firmware_protocols.uplink import (
 from firmware_protocols.uplink.models import Online
 
 log = logging.getLogger(__name__)
+
+
+class Batcher:
+    """One batcher thread: what it takes (a lane or both), its wake-up, and its writer
+    process (None: it stores the batch itself)."""
+
+    def __init__(
+        self, name: str, reader: LaneReader, arrived: threading.Event, process: Any
+    ) -> None:
+        self.name = name
+        self.reader = reader
+        self.arrived = arrived
+        self.process: WriterProcess | None = process
+        self.thread: threading.Thread | None = None
 
 
 def status_payload(state: Online, instance: str) -> bytes:
@@ -112,10 +135,10 @@ class CentralMqtt:
         self._buffer = Lanes()
         self._has_room = threading.Condition()
         self._arrived = threading.Event()
+        self._backlog_arrived = self._arrived  # its own with a backlog batcher (below)
         self.connected = threading.Event()
         self.broker = BrokerCounters()  # the broker's $SYS drop counters (broker_sys)
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         client_id = (
             settings.mqtt_client_id or f"parkgrid-central-{self.instance}-{uuid.uuid4().hex[:8]}"
         )
@@ -144,11 +167,32 @@ class CentralMqtt:
         # The writer in its own process unless the store lives in this process's memory.
         database = writer.engine.url.database
         in_memory = writer.engine.dialect.name == "sqlite" and database in (None, "", ":memory:")
+        results_lock = threading.Lock()  # the writers' answers, applied one at a time
         self.writer_process: WriterProcess | None = (
-            WriterProcess(writer, sweep_interval_s=settings.ack_sweep_interval_s)
+            WriterProcess(
+                writer, sweep_interval_s=settings.ack_sweep_interval_s, results_lock=results_lock
+            )
             if writer_process and not in_memory
             else None
         )
+        # Shared ingest: the backlog gets its own batcher and writer (module docstring).
+        self.backlog_process: WriterProcess | None = None
+        if self.writer_process is not None and writer.shared:
+            self.backlog_process = WriterProcess(
+                writer, sweep_interval_s=settings.ack_sweep_interval_s, results_lock=results_lock
+            )
+            self._backlog_arrived = threading.Event()
+            self._batchers = [
+                Batcher("live", LaneReader(self._buffer, "live"), self._arrived,
+                        self.writer_process),
+                Batcher("backlog", LaneReader(self._buffer, "backlog"), self._backlog_arrived,
+                        self.backlog_process),
+            ]  # fmt: skip
+        else:
+            self._batchers = [
+                Batcher("both", LaneReader(self._buffer, "both"), self._arrived,
+                        self.writer_process),
+            ]  # fmt: skip
 
     # --- lifetime -------------------------------------------------------------------------
 
@@ -156,8 +200,14 @@ class CentralMqtt:
         host, port = self.settings.mqtt_host_port()
         self.client.connect_async(host, port, keepalive=self.settings.mqtt_keepalive_s)
         self.client.loop_start()
-        self._thread = threading.Thread(target=self._run_writer, name="central-ingest", daemon=True)
-        self._thread.start()
+        for batcher in self._batchers:
+            batcher.thread = threading.Thread(
+                target=self._run_batcher,
+                args=(batcher,),
+                name=f"central-ingest-{batcher.name}",
+                daemon=True,
+            )
+            batcher.thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Publish offline, stop reading, store what was queued, disconnect."""
@@ -173,13 +223,16 @@ class CentralMqtt:
                     info.wait_for_publish(timeout=2)
         self.client.unsubscribe(subscriptions(self.site_ids, self.settings.ingest_group))
         self._stopping.set()
-        self._arrived.set()
+        for batcher in self._batchers:
+            batcher.arrived.set()
         with self._has_room:
             self._has_room.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.writer_process is not None:
-            self.writer_process.stop(timeout)
+        for batcher in self._batchers:
+            if batcher.thread is not None:
+                batcher.thread.join(timeout)
+        for batcher in self._batchers:
+            if batcher.process is not None:
+                batcher.process.stop(timeout)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -227,10 +280,12 @@ class CentralMqtt:
             self.broker.update(msg.topic, msg.payload)
             return
         buffer = self._buffer
-        held = buffer.append((msg.topic, msg.payload, time.time()))
-        if held == 1:
+        if buffer.append((msg.topic, msg.payload, time.time())):
+            if len(buffer.backlog) == 1:
+                self._backlog_arrived.set()
+        elif len(buffer.live) == 1:
             self._arrived.set()
-        elif held >= self.settings.queue_max:
+        if len(buffer) >= self.settings.queue_max:
             # Back-pressure: stop reading the socket until the writer catches up.
             with self._has_room:
                 self._has_room.wait_for(
@@ -282,12 +337,12 @@ class CentralMqtt:
 
     # --- the batcher thread ---------------------------------------------------------------
 
-    def _run_writer(self) -> None:
+    def _run_batcher(self, batcher: Batcher) -> None:
         batch_max = self.settings.batch_max
         delay = self.settings.batch_delay_s
         sweep_every = self.settings.ack_sweep_interval_s
-        buffer = self._buffer
-        arrived = self._arrived
+        buffer = batcher.reader
+        arrived = batcher.arrived
         next_sweep = time.monotonic() + sweep_every
         while True:
             stopping = self._stopping.is_set()
@@ -301,20 +356,20 @@ class CentralMqtt:
                 batch = buffer.take(batch_max)  # live first (central/ingest/lanes.py)
                 with self._has_room:
                     self._has_room.notify_all()
-                self._process(batch)
+                self._process(batch, batcher.process)
             elif stopping:
                 return
-            if self.writer_process is None and time.monotonic() >= next_sweep:
+            if batcher.process is None and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + sweep_every
                 try:
                     self.writer.sweep()
                 except Exception:
                     log.exception("ack sweep failed")
 
-    def _process(self, batch: list[RawMessage]) -> None:
+    def _process(self, batch: list[RawMessage], process: WriterProcess | None) -> None:
         writer = self.writer
         live = writer.notify is not None and writer.wants_notices()
-        if self.writer_process is not None:
-            self.writer_process.ship(batch, live)
+        if process is not None:
+            process.ship(batch, live)
             return
         writer.finish(store_with_retries(writer, batch, live))

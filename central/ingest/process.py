@@ -139,8 +139,16 @@ class WriterProcess:
     other centrals' statuses) and ``stats`` receive the child's answers.
     """
 
-    def __init__(self, writer: IngestWriter, *, sweep_interval_s: float) -> None:
+    def __init__(
+        self,
+        writer: IngestWriter,
+        *,
+        sweep_interval_s: float,
+        results_lock: threading.Lock | None = None,
+    ) -> None:
         self.writer = writer
+        # Held while an answer is applied: the writers of one MQTT process share ``writer``.
+        self.results_lock = results_lock or threading.Lock()
         self.sweep_interval_s = sweep_interval_s
         self.database_url = writer.engine.url.render_as_string(hide_password=False)
         self._process: Any = None
@@ -218,14 +226,15 @@ class WriterProcess:
                         log.error("the ingest writer process ended unexpectedly")
                     return
                 kind = message[0]
-                if kind == "done":
-                    _, result, stats = message
-                    writer.stats.merge(stats)
-                    self._finish(writer.finish, result)
-                elif kind == "acks":
-                    self._finish(writer.publish_marks, message[1])
-                elif kind == "stopped":
+                if kind == "stopped":
                     return
+                with self.results_lock:
+                    if kind == "done":
+                        _, result, stats = message
+                        writer.stats.merge(stats)
+                        self._finish(writer.finish, result)
+                    elif kind == "acks":
+                        self._finish(writer.publish_marks, message[1])
         finally:
             stopped.set()
             results.close()

@@ -131,3 +131,64 @@ def test_central_counts_the_seq_gap_a_box_waits_at(engine: Engine, site: Site) -
     assert writer.stats.seq_gaps == {"box-p1": 1}
     writer.process([ev[3]])
     assert writer.stats.seq_gaps == {"box-p1": 0}
+
+
+def test_a_live_event_is_stored_while_a_backlog_waits_for_another_process(
+    mosquitto: MosquittoBroker, pg_schema_url: str, site: Site
+) -> None:
+    """Several processes on an ingest group: box-p2's replay is split over them, so one
+    process's backlog batch waits while another stores the same box (its advisory lock,
+    held here from outside). box-p1's live event, published after the backlog, must not
+    wait with it: it is stored while the lock is still held, and the backlog after."""
+    from sqlalchemy import text
+
+    from central.db.engine import make_engine
+    from central.db.migrate import upgrade
+    from central.leases import lease_key
+    from central.sites.service import sync_site
+
+    engine = make_engine(pg_schema_url)
+    upgrade(engine)
+    sync_site(engine, site)
+    settings = CentralSettings(
+        site_file=SITE_FILE, mqtt_url=mosquitto.url, instance="c-lanes", ingest_group="lanes"
+    )
+    writer = IngestWriter(engine=engine, site=SiteIndex.of(site), shared=True)
+    link = CentralMqtt(settings=settings, site_id=site.id, writer=writer)
+    box = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"box-{uuid.uuid4().hex[:8]}")
+    box.max_inflight_messages_set(1000)
+    other = engine.connect()  # "the other process", storing box-p2 in a long transaction
+    other.begin()
+    other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lease_key("ingest-box:box-p2")})
+    ev = t.events.c
+
+    def stored(box_id: str) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(ev.box_id == box_id)).scalar() or 0)
+
+    link.start()
+    try:
+        assert link.wait_connected(10)
+        box.connect(mosquitto.host, mosquitto.port)
+        box.loop_start()
+        base = dt.datetime(2026, 12, 6, 8, tzinfo=dt.UTC)
+        replay = Topics(SITE, "box-p2").event
+        for seq in range(1, 501):
+            body = bay_event(
+                "box-p2", seq, "P2-A", lot_id="P2",
+                when=base + dt.timedelta(seconds=seq), historical=True,
+            )  # fmt: skip
+            box.publish(replay, encode_payload(body), qos=1)
+        wait(lambda: link.backlog_total >= 500, "the replay at central")
+        live = bay_event("box-p1", 1, "P1-001", when=base)
+        box.publish(Topics(SITE, "box-p1").event, encode_payload(live), qos=1)
+        wait(lambda: stored("box-p1") == 1, "the live event stored while the backlog waits", 20)
+        assert stored("box-p2") == 0  # still held by "the other process"
+        other.rollback()
+        wait(lambda: stored("box-p2") == 500, "the backlog stored once the lock is free")
+    finally:
+        other.close()
+        box.loop_stop()
+        box.disconnect()
+        link.stop()
+        engine.dispose()
