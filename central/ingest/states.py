@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, or_, select, update
 
 from central.db import schema as t
 from central.db.engine import upsert
@@ -63,7 +63,19 @@ def apply_states(ctx: IngestContext, conn: Connection, batch: Batch) -> None:
         if change is None:
             continue
         table = change.table
-        newer = or_(table.c.state_ts.is_(None), table.c.state_ts <= change.state_ts)
+        # Newer, or as new with other figures. The same document again (a retained state
+        # redelivered to a restarted process, a box's resend) changes nothing and tells no
+        # screen anything: its old ts would show as news.
+        differs = [
+            table.c[name].is_distinct_from(value)
+            for name, value in change.values.items()
+            if name not in ("state_ts", "updated_at")
+        ]
+        newer = or_(
+            table.c.state_ts.is_(None),
+            table.c.state_ts < change.state_ts,
+            and_(table.c.state_ts == change.state_ts, or_(*differs)),
+        )
         result = conn.execute(update(table).where(change.where, newer).values(change.values))
         if result.rowcount:
             batch.notices.append(change.notice)

@@ -170,6 +170,31 @@ def test_store_states_conflate_and_offline_box_is_stale(
     assert bays["P1-001"].state == "occupied" and bays["P1-001"].stale
 
 
+def test_store_a_state_document_received_again_notifies_no_one(
+    engine: Engine, site_index: SiteIndex
+) -> None:
+    """The same document twice (a retained state redelivered to a restarted process, a
+    box's resend) changes nothing: no notice, so no screen shows a stale ts as news. A new
+    document with the same ts but other figures still applies."""
+    heard: list[dict[str, object]] = []
+    writer, _ = _writer(engine, site_index)
+    writer.notify = heard.extend
+    writer.wants_notices = lambda: True
+    doc = lot_state(free=7, occupied=3)
+    writer.process([raw(P1.status, birth("box-p1")), raw(P1.lot("P1"), doc)])
+    assert [n["free"] for n in heard if n["type"] == "lot"] == [7]
+    writer.process([raw(P1.lot("P1"), doc)])
+    bay = bay_state("P1-001", "occupied")
+    writer.process([raw(P1.bay("P1-001"), bay)])
+    writer.process([raw(P1.bay("P1-001"), bay)])
+    assert [n["free"] for n in heard if n["type"] == "lot"] == [7]
+    assert len([n for n in heard if n["type"] == "bay"]) == 1
+    same_ts = doc.model_copy(update={"free": 6, "occupied": 4})
+    writer.process([raw(P1.lot("P1"), same_ts)])
+    assert [n["free"] for n in heard if n["type"] == "lot"] == [7, 6]
+    assert lots.get_lot(engine, "P1").free == 6
+
+
 def test_store_lot_with_every_bay_unknown_is_unknown_not_full(
     engine: Engine, site_index: SiteIndex
 ) -> None:
