@@ -59,3 +59,38 @@ def _pause(seconds: float) -> bool:
 
     time.sleep(seconds)
     return True
+
+
+def test_outstanding_finds_only_the_box_back_since_an_unanswered_push(tmp_path: Path) -> None:
+    """The fleet job's beat asks the store for candidates only: a box with no push, with
+    its newest push answered, with an unanswered push newer than its last birth, or
+    offline, is not returned (nor its status read)."""
+    import uuid
+
+    from central.db.engine import make_engine
+    from central.db.migrate import upgrade
+    from central.fleet.repush import outstanding
+    from central.fleet.service import PUSH
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    boxes = {  # box: (online, last birth at, pushes as (issued_at, reply_at))
+        "quiet": (True, 100.0, []),
+        "answered": (True, 100.0, [(50.0, 60.0)]),
+        "not-back-yet": (True, 40.0, [(50.0, None)]),
+        "back": (True, 100.0, [(10.0, 20.0), (50.0, None)]),
+        "answered-last": (True, 100.0, [(10.0, None), (50.0, 55.0)]),
+        "offline": (False, 100.0, [(50.0, None)]),
+    }
+    with engine.begin() as conn:
+        for box, (online, birth, pushes) in boxes.items():
+            row = {"box_id": box, "online": online, "status_changed_at": birth}
+            conn.execute(t.boxes.insert().values(**row, status_json="{}"))
+            for issued, reply in pushes:
+                conn.execute(t.commands.insert().values(
+                    command_id=str(uuid.uuid4()), box_id=box, name=PUSH, payload="{}",
+                    issued_by="test", issued_at=issued, reply_at=reply,
+                ))  # fmt: skip
+    assert [r.box_id for r in outstanding(engine, list(boxes))] == ["back"]
+    assert outstanding(engine, ["quiet", "answered"]) == []
+    engine.dispose()
