@@ -112,12 +112,35 @@ def apply(conn: Connection, dialect: str, rows: list[dict[str, Any]], lot_of: Lo
     _save_tips(conn, {bay: tips[bay] for bay in bays})
 
 
+# Built once: the ingest writer runs them for every batch with bay changes.
+_tb, _s = t.bay_tips, t.bay_stays
+_TIPS_FOR_UPDATE = (
+    select(_tb)
+    .where(_tb.c.bay_id.in_(bindparam("bays", expanding=True)))
+    .order_by(_tb.c.bay_id)
+    .with_for_update()
+)
+_SAVE_TIP = (
+    update(_tb)
+    .where(_tb.c.bay_id == bindparam("b"))
+    .values(
+        lot_id=bindparam("l"), ts=bindparam("ts_"), seq=bindparam("q"),
+        state=bindparam("s"), run_began=bindparam("r"),
+    )
+)  # fmt: skip
+_DELETE_STAY = delete(_s).where(
+    _s.c.bay_id == bindparam("b"), _s.c.ended == bindparam("e"), _s.c.seq == bindparam("q")
+)
+_FIX_PREV = (
+    update(e)
+    .where(e.c.box_id == bindparam("b"), e.c.seq == bindparam("q"))
+    .values(prev_state=bindparam("p"))
+)
+
+
 def _lock_tips(conn: Connection, dialect: str, bays: list[str]) -> dict[str, Tip]:
     conn.execute(insert_ignore(dialect, t.bay_tips, ["bay_id"]), [{"bay_id": b} for b in bays])
-    found = conn.execute(
-        select(t.bay_tips).where(t.bay_tips.c.bay_id.in_(bays)).order_by(t.bay_tips.c.bay_id)
-        .with_for_update()
-    )  # fmt: skip
+    found = conn.execute(_TIPS_FOR_UPDATE, {"bays": bays})
     tips = {
         r.bay_id: Tip(
             state=r.state or UNKNOWN, run_began=r.run_began, ts=r.ts, seq=r.seq, lot_id=r.lot_id
@@ -204,9 +227,7 @@ def _write(
     s = t.bay_stays
     if gone:
         conn.execute(
-            delete(s).where(
-                s.c.bay_id == bindparam("b"), s.c.ended == bindparam("e"), s.c.seq == bindparam("q")
-            ),
+            _DELETE_STAY,
             [{"b": x.bay_id, "e": x.ended, "q": x.seq} for x in sorted(gone, key=_stay_key)],
         )
     if total.stays:
@@ -220,9 +241,7 @@ def _write(
         )  # fmt: skip
     if fixes:
         conn.execute(
-            update(e)
-            .where(e.c.box_id == bindparam("b"), e.c.seq == bindparam("q"))
-            .values(prev_state=bindparam("p")),
+            _FIX_PREV,
             [{"b": box, "q": seq, "p": prev} for (box, seq), prev in sorted(fixes.items())],
         )
 
@@ -232,14 +251,8 @@ def _stay_key(stay: Stay) -> tuple[str, float, int]:
 
 
 def _save_tips(conn: Connection, tips: Mapping[str, Tip]) -> None:
-    tb = t.bay_tips
     conn.execute(
-        update(tb)
-        .where(tb.c.bay_id == bindparam("b"))
-        .values(
-            lot_id=bindparam("l"), ts=bindparam("ts_"), seq=bindparam("q"),
-            state=bindparam("s"), run_began=bindparam("r"),
-        ),
+        _SAVE_TIP,
         [
             {"b": bay, "l": tip.lot_id, "ts_": tip.ts, "q": tip.seq, "s": tip.state,
              "r": tip.run_began}
