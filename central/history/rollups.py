@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, select, tuple_, update
 
 from central.db import schema as t
 from central.db.engine import insert_ignore, upsert_add
@@ -67,12 +67,13 @@ def change_of(row: Mapping[str, Any], lot_of: LotOf) -> Change:
     )
 
 
+# Row values, so the bay's index (bay_id, ts, seq) serves the comparison and the order.
 def _before(ts: float, seq: int) -> Any:
-    return or_(e.c.ts < ts, and_(e.c.ts == ts, e.c.seq < seq))
+    return tuple_(e.c.ts, e.c.seq) < tuple_(ts, seq)
 
 
 def _after(ts: float, seq: int) -> Any:
-    return or_(e.c.ts > ts, and_(e.c.ts == ts, e.c.seq > seq))
+    return tuple_(e.c.ts, e.c.seq) > tuple_(ts, seq)
 
 
 def apply(conn: Connection, dialect: str, rows: list[dict[str, Any]], lot_of: LotOf) -> None:
@@ -160,21 +161,9 @@ def _splice(
     """New changes before the bay's tip: the chain from its last non-occupied change before
     them, walked with and without them."""
     first = changes[0]
-    anchor = conn.execute(
-        select(e.c.ts, e.c.seq, e.c.to_state, e.c.lot_id)
-        .where(
-            e.c.bay_id == bay, e.c.kind == BAY_CHANGED, e.c.to_state != OCCUPIED,
-            _before(first.ts, first.seq),
-        )
-        .order_by(e.c.ts.desc(), e.c.seq.desc())
-        .limit(1)
-    ).first()  # fmt: skip
-    query = select(e.c.ts, e.c.seq, e.c.box_id, e.c.lot_id, e.c.to_state, e.c.prev_state).where(
-        e.c.bay_id == bay, e.c.kind == BAY_CHANGED
-    )
-    if anchor is not None:
-        query = query.where(_after(anchor.ts, anchor.seq))
-    stored_rows = conn.execute(query.order_by(e.c.ts, e.c.seq)).all()
+    anchor = conn.execute(anchor_query(bay, first.ts, first.seq)).first()
+    after = None if anchor is None else (anchor.ts, anchor.seq)
+    stored_rows = conn.execute(chain_query(bay, after)).all()
     stored = [change_of({**r._mapping, "bay_id": bay}, lot_of) for r in stored_rows]
     stored_prev = {(r.box_id, r.seq): r.prev_state for r in stored_rows}
     start = _anchor_tip(anchor, stored_rows)
@@ -186,6 +175,29 @@ def _splice(
         end.state, end.run_began, end.ts, end.seq, end.lot_id,
     )  # fmt: skip
     return made, old, stored_prev
+
+
+def anchor_query(bay: str, ts: float, seq: int) -> Select[Any]:
+    """The bay's last non-occupied change before (ts, seq): where a re-walk starts."""
+    return (
+        select(e.c.ts, e.c.seq, e.c.to_state, e.c.lot_id)
+        .where(
+            e.c.bay_id == bay, e.c.kind == BAY_CHANGED, e.c.to_state != OCCUPIED,
+            _before(ts, seq),
+        )
+        .order_by(e.c.ts.desc(), e.c.seq.desc())
+        .limit(1)
+    )  # fmt: skip
+
+
+def chain_query(bay: str, after: tuple[float, int] | None) -> Select[Any]:
+    """The bay's changes after (ts, seq) (all of them with None), in order."""
+    query = select(e.c.ts, e.c.seq, e.c.box_id, e.c.lot_id, e.c.to_state, e.c.prev_state).where(
+        e.c.bay_id == bay, e.c.kind == BAY_CHANGED
+    )
+    if after is not None:
+        query = query.where(_after(*after))
+    return query.order_by(e.c.ts, e.c.seq)
 
 
 def _anchor_tip(anchor: Any, stored_rows: list[Any]) -> Tip:
