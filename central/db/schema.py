@@ -156,7 +156,7 @@ events = Table(
 )
 # Lot history (a lot's changes in a time range) and a bay's state at a time.
 Index("ix_events_lot_ts", events.c.lot_id, events.c.ts)
-Index("ix_events_bay_ts", events.c.bay_id, events.c.ts)
+Index("ix_events_bay_ts_seq", events.c.bay_id, events.c.ts, events.c.seq)
 Index("ix_events_kind_ts", events.c.kind, events.c.ts)
 
 

@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, select, tuple_, update
 
 from central.db import schema as t
 from central.db.engine import insert_ignore, upsert_add
@@ -67,12 +67,13 @@ def change_of(row: Mapping[str, Any], lot_of: LotOf) -> Change:
     )
 
 
+# Row values, so the bay's index (bay_id, ts, seq) serves the comparison and the order.
 def _before(ts: float, seq: int) -> Any:
-    return or_(e.c.ts < ts, and_(e.c.ts == ts, e.c.seq < seq))
+    return tuple_(e.c.ts, e.c.seq) < tuple_(ts, seq)
 
 
 def _after(ts: float, seq: int) -> Any:
-    return or_(e.c.ts > ts, and_(e.c.ts == ts, e.c.seq > seq))
+    return tuple_(e.c.ts, e.c.seq) > tuple_(ts, seq)
 
 
 def apply(conn: Connection, dialect: str, rows: list[dict[str, Any]], lot_of: LotOf) -> None:
@@ -112,12 +113,35 @@ def apply(conn: Connection, dialect: str, rows: list[dict[str, Any]], lot_of: Lo
     _save_tips(conn, {bay: tips[bay] for bay in bays})
 
 
+# Built once: the ingest writer runs them for every batch with bay changes.
+_tb, _s = t.bay_tips, t.bay_stays
+_TIPS_FOR_UPDATE = (
+    select(_tb)
+    .where(_tb.c.bay_id.in_(bindparam("bays", expanding=True)))
+    .order_by(_tb.c.bay_id)
+    .with_for_update()
+)
+_SAVE_TIP = (
+    update(_tb)
+    .where(_tb.c.bay_id == bindparam("b"))
+    .values(
+        lot_id=bindparam("l"), ts=bindparam("ts_"), seq=bindparam("q"),
+        state=bindparam("s"), run_began=bindparam("r"),
+    )
+)  # fmt: skip
+_DELETE_STAY = delete(_s).where(
+    _s.c.bay_id == bindparam("b"), _s.c.ended == bindparam("e"), _s.c.seq == bindparam("q")
+)
+_FIX_PREV = (
+    update(e)
+    .where(e.c.box_id == bindparam("b"), e.c.seq == bindparam("q"))
+    .values(prev_state=bindparam("p"))
+)
+
+
 def _lock_tips(conn: Connection, dialect: str, bays: list[str]) -> dict[str, Tip]:
     conn.execute(insert_ignore(dialect, t.bay_tips, ["bay_id"]), [{"bay_id": b} for b in bays])
-    found = conn.execute(
-        select(t.bay_tips).where(t.bay_tips.c.bay_id.in_(bays)).order_by(t.bay_tips.c.bay_id)
-        .with_for_update()
-    )  # fmt: skip
+    found = conn.execute(_TIPS_FOR_UPDATE, {"bays": bays})
     tips = {
         r.bay_id: Tip(
             state=r.state or UNKNOWN, run_began=r.run_began, ts=r.ts, seq=r.seq, lot_id=r.lot_id
@@ -137,21 +161,9 @@ def _splice(
     """New changes before the bay's tip: the chain from its last non-occupied change before
     them, walked with and without them."""
     first = changes[0]
-    anchor = conn.execute(
-        select(e.c.ts, e.c.seq, e.c.to_state, e.c.lot_id)
-        .where(
-            e.c.bay_id == bay, e.c.kind == BAY_CHANGED, e.c.to_state != OCCUPIED,
-            _before(first.ts, first.seq),
-        )
-        .order_by(e.c.ts.desc(), e.c.seq.desc())
-        .limit(1)
-    ).first()  # fmt: skip
-    query = select(e.c.ts, e.c.seq, e.c.box_id, e.c.lot_id, e.c.to_state, e.c.prev_state).where(
-        e.c.bay_id == bay, e.c.kind == BAY_CHANGED
-    )
-    if anchor is not None:
-        query = query.where(_after(anchor.ts, anchor.seq))
-    stored_rows = conn.execute(query.order_by(e.c.ts, e.c.seq)).all()
+    anchor = conn.execute(anchor_query(bay, first.ts, first.seq)).first()
+    after = None if anchor is None else (anchor.ts, anchor.seq)
+    stored_rows = conn.execute(chain_query(bay, after)).all()
     stored = [change_of({**r._mapping, "bay_id": bay}, lot_of) for r in stored_rows]
     stored_prev = {(r.box_id, r.seq): r.prev_state for r in stored_rows}
     start = _anchor_tip(anchor, stored_rows)
@@ -163,6 +175,29 @@ def _splice(
         end.state, end.run_began, end.ts, end.seq, end.lot_id,
     )  # fmt: skip
     return made, old, stored_prev
+
+
+def anchor_query(bay: str, ts: float, seq: int) -> Select[Any]:
+    """The bay's last non-occupied change before (ts, seq): where a re-walk starts."""
+    return (
+        select(e.c.ts, e.c.seq, e.c.to_state, e.c.lot_id)
+        .where(
+            e.c.bay_id == bay, e.c.kind == BAY_CHANGED, e.c.to_state != OCCUPIED,
+            _before(ts, seq),
+        )
+        .order_by(e.c.ts.desc(), e.c.seq.desc())
+        .limit(1)
+    )  # fmt: skip
+
+
+def chain_query(bay: str, after: tuple[float, int] | None) -> Select[Any]:
+    """The bay's changes after (ts, seq) (all of them with None), in order."""
+    query = select(e.c.ts, e.c.seq, e.c.box_id, e.c.lot_id, e.c.to_state, e.c.prev_state).where(
+        e.c.bay_id == bay, e.c.kind == BAY_CHANGED
+    )
+    if after is not None:
+        query = query.where(_after(*after))
+    return query.order_by(e.c.ts, e.c.seq)
 
 
 def _anchor_tip(anchor: Any, stored_rows: list[Any]) -> Tip:
@@ -204,9 +239,7 @@ def _write(
     s = t.bay_stays
     if gone:
         conn.execute(
-            delete(s).where(
-                s.c.bay_id == bindparam("b"), s.c.ended == bindparam("e"), s.c.seq == bindparam("q")
-            ),
+            _DELETE_STAY,
             [{"b": x.bay_id, "e": x.ended, "q": x.seq} for x in sorted(gone, key=_stay_key)],
         )
     if total.stays:
@@ -220,9 +253,7 @@ def _write(
         )  # fmt: skip
     if fixes:
         conn.execute(
-            update(e)
-            .where(e.c.box_id == bindparam("b"), e.c.seq == bindparam("q"))
-            .values(prev_state=bindparam("p")),
+            _FIX_PREV,
             [{"b": box, "q": seq, "p": prev} for (box, seq), prev in sorted(fixes.items())],
         )
 
@@ -232,14 +263,8 @@ def _stay_key(stay: Stay) -> tuple[str, float, int]:
 
 
 def _save_tips(conn: Connection, tips: Mapping[str, Tip]) -> None:
-    tb = t.bay_tips
     conn.execute(
-        update(tb)
-        .where(tb.c.bay_id == bindparam("b"))
-        .values(
-            lot_id=bindparam("l"), ts=bindparam("ts_"), seq=bindparam("q"),
-            state=bindparam("s"), run_began=bindparam("r"),
-        ),
+        _SAVE_TIP,
         [
             {"b": bay, "l": tip.lot_id, "ts_": tip.ts, "q": tip.seq, "s": tip.state,
              "r": tip.run_began}

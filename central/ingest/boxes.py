@@ -86,13 +86,18 @@ def apply_replies(ctx: IngestContext, conn: Connection, batch: Batch) -> None:
             ctx.stats.replies_unmatched += 1
 
 
+_SEEN = (  # built once: the writer runs it for every batch
+    t.boxes.update()
+    .where(t.boxes.c.box_id == bindparam("b_box_id"))
+    .values(last_seen_at=bindparam("b_seen"))
+)
+
+
 def apply_seen(conn: Connection, batch: Batch) -> None:
     """When central last heard from each box of the batch."""
     if batch.seen:
         conn.execute(
-            t.boxes.update()
-            .where(t.boxes.c.box_id == bindparam("b_box_id"))
-            .values(last_seen_at=bindparam("b_seen")),
+            _SEEN,
             [{"b_box_id": box, "b_seen": at} for box, at in batch.seen.items()],
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, text
+from sqlalchemy import Connection, and_, bindparam, select, text
 
 from central.db import schema as t
 from central.db.engine import BulkInsert, insert_ignore
@@ -42,13 +42,19 @@ def hold_boxes(conn: Connection, boxes: list[str]) -> None:
     if conn.dialect.name != "postgresql" or not boxes:
         return
     keys = sorted({lease_key(f"ingest-box:{box}") for box in boxes})
-    conn.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(k) FROM "
-            "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS held"
-        ),
-        {"keys": keys},
-    )
+    conn.execute(_HOLD_BOXES, {"keys": keys})
+
+
+# Built once: the writer runs them for every batch.
+_HOLD_BOXES = text(
+    "SELECT pg_advisory_xact_lock(k) FROM "
+    "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS held"
+)
+_HELD = select(t.events.c.seq, t.events.c.event_id).where(
+    t.events.c.box_id == bindparam("box"),
+    t.events.c.seq >= bindparam("lo"),
+    t.events.c.seq <= bindparam("hi"),
+)
 
 
 def store_events(
@@ -64,13 +70,7 @@ def store_events(
         by_box.setdefault(box, []).append(seq)
     held: dict[tuple[str, int], str] = {}
     for box, seqs in by_box.items():
-        found = conn.execute(
-            select(t.events.c.seq, t.events.c.event_id).where(
-                t.events.c.box_id == box,
-                t.events.c.seq >= min(seqs),
-                t.events.c.seq <= max(seqs),
-            )
-        )
+        found = conn.execute(_HELD, {"box": box, "lo": min(seqs), "hi": max(seqs)})
         held.update(((box, seq), event_id) for seq, event_id in found)
     for key, (event, row) in list(batch.events.items()):
         held_id = held.get(key)

@@ -55,6 +55,12 @@ class LineOutcome:
     held_back: dict[str, int] = field(default_factory=dict)
 
 
+_wm = t.watermarks.c
+_STORED_LINES = select(_wm.box_id, _wm.acked_seq, _wm.line, _wm.line_from).where(
+    _wm.box_id.in_(bindparam("boxes", expanding=True))
+)  # built once: the writer reads it for every batch
+
+
 def sort_lines(ctx: IngestContext, conn: Connection, batch: Batch) -> LineOutcome:
     """In the batch's transaction, before the inserts: keep each event of a box's line,
     take a new line where the rules above say so, and hold back the rest."""
@@ -64,10 +70,7 @@ def sort_lines(ctx: IngestContext, conn: Connection, batch: Batch) -> LineOutcom
         by_box.setdefault(key[0], []).append(key)
     if not by_box:
         return outcome
-    wm = t.watermarks.c
-    rows = conn.execute(
-        select(wm.box_id, wm.acked_seq, wm.line, wm.line_from).where(wm.box_id.in_(list(by_box)))
-    )
+    rows = conn.execute(_STORED_LINES, {"boxes": list(by_box)})
     stored: dict[str, tuple[int, Line | None]] = {
         box: (acked, None if line is None else (line, int(line_from)))
         for box, acked, line, line_from in rows
@@ -113,10 +116,12 @@ def sort_lines(ctx: IngestContext, conn: Connection, batch: Batch) -> LineOutcom
             )
         conn.execute(
             t.watermarks.update()
-            .where(wm.box_id == bindparam("b"))
+            .where(_wm.box_id == bindparam("b"))
             .values(
                 # Never lower: another process may have moved it meanwhile.
-                acked_seq=case((wm.acked_seq < bindparam("m"), bindparam("m")), else_=wm.acked_seq),
+                acked_seq=case(
+                    (_wm.acked_seq < bindparam("m"), bindparam("m")), else_=_wm.acked_seq
+                ),
                 line=bindparam("l"),
                 line_from=bindparam("f"),
                 updated_at=bindparam("at"),

@@ -36,13 +36,52 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import BigInteger, Connection, String, bindparam, func, select
 
 from central.db import schema as t
 from central.ingest.walk import RANGE_CHUNK, WALK_CHUNK, walk
 from central.ingest.watermark import Frontier
 
 MAX_WAITING = 50_000
+NO_UPPER = 2**62  # the hole's upper bound when nothing is known above it
+
+# Built once: the writer runs them for every box of every batch when the ingest is shared.
+_ev, _dr, _wm = t.events.c, t.dropped_ranges.c, t.watermarks.c
+_BOX = bindparam("box", type_=String)
+_ACKED, _UPPER = bindparam("acked", type_=BigInteger), bindparam("upper", type_=BigInteger)
+_STORED_MARKS = select(_wm.box_id, _wm.acked_seq).where(
+    _wm.box_id.in_(bindparam("boxes", expanding=True))
+)
+_STORED_RANGES = select(_dr.first_seq, _dr.last_seq).where(
+    _dr.box_id == _BOX, _dr.first_seq.in_(bindparam("firsts", expanding=True))
+)
+# A range counts only below a stored seq of the box, as in the walk.
+_TOP = select(func.max(_ev.seq)).where(_ev.box_id == _BOX).scalar_subquery()
+_PROBE = (
+    select(_ev.seq)
+    .where(_ev.box_id == _BOX, _ev.seq == _ACKED + 1)
+    .union_all(
+        select(_dr.first_seq).where(
+            _dr.box_id == _BOX,
+            _dr.first_seq <= _ACKED + 1,
+            _dr.last_seq > _ACKED,
+            _dr.last_seq < _TOP,
+        )
+    )
+    .limit(1)
+)
+_HOLE_SEQS = (
+    select(_ev.seq)
+    .where(_ev.box_id == _BOX, _ev.seq > _ACKED, _ev.seq < _UPPER)
+    .order_by(_ev.seq)
+    .limit(WALK_CHUNK)
+)
+_HOLE_RANGES = (
+    select(_dr.first_seq, _dr.last_seq)
+    .where(_dr.box_id == _BOX, _dr.last_seq > _ACKED, _dr.last_seq < _TOP, _dr.first_seq < _UPPER)
+    .order_by(_dr.first_seq)
+    .limit(RANGE_CHUNK)
+)
 
 
 @dataclass
@@ -141,18 +180,14 @@ class MarkBook:
         self, conn: Connection, box: str, firsts: list[int]
     ) -> list[tuple[int, int]]:
         # What the store holds under those first seqs (the first report of a range wins).
-        dr = t.dropped_ranges.c
-        rows = conn.execute(
-            select(dr.first_seq, dr.last_seq).where(dr.box_id == box, dr.first_seq.in_(firsts))
-        )
+        rows = conn.execute(_STORED_RANGES, {"box": box, "firsts": firsts})
         return [(first, last) for first, last in rows]
 
     def _settle(
         self, conn: Connection, entries: dict[str, BoxMark], *, holes_only: bool = False
     ) -> dict[str, int]:
         if self.shared:
-            wm = t.watermarks.c
-            rows = conn.execute(select(wm.box_id, wm.acked_seq).where(wm.box_id.in_(list(entries))))
+            rows = conn.execute(_STORED_MARKS, {"boxes": list(entries)})
             for box, acked in rows:
                 entries[box].frontier.raise_to(acked)
         for box, entry in entries.items():
@@ -185,30 +220,16 @@ class MarkBook:
         Only then the hole (up to the lowest seq known above it) is read, a page at a time.
         """
         frontier = entry.frontier
-        ev, dr = t.events.c, t.dropped_ranges.c
-        # A range counts only below a stored seq of the box, as in the walk.
-        top = select(func.max(ev.seq)).where(ev.box_id == box).scalar_subquery()
         while self._unsure(entry):
             acked, waiting = frontier.acked, frontier.waiting
-            bounds = [] if waiting is None else [waiting]
+            bounds = [NO_UPPER] if waiting is None else [waiting]
             if acked < entry.unknown_to:
                 bounds.append(entry.unknown_to + 1)
-            upper = min(bounds) if bounds else None
-            next_seq = select(ev.seq).where(ev.box_id == box, ev.seq == acked + 1)
-            reaching = select(dr.first_seq).where(
-                dr.box_id == box, dr.first_seq <= acked + 1, dr.last_seq > acked, dr.last_seq < top
-            )
-            if conn.execute(next_seq.union_all(reaching).limit(1)).first() is None:
+            if conn.execute(_PROBE, {"box": box, "acked": acked}).first() is None:
                 break  # a hole the store does not fill either
-            seqs = select(ev.seq).where(ev.box_id == box, ev.seq > acked)
-            ranges = select(dr.first_seq, dr.last_seq).where(
-                dr.box_id == box, dr.last_seq > acked, dr.last_seq < top
-            )
-            if upper is not None:
-                seqs = seqs.where(ev.seq < upper)
-                ranges = ranges.where(dr.first_seq < upper)
-            found = conn.execute(seqs.order_by(ev.seq).limit(WALK_CHUNK)).scalars().all()
-            held = conn.execute(ranges.order_by(dr.first_seq).limit(RANGE_CHUNK)).all()
+            hole = {"box": box, "acked": acked, "upper": min(bounds)}
+            found = conn.execute(_HOLE_SEQS, hole).scalars().all()
+            held = conn.execute(_HOLE_RANGES, hole).all()
             frontier.add(found, [(first, last) for first, last in held])
             if frontier.acked == acked:
                 break

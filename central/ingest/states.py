@@ -9,11 +9,12 @@ is noticed to the live stream. A sign's state is upserted as it comes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, or_, select, update
+from sqlalchemy import Connection, Table, Update, and_, bindparam, or_, select, update
 
 from central.db import schema as t
 from central.db.engine import upsert
@@ -26,7 +27,8 @@ class StateUpdate:
     """One row to update if the stored document is not newer, and the notice if it is."""
 
     table: Table
-    where: ColumnElement[bool]
+    key: str
+    key_value: str
     values: dict[str, Any]
     state_ts: float
     notice: dict[str, Any]
@@ -62,23 +64,33 @@ def apply_states(ctx: IngestContext, conn: Connection, batch: Batch) -> None:
         change = handler(ctx, conn, batch, msg.topic.box_id, msg.payload, received_at)
         if change is None:
             continue
-        table = change.table
-        # Newer, or as new with other figures. The same document again (a retained state
-        # redelivered to a restarted process, a box's resend) changes nothing and tells no
-        # screen anything: its old ts would show as news.
-        differs = [
-            table.c[name].is_distinct_from(value)
-            for name, value in change.values.items()
-            if name not in ("state_ts", "updated_at")
-        ]
-        newer = or_(
-            table.c.state_ts.is_(None),
-            table.c.state_ts < change.state_ts,
-            and_(table.c.state_ts == change.state_ts, or_(*differs)),
-        )
-        result = conn.execute(update(table).where(change.where, newer).values(change.values))
+        params = {f"v_{name}": value for name, value in change.values.items()}
+        params["k_"] = change.key_value
+        result = conn.execute(_update(change.table, change.key, tuple(change.values)), params)
         if result.rowcount:
             batch.notices.append(change.notice)
+
+
+@functools.lru_cache(maxsize=64)
+def _update(table: Table, key: str, names: tuple[str, ...]) -> Update:
+    """``UPDATE table SET names WHERE key = :k_`` if the stored document is older, or as old
+    with other figures. The same document again (a retained state redelivered to a restarted
+    process, a box's resend) changes nothing and tells no screen anything: its old ts would
+    show as news. Built once per (table, columns) with bound parameters: the writer runs one
+    per state document."""
+    values = {name: bindparam(f"v_{name}") for name in names}
+    differs = [
+        table.c[name].is_distinct_from(values[name])
+        for name in names
+        if name not in ("state_ts", "updated_at")
+    ]
+    when = values["state_ts"]
+    newer = or_(
+        table.c.state_ts.is_(None),
+        table.c.state_ts < when,
+        and_(table.c.state_ts == when, or_(*differs)),
+    )
+    return update(table).where(table.c[key] == bindparam("k_"), newer).values(values)
 
 
 def _bay(
@@ -129,7 +141,7 @@ def _bay(
         "since": values["since"],
         "sensor_flags": values["sensor_flags"],
     }
-    return StateUpdate(t.bays, t.bays.c.bay_id == payload.bay_id, values, when, notice)
+    return StateUpdate(t.bays, "bay_id", payload.bay_id, values, when, notice)
 
 
 def _lot(
@@ -180,7 +192,7 @@ def _lot(
         "updated_at": received_at,
     }
     notice = {"type": "lot", "lot_id": payload.lot_id, **values}
-    return StateUpdate(t.lots, t.lots.c.lot_id == payload.lot_id, values, when, notice)
+    return StateUpdate(t.lots, "lot_id", payload.lot_id, values, when, notice)
 
 
 def _zone(
@@ -223,7 +235,7 @@ def _zone(
         "updated_at": received_at,
     }
     notice = {"type": "zone", "zone_id": payload.zone_id, **values}
-    return StateUpdate(t.zones, t.zones.c.zone_id == payload.zone_id, values, when, notice)
+    return StateUpdate(t.zones, "zone_id", payload.zone_id, values, when, notice)
 
 
 def _sign(

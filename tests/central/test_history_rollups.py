@@ -17,12 +17,15 @@ import pytest
 from sqlalchemy import Engine, delete, func, select
 
 from central.db import schema as t
+from central.db.engine import make_engine
+from central.db.migrate import upgrade
 from central.errors import Invalid
 from central.history import partitions, read, rollups
 from central.history.retention import RetentionJob, drop_raw_events
 from central.ingest.service import IngestWriter
 from central.lots import service as lots
 from central.lots.generated import GeneratedChange, write_generated_history
+from central.sites.service import sync_site
 from site_model.site import Site, SiteIndex
 from tests.central import history_reference as ref
 from tests.central.helpers import bay_event, event_msg
@@ -202,10 +205,6 @@ def test_generated_history_written_before_the_site_is_loaded_counts(
     """The demo and the drivers' page test write generated history into a migrated store
     before the site file is loaded: its lots' bays count all the same (they were all
     ``unknown`` when the rollups went by the store's empty ``bays``)."""
-    from central.db.engine import make_engine
-    from central.db.migrate import upgrade
-    from central.sites.service import sync_site
-
     engine = make_engine(db_url)
     try:
         upgrade(engine)
@@ -219,3 +218,45 @@ def test_generated_history_written_before_the_site_is_loaded_counts(
         assert any(p[2] for p in _history(engine, "P1", a, a + 86400, 900))
     finally:
         engine.dispose()
+
+
+def test_a_late_change_reads_its_bays_chain_by_the_bay_index(
+    pg_schema_url: str, site: Site
+) -> None:
+    """Found by the county bench: a replay split over two processes files many changes
+    behind their bays' tips, and each re-walk asks for the bay's last non-occupied change
+    before it (``anchor_query``) and the chain after that (``chain_query``). A month's
+    partition grows faster than PostgreSQL re-analyses it (every new ``ts`` lies past its
+    statistics), and with the bay index on (bay_id, ts) and the order by (ts, seq) the
+    planner read ``ix_events_kind_ts`` and filtered every bay change of the month: 40 ms a
+    bay, and the 200,000-event replay drained at a third of its speed. The plan must read
+    the bay's own index whatever the statistics say."""
+    engine = make_engine(pg_schema_url)
+    upgrade(engine)
+    sync_site(engine, site)
+    rng = random.Random(3)
+    bays = [b for lot in ("P1", "P2") for b in site.lots[lot].bay_ids(lot)]
+    end = START + DAYS * 86400
+    with engine.begin() as conn:
+        for name in partitions.months(conn).values():  # no ANALYZE behind the test's back
+            conn.exec_driver_sql(f"ALTER TABLE {name} SET (autovacuum_enabled = false)")
+    # Statistics taken on a day of 200 changes, then the month grows to 60,000 of them.
+    few = [GeneratedChange(START + 60 * n, rng.choice(bays), n % 2 == 0) for n in range(200)]
+    write_generated_history(engine, site, few, until=START + 86400, source="test", since=START)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE events")
+        conn.execute(delete(t.events))
+    many = [
+        GeneratedChange(START + 60 + n * 2.5, rng.choice(bays), n % 3 != 0) for n in range(60_000)
+    ]
+    write_generated_history(engine, site, many, until=end, source="test", since=START)
+    bay, at = bays[0], START + 86400 + 50_000 * 2.5
+    with engine.connect() as conn:
+        for query in (rollups.anchor_query(bay, at, 1), rollups.chain_query(bay, (at, 1))):
+            compiled = query.compile(dialect=conn.dialect)
+            plan = "\n".join(
+                conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params).scalars()
+            )
+            assert "kind_ts" not in plan, plan
+            assert "bay_id_ts_seq_idx" in plan, plan
+    engine.dispose()
