@@ -502,3 +502,55 @@ def test_county_a_towns_forecasts_are_its_lots(served: County) -> None:
     assert served.get("/api/v1/towns/north/lots/SP1/forecast").status_code == 404
     assert served.get("/api/v1/towns/north/lots/NP1/forecast").status_code == 200
     assert served.get("/api/v1/lots/SP1/forecast").status_code == 200  # the county's
+
+
+def test_county_a_towns_zones_signs_commands_and_problems_are_its_own(served: County) -> None:
+    """The filters the county's tables listed as written but untested (docs/scale.md)."""
+    now = time.time()
+    with writer(served.engine).begin() as conn:
+        for box, sign in (("n-box1", "NSIGN"), ("s-box1", "SSIGN")):
+            conn.execute(
+                t.signs.insert().values(
+                    sign_id=sign, box_id=box, up=True, state_json="{}", state_ts=now,
+                    updated_at=now,
+                )
+            )  # fmt: skip
+            conn.execute(
+                t.site_problems.insert().values(
+                    box_id=box, subject=f"lot/{sign}", message="test", first_seen_at=now,
+                    last_seen_at=now, count=1,
+                )
+            )  # fmt: skip
+    zones = served.get("/api/v1/towns/north/zones", "north-viewer").json()
+    assert [z["id"] for z in zones] == ["NS1"]
+    for path in ("/api/v1/towns/north/zones/SS1", "/api/v1/towns/north/zones/SS1/bays"):
+        assert served.get(path, "north-viewer").status_code == 404, path
+    assert served.get("/api/v1/towns/north/zones/NS1/bays", "north-viewer").status_code == 200
+    signs = served.get("/api/v1/towns/north/signs", "north-viewer").json()
+    assert [s["id"] for s in signs] == ["NSIGN"]
+    problems = served.get("/api/v1/towns/north/site/problems", "north-viewer").json()
+    assert {p["box_id"] for p in problems} == {"n-box1"}
+    # A command to another town's box: refused, and nothing stored or sent.
+    r = httpx.post(
+        f"{served.url}/api/v1/towns/north/boxes/s-box1/commands",
+        headers={"Authorization": f"Bearer {served.login('north-operator')}"},
+        json={"body": {"command": "rebirth"}},
+    )
+    assert r.status_code == 404, r.text
+    assert (
+        served.get("/api/v1/towns/north/boxes/s-box1/commands", "north-viewer").status_code == 404
+    )
+    r = httpx.post(
+        f"{served.url}/api/v1/towns/south/boxes/s-box1/commands",
+        headers={"Authorization": f"Bearer {served.login('county-admin')}"},
+        json={"body": {"command": "rebirth"}},
+    )
+    assert r.status_code == 202, r.text
+    command = r.json()["id"]
+    assert served.get(f"/api/v1/towns/north/commands/{command}", "north-viewer").status_code == 404
+    assert served.get(f"/api/v1/towns/south/commands/{command}", "county-viewer").status_code == 200
+    with served.engine.connect() as conn:
+        sent = list(conn.execute(select(t.commands.c.box_id)).scalars())
+    assert sent == ["s-box1"]
+    every = {s["id"] for s in served.get("/api/v1/signs", "county-viewer").json()}
+    assert every >= {"NSIGN", "SSIGN"}
