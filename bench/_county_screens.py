@@ -15,7 +15,7 @@ database's, given up to ``settle`` seconds to converge.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import json
 import re
 import time
@@ -67,6 +67,7 @@ class Screen:
         self.view: dict[str, int] = {}
         self.lags: list[float] = []
         self.frames = self.resyncs = self.reconnects = self.refused = 0
+        self.causes: collections.Counter[str] = collections.Counter()  # why each reconnect
         self.opened = asyncio.Event()
 
     def _shows(self, lot_id: str) -> bool:
@@ -81,13 +82,17 @@ class Screen:
 
     async def run(self, done: asyncio.Event) -> None:
         while not done.is_set():
-            with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError):
-                await self._stream(done)
+            try:
+                cause = await self._stream(done)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                cause = f"{type(exc).__name__}: {str(exc)[:60]}"
             if not done.is_set():
                 self.reconnects += 1
+                self.causes[cause] += 1
                 await asyncio.sleep(1.0)
 
-    async def _stream(self, done: asyncio.Event) -> None:
+    async def _stream(self, done: asyncio.Event) -> str:
+        """Read the stream until it ends; why it ended."""
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", self.port, limit=1 << 22, local_addr=(self.src, 0)
         )
@@ -99,8 +104,14 @@ class Screen:
             head = await reader.readuntil(b"\r\n\r\n")
             if not head.startswith(sse.OK):
                 self.refused += 1
-                raise OSError(f"stream refused: {head[:60]!r}")
+                status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+                return f"refused: {status}"
+            ended = "closed by the other end"
             async for arrived, whole in sse.frames(reader, done):
+                if b"event: end\n" in whole:
+                    ended = "end frame: " + whole.split(b"event: end\n", 1)[1][:80].decode(
+                        errors="replace"
+                    )
                 if b"event: hello\n" in whole:  # the page reloads its figures
                     await self._reload()
                     self.opened.set()
@@ -113,6 +124,7 @@ class Screen:
                     self.frames += 1
                     self.lags.append(arrived - float(ts))
                     self.view[lot.decode()] = int(free)
+            return ended
         finally:
             writer.close()
 
@@ -164,6 +176,7 @@ def screens_worker(
                             "resyncs": s.resyncs,
                             "reconnects": s.reconnects,
                             "refused": s.refused,
+                            "causes": dict(s.causes),
                         }
                         for s in screens
                     ]

@@ -35,6 +35,7 @@ the ack that covers the event (read every 20 ms).
 from __future__ import annotations
 
 import argparse
+import collections
 import math
 import multiprocessing as mp
 import os
@@ -382,8 +383,13 @@ def report(args, county, boxes, screens, sse, m) -> int:  # type: ignore[no-unty
               f"({len(v)} lot frames)")  # fmt: skip
     resyncs, reconnects = sum(v["resyncs"] for v in views), sum(v["reconnects"] for v in views)
     refused = sum(v["refused"] for v in views)
+    causes: collections.Counter[str] = collections.Counter()
+    for v in views:
+        causes.update(v["causes"])
     print(f"  screens: {len(views)}, diverged from the database {diverged}, resyncs "
           f"{resyncs}, reconnects {reconnects}, refused {refused}")  # fmt: skip
+    for cause, n in causes.most_common(8):
+        print(f"    reconnects after {cause}: {n}")
     print(f"  store: {sum(published.values())} published, lost {lost}, duplicated {dup}, "
           f"unacked at the end {unacked}; broker drops ($SYS) {drops}; box sessions "
           f"{connects} for {len(published) - 1} live boxes, resends {resends}")  # fmt: skip

@@ -481,6 +481,7 @@ permits = Table(
     Column("issued_by", String(200), nullable=False),
     Column("issued_at", Float, nullable=False),
     Column("revoked_at", Float),
+    Column("town", String(ID)),  # the county town it was issued for; NULL: every town
 )
 
 # Cases routed to the grids: a closed loop (central/cases/workflow.py); every step is a

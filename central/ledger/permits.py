@@ -1,5 +1,9 @@
 """Permits issued at central (the site file's permits are read from the site): list,
-issue, revoke, each audited."""
+issue, revoke, each audited.
+
+In a county a permit belongs to the town it was issued under (``town``); one issued on the
+county's unprefixed paths (county staff) has none and holds in every town. A town's view
+lists its own and the county-wide ones, and revokes only its own."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
 from central import audit
 from central.db import schema as t
@@ -17,13 +21,17 @@ from firmware_protocols.cameras import normalise_plate
 from site_model.site import Site
 
 
-def list_permits(engine: Engine, site: Site) -> list[dict[str, Any]]:
-    """The site file's permits, then those issued here (revoked ones flagged)."""
+def list_permits(engine: Engine, site: Site, *, town: str | None = None) -> list[dict[str, Any]]:
+    """The site file's permits, then those issued here (revoked ones flagged); for a
+    county's ``town``, those issued for it or for every town."""
     out: list[dict[str, Any]] = [
         {**p.model_dump(mode="json"), "source": "site", "id": None} for p in site.permits
     ]
+    query = select(t.permits).order_by(t.permits.c.id)
+    if town is not None:
+        query = query.where(or_(t.permits.c.town.is_(None), t.permits.c.town == town))
     with engine.connect() as conn:
-        for row in conn.execute(select(t.permits).order_by(t.permits.c.id)):
+        for row in conn.execute(query):
             out.append(
                 {
                     "id": row.id,
@@ -35,6 +43,7 @@ def list_permits(engine: Engine, site: Site) -> list[dict[str, Any]]:
                     "issued_by": row.issued_by,
                     "revoked": row.revoked_at is not None,
                     "source": "api",
+                    "town": row.town,
                 }
             )
     return out
@@ -49,9 +58,10 @@ def add_permit(
     valid_until: dt.datetime,
     reason: str,
     actor: str,
+    town: str | None = None,
 ) -> dict[str, Any]:
-    """Issue a permit for a normalised plate; refuse an empty validity or a plate that
-    normalises to nothing."""
+    """Issue a permit for a normalised plate (for a county's ``town``, or None: every
+    town); refuse an empty validity or a plate that normalises to nothing."""
     if valid_until <= valid_from:
         raise Invalid("valid_until is not after valid_from", field="valid_until")
     normalised, _ = normalise_plate(plate)
@@ -67,6 +77,7 @@ def add_permit(
                 reason=reason,
                 issued_by=actor,
                 issued_at=time.time(),
+                town=town,
             )
         )
         permit_id = int(result.inserted_primary_key[0])
@@ -75,18 +86,19 @@ def add_permit(
             actor=actor,
             action="permit.add",
             target=normalised,
-            detail={"area": area, "reason": reason},
+            detail={"area": area, "reason": reason, "town": town},
         )
     return {"id": permit_id, "plate": normalised}
 
 
-def revoke_permit(engine: Engine, permit_id: int, *, actor: str) -> None:
-    """Revoke a permit issued here; 404 if there is none, 409 if it is already revoked."""
+def revoke_permit(engine: Engine, permit_id: int, *, actor: str, town: str | None = None) -> None:
+    """Revoke a permit issued here; 404 if there is none (for a county's ``town``: none
+    issued for that town), 409 if it is already revoked."""
     with writer(engine).begin() as conn:
         row = conn.execute(
-            select(t.permits.c.revoked_at).where(t.permits.c.id == permit_id)
+            select(t.permits.c.revoked_at, t.permits.c.town).where(t.permits.c.id == permit_id)
         ).first()
-        if row is None:
+        if row is None or (town is not None and row.town != town):
             raise NotFound("permit", str(permit_id))
         if row.revoked_at is not None:
             raise Conflict(f"permit {permit_id} is already revoked")

@@ -143,23 +143,24 @@ def act(seq: RowId, body: ActionIn, central: CentralDep, actor: Operator) -> dic
 
 @router.get("/permits", summary="Permits: from the site file and issued here")
 def permits(central: CentralDep, _: Viewer) -> list[dict[str, Any]]:
-    return permit_service.list_permits(central.engine, central.site)
+    return permit_service.list_permits(central.engine, central.site, town=central.town_id)
 
 
 @router.post("/permits", summary="Issue a permit (plate, area, validity, reason)", status_code=201)
-def add_permit(body: PermitIn, engine: EngineDep, actor: Operator) -> dict[str, Any]:
+def add_permit(body: PermitIn, central: CentralDep, actor: Operator) -> dict[str, Any]:
     return permit_service.add_permit(
-        engine,
+        central.engine,
         plate=body.plate,
         area=body.area,
         valid_from=body.valid_from,
         valid_until=body.valid_until,
         reason=body.reason,
         actor=actor.label,
+        town=central.town_id,  # under a county town's path: that town's permit
     )
 
 
 @router.delete("/permits/{permit_id}", summary="Revoke a permit", status_code=204)
-def revoke_permit(permit_id: RowId, engine: EngineDep, actor: Operator) -> Response:
-    permit_service.revoke_permit(engine, permit_id, actor=actor.label)
+def revoke_permit(permit_id: RowId, central: CentralDep, actor: Operator) -> Response:
+    permit_service.revoke_permit(central.engine, permit_id, actor=actor.label, town=central.town_id)
     return Response(status_code=204)

@@ -139,6 +139,8 @@ def permit_for(conn: Connection, site: Site, *, plate: str, area: str, at: float
             t.permits.c.valid_from <= at,
             t.permits.c.valid_until > at,
             t.permits.c.revoked_at.is_(None),
+            # Issued for this town (a county's town site's id is the town's), or for all.
+            or_(t.permits.c.town.is_(None), t.permits.c.town == site.id),
         )
     ).first()
     return None if row is None else str(row.reason)

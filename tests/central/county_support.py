@@ -19,6 +19,12 @@ box_id = "{p}-box1"
 bays = ["{P}P1-1", "{P}P1-2", "{P}P1-3", "{P}P1-4"]
 location = {{ lat = {lat}, lon = 117.26 }}
 
+[zones.{P}S1]
+name = "{name} morning market stalls"
+class = "regulated"
+box_id = "{p}-box1"
+bays = 2
+
 [segments.{P}R1]
 name = "{name} main road"
 road = "{name} main road"

@@ -6,6 +6,7 @@ one box of each town publishing in the wire format (docs/scale.md, "A county").
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -25,6 +26,7 @@ from central.auth.service import add_user
 from central.cases.service import open_case
 from central.db import schema as t
 from central.db.engine import writer
+from central.ledger.service import permit_for
 from central.settings import CentralSettings
 from firmware_protocols.uplink import Topics, encode_payload
 from simulators.broker import MosquittoBroker
@@ -502,3 +504,109 @@ def test_county_a_towns_forecasts_are_its_lots(served: County) -> None:
     assert served.get("/api/v1/towns/north/lots/SP1/forecast").status_code == 404
     assert served.get("/api/v1/towns/north/lots/NP1/forecast").status_code == 200
     assert served.get("/api/v1/lots/SP1/forecast").status_code == 200  # the county's
+
+
+def test_county_a_towns_zones_signs_commands_and_problems_are_its_own(served: County) -> None:
+    """The filters the county's tables listed as written but untested (docs/scale.md)."""
+    now = time.time()
+    with writer(served.engine).begin() as conn:
+        for box, sign in (("n-box1", "NSIGN"), ("s-box1", "SSIGN")):
+            conn.execute(
+                t.signs.insert().values(
+                    sign_id=sign, box_id=box, up=True, state_json="{}", state_ts=now,
+                    updated_at=now,
+                )
+            )  # fmt: skip
+            conn.execute(
+                t.site_problems.insert().values(
+                    box_id=box, subject=f"lot/{sign}", message="test", first_seen_at=now,
+                    last_seen_at=now, count=1,
+                )
+            )  # fmt: skip
+    zones = served.get("/api/v1/towns/north/zones", "north-viewer").json()
+    assert [z["id"] for z in zones] == ["NS1"]
+    for path in ("/api/v1/towns/north/zones/SS1", "/api/v1/towns/north/zones/SS1/bays"):
+        assert served.get(path, "north-viewer").status_code == 404, path
+    assert served.get("/api/v1/towns/north/zones/NS1/bays", "north-viewer").status_code == 200
+    signs = served.get("/api/v1/towns/north/signs", "north-viewer").json()
+    assert [s["id"] for s in signs] == ["NSIGN"]
+    problems = served.get("/api/v1/towns/north/site/problems", "north-viewer").json()
+    assert {p["box_id"] for p in problems} == {"n-box1"}
+    # A command to another town's box: refused, and nothing stored or sent.
+    r = httpx.post(
+        f"{served.url}/api/v1/towns/north/boxes/s-box1/commands",
+        headers={"Authorization": f"Bearer {served.login('north-operator')}"},
+        json={"body": {"command": "rebirth"}},
+    )
+    assert r.status_code == 404, r.text
+    assert (
+        served.get("/api/v1/towns/north/boxes/s-box1/commands", "north-viewer").status_code == 404
+    )
+    r = httpx.post(
+        f"{served.url}/api/v1/towns/south/boxes/s-box1/commands",
+        headers={"Authorization": f"Bearer {served.login('county-admin')}"},
+        json={"body": {"command": "rebirth"}},
+    )
+    assert r.status_code == 202, r.text
+    command = r.json()["id"]
+    assert served.get(f"/api/v1/towns/north/commands/{command}", "north-viewer").status_code == 404
+    assert served.get(f"/api/v1/towns/south/commands/{command}", "county-viewer").status_code == 200
+    with served.engine.connect() as conn:
+        sent = list(conn.execute(select(t.commands.c.box_id)).scalars())
+    assert sent == ["s-box1"]
+    every = {s["id"] for s in served.get("/api/v1/signs", "county-viewer").json()}
+    assert every >= {"NSIGN", "SSIGN"}
+
+
+def test_county_a_towns_permit_exempts_a_plate_in_that_town_only(served: County) -> None:
+    """A permit issued under a town's path is that town's: it exempts the plate from that
+    town's truck ban, is listed and revoked there, and another town's staff neither see
+    nor revoke it. Before, the permits table had no town: a north operator's permit let
+    the truck through south's ban too, and north could revoke south's permits."""
+    county = load_county(served.app.state.central.settings.county_file)
+    now = time.time()
+    valid = {"valid_from": _iso(now - 60), "valid_until": _iso(now + 3600)}
+
+    def issue(town: str, who: str, plate: str) -> int:
+        r = httpx.post(
+            f"{served.url}/api/v1/towns/{town}/permits",
+            headers={"Authorization": f"Bearer {served.login(who)}"},
+            json={"plate": plate, "area": "truck_ban", "reason": f"{town} delivery", **valid},
+        )
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    north = issue("north", "north-operator", "苏C11111")
+    south = issue("south", "county-admin", "苏C22222")
+    with served.engine.connect() as conn:
+        for town, plate, reason in (
+            ("north", "苏C11111", "north delivery"),
+            ("south", "苏C11111", None),
+            ("south", "苏C22222", "south delivery"),
+            ("north", "苏C22222", None),
+        ):
+            got = permit_for(conn, county.towns[town], plate=plate, area="truck_ban", at=now)
+            assert got == reason, (town, plate, got)
+    listed = served.get("/api/v1/towns/north/permits", "north-viewer").json()
+    assert {p["id"] for p in listed if p["source"] == "api"} == {north}
+    every = served.get("/api/v1/permits", "county-viewer").json()
+    assert {(p["id"], p["town"]) for p in every if p["source"] == "api"} >= {
+        (north, "north"),
+        (south, "south"),
+    }
+    r = httpx.delete(
+        f"{served.url}/api/v1/towns/north/permits/{south}",
+        headers={"Authorization": f"Bearer {served.login('north-operator')}"},
+    )
+    assert r.status_code == 404, r.text
+    with served.engine.connect() as conn:
+        assert permit_for(conn, county.towns["south"], plate="苏C22222", area="truck_ban", at=now)
+    r = httpx.delete(
+        f"{served.url}/api/v1/towns/north/permits/{north}",
+        headers={"Authorization": f"Bearer {served.login('north-operator')}"},
+    )
+    assert r.status_code == 204, r.text
+
+
+def _iso(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat()
