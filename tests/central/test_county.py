@@ -23,10 +23,11 @@ from sqlalchemy import Engine, select
 from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user
+from central.cases.routing import grid_of
 from central.cases.service import open_case
 from central.db import schema as t
 from central.db.engine import writer
-from central.ledger.service import permit_for
+from central.ledger.service import order_tow, permit_for
 from central.settings import CentralSettings
 from firmware_protocols.uplink import Topics, encode_payload
 from simulators.broker import MosquittoBroker
@@ -610,3 +611,34 @@ def test_county_a_towns_permit_exempts_a_plate_in_that_town_only(served: County)
 
 def _iso(at: float) -> str:
     return dt.datetime.fromtimestamp(at, dt.UTC).isoformat()
+
+
+def test_county_a_towns_ledger_export_holds_its_own_entries(served: County) -> None:
+    """Before, a town operator's export (``/api/v1/towns/north/ledger/export``) held every
+    town's entries: other towns' plates and places. Now the town's grids' entries (with
+    their review steps), as the town's ledger list; the county's export holds all."""
+    county = load_county(served.app.state.central.settings.county_file)
+    now = time.time()
+    with writer(served.engine).begin() as conn:
+        for town, lot, plate in (("north", "NP1", "苏N00001"), ("south", "SP1", "苏S00002")):
+            site = county.towns[town]
+            order_tow(
+                conn, site, now=now, evidence={"captures": [], "pictures": []},
+                dedup_key=f"test-export:{town}", title=f"a tow in {town}",
+                place=f"lot:{lot}", grid_id=grid_of(site, f"lot:{lot}"), plate=plate,
+            )  # fmt: skip
+    window = {"start": _iso(now - 60), "end": _iso(now + 60)}
+
+    def export(path: str, who: str) -> str:
+        r = httpx.get(
+            f"{served.url}{path}",
+            params=window,
+            headers={"Authorization": f"Bearer {served.login(who)}"},
+        )
+        assert r.status_code == 200, r.text
+        return r.content.decode("utf-8-sig")
+
+    north = export("/api/v1/towns/north/ledger/export", "north-operator")
+    assert "苏N00001" in north and "苏S00002" not in north and "SG1" not in north
+    every = export("/api/v1/ledger/export", "county-admin")
+    assert "苏N00001" in every and "苏S00002" in every
