@@ -27,6 +27,11 @@ LOT = re.compile(
     rb'event: lot\ndata: \{"type":"lot","lot_id":"([^"]+)","free":(\d+),[^\n]*?"state_ts":([0-9.]+)'
 )
 RESYNC = re.compile(rb"event: resync\ndata: ([^\n]*)\n")
+# A screen holds its stream and, while its page reloads (every hello), a second connection;
+# the deploy balancer refuses a client address's 51st open connection. With 40 screens an
+# address (runs A to C in docs/scale.md), a kill's reconnects doubled them past 50 and
+# HAProxy reset 1,347 connects. An office behind one address must stay under 25 screens.
+SCREENS_PER_ADDRESS = 20
 
 
 def queries(
@@ -145,7 +150,14 @@ def screens_worker(
     async def main() -> None:
         done = asyncio.Event()
         screens = [
-            Screen(port, tokens[i % len(tokens)], q, lot, town, f"127.0.0.{first_src + i // 40}")
+            Screen(
+                port,
+                tokens[i % len(tokens)],
+                q,
+                lot,
+                town,
+                f"127.0.0.{first_src + i // SCREENS_PER_ADDRESS}",
+            )
             for i, (q, lot, town) in enumerate(plan)
         ]
         tasks = [asyncio.create_task(s.run(done)) for s in screens]

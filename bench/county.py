@@ -55,7 +55,7 @@ sys.path.insert(0, str(REPO))
 from _county_boxes import Link, box_worker, replay_worker  # noqa: E402
 from _county_floor import create_table, floor_worker  # noqa: E402
 from _county_rig import BOX_SECRET, CENTRAL_SECRET, County, pg_waits, wait_until  # noqa: E402
-from _county_screens import queries, screens_worker  # noqa: E402
+from _county_screens import SCREENS_PER_ADDRESS, queries, screens_worker  # noqa: E402
 from _county_site import (  # noqa: E402
     box_plans,
     busy_hour,
@@ -234,7 +234,11 @@ def run(args, county, site, live, replay_plan, rate, work, workers, holder) -> i
     plan = queries(sorted(site.lots), args.clients, towns)
     screens = [
         workers.start(
-            screens_worker, county.balancer.port, tokens, plan[k :: args.client_procs], 2 + k * 20
+            screens_worker,
+            county.balancer.port,
+            tokens,
+            plan[k :: args.client_procs],
+            2 + k * math.ceil(len(plan) / args.client_procs / SCREENS_PER_ADDRESS),
         )
         for k in range(args.client_procs)
     ]

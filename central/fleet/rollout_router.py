@@ -1,5 +1,6 @@
 """Rollouts over HTTP: anyone logged in reads them; only an admin starts, halts, resumes or
-rolls one back (each audited). The engine does the rest (``rollout_engine``)."""
+rolls one back (each audited). The engine does the rest (``rollout_engine``). Under a
+county town's path only that town's rollouts exist (another town's is 404)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,12 @@ RolloutId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # the rollouts' INTEGER ke
 def rollouts(
     central: CentralDep, _: Viewer, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[RolloutOut]:
-    return rollout_store.list_rollouts(central.engine, limit=limit)
+    return rollout_store.list_rollouts(central.engine, limit=limit, town=central.town_id)
 
 
 @router.get("/rollouts/{rollout_id}", response_model=RolloutOut, summary="One rollout")
 def rollout(rollout_id: RolloutId, central: CentralDep, _: Viewer) -> RolloutOut:
-    return rollout_store.get(central.engine, rollout_id)
+    return rollout_store.get(central.engine, rollout_id, town=central.town_id)
 
 
 @router.post(
@@ -45,12 +46,12 @@ def start(request: RolloutIn, central: CentralDep, actor: Admin) -> RolloutOut:
 
 @router.post("/rollouts/{rollout_id}/halt", response_model=RolloutOut, summary="Halt (admin)")
 def halt(rollout_id: RolloutId, central: CentralDep, actor: Admin) -> RolloutOut:
-    return rollout_store.halt(central.engine, rollout_id, actor=actor.label)
+    return rollout_store.halt(central.engine, rollout_id, actor=actor.label, town=central.town_id)
 
 
 @router.post("/rollouts/{rollout_id}/resume", response_model=RolloutOut, summary="Resume (admin)")
 def resume(rollout_id: RolloutId, central: CentralDep, actor: Admin) -> RolloutOut:
-    return rollout_store.resume(central.engine, rollout_id, actor=actor.label)
+    return rollout_store.resume(central.engine, rollout_id, actor=actor.label, town=central.town_id)
 
 
 @router.post(
@@ -68,4 +69,5 @@ def rollback(
         releases_dir=central.settings.releases_dir,
         version=request.version,
         actor=actor.label,
+        town=central.town_id,
     )

@@ -197,18 +197,20 @@ def start(
     return get(engine, rollout_id)
 
 
-def _row(conn: Connection, rollout_id: int) -> Any:
+def _row(conn: Connection, rollout_id: int, town: str | None = None) -> Any:
+    """The rollout; 404 if there is none, or (``town``: a county town's view) if it is
+    another town's."""
     if not 1 <= rollout_id <= 2**31 - 1:  # the key's INTEGER: no such row, on every engine
         raise NotFound("rollout", str(rollout_id))
     row = conn.execute(select(t.rollouts).where(t.rollouts.c.id == rollout_id)).first()
-    if row is None:
+    if row is None or (town is not None and row.town != town):
         raise NotFound("rollout", str(rollout_id))
     return row
 
 
-def halt(engine: Engine, rollout_id: int, *, actor: str) -> RolloutOut:
+def halt(engine: Engine, rollout_id: int, *, actor: str, town: str | None = None) -> RolloutOut:
     with writer(engine).begin() as conn:
-        row = _row(conn, rollout_id)
+        row = _row(conn, rollout_id, town)
         if row.state != "running":
             raise Conflict(f"rollout {rollout_id} is {row.state}, not running; nothing changed")
         conn.execute(
@@ -220,10 +222,10 @@ def halt(engine: Engine, rollout_id: int, *, actor: str) -> RolloutOut:
     return get(engine, rollout_id)
 
 
-def resume(engine: Engine, rollout_id: int, *, actor: str) -> RolloutOut:
+def resume(engine: Engine, rollout_id: int, *, actor: str, town: str | None = None) -> RolloutOut:
     """A halted rollout goes on; the failure threshold counts failures from now on."""
     with writer(engine).begin() as conn:
-        row = _row(conn, rollout_id)
+        row = _row(conn, rollout_id, town)
         if row.state != "halted":
             raise Conflict(f"rollout {rollout_id} is {row.state}, not halted; nothing changed")
         running = _running(conn, row.town)
@@ -246,10 +248,18 @@ def resume(engine: Engine, rollout_id: int, *, actor: str) -> RolloutOut:
 
 
 def rollback(
-    engine: Engine, rollout_id: int, *, releases_dir: Path, version: str, actor: str
+    engine: Engine,
+    rollout_id: int,
+    *,
+    releases_dir: Path,
+    version: str,
+    actor: str,
+    town: str | None = None,
 ) -> RolloutOut:
     """Take the boxes the rollout reached to ``version`` (a release built with --rollback):
     a new rollout of it, all those boxes in one wave; the first one ends as rolled_back."""
+    with engine.connect() as conn:
+        _row(conn, rollout_id, town)  # none, or another town's: 404 before anything else
     release = _release(releases_dir, version)
     if not release.rollback:
         raise Invalid(
@@ -351,9 +361,9 @@ def _out(row: Any, boxes: list[Any]) -> RolloutOut:
     )
 
 
-def get(engine: Engine, rollout_id: int) -> RolloutOut:
+def get(engine: Engine, rollout_id: int, *, town: str | None = None) -> RolloutOut:
     with engine.connect() as conn:
-        row = _row(conn, rollout_id)
+        row = _row(conn, rollout_id, town)
         boxes = conn.execute(
             select(t.rollout_boxes)
             .where(t.rollout_boxes.c.rollout_id == rollout_id)
@@ -362,9 +372,13 @@ def get(engine: Engine, rollout_id: int) -> RolloutOut:
     return _out(row, list(boxes))
 
 
-def list_rollouts(engine: Engine, *, limit: int = 50) -> list[RolloutOut]:
+def list_rollouts(engine: Engine, *, limit: int = 50, town: str | None = None) -> list[RolloutOut]:
+    """Newest first; ``town``: a county town's only."""
+    query = select(t.rollouts).order_by(t.rollouts.c.id.desc()).limit(limit)
+    if town is not None:
+        query = query.where(t.rollouts.c.town == town)
     with engine.connect() as conn:
-        rows = conn.execute(select(t.rollouts).order_by(t.rollouts.c.id.desc()).limit(limit)).all()
+        rows = conn.execute(query).all()
         ids = [row.id for row in rows]
         boxes = conn.execute(
             select(t.rollout_boxes)

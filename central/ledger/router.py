@@ -51,8 +51,13 @@ def ledger(
         start=_bound(start, tz),
         end=_bound(end, tz),
         limit=limit,
-        grids=frozenset(central.site.grids) if central.places is not None else None,
+        grids=_town_grids(central),
     )
+
+
+def _town_grids(central: Central) -> frozenset[str] | None:
+    """A county town's grids, whose entries its view holds (None: every entry)."""
+    return frozenset(central.site.grids) if central.places is not None else None
 
 
 @router.get("/ledger/verify", summary="Recompute the hash chain; name the first bad entry")
@@ -103,10 +108,12 @@ async def export(
         raise Invalid("end is not after start", field="end")
     name = f"ledger-{start:%Y%m%d}-{end:%Y%m%d}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    write = service.export_csv if format == "csv" else service.export_xlsx
+    data = await run_in_threadpool(
+        write, central.engine, start=lo, end=hi, grids=_town_grids(central)
+    )
     if format == "csv":
-        data = await run_in_threadpool(service.export_csv, central.engine, start=lo, end=hi)
         return Response(data, media_type="text/csv; charset=utf-8", headers=headers)
-    data = await run_in_threadpool(service.export_xlsx, central.engine, start=lo, end=hi)
     return Response(
         data,
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -573,14 +573,18 @@ def get_entry(engine: Engine, seq: int) -> dict[str, Any]:
 EXPORT_COLUMNS = (*chain.FIELDS, "hash", "picture_hashes")
 
 
-def export_rows(engine: Engine, *, start: float, end: float) -> list[list[Any]]:
-    """Every ledger entry in [start, end), in chain order, with its evidence hashes."""
+def export_rows(
+    engine: Engine, *, start: float, end: float, grids: frozenset[str] | None = None
+) -> list[list[Any]]:
+    """Every ledger entry in [start, end), in chain order, with its evidence hashes;
+    ``grids``: a county town's grids only (an entry's review steps carry its grid). Each
+    row's hash is still checkable from its own fields and ``prev_hash``; a town's export
+    skips the other towns' entries between them, so only the county's shows the chain."""
+    query = select(t.ledger).where(t.ledger.c.at >= start, t.ledger.c.at < end)
+    if grids is not None:
+        query = query.where(t.ledger.c.grid_id.in_(sorted(grids)))
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(t.ledger)
-            .where(t.ledger.c.at >= start, t.ledger.c.at < end)
-            .order_by(t.ledger.c.seq)
-        ).all()
+        rows = conn.execute(query.order_by(t.ledger.c.seq)).all()
     out = []
     for row in rows:
         data = dict(row._mapping)
@@ -591,15 +595,19 @@ def export_rows(engine: Engine, *, start: float, end: float) -> list[list[Any]]:
     return out
 
 
-def export_csv(engine: Engine, *, start: float, end: float) -> bytes:
+def export_csv(
+    engine: Engine, *, start: float, end: float, grids: frozenset[str] | None = None
+) -> bytes:
     buffer = io.StringIO()
     out = csv.writer(buffer)
     out.writerow(EXPORT_COLUMNS)
-    out.writerows(export_rows(engine, start=start, end=end))
+    out.writerows(export_rows(engine, start=start, end=end, grids=grids))
     return buffer.getvalue().encode("utf-8-sig")  # the BOM makes Excel read the UTF-8
 
 
-def export_xlsx(engine: Engine, *, start: float, end: float) -> bytes:
+def export_xlsx(
+    engine: Engine, *, start: float, end: float, grids: frozenset[str] | None = None
+) -> bytes:
     from openpyxl import Workbook
 
     from central.spreadsheet import append_values
@@ -609,7 +617,7 @@ def export_xlsx(engine: Engine, *, start: float, end: float) -> bytes:
     assert sheet is not None
     sheet.title = "ledger"
     append_values(sheet, EXPORT_COLUMNS)
-    for row in export_rows(engine, start=start, end=end):
+    for row in export_rows(engine, start=start, end=end, grids=grids):
         append_values(sheet, row)  # a reason typed as "=..." stays text, never a formula
     buffer = io.BytesIO()
     book.save(buffer)

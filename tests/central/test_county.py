@@ -23,10 +23,11 @@ from sqlalchemy import Engine, select
 from central.app import create_app
 from central.auth.models import Role
 from central.auth.service import add_user
+from central.cases.routing import grid_of
 from central.cases.service import open_case
 from central.db import schema as t
 from central.db.engine import writer
-from central.ledger.service import permit_for
+from central.ledger.service import order_tow, permit_for
 from central.settings import CentralSettings
 from firmware_protocols.uplink import Topics, encode_payload
 from simulators.broker import MosquittoBroker
@@ -610,3 +611,73 @@ def test_county_a_towns_permit_exempts_a_plate_in_that_town_only(served: County)
 
 def _iso(at: float) -> str:
     return dt.datetime.fromtimestamp(at, dt.UTC).isoformat()
+
+
+def test_county_a_towns_ledger_export_holds_its_own_entries(served: County) -> None:
+    """Before, a town operator's export (``/api/v1/towns/north/ledger/export``) held every
+    town's entries: other towns' plates and places. Now the town's grids' entries (with
+    their review steps), as the town's ledger list; the county's export holds all."""
+    county = load_county(served.app.state.central.settings.county_file)
+    now = time.time()
+    with writer(served.engine).begin() as conn:
+        for town, lot, plate in (("north", "NP1", "苏N00001"), ("south", "SP1", "苏S00002")):
+            site = county.towns[town]
+            order_tow(
+                conn, site, now=now, evidence={"captures": [], "pictures": []},
+                dedup_key=f"test-export:{town}", title=f"a tow in {town}",
+                place=f"lot:{lot}", grid_id=grid_of(site, f"lot:{lot}"), plate=plate,
+            )  # fmt: skip
+    window = {"start": _iso(now - 60), "end": _iso(now + 60)}
+
+    def export(path: str, who: str) -> str:
+        r = httpx.get(
+            f"{served.url}{path}",
+            params=window,
+            headers={"Authorization": f"Bearer {served.login(who)}"},
+        )
+        assert r.status_code == 200, r.text
+        return r.content.decode("utf-8-sig")
+
+    north = export("/api/v1/towns/north/ledger/export", "north-operator")
+    assert "苏N00001" in north and "苏S00002" not in north and "SG1" not in north
+    every = export("/api/v1/ledger/export", "county-admin")
+    assert "苏N00001" in every and "苏S00002" in every
+
+
+def test_county_a_towns_rollouts_are_its_own(served: County) -> None:
+    """Before, rollouts were listed and read, halted and resumed from any town's path:
+    north's admin could halt south's rollout."""
+    now = time.time()
+    with writer(served.engine).begin() as conn:
+        south = conn.execute(
+            t.rollouts.insert().values(
+                town="south", version="9.9.9", sha256="sha256:" + "0" * 64, kind="rollout",
+                state="running", wave=0, canary=1, share=100, max_failures=1, failure_base=0,
+                confirm_timeout_s=600.0, window="any", created_by="test", created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key[0]  # fmt: skip
+    listed = served.get("/api/v1/towns/north/fleet/rollouts", "north-viewer").json()
+    assert south not in {r["id"] for r in listed}
+    assert (
+        served.get(f"/api/v1/towns/north/fleet/rollouts/{south}", "north-viewer").status_code == 404
+    )
+    for action in ("halt", "resume"):
+        r = httpx.post(
+            f"{served.url}/api/v1/towns/north/fleet/rollouts/{south}/{action}",
+            headers={"Authorization": f"Bearer {served.login('north-admin')}"},
+        )
+        assert r.status_code == 404, (action, r.text)
+    r = httpx.post(
+        f"{served.url}/api/v1/towns/north/fleet/rollouts/{south}/rollback",
+        headers={"Authorization": f"Bearer {served.login('north-admin')}"},
+        json={"version": "1.0.0"},
+    )
+    assert r.status_code == 404 and "rollout" in r.json()["detail"], r.text
+    with served.engine.connect() as conn:
+        state = conn.execute(select(t.rollouts.c.state).where(t.rollouts.c.id == south)).scalar()
+    assert state == "running"
+    got = served.get(f"/api/v1/towns/south/fleet/rollouts/{south}", "county-viewer")
+    assert got.status_code == 200 and got.json()["town"] == "south"
+    every = {r["id"] for r in served.get("/api/v1/fleet/rollouts", "county-viewer").json()}
+    assert south in every
