@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 import time
@@ -348,9 +349,39 @@ async def _run_once(applier: ConfigApplier, installer: ReleaseInstaller, digest:
             running.result()  # the box ended by itself: its error, if any, goes up
     finally:
         applier.announce = installer.announce = lambda: None
-        for part in (releases, gate, rebuild, running):
-            part.cancel()
-        for part in (releases, gate, rebuild, running):
-            with contextlib.suppress(asyncio.CancelledError):
-                await part
+        parts = (releases, gate, rebuild, running)
+        stuck = await _stop(parts)
+        for part in parts:
+            if part not in stuck:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await part  # done: its error, if it ended with one, goes up
         box.outbox.close()
+
+
+TEARDOWN_S = 10.0
+"""How long a rebuild waits for the old box's tasks after cancelling them, and half as long
+again after cancelling those that did not stop a second time."""
+
+
+async def _stop(parts: tuple[asyncio.Task[object], ...]) -> set[asyncio.Task[object]]:
+    """Cancel the tasks and wait for them; return those that would not stop. A rebuild that
+    waited for ever on one task that swallowed its cancel left the box dead (CI, stop 27):
+    such a task is cancelled once more, then logged with where it was stuck and left
+    behind, and the box goes on."""
+    for part in parts:
+        part.cancel()
+    _, stuck = await asyncio.wait(parts, timeout=TEARDOWN_S)
+    if stuck:
+        for part in stuck:
+            part.cancel()
+        _, stuck = await asyncio.wait(stuck, timeout=TEARDOWN_S / 2)
+    for part in stuck:
+        where = io.StringIO()
+        part.print_stack(limit=8, file=where)
+        log.error(
+            "task %s did not stop within %g s of two cancels; the box goes on without it: %s",
+            part.get_name(),
+            TEARDOWN_S * 1.5,
+            where.getvalue(),
+        )
+    return stuck
