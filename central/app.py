@@ -223,9 +223,9 @@ def _fleet_jobs(central: Central, settings: CentralSettings) -> list[LeasedJob]:
     )
 
     def repush() -> None:
-        # Town by town: a box's desired configuration is its town's site file's.
-        for town in central.towns.values():
-            repush_returned(central.engine, town.site, mqtt_url=settings.box_url, publish=publish())
+        # A box's desired configuration is its own town's site file's.
+        sites = [town.site for town in central.towns.values()]
+        repush_returned(central.engine, sites, mqtt_url=settings.box_url, publish=publish())
 
     def holds() -> bool:
         return central.leases is not None and central.leases.holds(FLEET)

@@ -10,6 +10,7 @@ it does not run it yet: push again, the same version and hash, as a new command 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
@@ -53,23 +54,33 @@ def outstanding(engine: Engine, box_ids: list[str]) -> list[Any]:
         return list(conn.execute(query).all())
 
 
-def due(engine: Engine, site: Site, *, mqtt_url: str) -> list[str]:
-    """The boxes back online since a push they have not answered, still desired, not run."""
-    out = []
-    for box in outstanding(engine, list(site.boxes)):
+def due(engine: Engine, sites: Iterable[Site], *, mqtt_url: str) -> dict[str, list[str]]:
+    """By town, the boxes back online since a push they have not answered, still desired
+    and not run: one query for every town's boxes (a county's beat asked once per town)."""
+    town_of = {box_id: site for site in sites for box_id in site.boxes}
+    out: dict[str, set[str]] = {}
+    for box in outstanding(engine, list(town_of)):
+        site = town_of[box.box_id]
         pushed_hash = json.loads(box.payload)["body"]["hash"]
         desired = desired_for(site, box.box_id, mqtt_url=mqtt_url)
         status = json.loads(box.status_json) if box.status_json else {}
         runs = (status.get("site_config") or {}).get("hash")
         if pushed_hash == desired.hash and runs != desired.hash:
-            out.append(box.box_id)
-    return sorted(set(out))
+            out.setdefault(site.site.id, set()).add(box.box_id)
+    return {town: sorted(boxes) for town, boxes in out.items()}
 
 
 def repush_returned(
-    engine: Engine, site: Site, *, mqtt_url: str, publish: SendCommand | None
+    engine: Engine, sites: Iterable[Site], *, mqtt_url: str, publish: SendCommand | None
 ) -> list[PushOut]:
-    boxes = due(engine, site, mqtt_url=mqtt_url)
-    if not boxes or publish is None:
+    """Push again to every town's returned boxes, each by its own town's site file."""
+    sites = list(sites)
+    by_town = due(engine, sites, mqtt_url=mqtt_url)
+    if not by_town or publish is None:
         return []
-    return push(engine, site, box_ids=boxes, mqtt_url=mqtt_url, actor=ACTOR, publish=publish)
+    out: list[PushOut] = []
+    for site in sites:
+        if boxes := by_town.get(site.site.id):
+            out += push(engine, site, box_ids=boxes, mqtt_url=mqtt_url, actor=ACTOR,
+                        publish=publish)  # fmt: skip
+    return out

@@ -94,3 +94,57 @@ def test_outstanding_finds_only_the_box_back_since_an_unanswered_push(tmp_path: 
     assert [r.box_id for r in outstanding(engine, list(boxes))] == ["back"]
     assert outstanding(engine, ["quiet", "answered"]) == []
     engine.dispose()
+
+
+def test_the_repush_beat_asks_the_store_once_for_every_town(tmp_path: Path) -> None:
+    """A county's fleet job ran one candidate query per town every beat (50 queries each 2
+    s, a quarter of the lease holder's CPU at the county bench's 1x): it asks once for the
+    boxes of every town, and a candidate is pushed by its own town's site file."""
+    import uuid
+
+    from sqlalchemy import event
+
+    from central.db.engine import make_engine
+    from central.db.migrate import upgrade
+    from central.fleet.repush import repush_returned
+    from central.fleet.service import PUSH
+    from site_model.county import load_county
+    from tests.central.county_support import write_county
+
+    sites = list(load_county(write_county(tmp_path)).towns.values())
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    queries: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: queries.append(a[2]))
+
+    def reads() -> list[str]:
+        return [q for q in queries if q.lstrip().upper().startswith("SELECT")]
+
+    sent: list[str] = []
+
+    def publish(topic: str, payload: bytes, expires_at: float | None) -> bool:
+        sent.append(topic)
+        return True
+
+    assert repush_returned(engine, sites, mqtt_url="mqtt://b:1883", publish=publish) == []
+    assert len(reads()) == 1, queries  # one beat, two towns: one query
+
+    back = next(iter(sites[1].boxes))  # a box of the second town, back since its push
+    with engine.begin() as conn:
+        conn.execute(t.boxes.insert().values(box_id=back, online=True, status_changed_at=100.0,
+                                             status_json="{}"))  # fmt: skip
+        conn.execute(t.commands.insert().values(
+            command_id=str(uuid.uuid4()), box_id=back, name=PUSH,
+            payload=json.dumps({"body": {"version": 1, "hash": _desired_hash(sites[1], back)}}),
+            issued_by="test", issued_at=50.0,
+        ))  # fmt: skip
+    pushed = repush_returned(engine, sites, mqtt_url="mqtt://b:1883", publish=publish)
+    assert [p.box_id for p in pushed] == [back]
+    assert sent == [f"parkgrid/v1/{sites[1].site.id}/{back}/cmd/config-push"]  # its town's
+    engine.dispose()
+
+
+def _desired_hash(site: object, box_id: str) -> str:
+    from central.fleet.desired import desired_for
+
+    return desired_for(site, box_id, mqtt_url="mqtt://b:1883").hash  # type: ignore[arg-type]
