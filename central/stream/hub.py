@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from central.auth.models import RANK, Role
 from central.errors import CentralError, Unavailable
-from central.stream.subscription import Subscription, coalesce
+from central.stream.subscription import Subscription, coalesce, place_ids
 
 if TYPE_CHECKING:
     from central.stream.relay import Relay
@@ -95,6 +95,9 @@ class Subscriber:
 
     def wants(self, notice: dict[str, Any], kind: str) -> bool:
         return self.may_read(kind) and self.subscription.wants(notice)
+
+    def wants_in_town(self, notice: dict[str, Any], kind: str) -> bool:
+        return self.may_read(kind) and self.subscription.wants_in_town(notice)
 
     def offer(self, count: int, chunk: bytes) -> bool:
         """Queue a window's ``count`` frames (``chunk``); past ``size`` frames, one resync
@@ -265,13 +268,24 @@ class Hub:
             frames.append((notice, kind, sse_frame(kind, notice)))
         with self._lock:
             subscribers = list(self._subscribers)
+        # A county's window sorted by town once per town (not once per view: 300 screens
+        # asked of every notice of the county cost more than the rest of the process).
+        ids = [place_ids(notice) for notice, _, _ in frames]
+        towns: dict[frozenset[str] | None, list[Frame]] = {}
         chunks: dict[Any, tuple[int, bytes]] = {}
         for sub in subscribers:
             if sub.ended:
                 continue
             chunk = chunks.get(sub.view)
             if chunk is None:
-                picked = [frame for notice, kind, frame in frames if sub.wants(notice, kind)]
+                places = sub.subscription.places
+                local = towns.get(places)
+                if local is None:
+                    holds = sub.subscription.holds_all
+                    local = towns[places] = [
+                        f for f, i in zip(frames, ids, strict=True) if holds(i)
+                    ]
+                picked = [frame for notice, kind, frame in local if sub.wants_in_town(notice, kind)]
                 chunk = chunks[sub.view] = (len(picked), b"".join(picked))
             if sub.offer(*chunk):
                 self.frames += chunk[0]

@@ -36,6 +36,11 @@ KIND = re.compile(r"[a-z][a-z_]{0,31}")
 MAX_ITEMS = 200  # kinds or lots one subscription may name
 
 
+def place_ids(notice: dict[str, Any]) -> tuple[str, ...]:
+    """The ids of the site-file things (or the town) a notice names."""
+    return tuple(str(notice[f]) for f in PLACE_FIELDS if notice.get(f) is not None)
+
+
 def figure_key(notice: dict[str, Any]) -> tuple[str, str] | None:
     """``(kind, id)`` of the figure this notice sets, or None if it stands alone."""
     kind = str(notice.get("type", ""))
@@ -56,14 +61,19 @@ class Subscription:
     places: frozenset[str] | None = None
 
     def in_town(self, notice: dict[str, Any]) -> bool:
+        return self.holds_all(place_ids(notice))
+
+    def holds_all(self, ids: tuple[str, ...]) -> bool:
+        """Whether ids (``place_ids`` of a notice) are all of this stream's town."""
         if self.places is None:
             return True
-        ids = [notice[f] for f in PLACE_FIELDS if notice.get(f) is not None]
-        return bool(ids) and all(str(i) in self.places for i in ids)
+        return bool(ids) and all(i in self.places for i in ids)
 
     def wants(self, notice: dict[str, Any]) -> bool:
-        if not self.in_town(notice):
-            return False
+        return self.in_town(notice) and self.wants_in_town(notice)
+
+    def wants_in_town(self, notice: dict[str, Any]) -> bool:
+        """``wants`` for a notice already known to be of this stream's town."""
         if self.kinds is not None and notice.get("type") not in self.kinds:
             return False
         if self.lots is None:
