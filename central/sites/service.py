@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, Table, delete, select
 
 from central.db import schema as t
 from central.db.engine import upsert, writer
@@ -57,15 +57,32 @@ def sync_site(engine: Engine, site: Site) -> dict[str, int]:
             (t.zones, "zone_id", zones),
             (t.bays, "bay_id", bays),
         ):
-            keep = {row[key] for row in rows}
-            existing = set(conn.execute(select(table.c[key])).scalars())
-            gone = existing - keep
-            if gone:
-                conn.execute(delete(table).where(table.c[key].in_(gone)))
-            if rows:
-                columns = [c for c in rows[0] if c != key]
-                conn.execute(upsert(dialect, table, [key], columns), rows)
+            _sync_table(conn, dialect, table, key, rows)
     return {"boxes": len(boxes), "lots": len(lots), "zones": len(zones), "bays": len(bays)}
+
+
+def _sync_table(
+    conn: Connection, dialect: str, table: Table, key: str, rows: list[dict[str, Any]]
+) -> None:
+    """Delete what is gone, upsert only the rows that are new or differ (in key order).
+
+    A row the file does not change is not written, so not locked: a process starting while
+    another ingests (and updates the same bays' live state) does not wait for it, nor make
+    it wait in a deadlock (the county bench's restart failed so)."""
+    columns = [c for c in rows[0] if c != key] if rows else []
+    stored = {
+        row[0]: tuple(row[1:])
+        for row in conn.execute(select(table.c[key], *(table.c[c] for c in columns)))
+    }
+    gone = set(stored) - {row[key] for row in rows}
+    if gone:
+        conn.execute(delete(table).where(table.c[key].in_(sorted(gone))))
+    changed = sorted(
+        (row for row in rows if stored.get(row[key]) != tuple(row[c] for c in columns)),
+        key=lambda row: row[key],
+    )
+    if changed:
+        conn.execute(upsert(dialect, table, [key], columns), changed)
 
 
 def list_problems(engine: Engine, *, box_id: str | None = None) -> list[dict[str, Any]]:
