@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tracemalloc
 import uuid
 from pathlib import Path
@@ -89,15 +88,20 @@ def test_outbox_ack_deletes_up_to_watermark(tmp_path: Path) -> None:
 
 
 def test_outbox_burst_of_10000_appends_is_group_committed(tmp_path: Path) -> None:
-    """10,000 appends plus their commits take well under 2 s (one fsync per batch)."""
+    """10,000 appends commit in groups of ``flush_at``, not one transaction (and fsync)
+    each. Counted, not timed: a wall-clock limit here failed on a loaded CI machine (2.2 s
+    against 2.0); the outbox's speed is bench/edge_replay.py's to measure."""
     box = open_outbox(tmp_path)
-    started = time.perf_counter()
+    transactions: list[str] = []
+    box._conn.set_trace_callback(  # the writer's connection: every statement it runs
+        lambda sql: transactions.append(sql) if sql.startswith("BEGIN") else None
+    )
     for i in range(10_000):
         box.append(body(i), T0)
     box.flush()
-    elapsed = time.perf_counter() - started
     assert box.depth() == 10_000 and box.last_seq == 10_000
-    assert elapsed < 2.0, f"10,000 appends took {elapsed:.2f} s"
+    groups = -(-10_000 // box.flush_at)
+    assert 1 <= len(transactions) <= 2 * groups + 2, (len(transactions), box.flush_at)
     box.close()
 
 

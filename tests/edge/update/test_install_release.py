@@ -160,10 +160,10 @@ async def test_an_install_runs_beside_the_loop_switches_and_asks_for_a_restart(b
 async def test_the_version_already_running_confirmed_is_ok_at_once(box: Box) -> None:
     installer = ReleaseInstaller(box.settings)
     before = box.untouched()
-    started = time.monotonic()
+    installer.restart = lambda: pytest.fail("the running version needs no restart")
     assert await installer.handle(_command("1.0.0", "sha256:" + "ab" * 32), time.time()) is None
-    assert time.monotonic() - started < 0.5 and installer.installed is None
-    assert box.untouched() == before
+    assert installer.installed is None  # nothing fetched, nothing installed (not timed:
+    assert box.untouched() == before  # a wall-clock limit is a flake on a loaded machine)
 
 
 @pytest.mark.parametrize(
