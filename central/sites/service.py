@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, select
+from sqlalchemy.exc import OperationalError
 
 from central.db import schema as t
 from central.db.engine import upsert, writer
 from site_model.site import Site
+
+log = logging.getLogger(__name__)
+
+# A file that changes bays a running ingest is writing can meet it in a deadlock:
+# PostgreSQL fails one side (40P01); the sync is tried again, whole, before start-up fails.
+DEADLOCK = "40P01"
+SYNC_ATTEMPTS = 3
 
 
 def sync_site(engine: Engine, site: Site) -> dict[str, int]:
@@ -50,14 +60,23 @@ def sync_site(engine: Engine, site: Site) -> dict[str, int]:
         {"bay_id": bay_id, "lot_id": None, "zone_id": zone_id, "box_id": site.zones[zone_id].box_id}
         for zone_id, bay_id in site.zone_bays()
     ]
-    with writer(engine).begin() as conn:
-        for table, key, rows in (
-            (t.boxes, "box_id", boxes),
-            (t.lots, "lot_id", lots),
-            (t.zones, "zone_id", zones),
-            (t.bays, "bay_id", bays),
-        ):
-            _sync_table(conn, dialect, table, key, rows)
+    for attempt in range(1, SYNC_ATTEMPTS + 1):
+        try:
+            with writer(engine).begin() as conn:
+                for table, key, rows in (
+                    (t.boxes, "box_id", boxes),
+                    (t.lots, "lot_id", lots),
+                    (t.zones, "zone_id", zones),
+                    (t.bays, "bay_id", bays),
+                ):
+                    _sync_table(conn, dialect, table, key, rows)
+            break
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != DEADLOCK or attempt == SYNC_ATTEMPTS:
+                raise
+            log.warning("site sync lost a deadlock to a running ingest (attempt %d); again",
+                        attempt)  # fmt: skip
+            time.sleep(0.2 * attempt)
     return {"boxes": len(boxes), "lots": len(lots), "zones": len(zones), "bays": len(bays)}
 
 

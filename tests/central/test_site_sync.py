@@ -84,3 +84,35 @@ def test_a_process_starting_while_another_ingests_does_not_wait_for_its_rows(
     finally:
         starting.dispose()
         running.dispose()
+
+
+def test_a_sync_that_loses_a_deadlock_is_tried_again(
+    engine: Engine, site: Site, monkeypatch: Any
+) -> None:
+    """A file that changes bays the running ingest is writing can still meet it in a
+    deadlock (PostgreSQL fails one side, 40P01): the start-up tries the sync again rather
+    than exiting; any other error is raised at once."""
+    import psycopg
+    import pytest
+    from sqlalchemy.exc import OperationalError
+
+    from central.sites import service
+
+    real, calls = service._sync_table, []
+
+    def once_deadlocked(*args: Any) -> None:
+        calls.append(args[2].name)
+        if len(calls) == 1:
+            raise OperationalError("INSERT INTO bays", {}, psycopg.errors.DeadlockDetected())
+        real(*args)
+
+    monkeypatch.setattr(service, "_sync_table", once_deadlocked)
+    assert sync_site(engine, site)["bays"] > 0
+    assert calls[:2] == ["boxes", "boxes"]  # the whole transaction again, from the start
+
+    def broken(*args: Any) -> None:
+        raise OperationalError("INSERT INTO bays", {}, psycopg.errors.DiskFull())
+
+    monkeypatch.setattr(service, "_sync_table", broken)
+    with pytest.raises(OperationalError):
+        sync_site(engine, site)
