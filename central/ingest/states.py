@@ -29,8 +29,7 @@ class StateUpdate:
     table: Table
     key: str
     key_value: str
-    values: dict[str, Any]
-    state_ts: float
+    values: dict[str, Any]  # its "state_ts" is what "not newer" compares
     notice: dict[str, Any]
 
 
@@ -141,7 +140,7 @@ def _bay(
         "since": values["since"],
         "sensor_flags": values["sensor_flags"],
     }
-    return StateUpdate(t.bays, "bay_id", payload.bay_id, values, when, notice)
+    return StateUpdate(t.bays, "bay_id", payload.bay_id, values, notice)
 
 
 def _lot(
@@ -192,7 +191,7 @@ def _lot(
         "updated_at": received_at,
     }
     notice = {"type": "lot", "lot_id": payload.lot_id, **values}
-    return StateUpdate(t.lots, "lot_id", payload.lot_id, values, when, notice)
+    return StateUpdate(t.lots, "lot_id", payload.lot_id, values, notice)
 
 
 def _zone(
@@ -235,7 +234,7 @@ def _zone(
         "updated_at": received_at,
     }
     notice = {"type": "zone", "zone_id": payload.zone_id, **values}
-    return StateUpdate(t.zones, "zone_id", payload.zone_id, values, when, notice)
+    return StateUpdate(t.zones, "zone_id", payload.zone_id, values, notice)
 
 
 def _sign(

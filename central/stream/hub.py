@@ -93,9 +93,6 @@ class Subscriber:
         """Streams with the same view get the same frames: a window's chunk is built once."""
         return self.subscription, tuple(self.may_read(kind) for kind in NEEDS_ROLE)
 
-    def wants(self, notice: dict[str, Any], kind: str) -> bool:
-        return self.may_read(kind) and self.subscription.wants(notice)
-
     def wants_in_town(self, notice: dict[str, Any], kind: str) -> bool:
         return self.may_read(kind) and self.subscription.wants_in_town(notice)
 
