@@ -13,7 +13,7 @@ from central.captures import clock, page, service
 from central.captures.models import ConfirmTimeIn
 from central.captures.notices import publish_results
 from central.captures.reading import check_reading, read_body
-from central.deps import CentralDep, EngineDep, Operator, Viewer, require
+from central.deps import CentralDep, Operator, Viewer, require
 from central.errors import Invalid, NotFound
 from central.evidence.store import PictureStore, is_sha256, picture_store_for
 from firmware_protocols.errors import DecodeError
@@ -72,6 +72,7 @@ async def _intake(
                     capture=capture,
                     max_skew_s=central.settings.camera_clock_skew_minutes * 60,
                     town_speed=central.town.speed,
+                    town_cameras=central.town_cameras(),
                 )
             )
         except Invalid as exc:
@@ -235,7 +236,7 @@ async def post_picture(
     if not body:
         raise Invalid("empty picture", field="body")
     digest = await run_in_threadpool(
-        service.store_picture, central.engine, pictures, body, content_type
+        service.store_picture, central.engine, pictures, body, content_type, actor.name
     )
     return {"sha256": digest, "url": f"/api/v1/pictures/{digest}", "size": len(body)}
 
@@ -243,13 +244,16 @@ async def post_picture(
 @router.get(
     "/pictures/{sha256}", summary="An evidence picture by its SHA-256", response_class=Response
 )
-def get_picture(sha256: str, engine: EngineDep, pictures: Pictures, _: Viewer) -> Response:
-    if not is_sha256(sha256):
+def get_picture(sha256: str, central: CentralDep, pictures: Pictures, _: Viewer) -> Response:
+    # A county town's view: only a picture one of the town's cameras gave central.
+    if not is_sha256(sha256) or not service.picture_given(
+        central.engine, sha256, central.town_cameras()
+    ):
         raise NotFound("picture", sha256)
     data = pictures.get(sha256)
     if data is None:
         raise NotFound("picture", sha256)
-    kind = service.picture_content_type(engine, sha256)
+    kind = service.picture_content_type(central.engine, sha256)
     return Response(
         data,
         media_type=kind or "application/octet-stream",

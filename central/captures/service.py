@@ -83,8 +83,11 @@ def place_of(site: Site, camera_id: str, capture: Capture) -> tuple[str, str | N
     return f"zone:{camera.zones[0]}", capture.bay_id
 
 
-def store_picture(engine: Engine, store: PictureStore, data: bytes, content_type: str) -> str:
-    """Put one picture in the store and record it; return its SHA-256."""
+def store_picture(
+    engine: Engine, store: PictureStore, data: bytes, content_type: str, camera_id: str
+) -> str:
+    """Put one picture in the store and record it as given by ``camera_id``; return its
+    SHA-256."""
     digest = store.put(data)
     with engine.begin() as conn:
         conn.execute(
@@ -96,7 +99,34 @@ def store_picture(engine: Engine, store: PictureStore, data: bytes, content_type
                 "stored_at": time.time(),
             },
         )
+        _given_by(conn, engine.dialect.name, [digest], camera_id)
     return digest
+
+
+def _given_by(conn: Any, dialect: str, digests: list[str], camera_id: str) -> None:
+    if digests:
+        conn.execute(
+            insert_ignore(dialect, t.picture_cameras, ["sha256", "camera_id"]),
+            [{"sha256": digest, "camera_id": camera_id} for digest in digests],
+        )
+
+
+def picture_given(engine: Engine, sha256: str, cameras: frozenset[str] | None) -> bool:
+    """Whether one of ``cameras`` gave central this picture (None: any camera, or none)."""
+    if cameras is None:
+        return True
+    if not cameras:
+        return False
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(t.picture_cameras.c.camera_id)
+            .where(
+                t.picture_cameras.c.sha256 == sha256,
+                t.picture_cameras.c.camera_id.in_(sorted(cameras)),
+            )
+            .limit(1)
+        ).first()
+    return found is not None
 
 
 def intake(
@@ -109,11 +139,13 @@ def intake(
     now: float | None = None,
     max_skew_s: float = 600.0,
     town_speed: float = 1.0,
+    town_cameras: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     """Store a capture once; on first sight apply the rules. Returns what happened.
 
     ``max_skew_s`` is central's allowance; the camera's own setting in the site file wins.
     ``town_speed`` is the town clock's: a tow order's case limits are town time.
+    ``town_cameras`` (a county town's): a picture named by hash must be one they gave.
     """
     now = time.time() if now is None else now
     place, bay_id = place_of(site, camera_id, capture)
@@ -125,10 +157,10 @@ def intake(
     pictures = []
     for picture in capture.pictures:
         if picture.data is not None:
-            digest = store_picture(engine, store, picture.data, picture.content_type)
+            digest = store_picture(engine, store, picture.data, picture.content_type, camera_id)
         else:
             digest = picture.sha256 or ""
-            if not store.has(digest):
+            if not store.has(digest) or not picture_given(engine, digest, town_cameras):
                 raise Invalid(
                     f"picture {picture.name!r} refers to {digest}, which is not "
                     "stored (POST /api/v1/pictures first)",
@@ -173,6 +205,7 @@ def intake(
         if existing is not None:
             return {"capture_id": int(existing), "duplicate": True, "outcomes": []}
         conn.execute(insert_ignore(conn.dialect.name, t.captures, ["camera_id", "event_id"]), row)
+        _given_by(conn, conn.dialect.name, sorted({p["sha256"] for p in pictures}), camera_id)
         capture_id = int(conn.execute(select(t.captures.c.id).where(*key)).scalar_one())
         if held:
             raised = clock.raise_alert(

@@ -426,6 +426,16 @@ pictures = Table(
     Column("stored_at", Float, nullable=False),
 )
 
+# Which cameras gave central each picture (an upload, or a capture's own part): a county
+# town's view serves a picture one of its cameras gave, and a camera may name by hash only
+# a picture its town gave (docs/ledger.md, "Pictures").
+picture_cameras = Table(
+    "picture_cameras",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("camera_id", String(ID), primary_key=True),
+)
+
 # The violation ledger: append-only, hash-chained (central/ledger/chain.py). A status
 # change is a new entry whose ref_seq names the first; rows are never updated.
 ledger = Table(

@@ -681,3 +681,62 @@ def test_county_a_towns_rollouts_are_its_own(served: County) -> None:
     assert got.status_code == 200 and got.json()["town"] == "south"
     every = {r["id"] for r in served.get("/api/v1/fleet/rollouts", "county-viewer").json()}
     assert south in every
+
+
+def _camera_headers(served: County, camera: str, town: str) -> dict[str, str]:
+    from central.auth.service import issue_token
+
+    token, _ = issue_token(
+        served.engine, name=camera, role=Role.CAMERA, ttl_s=600, actor="t", town=town
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_county_a_towns_pictures_are_its_cameras(served: County) -> None:
+    """Before, ``/api/v1/towns/north/pictures/{sha256}`` served any town's evidence picture
+    to north's staff: a south plate's picture by its hash. Now a town's view serves a
+    picture one of its own cameras gave central, and a camera may name by hash only a
+    picture its town gave (another town's hash is "not stored" to it)."""
+    south_jpeg = b"\xff\xd8south plate " + str(time.time()).encode() + b"\xff\xd9"
+    south = _camera_headers(served, "SC1", "south")
+    upload = httpx.post(
+        f"{served.url}/api/v1/towns/south/pictures",
+        content=south_jpeg,
+        headers={**south, "Content-Type": "image/jpeg"},
+    )
+    assert upload.status_code == 201, upload.text
+    digest = upload.json()["sha256"]
+    capture = {
+        "camera_id": "SC1",
+        "event_id": f"pic-{digest[:8]}",
+        "time": _iso(time.time()),
+        "plate": "苏S33333",
+        "plate_color": "blue",
+        "vehicle_class": "car",
+        "lot_id": "SP1",
+        "pictures": [{"name": "plate.jpg", "kind": "plate", "sha256": digest}],
+    }
+    r = httpx.post(f"{served.url}/api/v1/towns/south/captures", json=capture, headers=south)
+    assert r.status_code == 201, r.text
+    url = f"/api/v1/towns/{{}}/pictures/{digest}"
+    assert served.get(url.format("south"), "south-viewer").status_code == 200
+    assert served.get(url.format("south"), "county-viewer").content == south_jpeg
+    assert served.get(f"/api/v1/pictures/{digest}", "county-viewer").status_code == 200
+    for who in ("north-viewer", "north-admin"):
+        r = served.get(url.format("north"), who)
+        assert r.status_code == 404, (who, r.status_code)
+        assert served.get(url.format("south"), who).status_code == 403
+    # North's camera cannot launder south's picture into a north capture by its hash.
+    north = _camera_headers(served, "NC1", "north")
+    laundered = {**capture, "camera_id": "NC1", "lot_id": "NP1", "plate": "苏N33333"}
+    r = httpx.post(f"{served.url}/api/v1/towns/north/captures", json=laundered, headers=north)
+    assert r.status_code == 422 and r.json()["field"] == "pictures", r.text
+    assert served.get(url.format("north"), "north-viewer").status_code == 404
+    # North's own upload of the same bytes is north's to see as well.
+    again = httpx.post(
+        f"{served.url}/api/v1/towns/north/pictures",
+        content=south_jpeg,
+        headers={**north, "Content-Type": "image/jpeg"},
+    )
+    assert again.status_code == 201 and again.json()["sha256"] == digest
+    assert served.get(url.format("north"), "north-viewer").content == south_jpeg
