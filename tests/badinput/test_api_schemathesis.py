@@ -42,6 +42,10 @@ from site_model.site import SiteIndex, load_site
 from tests.central.helpers import SITE, SITE_FILE, bay_state, birth, lot_state, raw
 from tests.faults.rig import record, soak_factor
 
+# Schemathesis' cases run as one item per test function under pytest-xdist (and the checks
+# made there cannot be told apart): `make test` runs this module on its own after the workers.
+pytestmark = pytest.mark.serial
+
 # Examples per operation and pass (79 operations, 2 passes): about a minute in all on a quiet
 # machine (12 took 155 s at load 5 once the API had grown from 50 operations to 79).
 # Raise it locally to dig deeper; make soak (PARKGRID_SOAK_FACTOR) digs deeper, up to 8 times

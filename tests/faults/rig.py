@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import random
@@ -584,17 +585,22 @@ async def rig(
 
 
 def record(section: str, name: str, figures: dict[str, Any]) -> None:
-    """Merge one row into test-artifacts/reliability.json (``section``: faults, badinput, ...)."""
+    """Merge one row into test-artifacts/reliability.json (``section``: faults, badinput, ...).
+
+    Under a lock file: ``make test`` runs modules in several workers at once, and two
+    read-merge-writes interleaved would lose a row (or rename one temporary file twice)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    data: dict[str, Any] = {}
-    if RELIABILITY_JSON.exists():
-        with contextlib.suppress(ValueError):
-            data = json.loads(RELIABILITY_JSON.read_text())
-    data.setdefault(section, {})[name] = {**figures, "recorded_at": time.time()}
-    data["mode"] = os.environ.get("PARKGRID_SOAK_MODE", "test")
-    tmp = RELIABILITY_JSON.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(RELIABILITY_JSON)
+    with open(RELIABILITY_JSON.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data: dict[str, Any] = {}
+        if RELIABILITY_JSON.exists():
+            with contextlib.suppress(ValueError):
+                data = json.loads(RELIABILITY_JSON.read_text())
+        data.setdefault(section, {})[name] = {**figures, "recorded_at": time.time()}
+        data["mode"] = os.environ.get("PARKGRID_SOAK_MODE", "test")
+        tmp = RELIABILITY_JSON.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        tmp.replace(RELIABILITY_JSON)
 
 
 def soak_factor() -> float:

@@ -377,6 +377,7 @@ def test_a_request_keeps_the_trial_window_and_refuses_one_out_of_bounds(tmp_path
         json.dumps({"command_id": str(uuid.uuid4()), "version": "../../etc", "sha256": "x"}),
         json.dumps({"command_id": "1", "version": "2.0.0", "sha256": "sha256:" + "ab" * 32}),
     ],
+    ids=["not json", "a path for a version", "a command id no uuid"],
 )
 def test_a_request_that_is_none_is_refused_and_removed(tmp_path: Path, request_text: str) -> None:
     request = tmp_path / "release" / "request.json"
