@@ -65,20 +65,32 @@ def defined_ids(site: Site) -> Iterator[tuple[str, str]]:
 
 
 def collisions(towns: Mapping[str, Site]) -> list[ConfigProblem]:
-    """Every id two towns share, each named with both towns."""
-    owner: dict[tuple[str, str], str] = {}
+    """Every id two towns share, each named with both towns, whatever its kind in each, and
+    a town's id among another town's ids. A town's view is the set of its ids, so north's
+    zone ``market`` would otherwise show south's lot ``market``; one town may name a lot and
+    a zone alike (its own view)."""
+    owner: dict[str, tuple[str, str]] = {town_id: ("town", town_id) for town_id in towns}
     problems: list[ConfigProblem] = []
     for town_id, site in towns.items():
         for kind, key in defined_ids(site):
-            first = owner.setdefault((kind, key), town_id)
-            if first != town_id:
-                problems.append(
-                    ConfigProblem(
-                        f"towns.{town_id}",
-                        f"{kind} id {key!r} is defined by both town {first!r} and town "
-                        f"{town_id!r}; ids must be unique across the county",
-                    )
+            first_kind, first = owner.setdefault(key, (kind, town_id))
+            if first == town_id:
+                continue
+            if first_kind == kind:
+                clash = f"{kind} id {key!r} is defined by both town {first!r} and town {town_id!r}"
+            elif first_kind == "town":
+                clash = f"{kind} id {key!r} of town {town_id!r} is the id of town {first!r}"
+            else:
+                clash = (
+                    f"{kind} id {key!r} of town {town_id!r} is also {first_kind} id {key!r} "
+                    f"of town {first!r}"
                 )
+            problems.append(
+                ConfigProblem(
+                    f"towns.{town_id}",
+                    f"{clash}; ids must be unique across the county, whatever their kind",
+                )
+            )
     return problems
 
 

@@ -740,3 +740,24 @@ def test_county_a_towns_pictures_are_its_cameras(served: County) -> None:
     )
     assert again.status_code == 201 and again.json()["sha256"] == digest
     assert served.get(url.format("north"), "north-viewer").content == south_jpeg
+
+
+@pytest.mark.parametrize(
+    ("south_lot", "clash"),
+    [
+        ("NS1", "lots id 'NS1' of town 'south' is also zones id 'NS1' of town 'north'"),
+        ("north", "lots id 'north' of town 'south' is the id of town 'north'"),
+    ],
+)
+def test_county_loader_refuses_an_id_another_town_uses_for_another_kind(
+    tmp_path: Path, south_lot: str, clash: str
+) -> None:
+    """Before, only ids of the same kind were compared: south's lot ``NS1`` beside north's
+    zone ``NS1`` loaded, and north's staff read south's lot's bays, history and live
+    figures through ``/api/v1/towns/north/lots/NS1/...`` (a town's view is the set of its
+    ids). A town's own id is one of its ids too."""
+    south = town_toml("south").replace("SP1", south_lot)
+    path = write_county(tmp_path, towns={"north": town_toml("north"), "south": south})
+    with pytest.raises(CountyError) as caught:
+        load_county(path)
+    assert clash in str(caught.value) and "whatever their kind" in str(caught.value)
