@@ -91,6 +91,10 @@ class Central:
         """A county town's boxes, for filtering rows by box (None: every row)."""
         return frozenset(self.site.boxes) if self.places is not None else None
 
+    def town_grids(self) -> frozenset[str] | None:
+        """A county town's grids, for filtering cases and ledger entries (None: every row)."""
+        return frozenset(self.site.grids) if self.places is not None else None
+
     def town_cameras(self) -> frozenset[str] | None:
         """A county town's cameras, for the pictures they gave (None: every picture)."""
         return frozenset(self.site.cameras) if self.places is not None else None

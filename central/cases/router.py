@@ -42,7 +42,7 @@ def cases(
         kind=kind,
         overdue=overdue,
         limit=limit,
-        grids=frozenset(central.site.grids) if central.places is not None else None,
+        grids=central.town_grids(),
     )
 
 
@@ -73,6 +73,7 @@ async def sweep(central: CentralDep, _: Admin) -> dict[str, Any]:
         central.site,
         town_speed=central.town.speed,
         towns=_sweep_towns(central),
+        grids=central.town_grids(),
     )
     if opened or any(counts.values()) or tows:
         central.hub.publish([{"type": "case", "sweep": True}])

@@ -243,11 +243,15 @@ def act(
     return get_case(engine, case_id, now=now)
 
 
-def sweep(engine: Engine, site: Site, *, now: float | None = None) -> dict[str, int]:
-    """Escalate overdue cases (one level each time a limit passes)."""
+def sweep(
+    engine: Engine, site: Site, *, now: float | None = None, grids: frozenset[str] | None = None
+) -> dict[str, int]:
+    """Escalate overdue cases (one level each time a limit passes); ``grids``: only the
+    cases of these grids (a county town's), else every case."""
     now = time.time() if now is None else now
     counts = {"escalated_ack": 0, "escalated_close": 0}
     open_states = list(workflow.OPEN_STATES)
+    scope = [] if grids is None else [t.cases.c.grid_id.in_(sorted(grids))]
     with writer(engine).begin() as conn:
         late_ack = conn.execute(
             select(t.cases.c.id, t.cases.c.state).where(
@@ -255,6 +259,7 @@ def sweep(engine: Engine, site: Site, *, now: float | None = None) -> dict[str, 
                 t.cases.c.acknowledged_at.is_(None),
                 t.cases.c.ack_due_at < now,
                 t.cases.c.escalation < 1,
+                *scope,
             )
         ).all()
         for row in late_ack:
@@ -277,6 +282,7 @@ def sweep(engine: Engine, site: Site, *, now: float | None = None) -> dict[str, 
                 t.cases.c.state.in_(open_states),
                 t.cases.c.close_due_at < now,
                 t.cases.c.escalation < 2,
+                *scope,
             )
         ).all()
         for row in late_close:

@@ -25,13 +25,15 @@ def sweep_now(
     now: float | None = None,
     town_speed: float = 1.0,
     towns: Mapping[str, Site] | None = None,
+    grids: frozenset[str] | None = None,
 ) -> tuple[int, dict[str, int], list[int]]:
     """One sweep: cases opened for alerts, the escalation counts, the tow orders' seqs.
 
     ``town_speed`` is the town clock's (``Central.town``): limits and the bays' dwell are
     town time (:func:`central.cases.service.open_case`, :func:`sweep_bays`). ``towns``: a
     county's, each swept by its own ``[duty]`` and rules over its own boxes and bays (the
-    escalations go by the due times stored with each case, whatever its town)."""
+    escalations go by the due times stored with each case, whatever its town). ``grids``:
+    escalate only these grids' cases (a sweep asked in a county town's view)."""
     if not towns:
         opened = sync_alert_cases(engine, site, now=now, town_speed=town_speed)
         counts = sweep(engine, site, now=now)
@@ -43,7 +45,7 @@ def sweep_now(
         boxes = frozenset(town.boxes)
         opened += sync_alert_cases(engine, town, now=now, town_speed=town_speed, boxes=boxes)
         tows += sweep_bays(engine, town, now=now, town_speed=town_speed, site_bays_only=True)
-    return opened, sweep(engine, site, now=now), tows
+    return opened, sweep(engine, site, now=now, grids=grids), tows
 
 
 def county_towns(central: Any) -> dict[str, Site] | None:

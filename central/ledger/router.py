@@ -51,13 +51,8 @@ def ledger(
         start=_bound(start, tz),
         end=_bound(end, tz),
         limit=limit,
-        grids=_town_grids(central),
+        grids=central.town_grids(),
     )
-
-
-def _town_grids(central: Central) -> frozenset[str] | None:
-    """A county town's grids, whose entries its view holds (None: every entry)."""
-    return frozenset(central.site.grids) if central.places is not None else None
 
 
 @router.get("/ledger/verify", summary="Recompute the hash chain; name the first bad entry")
@@ -110,7 +105,7 @@ async def export(
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     write = service.export_csv if format == "csv" else service.export_xlsx
     data = await run_in_threadpool(
-        write, central.engine, start=lo, end=hi, grids=_town_grids(central)
+        write, central.engine, start=lo, end=hi, grids=central.town_grids()
     )
     if format == "csv":
         return Response(data, media_type="text/csv; charset=utf-8", headers=headers)

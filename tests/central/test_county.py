@@ -761,3 +761,39 @@ def test_county_loader_refuses_an_id_another_town_uses_for_another_kind(
     with pytest.raises(CountyError) as caught:
         load_county(path)
     assert clash in str(caught.value) and "whatever their kind" in str(caught.value)
+
+
+def test_county_a_towns_sweep_escalates_only_its_own_cases(served: County) -> None:
+    """Before, ``POST /api/v1/towns/north/cases/sweep`` (north's admin) escalated every
+    overdue case in the store, south's too, and counted them in its answer."""
+    county = load_county(served.app.state.central.settings.county_file)
+    past = time.time() - 10 * 86400
+    with writer(served.engine).begin() as conn:
+        overdue = {
+            town: open_case(
+                conn, county.towns[town], kind="overstay", source_ref=f"test:late:{town}",
+                place=f"lot:{lot}", title=f"a late case in {town}", now=past,
+            )[0]
+            for town, (_, lot) in BOXES.items()
+        }  # fmt: skip
+
+    def escalation(town: str) -> int:
+        with served.engine.connect() as conn:
+            level = conn.execute(
+                select(t.cases.c.escalation).where(t.cases.c.id == overdue[town])
+            ).scalar_one()
+        return int(level)
+
+    r = httpx.post(
+        f"{served.url}/api/v1/towns/north/cases/sweep",
+        headers={"Authorization": f"Bearer {served.login('north-admin')}"},
+    )
+    assert r.status_code == 200, r.text
+    assert escalation("north") == 2
+    assert escalation("south") == 0
+    assert r.json()["escalated_close"] == 1, r.json()
+    r = httpx.post(
+        f"{served.url}/api/v1/cases/sweep",
+        headers={"Authorization": f"Bearer {served.login('county-admin')}"},
+    )
+    assert r.status_code == 200 and escalation("south") == 2, r.text
