@@ -95,6 +95,15 @@ def _exists(conn: Connection, dedup_key: str) -> bool:
     return found is not None
 
 
+def _town_held_before(conn: Connection, site: Site, legacy_key: str) -> bool:
+    """An entry under a key made before the town was part of it (a truck ban's, before
+    2026-12-07) holds for the town its grid is in, and for any town when it has no grid."""
+    found = conn.execute(
+        select(t.ledger.c.grid_id).where(t.ledger.c.dedup_key == legacy_key)
+    ).first()
+    return found is not None and (found.grid_id is None or found.grid_id in site.grids)
+
+
 def _overlapping(conn: Connection, *, rule_id: str, plate: str, place: str, start: float) -> bool:
     """A violation of this rule for this plate and place already covers this stay."""
     rows = conn.execute(
@@ -213,10 +222,11 @@ def evaluate_capture(
     ):
         reason = permit_for(conn, site, plate=plate, area="truck_ban", at=at)
         day = dt.datetime.fromtimestamp(at, tz).date().isoformat()
-        key = f"truck_ban:{plate}:{day}"
+        # Once a day per town: a county's towns each fine the truck their ban caught.
+        key = f"truck_ban:{site.id}:{plate}:{day}"
         if reason is not None:
             outcomes.append({"rule": "truck_ban", "outcome": "permit", "reason": reason})
-        elif _exists(conn, key):
+        elif _exists(conn, key) or _town_held_before(conn, site, f"truck_ban:{plate}:{day}"):
             outcomes.append({"rule": "truck_ban", "outcome": "already in the ledger"})
         else:
             this = [s for s in seen if s.capture_id == capture["id"]]

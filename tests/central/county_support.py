@@ -33,6 +33,10 @@ road = "{name} main road"
 kind = "parkgrid"
 lots = ["{P}P1"]
 
+[cameras.{P}C2]
+kind = "parkgrid"
+segment = "{P}R1"
+
 [grids.{P}G1]
 name = "{name} grid"
 kind = "road"

@@ -797,3 +797,67 @@ def test_county_a_towns_sweep_escalates_only_its_own_cases(served: County) -> No
         headers={"Authorization": f"Bearer {served.login('county-admin')}"},
     )
     assert r.status_code == 200 and escalation("south") == 2, r.text
+
+
+def test_county_a_truck_caught_in_two_towns_is_each_towns_violation(served: County) -> None:
+    """Before, the truck ban's once-a-day key was the plate and the day only: south's
+    violation made north's capture of the same truck that day "already in the ledger",
+    so north's violation was lost and north learnt of south's fine."""
+    plate = "苏T77777"
+
+    def capture(town: str, camera: str) -> list[dict[str, Any]]:
+        doc = {
+            "camera_id": camera,
+            "event_id": f"truck-{camera}-{time.time()}",
+            "time": _iso(time.time()),
+            "plate": plate,
+            "plate_color": "yellow",
+            "vehicle_class": "truck",
+        }
+        r = httpx.post(
+            f"{served.url}/api/v1/towns/{town}/captures",
+            json=doc,
+            headers=_camera_headers(served, camera, town),
+        )
+        assert r.status_code == 201, r.text
+        return [o for o in r.json()["outcomes"] if o["rule"] == "truck_ban"]
+
+    assert [o["outcome"] for o in capture("south", "SC2")] == ["violation"]
+    assert [o["outcome"] for o in capture("north", "NC2")] == ["violation"]
+    assert [o["outcome"] for o in capture("north", "NC2")] == ["already in the ledger"]
+    for town in ("north", "south"):
+        entries = served.get(f"/api/v1/towns/{town}/ledger?plate={plate}", "county-viewer").json()
+        assert [e["rule_id"] for e in entries] == ["truck_ban"], (town, entries)
+
+
+def test_county_a_truck_ban_entry_made_before_town_keys_holds_for_its_own_town(
+    served: County,
+) -> None:
+    """An entry keyed the old way (plate and day) still holds that day for the town its
+    grid is in: the upgrade fines no truck twice, nor keeps another town from fining it."""
+    county = load_county(served.app.state.central.settings.county_file)
+    plate = "苏T66666"
+    day = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+    with writer(served.engine).begin() as conn:
+        order_tow(
+            conn, county.towns["north"], now=time.time(),
+            evidence={"captures": [], "pictures": []}, dedup_key=f"truck_ban:{plate}:{day}",
+            title="held the old way", place="segment:NR1", grid_id="NG1", plate=plate,
+        )  # fmt: skip
+    for town, camera, outcome in (
+        ("north", "NC2", "already in the ledger"),
+        ("south", "SC2", "violation"),
+    ):
+        doc = {
+            "camera_id": camera, "event_id": f"old-{camera}-{time.time()}",
+            "time": _iso(time.time()), "plate": plate, "plate_color": "yellow",
+            "vehicle_class": "truck",
+        }  # fmt: skip
+        r = httpx.post(
+            f"{served.url}/api/v1/towns/{town}/captures",
+            json=doc,
+            headers=_camera_headers(served, camera, town),
+        )
+        assert r.status_code == 201, r.text
+        got = [o["outcome"] for o in r.json()["outcomes"] if o["rule"] == "truck_ban"]
+        assert got == [outcome], (town, r.json())
