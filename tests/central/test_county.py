@@ -861,3 +861,16 @@ def test_county_a_truck_ban_entry_made_before_town_keys_holds_for_its_own_town(
         assert r.status_code == 201, r.text
         got = [o["outcome"] for o in r.json()["outcomes"] if o["rule"] == "truck_ban"]
         assert got == [outcome], (town, r.json())
+
+
+def test_county_logins_and_metrics_have_no_towns_spelling(served: County) -> None:
+    """Before, ``/api/v1/towns/north/auth/login`` and ``/towns/north/api/v1/auth/login``
+    logged in (past the balancer's per-address login limit, which names the one path), and
+    ``/towns/north/metrics`` showed the county's metrics under a town's name."""
+    form = {"username": "north-viewer", "password": PASSWORD}
+    for path in ("/api/v1/towns/north/auth/login", "/towns/north/api/v1/auth/login"):
+        r = httpx.post(f"{served.url}{path}", data=form)
+        assert r.status_code == 404, (path, r.status_code)
+    assert httpx.get(f"{served.url}/towns/north/metrics").status_code == 404
+    assert httpx.post(f"{served.url}/api/v1/auth/login", data=form).status_code == 200
+    assert served.get("/towns/north/", None).status_code == 200
