@@ -50,11 +50,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# On every core (pytest-xdist, one module per worker so module fixtures start once); then
-# the few `serial` tests on their own (exit 5: none of them among PYTEST_ARGS' paths).
+# On every core (pytest-xdist, one module per worker so module fixtures start once).
 test: $(STAMP) system-deps lint
-	$(PY) -m pytest -q -n auto --dist loadfile -m 'not long and not serial' --durations=30 $(PYTEST_ARGS)
-	$(PY) -m pytest -q -m 'serial and not long' $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=30 $(PYTEST_ARGS)
 
 # The tests that install the package or a release as a box would, the whole-town demo, and
 # the whole rigs of 15 s and more, the fault rig among them (marked `long`): CI runs them after `make test`, which leaves them out to stay

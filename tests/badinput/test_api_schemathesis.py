@@ -42,9 +42,11 @@ from site_model.site import SiteIndex, load_site
 from tests.central.helpers import SITE, SITE_FILE, bay_state, birth, lot_state, raw
 from tests.faults.rig import record, soak_factor
 
-# Schemathesis' cases run as one item per test function under pytest-xdist (and the checks
-# made there cannot be told apart): `make test` runs this module on its own after the workers.
-pytestmark = pytest.mark.serial
+# The two schemathesis passes take about 3.5 minutes (162 operations and passes): they are
+# `long`, for `make test-long`, one test at a time. Not under pytest-xdist either: their
+# generated cases run there as one item per test function, and what ran inside cannot be
+# told apart. The module's other tests stay in `make test`.
+LONG = pytest.mark.long
 
 # Examples per operation and pass (79 operations, 2 passes): about a minute in all on a quiet
 # machine (12 took 155 s at load 5 once the API had grown from 50 operations to 79).
@@ -144,6 +146,7 @@ def _seen(label: str, status: int) -> None:
     row["statuses"].add(status)
 
 
+@LONG
 @schema.parametrize()
 @BOUND
 def test_api_schemathesis_with_admin_token(
@@ -159,6 +162,7 @@ def test_api_schemathesis_with_admin_token(
     _seen(f"admin {case.operation.label}", response.status_code)
 
 
+@LONG
 @schema.parametrize()
 @BOUND
 def test_api_schemathesis_without_token(case: schemathesis.Case, central_app: _App) -> None:
