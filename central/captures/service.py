@@ -155,11 +155,13 @@ def intake(
         max_skew_s = camera.max_clock_skew_minutes * 60
     held = abs(skew) > max_skew_s
     pictures = []
+    named = set()  # named by hash: recorded as this camera's with the capture (parts are)
     for picture in capture.pictures:
         if picture.data is not None:
             digest = store_picture(engine, store, picture.data, picture.content_type, camera_id)
         else:
             digest = picture.sha256 or ""
+            named.add(digest)
             if not store.has(digest) or not picture_given(engine, digest, town_cameras):
                 raise Invalid(
                     f"picture {picture.name!r} refers to {digest}, which is not "
@@ -205,7 +207,7 @@ def intake(
         if existing is not None:
             return {"capture_id": int(existing), "duplicate": True, "outcomes": []}
         conn.execute(insert_ignore(conn.dialect.name, t.captures, ["camera_id", "event_id"]), row)
-        _given_by(conn, conn.dialect.name, sorted({p["sha256"] for p in pictures}), camera_id)
+        _given_by(conn, conn.dialect.name, sorted(named), camera_id)
         capture_id = int(conn.execute(select(t.captures.c.id).where(*key)).scalar_one())
         if held:
             raised = clock.raise_alert(
