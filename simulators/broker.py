@@ -40,17 +40,42 @@ def _ephemeral_low() -> int:
     return max(low, _FIRST_PORT + 1000)
 
 
+def worker_port_range(worker: str | None, count: str | None) -> tuple[int, int]:
+    """The ports ``[low, high)`` this process may hand out.
+
+    Below the kernel's ephemeral range. Under pytest-xdist (``PYTEST_XDIST_WORKER`` ``gwN``
+    of ``PYTEST_XDIST_WORKER_COUNT``) each worker gets its own slice of that range, so two
+    workers are never handed the same port between the check and the bind. An id it cannot
+    read takes the whole range, as outside pytest.
+    """
+    low, high = _FIRST_PORT, _ephemeral_low()
+    if worker is None or count is None or not worker.startswith("gw"):
+        return low, high
+    try:
+        index, total = int(worker.removeprefix("gw")), int(count)
+    except ValueError:
+        return low, high
+    if not 0 <= index < total:
+        return low, high
+    width = (high - low) // total
+    start = low + index * width
+    return start, high if index == total - 1 else start + width
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that nothing listens on right now, for a process that binds it later.
 
     Chosen below the kernel's ephemeral range, so no port-0 bind made in the meantime (a
-    sign simulator, a client socket) can take it before its owner binds it, and never the
-    same one twice in this process.
+    sign simulator, a client socket) can take it before its owner binds it; never the same
+    one twice in this process; and, under pytest-xdist, from this worker's own slice
+    (``worker_port_range``).
     """
     rng = random.SystemRandom()
-    high = _ephemeral_low()
+    low, high = worker_port_range(
+        os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    )
     for _ in range(200):
-        port = rng.randrange(_FIRST_PORT, high)
+        port = rng.randrange(low, high)
         if port in _handed_out:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -60,7 +85,7 @@ def free_port(host: str = "127.0.0.1") -> int:
                 continue
         _handed_out.add(port)
         return port
-    raise BrokerError(f"no free port found on {host} below {high}")
+    raise BrokerError(f"no free port found on {host} in [{low}, {high})")
 
 
 def wait_for_port(host: str, port: int, timeout: float) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -54,7 +53,7 @@ from firmware_protocols.uplink.models import (
     SignMode,
     Trend,
 )
-from simulators.broker import MosquittoBroker
+from simulators.broker import MosquittoBroker, free_port
 from simulators.concentrator import ConcentratorSimulator
 from simulators.signs import Fault, SignSimulator
 from site_model.edge_config import Deployment, SignBus, edge_config
@@ -351,13 +350,6 @@ async def test_box_commands_close_bay_and_override_sign(
         reopen = command(OpenBay(bay_id="B003"))
         r.central.send_command("box-p1", reopen)
         await eventually(lambda: r.signs.display(1).free == 4)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def http_get(port: int, path: str) -> tuple[int, str]:
