@@ -161,6 +161,8 @@ class CentralMqtt:
         )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self._subscription: tuple[int, list[str]] = (-1, [])  # the mid of the last SUBSCRIBE
         self.client.on_message = self._on_message
         writer.publish = self.publish
         writer.on_central_status = self._on_central_status
@@ -249,12 +251,33 @@ class CentralMqtt:
             return
         topics = subscriptions(self.site_ids, self.settings.ingest_group)
         if self.v5:
-            client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in topics])
+            _, mid = client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in topics])
         else:
-            client.subscribe([(topic, 1) for topic in topics])
+            _, mid = client.subscribe([(topic, 1) for topic in topics])
+        self._subscription = (mid, topics)
+        # After the SUBSCRIBE on the same connection: the broker grants it first, so a box
+        # that sees central online publishes to a central that hears it.
         self.publish_status()
+
+    def _on_subscribe(
+        self, _client: paho.Client, _userdata: Any, mid: int, codes: list[Any], _props: Any
+    ) -> None:
+        """Connected (``wait_connected``, ``/healthz``) once the broker granted the filters:
+        what a box publishes before that reaches nobody."""
+        expected, topics = self._subscription
+        if mid != expected:
+            return
+        refused = [topic for topic, code in zip(topics, codes, strict=False) if code.is_failure]
+        if refused:
+            log.warning("MQTT: the broker refused central's subscriptions to %s", refused)
+        if any(not topic.startswith("$SYS/") for topic in refused):
+            # Not hearing the town is not up: /healthz says so, the log above says why.
+            log.error("MQTT: central cannot hear its towns; check the broker's ACL for it")
+            return
         self.connected.set()
-        log.info("MQTT connected; subscribed to %d filters", len(topics))
+        log.info(
+            "MQTT connected; %d of %d filters granted", len(topics) - len(refused), len(topics)
+        )
         if self.on_connection_change is not None:
             self.on_connection_change(True)
         # A broker restarted without persistence lost the retained acks: publish them again.
