@@ -33,7 +33,9 @@ The broker's ``$SYS`` drop counters (``central.ingest.broker_sys``) are subscrib
 process too and kept in ``broker`` by paho's thread; they never reach the writer.
 
 Central's own status is published retained ``online`` on every connect and registered as
-the Last Will ``offline``. Box status topics are subscribed without ``$share`` in every
+the Last Will ``offline`` (one town's topic: a county's other towns get ``offline`` before
+``online`` on every connect instead). Central is ``connected`` once the broker granted its
+subscriptions, not at its CONNACK. Box status topics are subscribed without ``$share`` in every
 process (each process sees every birth and death, in order); the rest use
 ``$share/{group}/...`` when a group is set, so processes split the load.
 
@@ -255,6 +257,13 @@ class CentralMqtt:
         else:
             _, mid = client.subscribe([(topic, 1) for topic in topics])
         self._subscription = (mid, topics)
+        # The Last Will names one town's topic. The county's other towns never heard of an
+        # earlier death: ``offline`` first, so their boxes see offline -> online and resend
+        # at once what it never acked, as the will's town does, not at their resend timer.
+        for site_id in self.site_ids:
+            if site_id != self.site_id:
+                offline = status_payload(Online.OFFLINE, self.instance)
+                self.publish(central_status_topic(site_id), offline, True)
         # After the SUBSCRIBE on the same connection: the broker grants it first, so a box
         # that sees central online publishes to a central that hears it.
         self.publish_status()

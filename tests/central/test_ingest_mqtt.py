@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -294,5 +295,62 @@ def test_ingest_writer_process_restarts_after_dying(
         assert link.writer.stats.events_stored == 20
     finally:
         box.close()
+        link.stop()
+        engine.dispose()
+
+
+def test_a_county_centrals_death_reaches_every_towns_boxes(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """The Last Will names one topic, the first town's. A county's central that died without
+    a clean stop says ``offline`` on every other town's status topic when it is back, before
+    ``online``: their boxes resend what it never acked at once (a box resends on offline ->
+    online), not at their resend timer."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    site = load_site(SITE_FILE)
+    sync_site(engine, site)
+    settings = CentralSettings(
+        site_file=SITE_FILE, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}", instance="c1"
+    )
+    link = CentralMqtt(
+        settings=settings,
+        site_id=SITE,
+        site_ids=[SITE, "othertown"],
+        writer=IngestWriter(engine=engine, site=SiteIndex.of(site)),
+        writer_process=False,
+    )
+    states: dict[str, list[str]] = {SITE: [], "othertown": []}
+    watcher = paho.Client(CallbackAPIVersion.VERSION2)
+
+    def on_message(_c: object, _u: object, msg: paho.MQTTMessage) -> None:
+        states[msg.topic.split("/")[2]].append(json.loads(msg.payload)["state"])
+
+    watcher.on_message = on_message
+    watcher.connect(mosquitto.host, mosquitto.port)
+    watcher.loop_start()
+    for town in states:
+        watcher.subscribe(central_status_topic(town), qos=1)
+    try:
+        link.start()
+        assert link.wait_connected(10)
+        wait_for(lambda: states["othertown"][-1:] == ["online"], what="online")
+        before = {town: len(seen) for town, seen in states.items()}
+        link.connected.clear()
+        sock = link.client.socket()
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)  # no DISCONNECT: the broker publishes the will
+        assert link.wait_connected(15)  # paho connects again
+        for town, seen in states.items():
+            start = before[town]
+            wait_for(
+                lambda seen=seen, start=start: seen[-1:] == ["online"] and len(seen) > start + 1,
+                what=f"{town}: offline, then online",
+                timeout=10,
+            )
+            assert seen[start:] == ["offline", "online"], (town, seen)
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
         link.stop()
         engine.dispose()
