@@ -42,10 +42,14 @@ class Box:
         self.lock = threading.Lock()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
         self.client.on_message = self._on_message
+        granted = threading.Event()
+        self.client.on_subscribe = lambda *_args: granted.set()
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
-        for topic in (self.topics.ack, self.topics.cmd_filter, central_status_topic(SITE)):
-            self.client.subscribe(topic, qos=1)
+        filters = (self.topics.ack, self.topics.cmd_filter, central_status_topic(SITE))
+        self.client.subscribe([(topic, 1) for topic in filters])
+        # Granted before a test publishes to it: a command sent earlier reaches nobody.
+        assert granted.wait(10), "the broker did not grant the box's subscriptions"
 
     def _on_message(self, _c: object, _u: object, msg: paho.MQTTMessage) -> None:
         with self.lock:
@@ -348,7 +352,9 @@ def test_a_county_centrals_death_reaches_every_towns_boxes(
                 what=f"{town}: offline, then online",
                 timeout=10,
             )
-            assert seen[start:] == ["offline", "online"], (town, seen)
+            # offline, then online (a publish in flight at the cut may come again after it)
+            after = seen[start:]
+            assert after[0] == "offline" and set(after[1:]) == {"online"}, (town, seen)
     finally:
         watcher.loop_stop()
         watcher.disconnect()
