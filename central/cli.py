@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SHUTDOWN_GRACE_S = 5  # seconds a request may finish after SIGTERM; then open streams are cut
@@ -70,6 +71,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_user.add_argument("--replace", action="store_true", help="update an existing user")
     add_user.add_argument("--town", type=_town, help=TOWN_HELP)
+    _deployment_files(add_user)
     add_user.set_defaults(handler=_add_user)
 
     list_users = commands.add_parser("list-users", help="the users: role, town, disabled")
@@ -82,6 +84,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_token.add_argument("--role", choices=["camera", "box"], required=True)
     add_token.add_argument("--days", type=int, default=365)
     add_token.add_argument("--town", type=_town, help=TOWN_HELP)
+    _deployment_files(add_token)
     add_token.set_defaults(handler=_add_token)
 
     verify = commands.add_parser(
@@ -99,8 +102,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     rebuild.add_argument("--until", help="ISO 8601 time (whole hours); default: all")
     rebuild.set_defaults(handler=_rebuild_history)
 
-    check = commands.add_parser("check-site", help="validate a site file")
-    check.add_argument("site", type=Path)
+    check = commands.add_parser("check-site", help="validate a site file or a county file")
+    check.add_argument("site", type=Path, help="a site file, or a county file naming towns")
     check.set_defaults(handler=_check_site)
 
     from central import provision
@@ -179,7 +182,7 @@ def _serve(args: argparse.Namespace) -> int:
         load_deployment(site_file=settings.site_file, county_file=settings.county_file)
     except ValidationError as exc:
         for err in exc.errors():
-            print(f"central: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+            print(f"central: {_setting_problem(err)}", file=sys.stderr)
         return EXIT_USAGE
     except (SiteError, CountyError) as exc:
         print(exc, file=sys.stderr)
@@ -236,6 +239,58 @@ def http_guard(settings):  # type: ignore[no-untyped-def]
     )
 
 
+def _setting_problem(err: Any) -> str:
+    """One pydantic error as a technician reads it: the setting, then what is wrong (a
+    check across settings names none; pydantic's "Value error, " is its own wording)."""
+    where = ".".join(map(str, err["loc"]))
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _deployment_files(parser: argparse.ArgumentParser) -> None:
+    """--site / --county, as ``serve`` reads them, to check a --town against."""
+    parser.add_argument(
+        "--site", type=Path, default=_env_path("PARKGRID_SITE_FILE"),
+        help="the site file (env PARKGRID_SITE_FILE): --town must be its town",
+    )  # fmt: skip
+    parser.add_argument(
+        "--county", type=Path, default=_env_path("PARKGRID_COUNTY_FILE"),
+        help="the county file (env PARKGRID_COUNTY_FILE): --town must be one of its towns",
+    )  # fmt: skip
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def _town_problem(args: argparse.Namespace) -> str | None:
+    """Why ``--town`` names no town this deployment serves, or None (no --town, or one of
+    its towns). A typo made an account that could act nowhere."""
+    from site_model.county import CountyError, load_county
+    from site_model.site import SiteError, load_site
+
+    if args.town is None:
+        return None
+    try:
+        if args.county is not None:
+            towns = sorted(load_county(args.county).towns)
+            if args.town not in towns:
+                return f"no town {args.town!r} in {args.county} (its towns: {', '.join(towns)})"
+            return None
+        if args.site is not None:
+            site_id = load_site(args.site).id
+            if args.town != site_id:
+                return f"no town {args.town!r}: {args.site} is town {site_id!r}"
+            return None
+    except (SiteError, CountyError) as exc:
+        return str(exc)
+    return (
+        "--town is checked against the county file: give --county FILE or set "
+        "PARKGRID_COUNTY_FILE (or --site FILE for a single town)"
+    )
+
+
 def _migrate(args: argparse.Namespace) -> int:
     from central.db.engine import make_engine
     from central.db.migrate import current, upgrade
@@ -251,6 +306,9 @@ def _add_user(args: argparse.Namespace) -> int:
     from central.auth.service import add_user
     from central.errors import CentralError
 
+    if problem := _town_problem(args):
+        print(f"central: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -290,6 +348,9 @@ def _add_token(args: argparse.Namespace) -> int:
     from central.auth.models import Role
     from central.auth.service import issue_token
 
+    if problem := _town_problem(args):
+        print(f"central: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     token, _ = issue_token(
         _engine(args),
         name=args.name,
@@ -361,16 +422,31 @@ def _rebuild_history(args: argparse.Namespace) -> int:
 
 
 def _check_site(args: argparse.Namespace) -> int:
+    """A site file, or a county file (a ``[county]`` table): every town's file and the ids
+    across towns, as ``serve --county`` loads it."""
+    from site_model.configfile import ConfigFileError, read_toml
+    from site_model.county import CountyError, load_county
     from site_model.site import SiteError, load_site
 
     try:
-        site = load_site(args.site)
-    except SiteError as exc:
+        is_county = "county" in read_toml(args.site)
+        if is_county:
+            county = load_county(args.site)
+            print(f"{args.site}: county {county.id}: {len(county.towns)} towns")
+            for town_id, site in county.towns.items():
+                print(f"  {town_id}: {_site_figures(site)}")
+        else:
+            site = load_site(args.site)
+            print(f"{args.site}: site {site.id}: {_site_figures(site)}")
+    except (ConfigFileError, SiteError, CountyError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE
-    bays = sum(1 for _ in site.lot_bays()) + sum(1 for _ in site.zone_bays())
-    print(
-        f"{args.site}: site {site.id}: {len(site.boxes)} boxes, {len(site.lots)} lots, "
-        f"{len(site.zones)} zones, {bays} bays, {len(site.grids)} grids"
-    )
     return EXIT_OK
+
+
+def _site_figures(site: Any) -> str:
+    bays = sum(1 for _ in site.lot_bays()) + sum(1 for _ in site.zone_bays())
+    return (
+        f"{len(site.boxes)} boxes, {len(site.lots)} lots, {len(site.zones)} zones, "
+        f"{bays} bays, {len(site.grids)} grids"
+    )
