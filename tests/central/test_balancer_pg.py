@@ -3,9 +3,10 @@ processes on PostgreSQL (issue 17: "a real load balancer in front").
 
 Debian's HAProxy runs the deploy file as written, with only what a test machine needs
 changed: the ports (a free one for the frontend, the two processes' for the servers), the
-stats socket in the test's directory, the log to standard output, plain HTTP in place of
-the TLS bind and its redirect, ``maxconn`` 1000 (a container's open-files limit may not
-allow the deploy file's 20,000), and in the foreground as the test's user (no ``daemon``,
+stats socket in the test's directory, the log to standard output, plain HTTP (and HTTP/2
+without TLS on a second port) in place of the TLS bind and its redirect, ``maxconn`` 1000
+(a container's open-files limit may not allow the deploy file's 20,000), and in the
+foreground as the test's user (no ``daemon``,
 ``chroot``, ``user``, ``group``). Checked: both processes serve requests; a client's
 own ``X-Forwarded-For`` is replaced (central logs the refused login from the balancer's
 view of the client); the live stream passes through unbuffered (a notice arrives while
@@ -47,7 +48,7 @@ DEPLOY_CFG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 pytestmark = pytest.mark.timeout(300)
 
 
-def balancer_config(text: str, *, port: int, servers: list[int], sock: Path) -> str:
+def balancer_config(text: str, *, port: int, h2_port: int, servers: list[int], sock: Path) -> str:
     """The deploy file with a test machine's changes only (see the module's docstring)."""
     out = []
     for line in text.splitlines():
@@ -57,7 +58,9 @@ def balancer_config(text: str, *, port: int, servers: list[int], sock: Path) -> 
         if bare.startswith("http-request redirect scheme https"):
             continue
         if bare.startswith("bind :443 "):
-            line = f"    bind 127.0.0.1:{port}"
+            # Plain HTTP/1.1, and HTTP/2 without TLS on the next port (what browsers speak
+            # to the deploy bind's `alpn h2,http/1.1`).
+            line = f"    bind 127.0.0.1:{port}\n    bind 127.0.0.1:{h2_port} proto h2"
         elif bare.startswith("maxconn "):
             line = "    maxconn 1000"  # a test machine's open-files limit may be lower
         elif bare.startswith("log /dev/log"):
@@ -77,12 +80,14 @@ class Balancer:
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
         assert Path(binary).exists(), "haproxy is not installed (make system-deps)"
         self.port = free_port()
+        self.h2_port = free_port()
         self.sock = workdir / "haproxy.sock"
         cfg = workdir / "haproxy.cfg"
         cfg.write_text(
             balancer_config(
                 DEPLOY_CFG.read_text(encoding="utf-8"),
                 port=self.port,
+                h2_port=self.h2_port,
                 servers=servers,
                 sock=self.sock,
             ),

@@ -14,6 +14,7 @@ run it (``balancer_config``).
 from __future__ import annotations
 
 import http.server
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,15 @@ class _Central(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # http.server's name for it
         body = b'{"database": true, "mqtt": true}'
         self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # a login refused as central refuses a wrong password
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"detail": "wrong user name or password"}'
+        self.send_response(401)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -90,3 +100,26 @@ def test_a_stream_and_only_a_stream_goes_to_the_stream_backend(
     other = "central" if backend == "central_stream" else "central_stream"
     assert after[backend] == before[backend] + 1, (path, before, after)
     assert after[other] == before[other], (path, before, after)
+
+
+def _curl_login(balancer: Balancer, *http: str) -> tuple[int, str]:
+    """curl's exit code and the status it got for one login POST, with a form body."""
+    port = balancer.h2_port if "--http2-prior-knowledge" in http else balancer.port
+    out = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", *http,
+         "--data", "username=nobody&password=wrong-password",
+         f"http://127.0.0.1:{port}/api/v1/auth/login"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    return out.returncode, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("http", [("--http1.1",), ("--http2-prior-knowledge",)], ids=["h1", "h2"])
+def test_logins_past_the_rate_get_a_clean_429(balancer: Balancer, http: tuple[str, ...]) -> None:
+    """Browsers speak HTTP/2 to the deploy bind. The balancer's login rate answered a login
+    POST's 11th attempt of the minute 429 and then cancelled the stream, its body unread:
+    curl failed with "HTTP/2 stream 1 was not closed cleanly: CANCEL", and a browser shows
+    a network error where it should say "too many attempts"."""
+    answers = [_curl_login(balancer, *http) for _ in range(12)]
+    assert answers[:10] == [(0, "401")] * 10, answers
+    assert answers[10:] == [(0, "429")] * 2, answers
