@@ -234,6 +234,12 @@ def starter_edge_toml(
             "# each pitch's sensor as [zones.<zone>.bays.<bay>] sensor = ..., format = ...",
         ]
     example_lot = json.dumps(lots[0] if lots else "LOT", ensure_ascii=False)
+    others = [lot_id for lot_id in site.lots if lot_id not in lots[:1]]
+    example_fallback = (
+        f"[{{ lot = {json.dumps(others[0], ensure_ascii=False)}, arrow = \"right\" }}]"
+        if others
+        else "[]  # no other lot in this site to send drivers to"
+    )
     tail = [
         "",
         "# A guidance sign per lot entrance, for example (unit ids: parkgrid edge scan-signs):",
@@ -248,7 +254,7 @@ def starter_edge_toml(
         "# fallback: where to send drivers when it is full, nearest first (other lots).",
         f"# lot = {example_lot}",
         '# arrow = "left"',
-        '# fallback = [{ lot = "P2", arrow = "right" }]',
+        f"# fallback = {example_fallback}",
         "",
     ]
     body = edge_config_toml(site, box_id, Deployment(mqtt_url=mqtt_url, box_etc=box_etc))

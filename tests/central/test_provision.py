@@ -259,6 +259,22 @@ def test_provision_starter_sign_example_uncommented_is_a_valid_sign(tmp_path: Pa
     (bus,) = config.sign_buses.values()
     (sign,) = bus.signs.values()
     assert (sign.unit, sign.profile, sign.lot, sign.arrow) == (1, "parkgrid-guidance", "P1", "left")
+    # Its fallback example is another lot of this site: "P2" here.
+    assert [f.lot for f in sign.fallback] == ["P2"]
+
+
+def test_provision_starter_sign_example_names_the_towns_own_lots(tmp_path: Path) -> None:
+    """A county town's box was shown ``fallback = [{ lot = "P2" ... }]``, a lot its town
+    does not have (its lots are ``NP1``...): the example names lots of the box's own site."""
+    from tests.central.county_support import town_toml
+
+    (tmp_path / "north.toml").write_text(town_toml("north"))
+    done = provision_box(load_site(tmp_path / "north.toml"), "n-box1", mqtt_url="mqtts://b:8883")
+    text = done.edge_toml
+    assert '# lot = "NP1"' in text
+    assert 'lot = "P2"' not in text
+    # A town of one lot has no other lot to send drivers to: the example says so.
+    assert "# fallback = []" in text
 
 
 @pytest.mark.parametrize("option", ["--password-file", "--acl-file", "--out"])
