@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from central.access_log import QUIET_HEALTH_CHECKS
 from central.alerts.drops import DropWatch, DropWatchThread
 from central.alerts.router import router as alerts_router
 from central.auth.passwords import PasswordChecks, PasswordsBusy
@@ -309,6 +310,7 @@ def create_app(
         # After uvicorn has set up its loggers: no log line may print a token.
         for name in ("uvicorn.access", "uvicorn.error"):
             logging.getLogger(name).addFilter(REDACT_SECRETS)
+        logging.getLogger("uvicorn.access").addFilter(QUIET_HEALTH_CHECKS)
         loop = asyncio.get_running_loop()
         central = await run_in_threadpool(_start, resolved, loop)
         central.http_guard = http_guard

@@ -236,7 +236,7 @@ def starter_edge_toml(
     example_lot = json.dumps(lots[0] if lots else "LOT", ensure_ascii=False)
     others = [lot_id for lot_id in site.lots if lot_id not in lots[:1]]
     example_fallback = (
-        f"[{{ lot = {json.dumps(others[0], ensure_ascii=False)}, arrow = \"right\" }}]"
+        f'[{{ lot = {json.dumps(others[0], ensure_ascii=False)}, arrow = "right" }}]'
         if others
         else "[]  # no other lot in this site to send drivers to"
     )
