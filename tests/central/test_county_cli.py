@@ -112,3 +112,16 @@ def test_check_site_checks_a_county_file(tmp_path: Path) -> None:
     refused = run("check-site", str(bad))
     assert refused.returncode == 2
     assert "bays id 'NP1-1' is defined by both town 'north' and town 'south'" in refused.stderr
+
+
+def test_the_example_county_checks_and_loads() -> None:
+    """The county the docs point a technician to (Xigang and an invented second town)."""
+    county_file = ROOT / "simulators" / "sites" / "vale" / "county.toml"
+    checked = run("check-site", str(county_file))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.splitlines()[0] == f"{county_file}: county vale: 2 towns"
+    from site_model.county import load_county
+
+    county = load_county(county_file)
+    assert sorted(county.towns) == ["dongcun", "xigang"]
+    assert county.town_of_box("dc-box-p1") == "dongcun"
