@@ -158,6 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from central.app import create_app
+    from central.db.engine import require_driver
     from central.settings import CentralSettings
     from site_model.county import CountyError, load_deployment
     from site_model.site import SiteError
@@ -180,6 +181,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = CentralSettings(**overrides)  # type: ignore[arg-type]
         load_deployment(site_file=settings.site_file, county_file=settings.county_file)
+        # Here, not in the app's start-up, where uvicorn would print a traceback for it.
+        require_driver(settings.database_url)
     except ValidationError as exc:
         for err in exc.errors():
             print(f"central: {_setting_problem(err)}", file=sys.stderr)

@@ -14,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-EXIT_USAGE = 2
+EXIT_FAIL, EXIT_USAGE = 1, 2
 
 # group name -> (module that configures it, one-line help)
 GROUPS: dict[str, tuple[str, str]] = {
@@ -82,5 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from parkgrid.logs import configure
 
         configure(getattr(args, "log_level", "INFO"))
-    result: int = handler(args)
+    try:
+        result: int = handler(args)
+    except RuntimeError as exc:
+        from central.db.engine import DatabaseDriverMissing
+
+        if not isinstance(exc, DatabaseDriverMissing):
+            raise
+        print(f"parkgrid: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     return result

@@ -11,6 +11,7 @@ own ``insert``), an increment, and a subquery run per row of another (``per_row`
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,8 +32,26 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+class DatabaseDriverMissing(RuntimeError):
+    """PostgreSQL asked of an install without its driver (a box's runtime lock)."""
+
+
+def require_driver(url: str) -> None:
+    """Raise ``DatabaseDriverMissing``, saying which lock to install, where ``url`` is
+    PostgreSQL's and psycopg is not installed (it comes with requirements-central.lock)."""
+    if make_url(normalise_url(url)).get_backend_name() != "postgresql":
+        return
+    if importlib.util.find_spec("psycopg") is None:
+        raise DatabaseDriverMissing(
+            "a PostgreSQL database needs psycopg, which this install does not have: install "
+            'requirements-central.lock (deploy/README.md, "Central\'s hosts"), not the '
+            "box's requirements.lock"
+        )
+
+
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     """An engine for ``url`` (sqlite:///... or postgresql+psycopg://...)."""
+    require_driver(url)
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
