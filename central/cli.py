@@ -159,7 +159,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from central.app import create_app
     from central.db.engine import require_driver
-    from central.settings import CentralSettings
+    from central.settings import CentralSettings, setting_problem
     from site_model.county import CountyError, load_deployment
     from site_model.site import SiteError
 
@@ -185,7 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
         require_driver(settings.database_url)
     except ValidationError as exc:
         for err in exc.errors():
-            print(f"central: {_setting_problem(err)}", file=sys.stderr)
+            print(f"central: {setting_problem(err)}", file=sys.stderr)
         return EXIT_USAGE
     except (SiteError, CountyError) as exc:
         print(exc, file=sys.stderr)
@@ -240,14 +240,6 @@ def http_guard(settings):  # type: ignore[no-untyped-def]
             max_header_bytes=settings.http_max_header_bytes,
         )
     )
-
-
-def _setting_problem(err: Any) -> str:
-    """One pydantic error as a technician reads it: the setting, then what is wrong (a
-    check across settings names none; pydantic's "Value error, " is its own wording)."""
-    where = ".".join(map(str, err["loc"]))
-    message = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
 
 
 def _deployment_files(parser: argparse.ArgumentParser) -> None:

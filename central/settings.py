@@ -7,6 +7,7 @@ apps with SQLite or PostgreSQL side by side.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +243,11 @@ class CentralSettings(BaseSettings):
         rest = self.mqtt_url.split("://", 1)[1]
         host, _, port = rest.partition(":")
         return host, int(port) if port else (8883 if self.mqtt_url.startswith("mqtts") else 1883)
+
+
+def setting_problem(err: Mapping[str, Any]) -> str:
+    """One of pydantic's errors as a technician reads it: the setting, then what is wrong (a
+    check across settings names none; "Value error, " is pydantic's wording, not ours)."""
+    where = ".".join(map(str, err["loc"]))
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

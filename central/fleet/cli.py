@@ -72,23 +72,28 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     from central.db.engine import make_engine
     from central.db.migrate import upgrade
-    from central.settings import CentralSettings
+    from central.settings import CentralSettings, setting_problem
     from site_model.site import SiteError, load_site
 
     overrides: dict[str, object] = {"database_url": args.database_url}
     if args.site is not None:
-        overrides["site_file"] = args.site
+        # One town's file, also on a county's host (whose environment names the county).
+        overrides |= {"site_file": args.site, "county_file": None}
     if args.box_mqtt_url is not None:
         overrides["box_mqtt_url"] = args.box_mqtt_url
     try:
         settings = CentralSettings(**overrides)  # type: ignore[arg-type]
         if settings.site_file is None:
-            print("fleet: works on one town's site file (--site)", file=sys.stderr)
+            print(
+                "fleet: works on one town's site file: give --site FILE, one of the towns' "
+                f"site files {settings.county_file} names",
+                file=sys.stderr,
+            )
             return None
         site = load_site(settings.site_file)
     except ValidationError as exc:
         for err in exc.errors():
-            print(f"fleet: {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
+            print(f"fleet: {setting_problem(err)}", file=sys.stderr)
         return None
     except SiteError as exc:
         print(f"fleet: {exc}", file=sys.stderr)

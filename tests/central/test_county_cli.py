@@ -125,3 +125,19 @@ def test_the_example_county_checks_and_loads() -> None:
     county = load_county(county_file)
     assert sorted(county.towns) == ["dongcun", "xigang"]
     assert county.town_of_box("dc-box-p1") == "dongcun"
+
+
+def test_fleet_on_a_county_host_works_on_the_town_it_is_given(tmp_path: Path) -> None:
+    """On a county's central host the environment names the county file. `fleet status
+    --site town.toml` failed there ("give a site file or a county file, not both"), and
+    without --site it did not say what to give."""
+    db = f"sqlite:///{tmp_path}/c.db"
+    county = write_county(tmp_path)
+    on_host = {"PARKGRID_COUNTY_FILE": str(county)}
+    north = tmp_path / "towns" / "north.toml"
+    status = run("fleet", "status", "--site", str(north), "--database-url", db, env=on_host)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[1].startswith("n-box1 ")
+    bare = run("fleet", "status", "--database-url", db, env=on_host)
+    assert bare.returncode == 2
+    assert f"give --site FILE, one of the towns' site files {county} names" in bare.stderr
