@@ -95,6 +95,10 @@ class Batcher:
         self.thread: threading.Thread | None = None
 
 
+# A survivor says "online" again once other instances' "offline"s were quiet this long.
+REASSERT_AFTER_S = 0.5
+
+
 def status_payload(state: Online, instance: str) -> bytes:
     return encode_payload(CentralStatus(state=state, instance=instance, ts=dt.datetime.now(dt.UTC)))
 
@@ -165,6 +169,10 @@ class CentralMqtt:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self._subscription: tuple[int, list[str]] = (-1, [])  # the mid of the last SUBSCRIBE
+        # Other instances heard "offline" and not "online" since (``_on_central_status``).
+        self._dead_instances: set[str] = set()
+        self._reassert_at = 0.0
+        self._reassert: threading.Thread | None = None
         self.client.on_message = self._on_message
         writer.publish = self.publish
         writer.on_central_status = self._on_central_status
@@ -338,14 +346,38 @@ class CentralMqtt:
         return self._buffer.backlog_total
 
     def _on_central_status(self, status: CentralStatus) -> None:
-        # With several instances, one going away publishes "offline" on the shared status
-        # topic; the ones still running say "online" again so boxes are not misled.
-        if (
-            status.state is Online.OFFLINE
-            and status.instance != self.instance
-            and not self._stopping.is_set()
-        ):
-            self.publish_status()
+        """Another instance's status, from any town's topic (the batcher's thread).
+
+        One going away says "offline" (its Last Will: one town's topic only). The first
+        time a survivor hears of that death it passes it on, the dead instance's "offline"
+        on every town's topic, so every town's boxes see offline -> online and resend at
+        once what the dead one held, not at their resend timer; then, once a burst of
+        "offline"s (the copies, other survivors' copies, a clean stop's one per town) has
+        been quiet for ``REASSERT_AFTER_S``, it says "online" again on every town, so the
+        retained status ends online."""
+        if status.instance == self.instance or self._stopping.is_set():
+            return
+        if status.state is Online.ONLINE:
+            self._dead_instances.discard(status.instance)
+            return
+        if status.instance not in self._dead_instances:
+            self._dead_instances.add(status.instance)
+            offline = encode_payload(status)
+            for site_id in self.site_ids:
+                self.publish(central_status_topic(site_id), offline, True)
+        self._reassert_at = time.monotonic() + REASSERT_AFTER_S
+        if self._reassert is None or not self._reassert.is_alive():
+            self._reassert = threading.Thread(
+                target=self._reassert_online, name="central-status-reassert", daemon=True
+            )
+            self._reassert.start()
+
+    def _reassert_online(self) -> None:
+        """ "online" on every town once no "offline" came for ``REASSERT_AFTER_S``."""
+        while (wait := self._reassert_at - time.monotonic()) > 0:
+            if self._stopping.wait(wait):
+                return
+        self.publish_status()
 
     # --- publishing (any thread) ----------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -359,4 +360,71 @@ def test_a_county_centrals_death_reaches_every_towns_boxes(
         watcher.loop_stop()
         watcher.disconnect()
         link.stop()
+        engine.dispose()
+
+
+def test_a_dead_process_is_told_to_every_towns_boxes_by_a_survivor(
+    mosquitto: MosquittoBroker, tmp_path: Path
+) -> None:
+    """Two processes of a county's central. One dies (kill -9): its Last Will says
+    ``offline`` on one town's topic only, and the events it held wait for their boxes'
+    resend timer (30 s) in every other town. The survivor passes the death on: ``offline``
+    (the dead instance's), then its own ``online``, on every town, so every box resends at
+    once; the retained status ends ``online``."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(engine)
+    site = load_site(SITE_FILE)
+    sync_site(engine, site)
+    towns = [SITE, "othertown"]
+
+    def link(instance: str) -> CentralMqtt:
+        settings = CentralSettings(
+            site_file=SITE_FILE, mqtt_url=mosquitto.url, instance=instance, ingest_group="g"
+        )
+        writer = IngestWriter(engine=engine, site=SiteIndex.of(site), shared=True)
+        return CentralMqtt(
+            settings=settings, site_id=SITE, site_ids=towns, writer=writer, writer_process=False
+        )
+
+    seen: dict[str, list[tuple[str, str]]] = {town: [] for town in towns}
+    watcher = paho.Client(CallbackAPIVersion.VERSION2)
+
+    def on_message(_c: object, _u: object, msg: paho.MQTTMessage) -> None:
+        status = json.loads(msg.payload)
+        seen[msg.topic.split("/")[2]].append((status["state"], status["instance"]))
+
+    watcher.on_message = on_message
+    watcher.connect(mosquitto.host, mosquitto.port)
+    watcher.loop_start()
+    for town in towns:
+        watcher.subscribe(central_status_topic(town), qos=1)
+    doomed, survivor = link("c1"), link("c2")
+    try:
+        for process in (doomed, survivor):
+            process.start()
+            assert process.wait_connected(10)
+        wait_for(lambda: all(s[-1:] == [("online", "c2")] for s in seen.values()), what="up")
+        before = {town: len(s) for town, s in seen.items()}
+        doomed.client.loop_stop()  # dead: no reconnect, no DISCONNECT
+        sock = doomed.client.socket()
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)
+        for town in towns:
+            wait_for(
+                lambda town=town: (
+                    ("offline", "c1") in seen[town][before[town] :]
+                    and seen[town][-1][0] == "online"
+                ),
+                what=f"{town}: c1 offline, then online",
+                timeout=10,
+            )
+            after = seen[town][before[town] :]
+            first_offline = after.index(("offline", "c1"))
+            assert ("online", "c2") in after[first_offline:], (town, after)
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+        survivor.stop()
+        with contextlib.suppress(Exception):
+            doomed.stop(timeout=1)
         engine.dispose()
