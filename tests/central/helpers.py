@@ -205,3 +205,44 @@ def scratch_schema(pg_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def http_status(url: str) -> int:
+    """The status of a GET of ``url`` (an error status too, not an exception)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def wait_healthy(url: str, running: Callable[[], bool], tail: Callable[[], str]) -> None:
+    """Until central at ``url`` answers /healthz 200; fail with the log's ``tail`` if the
+    process stops running or 60 s pass."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert running(), tail()
+        try:
+            if http_status(f"{url}/healthz") == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"central did not start:\n{tail()}")
+
+
+def synced_sqlite(path: Path) -> tuple[Any, Any]:
+    """(engine, site): a SQLite store at ``path``, migrated and synced to the test site."""
+    from central.db.engine import make_engine
+    from central.db.migrate import upgrade
+    from central.sites.service import sync_site
+    from site_model.site import load_site
+
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    site = load_site(SITE_FILE)
+    sync_site(engine, site)
+    return engine, site

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from central.access_log import QUIET_HEALTH_CHECKS
 from simulators.broker import free_port
-from tests.central.helpers import SITE_FILE
+from tests.central.helpers import SITE_FILE, http_status, wait_healthy
 from tests.faults.rig import Proc
 
 
@@ -47,14 +44,6 @@ def test_a_record_of_another_shape_is_kept() -> None:
     assert QUIET_HEALTH_CHECKS.filter(record) is True
 
 
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def test_a_served_central_logs_requests_but_not_passing_health_checks(tmp_path: Path) -> None:
     port = free_port()
     proc = Proc(
@@ -67,19 +56,10 @@ def test_a_served_central_logs_requests_but_not_passing_health_checks(tmp_path: 
     url = f"http://127.0.0.1:{port}"
     proc.start()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.running, proc.tail()
-            try:
-                if _get(f"{url}/healthz") == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, proc.tail()
-            time.sleep(0.2)
+        wait_healthy(url, lambda: proc.running, proc.tail)
         for _ in range(5):
-            assert _get(f"{url}/healthz") == 200
-        assert _get(f"{url}/api/v1/public/board") == 200
+            assert http_status(f"{url}/healthz") == 200
+        assert http_status(f"{url}/api/v1/public/board") == 200
     finally:
         proc.stop()
     log = proc.log.read_text(errors="replace")

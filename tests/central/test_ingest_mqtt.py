@@ -29,7 +29,16 @@ from firmware_protocols.uplink import CommandReply, Topics, central_status_topic
 from firmware_protocols.uplink.models import CommandName
 from simulators.broker import MosquittoBroker
 from site_model.site import SiteIndex, load_site
-from tests.central.helpers import SITE, SITE_FILE, bay_event, birth, death, lot_state, wait_for
+from tests.central.helpers import (
+    SITE,
+    SITE_FILE,
+    bay_event,
+    birth,
+    death,
+    lot_state,
+    synced_sqlite,
+    wait_for,
+)
 
 P1 = Topics(SITE, "box-p1")
 
@@ -122,10 +131,7 @@ def test_ingest_acks_after_commit_and_quarantines(
 
 def test_ingest_central_status_last_will(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
     """Central's retained status is online while it runs and offline after it stops."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
-    upgrade(engine)
-    site = load_site(SITE_FILE)
-    sync_site(engine, site)
+    engine, site = synced_sqlite(tmp_path / "c.db")
     settings = CentralSettings(
         site_file=SITE_FILE, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}", instance="c1"
     )
@@ -311,10 +317,7 @@ def test_a_county_centrals_death_reaches_every_towns_boxes(
     a clean stop says ``offline`` on every other town's status topic when it is back, before
     ``online``: their boxes resend what it never acked at once (a box resends on offline ->
     online), not at their resend timer."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
-    upgrade(engine)
-    site = load_site(SITE_FILE)
-    sync_site(engine, site)
+    engine, site = synced_sqlite(tmp_path / "c.db")
     settings = CentralSettings(
         site_file=SITE_FILE, mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}", instance="c1"
     )
@@ -371,10 +374,7 @@ def test_a_dead_process_is_told_to_every_towns_boxes_by_a_survivor(
     resend timer (30 s) in every other town. The survivor passes the death on: ``offline``
     (the dead instance's), then its own ``online``, on every town, so every box resends at
     once; the retained status ends ``online``."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
-    upgrade(engine)
-    site = load_site(SITE_FILE)
-    sync_site(engine, site)
+    engine, site = synced_sqlite(tmp_path / "c.db")
     towns = [SITE, "othertown"]
 
     def link(instance: str) -> CentralMqtt:

@@ -28,12 +28,11 @@ from central.db.migrate import upgrade
 from central.ingest.mqtt import CentralMqtt
 from central.ingest.service import IngestWriter
 from central.settings import CentralSettings
-from central.sites.service import sync_site
 from firmware_protocols.uplink import Topics, encode_payload
 from simulators.broker import MosquittoBroker
 from simulators.embedded_broker import EmbeddedBroker, write_access
 from site_model.site import SiteIndex, load_site
-from tests.central.helpers import SITE, SITE_FILE, bay_event, wait_for
+from tests.central.helpers import SITE, SITE_FILE, bay_event, synced_sqlite, wait_for
 
 HOLD_S = 1.5
 
@@ -83,10 +82,7 @@ class HoldingRelay:
 def test_connected_means_the_broker_granted_the_subscriptions(
     mosquitto: MosquittoBroker, tmp_path: Path
 ) -> None:
-    site = load_site(SITE_FILE)
-    engine = create_engine(f"sqlite:///{tmp_path / 'central.db'}")
-    upgrade(engine)
-    sync_site(engine, site)
+    engine, site = synced_sqlite(tmp_path / "central.db")
     relay = HoldingRelay((mosquitto.host, mosquitto.port), HOLD_S)
     settings = CentralSettings(
         site_file=SITE_FILE, mqtt_url=f"mqtt://127.0.0.1:{relay.port}", instance="c-ready"

@@ -9,7 +9,6 @@ every spelling the app accepts, and its whole output is searched for the token.
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,7 +24,7 @@ from central.db.engine import make_engine
 from central.db.migrate import upgrade
 from central.log_redaction import SECRET_PARAMETERS, redact_queries
 from simulators.broker import free_port
-from tests.central.helpers import SITE_FILE
+from tests.central.helpers import SITE_FILE, http_status, wait_healthy
 from tests.faults.rig import Proc, _python, record
 
 PASSWORD = "redaction-test-pw"
@@ -41,14 +40,6 @@ def _spellings(name: str) -> list[str]:
         "".join(f"%{ord(c):02X}" for c in name),
         name[:3] + "%" + f"{ord(name[3]):02x}" + name[4:],
     ]
-
-
-def _get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
 
 
 def test_access_log_never_prints_a_token_however_its_name_is_spelt(tmp_path: Path) -> None:
@@ -69,15 +60,16 @@ def test_access_log_never_prints_a_token_however_its_name_is_spelt(tmp_path: Pat
     proc.start()
     tokens: list[str] = []
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, lambda: proc.running, proc.tail)
         for spelling in _spellings("access_token"):
             data = urllib.parse.urlencode({"username": "ops", "password": PASSWORD}).encode()
             with urllib.request.urlopen(f"{url}/api/v1/auth/login", data=data, timeout=10) as r:
                 token = json.loads(r.read())["access_token"]
             tokens.append(token)
             # The app accepts the token under this spelling: the check is not vacuous.
-            assert _get(f"{url}/api/v1/auth/me?{spelling}={token}") == 200, spelling
-            assert _get(f"{url}/api/v1/alerts?limit=1&{spelling}={token}&state=raised") == 200
+            assert http_status(f"{url}/api/v1/auth/me?{spelling}={token}") == 200, spelling
+            alerts = f"{url}/api/v1/alerts?limit=1&{spelling}={token}&state=raised"
+            assert http_status(alerts) == 200
     finally:
         proc.stop()
     log = proc.log.read_text(errors="replace")
@@ -97,19 +89,6 @@ def test_access_log_never_prints_a_token_however_its_name_is_spelt(tmp_path: Pat
             "searched: no token",
         },
     )
-
-
-def _wait_healthy(url: str, proc: Proc) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.running, proc.tail()
-        try:
-            if _get(f"{url}/healthz") == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"central did not start:\n{proc.tail()}")
 
 
 NAME_CHARS = st.sampled_from(sorted(SECRET_PARAMETERS))
