@@ -37,6 +37,7 @@ RENAME = {"levelname": "level", "name": "logger"}
 # uvicorn adds its message again with terminal colours: not a field worth keeping.
 LEFT_OUT = [*RESERVED_ATTRS, "color_message"]
 TOWN_CLOCK_ENV = "PARKGRID_TOWN_CLOCK_FILE"  # central's town_clock_file setting
+QUIET_LIBRARY_LOGGERS = ("alembic.runtime.plugins",)
 
 
 class TownTime(logging.Filter):
@@ -72,3 +73,7 @@ def configure(level: str = "INFO", stream: TextIO | None = None) -> None:
         handler.addFilter(TownTime(TownClock(Path(town_clock))))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Libraries' own set-up chatter, not the service's story: alembic logs a line per
+    # plugin at INFO each time a process starts (seven before central said anything).
+    for name in QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
