@@ -356,9 +356,10 @@ def test_a_county_centrals_death_reaches_every_towns_boxes(
                 what=f"{town}: offline, then online",
                 timeout=10,
             )
-            # offline, then online (a publish in flight at the cut may come again after it)
+            # offline first, online last: each connect says offline, then online (paho may
+            # connect more than once after the cut; a publish in flight may come again)
             after = seen[start:]
-            assert after[0] == "offline" and set(after[1:]) == {"online"}, (town, seen)
+            assert after[0] == "offline" and after[-1] == "online", (town, seen)
     finally:
         watcher.loop_stop()
         watcher.disconnect()
