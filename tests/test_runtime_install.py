@@ -104,10 +104,7 @@ def test_runtime_install_runs_the_simulators_and_the_demo_outside_the_checkout(
 
 
 @pytest.mark.long
-def test_central_install_opens_a_county_database_on_postgresql(tmp_path: Path) -> None:
-    pg_url = os.environ.get("PARKGRID_TEST_PG_URL")
-    if not pg_url:
-        pytest.skip("PARKGRID_TEST_PG_URL is not set: no PostgreSQL to test against")
+def test_central_install_opens_a_county_database_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     from tests.central.helpers import scratch_schema
 
     log = tmp_path / "install.log"

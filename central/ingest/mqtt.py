@@ -268,9 +268,9 @@ class CentralMqtt:
         # The Last Will names one town's topic. The county's other towns never heard of an
         # earlier death: ``offline`` first, so their boxes see offline -> online and resend
         # at once what it never acked, as the will's town does, not at their resend timer.
+        offline = status_payload(Online.OFFLINE, self.instance)
         for site_id in self.site_ids:
             if site_id != self.site_id:
-                offline = status_payload(Online.OFFLINE, self.instance)
                 self.publish(central_status_topic(site_id), offline, True)
         # After the SUBSCRIBE on the same connection: the broker grants it first, so a box
         # that sees central online publishes to a central that hears it.
