@@ -83,6 +83,7 @@ from central.sites.service import sync_site
 from central.stream.hub import Hub
 from central.stream.relay import Relay, channel_for
 from central.stream.router import router as stream_router
+from central.stream.warden import start_warden
 from central.townclock import TownClock
 from central.townclock_router import router as clock_router
 from central.towns import TownPaths, build_towns
@@ -319,10 +320,12 @@ def create_app(
         retention = _history_retention(central, resolved) if resolved.ingest else None
         app.state.town_clock = central.town  # the one town clock (central.townclock)
         forecaster = start_forecaster(app, central)
+        warden = start_warden(central.hub, central.tokens, central.engine)
         try:
             yield
         finally:
             await run_in_threadpool(forecaster.stop)
+            await run_in_threadpool(warden.stop)
             if sweeper is not None:
                 await run_in_threadpool(sweeper.stop)
             if retention is not None:

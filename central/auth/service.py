@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, bindparam, delete, select
 
 from central import audit
 from central.auth.models import USER_ROLES, Actor, Role
@@ -294,7 +294,8 @@ class TokenCache:
     """Token hash -> (actor, expires_at, cached_at): one store read per token per few s.
 
     ``clock`` (epoch seconds) is what expiry is judged by; tests move it to see a token
-    expire without waiting out its lifetime.
+    expire without waiting out its lifetime. ``check_many`` reads many tokens in one query
+    (the live streams' warden, ``central.stream.warden``) and refreshes their entries.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -311,44 +312,78 @@ class TokenCache:
         with self._lock:
             hit = self._entries.get(digest)
         if hit is None or now - hit[2] > CACHE_S:
-            with engine.connect() as conn:
-                row = conn.execute(
-                    select(
-                        t.tokens.c.name,
-                        t.tokens.c.role,
-                        t.tokens.c.user_id,
-                        t.tokens.c.expires_at,
-                        t.tokens.c.town,
-                        t.users.c.disabled,
-                    )
-                    .select_from(t.tokens.outerjoin(t.users, t.users.c.id == t.tokens.c.user_id))
-                    .where(t.tokens.c.token_hash == digest)
-                ).first()
-            if row is None or row.disabled:
-                hit = (None, 0.0, now)
-            else:
-                actor = Actor(
-                    name=row.name,
-                    role=Role(row.role),
-                    user_id=row.user_id,
-                    token_hash=digest,
-                    town=row.town,
-                )
-                hit = (actor, row.expires_at, now)
-            with self._lock:
-                if len(self._entries) > 10_000:
-                    self._entries.clear()
-                self._entries[digest] = hit
-        actor, expires, _ = hit
-        if actor is None:
-            raise Unauthenticated("unknown or revoked token")
-        if expires <= now:
-            raise Unauthenticated("token expired; log in again")
-        return actor
+            hit = self._read(engine, [digest], now)[digest]
+        reason = _refusal(hit, now)
+        if reason is not None:
+            raise Unauthenticated(reason)
+        return hit[0]  # type: ignore[return-value]
+
+    def check_many(self, engine: Engine, digests: list[str]) -> dict[str, str]:
+        """Read these tokens again, in one query; why each that is no longer good is not
+        (unknown or revoked, expired, its user disabled)."""
+        if not digests:
+            return {}
+        now = self.clock()
+        entries = self._read(engine, digests, now)
+        return {
+            digest: reason
+            for digest, entry in entries.items()
+            if (reason := _refusal(entry, now)) is not None
+        }
+
+    def _read(
+        self, engine: Engine, digests: list[str], now: float
+    ) -> dict[str, tuple[Actor | None, float, float]]:
+        with engine.connect() as conn:
+            rows = conn.execute(_TOKENS_BY_HASH, {"digests": digests}).all()
+        found: dict[str, tuple[Actor | None, float, float]] = dict.fromkeys(
+            digests, (None, 0.0, now)
+        )
+        for row in rows:
+            if row.disabled:
+                continue
+            actor = Actor(
+                name=row.name,
+                role=Role(row.role),
+                user_id=row.user_id,
+                token_hash=row.token_hash,
+                town=row.town,
+            )
+            found[row.token_hash] = (actor, row.expires_at, now)
+        with self._lock:
+            if len(self._entries) + len(found) > 10_000:
+                self._entries.clear()
+            self._entries.update(found)
+        return found
 
     def forget(self, digest: str) -> None:
         with self._lock:
             self._entries.pop(digest, None)
+
+
+def _refusal(entry: tuple[Actor | None, float, float], now: float) -> str | None:
+    actor, expires, _ = entry
+    if actor is None:
+        return "unknown or revoked token"
+    if expires <= now:
+        return "token expired; log in again"
+    return None
+
+
+# Built once: every request whose token left the cache, and every stream check, runs it.
+_TOKENS_BY_HASH = (
+    select(
+        t.tokens.c.token_hash,
+        t.tokens.c.name,
+        t.tokens.c.role,
+        t.tokens.c.user_id,
+        t.tokens.c.expires_at,
+        t.tokens.c.town,
+        t.users.c.disabled,
+    )
+    .select_from(t.tokens.outerjoin(t.users, t.users.c.id == t.tokens.c.user_id))
+    .where(t.tokens.c.token_hash.in_(bindparam("digests", expanding=True)))
+)
 
 
 def revoke(engine: Engine, *, digest: str, actor: str) -> None:

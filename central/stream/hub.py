@@ -12,8 +12,8 @@ may read it (``quarantine``: operators). A client that cannot keep up loses noti
 single ``resync`` put in their place; the
 stream router sends it with a snapshot of what the client shows, read from the database
 when the client takes it (notices queued before are moot, later ones follow it).
-``end_token`` ends the streams of a token (logout); the stream router also re-checks each
-stream's token itself (expiry, a disabled user).
+``end_token`` ends the streams of a token (logout, and the warden's refusals: expiry,
+revocation elsewhere, a disabled user; ``central.stream.warden``).
 
 With several central processes on PostgreSQL the hub has a ``relay``: ``publish`` sends
 through the database and every process's relay hands what arrives to ``deliver``
@@ -182,6 +182,11 @@ class Hub:
 
     def __len__(self) -> int:
         return len(self._subscribers)
+
+    def token_hashes(self) -> list[str]:
+        """From any thread: the distinct tokens of the open streams (the warden's round)."""
+        with self._lock:
+            return sorted({s.token_hash for s in self._subscribers if s.token_hash and not s.ended})
 
     def open_for(self, token_hash: str) -> int:
         with self._lock:

@@ -1,10 +1,10 @@
 """``GET /api/v1/stream``: Server-Sent Events for as long as the token that opened it is good.
 
-Each stream re-checks its token every ``RECHECK_S`` (through the token cache: one store
-read per token per few seconds), so an expired token, a revoked one (also from another
-instance) or a disabled user's ends within seconds; a logout through this instance ends
-its streams at once (``Hub.end_token``). An ended stream gets ``event: end`` with the
-reason, then the connection closes; the client logs in again.
+The process's warden (``central.stream.warden``) reads the tokens of every open stream
+again every ``RECHECK_S`` in one query, so an expired token's streams, a revoked one's
+(also from another instance) or a disabled user's end within seconds; a logout through
+this instance ends its streams at once (``Hub.end_token``). An ended stream gets
+``event: end`` with the reason, then the connection closes; the client logs in again.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from fastapi.responses import StreamingResponse
 
 from central.context import Central
 from central.deps import CentralDep, Viewer
-from central.errors import Unauthenticated
 from central.stream.hub import RESYNC, Ended, sse_frame
 from central.stream.snapshot import read_snapshot
 from central.stream.subscription import Subscription, parse
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 KEEPALIVE_S = 15.0
-RECHECK_S = 5.0
 BATCH_CHUNKS = 64  # queued chunks (windows) joined into one write at most
 
 
@@ -64,14 +62,6 @@ async def stream(
     subscription = replace(parse(kinds, lots, lot_boxes), places=central.places)
     sub = hub.subscribe(role=actor.role, token_hash=actor.token_hash, subscription=subscription)
 
-    async def still_allowed() -> str | None:
-        """None while the token is good; else why the stream ends."""
-        try:
-            await run_in_threadpool(central.tokens.by_digest, central.engine, actor.token_hash)
-        except Unauthenticated as exc:
-            return exc.detail
-        return None
-
     async def frames() -> AsyncIterator[bytes]:
         try:
             yield b"retry: 3000\n\n"
@@ -79,7 +69,6 @@ async def stream(
             if central.places is not None:  # a county town's stream
                 hello["town"] = central.town_id or ""
             yield sse_frame("hello", hello)
-            next_check = time.monotonic() + RECHECK_S
             next_keepalive = time.monotonic() + KEEPALIVE_S
             held: bytes | Ended | None = None  # taken from the queue, not yet handled
             while True:
@@ -87,7 +76,7 @@ async def stream(
                 if held is not None:
                     item, held = held, None
                 else:
-                    wait = max(0.0, min(next_check, next_keepalive) - time.monotonic())
+                    wait = max(0.0, next_keepalive - time.monotonic())
                     try:
                         item = await asyncio.wait_for(sub.get(), wait)
                     except TimeoutError:
@@ -96,12 +85,6 @@ async def stream(
                     yield sse_frame("end", {"reason": item.reason})
                     return
                 now = time.monotonic()
-                if now >= next_check:
-                    next_check = now + RECHECK_S
-                    reason = await still_allowed()
-                    if reason is not None:
-                        yield sse_frame("end", {"reason": reason})
-                        return
                 if item is RESYNC:
                     yield await resync_frame(central, sub.subscription)
                 elif item is not None:
