@@ -60,6 +60,27 @@ class Ended:
 Frame = tuple[dict[str, Any], str, bytes]  # (notice, kind, encoded)
 
 
+def _by_town(
+    frames: list[Frame], owners: dict[str, list[frozenset[str]]]
+) -> dict[frozenset[str], list[Frame]]:
+    """A county's window sorted by town, once: each frame under every town's places that
+    hold all the ids it names (``Subscription.holds_all``), found through the index of
+    ids rather than by asking each town about each frame (with 50 towns that was most of
+    a flush)."""
+    towns: dict[frozenset[str], list[Frame]] = {}
+    if not owners:
+        return towns
+    for frame in frames:
+        ids = place_ids(frame[0])
+        if not ids:
+            continue  # names no place: no town's (a case sweep, a ledger entry)
+        first, rest = ids[0], ids[1:]
+        for places in owners.get(first, ()):
+            if all(i in places for i in rest):
+                towns.setdefault(places, []).append(frame)
+    return towns
+
+
 class Subscriber:
     """One stream's queue of chunks (a window's frames for it, joined), bounded in frames."""
 
@@ -81,17 +102,14 @@ class Subscriber:
         self.dropped = 0  # notices lost to overflows, in all
         self.resyncs = 0  # resync events queued (one per overflow)
         self.ended = False
+        # Streams with the same view get the same frames: a window's chunk is built once.
+        self.view = (self.subscription, tuple(self.may_read(kind) for kind in NEEDS_ROLE))
 
     def may_read(self, kind: str) -> bool:
         needed = NEEDS_ROLE.get(kind)
         if needed is None:
             return True
         return self.role in RANK and RANK[self.role] >= RANK[needed]
-
-    @property
-    def view(self) -> tuple[Subscription, tuple[bool, ...]]:
-        """Streams with the same view get the same frames: a window's chunk is built once."""
-        return self.subscription, tuple(self.may_read(kind) for kind in NEEDS_ROLE)
 
     def wants_in_town(self, notice: dict[str, Any], kind: str) -> bool:
         return self.may_read(kind) and self.subscription.wants_in_town(notice)
@@ -175,6 +193,9 @@ class Hub:
         self._serial = 0
         self._flush_due = False
         self._pending_lock = threading.Lock()
+        # A county's towns: each id -> the places (a town's ids) of streams holding it.
+        self._owners: dict[str, list[frozenset[str]]] = {}
+        self._indexed: set[frozenset[str]] = set()
 
     @property
     def active(self) -> bool:
@@ -217,7 +238,18 @@ class Hub:
                     f"this token already holds {self.max_per_token} open streams; close one"
                 )
             self._subscribers.add(sub)
+            self._index(sub.subscription.places)
         return sub
+
+    def _index(self, places: frozenset[str] | None) -> None:
+        """Under ``_lock``: file a town's ids once (a county has a few dozen towns)."""
+        if places is None or places in self._indexed:
+            return
+        self._indexed.add(places)
+        owners = dict(self._owners)  # a new dict: a flush may be reading the old one
+        for ident in places:
+            owners[ident] = [*owners.get(ident, ()), places]
+        self._owners = owners
 
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:
@@ -270,10 +302,8 @@ class Hub:
             frames.append((notice, kind, sse_frame(kind, notice)))
         with self._lock:
             subscribers = list(self._subscribers)
-        # A county's window sorted by town once per town (not once per view: 300 screens
-        # asked of every notice of the county cost more than the rest of the process).
-        ids = [place_ids(notice) for notice, _, _ in frames]
-        towns: dict[frozenset[str] | None, list[Frame]] = {}
+            owners = self._owners
+        towns = _by_town(frames, owners)
         chunks: dict[Any, tuple[int, bytes]] = {}
         for sub in subscribers:
             if sub.ended:
@@ -281,12 +311,7 @@ class Hub:
             chunk = chunks.get(sub.view)
             if chunk is None:
                 places = sub.subscription.places
-                local = towns.get(places)
-                if local is None:
-                    holds = sub.subscription.holds_all
-                    local = towns[places] = [
-                        f for f, i in zip(frames, ids, strict=True) if holds(i)
-                    ]
+                local = frames if places is None else towns.get(places, [])
                 picked = [frame for notice, kind, frame in local if sub.wants_in_town(notice, kind)]
                 chunk = chunks[sub.view] = (len(picked), b"".join(picked))
             if sub.offer(*chunk):
