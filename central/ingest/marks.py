@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Connection, String, bindparam, func, select
+from sqlalchemy import BigInteger, Connection, String, bindparam, func, select, text
 
 from central.db import schema as t
 from central.ingest.walk import RANGE_CHUNK, WALK_CHUNK, walk
@@ -81,6 +81,32 @@ _HOLE_RANGES = (
     .where(_dr.box_id == _BOX, _dr.last_seq > _ACKED, _dr.last_seq < _TOP, _dr.first_seq < _UPPER)
     .order_by(_dr.first_seq)
     .limit(RANGE_CHUNK)
+)
+
+# PostgreSQL: the same three reads for every box of a batch at once (``MarkBook._fill_all``),
+# each box's through its own index range (LATERAL), as the statements above.
+_BOXES_ACKED = "unnest(CAST(:boxes AS text[]), CAST(:acked AS bigint[]))"
+_PROBE_ALL = text(
+    f"SELECT h.box FROM {_BOXES_ACKED} AS h(box, acked) "
+    "WHERE EXISTS (SELECT 1 FROM events e WHERE e.box_id = h.box AND e.seq = h.acked + 1) "
+    "OR EXISTS (SELECT 1 FROM dropped_ranges d WHERE d.box_id = h.box "
+    "AND d.first_seq <= h.acked + 1 AND d.last_seq > h.acked "
+    "AND d.last_seq < (SELECT max(e.seq) FROM events e WHERE e.box_id = h.box))"
+)
+_HOLES = (
+    "unnest(CAST(:boxes AS text[]), CAST(:acked AS bigint[]), CAST(:upper AS bigint[])) "
+    "AS h(box, acked, upper)"
+)
+_HOLE_SEQS_ALL = text(
+    f"SELECT h.box, e.seq FROM {_HOLES} CROSS JOIN LATERAL (SELECT seq FROM events "
+    "WHERE box_id = h.box AND seq > h.acked AND seq < h.upper ORDER BY seq LIMIT :seqs) AS e"
+)
+_HOLE_RANGES_ALL = text(
+    f"SELECT h.box, d.first_seq, d.last_seq FROM {_HOLES} CROSS JOIN LATERAL "
+    "(SELECT first_seq, last_seq FROM dropped_ranges WHERE box_id = h.box "
+    "AND last_seq > h.acked AND first_seq < h.upper "
+    "AND last_seq < (SELECT max(e.seq) FROM events e WHERE e.box_id = h.box) "
+    "ORDER BY first_seq LIMIT :ranges) AS d"
 )
 
 
@@ -190,12 +216,20 @@ class MarkBook:
             rows = conn.execute(_STORED_MARKS, {"boxes": list(entries)})
             for box, acked in rows:
                 entries[box].frontier.raise_to(acked)
-        for box, entry in entries.items():
+        for entry in entries.values():
             frontier = entry.frontier
             if len(frontier) > self.max_waiting:
                 entry.unknown_to = max(entry.unknown_to, frontier.highest)
                 frontier.clear_waiting()
-            if self._unsure(entry) and not (holes_only and frontier.waiting is None):
+        unsure = {
+            box: entry
+            for box, entry in entries.items()
+            if self._unsure(entry) and not (holes_only and entry.frontier.waiting is None)
+        }
+        if unsure and self.dialect == "postgresql":
+            self._fill_all(conn, unsure)
+        else:
+            for box, entry in unsure.items():
                 self._fill(conn, box, entry)
         now = time.time()
         moved = [
@@ -213,6 +247,50 @@ class MarkBook:
         """Whether the store may hold seqs above the mark the frontier never saw."""
         return self.shared or entry.frontier.acked < entry.unknown_to
 
+    def _fill_all(self, conn: Connection, entries: dict[str, BoxMark]) -> None:
+        """``_fill`` for many boxes at once (PostgreSQL): one probe for them all, then one
+        read of the seqs and one of the ranges in the holes the probe found filled, again
+        for those whose mark moved and may move further. The same reads, per statement not
+        per box: with a shared ingest each batch probes every box it holds."""
+        todo = entries
+        while todo:
+            boxes = list(todo)
+            acked = [todo[box].frontier.acked for box in boxes]
+            found = conn.execute(_PROBE_ALL, {"boxes": boxes, "acked": acked}).scalars().all()
+            if not found:
+                return
+            holes = {box: (todo[box].frontier.acked, self._upper(todo[box])) for box in found}
+            params = {
+                "boxes": list(holes),
+                "acked": [hole[0] for hole in holes.values()],
+                "upper": [hole[1] for hole in holes.values()],
+                "seqs": WALK_CHUNK,
+                "ranges": RANGE_CHUNK,
+            }
+            seqs: dict[str, list[int]] = {box: [] for box in holes}
+            for box, seq in conn.execute(_HOLE_SEQS_ALL, params):
+                seqs[box].append(seq)
+            ranges: dict[str, list[tuple[int, int]]] = {box: [] for box in holes}
+            for box, first, last in conn.execute(_HOLE_RANGES_ALL, params):
+                ranges[box].append((first, last))
+            moved: dict[str, BoxMark] = {}
+            for box, (before, _) in holes.items():
+                entry = todo[box]
+                entry.frontier.add(seqs[box], ranges[box])
+                if entry.frontier.acked != before and self._unsure(entry):
+                    moved[box] = entry
+            todo = moved
+
+    @staticmethod
+    def _upper(entry: BoxMark) -> int:
+        """The hole's upper bound: the lowest seq known above it, or past what the store
+        may hold that the frontier never saw."""
+        frontier = entry.frontier
+        bounds = [NO_UPPER] if frontier.waiting is None else [frontier.waiting]
+        if frontier.acked < entry.unknown_to:
+            bounds.append(entry.unknown_to + 1)
+        return min(bounds)
+
     def _fill(self, conn: Connection, box: str, entry: BoxMark) -> None:
         """Read the hole above the mark from the store, until the mark stops moving.
 
@@ -221,13 +299,10 @@ class MarkBook:
         """
         frontier = entry.frontier
         while self._unsure(entry):
-            acked, waiting = frontier.acked, frontier.waiting
-            bounds = [NO_UPPER] if waiting is None else [waiting]
-            if acked < entry.unknown_to:
-                bounds.append(entry.unknown_to + 1)
+            acked = frontier.acked
             if conn.execute(_PROBE, {"box": box, "acked": acked}).first() is None:
                 break  # a hole the store does not fill either
-            hole = {"box": box, "acked": acked, "upper": min(bounds)}
+            hole = {"box": box, "acked": acked, "upper": self._upper(entry)}
             found = conn.execute(_HOLE_SEQS, hole).scalars().all()
             held = conn.execute(_HOLE_RANGES, hole).all()
             frontier.add(found, [(first, last) for first, last in held])

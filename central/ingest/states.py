@@ -14,7 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, Update, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    TextClause,
+    Update,
+    and_,
+    bindparam,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 
 from central.db import schema as t
 from central.db.engine import upsert
@@ -57,17 +69,66 @@ ApplyState = Callable[[IngestContext, Connection, Batch, str, Any, float], State
 
 
 def apply_states(ctx: IngestContext, conn: Connection, batch: Batch) -> None:
-    """Apply the batch's state documents (already conflated per topic)."""
+    """Apply the batch's state documents (already conflated per topic); notice each applied
+    one, in the batch's order."""
+    changes: list[StateUpdate] = []
     for msg, received_at in batch.states.values():
         handler = APPLY_BY_STATE[type(msg.payload)]
         change = handler(ctx, conn, batch, msg.topic.box_id, msg.payload, received_at)
-        if change is None:
-            continue
-        params = {f"v_{name}": value for name, value in change.values.items()}
-        params["k_"] = change.key_value
-        result = conn.execute(_update(change.table, change.key, tuple(change.values)), params)
-        if result.rowcount:
-            batch.notices.append(change.notice)
+        if change is not None:
+            changes.append(change)
+    if conn.dialect.name == "postgresql":
+        applied = _apply_grouped(conn, changes)
+    else:
+        applied = set()
+        for change in changes:
+            params = {f"v_{name}": value for name, value in change.values.items()}
+            params["k_"] = change.key_value
+            result = conn.execute(_update(change.table, change.key, tuple(change.values)), params)
+            if result.rowcount:
+                applied.add((change.table.name, change.key_value))
+    batch.notices.extend(c.notice for c in changes if (c.table.name, c.key_value) in applied)
+
+
+def _apply_grouped(conn: Connection, changes: list[StateUpdate]) -> set[tuple[str, str]]:
+    """PostgreSQL: the updates of one table and columns in one statement (``_update_all``);
+    the (table, key) of each row it changed. One topic per figure, so a key comes once."""
+    groups: dict[tuple[Table, str, tuple[str, ...]], list[StateUpdate]] = {}
+    for change in changes:
+        groups.setdefault((change.table, change.key, tuple(change.values)), []).append(change)
+    applied: set[tuple[str, str]] = set()
+    for (table, key, names), rows in groups.items():
+        params = {f"a_{name}": [row.values[name] for row in rows] for name in names}
+        params["a_key"] = [row.key_value for row in rows]
+        found = conn.execute(_update_all(table, key, names), params).scalars()
+        applied.update((table.name, str(value)) for value in found)
+    return applied
+
+
+@functools.lru_cache(maxsize=64)
+def _update_all(table: Table, key: str, names: tuple[str, ...]) -> TextClause:
+    """PostgreSQL: ``_update`` for many rows, from one array per column (``unnest``), the
+    keys it changed returned. Same rule: only where the stored document is older, or as
+    old with other figures."""
+    dialect = postgresql.dialect()
+    quote = dialect.identifier_preparer.quote
+
+    def array(param: str, column: str) -> str:
+        return f"CAST(:{param} AS {table.c[column].type.compile(dialect=dialect)}[])"
+
+    arrays = ", ".join([array("a_key", key), *(array(f"a_{n}", n) for n in names)])
+    columns = ", ".join(quote(c) for c in ("k_", *names))
+    sets = ", ".join(f"{quote(n)} = v.{quote(n)}" for n in names)
+    differs = " OR ".join(
+        f"t.{quote(n)} IS DISTINCT FROM v.{quote(n)}"
+        for n in names
+        if n not in ("state_ts", "updated_at")
+    )
+    return text(
+        f"UPDATE {quote(table.name)} AS t SET {sets} FROM unnest({arrays}) AS v({columns}) "
+        f"WHERE t.{quote(key)} = v.k_ AND (t.state_ts IS NULL OR t.state_ts < v.state_ts "
+        f"OR (t.state_ts = v.state_ts AND ({differs}))) RETURNING t.{quote(key)}"
+    )
 
 
 @functools.lru_cache(maxsize=64)

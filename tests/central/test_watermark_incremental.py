@@ -9,7 +9,9 @@ compare every published mark with a walk from zero over what the store holds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,20 +30,32 @@ from central.ingest.watermark import Frontier, advance
 from central.sites.service import sync_site
 from firmware_protocols.uplink import Event, EventsDropped
 from site_model.site import Site, SiteIndex, load_site
-from tests.central.helpers import BOOT, SITE_FILE, at, bay_event, event_msg
+from tests.central.helpers import BOOT, SITE_FILE, at, bay_event, event_msg, scratch_schema
 
 BOX = "box-p1"
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Site]]:
-    """One SQLite store for the module; each example uses box ids of its own."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, Site]]:
+    """One store for the module on each engine; each example uses box ids of its own.
+    PostgreSQL reads every box of a batch in one statement (``MarkBook._fill_all``, the
+    held events, the state updates), SQLite one box at a time: both are held to the walk."""
     site = load_site(SITE_FILE)
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('marks') / 'central.db'}")
-    upgrade(engine)
-    sync_site(engine, site)
-    yield engine, site
-    engine.dispose()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('marks') / 'central.db'}"
+        else:
+            base = os.environ.get("PARKGRID_TEST_PG_URL")
+            if not base:
+                pytest.skip("PARKGRID_TEST_PG_URL is not set: no PostgreSQL to test against")
+            url = stack.enter_context(scratch_schema(base))
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        upgrade(engine)
+        sync_site(engine, site)
+        yield engine, site
 
 
 def dropped(box_id: str, seq: int, first: int, last: int) -> Event:
