@@ -84,14 +84,16 @@ _HOLE_RANGES = (
 )
 
 # PostgreSQL: the same three reads for every box of a batch at once (``MarkBook._fill_all``),
-# each box's through its own index range (LATERAL), as the statements above.
+# each box's through its own index range: a LATERAL subquery per box that the planner may
+# not flatten into a join (its LIMIT; see ``events._HELD_ALL`` for what a join cost).
 _BOXES_ACKED = "unnest(CAST(:boxes AS text[]), CAST(:acked AS bigint[]))"
 _PROBE_ALL = text(
-    f"SELECT h.box FROM {_BOXES_ACKED} AS h(box, acked) "
-    "WHERE EXISTS (SELECT 1 FROM events e WHERE e.box_id = h.box AND e.seq = h.acked + 1) "
-    "OR EXISTS (SELECT 1 FROM dropped_ranges d WHERE d.box_id = h.box "
+    f"SELECT h.box FROM {_BOXES_ACKED} AS h(box, acked) CROSS JOIN LATERAL ("
+    "SELECT 1 FROM events e WHERE e.box_id = h.box AND e.seq = h.acked + 1 "
+    "UNION ALL SELECT 1 FROM dropped_ranges d WHERE d.box_id = h.box "
     "AND d.first_seq <= h.acked + 1 AND d.last_seq > h.acked "
-    "AND d.last_seq < (SELECT max(e.seq) FROM events e WHERE e.box_id = h.box))"
+    "AND d.last_seq < (SELECT max(e.seq) FROM events e WHERE e.box_id = h.box) "
+    "LIMIT 1) AS p"
 )
 _HOLES = (
     "unnest(CAST(:boxes AS text[]), CAST(:acked AS bigint[]), CAST(:upper AS bigint[])) "
