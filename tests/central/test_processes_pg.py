@@ -293,3 +293,31 @@ def test_a_client_on_each_process_ends_with_the_database_view(
         for client in clients:
             client.close()
         engine.dispose()
+
+
+def test_a_logout_through_one_process_ends_the_tokens_stream_on_the_other(
+    two: list[Serve], pg_schema_url: str
+) -> None:
+    """Logout ends the token's streams on the process that took it at once; on the other
+    process its warden (one query for the tokens of all its open streams every 5 s,
+    ``central.stream.warden``) ends them within seconds, with the reason."""
+    for serve in two:
+        wait_for(serve.healthy, timeout=90, what=f"central {serve.name} to be healthy")
+    token = _login(two[0], pg_schema_url)
+    client = SseClient(two[1].url, token)
+    try:
+        assert client.open.wait(30), "the stream did not say hello"
+        resp = httpx.post(
+            f"{two[0].url}/api/v1/auth/logout",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert resp.status_code == 204, resp.text
+        ended = wait_for(
+            lambda: [d for k, d in client.events if k == "end"],
+            timeout=20,
+            what="the stream on the other process to end",
+        )
+        assert ended[0]["reason"] == "unknown or revoked token", ended
+    finally:
+        client.close()
