@@ -370,6 +370,8 @@ def _refusal(entry: tuple[Actor | None, float, float], now: float) -> str | None
     return None
 
 
+# A token with its user (a machine token has none).
+_TOKENS_AND_USERS = t.tokens.outerjoin(t.users, t.users.c.id == t.tokens.c.user_id)
 # Built once: every request whose token left the cache, and every stream check, runs it.
 _TOKENS_BY_HASH = (
     select(
@@ -381,7 +383,7 @@ _TOKENS_BY_HASH = (
         t.tokens.c.town,
         t.users.c.disabled,
     )
-    .select_from(t.tokens.outerjoin(t.users, t.users.c.id == t.tokens.c.user_id))
+    .select_from(_TOKENS_AND_USERS)
     .where(t.tokens.c.token_hash.in_(bindparam("digests", expanding=True)))
 )
 
@@ -411,7 +413,7 @@ def list_tokens(engine: Engine, *, now: float | None = None) -> list[dict[str, A
                 t.tokens.c.expires_at,
                 t.tokens.c.town,
             )
-            .select_from(t.tokens.outerjoin(t.users, t.users.c.id == t.tokens.c.user_id))
+            .select_from(_TOKENS_AND_USERS)
             .where(t.tokens.c.expires_at > now)
             .order_by(t.tokens.c.created_at)
         )
