@@ -20,9 +20,10 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
         yield broker
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def pg_url() -> str:
-    """The PostgreSQL URL for store tests; skipped with a reason where none is configured."""
+    """The PostgreSQL URL for store tests; skipped with a reason where none is configured.
+    Session-wide (it only reads the environment), so module-wide stores can take it."""
     url = os.environ.get("PARKGRID_TEST_PG_URL")
     if not url:
         pytest.skip("PARKGRID_TEST_PG_URL is not set: no PostgreSQL to test against")

@@ -83,7 +83,7 @@ _HOLE_RANGES = (
     .limit(RANGE_CHUNK)
 )
 
-# PostgreSQL: the same three reads for every box of a batch at once (``MarkBook._fill_all``),
+# PostgreSQL: the same three reads for every box of a batch at once (``MarkBook._fill``),
 # each box's through its own index range: a LATERAL subquery per box that the planner may
 # not flatten into a join (its LIMIT; see ``events._HELD_ALL`` for what a join cost).
 _BOXES_ACKED = "unnest(CAST(:boxes AS text[]), CAST(:acked AS bigint[]))"
@@ -228,11 +228,8 @@ class MarkBook:
             for box, entry in entries.items()
             if self._unsure(entry) and not (holes_only and entry.frontier.waiting is None)
         }
-        if unsure and self.dialect == "postgresql":
-            self._fill_all(conn, unsure)
-        else:
-            for box, entry in unsure.items():
-                self._fill(conn, box, entry)
+        if unsure:
+            self._fill(conn, unsure)
         now = time.time()
         moved = [
             {"b": box, "m": entry.frontier.acked, "at": now}
@@ -249,32 +246,21 @@ class MarkBook:
         """Whether the store may hold seqs above the mark the frontier never saw."""
         return self.shared or entry.frontier.acked < entry.unknown_to
 
-    def _fill_all(self, conn: Connection, entries: dict[str, BoxMark]) -> None:
-        """``_fill`` for many boxes at once (PostgreSQL): one probe for them all, then one
-        read of the seqs and one of the ranges in the holes the probe found filled, again
-        for those whose mark moved and may move further. The same reads, per statement not
-        per box: with a shared ingest each batch probes every box it holds."""
+    def _fill(self, conn: Connection, entries: dict[str, BoxMark]) -> None:
+        """Read each box's hole above its mark from the store, until its mark stops moving.
+
+        First one probe: is the seq just above the mark, or a range reaching it, stored?
+        Only for those boxes the hole (up to the lowest seq known above it) is read, a page
+        at a time. On PostgreSQL each read is one statement for all the boxes (with a
+        shared ingest each batch probes every box it holds), elsewhere one per box.
+        """
         todo = entries
         while todo:
-            boxes = list(todo)
-            acked = [todo[box].frontier.acked for box in boxes]
-            found = conn.execute(_PROBE_ALL, {"boxes": boxes, "acked": acked}).scalars().all()
+            found = self._probe(conn, {box: e.frontier.acked for box, e in todo.items()})
             if not found:
                 return
             holes = {box: (todo[box].frontier.acked, self._upper(todo[box])) for box in found}
-            params = {
-                "boxes": list(holes),
-                "acked": [hole[0] for hole in holes.values()],
-                "upper": [hole[1] for hole in holes.values()],
-                "seqs": WALK_CHUNK,
-                "ranges": RANGE_CHUNK,
-            }
-            seqs: dict[str, list[int]] = {box: [] for box in holes}
-            for box, seq in conn.execute(_HOLE_SEQS_ALL, params):
-                seqs[box].append(seq)
-            ranges: dict[str, list[tuple[int, int]]] = {box: [] for box in holes}
-            for box, first, last in conn.execute(_HOLE_RANGES_ALL, params):
-                ranges[box].append((first, last))
+            seqs, ranges = self._read_holes(conn, holes)
             moved: dict[str, BoxMark] = {}
             for box, (before, _) in holes.items():
                 entry = todo[box]
@@ -282,6 +268,42 @@ class MarkBook:
                 if entry.frontier.acked != before and self._unsure(entry):
                     moved[box] = entry
             todo = moved
+
+    def _probe(self, conn: Connection, acked: dict[str, int]) -> list[str]:
+        """The boxes whose seq just above their mark is stored, or a range reaching it."""
+        if self.dialect == "postgresql":
+            params = {"boxes": list(acked), "acked": list(acked.values())}
+            return list(conn.execute(_PROBE_ALL, params).scalars())
+        return [
+            box
+            for box, mark in acked.items()
+            if conn.execute(_PROBE, {"box": box, "acked": mark}).first() is not None
+        ]
+
+    def _read_holes(
+        self, conn: Connection, holes: dict[str, tuple[int, int]]
+    ) -> tuple[dict[str, list[int]], dict[str, list[tuple[int, int]]]]:
+        """Per box, the stored seqs and ranges in its hole ``(acked, upper)``: a page each."""
+        seqs: dict[str, list[int]] = {box: [] for box in holes}
+        ranges: dict[str, list[tuple[int, int]]] = {box: [] for box in holes}
+        if self.dialect == "postgresql":
+            params = {
+                "boxes": list(holes),
+                "acked": [hole[0] for hole in holes.values()],
+                "upper": [hole[1] for hole in holes.values()],
+                "seqs": WALK_CHUNK,
+                "ranges": RANGE_CHUNK,
+            }
+            for box, seq in conn.execute(_HOLE_SEQS_ALL, params):
+                seqs[box].append(seq)
+            for box, first, last in conn.execute(_HOLE_RANGES_ALL, params):
+                ranges[box].append((first, last))
+            return seqs, ranges
+        for box, (acked, upper) in holes.items():
+            hole = {"box": box, "acked": acked, "upper": upper}
+            seqs[box].extend(conn.execute(_HOLE_SEQS, hole).scalars())
+            ranges[box].extend((first, last) for first, last in conn.execute(_HOLE_RANGES, hole))
+        return seqs, ranges
 
     @staticmethod
     def _upper(entry: BoxMark) -> int:
@@ -292,21 +314,3 @@ class MarkBook:
         if frontier.acked < entry.unknown_to:
             bounds.append(entry.unknown_to + 1)
         return min(bounds)
-
-    def _fill(self, conn: Connection, box: str, entry: BoxMark) -> None:
-        """Read the hole above the mark from the store, until the mark stops moving.
-
-        First one probe: is the seq just above the mark, or a range reaching it, stored?
-        Only then the hole (up to the lowest seq known above it) is read, a page at a time.
-        """
-        frontier = entry.frontier
-        while self._unsure(entry):
-            acked = frontier.acked
-            if conn.execute(_PROBE, {"box": box, "acked": acked}).first() is None:
-                break  # a hole the store does not fill either
-            hole = {"box": box, "acked": acked, "upper": self._upper(entry)}
-            found = conn.execute(_HOLE_SEQS, hole).scalars().all()
-            held = conn.execute(_HOLE_RANGES, hole).all()
-            frontier.add(found, [(first, last) for first, last in held])
-            if frontier.acked == acked:
-                break

@@ -64,6 +64,10 @@ def state_ts(batch: Batch, box_id: str, subject: str, when: Any, received_at: fl
     return received_at
 
 
+# What says when, not what: a document that differs from the stored one only here, with
+# the same ts, is the same document again (``_update``, ``_update_all``).
+NOT_COMPARED = ("state_ts", "updated_at")
+
 # (context, connection, batch, box_id, payload, received_at) -> the update, or None
 ApplyState = Callable[[IngestContext, Connection, Batch, str, Any, float], StateUpdate | None]
 
@@ -120,9 +124,7 @@ def _update_all(table: Table, key: str, names: tuple[str, ...]) -> TextClause:
     columns = ", ".join(quote(c) for c in ("k_", *names))
     sets = ", ".join(f"{quote(n)} = v.{quote(n)}" for n in names)
     differs = " OR ".join(
-        f"t.{quote(n)} IS DISTINCT FROM v.{quote(n)}"
-        for n in names
-        if n not in ("state_ts", "updated_at")
+        f"t.{quote(n)} IS DISTINCT FROM v.{quote(n)}" for n in names if n not in NOT_COMPARED
     )
     return text(
         f"UPDATE {quote(table.name)} AS t SET {sets} FROM unnest({arrays}) AS v({columns}) "
@@ -140,9 +142,7 @@ def _update(table: Table, key: str, names: tuple[str, ...]) -> Update:
     per state document."""
     values = {name: bindparam(f"v_{name}") for name in names}
     differs = [
-        table.c[name].is_distinct_from(values[name])
-        for name in names
-        if name not in ("state_ts", "updated_at")
+        table.c[name].is_distinct_from(values[name]) for name in names if name not in NOT_COMPARED
     ]
     when = values["state_ts"]
     newer = or_(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,17 +39,14 @@ def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Engine, Site]]:
     """One store for the module on each engine; each example uses box ids of its own.
-    PostgreSQL reads every box of a batch in one statement (``MarkBook._fill_all``, the
+    PostgreSQL reads every box of a batch in one statement (``MarkBook._fill``, the
     held events, the state updates), SQLite one box at a time: both are held to the walk."""
     site = load_site(SITE_FILE)
     with contextlib.ExitStack() as stack:
         if request.param == "sqlite":
             url = f"sqlite:///{tmp_path_factory.mktemp('marks') / 'central.db'}"
         else:
-            base = os.environ.get("PARKGRID_TEST_PG_URL")
-            if not base:
-                pytest.skip("PARKGRID_TEST_PG_URL is not set: no PostgreSQL to test against")
-            url = stack.enter_context(scratch_schema(base))
+            url = stack.enter_context(scratch_schema(request.getfixturevalue("pg_url")))
         engine = make_engine(url)
         stack.callback(engine.dispose)
         upgrade(engine)
